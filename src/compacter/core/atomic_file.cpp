@@ -1,0 +1,39 @@
+// Atomic file writes (write to a temporary sibling, then rename).
+#include "compacter/core/atomic_file.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "compacter/core/error.h"
+
+namespace compacter {
+
+void write_atomically(const std::string& path,
+                      const std::function<void(const std::string&)>& write) {
+  namespace fs = std::filesystem;
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    write(tmp);
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    check(!ec, "cannot rename ", tmp, " to ", path, ": ", ec.message());
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw;
+  }
+}
+
+void write_text_atomically(const std::string& path, const std::string& content) {
+  write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    check(static_cast<bool>(out), "cannot write ", tmp);
+    out << content;
+    out.close();
+    check(static_cast<bool>(out), "cannot write ", tmp, " (disk full?)");
+  });
+}
+
+}  // namespace compacter

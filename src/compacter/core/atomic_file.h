@@ -1,0 +1,16 @@
+// Atomic file writes: content goes to a temporary file in the target's folder, which is then
+// renamed over the target, so readers never see a partial file.
+#pragma once
+#include <functional>
+#include <string>
+
+namespace compacter {
+
+// Calls write(tmp_path) to produce the file, then renames tmp_path to `path`. On any exception
+// the temporary file is removed and the exception rethrown; `path` is left untouched.
+void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write);
+
+// Writes `content` to `path` atomically.
+void write_text_atomically(const std::string& path, const std::string& content);
+
+}  // namespace compacter

@@ -1,0 +1,135 @@
+// Loads the sentencepiece shim with dlopen(RTLD_LOCAL | RTLD_DEEPBIND) and calls its C API.
+#include "compacter/data/sentencepiece.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "compacter/core/error.h"
+
+namespace compacter {
+
+namespace {
+
+struct ShimApi {
+  void* (*load)(const char*, char**) = nullptr;
+  void (*free_processor)(void*) = nullptr;
+  void (*release)(void*) = nullptr;
+  int (*piece_size)(void*) = nullptr;
+  int (*encode)(void*, const char*, size_t, int**, char**) = nullptr;
+  char* (*decode)(void*, const int*, int, char**) = nullptr;
+  char* (*id_to_piece)(void*, int) = nullptr;
+  int (*piece_to_id)(void*, const char*) = nullptr;
+};
+
+std::string executable_dir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : exe.parent_path().string();
+}
+
+// Candidates: $COMPACTER_SPM_SHIM, next to the running program, where the build put it.
+const ShimApi& shim() {
+  static ShimApi api;
+  static std::string failure;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::vector<std::string> candidates;
+    if (const char* env = std::getenv("COMPACTER_SPM_SHIM"); env && *env) candidates.push_back(env);
+    const std::string dir = executable_dir();
+    if (!dir.empty()) {
+      candidates.push_back(dir + "/libcompacter_spm.so");
+      candidates.push_back(dir + "/../lib/libcompacter_spm.so");
+    }
+#ifdef COMPACTER_SPM_SHIM_PATH
+    candidates.push_back(COMPACTER_SPM_SHIM_PATH);
+#endif
+    void* lib = nullptr;
+    std::string tried;
+    for (const auto& path : candidates) {
+      if (!std::filesystem::exists(path)) {
+        tried += "\n  " + path + " (not found)";
+        continue;
+      }
+      lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (lib) break;
+      tried += "\n  " + path + " (" + dlerror() + ")";
+    }
+    if (!lib) {
+      failure = "cannot load the SentencePiece shim libcompacter_spm.so; tried:" + tried +
+                "\n(set COMPACTER_SPM_SHIM to its path)";
+      return;
+    }
+    auto sym = [&](const char* name) {
+      void* p = dlsym(lib, name);
+      if (!p && failure.empty()) failure = cat("SentencePiece shim lacks symbol ", name);
+      return p;
+    };
+    api.load = reinterpret_cast<decltype(api.load)>(sym("cspm_load"));
+    api.free_processor = reinterpret_cast<decltype(api.free_processor)>(sym("cspm_free"));
+    api.release = reinterpret_cast<decltype(api.release)>(sym("cspm_release"));
+    api.piece_size = reinterpret_cast<decltype(api.piece_size)>(sym("cspm_piece_size"));
+    api.encode = reinterpret_cast<decltype(api.encode)>(sym("cspm_encode"));
+    api.decode = reinterpret_cast<decltype(api.decode)>(sym("cspm_decode"));
+    api.id_to_piece = reinterpret_cast<decltype(api.id_to_piece)>(sym("cspm_id_to_piece"));
+    api.piece_to_id = reinterpret_cast<decltype(api.piece_to_id)>(sym("cspm_piece_to_id"));
+  });
+  check(failure.empty(), failure);
+  return api;
+}
+
+// Takes ownership of a malloc'ed C string from the shim.
+std::string take(char* s) {
+  std::string out = s ? s : "";
+  if (s) shim().release(s);
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<SentencePiece> SentencePiece::load(const std::string& model_path) {
+  check(std::filesystem::is_regular_file(model_path), "SentencePiece model not found: ",
+        model_path);
+  char* error = nullptr;
+  void* handle = shim().load(model_path.c_str(), &error);
+  if (!handle)
+    throw Error(cat(model_path, ": not a valid SentencePiece model (", take(error), ")"));
+  std::unique_ptr<SentencePiece> sp(new SentencePiece());
+  sp->handle_ = handle;
+  return sp;
+}
+
+SentencePiece::~SentencePiece() {
+  if (handle_) shim().free_processor(handle_);
+}
+
+int SentencePiece::piece_size() const { return shim().piece_size(handle_); }
+
+std::vector<int> SentencePiece::encode(const std::string& text) const {
+  int* ids = nullptr;
+  char* error = nullptr;
+  const int n = shim().encode(handle_, text.data(), text.size(), &ids, &error);
+  if (n < 0) throw Error(cat("SentencePiece could not encode text: ", take(error)));
+  std::vector<int> out(ids, ids + n);
+  shim().release(ids);
+  return out;
+}
+
+std::string SentencePiece::decode(const std::vector<int>& ids) const {
+  char* error = nullptr;
+  char* text = shim().decode(handle_, ids.data(), static_cast<int>(ids.size()), &error);
+  if (!text) throw Error(cat("SentencePiece could not decode ids: ", take(error)));
+  return take(text);
+}
+
+std::string SentencePiece::id_to_piece(int id) const {
+  return take(shim().id_to_piece(handle_, id));
+}
+
+int SentencePiece::piece_to_id(const std::string& piece) const {
+  return shim().piece_to_id(handle_, piece.c_str());
+}
+
+}  // namespace compacter

@@ -1,0 +1,168 @@
+// Reading, writing and checking Hugging Face T5 config.json files; built-in published configs.
+#include "compacter/io/t5_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "compacter/core/error.h"
+
+namespace compacter {
+
+namespace {
+
+template <typename T>
+T read_field(const nlohmann::json& j, const char* name, const std::string& source) {
+  const nlohmann::json& v = j.at(name);
+  try {
+    if constexpr (std::is_same_v<T, int64_t>) {
+      check(v.is_number_integer(), "expected an integer");
+    } else if constexpr (std::is_same_v<T, double>) {
+      check(v.is_number(), "expected a number");
+    } else if constexpr (std::is_same_v<T, bool>) {
+      check(v.is_boolean(), "expected true or false");
+    } else {
+      check(v.is_string(), "expected a string");
+    }
+    return v.get<T>();
+  } catch (const std::exception& e) {
+    throw Error(cat(source, ": field \"", name, "\": ", e.what(), ", got ", v.dump()));
+  }
+}
+
+}  // namespace
+
+bool T5Config::is_gated() const { return feed_forward_proj.rfind("gated-", 0) == 0; }
+
+std::string T5Config::activation() const {
+  std::string act = is_gated() ? feed_forward_proj.substr(6) : feed_forward_proj;
+  if (is_gated() && act == "gelu") return "gelu_new";
+  return act;
+}
+
+void T5Config::validate() const {
+  auto positive = [](int64_t v, const char* name) {
+    check(v > 0, "config field \"", name, "\" must be positive, got ", v);
+  };
+  positive(vocab_size, "vocab_size");
+  positive(d_model, "d_model");
+  positive(d_kv, "d_kv");
+  positive(d_ff, "d_ff");
+  positive(num_layers, "num_layers");
+  positive(decoder_layers(), "num_decoder_layers");
+  positive(num_heads, "num_heads");
+  positive(relative_attention_num_buckets, "relative_attention_num_buckets");
+  positive(relative_attention_max_distance, "relative_attention_max_distance");
+  check(dropout_rate >= 0 && dropout_rate < 1, "config field \"dropout_rate\" must be in [0, 1), got ",
+        dropout_rate);
+  check(layer_norm_epsilon > 0, "config field \"layer_norm_epsilon\" must be positive");
+  const std::string act = activation();
+  check(act == "relu" || act == "gelu" || act == "gelu_new" || act == "silu",
+        "config field \"feed_forward_proj\": expected relu, gelu, gated-gelu, gated-relu, silu or "
+        "gated-silu, got \"",
+        feed_forward_proj, "\"");
+  for (int64_t id : {pad_token_id, eos_token_id, decoder_start_token_id})
+    check(id >= 0 && id < vocab_size, "config: special token id ", id, " is outside the vocabulary");
+}
+
+T5Config t5_config_from_json(const nlohmann::json& j, const std::string& source) {
+  check(j.is_object(), source, ": expected a JSON object");
+  T5Config c;
+#define COMPACTER_READ_FIELD(type, name, def, required, help)                        \
+  if (j.contains(#name) && !j.at(#name).is_null()) {                                 \
+    c.name = read_field<type>(j, #name, source);                                     \
+  } else if (required) {                                                             \
+    throw Error(cat(source, ": missing required field \"" #name "\" (" help ")"));   \
+  }
+  COMPACTER_T5_CONFIG_FIELDS(COMPACTER_READ_FIELD)
+#undef COMPACTER_READ_FIELD
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw Error(cat(source, ": ", e.what()));
+  }
+  return c;
+}
+
+T5Config load_t5_config(const std::string& path) {
+  std::ifstream in(path);
+  check(static_cast<bool>(in), "cannot open ", path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cat(path, ": not valid JSON: ", e.what()));
+  }
+  return t5_config_from_json(j, path);
+}
+
+nlohmann::json t5_config_to_json(const T5Config& c) {
+  nlohmann::json j;
+  j["architectures"] = {"T5ForConditionalGeneration"};
+  j["model_type"] = "t5";
+  j["is_encoder_decoder"] = true;
+#define COMPACTER_WRITE_FIELD(type, name, def, required, help) j[#name] = c.name;
+  COMPACTER_T5_CONFIG_FIELDS(COMPACTER_WRITE_FIELD)
+#undef COMPACTER_WRITE_FIELD
+  j["num_decoder_layers"] = c.decoder_layers();
+  j["is_gated_act"] = c.is_gated();
+  j["dense_act_fn"] = c.activation();
+  return j;
+}
+
+namespace {
+
+T5Config make(int64_t d_model, int64_t d_ff, int64_t d_kv, int64_t heads, int64_t layers,
+              bool v11) {
+  T5Config c;
+  c.vocab_size = 32128;
+  c.d_model = d_model;
+  c.d_ff = d_ff;
+  c.d_kv = d_kv;
+  c.num_heads = heads;
+  c.num_layers = layers;
+  c.num_decoder_layers = layers;
+  if (v11) {
+    c.feed_forward_proj = "gated-gelu";
+    c.tie_word_embeddings = false;
+  }
+  return c;
+}
+
+// From the published config.json files of the Hugging Face hub.
+const std::map<std::string, T5Config>& builtins() {
+  static const std::map<std::string, T5Config> table = {
+      {"t5-small", make(512, 2048, 64, 8, 6, false)},
+      {"t5-base", make(768, 3072, 64, 12, 12, false)},
+      {"t5-large", make(1024, 4096, 64, 16, 24, false)},
+      {"t5-3b", make(1024, 16384, 128, 32, 24, false)},
+      {"t5-11b", make(1024, 65536, 128, 128, 24, false)},
+      {"t5-v1_1-small", make(512, 1024, 64, 6, 8, true)},
+      {"t5-v1_1-base", make(768, 2048, 64, 12, 12, true)},
+  };
+  return table;
+}
+
+}  // namespace
+
+T5Config builtin_t5_config(const std::string& name) {
+  std::string key = name.rfind("google/", 0) == 0 ? name.substr(7) : name;
+  auto it = builtins().find(key);
+  if (it == builtins().end()) {
+    std::string known;
+    for (const auto& [k, v] : builtins()) known += (known.empty() ? "" : ", ") + k;
+    throw Error(cat("unknown model config \"", name, "\"; built-in names: ", known,
+                    " (or give a directory holding config.json)"));
+  }
+  return it->second;
+}
+
+T5Config resolve_t5_config(const std::string& name_or_path) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(name_or_path)) return load_t5_config(name_or_path + "/config.json");
+  if (fs::is_regular_file(name_or_path)) return load_t5_config(name_or_path);
+  return builtin_t5_config(name_or_path);
+}
+
+}  // namespace compacter

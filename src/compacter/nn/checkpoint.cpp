@@ -1,0 +1,125 @@
+// Hugging Face T5 directories in and out.
+#include "compacter/nn/checkpoint.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "compacter/core/atomic_file.h"
+#include "compacter/core/error.h"
+#include "compacter/io/hf_names.h"
+#include "compacter/io/safetensors.h"
+
+namespace compacter::nn {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+}  // namespace
+
+T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options) {
+  namespace fs = std::filesystem;
+  check(fs::is_directory(dir), "model folder not found: ", dir,
+        " (expected a Hugging Face T5 folder with config.json and model.safetensors)");
+  const T5Config config = load_t5_config(dir + "/config.json");
+  auto ckpt = safetensors::Checkpoint::open(dir);
+  T5Loaded result;
+  result.model = T5Model(config);
+  auto params = result.model->named_parameters(/*recurse=*/true);
+  const auto specs = hf_t5_tensors(config);
+
+  std::set<std::string> used;
+  std::vector<std::string> missing;
+  torch::NoGradGuard no_grad;
+  for (const HfTensorSpec& spec : specs) {
+    std::string source;
+    if (ckpt.contains(spec.name)) {
+      source = spec.name;
+    } else {
+      for (const std::string& alias : ckpt.names()) {
+        auto target = hf_t5_alias_target(config, alias);
+        if (target && *target == spec.name) {
+          source = alias;
+          break;
+        }
+      }
+    }
+    if (source.empty()) {
+      missing.push_back(spec.name);
+      continue;
+    }
+    used.insert(source);
+    const auto& info = ckpt.info(source);
+    check(info.shape == spec.shape, ckpt.where(), ": tensor \"", source, "\": expected shape ",
+          shape_str(spec.shape), ", got ", shape_str(info.shape));
+    const auto dt = info.dtype;
+    check(dt == safetensors::DType::F32 || dt == safetensors::DType::F16 ||
+              dt == safetensors::DType::BF16 || dt == safetensors::DType::F64,
+          ckpt.where(), ": tensor \"", source, "\": expected a floating dtype (F32, F16, BF16), got ",
+          safetensors::dtype_name(dt));
+    torch::Tensor* param = params.find(spec.name);
+    check(param != nullptr, "internal: model has no parameter ", spec.name);
+    param->copy_(ckpt.load(source));
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size() && i < 8; ++i) list += "\n  " + missing[i];
+    if (missing.size() > 8) list += cat("\n  ... and ", missing.size() - 8, " more");
+    throw Error(cat(ckpt.where(), ": ", missing.size(), " tensor(s) of the T5 config are missing:",
+                    list));
+  }
+  for (const std::string& name : ckpt.names()) {
+    if (used.count(name) || hf_t5_alias_target(config, name)) continue;
+    result.unexpected.push_back(name);
+  }
+  if (options.vocab_rows > 0 && options.vocab_rows != config.vocab_size)
+    result.model->resize_vocab(options.vocab_rows);
+  result.model->to(options.device, options.dtype);
+  return result;
+}
+
+void save_t5(T5ModelImpl& model, const std::string& dir, torch::ScalarType float_dtype) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  auto params = model.named_parameters(true);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const HfTensorSpec& spec : hf_t5_tensors(model.config())) {
+    torch::Tensor* p = params.find(spec.name);
+    check(p != nullptr, "internal: model has no parameter ", spec.name);
+    tensors.emplace_back(spec.name, p->detach().to(torch::kCPU));
+  }
+  safetensors::save(dir + "/model.safetensors", tensors, {{"format", "pt"}}, float_dtype);
+  nlohmann::json cfg = t5_config_to_json(model.config());
+  cfg["torch_dtype"] = float_dtype == torch::kBFloat16 ? "bfloat16"
+                       : float_dtype == torch::kHalf   ? "float16"
+                                                       : "float32";
+  write_text_atomically(dir + "/config.json", cfg.dump(2) + "\n");
+}
+
+torch::Device parse_device(const std::string& name) {
+  torch::Device device = torch::kCPU;
+  try {
+    device = torch::Device(name);
+  } catch (const c10::Error&) {
+    throw Error(cat("unknown device \"", name, "\" (expected cpu, cuda or cuda:N)"));
+  }
+  check(!device.is_cuda() || torch::cuda::is_available(), "device \"", name,
+        "\" asked for, but this build of libtorch has no CUDA or no GPU is visible");
+  return device;
+}
+
+torch::ScalarType parse_dtype(const std::string& name) {
+  if (name == "fp32" || name == "float32") return torch::kFloat32;
+  if (name == "bf16" || name == "bfloat16") return torch::kBFloat16;
+  throw Error(cat("unknown dtype \"", name, "\" (expected fp32 or bf16)"));
+}
+
+}  // namespace compacter::nn

@@ -1,0 +1,38 @@
+// Loading and saving Hugging Face T5 directories (config.json + model.safetensors or shards),
+// checking every tensor of the name table (io/hf_names.h) for presence and shape.
+#pragma once
+#include <torch/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compacter/nn/t5.h"
+
+namespace compacter::nn {
+
+struct T5LoadOptions {
+  int64_t vocab_rows = -1;  // > 0: resize the vocabulary after loading (the paper: 32100)
+  torch::ScalarType dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;
+};
+
+struct T5Loaded {
+  T5Model model{nullptr};
+  std::vector<std::string> unexpected;  // checkpoint tensors that are not part of T5
+};
+
+// Throws Error naming the file and tensor for a missing tensor, a wrong shape or dtype.
+T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options = {});
+
+// Writes config.json and model.safetensors (base tensors only, HF names, tied ones once) into
+// `dir` (created if needed), each file atomically. Floating tensors are written as float_dtype.
+void save_t5(T5ModelImpl& model, const std::string& dir,
+             torch::ScalarType float_dtype = torch::kFloat32);
+
+// Parses "cpu" / "cuda" / "cuda:1" (throws when CUDA is asked for but unavailable) and
+// "fp32" / "bf16".
+torch::Device parse_device(const std::string& name);
+torch::ScalarType parse_dtype(const std::string& name);
+
+}  // namespace compacter::nn

@@ -1,0 +1,62 @@
+// Basic T5 layers: Linear, RMS norm, embedding table, activations.
+#include "compacter/nn/layers.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "compacter/core/error.h"
+
+namespace compacter::nn {
+
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features) {
+  weight = register_parameter("weight", torch::empty({out_features, in_features}));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+
+void LinearImpl::enable_bias() {
+  if (bias.defined()) return;
+  bias = register_parameter("bias", torch::zeros({weight.size(0)}, weight.options()));
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  torch::Tensor variance = x.to(torch::kFloat32).pow(2).mean(-1, /*keepdim=*/true);
+  torch::Tensor h = x * torch::rsqrt(variance + eps);
+  if (weight.scalar_type() == torch::kBFloat16 || weight.scalar_type() == torch::kHalf)
+    h = h.to(weight.scalar_type());
+  h = weight * h;
+  if (bias.defined()) h = h + bias;
+  return h;
+}
+
+void RMSNormImpl::enable_bias() {
+  if (bias.defined()) return;
+  bias = register_parameter("bias", torch::zeros({weight.size(0)}, weight.options()));
+}
+
+EmbeddingTableImpl::EmbeddingTableImpl(int64_t num, int64_t dim) {
+  weight = register_parameter("weight", torch::empty({num, dim}));
+}
+
+torch::Tensor EmbeddingTableImpl::forward(const torch::Tensor& ids) {
+  return torch::embedding(weight, ids);
+}
+
+torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
+  if (name == "relu") return torch::relu(x);
+  if (name == "gelu") return torch::gelu(x);
+  if (name == "gelu_new") {
+    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    const double c = std::sqrt(2.0 / M_PI);
+    return 0.5 * x * (1.0 + torch::tanh(c * (x + 0.044715 * torch::pow(x, 3.0))));
+  }
+  if (name == "silu") return torch::silu(x);
+  throw Error(cat("unknown activation \"", name, "\" (expected relu, gelu, gelu_new or silu)"));
+}
+
+}  // namespace compacter::nn

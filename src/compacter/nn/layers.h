@@ -1,0 +1,49 @@
+// Basic T5 layers: bias-free Linear (a bias can be added, e.g. by BitFit), RMS layer norm,
+// embedding table, activations. Parameter names follow Hugging Face ("weight", "bias").
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+
+namespace compacter::nn {
+
+// y = x W^T (+ b). W: [out, in]. T5's linear layers have no bias; enable_bias() adds a zero one.
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features);
+  torch::Tensor forward(const torch::Tensor& x);
+  void enable_bias();  // registers "bias" = zeros(out); no-op when present
+  int64_t in_features() const { return weight.size(1); }
+  int64_t out_features() const { return weight.size(0); }
+  torch::Tensor weight;
+  torch::Tensor bias;  // undefined unless enabled
+};
+TORCH_MODULE(Linear);
+
+// T5's layer norm: x / sqrt(mean(x^2) + eps) * weight (no mean subtraction, no bias), the variance
+// computed in fp32 (HF T5LayerNorm). An optional bias is added after the scale.
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  void enable_bias();
+  torch::Tensor weight;
+  torch::Tensor bias;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// A table of rows: "weight" [num, dim]; forward(ids) gathers rows.
+class EmbeddingTableImpl : public torch::nn::Module {
+ public:
+  EmbeddingTableImpl(int64_t num, int64_t dim);
+  torch::Tensor forward(const torch::Tensor& ids);
+  torch::Tensor weight;
+};
+TORCH_MODULE(EmbeddingTable);
+
+// relu | gelu (erf) | gelu_new (tanh approximation, HF's NewGELUActivation) | silu.
+torch::Tensor activation(const std::string& name, const torch::Tensor& x);
+
+}  // namespace compacter::nn

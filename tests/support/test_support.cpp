@@ -1,0 +1,62 @@
+// Implementation of the test helpers (temporary folders, shared data paths, running the CLI).
+#include "support/test_support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace compacter::testing {
+
+namespace fs = std::filesystem;
+
+std::string shared_path(const std::string& relative) {
+  const char* env = std::getenv("COMPACTER_SHARED_DIR");
+  std::string base = env && *env ? env : COMPACTER_SHARED_DIR;
+  return base + "/" + relative;
+}
+
+bool shared_exists(const std::string& relative) { return fs::exists(shared_path(relative)); }
+
+TempDir::TempDir() {
+  std::string templ = (fs::temp_directory_path() / "compacter-test-XXXXXX").string();
+  if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+CommandResult run_compacter(const std::string& args, const std::string& stdin_text) {
+  TempDir tmp;
+  write_file(tmp.file("stdin"), stdin_text);
+  std::string cmd = std::string("'") + COMPACTER_BINARY + "' " + args + " <" + tmp.file("stdin") +
+                    " >" + tmp.file("stdout") + " 2>" + tmp.file("stderr");
+  int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(tmp.file("stdout"));
+  r.err = read_file(tmp.file("stderr"));
+  return r;
+}
+
+}  // namespace compacter::testing

@@ -1,0 +1,52 @@
+// Helpers shared by the tests: where ../shared is, skipping cleanly without it, running the CLI.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace compacter::testing {
+
+// Absolute path of a file or folder under the shared data folder (../shared).
+std::string shared_path(const std::string& relative);
+
+// True when shared_path(relative) exists.
+bool shared_exists(const std::string& relative);
+
+// A fresh empty temporary directory, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Result of running the compacter program.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the built `compacter` binary with the given argument string (shell-quoted by the caller)
+// and optional stdin text.
+CommandResult run_compacter(const std::string& args, const std::string& stdin_text = "");
+
+// Reads a whole file into a string (throws when missing).
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& content);
+
+}  // namespace compacter::testing
+
+// Skips the current test (reported by CTest as skipped) when the shared file is missing.
+#define REQUIRE_SHARED(relative)                                                     \
+  do {                                                                               \
+    if (!::compacter::testing::shared_exists(relative))                              \
+      GTEST_SKIP() << "shared data not found: " << ::compacter::testing::shared_path( \
+                                                       relative);                    \
+  } while (0)

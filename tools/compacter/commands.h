@@ -1,0 +1,14 @@
+// The subcommands of the `compacter` program. Each add_*_command registers one subcommand on the
+// app; main() lists them all explicitly (no static self-registration).
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace compacter::cli {
+
+void add_inspect_command(CLI::App& app);     // cmd_inspect.cpp
+void add_tokenize_commands(CLI::App& app);   // cmd_tokenize.cpp: tokenize, detokenize
+void add_forward_command(CLI::App& app);     // cmd_forward.cpp
+void add_generate_command(CLI::App& app);    // cmd_generate.cpp
+void add_init_model_command(CLI::App& app);  // cmd_init_model.cpp
+
+}  // namespace compacter::cli

@@ -1,0 +1,27 @@
+// Options shared by the subcommands that load a T5 model, and small CLI helpers.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "compacter/nn/checkpoint.h"
+
+namespace compacter::cli {
+
+struct ModelOptions {
+  std::string model_dir;
+  std::string device = "cpu";
+  std::string dtype = "fp32";
+  int64_t resize_vocab = -1;
+};
+
+// --model (required), --device, --dtype, --resize-vocab.
+void add_model_options(CLI::App& cmd, ModelOptions& o);
+
+// Loads the model (printing unexpected tensors to stderr) in eval mode.
+nn::T5Model load_model(const ModelOptions& o);
+
+// Text lines: the --text values, or else every line of stdin.
+std::vector<std::string> input_lines(const std::vector<std::string>& texts);
+
+}  // namespace compacter::cli

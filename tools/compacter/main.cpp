@@ -1,0 +1,38 @@
+// compacter: parameter-efficient fine-tuning of T5 (Compacter and the baselines of the paper).
+// main() is the only place that turns errors into exit codes:
+//   0 success, 1 a runtime error (bad file, bad data, ...), 2 bad command-line usage.
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "commands.h"
+#include "compacter/core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "compacter " COMPACTER_VERSION
+      ": parameter-efficient fine-tuning of T5 (Compacter, Compacter++, adapters, ...)",
+      "compacter"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("compacter ") + COMPACTER_VERSION);
+  compacter::cli::add_inspect_command(app);
+  compacter::cli::add_tokenize_commands(app);
+  compacter::cli::add_forward_command(app);
+  compacter::cli::add_generate_command(app);
+  compacter::cli::add_init_model_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const compacter::Error& e) {
+    std::cerr << "compacter: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "compacter: error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "compacter: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
