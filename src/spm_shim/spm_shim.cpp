@@ -37,9 +37,13 @@ void* cspm_load(const char* path, char** error) {
   return sp;
 }
 
-void cspm_free(void* sp) { delete static_cast<sentencepiece::SentencePieceProcessor*>(sp); }
+void cspm_free(void* sp) {
+  delete static_cast<sentencepiece::SentencePieceProcessor*>(sp);
+}
 
-void cspm_release(void* p) { std::free(p); }
+void cspm_release(void* p) {
+  std::free(p);
+}
 
 int cspm_piece_size(void* sp) {
   return static_cast<sentencepiece::SentencePieceProcessor*>(sp)->GetPieceSize();
@@ -48,8 +52,8 @@ int cspm_piece_size(void* sp) {
 // Encodes text[0:len] into *ids (malloc'ed); returns the count, or -1 with *error set.
 int cspm_encode(void* sp, const char* text, size_t len, int** ids, char** error) {
   std::vector<int> out;
-  const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(sp)->Encode(
-      std::string(text, len), &out);
+  const auto status =
+      static_cast<sentencepiece::SentencePieceProcessor*>(sp)->Encode(std::string(text, len), &out);
   if (!status.ok()) {
     *error = copy_string(status.ToString());
     return -1;

@@ -19,7 +19,9 @@ std::string shared_path(const std::string& relative) {
   return base + "/" + relative;
 }
 
-bool shared_exists(const std::string& relative) { return fs::exists(shared_path(relative)); }
+bool shared_exists(const std::string& relative) {
+  return fs::exists(shared_path(relative));
+}
 
 TempDir::TempDir() {
   std::string templ = (fs::temp_directory_path() / "compacter-test-XXXXXX").string();

@@ -44,9 +44,8 @@ void write_file(const std::string& path, const std::string& content);
 }  // namespace compacter::testing
 
 // Skips the current test (reported by CTest as skipped) when the shared file is missing.
-#define REQUIRE_SHARED(relative)                                                     \
-  do {                                                                               \
-    if (!::compacter::testing::shared_exists(relative))                              \
-      GTEST_SKIP() << "shared data not found: " << ::compacter::testing::shared_path( \
-                                                       relative);                    \
+#define REQUIRE_SHARED(relative)                                                                \
+  do {                                                                                          \
+    if (!::compacter::testing::shared_exists(relative))                                         \
+      GTEST_SKIP() << "shared data not found: " << ::compacter::testing::shared_path(relative); \
   } while (0)

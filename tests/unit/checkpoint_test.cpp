@@ -40,7 +40,8 @@ void expect_load_error(const std::string& dir, const std::vector<std::string>& p
     nn::load_t5(dir);
     FAIL() << "expected an error loading " << dir;
   } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    for (const auto& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
   }
 }
 
@@ -82,7 +83,8 @@ TEST(Checkpoint, TinyCheckpointLoadsAndResaves) {
   EXPECT_TRUE(loaded.unexpected.empty());
   testing::TempDir tmp;
   nn::save_t5(*loaded.model, tmp.path());
-  auto original = testing::raw_load_safetensors(testing::shared_path("data/tiny-t5/model.safetensors"));
+  auto original =
+      testing::raw_load_safetensors(testing::shared_path("data/tiny-t5/model.safetensors"));
   auto resaved = testing::raw_load_safetensors(tmp.file("model.safetensors"));
   EXPECT_EQ(original.size(), resaved.size());
   for (const auto& [name, t] : original) {
@@ -137,7 +139,8 @@ class BrokenCheckpoint : public ::testing::Test {
     model_ = nn::T5Model(small_config(true));
     nn::save_t5(*model_, dir_.path());
   }
-  void rewrite(const std::function<void(std::vector<std::pair<std::string, torch::Tensor>>&)>& edit) {
+  void rewrite(
+      const std::function<void(std::vector<std::pair<std::string, torch::Tensor>>&)>& edit) {
     auto params = model_->named_parameters();
     std::vector<std::pair<std::string, torch::Tensor>> tensors;
     for (const auto& s : hf_t5_tensors(model_->config()))
@@ -199,7 +202,9 @@ TEST_F(BrokenCheckpoint, TruncatedWeightsFile) {
   expect_load_error(dir_.path(), {"model.safetensors"});
 }
 
-TEST(Checkpoint, MissingFolder) { expect_load_error("/nonexistent/model", {"/nonexistent/model"}); }
+TEST(Checkpoint, MissingFolder) {
+  expect_load_error("/nonexistent/model", {"/nonexistent/model"});
+}
 
 TEST(Checkpoint, ModelCommandReportsBrokenFolder) {
   testing::TempDir tmp;

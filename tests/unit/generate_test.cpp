@@ -79,10 +79,9 @@ TEST(Generate, TinyCheckpointFromCommandLine) {
   REQUIRE_SHARED("data/tiny-t5/model.safetensors");
   REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
   // The tiny model has 512 rows; ids beyond that are refused with a clear message.
-  auto r = testing::run_compacter("generate --model " + testing::shared_path("data/tiny-t5") +
-                                  " --tokenizer " +
-                                  testing::shared_path("data/t5-tokenizer/spiece.model") +
-                                  " --text 'Hello world'");
+  auto r = testing::run_compacter(
+      "generate --model " + testing::shared_path("data/tiny-t5") + " --tokenizer " +
+      testing::shared_path("data/t5-tokenizer/spiece.model") + " --text 'Hello world'");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("vocabulary"), std::string::npos) << r.err;
 }

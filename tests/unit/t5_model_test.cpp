@@ -59,16 +59,15 @@ TEST(T5Model, TinyMatchesHuggingFace) {
 TEST(T5Model, ForwardCommandMatchesHuggingFace) {
   REQUIRE_SHARED("data/tiny-t5/model.safetensors");
   testing::TempDir tmp;
-  auto r = testing::run_compacter("forward --model " + testing::shared_path(kTinyDir) +
-                                  " --inputs " +
-                                  testing::shared_path("data/tiny-t5/reference.safetensors") +
-                                  " --out " + tmp.file("out.safetensors"));
+  auto r =
+      testing::run_compacter("forward --model " + testing::shared_path(kTinyDir) + " --inputs " +
+                             testing::shared_path("data/tiny-t5/reference.safetensors") +
+                             " --out " + tmp.file("out.safetensors"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto out = raw_load_safetensors(tmp.file("out.safetensors"));
   auto ref = raw_load_safetensors(testing::shared_path("data/tiny-t5/reference.safetensors"));
   EXPECT_LT(max_abs_diff(out["logits"], ref["logits"]), 1e-5);
-  EXPECT_LT(max_abs_diff(out["encoder_last_hidden_state"], ref["encoder_last_hidden_state"]),
-            1e-5);
+  EXPECT_LT(max_abs_diff(out["encoder_last_hidden_state"], ref["encoder_last_hidden_state"]), 1e-5);
   EXPECT_NEAR(out["loss"].item<double>(), ref["loss"].item<double>(), 1e-5);
 }
 
@@ -162,8 +161,8 @@ TEST(T5Model, OddConfigsMatchNaiveReference) {
 
 TEST(T5Model, RelativePositionBucketsMatchNaive) {
   for (bool bidirectional : {true, false}) {
-    for (auto [buckets, dist] : std::vector<std::pair<int64_t, int64_t>>{
-             {32, 128}, {8, 12}, {6, 5}, {64, 1000}}) {
+    for (auto [buckets, dist] :
+         std::vector<std::pair<int64_t, int64_t>>{{32, 128}, {8, 12}, {6, 5}, {64, 1000}}) {
       torch::Tensor rel = torch::arange(-1200, 1200, torch::kLong);
       torch::Tensor got = nn::relative_position_bucket(rel, bidirectional, buckets, dist);
       for (int64_t i = 0; i < rel.size(0); ++i) {

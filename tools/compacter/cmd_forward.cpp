@@ -26,8 +26,8 @@ torch::Tensor read_ids(const safetensors::File& f, const std::string& name, bool
     return {};
   }
   torch::Tensor t = f.load(name);
-  check(t.scalar_type() == torch::kLong, f.path(), ": tensor \"", name,
-        "\" must be I64, got ", safetensors::dtype_name(f.info(name).dtype));
+  check(t.scalar_type() == torch::kLong, f.path(), ": tensor \"", name, "\" must be I64, got ",
+        safetensors::dtype_name(f.info(name).dtype));
   check(t.dim() == 2, f.path(), ": tensor \"", name, "\" must be [batch, length], got ", t.dim(),
         " dimension(s)");
   return t;
@@ -38,8 +38,8 @@ void check_range(const torch::Tensor& t, const std::string& name, int64_t vocab,
   if (!t.defined() || t.numel() == 0) return;
   torch::Tensor bad = (t < 0) | (t >= vocab);
   if (allow_ignore) bad = bad & (t != -100);
-  check(!bad.any().item<bool>(), file, ": tensor \"", name, "\" holds ids outside [0, ", vocab,
-        ")", allow_ignore ? " (or -100)" : "");
+  check(!bad.any().item<bool>(), file, ": tensor \"", name, "\" holds ids outside [0, ", vocab, ")",
+        allow_ignore ? " (or -100)" : "");
 }
 
 void run_forward(const ForwardOptions& o) {
@@ -92,8 +92,9 @@ void add_forward_command(CLI::App& app) {
       "Run T5 on a batch (input_ids, attention_mask, labels / decoder_input_ids in a "
       "safetensors file) and write logits, encoder states and loss");
   add_model_options(*cmd, o->model);
-  cmd->add_option("--inputs", o->inputs, "safetensors file with int64 input_ids, attention_mask, "
-                                         "labels (-100 = ignore) and/or decoder_input_ids")
+  cmd->add_option("--inputs", o->inputs,
+                  "safetensors file with int64 input_ids, attention_mask, "
+                  "labels (-100 = ignore) and/or decoder_input_ids")
       ->required();
   cmd->add_option("--out", o->out, "safetensors file to write (atomically)")->required();
   cmd->callback([o] { run_forward(*o); });

@@ -47,8 +47,8 @@ void run_generate(const GenerateCliOptions& o) {
       mask[r].narrow(0, 0, n).fill_(1);
     }
     check(input.max().item<int64_t>() < model->config().vocab_size,
-          "the tokenizer produced ids beyond the model's vocabulary (",
-          model->config().vocab_size, " rows): is this the model's spiece.model?");
+          "the tokenizer produced ids beyond the model's vocabulary (", model->config().vocab_size,
+          " rows): is this the model's spiece.model?");
     torch::Tensor out = greedy_generate(*model, input.to(dev), mask.to(dev), go).to(torch::kCPU);
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<int64_t> row(out[r].data_ptr<int64_t>(),

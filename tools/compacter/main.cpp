@@ -9,10 +9,9 @@
 #include "compacter/core/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "compacter " COMPACTER_VERSION
-      ": parameter-efficient fine-tuning of T5 (Compacter, Compacter++, adapters, ...)",
-      "compacter"};
+  CLI::App app{"compacter " COMPACTER_VERSION
+               ": parameter-efficient fine-tuning of T5 (Compacter, Compacter++, adapters, ...)",
+               "compacter"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("compacter ") + COMPACTER_VERSION);
   compacter::cli::add_inspect_command(app);

@@ -8,7 +8,8 @@ namespace compacter {
 
 // Calls write(tmp_path) to produce the file, then renames tmp_path to `path`. On any exception
 // the temporary file is removed and the exception rethrown; `path` is left untouched.
-void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write);
+void write_atomically(const std::string& path,
+                      const std::function<void(const std::string&)>& write);
 
 // Writes `content` to `path` atomically.
 void write_text_atomically(const std::string& path, const std::string& content);

@@ -90,8 +90,8 @@ std::string take(char* s) {
 }  // namespace
 
 std::unique_ptr<SentencePiece> SentencePiece::load(const std::string& model_path) {
-  check(std::filesystem::is_regular_file(model_path), "SentencePiece model not found: ",
-        model_path);
+  check(std::filesystem::is_regular_file(model_path),
+        "SentencePiece model not found: ", model_path);
   char* error = nullptr;
   void* handle = shim().load(model_path.c_str(), &error);
   if (!handle)
@@ -105,7 +105,9 @@ SentencePiece::~SentencePiece() {
   if (handle_) shim().free_processor(handle_);
 }
 
-int SentencePiece::piece_size() const { return shim().piece_size(handle_); }
+int SentencePiece::piece_size() const {
+  return shim().piece_size(handle_);
+}
 
 std::vector<int> SentencePiece::encode(const std::string& text) const {
   int* ids = nullptr;

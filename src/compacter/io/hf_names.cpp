@@ -13,8 +13,8 @@ std::vector<HfTensorSpec> hf_t5_tensors(const T5Config& c) {
     out.push_back({p + ".v.weight", {inner, d}});
     out.push_back({p + ".o.weight", {d, inner}});
     if (relative_bias)
-      out.push_back({p + ".relative_attention_bias.weight",
-                     {c.relative_attention_num_buckets, c.num_heads}});
+      out.push_back(
+          {p + ".relative_attention_bias.weight", {c.relative_attention_num_buckets, c.num_heads}});
   };
   auto feed_forward = [&](const std::string& p) {
     if (c.is_gated()) {

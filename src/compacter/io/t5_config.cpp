@@ -33,7 +33,9 @@ T read_field(const nlohmann::json& j, const char* name, const std::string& sourc
 
 }  // namespace
 
-bool T5Config::is_gated() const { return feed_forward_proj.rfind("gated-", 0) == 0; }
+bool T5Config::is_gated() const {
+  return feed_forward_proj.rfind("gated-", 0) == 0;
+}
 
 std::string T5Config::activation() const {
   std::string act = is_gated() ? feed_forward_proj.substr(6) : feed_forward_proj;
@@ -54,8 +56,8 @@ void T5Config::validate() const {
   positive(num_heads, "num_heads");
   positive(relative_attention_num_buckets, "relative_attention_num_buckets");
   positive(relative_attention_max_distance, "relative_attention_max_distance");
-  check(dropout_rate >= 0 && dropout_rate < 1, "config field \"dropout_rate\" must be in [0, 1), got ",
-        dropout_rate);
+  check(dropout_rate >= 0 && dropout_rate < 1,
+        "config field \"dropout_rate\" must be in [0, 1), got ", dropout_rate);
   check(layer_norm_epsilon > 0, "config field \"layer_norm_epsilon\" must be positive");
   const std::string act = activation();
   check(act == "relu" || act == "gelu" || act == "gelu_new" || act == "silu",
@@ -63,17 +65,18 @@ void T5Config::validate() const {
         "gated-silu, got \"",
         feed_forward_proj, "\"");
   for (int64_t id : {pad_token_id, eos_token_id, decoder_start_token_id})
-    check(id >= 0 && id < vocab_size, "config: special token id ", id, " is outside the vocabulary");
+    check(id >= 0 && id < vocab_size, "config: special token id ", id,
+          " is outside the vocabulary");
 }
 
 T5Config t5_config_from_json(const nlohmann::json& j, const std::string& source) {
   check(j.is_object(), source, ": expected a JSON object");
   T5Config c;
-#define COMPACTER_READ_FIELD(type, name, def, required, help)                        \
-  if (j.contains(#name) && !j.at(#name).is_null()) {                                 \
-    c.name = read_field<type>(j, #name, source);                                     \
-  } else if (required) {                                                             \
-    throw Error(cat(source, ": missing required field \"" #name "\" (" help ")"));   \
+#define COMPACTER_READ_FIELD(type, name, def, required, help)                      \
+  if (j.contains(#name) && !j.at(#name).is_null()) {                               \
+    c.name = read_field<type>(j, #name, source);                                   \
+  } else if (required) {                                                           \
+    throw Error(cat(source, ": missing required field \"" #name "\" (" help ")")); \
   }
   COMPACTER_T5_CONFIG_FIELDS(COMPACTER_READ_FIELD)
 #undef COMPACTER_READ_FIELD

@@ -9,7 +9,7 @@
 namespace compacter {
 
 // X(type, name, default, required, help). `required` fields must be present in config.json.
-#define COMPACTER_T5_CONFIG_FIELDS(X)                                                            \
+#define COMPACTER_T5_CONFIG_FIELDS(X)                                                           \
   X(int64_t, vocab_size, 32128, true, "rows of the shared embedding")                           \
   X(int64_t, d_model, 512, true, "hidden size")                                                 \
   X(int64_t, d_kv, 64, true, "size of one attention head")                                      \
@@ -36,8 +36,12 @@ struct T5Config {
   // activation, and "gated-gelu" means the tanh approximation gelu_new).
   bool is_gated() const;
   std::string activation() const;  // relu | gelu | gelu_new | silu
-  int64_t decoder_layers() const { return num_decoder_layers < 0 ? num_layers : num_decoder_layers; }
-  int64_t inner_dim() const { return num_heads * d_kv; }
+  int64_t decoder_layers() const {
+    return num_decoder_layers < 0 ? num_layers : num_decoder_layers;
+  }
+  int64_t inner_dim() const {
+    return num_heads * d_kv;
+  }
 
   // Throws Error naming the field when a value is out of range.
   void validate() const;

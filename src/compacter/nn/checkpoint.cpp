@@ -63,8 +63,8 @@ T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options) {
     const auto dt = info.dtype;
     check(dt == safetensors::DType::F32 || dt == safetensors::DType::F16 ||
               dt == safetensors::DType::BF16 || dt == safetensors::DType::F64,
-          ckpt.where(), ": tensor \"", source, "\": expected a floating dtype (F32, F16, BF16), got ",
-          safetensors::dtype_name(dt));
+          ckpt.where(), ": tensor \"", source,
+          "\": expected a floating dtype (F32, F16, BF16), got ", safetensors::dtype_name(dt));
     torch::Tensor* param = params.find(spec.name);
     check(param != nullptr, "internal: model has no parameter ", spec.name);
     param->copy_(ckpt.load(source));
@@ -73,8 +73,8 @@ T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options) {
     std::string list;
     for (size_t i = 0; i < missing.size() && i < 8; ++i) list += "\n  " + missing[i];
     if (missing.size() > 8) list += cat("\n  ... and ", missing.size() - 8, " more");
-    throw Error(cat(ckpt.where(), ": ", missing.size(), " tensor(s) of the T5 config are missing:",
-                    list));
+    throw Error(
+        cat(ckpt.where(), ": ", missing.size(), " tensor(s) of the T5 config are missing:", list));
   }
   for (const std::string& name : ckpt.names()) {
     if (used.count(name) || hf_t5_alias_target(config, name)) continue;

@@ -13,7 +13,9 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  return torch::linear(x, weight, bias);
+}
 
 void LinearImpl::enable_bias() {
   if (bias.defined()) return;

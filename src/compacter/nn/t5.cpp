@@ -75,8 +75,7 @@ T5LayerCrossAttentionImpl::T5LayerCrossAttentionImpl(const T5Config& c) : Sublay
 
 torch::Tensor T5LayerCrossAttentionImpl::forward(const torch::Tensor& h,
                                                  const torch::Tensor& encoder_states,
-                                                 const torch::Tensor& mask,
-                                                 AttentionCache* cache) {
+                                                 const torch::Tensor& mask, AttentionCache* cache) {
   return finish(h, EncDecAttention->forward(layer_norm->forward(h), encoder_states, mask, cache));
 }
 
@@ -171,9 +170,9 @@ std::pair<torch::Tensor, torch::Tensor> T5StackImpl::encode(const torch::Tensor&
   if (input_hook_) std::tie(x, mask) = input_hook_->forward(x, mask);
   torch::Tensor h = torch::dropout(x, dropout_, is_training());
   const int64_t len = h.size(1);
-  torch::Tensor bias = blocks[0]->self_attention->SelfAttention->position_bias(len, len, 0).to(
-                           h.scalar_type()) +
-                       padding_bias(mask, h.scalar_type());
+  torch::Tensor bias =
+      blocks[0]->self_attention->SelfAttention->position_bias(len, len, 0).to(h.scalar_type()) +
+      padding_bias(mask, h.scalar_type());
   for (auto& b : blocks) h = b->forward(h, bias, {}, {}, nullptr, nullptr);
   h = torch::dropout(final_layer_norm->forward(h), dropout_, is_training());
   return {h, mask};
@@ -299,7 +298,8 @@ void T5ModelImpl::init_weights(uint64_t seed) {
         normal(a->k->weight, 1.0 / std::sqrt(d));
         normal(a->v->weight, 1.0 / std::sqrt(d));
         normal(a->o->weight, 1.0 / std::sqrt(h * dkv));
-        if (a->relative_attention_bias) normal(a->relative_attention_bias->weight, 1.0 / std::sqrt(d));
+        if (a->relative_attention_bias)
+          normal(a->relative_attention_bias->weight, 1.0 / std::sqrt(d));
       }
       auto& ff = b->feed_forward->DenseReluDense;
       for (auto* lin : {&ff->wi, &ff->wi_0, &ff->wi_1})

@@ -93,7 +93,7 @@ class T5BlockImpl : public torch::nn::Module {
   // The sublayer at a hook site (throws for cross-attention in an encoder block).
   SublayerImpl& sublayer(HookSite site);
   std::vector<T5AttentionImpl*> attentions();  // self-attention, then cross-attention if any
-  torch::nn::ModuleList layer{nullptr};  // HF "layer.0", "layer.1", ("layer.2")
+  torch::nn::ModuleList layer{nullptr};        // HF "layer.0", "layer.1", ("layer.2")
   T5LayerSelfAttention self_attention{nullptr};
   T5LayerCrossAttention cross_attention{nullptr};  // decoder only
   T5LayerFF feed_forward{nullptr};
@@ -162,9 +162,8 @@ class T5ModelImpl : public torch::nn::Module {
   void init_weights(uint64_t seed);
 
   // Visits every sublayer at every hook site: stack is "encoder" or "decoder".
-  void for_each_sublayer(
-      const std::function<void(const std::string& stack, int64_t block, HookSite site,
-                               SublayerImpl& sublayer)>& fn);
+  void for_each_sublayer(const std::function<void(const std::string& stack, int64_t block,
+                                                  HookSite site, SublayerImpl& sublayer)>& fn);
   // All RMS norms (block norms and final norms) and all linear layers of the backbone.
   std::vector<RMSNormImpl*> layer_norms();
   std::vector<LinearImpl*> linears();

@@ -8,8 +8,7 @@
 namespace compacter {
 
 torch::Tensor greedy_generate(nn::T5ModelImpl& model, const torch::Tensor& input_ids,
-                              const torch::Tensor& attention_mask,
-                              const GenerateOptions& options) {
+                              const torch::Tensor& attention_mask, const GenerateOptions& options) {
   check(input_ids.dim() == 2, "input_ids must be [batch, length]");
   check(options.max_new_tokens >= 0, "max_new_tokens must be >= 0");
   torch::NoGradGuard no_grad;
