@@ -13,7 +13,7 @@ shared=../shared/data
 
 echo "== 1. a T5-small-shaped model (random, Hugging Face init), written as a Hugging Face folder"
 "$bin" init-model --config t5-small --out "$out/t5-small-random" --seed 0 --force
-"$bin" inspect "$out/t5-small-random" | tail -n 4
+"$bin" inspect "$out/t5-small-random" | grep -E "tensors, .* parameters"
 
 if [[ -f $shared/tiny-t5/model.safetensors ]]; then
   echo "== 2. Hugging Face parity on the tiny checkpoint (HF's loss: 6.2369661)"
@@ -27,6 +27,6 @@ if [[ -f $shared/t5-tokenizer/spiece.model ]]; then
   "$bin" tokenize --tokenizer "$shared/t5-tokenizer/spiece.model" --text "$text"
   echo "== 4. greedy generation with the cached decoder (random weights: the output is noise)"
   "$bin" generate --model "$out/t5-small-random" --tokenizer "$shared/t5-tokenizer/spiece.model" \
-    --text "$text" --max-new-tokens 8
+    --text "$text" --max-new-tokens 8 --show-ids
 fi
 echo "done: see README.md for the commands"

@@ -88,3 +88,38 @@ TEST(Generate, TinyCheckpointFromCommandLine) {
 
 }  // namespace
 }  // namespace compacter
+
+namespace compacter {
+namespace {
+
+TEST(Generate, CommandPrintsOneLinePerInput) {
+  REQUIRE_SHARED("data/tiny-t5/model.safetensors");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  // Frequent words have ids below the tiny model's 512 rows.
+  auto r = testing::run_compacter(
+      "generate --model " + testing::shared_path("data/tiny-t5") + " --tokenizer " +
+          testing::shared_path("data/t5-tokenizer/spiece.model") + " --max-new-tokens 5 --show-ids",
+      "the of the\nin a\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    ++n;
+    const auto open = line.find('['), close = line.find(']');
+    ASSERT_NE(open, std::string::npos) << line;
+    std::istringstream ids(line.substr(open + 1, close - open - 1));
+    int64_t id, count = 0;
+    while (ids >> id) {
+      EXPECT_GE(id, 0);
+      EXPECT_LT(id, 512);
+      ++count;
+    }
+    EXPECT_GE(count, 1);
+    EXPECT_LE(count, 5);
+  }
+  EXPECT_EQ(n, 2);
+}
+
+}  // namespace
+}  // namespace compacter

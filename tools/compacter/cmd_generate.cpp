@@ -20,6 +20,7 @@ struct GenerateCliOptions {
   int64_t max_new_tokens = 20;
   int64_t max_source_length = 512;
   int64_t batch_size = 16;
+  bool show_ids = false;
 };
 
 void run_generate(const GenerateCliOptions& o) {
@@ -53,7 +54,13 @@ void run_generate(const GenerateCliOptions& o) {
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<int64_t> row(out[r].data_ptr<int64_t>(),
                                out[r].data_ptr<int64_t>() + out.size(1));
-      std::cout << tok.decode(row) << "\n";
+      std::cout << tok.decode(row);
+      if (o.show_ids) {
+        std::cout << "\t[";
+        for (size_t i = 0; i < row.size(); ++i) std::cout << (i ? " " : "") << row[i];
+        std::cout << "]";
+      }
+      std::cout << "\n";
     }
     std::cout.flush();
   }
@@ -74,6 +81,7 @@ void add_generate_command(CLI::App& app) {
                   "truncate inputs to N tokens (keeping </s>)")
       ->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "lines generated together")->capture_default_str();
+  cmd->add_flag("--show-ids", o->show_ids, "also print the generated token ids (tab-separated)");
   cmd->callback([o] { run_generate(*o); });
 }
 

@@ -3,7 +3,9 @@
 //   0 success, 1 a runtime error (bad file, bad data, ...), 2 bad command-line usage.
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "commands.h"
 #include "compacter/core/error.h"
@@ -14,6 +16,10 @@ int main(int argc, char** argv) {
                "compacter"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("compacter ") + COMPACTER_VERSION);
+  // libtorch 1.13 on a 2-core VM defaults to one intra-op thread: use every core unless
+  // OMP_NUM_THREADS says otherwise.
+  if (!std::getenv("OMP_NUM_THREADS"))
+    torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   compacter::cli::add_inspect_command(app);
   compacter::cli::add_tokenize_commands(app);
   compacter::cli::add_forward_command(app);
