@@ -1,0 +1,335 @@
+// Adapter-family methods on T5 (spec §1.3 trainable sets, §2 placements, §11 items 3-5):
+// placements, freezing, the shared A, identity with a zero up-projection, and finite-difference
+// gradients through a tiny double-precision T5.
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "compacter/core/error.h"
+#include "compacter/nn/t5.h"
+#include "compacter/peft/methods.h"
+
+namespace compacter::peft {
+namespace {
+
+const std::vector<std::string> kMethods{"adapter", "pfeiffer",  "adapterdrop", "lowrank",
+                                        "phm",     "compacter", "compacter++"};
+
+T5Config tiny_config(int64_t layers, int64_t d_model) {
+  T5Config c;
+  c.vocab_size = 40;
+  c.d_model = d_model;
+  c.d_kv = 4;
+  c.num_heads = 2;
+  c.d_ff = 2 * d_model;
+  c.num_layers = layers;
+  return c;
+}
+
+nn::T5Model tiny_model(int64_t layers, int64_t d_model, uint64_t seed = 1) {
+  nn::T5Model model(tiny_config(layers, d_model));
+  model->init_weights(seed);
+  return model;
+}
+
+// Options that fit a tiny d_model: d = d_model / 4, PHM n = 2.
+PeftOptions tiny_options(const std::string& method) {
+  PeftOptions o = method_defaults(method);
+  o.reduction_factor = 4;
+  o.n = 2;
+  return o;
+}
+
+bool is_adapter_param(const std::string& name) {
+  return name.find(".adapter.") != std::string::npos;
+}
+
+bool is_t5_layer_norm(const std::string& name) {
+  return name.size() > 17 && name.compare(name.size() - 17, 17, "layer_norm.weight") == 0 &&
+         !is_adapter_param(name);
+}
+
+TEST(PeftMethods, UnknownMethodListsKnownNames) {
+  try {
+    find_method("houlsby");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const auto& m : kMethods) EXPECT_NE(msg.find(m), std::string::npos) << msg;
+  }
+  ASSERT_EQ(adapter_methods().size(), kMethods.size());
+  EXPECT_EQ(parse_block_list("0-2, 5"), (std::vector<int64_t>{0, 1, 2, 5}));
+  EXPECT_TRUE(parse_block_list("").empty());
+  EXPECT_THROW(parse_block_list("a-3"), Error);
+}
+
+TEST(PeftMethods, RejectsBadOptions) {
+  auto model = tiny_model(1, 12);
+  PeftOptions o = tiny_options("compacter");               // d = 3
+  EXPECT_THROW(attach("compacter", o, *model, 0), Error);  // 3 % 2 != 0
+  o = tiny_options("phm");
+  o.n = 5;
+  EXPECT_THROW(attach("phm", o, *model, 0), Error);
+  o = tiny_options("adapter");
+  o.reduction_factor = 100;
+  EXPECT_THROW(attach("adapter", o, *model, 0), Error);
+  o = tiny_options("adapter");
+  o.non_linearity = "tanhh";
+  EXPECT_THROW(attach("adapter", o, *model, 0), Error);
+  o = tiny_options("adapterdrop");
+  o.adapterdrop_layers = "0-4";  // a 1-block model has no block 4
+  EXPECT_THROW(attach("adapterdrop", o, *model, 0), Error);
+}
+
+// Spec §2 table: 48 / 24 / 28 / 24 hooks on 12 + 12 blocks, never after cross-attention.
+TEST(PeftMethods, Placement) {
+  const std::map<std::string, int64_t> expected{
+      {"adapter", 48}, {"pfeiffer", 24},  {"adapterdrop", 28}, {"lowrank", 48},
+      {"phm", 48},     {"compacter", 48}, {"compacter++", 24}};
+  for (const auto& method : kMethods) {
+    SCOPED_TRACE(method);
+    nn::T5Model model(tiny_config(12, 16));
+    Attachment a = attach(method, tiny_options(method), *model, 0);
+    EXPECT_EQ(a.adapters, expected.at(method));
+    EXPECT_EQ(a.bottleneck, 4);
+    int64_t hooks = 0;
+    model->for_each_sublayer(
+        [&](const std::string&, int64_t block, nn::HookSite site, nn::SublayerImpl& s) {
+          const bool has = static_cast<bool>(s.output_hook());
+          hooks += has;
+          bool want = site != nn::HookSite::kCrossAttention;
+          if (method == "pfeiffer") want = want && site == nn::HookSite::kSelfAttention;
+          if (method == "compacter++") want = want && site == nn::HookSite::kFeedForward;
+          if (method == "adapterdrop") want = want && block >= 5;
+          EXPECT_EQ(has, want) << "block " << block << " " << nn::hook_site_name(site);
+        });
+    EXPECT_EQ(hooks, expected.at(method));
+  }
+}
+
+// Spec §1.3: adapters (+ the shared A once) + all T5 layer-norm scales; embedding frozen.
+TEST(PeftMethods, TrainableSet) {
+  for (const auto& method : kMethods) {
+    SCOPED_TRACE(method);
+    nn::T5Model model(tiny_config(12, 16));
+    Attachment a = attach(method, tiny_options(method), *model, 0);
+    std::set<std::string> trainable;
+    int64_t layer_norms = 0, rules = 0;
+    for (const auto& p : model->named_parameters()) {
+      const std::string& name = p.key();
+      const bool want = is_adapter_param(name) || is_t5_layer_norm(name) || name == "phm_rule";
+      EXPECT_EQ(p.value().requires_grad(), want) << name;
+      if (p.value().requires_grad()) trainable.insert(name);
+      layer_norms += is_t5_layer_norm(name) && p.value().requires_grad();
+      rules += name.find("phm_rule") != std::string::npos;
+    }
+    EXPECT_EQ(layer_norms, 62);  // 12*2 + 12*3 + 2 (spec §1.3)
+    EXPECT_EQ(trainable_parameters(*model).size(), trainable.size());
+    const bool shared = method == "compacter" || method == "compacter++";
+    EXPECT_EQ(a.shared_rule.defined(), shared);
+    EXPECT_EQ(trainable.count("phm_rule"), shared ? 1u : 0u);
+    EXPECT_EQ(rules, shared ? 1 : method == "phm" ? 2 * a.adapters : 0);
+    EXPECT_FALSE(model->shared->weight.requires_grad());
+  }
+  // Switches: frozen norms, trained lm_head (= the tied embedding), fixed A.
+  nn::T5Model model(tiny_config(2, 16));
+  PeftOptions o = tiny_options("compacter");
+  o.train_layer_norms = false;
+  o.train_lm_head = true;
+  o.learn_phm = false;
+  attach("compacter", o, *model, 0);
+  for (const auto& p : model->named_parameters())
+    EXPECT_EQ(p.value().requires_grad(), is_adapter_param(p.key()) || p.key() == "shared.weight")
+        << p.key();
+}
+
+// A forward + backward pass leaves every frozen tensor without a gradient; the shared A gets one,
+// and every PHM layer uses that very tensor.
+TEST(PeftMethods, FrozenParametersGetNoGradient) {
+  torch::Tensor ids = torch::tensor({{3, 7, 9, 1}, {4, 5, 1, 0}}, torch::kLong);
+  torch::Tensor mask = (ids != 0).to(torch::kLong);
+  torch::Tensor labels = torch::tensor({{6, 2, 1}, {8, 1, -100}}, torch::kLong);
+  for (const auto& method : kMethods) {
+    SCOPED_TRACE(method);
+    auto model = tiny_model(6, 16);
+    Attachment a = attach(method, tiny_options(method), *model, 3);
+    model->forward(ids, mask, {}, labels).loss.backward();
+    for (const auto& p : model->named_parameters()) {
+      if (p.value().requires_grad()) {
+        EXPECT_TRUE(p.value().grad().defined()) << p.key();
+      } else {
+        EXPECT_FALSE(p.value().grad().defined()) << p.key();
+      }
+    }
+    if (a.shared_rule.defined()) {
+      EXPECT_GT(a.shared_rule.grad().abs().sum().item<double>(), 0.0);
+      int64_t users = 0;
+      for (const auto& m : model->modules(false)) {
+        if (auto* phm = dynamic_cast<PhmLinearImpl*>(m.get())) {
+          EXPECT_EQ(phm->rule().unsafeGetTensorImpl(), a.shared_rule.unsafeGetTensorImpl());
+          ++users;
+        }
+      }
+      EXPECT_EQ(users, 2 * a.adapters);
+    }
+  }
+}
+
+// With a zero up-projection every adapter is the identity, so T5's outputs do not move.
+TEST(PeftMethods, ZeroUpProjectionLeavesOutputsUnchanged) {
+  torch::Tensor ids = torch::tensor({{3, 7, 9, 1}}, torch::kLong);
+  torch::Tensor mask = torch::ones_like(ids);
+  torch::Tensor dec = torch::tensor({{0, 6, 2}}, torch::kLong);
+  for (const auto& method : kMethods) {
+    SCOPED_TRACE(method);
+    auto model = tiny_model(6, 16, 9);
+    model->eval();
+    torch::NoGradGuard no_grad;
+    torch::Tensor before = model->forward(ids, mask, dec, {}).logits;
+    attach(method, tiny_options(method), *model, 5);
+    torch::Tensor changed = model->forward(ids, mask, dec, {}).logits;
+    EXPECT_GT((changed - before).abs().max().item<double>(), 0.0);
+    for (const auto& p : model->named_parameters())
+      if (p.key().find(".adapter.up_sampler.") != std::string::npos) p.value().zero_();
+    torch::Tensor after = model->forward(ids, mask, dec, {}).logits;
+    EXPECT_EQ((after - before).abs().max().item<double>(), 0.0);
+  }
+}
+
+// Spec §11 item 3: Compacter starts almost as the identity; dense adapters move y by O(1e-2).
+TEST(PeftMethods, NearIdentityAtInit) {
+  torch::manual_seed(2);
+  auto gen = at::detail::createCPUGenerator(4);
+  torch::Tensor y = torch::randn({8, 768});
+  AdapterOptions o;
+  o.kind = ProjectionKind::kPhm;
+  torch::Tensor rule = make_shared_rule(4, RuleInit::kNormal, 1e-4, gen);
+  Adapter compacter(o, gen, rule);
+  torch::NoGradGuard no_grad;
+  const double rel = (compacter->forward(y) - y).norm().item<double>() / y.norm().item<double>();
+  EXPECT_LT(rel, 1e-3);
+  o.kind = ProjectionKind::kDense;
+  Adapter dense(o, gen);
+  const double moved = (dense->forward(y) - y).abs().max().item<double>();
+  EXPECT_GT(moved, 1e-5);
+  EXPECT_LT(moved, 0.1);
+}
+
+// Central differences through a 1-block T5 (d_model 8) in double precision. T5 takes its softmax
+// and RMS-norm variance in float32 (as HF does), so this whole-model check uses a wide step and a
+// tolerance relative to the largest gradient; AdapterGradientsMatchFiniteDifferences is exact.
+TEST(PeftMethods, GradientsMatchFiniteDifferences) {
+  torch::Tensor ids = torch::tensor({{3, 7, 9, 1}, {4, 5, 1, 0}}, torch::kLong);
+  torch::Tensor mask = (ids != 0).to(torch::kLong);
+  torch::Tensor labels = torch::tensor({{6, 2, 1}, {8, 1, -100}}, torch::kLong);
+  for (const std::string method : {"adapter", "lowrank", "phm", "compacter"}) {
+    SCOPED_TRACE(method);
+    torch::manual_seed(8);
+    auto model = tiny_model(1, 8, 2);
+    model->to(torch::kDouble);
+    model->eval();
+    PeftOptions o = method_defaults(method);
+    o.reduction_factor = 2;
+    o.n = 2;
+    o.phm_c_init = "uniform";  // O(1) shared A so that its gradient is not tiny
+    o.layer_norm_before = method == "adapter";
+    o.layer_norm_after = method == "adapter";
+    o.rank = method == "lowrank" ? 2 : 1;
+    attach(method, o, *model, 6);
+    std::vector<torch::Tensor> params;
+    {
+      torch::NoGradGuard no_grad;
+      for (const auto& p : model->named_parameters()) {
+        if (!p.value().requires_grad()) continue;
+        if (is_adapter_param(p.key())) p.value().normal_(0.0, 0.5);  // O(1) gradients
+        params.push_back(p.value());
+      }
+    }
+    auto loss_fn = [&] { return model->forward(ids, mask, {}, labels).loss; };
+    loss_fn().backward();
+    torch::NoGradGuard no_grad;
+    double scale = 0.0;  // the largest gradient entry
+    for (auto& p : params) scale = std::max(scale, p.grad().abs().max().item<double>());
+    const double eps = 1e-3;
+    double worst = 0.0;
+    int64_t checked = 0;
+    std::string worst_at;
+    for (auto& p : params) {
+      torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
+      for (int64_t i = 0; i < flat.numel(); i += 1 + flat.numel() / 6) {
+        const double orig = flat[i].item<double>();
+        flat[i].fill_(orig + eps);
+        const double up = loss_fn().item<double>();
+        flat[i].fill_(orig - eps);
+        const double down = loss_fn().item<double>();
+        flat[i].fill_(orig);
+        const double fd = (up - down) / (2 * eps);
+        const double err = std::abs(fd - g[i].item<double>()) / scale;
+        if (err > worst) {
+          worst = err;
+          worst_at =
+              "fd " + std::to_string(fd) + " vs autograd " + std::to_string(g[i].item<double>());
+        }
+        ++checked;
+      }
+    }
+    EXPECT_GT(checked, 20);
+    EXPECT_LT(worst, 1e-2) << worst_at;
+  }
+}
+
+// The adapter controller alone, in double precision: every parameter of every projection kind,
+// with both optional layer norms, a per-layer and a shared A.
+TEST(PeftMethods, AdapterGradientsMatchFiniteDifferences) {
+  torch::manual_seed(12);
+  auto gen = at::detail::createCPUGenerator(12);
+  torch::Tensor y = torch::randn({3, 8}, torch::kDouble);
+  for (int variant = 0; variant < 4; ++variant) {
+    SCOPED_TRACE(variant);
+    AdapterOptions o;
+    o.d_model = 8;
+    o.bottleneck = 4;
+    o.rank = 2;
+    o.phm.n = 2;
+    o.layer_norm_before = variant == 0;
+    o.layer_norm_after = variant == 0;
+    o.kind = variant == 0   ? ProjectionKind::kDense
+             : variant == 1 ? ProjectionKind::kLowRank
+                            : ProjectionKind::kPhm;
+    o.phm.factorized = variant == 3;
+    torch::Tensor rule;
+    if (variant == 3) rule = torch::randn({2, 2, 2}, torch::kDouble).requires_grad_(true);
+    Adapter adapter(o, gen, rule);
+    adapter->to(torch::kDouble);
+    std::vector<torch::Tensor> params = adapter->parameters();
+    if (rule.defined()) params.push_back(rule);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : params) p.normal_(0.0, 0.7);
+    }
+    auto loss_fn = [&] { return adapter->forward(y).pow(2).sum(); };
+    loss_fn().backward();
+    torch::NoGradGuard no_grad;
+    const double eps = 1e-6;
+    for (auto& p : params) {
+      torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
+      for (int64_t i = 0; i < flat.numel(); ++i) {
+        const double orig = flat[i].item<double>();
+        flat[i].fill_(orig + eps);
+        const double up = loss_fn().item<double>();
+        flat[i].fill_(orig - eps);
+        const double down = loss_fn().item<double>();
+        flat[i].fill_(orig);
+        const double fd = (up - down) / (2 * eps);
+        EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 * (1.0 + std::abs(fd)));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace compacter::peft

@@ -1,0 +1,221 @@
+// PHM / LPHM layer (spec §3.6, §11 item 2): Kronecker algebra, the worked example, an explicit
+// loop over the block formula, n = 1 == Linear, init ranges, finite-difference gradients.
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "compacter/core/error.h"
+#include "compacter/peft/phm.h"
+
+namespace compacter::peft {
+namespace {
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  EXPECT_EQ(a.sizes(), b.sizes());
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+TEST(PeftPhm, KroneckerMatchesTorchKron) {
+  torch::manual_seed(1);
+  torch::Tensor a = torch::randn({3, 2}), b = torch::randn({4, 5});
+  EXPECT_LT(max_abs_diff(kronecker(a, b), torch::kron(a, b)), 1e-6);
+  // Batched: slice by slice.
+  torch::Tensor A = torch::randn({3, 2, 3}), B = torch::randn({3, 4, 2});
+  torch::Tensor K = kronecker(A, B);
+  ASSERT_EQ(K.sizes(), (std::vector<int64_t>{3, 8, 6}));
+  for (int64_t i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(K[i], torch::kron(A[i], B[i])), 1e-6);
+  // phm_weight = sum of the batched Kronecker products.
+  torch::Tensor R = torch::randn({3, 3, 3}), W = torch::randn({3, 4, 2});
+  EXPECT_LT(max_abs_diff(phm_weight(R, W), kronecker(R, W).sum(0)), 1e-5);
+}
+
+// Spec §3.6 worked example: n = 2, in = 4, out = 2, r = 1.
+TEST(PeftPhm, WorkedExample) {
+  auto gen = at::detail::createCPUGenerator(0);
+  PhmOptions o;
+  o.n = 2;
+  o.factorized = true;
+  o.rank = 1;
+  PhmLinear layer(4, 2, o, gen);
+  torch::NoGradGuard no_grad;
+  layer->phm_rule.copy_(torch::tensor({1., 2., 3., 4., 0., 1., 1., 0.}).view({2, 2, 2}));
+  layer->W_left.copy_(torch::tensor({1., 2., 1., -1.}).view({2, 2, 1}));  // s_1, s_2
+  layer->W_right.copy_(torch::tensor({1., 2.}).view({2, 1, 1}));          // t_1, t_2
+  torch::Tensor expected = torch::tensor({1., 4., 2., 2., 5., 4., 4., 8.}).view({4, 2});
+  EXPECT_EQ(max_abs_diff(layer->weight(), expected), 0.0);
+  torch::Tensor x = torch::tensor({1., 1., 1., 1., 0.5, -1., 2., 0.}).view({2, 4});
+  torch::Tensor y = layer->forward(x);
+  EXPECT_LT(max_abs_diff(y, torch::tensor({12., 18., 8.5, 8.0}).view({2, 2})), 1e-6);
+}
+
+// y = x H + b against H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q] written as loops.
+void check_explicit_loop(int64_t n, bool factorized, int64_t rank) {
+  SCOPED_TRACE(::testing::Message() << "n=" << n << " factorized=" << factorized);
+  const int64_t in = 768, out = 24, P = in / n, Q = out / n;
+  auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(n));
+  PhmOptions o;
+  o.n = n;
+  o.factorized = factorized;
+  o.rank = rank;
+  torch::Tensor shared = torch::randn({n, n, n}, torch::kDouble);
+  PhmLinear layer(in, out, o, gen, factorized ? shared : torch::Tensor());
+  layer->to(torch::kDouble);
+  {
+    torch::NoGradGuard no_grad;
+    layer->b.normal_();
+  }
+  torch::Tensor x = torch::randn({3, in}, torch::kDouble);
+  torch::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    y = layer->forward(x);
+  }
+  torch::Tensor A = layer->rule().contiguous(), B = layer->B().detach().contiguous();
+  auto a = A.accessor<double, 3>();
+  auto bb = B.accessor<double, 3>();
+  std::vector<double> H(in * out, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < n; ++c)
+        for (int64_t p = 0; p < P; ++p)
+          for (int64_t q = 0; q < Q; ++q)
+            H[(r * P + p) * out + c * Q + q] += a[i][r][c] * bb[i][p][q];
+  auto xa = x.accessor<double, 2>();
+  auto bias = layer->b.accessor<double, 1>();
+  double worst = 0.0;
+  for (int64_t row = 0; row < 3; ++row) {
+    for (int64_t j = 0; j < out; ++j) {
+      double s = bias[j];
+      for (int64_t k = 0; k < in; ++k) s += xa[row][k] * H[k * out + j];
+      worst = std::max(worst, std::abs(s - y[row][j].item<double>()));
+    }
+  }
+  EXPECT_LT(worst, 1e-9);
+}
+
+TEST(PeftPhm, MatchesExplicitLoop) {
+  torch::manual_seed(7);
+  for (int64_t n : {4, 8, 12}) {
+    check_explicit_loop(n, /*factorized=*/true, 1);
+    check_explicit_loop(n, /*factorized=*/false, 1);
+  }
+  check_explicit_loop(4, /*factorized=*/true, 3);  // rank > 1 works (spec §9 #10)
+}
+
+TEST(PeftPhm, NEqualsOneIsLinear) {
+  auto gen = at::detail::createCPUGenerator(3);
+  PhmOptions o;
+  o.n = 1;
+  o.factorized = false;
+  PhmLinear layer(6, 5, o, gen);
+  torch::NoGradGuard no_grad;
+  layer->phm_rule.fill_(1.0);
+  layer->b.normal_();
+  torch::Tensor x = torch::randn({4, 6});
+  // H = 1 (x) W[0] = W[0], so y = x W[0] + b = linear(x, W[0]^T, b).
+  EXPECT_LT(max_abs_diff(layer->forward(x), torch::linear(x, layer->W[0].t(), layer->b)), 1e-6);
+}
+
+TEST(PeftPhm, RejectsSizesNotDivisibleByN) {
+  auto gen = at::detail::createCPUGenerator(0);
+  PhmOptions o;
+  o.n = 5;
+  EXPECT_THROW(PhmLinear(768, 24, o, gen), Error);
+  o.n = 4;
+  EXPECT_THROW(PhmLinear(768, 24, o, gen, torch::zeros({3, 3, 3})), Error);
+  EXPECT_THROW(parse_weight_init("phm"), Error);
+  EXPECT_THROW(parse_rule_init("glorot"), Error);
+}
+
+// Spec §3.6 init table (d = 24, n = 4): Glorot-uniform gain sqrt(2) per slice.
+TEST(PeftPhm, InitRanges) {
+  auto gen = at::detail::createCPUGenerator(11);
+  PhmOptions o;
+  o.n = 4;
+  o.factorized = true;
+  torch::Tensor shared = make_shared_rule(4, RuleInit::kNormal, 1e-4, gen);
+  PhmLinear down(768, 24, o, gen, shared), up(24, 768, o, gen, shared);
+  auto check_bound = [](const torch::Tensor& t, double bound) {
+    const double m = t.abs().max().item<double>();
+    EXPECT_LE(m, bound);
+    EXPECT_GT(m, 0.5 * bound);
+  };
+  check_bound(down->W_left, 0.2494);   // (192 x 1) slices
+  check_bound(down->W_right, 1.3093);  // (1 x 6)
+  check_bound(up->W_left, 1.3093);
+  check_bound(up->W_right, 0.2494);
+  EXPECT_EQ(down->b.abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(down->shares_rule());
+  EXPECT_FALSE(down->phm_rule.defined());
+  EXPECT_EQ(down->named_parameters().size(), 3u);  // W_left, W_right, b: the shared A is not here
+  EXPECT_NEAR(shared.std().item<double>(), 1e-4, 4e-5);
+
+  // Per-layer A: N(0, 0.01) whatever init_range says (spec §9 #9); full W slices bound 0.2462.
+  o.factorized = false;
+  o.init_range = 1e-4;
+  PhmLinear phm(768, 24, o, gen);
+  EXPECT_NEAR(phm->phm_rule.std().item<double>(), 0.01, 0.003);
+  check_bound(phm->W, 0.2462);
+  o.rule_init = RuleInit::kUniform;
+  PhmLinear phm_u(768, 24, o, gen);
+  EXPECT_LE(phm_u->phm_rule.abs().max().item<double>(), 0.01);
+  torch::Tensor shared_u = make_shared_rule(12, RuleInit::kUniform, 1e-4, gen);
+  EXPECT_LE(shared_u.abs().max().item<double>(), 1.0);
+  EXPECT_GT(shared_u.abs().max().item<double>(), 0.9);
+  // learn_rule = false: the own A is not trained.
+  o.learn_rule = false;
+  PhmLinear fixed(768, 24, o, gen);
+  EXPECT_FALSE(fixed->phm_rule.requires_grad());
+  // init "normal": W ~ N(0, init_range).
+  o.weight_init = WeightInit::kNormal;
+  o.init_range = 0.05;
+  PhmLinear normal(768, 24, o, gen);
+  EXPECT_NEAR(normal->W.std().item<double>(), 0.05, 0.005);
+}
+
+// Central differences in double precision for every parameter of a loss through two PHM layers
+// that share one A: A's gradient must gather both layers' contributions to match.
+TEST(PeftPhm, GradientsMatchFiniteDifferences) {
+  torch::manual_seed(5);
+  auto gen = at::detail::createCPUGenerator(5);
+  PhmOptions o;
+  o.n = 2;
+  o.factorized = true;
+  o.rank = 2;
+  torch::Tensor shared = make_shared_rule(2, RuleInit::kUniform, 1.0, gen).to(torch::kDouble);
+  shared.set_requires_grad(true);
+  PhmLinear l1(6, 4, o, gen, shared), l2(4, 6, o, gen, shared);
+  o.factorized = false;
+  PhmLinear l3(6, 2, o, gen);  // own A, full B
+  for (PhmLinearImpl* l : {l1.get(), l2.get(), l3.get()}) {
+    l->to(torch::kDouble);
+    torch::NoGradGuard no_grad;
+    l->b.normal_();
+  }
+  torch::Tensor x = torch::randn({3, 6}, torch::kDouble);
+  auto loss_fn = [&] { return l3->forward(torch::tanh(l2->forward(l1->forward(x)))).pow(2).sum(); };
+  loss_fn().backward();
+  std::vector<torch::Tensor> params{shared};
+  for (PhmLinearImpl* l : {l1.get(), l2.get(), l3.get()})
+    for (const auto& p : l->parameters()) params.push_back(p);
+  torch::NoGradGuard no_grad;
+  const double eps = 1e-6;
+  for (auto& p : params) {
+    torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      const double orig = flat[i].item<double>();
+      flat[i].fill_(orig + eps);
+      const double up = loss_fn().item<double>();
+      flat[i].fill_(orig - eps);
+      const double down = loss_fn().item<double>();
+      flat[i].fill_(orig);
+      const double fd = (up - down) / (2 * eps);
+      EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 * (1.0 + std::abs(fd)));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace compacter::peft
