@@ -12,6 +12,7 @@
 #include "compacter/core/error.h"
 #include "compacter/nn/t5.h"
 #include "compacter/peft/methods.h"
+#include "support/finite_difference.h"
 
 namespace compacter::peft {
 namespace {
@@ -261,13 +262,7 @@ TEST(PeftMethods, GradientsMatchFiniteDifferences) {
     for (auto& p : params) {
       torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
       for (int64_t i = 0; i < flat.numel(); i += 1 + flat.numel() / 6) {
-        const double orig = flat[i].item<double>();
-        flat[i].fill_(orig + eps);
-        const double up = loss_fn().item<double>();
-        flat[i].fill_(orig - eps);
-        const double down = loss_fn().item<double>();
-        flat[i].fill_(orig);
-        const double fd = (up - down) / (2 * eps);
+        const double fd = testing::central_difference(flat, i, loss_fn, eps);
         const double err = std::abs(fd - g[i].item<double>()) / scale;
         if (err > worst) {
           worst = err;
@@ -318,13 +313,7 @@ TEST(PeftMethods, AdapterGradientsMatchFiniteDifferences) {
     for (auto& p : params) {
       torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
       for (int64_t i = 0; i < flat.numel(); ++i) {
-        const double orig = flat[i].item<double>();
-        flat[i].fill_(orig + eps);
-        const double up = loss_fn().item<double>();
-        flat[i].fill_(orig - eps);
-        const double down = loss_fn().item<double>();
-        flat[i].fill_(orig);
-        const double fd = (up - down) / (2 * eps);
+        const double fd = testing::central_difference(flat, i, loss_fn, eps);
         EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 * (1.0 + std::abs(fd)));
       }
     }

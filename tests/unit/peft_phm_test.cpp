@@ -8,6 +8,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/peft/phm.h"
+#include "support/finite_difference.h"
 
 namespace compacter::peft {
 namespace {
@@ -205,13 +206,7 @@ TEST(PeftPhm, GradientsMatchFiniteDifferences) {
   for (auto& p : params) {
     torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
     for (int64_t i = 0; i < flat.numel(); ++i) {
-      const double orig = flat[i].item<double>();
-      flat[i].fill_(orig + eps);
-      const double up = loss_fn().item<double>();
-      flat[i].fill_(orig - eps);
-      const double down = loss_fn().item<double>();
-      flat[i].fill_(orig);
-      const double fd = (up - down) / (2 * eps);
+      const double fd = testing::central_difference(flat, i, loss_fn, eps);
       EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 * (1.0 + std::abs(fd)));
     }
   }
