@@ -1,5 +1,6 @@
 // `compacter forward`: one teacher-forced pass over a batch stored in a safetensors file; writes
 // logits, encoder states and (with labels) the loss, in the layout of HF's reference files.
+// With --method (fresh init from --init-seed) or --adapter DIR, the method is attached first.
 #include <torch/torch.h>
 
 #include <iostream>
@@ -8,6 +9,7 @@
 #include "common.h"
 #include "compacter/core/error.h"
 #include "compacter/io/safetensors.h"
+#include "method_options.h"
 
 namespace compacter::cli {
 
@@ -15,6 +17,7 @@ namespace {
 
 struct ForwardOptions {
   ModelOptions model;
+  MethodOptions method;
   std::string inputs;
   std::string out;
 };
@@ -62,6 +65,8 @@ void run_forward(const ForwardOptions& o) {
           ": \"labels\" and \"decoder_input_ids\" must have the same shape");
 
   nn::T5Model model = load_model(o.model);
+  apply_method(o.method, *model);
+  model->eval();
   const int64_t vocab = model->config().vocab_size;
   check_range(input_ids, "input_ids", vocab, false, o.inputs);
   check_range(dec_ids, "decoder_input_ids", vocab, false, o.inputs);
@@ -92,6 +97,7 @@ void add_forward_command(CLI::App& app) {
       "Run T5 on a batch (input_ids, attention_mask, labels / decoder_input_ids in a "
       "safetensors file) and write logits, encoder states and loss");
   add_model_options(*cmd, o->model);
+  add_method_options(*cmd, o->method, true);
   cmd->add_option("--inputs", o->inputs,
                   "safetensors file with int64 input_ids, attention_mask, "
                   "labels (-100 = ignore) and/or decoder_input_ids")

@@ -8,6 +8,7 @@
 #include "compacter/core/error.h"
 #include "compacter/data/tokenizer.h"
 #include "compacter/train/generate.h"
+#include "method_options.h"
 
 namespace compacter::cli {
 
@@ -15,6 +16,7 @@ namespace {
 
 struct GenerateCliOptions {
   ModelOptions model;
+  MethodOptions method;
   std::string tokenizer;
   std::vector<std::string> texts;
   int64_t max_new_tokens = 20;
@@ -27,6 +29,7 @@ void run_generate(const GenerateCliOptions& o) {
   check(o.batch_size > 0, "--batch-size must be positive");
   auto tok = T5Tokenizer::load(o.tokenizer);
   nn::T5Model model = load_model(o.model);
+  apply_method(o.method, *model);
   const auto dev = nn::parse_device(o.model.device);
   const auto lines = input_lines(o.texts);
   GenerateOptions go;
@@ -73,6 +76,7 @@ void add_generate_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "generate", "Greedy generation: one output line per input line (--text or stdin)");
   add_model_options(*cmd, o->model);
+  add_method_options(*cmd, o->method, true);
   cmd->add_option("--tokenizer", o->tokenizer, "SentencePiece model (spiece.model)")->required();
   cmd->add_option("--text", o->texts, "input text (repeatable); default: lines of stdin");
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "stop after N generated tokens")

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "compacter/core/error.h"
+#include "compacter/train/loop.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"compacter " COMPACTER_VERSION
@@ -25,10 +26,17 @@ int main(int argc, char** argv) {
   compacter::cli::add_forward_command(app);
   compacter::cli::add_generate_command(app);
   compacter::cli::add_init_model_command(app);
+  compacter::cli::add_params_command(app);
+  compacter::cli::add_train_commands(app);
+  compacter::cli::add_wordnet_command(app);
+  compacter::cli::add_tasks_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const compacter::train::Interrupted& e) {
+    std::cerr << "compacter: " << e.what() << "\n";
+    return 130;
   } catch (const compacter::Error& e) {
     std::cerr << "compacter: error: " << e.what() << "\n";
     return 1;

@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 
 namespace compacter {
@@ -22,6 +25,9 @@ struct ShimApi {
   char* (*decode)(void*, const int*, int, char**) = nullptr;
   char* (*id_to_piece)(void*, int) = nullptr;
   int (*piece_to_id)(void*, const char*) = nullptr;
+  // Optional: a shim built before the trainer existed still loads; train_sentencepiece says so.
+  int (*train)(const char* const*, const char* const*, int, const char* const*, int, unsigned,
+               char**, size_t*, char**) = nullptr;
 };
 
 std::string executable_dir() {
@@ -75,6 +81,7 @@ const ShimApi& shim() {
     api.decode = reinterpret_cast<decltype(api.decode)>(sym("cspm_decode"));
     api.id_to_piece = reinterpret_cast<decltype(api.id_to_piece)>(sym("cspm_id_to_piece"));
     api.piece_to_id = reinterpret_cast<decltype(api.piece_to_id)>(sym("cspm_piece_to_id"));
+    api.train = reinterpret_cast<decltype(api.train)>(dlsym(lib, "cspm_train"));
   });
   check(failure.empty(), failure);
   return api;
@@ -132,6 +139,66 @@ std::string SentencePiece::id_to_piece(int id) const {
 
 int SentencePiece::piece_to_id(const std::string& piece) const {
   return shim().piece_to_id(handle_, piece.c_str());
+}
+
+int64_t train_sentencepiece(const std::vector<std::string>& text_files,
+                            const std::string& model_path,
+                            const SentencePieceTrainOptions& options) {
+  check(!text_files.empty(), "SentencePiece training: no input text files");
+  for (const std::string& file : text_files) {
+    std::ifstream in(file);
+    check(std::filesystem::is_regular_file(file) && in.good(), "SentencePiece training input ",
+          file, ": cannot be read");
+  }
+  check(options.vocab_size >= 4, "SentencePiece training: vocab size must be >= 4, got ",
+        options.vocab_size);
+  check(options.num_threads >= 1 && options.num_threads <= 128,
+        "SentencePiece training: threads must be in [1, 128], got ", options.num_threads);
+  auto number = [](auto value) {
+    std::ostringstream out;
+    out.precision(17);
+    out << value;
+    return out.str();
+  };
+  const std::vector<std::pair<std::string, std::string>> flags = {
+      {"model_type", options.model_type},
+      {"vocab_size", number(options.vocab_size)},
+      {"character_coverage", number(options.character_coverage)},
+      {"num_threads", number(options.num_threads)},
+      {"input_sentence_size", number(options.input_sentence_size)},
+      {"shuffle_input_sentence", "true"},
+      {"max_sentence_length", number(options.max_sentence_length)},
+      {"hard_vocab_limit", options.hard_vocab_limit ? "true" : "false"},
+      {"pad_id", "0"},
+      {"eos_id", "1"},
+      {"unk_id", "2"},
+      {"bos_id", "-1"},
+      {"pad_piece", "<pad>"},
+      {"eos_piece", "</s>"},
+      {"unk_piece", "<unk>"},
+      {"minloglevel", options.verbose ? "0" : "1"},
+  };
+  std::vector<const char*> keys, values, files;
+  for (const auto& [key, value] : flags) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  for (const std::string& file : text_files) files.push_back(file.c_str());
+
+  const ShimApi& api = shim();
+  check(api.train != nullptr,
+        "the SentencePiece shim libcompacter_spm.so is too old to train models (lacks "
+        "cspm_train); rebuild it");
+  char* model = nullptr;
+  size_t model_size = 0;
+  char* error = nullptr;
+  if (api.train(keys.data(), values.data(), static_cast<int>(keys.size()), files.data(),
+                static_cast<int>(files.size()), options.seed, &model, &model_size, &error) != 0)
+    throw Error(cat("SentencePiece training failed: ", take(error)));
+  const std::string bytes(model, model_size);
+  api.release(model);
+  write_text_atomically(model_path, bytes);  // binary-safe
+  return SentencePiece::load(model_path)->piece_size();
 }
 
 }  // namespace compacter

@@ -32,7 +32,7 @@ T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options) {
   const T5Config config = load_t5_config(dir + "/config.json");
   auto ckpt = safetensors::Checkpoint::open(dir);
   T5Loaded result;
-  result.model = T5Model(config);
+  result.model = T5Model(config, false);
   auto params = result.model->named_parameters(/*recurse=*/true);
   const auto specs = hf_t5_tensors(config);
 

@@ -226,13 +226,13 @@ void LMHeadImpl::enable_bias() {
   bias = register_parameter("bias", torch::zeros({matrix().size(0)}, matrix().options()));
 }
 
-T5ModelImpl::T5ModelImpl(const T5Config& c) : config_(c) {
+T5ModelImpl::T5ModelImpl(const T5Config& c, bool initialise) : config_(c) {
   config_.validate();
   shared = register_module("shared", EmbeddingTable(c.vocab_size, c.d_model));
   encoder = register_module("encoder", T5Stack(c, false, shared));
   decoder = register_module("decoder", T5Stack(c, true, shared));
   lm_head = register_module("lm_head", LMHead(c, shared));
-  init_weights(0);
+  if (initialise) init_weights(0);
 }
 
 Seq2SeqOutput T5ModelImpl::forward(const torch::Tensor& input_ids,
@@ -241,6 +241,7 @@ Seq2SeqOutput T5ModelImpl::forward(const torch::Tensor& input_ids,
                                    const torch::Tensor& labels) {
   check(decoder_input_ids.defined() || labels.defined(),
         "forward needs decoder_input_ids or labels");
+  if (before_forward) before_forward();
   Seq2SeqOutput out;
   auto [enc, enc_mask] = encoder->encode(input_ids, attention_mask);
   out.encoder_last_hidden_state = enc;

@@ -149,7 +149,8 @@ struct Seq2SeqOutput {
 
 class T5ModelImpl : public torch::nn::Module {
  public:
-  explicit T5ModelImpl(const T5Config& c);
+  // initialise = false leaves the weights uninitialised (for counting, or before loading).
+  explicit T5ModelImpl(const T5Config& c, bool initialise = true);
 
   // Full teacher-forced pass. decoder_input_ids may be undefined when labels are given (they are
   // then labels shifted right). Loss: mean cross-entropy over labels != -100.
@@ -169,6 +170,10 @@ class T5ModelImpl : public torch::nn::Module {
   std::vector<LinearImpl*> linears();
 
   const T5Config& config() const { return config_; }
+
+  // Called at the start of forward() and of greedy generation when set: a method whose tensors
+  // are computed from others (a reparameterisation) recomputes them here.
+  std::function<void()> before_forward;
 
   EmbeddingTable shared{nullptr};
   T5Stack encoder{nullptr}, decoder{nullptr};

@@ -16,6 +16,7 @@ torch::Tensor greedy_generate(nn::T5ModelImpl& model, const torch::Tensor& input
   model.eval();
   const auto& cfg = model.config();
   const int64_t batch = input_ids.size(0);
+  if (model.before_forward) model.before_forward();
   auto [enc, enc_mask] = model.encoder->encode(input_ids, attention_mask);
   nn::DecoderCache cache;
   torch::Tensor next = torch::full({batch, 1}, cfg.decoder_start_token_id, input_ids.options());

@@ -1,0 +1,172 @@
+// Saving and loading adapter directories (issue #3; format in docs/adapter-format.md).
+#include "compacter/peft/adapter_file.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "compacter/core/atomic_file.h"
+#include "compacter/core/error.h"
+#include "compacter/io/safetensors.h"
+
+namespace compacter::peft {
+
+namespace {
+
+template <typename T>
+void read_field(const nlohmann::json& j, const char* key, const std::string& source, T& out) {
+  try {
+    out = j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(cat(source, ": option \"", key, "\" has the wrong type (", j.at(key).dump(), ")"));
+  }
+}
+
+// Names and tensors of the trainable set, each tensor once, in named order.
+std::vector<std::pair<std::string, torch::Tensor>> trainable_named(nn::T5ModelImpl& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  std::set<const void*> seen;
+  for (const auto& item : model.named_parameters())
+    if (item.value().requires_grad() && seen.insert(item.value().unsafeGetTensorImpl()).second)
+      out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json options_to_json(const PeftOptions& o) {
+  nlohmann::json j = nlohmann::json::object();
+#define COMPACTER_OPTION_TO_JSON(type, name, def, help) j[#name] = o.name;
+  COMPACTER_PEFT_OPTIONS(COMPACTER_OPTION_TO_JSON)
+#undef COMPACTER_OPTION_TO_JSON
+  return j;
+}
+
+void options_from_json(const nlohmann::json& j, const std::string& source, PeftOptions& o) {
+  check(j.is_object(), source, ": method options must be a JSON object");
+  static const std::set<std::string> known{
+#define COMPACTER_OPTION_NAME(type, name, def, help) #name,
+      COMPACTER_PEFT_OPTIONS(COMPACTER_OPTION_NAME)
+#undef COMPACTER_OPTION_NAME
+  };
+  for (const auto& item : j.items()) {
+    if (known.count(item.key())) continue;
+    std::ostringstream list;
+    for (const auto& k : known) list << (list.tellp() > 0 ? ", " : "") << k;
+    throw Error(
+        cat(source, ": unknown method option \"", item.key(), "\" (known: ", list.str(), ")"));
+  }
+#define COMPACTER_OPTION_FROM_JSON(type, name, def, help) \
+  if (j.contains(#name)) read_field(j, #name, source, o.name);
+  COMPACTER_PEFT_OPTIONS(COMPACTER_OPTION_FROM_JSON)
+#undef COMPACTER_OPTION_FROM_JSON
+}
+
+nlohmann::json base_shape(const nn::T5ModelImpl& model) {
+  const T5Config& c = model.config();
+  return {{"vocab_rows", model.shared->weight.size(0)},
+          {"d_model", c.d_model},
+          {"d_kv", c.d_kv},
+          {"d_ff", c.d_ff},
+          {"num_layers", c.num_layers},
+          {"num_decoder_layers", c.decoder_layers()},
+          {"num_heads", c.num_heads},
+          {"relative_attention_num_buckets", c.relative_attention_num_buckets},
+          {"feed_forward_proj", c.feed_forward_proj},
+          {"tie_word_embeddings", c.tie_word_embeddings}};
+}
+
+void save_adapter(nn::T5ModelImpl& model, const AdapterSpec& spec, const std::string& dir,
+                  const nlohmann::json& extra) {
+  std::filesystem::create_directories(dir);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (auto& [name, t] : trainable_named(model)) tensors.emplace_back(name, t.detach());
+  safetensors::save(dir + "/" + kAdapterWeightsFile, tensors,
+                    {{"format", "compacter-adapter"}, {"method", spec.method}}, torch::kFloat32);
+  nlohmann::json j = extra.is_object() ? extra : nlohmann::json::object();
+  j["format"] = "compacter-adapter";
+  j["format_version"] = kAdapterFormatVersion;
+  j["library_version"] = COMPACTER_VERSION;
+  j["method"] = spec.method;
+  j["seed"] = spec.seed;
+  j["options"] = options_to_json(spec.options);
+  j["base_model"] = base_shape(model);
+  write_text_atomically(dir + "/" + kAdapterConfigFile, j.dump(2) + "\n");
+}
+
+AdapterSpec read_adapter_spec(const std::string& dir) {
+  const std::string path = dir + "/" + kAdapterConfigFile;
+  std::ifstream in(path);
+  check(in.good(), "cannot open ", path, ": not an adapter directory (no ", kAdapterConfigFile,
+        ")");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
+  }
+  check(j.is_object() && j.value("format", "") == "compacter-adapter", path,
+        ": \"format\" must be \"compacter-adapter\"");
+  check(j.contains("format_version") && j["format_version"].is_number_integer(), path,
+        ": missing integer \"format_version\"");
+  const int version = j["format_version"].get<int>();
+  check(version <= kAdapterFormatVersion, path, ": format_version ", version,
+        " is newer than this compacter understands (", kAdapterFormatVersion,
+        "); upgrade compacter");
+  check(version >= 1, path, ": bad format_version ", version);
+  for (const char* key : {"method", "seed", "options", "base_model"})
+    check(j.contains(key), path, ": missing \"", key, "\"");
+  check(j["method"].is_string(), path, ": \"method\" must be a string");
+  check(j["seed"].is_number_unsigned(), path, ": \"seed\" must be a non-negative integer");
+  AdapterSpec spec;
+  spec.method = j["method"].get<std::string>();
+  find_method(spec.method);  // throws for an unknown method
+  spec.seed = j["seed"].get<uint64_t>();
+  spec.options = method_defaults(spec.method);
+  options_from_json(j["options"], path, spec.options);
+  return spec;
+}
+
+Attachment load_adapter(nn::T5ModelImpl& model, const std::string& dir) {
+  const AdapterSpec spec = read_adapter_spec(dir);
+  const std::string config_path = dir + "/" + kAdapterConfigFile;
+  const nlohmann::json stored = [&] {
+    std::ifstream in(config_path);
+    return nlohmann::json::parse(in)["base_model"];
+  }();
+  const nlohmann::json have = base_shape(model);
+  check(stored.is_object(), config_path, ": \"base_model\" must be an object");
+  for (const auto& item : have.items()) {
+    check(stored.contains(item.key()), config_path, ": base_model lacks \"", item.key(), "\"");
+    check(stored[item.key()] == item.value(), "adapter ", dir, " was trained on a base model with ",
+          item.key(), " = ", stored[item.key()].dump(), ", but this model has ",
+          item.value().dump());
+  }
+  Attachment attachment = attach(spec.method, spec.options, model, spec.seed);
+  load_adapter_tensors(model, dir);
+  return attachment;
+}
+
+void load_adapter_tensors(nn::T5ModelImpl& model, const std::string& dir) {
+  const AdapterSpec spec = read_adapter_spec(dir);
+  const std::string weights = dir + "/" + kAdapterWeightsFile;
+  const safetensors::File file = safetensors::File::open(weights);
+  std::set<std::string> expected;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : trainable_named(model)) {
+    expected.insert(name);
+    check(file.contains(name), weights, ": missing tensor \"", name, "\" of method ", spec.method);
+    torch::Tensor value = file.load(name);
+    check(value.sizes() == t.sizes(), weights, ": tensor \"", name, "\" has shape ", value.sizes(),
+          ", expected ", t.sizes());
+    t.copy_(value);
+  }
+  for (const auto& info : file.header().tensors)
+    check(expected.count(info.name), weights, ": unexpected tensor \"", info.name,
+          "\" (not trainable in method ", spec.method, ")");
+}
+
+}  // namespace compacter::peft

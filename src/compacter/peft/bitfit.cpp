@@ -1,0 +1,35 @@
+// BitFit biases (spec §3.10, counts §7.2: 280,932 for t5-base).
+#include "compacter/peft/bitfit.h"
+
+#include <torch/torch.h>
+
+#include <set>
+
+namespace compacter::peft {
+
+int64_t attach_bitfit(nn::T5ModelImpl& model, bool train_lm_head) {
+  for (auto& p : model.parameters()) p.set_requires_grad(false);
+  int64_t added = 0;
+  for (nn::LinearImpl* linear : model.linears()) {
+    linear->enable_bias();
+    ++added;
+  }
+  // Block norms only: the final norms are built without the flag in the reference (§3.10).
+  std::set<nn::RMSNormImpl*> finals{model.encoder->final_layer_norm.get(),
+                                    model.decoder->final_layer_norm.get()};
+  for (nn::RMSNormImpl* ln : model.layer_norms()) {
+    if (finals.count(ln)) continue;
+    ln->enable_bias();
+    ++added;
+  }
+  model.lm_head->enable_bias();
+  ++added;
+  for (auto& item : model.named_parameters())
+    if (item.key().size() >= 4 && item.key().compare(item.key().size() - 4, 4, "bias") == 0)
+      item.value().set_requires_grad(true);
+  // freeze_bitfit_lm_head = true in the paper's runs; false trains the (tied) matrix too.
+  if (train_lm_head) model.lm_head->matrix().set_requires_grad(true);
+  return added;
+}
+
+}  // namespace compacter::peft

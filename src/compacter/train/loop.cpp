@@ -1,0 +1,397 @@
+// The training loop (spec §6.1, §6.4): see loop.h.
+#include "compacter/train/loop.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include "compacter/core/atomic_file.h"
+#include "compacter/core/error.h"
+#include "compacter/io/safetensors.h"
+#include "compacter/tasks/batching.h"
+#include "compacter/train/adamw.h"
+
+namespace compacter::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_interrupt(int) {
+  g_interrupted = true;
+}
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string hms(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+// Everything needed to continue a run exactly where it stopped.
+struct RunState {
+  int64_t step = 0;
+  int64_t epoch = 0;
+  int64_t batch_in_epoch = 0;
+  double best = -1e300;
+  int64_t best_step = -1;
+  double train_seconds = 0.0;
+  double epoch_seconds_so_far = 0.0;
+  int64_t examples = 0;
+  double loss_sum = 0.0;  // since the last progress record
+  int64_t loss_count = 0;
+  std::vector<double> epoch_seconds;
+  std::vector<nlohmann::json> evaluations;
+  std::vector<nlohmann::json> records;  // metrics.jsonl
+};
+
+std::vector<std::pair<std::string, torch::Tensor>> trainable_named(nn::T5ModelImpl& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  std::set<const void*> seen;
+  for (const auto& item : model.named_parameters())
+    if (item.value().requires_grad() && seen.insert(item.value().unsafeGetTensorImpl()).second)
+      out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+void write_records(const std::string& path, const std::vector<nlohmann::json>& records) {
+  std::string text;
+  for (const auto& r : records) text += r.dump() + "\n";
+  write_text_atomically(path, text);
+}
+
+void save_checkpoint(const std::string& run_dir, const RunState& s, const AdamW& opt) {
+  const std::string fresh = run_dir + "/checkpoint.new";
+  fs::remove_all(fresh);
+  fs::create_directories(fresh);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& [name, p] : opt.params()) tensors.emplace_back("param." + name, p.detach());
+  for (const auto& [name, t] : opt.state()) tensors.emplace_back("optim." + name, t);
+  tensors.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
+  safetensors::save(fresh + "/state.safetensors", tensors);
+  nlohmann::json j = {{"step", s.step},
+                      {"epoch", s.epoch},
+                      {"batch_in_epoch", s.batch_in_epoch},
+                      {"best", s.best},
+                      {"best_step", s.best_step},
+                      {"train_seconds", s.train_seconds},
+                      {"epoch_seconds_so_far", s.epoch_seconds_so_far},
+                      {"examples", s.examples},
+                      {"loss_sum", s.loss_sum},
+                      {"loss_count", s.loss_count},
+                      {"epoch_seconds", s.epoch_seconds},
+                      {"evaluations", s.evaluations},
+                      {"optimizer_steps", opt.steps()}};
+  write_text_atomically(fresh + "/state.json", j.dump(2) + "\n");
+  write_records(fresh + "/metrics.jsonl", s.records);
+  replace_directory(fresh, run_dir + "/checkpoint");
+}
+
+RunState load_checkpoint(const std::string& run_dir, AdamW& opt) {
+  std::string dir = run_dir + "/checkpoint";
+  if (!fs::exists(dir + "/state.json") && fs::exists(run_dir + "/checkpoint.old/state.json"))
+    dir = run_dir + "/checkpoint.old";
+  check(fs::exists(dir + "/state.json"), "--resume: no checkpoint in ", run_dir, " (expected ",
+        run_dir, "/checkpoint/state.json)");
+  std::ifstream in(dir + "/state.json");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cat(dir, "/state.json: not valid JSON (", e.what(), ")"));
+  }
+  RunState s;
+  try {
+    s.step = j.at("step");
+    s.epoch = j.at("epoch");
+    s.batch_in_epoch = j.at("batch_in_epoch");
+    s.best = j.at("best");
+    s.best_step = j.at("best_step");
+    s.train_seconds = j.at("train_seconds");
+    s.epoch_seconds_so_far = j.at("epoch_seconds_so_far");
+    s.examples = j.at("examples");
+    s.loss_sum = j.at("loss_sum");
+    s.loss_count = j.at("loss_count");
+    s.epoch_seconds = j.at("epoch_seconds").get<std::vector<double>>();
+    for (const auto& e : j.at("evaluations")) s.evaluations.push_back(e);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cat(dir, "/state.json: missing or mistyped field (", e.what(), ")"));
+  }
+  const auto file = safetensors::File::open(dir + "/state.safetensors");
+  torch::NoGradGuard no_grad;
+  std::vector<std::pair<std::string, torch::Tensor>> optim;
+  for (const auto& [name, p] : opt.params()) {
+    check(file.contains("param." + name), dir, "/state.safetensors: missing \"param.", name,
+          "\": the checkpoint belongs to another method or model");
+    torch::Tensor v = file.load("param." + name);
+    check(v.sizes() == p.sizes(), dir, "/state.safetensors: \"param.", name,
+          "\" has the wrong shape");
+    const_cast<torch::Tensor&>(p).copy_(v);
+  }
+  for (const auto& info : file.header().tensors)
+    if (info.name.rfind("optim.", 0) == 0)
+      optim.emplace_back(info.name.substr(6), file.load(info.name));
+  opt.load_state(optim, j.at("optimizer_steps").get<int64_t>());
+  at::Generator dropout_rng = at::detail::getDefaultCPUGenerator();  // shares the global state
+  dropout_rng.set_state(file.load("rng.cpu"));
+  std::ifstream records(dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(records, line))
+    if (!line.empty()) s.records.push_back(nlohmann::json::parse(line));
+  return s;
+}
+
+}  // namespace
+
+nlohmann::json train_options_to_json(const TrainOptions& o) {
+  nlohmann::json j = nlohmann::json::object();
+#define COMPACTER_TRAIN_TO_JSON(type, name, def, help) j[#name] = o.name;
+  COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_TO_JSON)
+#undef COMPACTER_TRAIN_TO_JSON
+  return j;
+}
+
+void train_options_from_json(const nlohmann::json& j, const std::string& source, TrainOptions& o) {
+  check(j.is_object(), source, ": training options must be a JSON object");
+  static const std::set<std::string> known{
+#define COMPACTER_TRAIN_NAME(type, name, def, help) #name,
+      COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_NAME)
+#undef COMPACTER_TRAIN_NAME
+  };
+  for (const auto& item : j.items())
+    check(known.count(item.key()), source, ": unknown training option \"", item.key(), "\"");
+#define COMPACTER_TRAIN_FROM_JSON(type, name, def, help)                                \
+  if (j.contains(#name)) {                                                              \
+    try {                                                                               \
+      o.name = j.at(#name).get<type>();                                                 \
+    } catch (const nlohmann::json::exception&) {                                        \
+      throw Error(cat(source, ": training option \"", #name, "\" has the wrong type (", \
+                      j.at(#name).dump(), ")"));                                        \
+    }                                                                                   \
+  }
+  COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_FROM_JSON)
+#undef COMPACTER_TRAIN_FROM_JSON
+}
+
+int64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+void replace_directory(const std::string& fresh, const std::string& dir) {
+  const std::string old = dir + ".old";
+  fs::remove_all(old);
+  if (fs::exists(dir)) fs::rename(dir, old);
+  fs::rename(fresh, dir);
+  fs::remove_all(old);
+}
+
+LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::EncodedExample>& train,
+                        const TrainOptions& o, const std::string& run_dir, bool resume,
+                        const LoopCallbacks& cb) {
+  check(!train.empty(), "the train split is empty");
+  check(o.batch_size >= 1 && o.gradient_accumulation >= 1 && o.eval_batch_size >= 1,
+        "batch_size, gradient_accumulation and eval_batch_size must be positive");
+  check(o.max_steps > 0 || o.epochs >= 1, "give epochs >= 1 or max_steps > 0");
+  check(o.learning_rate > 0, "learning_rate must be positive, got ", o.learning_rate);
+  check(o.warmup_steps >= 0 && o.log_steps >= 1, "warmup_steps >= 0 and log_steps >= 1 needed");
+  auto params = trainable_named(model);
+  check(!params.empty(), "nothing to train: the method leaves no tensor trainable");
+  AdamWOptions ao;
+  ao.weight_decay = o.weight_decay;
+  AdamW opt(params, ao);
+  std::vector<torch::Tensor> grads_of;
+  for (auto& [name, p] : params) grads_of.push_back(p);
+
+  const int64_t n = static_cast<int64_t>(train.size());
+  const int64_t batches_per_epoch = (n + o.batch_size - 1) / o.batch_size;
+  const int64_t steps_per_epoch =
+      (batches_per_epoch + o.gradient_accumulation - 1) / o.gradient_accumulation;
+  const int64_t total = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
+  const int64_t total_epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
+  const torch::Device device = model.shared->weight.device();
+
+  fs::create_directories(run_dir);
+  RunState s;
+  if (resume) {
+    s = load_checkpoint(run_dir, opt);
+    std::cerr << "compacter: resuming at step " << s.step << " of " << total << " (epoch "
+              << s.epoch + 1 << ")\n";
+  } else {
+    torch::manual_seed(o.seed);  // dropout
+  }
+
+  g_interrupted = false;
+  auto previous = std::signal(SIGINT, on_interrupt);
+  struct Restore {
+    decltype(previous) handler;
+    ~Restore() { std::signal(SIGINT, handler); }
+  } restore{previous};
+
+  const bool live = isatty(STDERR_FILENO);
+  model.train();
+  auto run_start = Clock::now();
+  const double seconds_before = s.train_seconds;
+  const int64_t step_at_start = s.step;
+  double& loss_sum = s.loss_sum;
+  int64_t& loss_count = s.loss_count;
+  int64_t examples_since_log = 0;
+  auto log_start = Clock::now();
+
+  auto elapsed = [&] { return seconds_before + seconds_since(run_start); };
+  auto evaluate = [&] {
+    if (!cb.evaluate) return;
+    if (live) std::cerr << "\n";
+    std::cerr << "compacter: evaluating at step " << s.step << " ...\n";
+    const Evaluation e = cb.evaluate();
+    model.train();
+    nlohmann::json record = {{"type", "eval"},
+                             {"step", s.step},
+                             {"epoch", s.epoch},
+                             {"metrics", e.metrics},
+                             {"selection", e.selection}};
+    const bool better = e.selection > s.best;
+    if (better) {
+      s.best = e.selection;
+      s.best_step = s.step;
+      const std::string fresh = run_dir + "/best_adapter.new";
+      fs::remove_all(fresh);
+      cb.save_adapter(fresh);
+      replace_directory(fresh, run_dir + "/best_adapter");
+    }
+    record["best"] = better;
+    s.evaluations.push_back(record);
+    s.records.push_back(record);
+    std::cerr << "compacter: eval step " << s.step << ": " << nlohmann::json(e.metrics).dump()
+              << " selection " << e.selection << (better ? " (best so far)" : "") << "\n";
+  };
+  auto checkpoint = [&] {
+    s.train_seconds = elapsed();
+    write_records(run_dir + "/metrics.jsonl", s.records);
+    save_checkpoint(run_dir, s, opt);
+  };
+
+  while (s.step < total) {
+    auto batches = tasks::make_batches(train, o.batch_size, true, o.group_by_length,
+                                       o.seed + static_cast<uint64_t>(s.epoch));
+    auto epoch_start = Clock::now();
+    const double epoch_before = s.epoch_seconds_so_far;
+    int64_t b = s.batch_in_epoch;
+    while (b < static_cast<int64_t>(batches.size()) && s.step < total) {
+      for (int64_t a = 0; a < o.gradient_accumulation && b < static_cast<int64_t>(batches.size());
+           ++a, ++b) {
+        tasks::Batch batch = tasks::collate(train, batches[static_cast<size_t>(b)]);
+        auto out = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device), {},
+                                 batch.labels.to(device));
+        (out.loss / static_cast<double>(o.gradient_accumulation)).backward();
+        loss_sum += out.loss.item<double>();
+        ++loss_count;
+        examples_since_log += batch.input_ids.size(0);
+        s.examples += batch.input_ids.size(0);
+      }
+      if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(grads_of, o.max_grad_norm);
+      const double lr = linear_schedule(s.step, o.warmup_steps, total, o.learning_rate);
+      opt.step(lr);
+      opt.zero_grad();
+      ++s.step;
+      s.batch_in_epoch = b;
+      s.epoch_seconds_so_far = epoch_before + seconds_since(epoch_start);
+      if (s.step % o.log_steps == 0 || s.step == total) {
+        const double dt = seconds_since(log_start);
+        const double rate = dt > 0 ? examples_since_log / dt : 0.0;
+        const double done = elapsed();
+        const double eta =
+            (s.step > step_at_start)
+                ? (done - seconds_before) / (s.step - step_at_start) * (total - s.step)
+                : 0.0;
+        const double loss = loss_count ? loss_sum / loss_count : 0.0;
+        nlohmann::json record = {{"type", "train"},        {"step", s.step},
+                                 {"epoch", s.epoch + 1},   {"loss", loss},
+                                 {"learning_rate", lr},    {"examples_per_second", rate},
+                                 {"elapsed_seconds", done}};
+        s.records.push_back(record);
+        std::ostringstream line;
+        line << "[train] step " << std::setw(6) << s.step << "/" << total << " | epoch "
+             << std::setw(3) << s.epoch + 1 << "/" << total_epochs << " | loss " << std::fixed
+             << std::setprecision(4) << loss << " | lr " << std::scientific << std::setprecision(2)
+             << lr << " | " << std::fixed << std::setprecision(1) << std::setw(7) << rate
+             << " ex/s | " << hms(done) << " < " << hms(eta) << " | mem " << std::setprecision(2)
+             << peak_rss_bytes() / 1e9 << " GB";
+        std::cerr << (live ? "\r" : "") << line.str() << (live ? "" : "\n") << std::flush;
+        loss_sum = 0.0;
+        loss_count = 0;
+        examples_since_log = 0;
+        log_start = Clock::now();
+      }
+      const bool eval_now = o.eval_steps > 0 && s.step % o.eval_steps == 0;
+      if (eval_now) evaluate();
+      if (eval_now || (o.save_steps > 0 && s.step % o.save_steps == 0)) checkpoint();
+      if (g_interrupted) {
+        checkpoint();
+        if (live) std::cerr << "\n";
+        throw Interrupted(cat("interrupted at step ", s.step, "; checkpoint saved in ", run_dir,
+                              "/checkpoint (continue with --resume)"));
+      }
+    }
+    if (b >= static_cast<int64_t>(batches.size())) {  // the epoch is complete
+      s.epoch_seconds.push_back(s.epoch_seconds_so_far);
+      ++s.epoch;
+      s.batch_in_epoch = 0;
+      s.epoch_seconds_so_far = 0.0;
+      if (o.eval_steps == 0) evaluate();
+      checkpoint();
+    } else {  // the step budget ran out inside the epoch
+      s.epoch_seconds.push_back(s.epoch_seconds_so_far);
+    }
+  }
+  const bool evaluated_last =
+      !s.evaluations.empty() && s.evaluations.back()["step"].get<int64_t>() == s.step;
+  if (cb.evaluate && !evaluated_last) evaluate();
+  if (live) std::cerr << "\n";
+  if (!cb.evaluate) {  // no selection: the final tensors are the result
+    const std::string fresh = run_dir + "/best_adapter.new";
+    fs::remove_all(fresh);
+    cb.save_adapter(fresh);
+    replace_directory(fresh, run_dir + "/best_adapter");
+    s.best_step = s.step;
+  }
+  s.train_seconds = elapsed();
+  write_records(run_dir + "/metrics.jsonl", s.records);
+
+  LoopResult r;
+  r.steps = s.step;
+  r.epochs_done = s.epoch;
+  r.best_selection = s.best;
+  r.best_step = s.best_step;
+  r.epoch_seconds = s.epoch_seconds;
+  r.train_seconds = s.train_seconds;
+  r.examples_per_second = s.train_seconds > 0 ? s.examples / s.train_seconds : 0.0;
+  r.peak_memory_bytes = peak_rss_bytes();
+  r.evaluations = s.evaluations;
+  fs::remove_all(run_dir + "/checkpoint");
+  fs::remove_all(run_dir + "/checkpoint.old");
+  return r;
+}
+
+}  // namespace compacter::train

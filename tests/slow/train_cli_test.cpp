@@ -1,0 +1,98 @@
+// `compacter train` / `eval` end to end (issue #5): every method trains on real RTE files with a
+// tiny random T5 of T5's vocabulary, keeps its best adapter, and `compacter eval` on the reloaded
+// adapter reproduces the test scores of results.json; run directories are protected.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "compacter/peft/methods.h"
+#include "support/test_support.h"
+
+namespace compacter {
+namespace {
+
+class TrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    testing::write_file(dir_->path() + "/config.json", R"({
+      "vocab_size": 32128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
+      "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})");
+    auto r = testing::run_compacter("init-model --config " + dir_->path() + "/config.json --out " +
+                                    dir_->path() + "/model --seed 3");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string train_args(const std::string& method, const std::string& out) {
+    return "train --model " + dir_->path() + "/model --tokenizer " +
+           testing::shared_path("data/t5-tokenizer/spiece.model") + " --task rte --data-dir " +
+           testing::shared_path("data/glue/RTE") + " --method " + method +
+           " --max-train-samples 24 --max-steps 3 --batch-size 8 --eval-batch-size 70"
+           " --warmup-steps 1 --learning-rate 3e-3 --log-steps 1 --reduction-factor 4 --n 2"
+           " --prompt-length 4 --intrinsic-dim 3000 --adapterdrop-layers 0 --out " +
+           out;
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* TrainCli::dir_ = nullptr;
+
+TEST_F(TrainCli, EveryMethodTrainsAndItsAdapterReloadsWithTheSameScores) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  for (const auto& info : peft::all_methods()) {
+    const std::string method = info.name;
+    SCOPED_TRACE(method);
+    const std::string run = dir_->path() + "/run-" + method;
+    auto r = testing::run_compacter(train_args(method, run));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("[train] step      3/3"), std::string::npos) << r.err;
+    const auto results = nlohmann::json::parse(testing::read_file(run + "/results.json"));
+    EXPECT_EQ(results["method"], method);
+    EXPECT_EQ(results["steps"], 3);
+    const auto& test = results["metrics"]["test"];
+    ASSERT_TRUE(test.contains("accuracy")) << results.dump();
+    // RTE's paper test split: 139 examples (spec §4.1); an accuracy is a count / 139.
+    const double correct = test["accuracy"].get<double>() * 139 / 100;
+    EXPECT_NEAR(correct, std::round(correct), 1e-6);
+    EXPECT_GT(results["parameters"]["trainable"].get<int64_t>(), 0);
+    EXPECT_TRUE(std::filesystem::exists(run + "/metrics.jsonl"));
+
+    auto e = testing::run_compacter(
+        "eval --model " + dir_->path() + "/model --tokenizer " +
+        testing::shared_path("data/t5-tokenizer/spiece.model") + " --task rte --data-dir " +
+        testing::shared_path("data/glue/RTE") + " --split test --adapter " + run +
+        "/best_adapter --predictions-out " + run + "/again.jsonl");
+    ASSERT_EQ(e.exit_code, 0) << e.err;
+    const auto scored = nlohmann::json::parse(e.out);
+    EXPECT_EQ(scored["metrics"], test);
+    EXPECT_EQ(testing::read_file(run + "/again.jsonl"),
+              testing::read_file(run + "/predictions_test.jsonl"));
+  }
+}
+
+TEST_F(TrainCli, RunDirectoriesAreProtected) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string run = dir_->path() + "/protected";
+  ASSERT_EQ(testing::run_compacter(train_args("bitfit", run)).exit_code, 0);
+  const std::string before = testing::read_file(run + "/results.json");
+  auto again = testing::run_compacter(train_args("bitfit", run));
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("already holds a finished run"), std::string::npos) << again.err;
+  EXPECT_EQ(testing::read_file(run + "/results.json"), before);
+  auto resume = testing::run_compacter(train_args("bitfit", run) + " --resume");
+  EXPECT_EQ(resume.exit_code, 1);
+  auto unknown = testing::run_compacter(train_args("lora", dir_->path() + "/lora"));
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("unknown method \"lora\""), std::string::npos) << unknown.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_->path() + "/lora/results.json"));
+  testing::write_file(dir_->path() + "/bad.json", R"({"method": "bitfit", "trainig": {}})");
+  auto bad = testing::run_compacter(train_args("bitfit", dir_->path() + "/bad") + " --config " +
+                                    dir_->path() + "/bad.json");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("unknown key \"trainig\""), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace compacter

@@ -1,0 +1,186 @@
+// Adapter directories (issue #3): save -> load reproduces the model's outputs bit for bit for
+// every method; a mismatched base, unknown method, newer format and broken files are refused.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "compacter/core/error.h"
+#include "compacter/nn/t5.h"
+#include "compacter/peft/adapter_file.h"
+#include "compacter/peft/methods.h"
+#include "support/test_support.h"
+
+namespace compacter::peft {
+namespace {
+
+nn::T5Model base_model(int64_t d_ff = 16) {
+  T5Config c;
+  c.vocab_size = 40;
+  c.d_model = 8;
+  c.d_kv = 4;
+  c.num_heads = 2;
+  c.d_ff = d_ff;
+  c.num_layers = 2;
+  nn::T5Model model(c);
+  model->init_weights(3);
+  model->eval();
+  return model;
+}
+
+PeftOptions tiny_options(const std::string& method) {
+  PeftOptions o = method_defaults(method);
+  o.reduction_factor = 2;
+  o.n = 2;
+  o.prompt_length = 3;
+  o.intrinsic_dim = 120;
+  o.adapterdrop_layers = "0";  // the model has 2 blocks
+  return o;
+}
+
+torch::Tensor logits(nn::T5ModelImpl& model) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor ids = torch::tensor({{3, 7, 9, 1}, {4, 5, 1, 0}}, torch::kLong);
+  torch::Tensor labels = torch::tensor({{6, 2, 1}, {8, 1, -100}}, torch::kLong);
+  return model.forward(ids, (ids != 0).to(torch::kLong), {}, labels).logits;
+}
+
+// A trained-looking adapter: every trainable tensor moved away from its init.
+AdapterSpec trained(nn::T5ModelImpl& model, const std::string& method, uint64_t seed) {
+  AdapterSpec spec{method, tiny_options(method), seed};
+  attach(method, spec.options, model, seed);
+  torch::NoGradGuard no_grad;
+  for (auto& p : trainable_parameters(model)) p.add_(torch::randn_like(p) * 0.1);
+  return spec;
+}
+
+TEST(AdapterFile, SaveLoadReproducesEveryMethodExactly) {
+  testing::TempDir dir;
+  torch::manual_seed(0);
+  for (const auto& info : all_methods()) {
+    const std::string method = info.name;
+    SCOPED_TRACE(method);
+    auto model = base_model();
+    const AdapterSpec spec = trained(*model, method, 11);
+    const std::string out = dir.path() + "/" + method;
+    save_adapter(*model, spec, out);
+    auto fresh = base_model();
+    torch::Tensor before = logits(*fresh);
+    load_adapter(*fresh, out);
+    EXPECT_TRUE(torch::equal(logits(*fresh), logits(*model)));
+    if (method != "full") {
+      EXPECT_FALSE(torch::allclose(logits(*fresh), before));
+    }
+    EXPECT_EQ(count_trainable(*fresh), count_trainable(*model));
+    EXPECT_EQ(read_adapter_spec(out).method, method);
+  }
+}
+
+TEST(AdapterFile, CompacterPlusPlusOnT5BaseIsAbout420KB) {
+  // The trainable set depends on d_model and depth only, so the frozen parts are shrunk.
+  T5Config c = builtin_t5_config("t5-base");
+  c.vocab_size = 2;
+  c.d_kv = 1;
+  c.num_heads = 1;
+  c.d_ff = 1;
+  nn::T5Model model(c);
+  attach("compacter++", method_defaults("compacter++"), *model, 0);
+  testing::TempDir dir;
+  save_adapter(*model, {"compacter++", method_defaults("compacter++"), 0}, dir.path() + "/a");
+  const auto bytes = std::filesystem::file_size(dir.path() + "/a/adapter_model.safetensors");
+  EXPECT_EQ(count_trainable(*model), 104704);  // spec §7.2
+  EXPECT_GE(bytes, 104704u * 4);
+  EXPECT_LT(bytes, 460000u);  // + the JSON header naming 206 tensors
+}
+
+class AdapterFileErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto model = base_model();
+    save_adapter(*model, trained(*model, "compacter", 5), dir_);
+  }
+  nlohmann::json config() {
+    std::ifstream in(dir_ + "/adapter_config.json");
+    return nlohmann::json::parse(in);
+  }
+  void write_config(const nlohmann::json& j) {
+    testing::write_file(dir_ + "/adapter_config.json", j.dump());
+  }
+  void expect_refused(const std::string& fragment, nn::T5Model model = base_model()) {
+    try {
+      load_adapter(*model, dir_);
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  }
+  testing::TempDir tmp_;
+  std::string dir_ = tmp_.path() + "/adapter";
+};
+
+TEST_F(AdapterFileErrors, MismatchedBase) {
+  expect_refused("d_ff = 16, but this model has 32", base_model(32));
+}
+
+TEST_F(AdapterFileErrors, UnknownMethod) {
+  auto j = config();
+  j["method"] = "lora";
+  write_config(j);
+  expect_refused("unknown method \"lora\"");
+}
+
+TEST_F(AdapterFileErrors, NewerFormat) {
+  auto j = config();
+  j["format_version"] = 2;
+  write_config(j);
+  expect_refused("newer than this compacter understands");
+}
+
+TEST_F(AdapterFileErrors, UnknownOrMistypedOption) {
+  auto j = config();
+  j["options"]["phm_dim"] = 3;
+  write_config(j);
+  expect_refused("unknown method option \"phm_dim\"");
+  j = config();
+  j["options"].erase("phm_dim");
+  j["options"]["n"] = "four";
+  write_config(j);
+  expect_refused("option \"n\" has the wrong type");
+}
+
+TEST_F(AdapterFileErrors, BadJsonAndMissingFiles) {
+  testing::write_file(dir_ + "/adapter_config.json", "{\"format\": ");
+  expect_refused("not valid JSON");
+  std::filesystem::remove(dir_ + "/adapter_config.json");
+  expect_refused("not an adapter directory");
+}
+
+TEST_F(AdapterFileErrors, TensorsMissingExtraMisshapenOrTruncated) {
+  const std::string weights = dir_ + "/adapter_model.safetensors";
+  const std::string original = testing::read_file(weights);
+  // An adapter of another method: its tensors are not this method's.
+  {
+    auto model = base_model();
+    save_adapter(*model, trained(*model, "lowrank", 5), tmp_.path() + "/other");
+    std::filesystem::copy_file(tmp_.path() + "/other/adapter_model.safetensors", weights,
+                               std::filesystem::copy_options::overwrite_existing);
+    expect_refused("missing tensor");
+  }
+  {  // the saved config says n = 4: the tensors have the shapes of n = 2
+    testing::write_file(weights, original);
+    auto j = config();
+    j["options"]["n"] = 4;
+    j["options"]["reduction_factor"] = 2;
+    write_config(j);
+    expect_refused("has shape");
+  }
+  testing::write_file(weights, original.substr(0, original.size() - 10));
+  auto j = config();
+  j["options"]["n"] = 2;
+  write_config(j);
+  expect_refused("adapter_model.safetensors");
+}
+
+}  // namespace
+}  // namespace compacter::peft
