@@ -15,110 +15,13 @@
 #include "compacter/data/tokenizer.h"
 #include "compacter/tasks/readers.h"
 #include "compacter/tasks/tasks.h"
+#include "data_options.h"
 
 namespace compacter::cli {
 namespace {
 
 using nlohmann::json;
 namespace tk = compacter::tasks;
-
-struct DataCliOptions {
-  std::string task;
-  std::string data_dir;
-  std::string split;
-  std::string method;
-  bool no_prefix = false;
-  bool official_splits = false;
-  bool fix_quirks = false;
-  int64_t max_train_samples = -1;
-  uint64_t data_seed = 42;
-  std::string layout = "auto";
-  bool skip_invalid = false;
-  // user task
-  std::string task_name = "user";
-  std::string format;
-  std::vector<std::string> source_fields;
-  std::string target_field;
-  std::vector<std::string> labels;
-  std::vector<std::string> metrics;
-  std::string id_field;
-};
-
-void add_data_options(CLI::App* cmd, DataCliOptions& o, bool split_required) {
-  cmd->add_option("--data-dir", o.data_dir,
-                  "folder with the task's files: official GLUE TSVs / SuperGLUE JSONL or Hugging "
-                  "Face to_json() files (or a benchmark folder holding the task's folder)");
-  auto* split =
-      cmd->add_option("--split", o.split, "train, validation or test")
-          ->check(CLI::IsMember({"train", "validation", "test", "validation_matched",
-                                 "validation_mismatched", "test_matched", "test_mismatched"}));
-  if (split_required) split->required();
-  cmd->add_option("--method", o.method,
-                  "fine-tuning method; decides the task prefix (spec §4.2: only full, bitfit, "
-                  "prompt-r, prompt-t and said get it)");
-  cmd->add_flag("--no-prefix", o.no_prefix, "never add the task prefix");
-  cmd->add_flag("--official-splits", o.official_splits,
-                "the files' own train/validation/test instead of the paper's splits (§4.1)");
-  cmd->add_flag("--fix-quirks", o.fix_quirks,
-                "corrected forms of the reference's quirks (spec §9 #1-#6) instead of the paper's");
-  cmd->add_option("--max-train-samples", o.max_train_samples,
-                  "low-resource subsample of the train split (spec §4.6)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--data-seed", o.data_seed, "seed of the split permutations")
-      ->capture_default_str();
-  cmd->add_option("--layout", o.layout, "auto, official or hf")
-      ->check(CLI::IsMember({"auto", "official", "hf"}))
-      ->capture_default_str();
-  cmd->add_flag("--skip-invalid", o.skip_invalid,
-                "skip malformed rows (their count is printed to stderr) instead of failing");
-  cmd->add_option("--task-name", o.task_name, "user task: its name (the prefix)")
-      ->capture_default_str();
-  cmd->add_option("--format", o.format, "user task: jsonl, tsv or csv (default: file extension)")
-      ->check(CLI::IsMember({"jsonl", "tsv", "csv"}));
-  cmd->add_option("--source-field", o.source_fields,
-                  "user task: input field(s), in order (repeatable or comma-separated)")
-      ->delimiter(',');
-  cmd->add_option("--target-field", o.target_field, "user task: the target field");
-  cmd->add_option("--labels", o.labels, "user task: allowed target strings (comma-separated)")
-      ->delimiter(',');
-  cmd->add_option("--metric", o.metrics,
-                  "user task: accuracy, f1, mcc, pearson, spearman, macro_f1 or squad "
-                  "(repeatable or comma-separated; default accuracy)")
-      ->delimiter(',');
-  cmd->add_option("--id-field", o.id_field, "user task: field holding the example id");
-}
-
-tk::DataOptions to_data_options(const DataCliOptions& o) {
-  tk::DataOptions d;
-  d.data_dir = o.data_dir;
-  d.paper_splits = !o.official_splits;
-  d.fix_quirks = o.fix_quirks;
-  d.add_prefix =
-      !o.no_prefix && (o.method.empty() || tk::method_adds_prefix(o.method, o.fix_quirks));
-  d.max_train_samples = o.max_train_samples;
-  d.data_seed = o.data_seed;
-  d.skip_invalid = o.skip_invalid;
-  d.layout = tk::parse_layout(o.layout);
-  d.user.name = o.task_name;
-  d.user.format = o.format;
-  d.user.source_fields = o.source_fields;
-  d.user.target_field = o.target_field;
-  d.user.labels = o.labels;
-  d.user.metrics = o.metrics;
-  d.user.id_field = o.id_field;
-  return d;
-}
-
-std::vector<tk::Example> load(const DataCliOptions& o) {
-  check(!o.data_dir.empty(), "--data-dir is required to load ", o.task, " data");
-  check(!o.split.empty(), "--split is required to load ", o.task, " data");
-  int64_t skipped = 0;
-  std::vector<tk::Example> examples = tk::load_split(o.task, o.split, to_data_options(o), &skipped);
-  if (o.skip_invalid)
-    std::cerr << "compacter: skipped " << skipped << " invalid row(s) of " << o.task << " "
-              << o.split << "\n";
-  return examples;
-}
 
 const char* rule_text(tk::SplitRule r) {
   switch (r) {
@@ -185,13 +88,13 @@ json example_json(const tk::Example& e) {
 }
 
 void run_data(const DataCliOptions& o, int64_t limit, const std::string& tokenizer_path) {
-  std::vector<tk::Example> examples = load(o);
+  std::vector<tk::Example> examples = load_examples(o);
   std::optional<T5Tokenizer> tokenizer;
   tk::TaskInfo info;
   int64_t target_len = 0;
   if (!tokenizer_path.empty()) {
     tokenizer.emplace(T5Tokenizer::load(tokenizer_path));
-    info = o.task == "user" ? tk::user_task_info(to_data_options(o).user) : tk::find_task(o.task);
+    info = task_info(o);
     target_len = tk::target_length(info, *tokenizer, o.fix_quirks);
   }
   int64_t printed = 0;
@@ -235,7 +138,7 @@ std::vector<tk::Example> read_references(const std::string& path) {
 void run_score(const DataCliOptions& o, const std::string& predictions_path,
                const std::string& references_path) {
   std::vector<tk::Example> refs =
-      references_path.empty() ? load(o) : read_references(references_path);
+      references_path.empty() ? load_examples(o) : read_references(references_path);
   std::map<std::string, std::string> by_id;
   std::map<std::string, tk::Where> where;
   tk::read_jsonl(predictions_path, false, nullptr, [&](const json& row, const tk::Where& w) {
@@ -284,9 +187,7 @@ void add_tasks_commands(CLI::App& app) {
       "data",
       "Print a task split as JSON Lines (id, source, target, answers, group; token ids with "
       "--tokenizer), formatted as text to text the way the paper's code did (spec §4)");
-  data->add_option("--task", data_opts->task, "task name (see `compacter tasks`) or user")
-      ->required();
-  add_data_options(data, *data_opts, true);
+  add_data_options(data, *data_opts, true, true, true);
   data->add_option("--limit", *limit, "print at most N examples")->check(CLI::NonNegativeNumber);
   data->add_option("--tokenizer", *tokenizer,
                    "spiece.model: add source_ids / target_ids, truncated to the task's lengths");
@@ -299,12 +200,11 @@ void add_tasks_commands(CLI::App& app) {
       "score",
       "Score predictions ({\"id\":..,\"prediction\":..} JSON Lines) with the task's metrics "
       "(spec §5.2); prints the metrics and their mean (the model-selection key) as JSON");
-  score->add_option("--task", score_opts->task, "task name or user")->required();
   score->add_option("--predictions", *predictions, "predictions JSON Lines")->required();
   score->add_option("--references", *references,
                     "references: the JSON Lines `compacter data` prints (default: load them with "
                     "--data-dir and --split)");
-  add_data_options(score, *score_opts, false);
+  add_data_options(score, *score_opts, true, false, true);
   score->callback(
       [score_opts, predictions, references] { run_score(*score_opts, *predictions, *references); });
 }

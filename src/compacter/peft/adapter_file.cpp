@@ -25,16 +25,6 @@ void read_field(const nlohmann::json& j, const char* key, const std::string& sou
   }
 }
 
-// Names and tensors of the trainable set, each tensor once, in named order.
-std::vector<std::pair<std::string, torch::Tensor>> trainable_named(nn::T5ModelImpl& model) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  std::set<const void*> seen;
-  for (const auto& item : model.named_parameters())
-    if (item.value().requires_grad() && seen.insert(item.value().unsafeGetTensorImpl()).second)
-      out.emplace_back(item.key(), item.value());
-  return out;
-}
-
 }  // namespace
 
 nlohmann::json options_to_json(const PeftOptions& o) {
@@ -83,7 +73,7 @@ void save_adapter(nn::T5ModelImpl& model, const AdapterSpec& spec, const std::st
                   const nlohmann::json& extra) {
   std::filesystem::create_directories(dir);
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (auto& [name, t] : trainable_named(model)) tensors.emplace_back(name, t.detach());
+  for (auto& [name, t] : trainable_named_parameters(model)) tensors.emplace_back(name, t.detach());
   safetensors::save(dir + "/" + kAdapterWeightsFile, tensors,
                     {{"format", "compacter-adapter"}, {"method", spec.method}}, torch::kFloat32);
   nlohmann::json j = extra.is_object() ? extra : nlohmann::json::object();
@@ -156,7 +146,7 @@ void load_adapter_tensors(nn::T5ModelImpl& model, const std::string& dir) {
   const safetensors::File file = safetensors::File::open(weights);
   std::set<std::string> expected;
   torch::NoGradGuard no_grad;
-  for (auto& [name, t] : trainable_named(model)) {
+  for (auto& [name, t] : trainable_named_parameters(model)) {
     expected.insert(name);
     check(file.contains(name), weights, ": missing tensor \"", name, "\" of method ", spec.method);
     torch::Tensor value = file.load(name);

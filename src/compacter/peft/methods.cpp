@@ -239,11 +239,19 @@ Attachment attach(const std::string& method, const PeftOptions& o, nn::T5ModelIm
   return out;
 }
 
+std::vector<std::pair<std::string, torch::Tensor>> trainable_named_parameters(
+    torch::nn::Module& module) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  std::set<const void*> seen;
+  for (const auto& item : module.named_parameters())
+    if (item.value().requires_grad() && seen.insert(item.value().unsafeGetTensorImpl()).second)
+      out.emplace_back(item.key(), item.value());
+  return out;
+}
+
 std::vector<torch::Tensor> trainable_parameters(torch::nn::Module& module) {
   std::vector<torch::Tensor> out;
-  std::set<const void*> seen;
-  for (const auto& p : module.parameters())
-    if (p.requires_grad() && seen.insert(p.unsafeGetTensorImpl()).second) out.push_back(p);
+  for (auto& [name, p] : trainable_named_parameters(module)) out.push_back(p);
   return out;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -91,7 +92,11 @@ struct Attachment {
 Attachment attach(const std::string& method, const PeftOptions& options, nn::T5ModelImpl& model,
                   uint64_t seed);
 
-// Exactly the trainable tensors of `module`, each once (shared A and tied tensors counted once).
+// Exactly the trainable tensors of `module` with their names, each once (shared A and tied
+// tensors listed once, under their first name), in named_parameters() order.
+std::vector<std::pair<std::string, torch::Tensor>> trainable_named_parameters(
+    torch::nn::Module& module);
+// The same tensors without their names.
 std::vector<torch::Tensor> trainable_parameters(torch::nn::Module& module);
 // Sum of numel over trainable_parameters(module) (spec §7.1).
 int64_t count_trainable(torch::nn::Module& module);

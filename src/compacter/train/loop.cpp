@@ -18,6 +18,7 @@
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/io/safetensors.h"
+#include "compacter/peft/methods.h"
 #include "compacter/tasks/batching.h"
 #include "compacter/train/adamw.h"
 
@@ -62,15 +63,6 @@ struct RunState {
   std::vector<nlohmann::json> evaluations;
   std::vector<nlohmann::json> records;  // metrics.jsonl
 };
-
-std::vector<std::pair<std::string, torch::Tensor>> trainable_named(nn::T5ModelImpl& model) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  std::set<const void*> seen;
-  for (const auto& item : model.named_parameters())
-    if (item.value().requires_grad() && seen.insert(item.value().unsafeGetTensorImpl()).second)
-      out.emplace_back(item.key(), item.value());
-  return out;
-}
 
 void write_records(const std::string& path, const std::vector<nlohmann::json>& records) {
   std::string text;
@@ -216,7 +208,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   check(o.max_steps > 0 || o.epochs >= 1, "give epochs >= 1 or max_steps > 0");
   check(o.learning_rate > 0, "learning_rate must be positive, got ", o.learning_rate);
   check(o.warmup_steps >= 0 && o.log_steps >= 1, "warmup_steps >= 0 and log_steps >= 1 needed");
-  auto params = trainable_named(model);
+  auto params = peft::trainable_named_parameters(model);
   check(!params.empty(), "nothing to train: the method leaves no tensor trainable");
   AdamWOptions ao;
   ao.weight_decay = o.weight_decay;
