@@ -29,7 +29,7 @@ nn::T5Model base_model(int64_t d_ff = 16) {
   return model;
 }
 
-PeftOptions tiny_options(const std::string& method) {
+PeftOptions adapter_tiny_options(const std::string& method) {
   PeftOptions o = method_defaults(method);
   o.reduction_factor = 2;
   o.n = 2;
@@ -39,7 +39,7 @@ PeftOptions tiny_options(const std::string& method) {
   return o;
 }
 
-torch::Tensor logits(nn::T5ModelImpl& model) {
+torch::Tensor adapter_logits(nn::T5ModelImpl& model) {
   torch::NoGradGuard no_grad;
   torch::Tensor ids = torch::tensor({{3, 7, 9, 1}, {4, 5, 1, 0}}, torch::kLong);
   torch::Tensor labels = torch::tensor({{6, 2, 1}, {8, 1, -100}}, torch::kLong);
@@ -48,7 +48,7 @@ torch::Tensor logits(nn::T5ModelImpl& model) {
 
 // A trained-looking adapter: every trainable tensor moved away from its init.
 AdapterSpec trained(nn::T5ModelImpl& model, const std::string& method, uint64_t seed) {
-  AdapterSpec spec{method, tiny_options(method), seed};
+  AdapterSpec spec{method, adapter_tiny_options(method), seed};
   attach(method, spec.options, model, seed);
   torch::NoGradGuard no_grad;
   for (auto& p : trainable_parameters(model)) p.add_(torch::randn_like(p) * 0.1);
@@ -66,11 +66,11 @@ TEST(AdapterFile, SaveLoadReproducesEveryMethodExactly) {
     const std::string out = dir.path() + "/" + method;
     save_adapter(*model, spec, out);
     auto fresh = base_model();
-    torch::Tensor before = logits(*fresh);
+    torch::Tensor before = adapter_logits(*fresh);
     load_adapter(*fresh, out);
-    EXPECT_TRUE(torch::equal(logits(*fresh), logits(*model)));
+    EXPECT_TRUE(torch::equal(adapter_logits(*fresh), adapter_logits(*model)));
     if (method != "full") {
-      EXPECT_FALSE(torch::allclose(logits(*fresh), before));
+      EXPECT_FALSE(torch::allclose(adapter_logits(*fresh), before));
     }
     EXPECT_EQ(count_trainable(*fresh), count_trainable(*model));
     EXPECT_EQ(read_adapter_spec(out).method, method);

@@ -35,7 +35,7 @@ T5Config small_config(bool v11) {
 }
 
 // Expects load_t5(dir) to throw an Error whose message contains every `parts`.
-void expect_load_error(const std::string& dir, const std::vector<std::string>& parts) {
+void expect_checkpoint_error(const std::string& dir, const std::vector<std::string>& parts) {
   try {
     nn::load_t5(dir);
     FAIL() << "expected an error loading " << dir;
@@ -162,48 +162,48 @@ TEST_F(BrokenCheckpoint, MissingTensorIsNamed) {
   rewrite([&](auto& t) {
     t.erase(std::find_if(t.begin(), t.end(), [&](const auto& p) { return p.first == gone; }));
   });
-  expect_load_error(dir_.path(), {"missing", gone});
+  expect_checkpoint_error(dir_.path(), {"missing", gone});
 }
 
 TEST_F(BrokenCheckpoint, WrongShapeSaysExpectedAndGot) {
   rewrite([](auto& t) { t[1].second = torch::zeros({3, 3}); });
-  expect_load_error(dir_.path(),
-                    {"encoder.block.0.layer.0.SelfAttention.q.weight", "[16, 16]", "[3, 3]"});
+  expect_checkpoint_error(dir_.path(),
+                          {"encoder.block.0.layer.0.SelfAttention.q.weight", "[16, 16]", "[3, 3]"});
 }
 
 TEST_F(BrokenCheckpoint, WrongDtypeIsRefused) {
   rewrite([](auto& t) { t[1].second = torch::zeros({16, 16}, torch::kLong); });
-  expect_load_error(dir_.path(), {"SelfAttention.q.weight", "I64"});
+  expect_checkpoint_error(dir_.path(), {"SelfAttention.q.weight", "I64"});
 }
 
 TEST_F(BrokenCheckpoint, MissingConfigFieldIsNamed) {
   edit_config([](nlohmann::json& j) { j.erase("d_model"); });
-  expect_load_error(dir_.path(), {"config.json", "d_model"});
+  expect_checkpoint_error(dir_.path(), {"config.json", "d_model"});
 }
 
 TEST_F(BrokenCheckpoint, WrongConfigTypeIsNamed) {
   edit_config([](nlohmann::json& j) { j["num_heads"] = "four"; });
-  expect_load_error(dir_.path(), {"num_heads", "integer"});
+  expect_checkpoint_error(dir_.path(), {"num_heads", "integer"});
 }
 
 TEST_F(BrokenCheckpoint, BadConfigJson) {
   testing::write_file(dir_.file("config.json"), "{\"d_model\": 16,");
-  expect_load_error(dir_.path(), {"config.json", "JSON"});
+  expect_checkpoint_error(dir_.path(), {"config.json", "JSON"});
 }
 
 TEST_F(BrokenCheckpoint, UnknownActivation) {
   edit_config([](nlohmann::json& j) { j["feed_forward_proj"] = "gated-swishy"; });
-  expect_load_error(dir_.path(), {"feed_forward_proj", "gated-swishy"});
+  expect_checkpoint_error(dir_.path(), {"feed_forward_proj", "gated-swishy"});
 }
 
 TEST_F(BrokenCheckpoint, TruncatedWeightsFile) {
   std::string bytes = testing::read_file(dir_.file("model.safetensors"));
   testing::write_file(dir_.file("model.safetensors"), bytes.substr(0, bytes.size() / 2));
-  expect_load_error(dir_.path(), {"model.safetensors"});
+  expect_checkpoint_error(dir_.path(), {"model.safetensors"});
 }
 
 TEST(Checkpoint, MissingFolder) {
-  expect_load_error("/nonexistent/model", {"/nonexistent/model"});
+  expect_checkpoint_error("/nonexistent/model", {"/nonexistent/model"});
 }
 
 TEST(Checkpoint, ModelCommandReportsBrokenFolder) {

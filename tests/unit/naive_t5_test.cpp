@@ -15,7 +15,7 @@
 namespace compacter::testing {
 namespace {
 
-double max_abs_diff(const std::vector<double>& a, const torch::Tensor& b) {
+double naive_max_abs_diff(const std::vector<double>& a, const torch::Tensor& b) {
   torch::Tensor c = b.to(torch::kDouble).contiguous();
   EXPECT_EQ(static_cast<int64_t>(a.size()), c.numel());
   const double* p = c.data_ptr<double>();
@@ -174,9 +174,9 @@ TEST(NaiveT5Reference, MatchesHuggingFaceOnTinyT5) {
                          ref->at("decoder_input_ids"), ref->at("labels"));
     EXPECT_EQ(out.logits_shape, sizes(ref->at("logits")));
     EXPECT_EQ(out.encoder_shape, sizes(ref->at("encoder_last_hidden_state")));
-    const double d_logits = max_abs_diff(out.logits, ref->at("logits"));
+    const double d_logits = naive_max_abs_diff(out.logits, ref->at("logits"));
     const double d_enc =
-        max_abs_diff(out.encoder_last_hidden_state, ref->at("encoder_last_hidden_state"));
+        naive_max_abs_diff(out.encoder_last_hidden_state, ref->at("encoder_last_hidden_state"));
     const double d_loss = std::abs(out.loss - ref->at("loss").item<double>());
     std::cout << "[ naive    ] max |naive - HF|: logits " << d_logits << ", encoder " << d_enc
               << ", loss " << d_loss << "\n";

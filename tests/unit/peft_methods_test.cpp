@@ -31,7 +31,7 @@ T5Config tiny_config(int64_t layers, int64_t d_model) {
   return c;
 }
 
-nn::T5Model tiny_model(int64_t layers, int64_t d_model, uint64_t seed = 1) {
+nn::T5Model methods_tiny_model(int64_t layers, int64_t d_model, uint64_t seed = 1) {
   nn::T5Model model(tiny_config(layers, d_model));
   model->init_weights(seed);
   return model;
@@ -74,7 +74,7 @@ TEST(PeftMethods, UnknownMethodListsKnownNames) {
 }
 
 TEST(PeftMethods, RejectsBadOptions) {
-  auto model = tiny_model(1, 12);
+  auto model = methods_tiny_model(1, 12);
   PeftOptions o = tiny_options("compacter");               // d = 3
   EXPECT_THROW(attach("compacter", o, *model, 0), Error);  // 3 % 2 != 0
   o = tiny_options("phm");
@@ -161,7 +161,7 @@ TEST(PeftMethods, FrozenParametersGetNoGradient) {
   torch::Tensor labels = torch::tensor({{6, 2, 1}, {8, 1, -100}}, torch::kLong);
   for (const auto& method : kMethods) {
     SCOPED_TRACE(method);
-    auto model = tiny_model(6, 16);
+    auto model = methods_tiny_model(6, 16);
     Attachment a = attach(method, tiny_options(method), *model, 3);
     model->forward(ids, mask, {}, labels).loss.backward();
     for (const auto& p : model->named_parameters()) {
@@ -192,7 +192,7 @@ TEST(PeftMethods, ZeroUpProjectionLeavesOutputsUnchanged) {
   torch::Tensor dec = torch::tensor({{0, 6, 2}}, torch::kLong);
   for (const auto& method : kMethods) {
     SCOPED_TRACE(method);
-    auto model = tiny_model(6, 16, 9);
+    auto model = methods_tiny_model(6, 16, 9);
     model->eval();
     torch::NoGradGuard no_grad;
     torch::Tensor before = model->forward(ids, mask, dec, {}).logits;
@@ -235,7 +235,7 @@ TEST(PeftMethods, GradientsMatchFiniteDifferences) {
   for (const std::string method : {"adapter", "lowrank", "phm", "compacter"}) {
     SCOPED_TRACE(method);
     torch::manual_seed(8);
-    auto model = tiny_model(1, 8, 2);
+    auto model = methods_tiny_model(1, 8, 2);
     model->to(torch::kDouble);
     model->eval();
     PeftOptions o = method_defaults(method);

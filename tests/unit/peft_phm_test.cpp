@@ -13,7 +13,7 @@
 namespace compacter::peft {
 namespace {
 
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+double phm_max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
 }
@@ -21,15 +21,15 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 TEST(PeftPhm, KroneckerMatchesTorchKron) {
   torch::manual_seed(1);
   torch::Tensor a = torch::randn({3, 2}), b = torch::randn({4, 5});
-  EXPECT_LT(max_abs_diff(kronecker(a, b), torch::kron(a, b)), 1e-6);
+  EXPECT_LT(phm_max_abs_diff(kronecker(a, b), torch::kron(a, b)), 1e-6);
   // Batched: slice by slice.
   torch::Tensor A = torch::randn({3, 2, 3}), B = torch::randn({3, 4, 2});
   torch::Tensor K = kronecker(A, B);
   ASSERT_EQ(K.sizes(), (std::vector<int64_t>{3, 8, 6}));
-  for (int64_t i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(K[i], torch::kron(A[i], B[i])), 1e-6);
+  for (int64_t i = 0; i < 3; ++i) EXPECT_LT(phm_max_abs_diff(K[i], torch::kron(A[i], B[i])), 1e-6);
   // phm_weight = sum of the batched Kronecker products.
   torch::Tensor R = torch::randn({3, 3, 3}), W = torch::randn({3, 4, 2});
-  EXPECT_LT(max_abs_diff(phm_weight(R, W), kronecker(R, W).sum(0)), 1e-5);
+  EXPECT_LT(phm_max_abs_diff(phm_weight(R, W), kronecker(R, W).sum(0)), 1e-5);
 }
 
 // Spec §3.6 worked example: n = 2, in = 4, out = 2, r = 1.
@@ -45,10 +45,10 @@ TEST(PeftPhm, WorkedExample) {
   layer->W_left.copy_(torch::tensor({1., 2., 1., -1.}).view({2, 2, 1}));  // s_1, s_2
   layer->W_right.copy_(torch::tensor({1., 2.}).view({2, 1, 1}));          // t_1, t_2
   torch::Tensor expected = torch::tensor({1., 4., 2., 2., 5., 4., 4., 8.}).view({4, 2});
-  EXPECT_EQ(max_abs_diff(layer->weight(), expected), 0.0);
+  EXPECT_EQ(phm_max_abs_diff(layer->weight(), expected), 0.0);
   torch::Tensor x = torch::tensor({1., 1., 1., 1., 0.5, -1., 2., 0.}).view({2, 4});
   torch::Tensor y = layer->forward(x);
-  EXPECT_LT(max_abs_diff(y, torch::tensor({12., 18., 8.5, 8.0}).view({2, 2})), 1e-6);
+  EXPECT_LT(phm_max_abs_diff(y, torch::tensor({12., 18., 8.5, 8.0}).view({2, 2})), 1e-6);
 }
 
 // y = x H + b against H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q] written as loops.
@@ -116,7 +116,7 @@ TEST(PeftPhm, NEqualsOneIsLinear) {
   layer->b.normal_();
   torch::Tensor x = torch::randn({4, 6});
   // H = 1 (x) W[0] = W[0], so y = x W[0] + b = linear(x, W[0]^T, b).
-  EXPECT_LT(max_abs_diff(layer->forward(x), torch::linear(x, layer->W[0].t(), layer->b)), 1e-6);
+  EXPECT_LT(phm_max_abs_diff(layer->forward(x), torch::linear(x, layer->W[0].t(), layer->b)), 1e-6);
 }
 
 TEST(PeftPhm, RejectsSizesNotDivisibleByN) {

@@ -3,6 +3,7 @@
 // selection key and the paper's "Avg".
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 

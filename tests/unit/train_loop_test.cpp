@@ -54,7 +54,7 @@ TEST(TrainLoop, LinearScheduleWithWarmup) {
   EXPECT_DOUBLE_EQ(linear_schedule(12, 0, 10, 2.0), 0.0);
 }
 
-nn::T5Model tiny_model() {
+nn::T5Model loop_tiny_model() {
   T5Config c;
   c.vocab_size = 30;
   c.d_model = 8;
@@ -94,7 +94,7 @@ TrainOptions toy_options() {
 
 // Runs the toy training; interrupt_at > 0 raises SIGINT during the evaluation at that step.
 std::vector<torch::Tensor> train_toy(const std::string& dir, bool resume, int64_t interrupt_at) {
-  auto model = tiny_model();
+  auto model = loop_tiny_model();
   peft::PeftOptions po = peft::method_defaults("compacter");
   po.reduction_factor = 2;
   po.n = 2;
@@ -149,7 +149,7 @@ TEST(TrainLoop, ResumeReproducesAnUninterruptedRun) {
 
 TEST(TrainLoop, RefusesBadSettings) {
   testing::TempDir dir;
-  auto model = tiny_model();
+  auto model = loop_tiny_model();
   for (auto& p : model->parameters()) p.set_requires_grad(false);
   EXPECT_THROW(run_training(*model, toy_data(), toy_options(), dir.path(), false, {}), Error);
   TrainOptions o = toy_options();

@@ -27,7 +27,7 @@ struct GenerateCliOptions {
 
 void run_generate(const GenerateCliOptions& o) {
   check(o.batch_size > 0, "--batch-size must be positive");
-  auto tok = T5Tokenizer::load(o.tokenizer);
+  auto tok = T5Tokenizer::load(tokenizer_path(o.tokenizer, o.model.model_dir));
   nn::T5Model model = load_model(o.model);
   apply_method(o.method, *model);
   const auto dev = nn::parse_device(o.model.device);
@@ -77,7 +77,7 @@ void add_generate_command(CLI::App& app) {
       "generate", "Greedy generation: one output line per input line (--text or stdin)");
   add_model_options(*cmd, o->model);
   add_method_options(*cmd, o->method, true);
-  cmd->add_option("--tokenizer", o->tokenizer, "SentencePiece model (spiece.model)")->required();
+  cmd->add_option("--tokenizer", o->tokenizer, "spiece.model (default: the model folder's)");
   cmd->add_option("--text", o->texts, "input text (repeatable); default: lines of stdin");
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "stop after N generated tokens")
       ->capture_default_str();

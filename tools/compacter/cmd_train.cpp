@@ -50,13 +50,6 @@ struct EvalCli {
   int64_t generation_max_length = -1;
 };
 
-std::string default_tokenizer(const std::string& given, const std::string& model_dir) {
-  if (!given.empty()) return given;
-  const std::string beside = model_dir + "/spiece.model";
-  check(fs::exists(beside), "no --tokenizer given and ", beside, " does not exist");
-  return beside;
-}
-
 // The paper resizes the embedding to the tokenizer (32,128 -> 32,100 rows, spec §7.1).
 void resize_to_tokenizer(nn::T5ModelImpl& model, const ModelOptions& o, const T5Tokenizer& tok) {
   if (o.resize_vocab > 0) return;  // load_model applied the user's choice
@@ -182,7 +175,7 @@ void run_train(TrainCli& o) {
   }
 
   // Data.
-  const auto tok = T5Tokenizer::load(default_tokenizer(o.tokenizer, o.model.model_dir));
+  const auto tok = T5Tokenizer::load(tokenizer_path(o.tokenizer, o.model.model_dir));
   const tasks::TaskInfo info = task_info(o.data);
   auto train_examples = load_examples(o.data, "train");
   auto validation = load_examples(o.data, "validation");
@@ -272,7 +265,7 @@ void run_train(TrainCli& o) {
 void run_eval(EvalCli& o) {
   const auto spec = peft::read_adapter_spec(o.adapter);
   o.data.method = spec.method;
-  const auto tok = T5Tokenizer::load(default_tokenizer(o.tokenizer, o.model.model_dir));
+  const auto tok = T5Tokenizer::load(tokenizer_path(o.tokenizer, o.model.model_dir));
   const tasks::TaskInfo info = task_info(o.data);
   const auto examples = load_examples(o.data);
   nn::T5Model model = load_model(o.model);
@@ -303,7 +296,7 @@ struct PredictCli {
 };
 
 void run_predict(const PredictCli& o) {
-  const auto tok = T5Tokenizer::load(default_tokenizer(o.tokenizer, o.model.model_dir));
+  const auto tok = T5Tokenizer::load(tokenizer_path(o.tokenizer, o.model.model_dir));
   nn::T5Model model = load_model(o.model);
   resize_to_tokenizer(*model, o.model, tok);
   if (!o.adapter.empty()) peft::load_adapter(*model, o.adapter);

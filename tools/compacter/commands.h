@@ -13,6 +13,8 @@ void add_init_model_command(CLI::App& app);  // cmd_init_model.cpp
 void add_params_command(CLI::App& app);      // cmd_params.cpp
 void add_train_commands(CLI::App& app);      // cmd_train.cpp: train, eval, predict
 void add_wordnet_command(CLI::App& app);     // cmd_wordnet.cpp
+void add_pretrain_command(CLI::App& app);    // cmd_pretrain.cpp
+void add_report_command(CLI::App& app);      // cmd_report.cpp
 void add_tasks_commands(CLI::App& app);      // cmd_tasks.cpp: tasks, data, score
 
 }  // namespace compacter::cli

@@ -1,7 +1,10 @@
 // Shared CLI options and helpers.
 #include "common.h"
 
+#include <filesystem>
 #include <iostream>
+
+#include "compacter/core/error.h"
 
 namespace compacter::cli {
 
@@ -29,6 +32,13 @@ nn::T5Model load_model(const ModelOptions& o) {
   }
   loaded.model->eval();
   return loaded.model;
+}
+
+std::string tokenizer_path(const std::string& given, const std::string& model_dir) {
+  if (!given.empty()) return given;
+  const std::string beside = model_dir + "/spiece.model";
+  check(std::filesystem::exists(beside), "no --tokenizer given and ", beside, " does not exist");
+  return beside;
 }
 
 std::vector<std::string> input_lines(const std::vector<std::string>& texts) {

@@ -21,6 +21,9 @@ void add_model_options(CLI::App& cmd, ModelOptions& o);
 // Loads the model (printing unexpected tensors to stderr) in eval mode.
 nn::T5Model load_model(const ModelOptions& o);
 
+// The tokenizer to use: `given`, or else model_dir/spiece.model (an error when missing).
+std::string tokenizer_path(const std::string& given, const std::string& model_dir);
+
 // Text lines: the --text values, or else every line of stdin.
 std::vector<std::string> input_lines(const std::vector<std::string>& texts);
 

@@ -252,8 +252,12 @@ Seq2SeqOutput T5ModelImpl::forward(const torch::Tensor& input_ids,
   torch::Tensor dec = decoder->decode(dec_ids, enc, enc_mask, nullptr);
   out.logits = lm_head->forward(dec);
   if (labels.defined()) {
+    // Half-precision logits are scored in fp32; fp32 and fp64 keep their own precision.
+    torch::Tensor flat = out.logits.reshape({-1, out.logits.size(-1)});
+    if (flat.scalar_type() == torch::kBFloat16 || flat.scalar_type() == torch::kHalf)
+      flat = flat.to(torch::kFloat32);
     out.loss = torch::nn::functional::cross_entropy(
-        out.logits.reshape({-1, out.logits.size(-1)}).to(torch::kFloat32), labels.reshape({-1}),
+        flat, labels.reshape({-1}),
         torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
   }
   return out;

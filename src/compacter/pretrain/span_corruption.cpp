@@ -15,15 +15,6 @@ int64_t round_half_even(double x) {
   return static_cast<int64_t>(std::nearbyint(x));  // default rounding mode: to nearest even
 }
 
-// Uniform integer in [0, n) from the raw 64-bit output (rejection sampling, so unbiased and the
-// same on every standard library, unlike std::uniform_int_distribution).
-uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;  // multiple of n (or UINT64_MAX)
-  uint64_t r = rng();
-  while (r >= limit) r = rng();
-  return r % n;
-}
-
 // A uniformly random composition of `items` into `segments` positive parts: choose segments-1
 // of the items-1 gaps as cut points (a Fisher-Yates shuffle of the gap flags, as HF shuffles).
 std::vector<int64_t> random_segmentation(int64_t items, int64_t segments, std::mt19937_64& rng) {
@@ -49,6 +40,13 @@ void check_rates(double noise_density, double mean_noise_span_length) {
 }
 
 }  // namespace
+
+uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;  // multiple of n (or UINT64_MAX)
+  uint64_t r = rng();
+  while (r >= limit) r = rng();
+  return r % n;
+}
 
 NoiseCounts noise_counts(int64_t length, double noise_density, double mean_noise_span_length) {
   check_rates(noise_density, mean_noise_span_length);

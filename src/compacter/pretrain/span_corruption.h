@@ -27,6 +27,10 @@
 
 namespace compacter::pretrain {
 
+// Uniform integer in [0, n) from the raw 64-bit output (rejection sampling, so unbiased and the
+// same on every standard library, unlike std::uniform_int_distribution). n >= 1.
+uint64_t uniform_below(std::mt19937_64& rng, uint64_t n);
+
 struct SpanCorruption {
   double noise_density = 0.15;
   double mean_noise_span_length = 3.0;
