@@ -7,7 +7,8 @@
 #  3. `compacter pretrain`: a SentencePiece vocabulary and a small T5 trained on that corpus with
 #     T5's span corruption (cached: a second run of the demo skips it);
 #  4. `compacter train`: Compacter++, full fine-tuning and BitFit on the pretrained T5, and
-#     Compacter++ on the same T5 untrained, each keeping its best adapter on validation;
+#     Compacter++ and full fine-tuning on the same T5 untrained, each keeping its best adapter on
+#     validation;
 #  5. the table (`compacter report`): test accuracy, trainable parameters and adapter file sizes,
 #     with the majority-class baseline; then a few test definitions with their predictions.
 # Everything goes to $COMPACTER_DEMO_OUT (default out/demo). Takes about 10 minutes on 2 cores
@@ -51,7 +52,7 @@ say "4/6 the same T5 untrained (random initialisation), for comparison"
 "$bin" init-model --config "$pretrained/config.json" --out "$untrained" --seed 0 --force
 cp "$pretrained/spiece.model" "$untrained/spiece.model"
 
-say "5/6 fine-tune on the task: Compacter++, full fine-tuning, BitFit; Compacter++ untrained"
+say "5/6 fine-tune on the task: Compacter++, full fine-tuning, BitFit; the first two untrained"
 finetune() {  # name model method learning-rate steps [method options]
   echo "-- $1: $3 on $(basename "$2"), learning rate $4, $5 steps of 32 examples"
   local name=$1 model=$2 method=$3 lr=$4 steps=$5
@@ -68,10 +69,11 @@ finetune compacter++ "$pretrained" compacter++ 3e-2 400 --reduction-factor 4
 finetune full "$pretrained" full 1e-3 300
 finetune bitfit "$pretrained" bitfit 3e-2 400
 finetune compacter++-untrained "$untrained" compacter++ 3e-2 400 --reduction-factor 4
+finetune full-untrained "$untrained" full 1e-3 300
 
 say "6/6 results on the held-out test definitions"
 "$bin" report "$out/runs/compacter++" "$out/runs/full" "$out/runs/bitfit" \
-  "$out/runs/compacter++-untrained"
+  "$out/runs/compacter++-untrained" "$out/runs/full-untrained"
 majority=$(sed -n 's/.*"test_majority_class": "\(.*\)".*/\1/p' "$data/summary.json")
 share=$(sed -n 's/.*"test_majority_share": \(.*\),*/\1/p' "$data/summary.json" | tr -d ,)
 awk -v c="$majority" -v s="$share" \
@@ -84,5 +86,5 @@ cut -f2 "$out/samples.tsv" |
   "$bin" predict --model "$pretrained" --adapter "$out/runs/compacter++/best_adapter" \
     >"$out/samples.predicted"
 paste "$out/samples.predicted" "$out/samples.tsv" |
-  awk -F'\t' '{ printf "  %-14s (gold %-14s) %s\n", $1, $2 ")", substr($3, 1, 70) }'
+  awk -F'\t' '{ printf "  %-14s (gold: %-14s %s\n", $1, $2 ")", substr($3, 1, 64) }'
 say "done: runs in $out/runs (results.json, best_adapter/, predictions_test.jsonl)"
