@@ -15,6 +15,7 @@ void add_train_commands(CLI::App& app);      // cmd_train.cpp: train, eval, pred
 void add_wordnet_command(CLI::App& app);     // cmd_wordnet.cpp
 void add_pretrain_command(CLI::App& app);    // cmd_pretrain.cpp
 void add_report_command(CLI::App& app);      // cmd_report.cpp
+void add_bench_commands(CLI::App& app);      // cmd_bench.cpp: bench (and its hidden worker)
 void add_tasks_commands(CLI::App& app);      // cmd_tasks.cpp: tasks, data, score
 
 }  // namespace compacter::cli

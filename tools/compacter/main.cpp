@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   compacter::cli::add_wordnet_command(app);
   compacter::cli::add_pretrain_command(app);
   compacter::cli::add_report_command(app);
+  compacter::cli::add_bench_commands(app);
   compacter::cli::add_tasks_commands(app);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,169 @@
+// Training-step and GEMM measurements of `compacter bench`: see bench.h.
+#include "compacter/train/bench.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iomanip>
+
+#include "compacter/core/error.h"
+#include "compacter/train/adamw.h"
+#include "compacter/train/loop.h"
+
+// Set by CMakeLists.txt only when libtorch was built with CUDA (the header alone is not enough:
+// Debian's CPU-only libtorch ships it without the library behind it).
+#if defined(COMPACTER_CUDA_ALLOCATOR_STATS) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define COMPACTER_HAVE_CUDA_PEAK 1
+#endif
+
+namespace compacter::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+}  // namespace
+
+bool needs_backbone_weight_gradients(const std::string& method) {
+  const peft::Family family = peft::find_method(method).family;
+  return family == peft::Family::kFull || family == peft::Family::kSaid;
+}
+
+StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
+                                         const std::function<void(const std::string&)>& progress) {
+  check(s.batch >= 1 && s.source_len >= 1 && s.target_len >= 1,
+        "batch, source length and target length must be positive");
+  check(s.steps >= 1 && s.warmup >= 0, "steps must be positive and warm-up steps not negative");
+  check(s.config.vocab_size > 3, "the vocabulary needs more than 3 rows for random tokens");
+  const peft::MethodInfo& info = peft::find_method(s.method);
+
+  torch::manual_seed(s.seed);  // the tokens, then dropout
+  nn::T5Model model(s.config);
+  model->to(s.device, s.dtype);
+  peft::attach(s.method, s.options, *model, s.init_seed);
+  model->train();
+  auto params = peft::trainable_named_parameters(*model);
+  check(!params.empty(), "method ", s.method, " leaves no tensor trainable");
+  std::vector<torch::Tensor> tensors;
+  for (auto& [name, p] : params) tensors.push_back(p);
+  AdamW optimizer(params, AdamWOptions{});
+
+  const T5Config& c = s.config;
+  torch::Tensor ids = torch::randint(3, c.vocab_size, {s.batch, s.source_len}, torch::kLong);
+  torch::Tensor mask = torch::ones({s.batch, s.source_len}, torch::kLong);
+  torch::Tensor labels = torch::randint(3, c.vocab_size, {s.batch, s.target_len}, torch::kLong);
+  labels.select(1, s.target_len - 1).fill_(c.eos_token_id);
+  ids = ids.to(s.device);
+  mask = mask.to(s.device);
+  labels = labels.to(s.device);
+
+  StepBenchResult r;
+  auto step = [&] {
+    auto out = model->forward(ids, mask, {}, labels);
+    out.loss.backward();
+    r.last_loss = out.loss.item<double>();
+    if (s.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(tensors, s.max_grad_norm);
+    optimizer.step(s.learning_rate);
+    optimizer.zero_grad();
+    synchronize(s.device);
+  };
+  for (int64_t i = 0; i < s.warmup; ++i) {
+    if (progress) progress(cat("warm-up ", i + 1, "/", s.warmup));
+    step();
+  }
+  for (int64_t i = 0; i < s.steps; ++i) {
+    const auto t0 = Clock::now();
+    step();
+    r.step_seconds.push_back(seconds_since(t0));
+    if (progress)
+      progress(cat("step ", i + 1, "/", s.steps, ": ", std::fixed, std::setprecision(3),
+                   r.step_seconds.back(), " s"));
+  }
+  double sum = 0.0;
+  for (double t : r.step_seconds) sum += t;
+  r.mean_seconds = sum / static_cast<double>(r.step_seconds.size());
+  r.min_seconds = *std::min_element(r.step_seconds.begin(), r.step_seconds.end());
+  r.examples_per_second = static_cast<double>(s.batch) / r.mean_seconds;
+  if (s.device.is_cuda()) {
+    r.peak_memory_bytes = cuda_peak_allocated_bytes(s.device);
+    r.peak_memory_kind = r.peak_memory_bytes >= 0 ? "cuda_peak_allocated" : "unavailable";
+  } else {
+    r.peak_memory_bytes = peak_rss_bytes();
+    r.peak_memory_kind = "cpu_peak_rss";
+  }
+  const peft::ParameterBreakdown counts = peft::parameter_breakdown(*model);
+  r.trainable_parameters = counts.trainable;
+  r.backbone_parameters = counts.backbone;
+  r.trainable_percent = counts.percent();
+  r.encoder_length =
+      s.source_len + (info.family == peft::Family::kPrompt ? s.options.prompt_length : 0);
+  r.forward = t5_forward_flops(c, s.batch, r.encoder_length, s.target_len);
+  r.weight_gradients = needs_backbone_weight_gradients(s.method);
+  r.step_flops = training_step_flops(r.forward, r.weight_gradients);
+  return r;
+}
+
+GemmRate measure_gemm(int64_t m, int64_t n, int64_t k, torch::Device device,
+                      torch::ScalarType dtype, int warmup, int repeats) {
+  check(m > 0 && n > 0 && k > 0 && repeats > 0, "GEMM shape and repeats must be positive");
+  torch::NoGradGuard no_grad;
+  const auto options = torch::TensorOptions().device(device).dtype(dtype);
+  torch::Tensor a = torch::randn({m, k}, options), b = torch::randn({k, n}, options);
+  for (int i = 0; i < warmup; ++i) torch::mm(a, b);
+  synchronize(device);
+  std::vector<double> seconds;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = Clock::now();
+    torch::Tensor out = torch::mm(a, b);
+    synchronize(device);
+    seconds.push_back(seconds_since(t0));
+  }
+  std::sort(seconds.begin(), seconds.end());
+  const double flops =
+      2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  GemmRate g;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.best_gflops = flops / seconds.front() / 1e9;
+  g.median_gflops = flops / seconds[seconds.size() / 2] / 1e9;
+  return g;
+}
+
+int64_t cuda_peak_allocated_bytes(torch::Device device) {
+#ifdef COMPACTER_HAVE_CUDA_PEAK
+  const auto index = static_cast<c10::DeviceIndex>(device.has_index() ? device.index() : 0);
+  // allocated_bytes[0]: the aggregate over the small and large pools.
+  return static_cast<int64_t>(
+      c10::cuda::CUDACachingAllocator::getDeviceStats(index).allocated_bytes[0].peak);
+#else
+  (void)device;
+  return -1;
+#endif
+}
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const auto start = line.find_first_not_of(" \t", colon + 1);
+    return start == std::string::npos ? "" : line.substr(start);
+  }
+  return "";
+}
+
+}  // namespace compacter::train

@@ -1,0 +1,86 @@
+// `compacter bench` (tools/compacter/cmd_bench.cpp), run as the built program on a tiny random
+// T5: one child process per method, the Table 3 columns in JSON, and its errors.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "support/test_support.h"
+
+namespace compacter {
+namespace {
+
+using ::compacter::testing::run_compacter;
+using ::compacter::testing::TempDir;
+using ::compacter::testing::write_file;
+using nlohmann::json;
+
+std::string tiny_config(const TempDir& dir) {
+  const std::string path = dir.file("config.json");
+  write_file(path,
+             R"({"vocab_size": 128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
+                 "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})");
+  return path;
+}
+
+TEST(BenchCli, ReportsEveryMethodInJson) {
+  TempDir dir;
+  // --reduction-factor 4: a bottleneck of 8, which Compacter's n = 4 divides.
+  const auto r = run_compacter("bench --model-config '" + tiny_config(dir) +
+                               "' --methods full,compacter++,bitfit --batch 2 --source-len 8 "
+                               "--target-len 3 --steps 2 --reduction-factor 4 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json doc = json::parse(r.out);
+  ASSERT_EQ(doc["methods"].size(), 3u);
+  for (const json& m : doc["methods"]) {
+    SCOPED_TRACE(m.dump());
+    EXPECT_GT(m["seconds_per_step"].get<double>(), 0.0);
+    EXPECT_GT(m["examples_per_second"].get<double>(), 0.0);
+    EXPECT_GT(m["peak_memory_bytes"].get<int64_t>(), 0);
+    EXPECT_GT(m["gflops_per_second"].get<double>(), 0.0);
+    EXPECT_GT(m["percent_of_gemm"].get<double>(), 0.0);
+    EXPECT_EQ(m["step_seconds"].size(), 2u);
+  }
+  const json& full = doc["methods"][0];
+  const json& compacter = doc["methods"][1];
+  EXPECT_EQ(full["method"], "full");
+  EXPECT_EQ(compacter["method"], "compacter++");
+  EXPECT_EQ(doc["methods"][2]["method"], "bitfit");
+  EXPECT_DOUBLE_EQ(full["time_diff_percent"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(full["memory_diff_percent"].get<double>(), 0.0);
+  EXPECT_TRUE(compacter["time_diff_percent"].is_number());
+  EXPECT_GT(full["trainable_parameters"].get<int64_t>(),
+            compacter["trainable_parameters"].get<int64_t>());
+  EXPECT_EQ(full["flop_multiplier"], 3);
+  EXPECT_EQ(compacter["flop_multiplier"], 2);
+  EXPECT_GT(doc["gemm"]["fp32"]["representative"]["best_gflops"].get<double>(), 0.0);
+  EXPECT_GT(doc["gemm"]["fp32"]["square"]["best_gflops"].get<double>(), 0.0);
+  EXPECT_GE(doc["machine"]["cores"].get<int>(), 1);
+  EXPECT_FALSE(doc["machine"]["libtorch"].get<std::string>().empty());
+  EXPECT_EQ(doc["settings"]["batch"], 2);
+  // Progress goes to stderr.
+  EXPECT_NE(r.err.find("compacter++: step 2/2"), std::string::npos) << r.err;
+}
+
+TEST(BenchCli, UnknownMethodIsAnErrorBeforeAnyRun) {
+  const auto r = run_compacter("bench --methods full,nosuch --steps 1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown method \"nosuch\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("compacter++"), std::string::npos) << r.err;  // the known names
+  EXPECT_EQ(r.err.find("[bench]"), std::string::npos) << r.err;      // nothing ran
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST(BenchCli, FailingMethodNamesItAndItsError) {
+  TempDir dir;
+  // PHM's default n = 12 does not divide d_model 32: the child fails, the parent says which.
+  const auto r = run_compacter("bench --model-config '" + tiny_config(dir) +
+                               "' --methods phm --batch 1 --source-len 4 --target-len 2 "
+                               "--steps 1 --warmup 0");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("method phm failed (exit code 1)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 of 1 methods failed: phm"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace compacter
