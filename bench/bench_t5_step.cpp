@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "compacter/nn/t5.h"
+#include "compacter/train/flops.h"
 
 namespace {
 
@@ -38,20 +39,6 @@ double gemm_gflops(int64_t n, torch::ScalarType dtype, const torch::Device& devi
     best = std::min(best, seconds_since(t0));
   }
   return 2.0 * n * n * n / best / 1e9;
-}
-
-// Matrix-multiply FLOPs of one forward pass (projections, attention, output layer).
-double forward_flops(const compacter::T5Config& c, int64_t batch, int64_t src, int64_t tgt) {
-  const double d = c.d_model, inner = c.inner_dim(), ff = c.d_ff * (c.is_gated() ? 2.0 : 1.0);
-  const double proj = 2.0 * (4 * d * inner);
-  const double ffn = 2.0 * (d * ff + ff * d);
-  const double enc = batch * src * (proj + ffn + 2.0 * 2 * src * inner) * c.num_layers;
-  const double dec = batch * tgt *
-                     (2 * proj + ffn + 2.0 * 2 * tgt * inner + 2.0 * 2 * src * inner) *
-                     c.decoder_layers();
-  const double cross_kv = batch * src * 2.0 * (2 * d * inner) * c.decoder_layers();
-  const double head = batch * tgt * 2.0 * d * c.vocab_size;
-  return enc + dec + cross_kv + head;
 }
 
 }  // namespace
@@ -118,7 +105,8 @@ int main(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
   // Backward of a frozen layer needs only input gradients: about one forward's FLOPs.
-  const double flops = 2.0 * forward_flops(c, batch, src, tgt);
+  const double flops = compacter::train::training_step_flops(
+      compacter::train::t5_forward_flops(c, batch, src, tgt), false);
   const double peak = gemm_gflops(device.is_cuda() ? 8192 : 2048, dtype, device);
   nlohmann::json j = {{"bench", "t5_step_frozen_backbone"},
                       {"config", config},

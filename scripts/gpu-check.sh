@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one prepared run for a lent GPU machine (see README): configure against the pip torch's
-# libtorch (CUDA), build, run the test suite, check HF parity on CUDA, run the step benchmark.
+# libtorch (CUDA), build, run the test suite, check HF parity on CUDA, run the step benchmark
+# and `compacter bench` (Table 3) for three methods.
 # Usage: bash scripts/gpu-check.sh   (writes logs under $OUT when set, else ./out/gpu)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +23,6 @@ fi
 for dtype in fp32 bf16; do
   build-cuda/bench/bench_t5_step --device cuda --dtype "$dtype" --steps 5 | tee -a "$out/bench.jsonl"
 done
+# Table 3 on the GPU (also the check that CUDA peak memory is read): a few methods, t5-small.
+build-cuda/compacter bench --device cuda --methods full,compacter++,bitfit --steps 5 --json \
+  >"$out/table3-cuda.json" && tail -c 600 "$out/table3-cuda.json"

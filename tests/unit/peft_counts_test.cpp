@@ -116,6 +116,39 @@ TEST(PeftCounts, T5Small) {
   }
 }
 
+// The other Table 9 rows, their integers by hand for t5-small (d_model 512, inner 8 x 64 = 512,
+// d_ff 2048, 6 + 6 blocks, 32,100 rows after the resize):
+//   prompt: 100 x 512 = 51,200 (0.0846%, paper 0.085); SAID: d0 = 20,000 (0.0331%, paper 0.033);
+//   BitFit: encoder 6 x (q,k,v,o 4 x 512 + wi 2048 + wo 512) = 27,648; decoder 6 x (8 x 512 +
+//   2048 + 512) = 39,936; block norms 6 x 2 x 512 + 6 x 3 x 512 = 15,360; lm_head 32,100;
+//   in all 115,044 (0.1902%, paper 0.190).
+// BitFit's biases follow every shape and prompt-T copies 100 embedding rows, so those two count
+// on the real t5-small; the others on the shrunk model.
+int64_t t5_small_count(const std::string& method) {
+  if (method != "bitfit" && method != "prompt-t") return count("t5-small", method, 32, 4);
+  auto model = resized_model("t5-small");
+  attach(method, method_defaults(method), *model, 0);
+  return count_trainable(*model);
+}
+
+TEST(PeftCounts, T5SmallPromptSaidBitFit) {
+  struct Row {
+    const char* method;
+    int64_t count;
+    double paper_percent;
+  };
+  const Row rows[] = {{"prompt-r", 51200, 0.085},
+                      {"prompt-t", 51200, 0.085},
+                      {"said", 20000, 0.033},
+                      {"bitfit", 115044, 0.190}};
+  for (const Row& r : rows) {
+    const int64_t c = t5_small_count(r.method);
+    EXPECT_EQ(c, r.count) << r.method;
+    const double percent = 100.0 * static_cast<double>(c) / 60492288.0;
+    EXPECT_NEAR(std::round(percent * 1000.0) / 1000.0, r.paper_percent, 1e-9) << r.method;
+  }
+}
+
 // With a fixed A the count drops by n^3; with frozen norms it is the adapters alone.
 TEST(PeftCounts, Switches) {
   auto model = shrunk_model("t5-base");
