@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "common.h"
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/data/sentencepiece.h"
@@ -53,16 +54,6 @@ const char* const kRunFiles[] = {
     "pretrain_results.json", "pretrain_config.json", "metrics.jsonl",    "checkpoint",
     "checkpoint.old",        "best_adapter",         "best_adapter.old", "best_adapter.new",
     "model.safetensors",     "config.json",          "spiece.model"};
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  check(in.good(), "cannot open ", path);
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
-  }
-}
 
 T5Config model_config(const PretrainCli& o, int64_t vocab_size) {
   T5Config c = resolve_t5_config(o.model_config);
@@ -148,7 +139,7 @@ void run_pretrain(PretrainCli& o) {
       {"training", train::train_options_to_json(o.t)},
       {"device", o.device}};
   if (o.resume) {
-    check(read_json(o.out + "/pretrain_config.json") == effective,
+    check(read_json_file(o.out + "/pretrain_config.json") == effective,
           "--resume: the settings differ from those the run started with (", o.out,
           "/pretrain_config.json)");
   } else {

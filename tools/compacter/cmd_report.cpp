@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "common.h"
 #include "compacter/core/error.h"
 
 namespace compacter::cli {
@@ -24,13 +25,9 @@ struct ReportOptions {
 
 nlohmann::json read_results(const std::string& run) {
   const std::string path = run + "/results.json";
-  std::ifstream in(path);
-  check(in.good(), "cannot open ", path, " (is ", run, " a finished `compacter train` run?)");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
-  }
+  check(std::filesystem::is_regular_file(path), "cannot open ", path, " (is ", run,
+        " a finished `compacter train` run?)");
+  return read_json_file(path);
 }
 
 std::string human_bytes(double bytes) {

@@ -100,16 +100,6 @@ void write_predictions(const std::string& path, const std::vector<tasks::Example
   write_text_atomically(path, text);
 }
 
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  check(in.good(), "cannot open ", path);
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
-  }
-}
-
 void run_train(TrainCli& o) {
   // Settings: defaults < --config < flags.
   nlohmann::json config = nlohmann::json::object();

@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "compacter/core/error.h"
@@ -39,6 +40,16 @@ std::string tokenizer_path(const std::string& given, const std::string& model_di
   const std::string beside = model_dir + "/spiece.model";
   check(std::filesystem::exists(beside), "no --tokenizer given and ", beside, " does not exist");
   return beside;
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  check(in.good(), "cannot open ", path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
+  }
 }
 
 std::vector<std::string> input_lines(const std::vector<std::string>& texts) {

@@ -1,6 +1,7 @@
 // Options shared by the subcommands that load a T5 model, and small CLI helpers.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ nn::T5Model load_model(const ModelOptions& o);
 
 // The tokenizer to use: `given`, or else model_dir/spiece.model (an error when missing).
 std::string tokenizer_path(const std::string& given, const std::string& model_dir);
+
+// Parses the JSON file at `path`; errors name the file (missing, unreadable, not JSON).
+nlohmann::json read_json_file(const std::string& path);
 
 // Text lines: the --text values, or else every line of stdin.
 std::vector<std::string> input_lines(const std::vector<std::string>& texts);
