@@ -3,6 +3,8 @@
 // v1.1, odd configs and padded batches.
 #include <torch/torch.h>
 
+#include <filesystem>
+
 #include "compacter/core/error.h"
 #include "compacter/io/hf_names.h"
 #include "compacter/nn/checkpoint.h"

@@ -79,9 +79,30 @@ void add_run_options(CLI::App& cmd, RunSettings& r) {
   cmd.add_option("--steps", r.steps, "timed training steps per method")->capture_default_str();
   cmd.add_option("--warmup", r.warmup, "untimed training steps before them")->capture_default_str();
   cmd.add_option("--device", r.device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd.add_option("--dtype", r.dtype, "fp32 or bf16")->capture_default_str();
+  cmd.add_option("--dtype", r.dtype,
+                 "fp32, bf16 (every tensor bf16) or autocast-bf16 (fp32 weights and optimizer, "
+                 "bf16 matrix products)")
+      ->capture_default_str();
   cmd.add_option("--seed", r.seed, "seed of the tokens, the methods' init and dropout")
       ->capture_default_str();
+}
+
+// What --dtype asks for: the weights' dtype, bf16 autocast or not, and the matrix products' dtype.
+struct Precision {
+  torch::ScalarType weights = torch::kFloat32;
+  bool autocast = false;
+  torch::ScalarType products = torch::kFloat32;
+};
+
+Precision parse_precision(const std::string& text) {
+  Precision p;
+  if (text == "autocast-bf16") {
+    p.autocast = true;
+    p.products = torch::kBFloat16;
+    return p;
+  }
+  p.weights = p.products = nn::parse_dtype(text);
+  return p;
 }
 
 void check_run_settings(const RunSettings& r) {
@@ -131,7 +152,9 @@ void run_worker(const WorkerCli& w) {
   s.steps = w.run.steps;
   s.warmup = w.run.warmup;
   s.device = nn::parse_device(w.run.device);
-  s.dtype = nn::parse_dtype(w.run.dtype);
+  const Precision precision = parse_precision(w.run.dtype);
+  s.dtype = precision.weights;
+  s.bf16_autocast = precision.autocast;
   s.seed = w.run.seed;
   s.init_seed = w.init_seed;
   s.learning_rate = kLearningRate;
@@ -359,7 +382,7 @@ void run_bench(BenchCli& o) {
   const std::vector<std::string> methods = parse_methods(o.methods);
   const T5Config config = resolve_t5_config(o.run.model_config);
   const torch::Device device = nn::parse_device(o.run.device);
-  const torch::ScalarType dtype = nn::parse_dtype(o.run.dtype);
+  const torch::ScalarType dtype = parse_precision(o.run.dtype).products;
   const uint64_t init_seed =
       o.init_seed && o.init_seed->count() > 0 ? o.method.init_seed : o.run.seed;
   std::vector<json> options;

@@ -9,6 +9,7 @@
 #include <iomanip>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/autocast.h"
 #include "compacter/train/adamw.h"
 #include "compacter/train/loop.h"
 
@@ -70,7 +71,11 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
 
   StepBenchResult r;
   auto step = [&] {
-    auto out = model->forward(ids, mask, {}, labels);
+    nn::Seq2SeqOutput out;
+    {
+      nn::AutocastScope autocast(s.device, s.bf16_autocast);
+      out = model->forward(ids, mask, {}, labels);
+    }
     out.loss.backward();
     r.last_loss = out.loss.item<double>();
     if (s.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(tensors, s.max_grad_norm);

@@ -28,8 +28,9 @@ struct StepBenchSettings {
   int64_t warmup = 1;      // untimed, before the timed steps
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
-  uint64_t seed = 0;       // the tokens and dropout
-  uint64_t init_seed = 0;  // the method's init
+  bool bf16_autocast = false;  // fp32 weights, bf16 matrix products (nn/autocast.h)
+  uint64_t seed = 0;           // the tokens and dropout
+  uint64_t init_seed = 0;      // the method's init
   double learning_rate = 3e-4;
   double max_grad_norm = 1.0;
 };

@@ -18,6 +18,7 @@
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/io/safetensors.h"
+#include "compacter/nn/autocast.h"
 #include "compacter/peft/methods.h"
 #include "compacter/tasks/batching.h"
 #include "compacter/train/adamw.h"
@@ -294,8 +295,12 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
       for (int64_t a = 0; a < o.gradient_accumulation && b < static_cast<int64_t>(batches.size());
            ++a, ++b) {
         tasks::Batch batch = tasks::collate(train, batches[static_cast<size_t>(b)]);
-        auto out = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device), {},
-                                 batch.labels.to(device));
+        nn::Seq2SeqOutput out;
+        {
+          nn::AutocastScope autocast(device, o.bf16_autocast);
+          out = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device), {},
+                              batch.labels.to(device));
+        }
         (out.loss / static_cast<double>(o.gradient_accumulation)).backward();
         loss_sum += out.loss.item<double>();
         ++loss_count;

@@ -34,7 +34,8 @@ namespace compacter::train {
   X(int64_t, save_steps, 0, "also checkpoint every N optimizer steps (0: at evaluations only)") \
   X(int64_t, log_steps, 10, "progress line and metrics.jsonl record every N steps")             \
   X(uint64_t, seed, 42, "seed of the method's init, the shuffling and dropout")                 \
-  X(bool, group_by_length, false, "batch examples of similar source length together")
+  X(bool, group_by_length, false, "batch examples of similar source length together")           \
+  X(bool, bf16_autocast, false, "bf16 autocast of the forward pass (weights and AdamW stay fp32)")
 
 struct TrainOptions {
 #define COMPACTER_DECLARE_TRAIN_FIELD(type, name, def, help) type name = def;
