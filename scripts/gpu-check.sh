@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# The one prepared run for a lent GPU machine (see README, "GPU"): unpack the carried Debian
-# packages (scripts/gpu-deps.sh), configure against the pip torch's libtorch (CUDA), build, run
-# the CUDA tests, Hugging Face parity on CUDA (fp32, bf16), a real `compacter train` + `eval` on
-# CUDA with bf16 autocast, `compacter bench` (Table 3) in fp32 and autocast-bf16, and last, while
-# time is left, the whole test suite against this libtorch.
-# Usage: bash scripts/gpu-check.sh   (logs under $OUT when set, else ./out/gpu; GPU_CHECK_BUDGET
-# seconds, default 500, skips the stages that would start after it)
+# The one prepared run for a lent GPU machine (README, "GPU"): unpack the Debian packages and the
+# shared data that scripts/gpu-deps.sh put in .gpudeps/ and .gpushared/ (name both in the run's
+# `carry`), configure against the pip torch's libtorch (CUDA), build, then the stages of
+# GPU_CHECK_STAGES in order:
+#   shim    `compacter data` with the tokenizer (loads the SentencePiece shim)
+#   tests   the CUDA and autocast tests (tests/unit/cuda_test.cpp, autocast_test.cpp)
+#   parity  `compacter forward` on CUDA (fp32, bf16) against Hugging Face's tiny-t5 outputs
+#   train   `compacter train` + `eval` on CUDA (t5-small random init, compacter++, RTE), fp32
+#           and bf16 autocast; a crash is re-run under cuda-gdb for a backtrace
+#   suite   the whole test suite against this libtorch (GPU_CHECK_CTEST_ARGS: more ctest flags)
+#   bench   `compacter bench` (Table 3) on t5-base, batch 64, fp32 and autocast-bf16
+# GPU_CHECK_TARGETS limits the build (e.g. "compacter tests_unit"). A stage starts only while GPU_CHECK_BUDGET seconds (default 480) are not spent. The summary is
+# $OUT/summary.txt; every log is in $OUT/logs.tgz (OUT defaults to ./out/gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/gpu}
+logs=$(mktemp -d)
 mkdir -p "$out"
 start=$(date +%s)
-budget=${GPU_CHECK_BUDGET:-500}
+budget=${GPU_CHECK_BUDGET:-480}
+stages=${GPU_CHECK_STAGES:-shim tests parity train suite bench}
 log() { echo "[gpu-check $(($(date +%s) - start))s] $*" | tee -a "$out/summary.txt"; }
 time_left() { (($(date +%s) - start < budget - ${1:-0})); }
+pack() { tar -C "$logs" -czf "$out/logs.tgz" . 2>/dev/null; }
+trap pack EXIT
 
 deps=/opt/compacter-deps
 mkdir -p "$deps"
@@ -33,66 +43,109 @@ prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
   nvidia-smi -L
   python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)'
   g++ --version | head -1
-  command -v nvcc && nvcc --version | tail -2
   cmake --version | head -1
-  nproc
-} 2>&1 | tee "$out/device.txt"
+  echo "cores: $(nproc)"
+} 2>&1 | tee -a "$out/summary.txt"
 
+gtest=()
+[[ -f $deps/usr/src/googletest/CMakeLists.txt ]] &&
+  gtest=(-DCOMPACTER_GTEST_SOURCE_DIR="$deps/usr/src/googletest" -DCMAKE_POLICY_VERSION_MINIMUM=3.5)
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 log "configure"
 cmake -S . -B build-cuda "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$deps/usr;$prefix" -DCOMPACTER_SHARED_DIR="$shared" \
-  >"$out/cmake.log" 2>&1 || {
-  tail -40 "$out/cmake.log"
+  -DCMAKE_PREFIX_PATH="$deps/usr;$prefix" -DCOMPACTER_SHARED_DIR="$shared" "${gtest[@]}" \
+  >"$logs/cmake.log" 2>&1 || {
+  tail -40 "$logs/cmake.log"
   exit 1
 }
 log "build"
-if ! cmake --build build-cuda -j"$(nproc)" >"$out/build.log" 2>&1; then
-  grep -E "error|Error" "$out/build.log" | head -60
+targets=()
+for t in ${GPU_CHECK_TARGETS:-}; do targets+=(--target "$t"); done
+if ! cmake --build build-cuda -j"$(nproc)" "${targets[@]}" >"$logs/build.log" 2>&1; then
+  grep -E "error|Error" "$logs/build.log" | head -60 | tee -a "$out/summary.txt"
   exit 1
 fi
-bin=build-cuda/compacter
-log "built; CUDA tests"
-(cd build-cuda && ctest -R 'Cuda\.|Autocast\.' --output-on-failure) >"$out/ctest-cuda.log" 2>&1
-grep -E "tests passed|Passed|Failed|\*\*\*|Skipped" "$out/ctest-cuda.log" | tee -a "$out/summary.txt"
+bin=$PWD/build-cuda/compacter
+log "built"
 
-log "Hugging Face parity on CUDA"
-for dtype in fp32 bf16; do
-  "$bin" forward --device cuda --dtype "$dtype" --model "$shared/data/tiny-t5" \
-    --inputs "$shared/data/tiny-t5/reference.safetensors" \
-    --out "$out/tiny-cuda-$dtype.safetensors" 2>&1 | tail -3 | tee -a "$out/summary.txt"
-done
+# Runs "$@" with its output in $logs/$name.log; on a crash (signal) re-runs it under cuda-gdb.
+run_logged() {
+  local name=$1
+  shift
+  "$@" >"$logs/$name.log" 2>&1
+  local rc=$?
+  tail -3 "$logs/$name.log" | tee -a "$out/summary.txt"
+  if ((rc >= 128)) && command -v cuda-gdb >/dev/null; then
+    log "$name crashed (exit $rc); backtrace:"
+    cuda-gdb -batch -ex run -ex bt --args "$@" >"$logs/$name-gdb.log" 2>&1
+    grep -E "^#|signal" "$logs/$name-gdb.log" | head -25 | tee -a "$out/summary.txt"
+  fi
+  return $rc
+}
 
-if time_left 200; then
-  log "train + eval on CUDA: t5-small (random init), compacter++, RTE, bf16 autocast"
-  model=/tmp/t5-small-random
+stage_tests() {
+  (cd build-cuda && ctest -R 'Cuda\.|Autocast\.' --output-on-failure) >"$logs/ctest-cuda.log" 2>&1
+  grep -E "tests passed|Failed|Skipped|Expected|Which is" "$logs/ctest-cuda.log" |
+    head -30 | tee -a "$out/summary.txt"
+}
+
+stage_shim() {
+  run_logged data "$bin" data --task rte --data-dir "$shared/data/glue" --split validation \
+    --tokenizer "$shared/data/t5-tokenizer/spiece.model" --limit 1
+}
+
+stage_parity() {
+  for dtype in fp32 bf16; do
+    run_logged "forward-$dtype" "$bin" forward --device cuda --dtype "$dtype" \
+      --model "$shared/data/tiny-t5" --inputs "$shared/data/tiny-t5/reference.safetensors" \
+      --out "$logs/tiny-cuda-$dtype.safetensors"
+  done
+}
+
+stage_train() {
+  local model=/tmp/t5-small-random
   "$bin" init-model --config t5-small --out "$model" --seed 0 --force >/dev/null &&
     cp "$shared/data/t5-tokenizer/spiece.model" "$model/"
-  "$bin" train --model "$model" --device cuda --task rte --data-dir "$shared/data/glue" \
-    --method compacter++ --max-steps 150 --batch-size 32 --warmup-steps 10 --eval-steps 75 \
-    --eval-batch-size 128 --log-steps 25 --bf16-autocast true --out /tmp/run-rte --overwrite \
-    >"$out/train.log" 2>&1
-  tail -4 "$out/train.log" | tee -a "$out/summary.txt"
-  cp /tmp/run-rte/results.json "$out/train-results.json" 2>/dev/null
-  "$bin" eval --model "$model" --device cuda --adapter /tmp/run-rte/best_adapter --task rte \
-    --data-dir "$shared/data/glue" --split test 2>&1 | tail -3 | tee -a "$out/summary.txt"
-fi
+  for autocast in false true; do
+    time_left 60 || return
+    run_logged "train-autocast-$autocast" "$bin" train --model "$model" --device cuda \
+      --task rte --data-dir "$shared/data/glue" --method compacter++ --max-steps 150 \
+      --batch-size 32 --warmup-steps 10 --eval-steps 75 --eval-batch-size 128 --log-steps 25 \
+      --bf16-autocast "$autocast" --out "/tmp/run-rte-$autocast" --overwrite
+    cp "/tmp/run-rte-$autocast/results.json" "$logs/train-autocast-$autocast-results.json"
+    run_logged "eval-autocast-$autocast" "$bin" eval --model "$model" --device cuda \
+      --adapter "/tmp/run-rte-$autocast/best_adapter" --task rte \
+      --data-dir "$shared/data/glue" --split test
+  done
+}
 
-for dtype in fp32 autocast-bf16; do
-  time_left 120 || break
-  log "Table 3 on CUDA, t5-base, batch 64, $dtype"
-  "$bin" bench --device cuda --dtype "$dtype" --model-config t5-base --batch 64 --steps 10 \
-    --methods full,adapter,pfeiffer,lowrank,compacter,compacter++,bitfit,prompt-r,said \
-    --json >"$out/table3-cuda-t5-base-$dtype.json" 2>"$out/table3-$dtype.err"
-  tail -3 "$out/table3-$dtype.err" | tee -a "$out/summary.txt"
-done
-
-if time_left 60; then
-  log "the whole test suite against this libtorch (CPU tests, 2 threads each)"
+stage_suite() {
   (cd build-cuda && OMP_NUM_THREADS=2 timeout $((budget - ($(date +%s) - start))) \
-    ctest -j"$(($(nproc) / 2))" --timeout 240 --output-on-failure) >"$out/ctest-all.log" 2>&1
-  grep -E "tests passed|\(Failed\)|\(Timeout\)|Skipped|Not Run" "$out/ctest-all.log" |
+    ctest -j"$(($(nproc) / 2))" --timeout 240 --output-on-failure ${GPU_CHECK_CTEST_ARGS:-}) \
+    >"$logs/ctest-all.log" 2>&1
+  grep -E "tests passed|\(Failed\)|\(Timeout\)|Not Run|\(Skipped\)" "$logs/ctest-all.log" |
     tail -30 | tee -a "$out/summary.txt"
-fi
+  grep -m1 -A25 '\*\*\*Failed' "$logs/ctest-all.log" | tee -a "$out/summary.txt"
+}
+
+stage_bench() {
+  for dtype in fp32 autocast-bf16; do
+    time_left 90 || return
+    log "Table 3, t5-base, batch 64, $dtype"
+    "$bin" bench --device cuda --dtype "$dtype" --model-config t5-base --batch 64 --steps 10 \
+      --methods full,adapter,pfeiffer,lowrank,compacter,compacter++,bitfit,prompt-r,said \
+      --json >"$logs/table3-cuda-t5-base-$dtype.json" 2>"$logs/table3-$dtype.err"
+    cp "$logs/table3-cuda-t5-base-$dtype.json" "$out/"
+  done
+}
+
+for stage in $stages; do
+  if ! time_left 30; then
+    log "skipped $stage (budget spent)"
+    continue
+  fi
+  log "stage $stage"
+  "stage_$stage"
+done
 log "done"

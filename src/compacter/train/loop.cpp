@@ -21,6 +21,7 @@
 #include "compacter/nn/autocast.h"
 #include "compacter/peft/methods.h"
 #include "compacter/tasks/batching.h"
+#include "compacter/train/bench.h"
 #include "compacter/train/adamw.h"
 
 namespace compacter::train {
@@ -192,6 +193,13 @@ int64_t peak_rss_bytes() {
   return 0;
 }
 
+// Peak memory of the run: on a GPU the caching allocator's peak allocated bytes (spec §8), else
+// the process's peak resident set.
+int64_t run_peak_memory_bytes(const torch::Device& device) {
+  const int64_t cuda = device.is_cuda() ? cuda_peak_allocated_bytes(device) : -1;
+  return cuda >= 0 ? cuda : peak_rss_bytes();
+}
+
 void replace_directory(const std::string& fresh, const std::string& dir) {
   const std::string old = dir + ".old";
   fs::remove_all(old);
@@ -334,7 +342,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
              << std::setprecision(4) << loss << " | lr " << std::scientific << std::setprecision(2)
              << lr << " | " << std::fixed << std::setprecision(1) << std::setw(7) << rate
              << " ex/s | " << hms(done) << " < " << hms(eta) << " | mem " << std::setprecision(2)
-             << peak_rss_bytes() / 1e9 << " GB";
+             << run_peak_memory_bytes(device) / 1e9 << " GB";
         std::cerr << (live ? "\r" : "") << line.str() << (live ? "" : "\n") << std::flush;
         loss_sum = 0.0;
         loss_count = 0;
@@ -384,7 +392,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   r.epoch_seconds = s.epoch_seconds;
   r.train_seconds = s.train_seconds;
   r.examples_per_second = s.train_seconds > 0 ? s.examples / s.train_seconds : 0.0;
-  r.peak_memory_bytes = peak_rss_bytes();
+  r.peak_memory_bytes = run_peak_memory_bytes(device);
   r.evaluations = s.evaluations;
   fs::remove_all(run_dir + "/checkpoint");
   fs::remove_all(run_dir + "/checkpoint.old");
