@@ -119,10 +119,12 @@ TEST(Cuda, EveryMethodsGradientsEqualCpu) {
     }
     EXPECT_NEAR(losses[0], losses[1], 1e-4);
     ASSERT_EQ(grads[0].size(), grads[1].size());
-    for (const auto& [name, g] : grads[0]) {
-      const double scale = std::max(1e-6, g.abs().max().item<double>());
+    // Relative to the largest gradient of the method: some are exactly zero in exact arithmetic
+    // (the key biases of BitFit: softmax ignores a shift shared by all keys) and hold only noise.
+    double scale = 1e-12;
+    for (const auto& [name, g] : grads[0]) scale = std::max(scale, g.abs().max().item<double>());
+    for (const auto& [name, g] : grads[0])
       EXPECT_LT(cuda_max_abs_diff(g, grads[1].at(name)) / scale, 1e-3) << name;
-    }
   }
 }
 
