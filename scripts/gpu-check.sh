@@ -68,6 +68,17 @@ if ! cmake --build build-cuda -j"$(nproc)" "${targets[@]}" >"$logs/build.log" 2>
 fi
 bin=$PWD/build-cuda/compacter
 log "built"
+# How the C++ runtime is linked (the image's compiler is its own GCC under /opt/gcc): which
+# libstdc++ each binary loads, and whether the shim carries a copy of libstdc++'s iostreams.
+{
+  command -v g++
+  ldd "$bin" | grep -E "stdc\+\+|torch_cpu|sentencepiece"
+  ldd build-cuda/libcompacter_spm.so | grep -E "stdc\+\+|sentencepiece"
+  echo "shim symbols from libstdc++ (defined): $(nm -C --defined-only build-cuda/libcompacter_spm.so |
+    grep -c -E 'std::(basic_ostream|codecvt|locale)')"
+  echo "libtorch_cpu exports std::filesystem: $(nm -D --defined-only \
+    "$(dirname "$prefix")/../lib/libtorch_cpu.so" 2>/dev/null | grep -c _ZNSt10filesystem)"
+} 2>&1 | tee -a "$out/summary.txt"
 
 # Runs "$@" with its output in $logs/$name.log; on a crash (signal) re-runs it under cuda-gdb.
 run_logged() {

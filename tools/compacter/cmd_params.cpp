@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "compacter/core/error.h"
 #include "compacter/io/t5_config.h"
+#include "compacter/peft/adapter_file.h"
 #include "compacter/peft/methods.h"
 #include "method_options.h"
 
@@ -115,7 +116,43 @@ void run_params(const ParamsOptions& o) {
   }
 }
 
+// `compacter methods`: every method's name, what it trains and its paper settings (the options
+// whose defaults differ from the generic ones).
+void run_methods(bool as_json) {
+  const nlohmann::json generic = peft::options_to_json(peft::PeftOptions{});
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& info : peft::all_methods()) {
+    nlohmann::json settings = nlohmann::json::object();
+    const nlohmann::json mine = peft::options_to_json(peft::method_defaults(info.name));
+    for (const auto& item : mine.items())
+      if (!generic.contains(item.key()) || generic[item.key()] != item.value())
+        settings[item.key()] = item.value();
+    out.push_back({{"method", info.name}, {"summary", info.summary}, {"settings", settings}});
+  }
+  if (as_json) {
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  for (const auto& m : out) {
+    std::cout << std::left << std::setw(13) << m["method"].get<std::string>()
+              << m["summary"].get<std::string>() << "\n";
+    if (m["settings"].empty()) continue;
+    std::ostringstream line;
+    for (const auto& item : m["settings"].items())
+      line << " " << item.key() << "=" << item.value().dump();
+    std::cout << std::string(13, ' ') << "paper settings:" << line.str() << "\n";
+  }
+}
+
 }  // namespace
+
+void add_methods_command(CLI::App& app) {
+  auto as_json = std::make_shared<bool>(false);
+  CLI::App* cmd =
+      app.add_subcommand("methods", "List the fine-tuning methods with their paper settings");
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->callback([as_json] { run_methods(*as_json); });
+}
 
 void add_params_command(CLI::App& app) {
   auto o = std::make_shared<ParamsOptions>();

@@ -295,40 +295,16 @@ void add_pretrain_command(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
 
   const std::string training = "Training";
-  cmd->add_option("--learning-rate", o->t.learning_rate, "peak learning rate (AdamW)")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--batch-size", o->t.batch_size, "examples per forward pass")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--gradient-accumulation", o->t.gradient_accumulation,
-                  "forward passes per optimizer step")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--epochs", o->t.epochs, "passes over the corpus, each freshly corrupted")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--max-steps", o->t.max_steps, "optimizer steps in all (overrides --epochs)")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--warmup-steps", o->t.warmup_steps, "linear warmup, then linear decay to 0")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--weight-decay", o->t.weight_decay, "AdamW decoupled weight decay")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--max-grad-norm", o->t.max_grad_norm, "gradient-norm clip (0: none)")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--save-steps", o->t.save_steps, "checkpoint every N steps (for --resume)")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--log-steps", o->t.log_steps, "progress line every N steps")
-      ->group(training)
-      ->capture_default_str();
-  cmd->add_option("--seed", o->t.seed, "seed of the initialisation, corruption, order, dropout")
-      ->group(training)
-      ->capture_default_str();
+  // The training settings of `train` (train/loop.h, declared once there), less the evaluation
+  // ones: pretraining has no validation split.
+#define COMPACTER_ADD_PRETRAIN_FLAG(type, name, def, help)                                 \
+  if (std::string(#name) != "eval_steps" && std::string(#name) != "eval_batch_size") {     \
+    std::string flag = #name;                                                              \
+    std::replace(flag.begin(), flag.end(), '_', '-');                                      \
+    cmd->add_option("--" + flag, o->t.name, help)->group(training)->capture_default_str(); \
+  }
+  COMPACTER_TRAIN_OPTIONS(COMPACTER_ADD_PRETRAIN_FLAG)
+#undef COMPACTER_ADD_PRETRAIN_FLAG
   cmd->callback([o] { run_pretrain(*o); });
 }
 

@@ -11,6 +11,7 @@ void add_forward_command(CLI::App& app);     // cmd_forward.cpp
 void add_generate_command(CLI::App& app);    // cmd_generate.cpp
 void add_init_model_command(CLI::App& app);  // cmd_init_model.cpp
 void add_params_command(CLI::App& app);      // cmd_params.cpp
+void add_methods_command(CLI::App& app);     // cmd_params.cpp
 void add_train_commands(CLI::App& app);      // cmd_train.cpp: train, eval, predict
 void add_wordnet_command(CLI::App& app);     // cmd_wordnet.cpp
 void add_pretrain_command(CLI::App& app);    // cmd_pretrain.cpp

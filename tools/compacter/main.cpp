@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   compacter::cli::add_generate_command(app);
   compacter::cli::add_init_model_command(app);
   compacter::cli::add_params_command(app);
+  compacter::cli::add_methods_command(app);
   compacter::cli::add_train_commands(app);
   compacter::cli::add_wordnet_command(app);
   compacter::cli::add_pretrain_command(app);

@@ -1,0 +1,143 @@
+// `compacter params` as a user runs it, against the numbers of spec §7.3 (the paper's Tables 1,
+// 2, 6 and 9, recounted by hand in the spec): trainable counts, their percentage of the
+// backbone and the "#Total" column (×8 tasks for GLUE, ×6 for SuperGLUE).
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "support/test_support.h"
+
+namespace compacter {
+namespace {
+
+using nlohmann::json;
+
+json params_json(const std::string& args) {
+  auto r = testing::run_compacter("params --json " + args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return json::parse(r.out);
+}
+
+// Rounds to `digits` decimals, as the spec's tables print.
+double rounded(double v, int digits) {
+  const double scale = std::pow(10.0, digits);
+  return std::round(v * scale) / scale;
+}
+
+TEST(ParamsCli, T5BaseRowsOfSpecSection73) {
+  struct Row {
+    int64_t count;
+    double percent;  // 4 decimals
+    double total;    // "#Total" for 8 tasks, 4 decimals
+  };
+  const std::map<std::string, Row> spec = {
+      {"adapter", {1855104, 0.8323, 1.0649}},     {"pfeiffer", {951360, 0.4268, 1.0324}},
+      {"adapterdrop", {1101984, 0.4944, 1.0378}}, {"lowrank", {161664, 0.0725, 1.0041}},
+      {"prompt-r", {76800, 0.0345, 1.0028}},      {"prompt-t", {76800, 0.0345, 1.0028}},
+      {"said", {20000, 0.0090, 1.0007}},          {"bitfit", {280932, 0.1260, 1.0101}},
+      {"phm", {398976, 0.1790, 1.0126}},          {"compacter", {161728, 0.0726, 1.0041}},
+      {"compacter++", {104704, 0.0470, 1.0020}}};
+  const json doc = params_json("--all --model-config t5-base");
+  size_t seen = 0;
+  for (const json& m : doc["methods"]) {
+    const std::string name = m["method"];
+    SCOPED_TRACE(name);
+    EXPECT_EQ(m["backbone"].get<int64_t>(), 222882048);  // t5-base after the 32,100-row resize
+    EXPECT_EQ(m["tasks"].get<int>(), 8);
+    auto it = spec.find(name);
+    if (it == spec.end()) continue;  // full: its "#Total" is the spec's one documented mismatch
+    ++seen;
+    EXPECT_EQ(m["trainable"].get<int64_t>(), it->second.count);
+    EXPECT_DOUBLE_EQ(rounded(m["percent"].get<double>(), 4), it->second.percent);
+    EXPECT_DOUBLE_EQ(rounded(m["total_params"].get<double>(), 4), it->second.total);
+  }
+  EXPECT_EQ(seen, spec.size());
+}
+
+TEST(ParamsCli, PhmAndCompacterAtEveryN) {
+  // spec §7.3: PHM n = 4 / 8 / 12, Compacter and Compacter++ n = 4 / 8 / 12 on t5-base.
+  const std::map<std::string, std::array<int64_t, 3>> spec = {
+      {"phm", {534144, 355968, 398976}},
+      {"compacter", {161728, 162176, 163392}},
+      {"compacter++", {104704, 105152, 106368}}};
+  const int ns[3] = {4, 8, 12};
+  for (const auto& [method, counts] : spec)
+    for (int i = 0; i < 3; ++i) {
+      SCOPED_TRACE(method + " n=" + std::to_string(ns[i]));
+      const json m = params_json("--method " + method + " --n " + std::to_string(ns[i]));
+      EXPECT_EQ(m["trainable"].get<int64_t>(), counts[static_cast<size_t>(i)]);
+    }
+}
+
+TEST(ParamsCli, SuperGlueTotalsForSixTasks) {
+  // spec §7.3, "SuperGLUE #Total (×6, Tables 2 and 8)", printed to 3 decimals.
+  const std::map<std::string, double> spec = {
+      {"adapter", 1.049}, {"pfeiffer", 1.024}, {"adapterdrop", 1.028}, {"bitfit", 1.008}};
+  for (const auto& [method, total] : spec) {
+    SCOPED_TRACE(method);
+    const json m = params_json("--method " + method + " --tasks 6");
+    EXPECT_DOUBLE_EQ(rounded(m["total_params"].get<double>(), 3), total);
+  }
+  const double phm4 = params_json("--method phm --n 4 --tasks 6")["total_params"];
+  EXPECT_DOUBLE_EQ(rounded(phm4, 3), 1.013);
+}
+
+TEST(ParamsCli, T5SmallPercentagesOfTable9) {
+  // spec §7.3, T5-small (Table 9): d = 16.
+  const std::map<std::string, double> spec = {
+      {"adapter", 0.698}, {"adapterdrop", 0.139}, {"pfeiffer", 0.363},
+      {"lowrank", 0.090}, {"prompt-r", 0.085},    {"bitfit", 0.190},
+      {"said", 0.033},    {"compacter", 0.090},   {"compacter++", 0.059}};
+  const json doc = params_json("--all --model-config t5-small");
+  size_t seen = 0;
+  for (const json& m : doc["methods"]) {
+    auto it = spec.find(m["method"].get<std::string>());
+    if (it == spec.end()) continue;
+    ++seen;
+    SCOPED_TRACE(it->first);
+    EXPECT_EQ(m["backbone"].get<int64_t>(), 60492288);
+    EXPECT_DOUBLE_EQ(rounded(m["percent"].get<double>(), 3), it->second);
+  }
+  EXPECT_EQ(seen, spec.size());
+}
+
+TEST(ParamsCli, TablePrintsEveryMethodAndRejectsBadInput) {
+  auto r = testing::run_compacter("params --all");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* name : {"full", "adapter", "compacter++", "said", "prompt-t"})
+    EXPECT_NE(r.out.find(name), std::string::npos) << name;
+  EXPECT_NE(r.out.find("0.0470"), std::string::npos) << r.out;  // compacter++ on t5-base
+  r = testing::run_compacter("params --method lora");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("lora"), std::string::npos) << r.err;
+  r = testing::run_compacter("params --method compacter --n 7");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("7"), std::string::npos) << r.err;
+}
+
+TEST(MethodsCli, ListsTheTwelveMethodsWithTheirPaperSettings) {
+  auto r = testing::run_compacter("methods --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json doc = json::parse(r.out);
+  std::map<std::string, json> by_name;
+  for (const json& m : doc) by_name[m["method"].get<std::string>()] = m;
+  EXPECT_EQ(by_name.size(), 12u);
+  for (const char* name : {"full", "adapter", "pfeiffer", "adapterdrop", "lowrank", "phm",
+                           "compacter", "compacter++", "bitfit", "prompt-r", "prompt-t", "said"})
+    EXPECT_EQ(by_name.count(name), 1u) << name;
+  // The paper's choices that differ from the generic defaults (spec §3): PHM-Adapter n = 12
+  // with a per-layer A and full B_i.
+  const json& phm = by_name["phm"]["settings"];
+  EXPECT_EQ(phm.value("n", 0), 12);
+  EXPECT_EQ(phm.value("shared_phm_rule", true), false);
+  EXPECT_EQ(phm.value("factorized_phm", true), false);
+  r = testing::run_compacter("methods");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("compacter++"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace compacter
