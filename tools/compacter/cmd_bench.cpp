@@ -52,6 +52,7 @@ struct RunSettings {
 
 struct BenchCli {
   RunSettings run;
+  std::string profile_dir;  // non-empty: DIR/profile-METHOD.json per method
   std::string methods = "all";
   bool json_output = false;
   MethodOptions method;
@@ -60,6 +61,7 @@ struct BenchCli {
 
 struct WorkerCli {
   RunSettings run;
+  std::string profile_file;
   std::string method;
   std::string options_json = "{}";
   uint64_t init_seed = 0;
@@ -158,6 +160,7 @@ void run_worker(const WorkerCli& w) {
   s.seed = w.run.seed;
   s.init_seed = w.init_seed;
   s.learning_rate = kLearningRate;
+  s.profile_path = w.profile_file;
   const train::StepBenchResult r = train::benchmark_training_steps(s, [&](const std::string& line) {
     std::cerr << "[bench] " << w.method << ": " << line << "\n" << std::flush;
   });
@@ -404,7 +407,12 @@ void run_bench(BenchCli& o) {
   for (size_t i = 0; i < methods.size(); ++i) {
     const std::string& name = methods[i];
     std::cerr << "[bench] method " << i + 1 << "/" << methods.size() << ": " << name << "\n";
-    const ChildResult child = run_child(exe, worker_args(o.run, name, options[i], init_seed));
+    std::vector<std::string> args = worker_args(o.run, name, options[i], init_seed);
+    if (!o.profile_dir.empty()) {
+      args.push_back("--profile");
+      args.push_back(o.profile_dir + "/profile-" + name + ".json");
+    }
+    const ChildResult child = run_child(exe, args);
     json r;
     bool ok = WIFEXITED(child.status) && WEXITSTATUS(child.status) == 0;
     if (ok) {
@@ -497,6 +505,11 @@ void add_bench_commands(CLI::App& app) {
   cmd->add_option("--methods", o->methods, "all, or a comma list of methods")
       ->capture_default_str();
   cmd->add_flag("--json", o->json_output, "print one JSON document");
+  cmd->add_option("--profile", o->profile_dir,
+                  "write a Chrome trace of each method's timed steps (libtorch's profiler) to "
+                  "DIR/profile-METHOD.json; bench/profile_summary.py sums it by operator. "
+                  "Profiling slows the steps: time without it")
+      ->check(CLI::ExistingDirectory);
   add_method_options(*cmd, o->method, false);
   o->init_seed = cmd->get_option("--init-seed");
   cmd->get_option("--method")->group("");  // bench takes --methods; --method is an error
@@ -510,6 +523,7 @@ void add_bench_commands(CLI::App& app) {
   worker->add_option("--method", w->method)->required();
   worker->add_option("--options", w->options_json, "the method's options as JSON");
   worker->add_option("--init-seed", w->init_seed);
+  worker->add_option("--profile", w->profile_file);
   worker->callback([w] { run_worker(*w); });
 }
 

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "compacter/nn/dropout.h"
+
 namespace compacter::nn {
 
 torch::Tensor relative_position_bucket(const torch::Tensor& relative_position, bool bidirectional,
@@ -87,7 +89,7 @@ torch::Tensor T5AttentionImpl::forward(const torch::Tensor& hidden, const torch:
   torch::Tensor scores = torch::matmul(query, key.transpose(-1, -2));  // no 1/sqrt(d) scaling
   if (bias.defined()) scores = scores + bias;
   torch::Tensor weights = torch::softmax(scores.to(torch::kFloat32), -1).to(scores.scalar_type());
-  weights = torch::dropout(weights, dropout_, is_training());
+  weights = nn::dropout(weights, dropout_, is_training());
   torch::Tensor out = torch::matmul(weights, value);  // [B, H, q, dk]
   return o(out.transpose(1, 2).reshape({batch, q_len, heads_ * d_kv_}));
 }

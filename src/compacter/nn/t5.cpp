@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/dropout.h"
 
 namespace compacter::nn {
 
@@ -55,7 +56,7 @@ void SublayerImpl::set_output_hook(const std::string& name, std::shared_ptr<Outp
 
 torch::Tensor SublayerImpl::finish(const torch::Tensor& h, torch::Tensor y) {
   if (hook_) y = hook_->forward(y);
-  return h + torch::dropout(y, dropout_, is_training());
+  return h + nn::dropout(y, dropout_, is_training());
 }
 
 T5LayerSelfAttentionImpl::T5LayerSelfAttentionImpl(const T5Config& c, bool causal,
@@ -93,7 +94,7 @@ T5DenseImpl::T5DenseImpl(const T5Config& c)
 torch::Tensor T5DenseImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = wi ? activation(activation_, wi->forward(x))
                        : activation(activation_, wi_0->forward(x)) * wi_1->forward(x);
-  return wo->forward(torch::dropout(h, dropout_, is_training()));
+  return wo->forward(nn::dropout(h, dropout_, is_training()));
 }
 
 T5LayerFFImpl::T5LayerFFImpl(const T5Config& c) : SublayerImpl(c) {
@@ -168,19 +169,19 @@ std::pair<torch::Tensor, torch::Tensor> T5StackImpl::encode(const torch::Tensor&
   torch::Tensor x = shared_->forward(ids);
   torch::Tensor mask = mask_in.defined() ? mask_in : torch::ones_like(ids);
   if (input_hook_) std::tie(x, mask) = input_hook_->forward(x, mask);
-  torch::Tensor h = torch::dropout(x, dropout_, is_training());
+  torch::Tensor h = nn::dropout(x, dropout_, is_training());
   const int64_t len = h.size(1);
   torch::Tensor bias =
       blocks[0]->self_attention->SelfAttention->position_bias(len, len, 0).to(h.scalar_type()) +
       padding_bias(mask, h.scalar_type());
   for (auto& b : blocks) h = b->forward(h, bias, {}, {}, nullptr, nullptr);
-  h = torch::dropout(final_layer_norm->forward(h), dropout_, is_training());
+  h = nn::dropout(final_layer_norm->forward(h), dropout_, is_training());
   return {h, mask};
 }
 
 torch::Tensor T5StackImpl::decode(const torch::Tensor& ids, const torch::Tensor& encoder_states,
                                   const torch::Tensor& encoder_mask, DecoderCache* cache) {
-  torch::Tensor h = torch::dropout(shared_->forward(ids), dropout_, is_training());
+  torch::Tensor h = nn::dropout(shared_->forward(ids), dropout_, is_training());
   const auto dtype = h.scalar_type();
   const int64_t len = ids.size(1);
   const int64_t past = cache ? cache->length : 0;
@@ -205,7 +206,7 @@ torch::Tensor T5StackImpl::decode(const torch::Tensor& ids, const torch::Tensor&
                            cache ? &cache->cross_attention[i] : nullptr);
   }
   if (cache) cache->length = total;
-  return torch::dropout(final_layer_norm->forward(h), dropout_, is_training());
+  return nn::dropout(final_layer_norm->forward(h), dropout_, is_training());
 }
 
 // ---- output layer and model ---------------------------------------------------------------------

@@ -7,7 +7,10 @@
 #include <chrono>
 #include <fstream>
 #include <iomanip>
+#include <memory>
+#include <sstream>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/nn/autocast.h"
 #include "compacter/train/adamw.h"
@@ -18,6 +21,12 @@
 #if defined(COMPACTER_CUDA_ALLOCATOR_STATS) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
 #include <c10/cuda/CUDACachingAllocator.h>
 #define COMPACTER_HAVE_CUDA_PEAK 1
+#endif
+
+// libtorch's (legacy) autograd profiler, which writes a Chrome trace of every operator.
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define COMPACTER_HAVE_LEGACY_PROFILER 1
 #endif
 
 namespace compacter::train {
@@ -87,6 +96,15 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
     if (progress) progress(cat("warm-up ", i + 1, "/", s.warmup));
     step();
   }
+#ifdef COMPACTER_HAVE_LEGACY_PROFILER
+  std::ostringstream trace;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  if (!s.profile_path.empty())
+    profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
+#else
+  check(s.profile_path.empty(), "profiling needs libtorch's legacy autograd profiler, which ",
+        "this libtorch lacks");
+#endif
   for (int64_t i = 0; i < s.steps; ++i) {
     const auto t0 = Clock::now();
     step();
@@ -95,6 +113,12 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
       progress(cat("step ", i + 1, "/", s.steps, ": ", std::fixed, std::setprecision(3),
                    r.step_seconds.back(), " s"));
   }
+#ifdef COMPACTER_HAVE_LEGACY_PROFILER
+  if (profile) {
+    profile.reset();  // writes the trace
+    write_text_atomically(s.profile_path, trace.str());
+  }
+#endif
   double sum = 0.0;
   for (double t : r.step_seconds) sum += t;
   r.mean_seconds = sum / static_cast<double>(r.step_seconds.size());

@@ -29,6 +29,7 @@ struct StepBenchSettings {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
   bool bf16_autocast = false;  // fp32 weights, bf16 matrix products (nn/autocast.h)
+  std::string profile_path;    // non-empty: a Chrome trace of the timed steps (libtorch's profiler)
   uint64_t seed = 0;           // the tokens and dropout
   uint64_t init_seed = 0;      // the method's init
   double learning_rate = 3e-4;

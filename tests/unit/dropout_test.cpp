@@ -1,0 +1,75 @@
+// nn::dropout (hash-based CPU masks): eval and p = 0 leave the input alone; the kept share is
+// 1 - p; kept values are x / (1 - p) and the rest 0; masks follow the documented hash exactly
+// (recomputed here naively); the same generator seed gives the same mask and the next call a new
+// one; gradients are the mask.
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "compacter/nn/dropout.h"
+
+namespace compacter {
+namespace {
+
+TEST(Dropout, EvalAndZeroProbabilityReturnTheInput) {
+  torch::Tensor x = torch::randn({4, 5});
+  EXPECT_TRUE(nn::dropout(x, 0.1, false).is_same(x));
+  EXPECT_TRUE(nn::dropout(x, 0.0, true).is_same(x));
+}
+
+TEST(Dropout, KeptShareAndScale) {
+  torch::manual_seed(1);
+  const double p = 0.1;
+  torch::Tensor x = torch::rand({1000, 1000}) + 0.5;  // no zeros
+  torch::Tensor y = nn::dropout(x, p, true);
+  torch::Tensor kept = y != 0;
+  const double share = kept.to(torch::kDouble).mean().item<double>();
+  const double sigma = std::sqrt(p * (1 - p) / 1e6);
+  EXPECT_NEAR(share, 1 - p, 5 * sigma);
+  torch::Tensor expected = x * static_cast<float>(1.0 / (1.0 - p));
+  EXPECT_TRUE(torch::equal(y.masked_select(kept), expected.masked_select(kept)));
+  // Rows and columns are not correlated: each row keeps about 900 of 1000.
+  torch::Tensor per_row = kept.to(torch::kDouble).sum(1);
+  EXPECT_GT(per_row.min().item<double>(), 900 - 6 * std::sqrt(1000 * p * (1 - p)));
+  EXPECT_LT(per_row.max().item<double>(), 900 + 6 * std::sqrt(1000 * p * (1 - p)));
+}
+
+TEST(Dropout, MaskIsTheDocumentedHash) {
+  const uint64_t seed = 0x1234567890ABCDEFULL;
+  const double p = 0.25;
+  torch::Tensor mask = nn::dropout_mask({3, 7}, p, seed, torch::kDouble);
+  for (int64_t i = 0; i < 21; ++i) {
+    uint64_t z = seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    const bool keep = (z >> 40) >= static_cast<uint64_t>(0.25 * (1 << 24));
+    EXPECT_EQ(mask.view(-1)[i].item<double>(), keep ? 1.0 / 0.75 : 0.0) << i;
+  }
+  // The same in bf16 and fp32 (values rounded to the dtype).
+  torch::Tensor b = nn::dropout_mask({3, 7}, p, seed, torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(b.to(torch::kDouble) != 0, mask != 0));
+}
+
+TEST(Dropout, SeededFromTheDefaultGenerator) {
+  torch::Tensor x = torch::ones({64, 64});
+  torch::manual_seed(7);
+  torch::Tensor a1 = nn::dropout(x, 0.5, true);
+  torch::Tensor a2 = nn::dropout(x, 0.5, true);
+  torch::manual_seed(7);
+  torch::Tensor b1 = nn::dropout(x, 0.5, true);
+  EXPECT_TRUE(torch::equal(a1, b1));
+  EXPECT_FALSE(torch::equal(a1, a2));
+}
+
+TEST(Dropout, GradientIsTheMask) {
+  torch::manual_seed(3);
+  torch::Tensor x = torch::randn({50, 40}, torch::requires_grad());
+  torch::Tensor y = nn::dropout(x, 0.3, true);
+  y.sum().backward();
+  torch::Tensor mask = (y != 0).to(torch::kFloat) * static_cast<float>(1.0 / 0.7);
+  EXPECT_TRUE(torch::allclose(x.grad(), mask));
+}
+
+}  // namespace
+}  // namespace compacter
