@@ -20,6 +20,7 @@
 #include "compacter/data/tokenizer.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/pretrain/corpus.h"
+#include "compacter/pretrain/embeddings.h"
 #include "compacter/train/loop.h"
 
 namespace compacter::cli {
@@ -43,6 +44,8 @@ struct PretrainCli {
   double noise_density = 0.15;
   double mean_noise_span_length = 3.0;
   double prefix_lm_fraction = 0.0;
+  std::string init_embeddings = "random";  // random (T5's) | ppmi (pretrain/embeddings.h)
+  int64_t ppmi_window = 5;
   std::string device = "cpu";
   train::TrainOptions t;
   bool resume = false;
@@ -135,7 +138,9 @@ void run_pretrain(PretrainCli& o) {
        {{"input_length", o.input_length},
         {"noise_density", o.noise_density},
         {"mean_noise_span_length", o.mean_noise_span_length},
-        {"prefix_lm_fraction", o.prefix_lm_fraction}}},
+        {"prefix_lm_fraction", o.prefix_lm_fraction},
+        {"init_embeddings", o.init_embeddings},
+        {"ppmi_window", o.ppmi_window}}},
       {"training", train::train_options_to_json(o.t)},
       {"device", o.device}};
   if (o.resume) {
@@ -172,6 +177,15 @@ void run_pretrain(PretrainCli& o) {
   // Model: Hugging Face's initialisation from the seed, every parameter trainable.
   nn::T5Model model(config, /*initialise=*/false);
   model->init_weights(o.t.seed);
+  if (o.init_embeddings == "ppmi" && !o.resume) {
+    std::cerr << "compacter: embeddings: PPMI of co-occurrence within " << o.ppmi_window
+              << " tokens, randomised SVD to " << config.d_model << " dimensions ...\n";
+    const torch::Tensor e = pretrain::ppmi_embeddings(chunks, config.vocab_size, config.d_model,
+                                                      o.ppmi_window, o.t.seed);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor seen = e.abs().sum(1) > 0;
+    model->shared->weight.index_put_({seen}, e.index({seen}));
+  }
   model->to(nn::parse_device(o.device));
   int64_t parameters = 0;
   for (const auto& p : model->parameters()) parameters += p.numel();
@@ -293,6 +307,17 @@ void add_pretrain_command(CLI::App& app) {
       ->group(objective)
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+
+  cmd->add_option("--init-embeddings", o->init_embeddings,
+                  "start of the embedding table: random (T5's initialisation) or ppmi (word "
+                  "vectors from the corpus's co-occurrence counts, then span corruption)")
+      ->group(objective)
+      ->capture_default_str()
+      ->check(CLI::IsMember({"random", "ppmi"}));
+  cmd->add_option("--ppmi-window", o->ppmi_window, "ppmi: co-occurrence window in tokens")
+      ->group(objective)
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{50}));
 
   const std::string training = "Training";
   // The training settings of `train` (train/loop.h, declared once there), less the evaluation
