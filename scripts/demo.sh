@@ -4,8 +4,11 @@
 #  2. `compacter wordnet`: a pretraining corpus of WordNet glosses and example sentences, and a
 #     labelled task: a noun's definition -> its lexicographer category ("animal", "food", ...;
 #     10 classes), whose validation and test definitions the corpus never contains;
-#  3. `compacter pretrain`: a SentencePiece vocabulary and a small T5 trained on that corpus with
-#     T5's span corruption (cached: a second run of the demo skips it);
+#  3. `compacter pretrain`: a SentencePiece vocabulary and a small T5 trained on that corpus: the
+#     embedding table starts from count-based word vectors of the corpus (PPMI + SVD, seconds),
+#     then T5's span corruption (cached: a second run of the demo skips it). Without the word
+#     vectors, the few minutes of span corruption 2 cores allow leave a backbone worse than an
+#     untrained one (issue #6's notes);
 #  4. `compacter train`: Compacter++, full fine-tuning and BitFit on the pretrained T5, and
 #     Compacter++ and full fine-tuning on the same T5 untrained, each keeping its best adapter on
 #     validation;
@@ -24,7 +27,7 @@ COMPACTER_TARGET=compacter bash scripts/build.sh
 bin=build/compacter
 out=${COMPACTER_DEMO_OUT:-out/demo}
 data=$out/wordnet
-pretrained=$out/t5-wordnet
+pretrained=$out/t5-wordnet-ppmi
 untrained=$out/t5-untrained
 mkdir -p "$out"
 
@@ -33,7 +36,7 @@ say "2/6 WordNet: pretraining corpus and the definition -> category task"
 labels=$(sed -n '/"categories"/,/]/p' "$data/summary.json" | grep -o '"[a-z_]*"' | tr -d '"' |
   grep -v '^categories$' | paste -sd, -)
 
-say "3/6 pretrain a small T5 on the corpus (span corruption; cached in $pretrained)"
+say "3/6 pretrain a small T5 on the corpus (word vectors, then span corruption; cached in $pretrained)"
 if [[ -f $pretrained/pretrain_results.json ]]; then
   echo "cached: $pretrained (delete it to pretrain again)"
 else
@@ -45,7 +48,7 @@ else
     --vocab-size 8000 --d-model 128 --d-kv 32 --d-ff 512 --num-layers 4 --num-heads 4 \
     --dropout-rate 0 --input-length 64 --prefix-lm-fraction 0.5 --batch-size 32 \
     --max-steps 400 --learning-rate 2e-3 --warmup-steps 50 --log-steps 50 --save-steps 100 \
-    --seed 0
+    --init-embeddings ppmi --bf16-autocast true --seed 0
 fi
 
 say "4/6 the same T5 untrained (random initialisation), for comparison"
@@ -61,6 +64,7 @@ finetune() {  # name model method learning-rate steps [method options]
     --source-field source --target-field target --labels "$labels" --metric accuracy \
     --method "$method" --learning-rate "$lr" --max-steps "$steps" --batch-size 32 \
     --warmup-steps 20 --eval-steps 200 --eval-batch-size 250 --log-steps 50 --seed 0 \
+    --bf16-autocast true \
     --out "$out/runs/$name" --overwrite "$@" >/dev/null
 }
 # Compacter++ with a bottleneck of 32 (reduction factor 4): the paper's factor 32 is for
