@@ -127,6 +127,33 @@ TEST(PretrainCli, TinyPretrainingLearnsAndLoadsEverywhere) {
   EXPECT_EQ(read_file(dir.path() + "/again/model.safetensors"), weights_before);
 }
 
+// --init-embeddings ppmi: recorded in pretrain_config.json and a different starting model from
+// the same seed's random one; an unknown kind is refused.
+TEST(PretrainCli, PpmiEmbeddingsStartTheTable) {
+  TempDir dir;
+  const std::string text = dir.path() + "/corpus.txt";
+  write_file(text, corpus_text());
+  const std::string shape =
+      " --d-model 32 --d-kv 8 --d-ff 64 --num-layers 2 --num-heads 4 --dropout-rate 0"
+      " --vocab-size 150 --input-length 40 --batch-size 8 --max-steps 1 --seed 1";
+  auto r = run_compacter("pretrain --text " + text + " --out " + dir.path() + "/random" + shape);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_compacter("pretrain --text " + text + " --out " + dir.path() + "/ppmi" + shape +
+                    " --init-embeddings ppmi --ppmi-window 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("PPMI"), std::string::npos) << r.err;
+  const json config = json::parse(read_file(dir.path() + "/ppmi/pretrain_config.json"));
+  EXPECT_EQ(config["objective"]["init_embeddings"], "ppmi");
+  EXPECT_EQ(config["objective"]["ppmi_window"], 3);
+  EXPECT_NE(read_file(dir.path() + "/ppmi/model.safetensors"),
+            read_file(dir.path() + "/random/model.safetensors"));
+  r = run_compacter("pretrain --text " + text + " --out " + dir.path() + "/bad" + shape +
+                    " --init-embeddings glove");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("init-embeddings"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/bad/model.safetensors"));
+}
+
 TEST(PretrainCli, BadInputIsAClearError) {
   TempDir dir;
   auto r = run_compacter("pretrain --text " + dir.path() + "/missing.txt --out " + dir.path() +
