@@ -14,7 +14,7 @@
 #     validation;
 #  5. the table (`compacter report`): test accuracy, trainable parameters and adapter file sizes,
 #     with the majority-class baseline; then a few test definitions with their predictions.
-# Everything goes to $COMPACTER_DEMO_OUT (default out/demo). Takes about 10 minutes on 2 cores
+# Everything goes to $COMPACTER_DEMO_OUT (default out/demo). Takes about 9.5 minutes on 2 cores
 # (plus the package downloads on a fresh machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
