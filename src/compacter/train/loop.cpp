@@ -21,8 +21,8 @@
 #include "compacter/nn/autocast.h"
 #include "compacter/peft/methods.h"
 #include "compacter/tasks/batching.h"
-#include "compacter/train/bench.h"
 #include "compacter/train/adamw.h"
+#include "compacter/train/bench.h"
 
 namespace compacter::train {
 
