@@ -35,10 +35,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double step_seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
 void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
@@ -108,7 +104,7 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
   for (int64_t i = 0; i < s.steps; ++i) {
     const auto t0 = Clock::now();
     step();
-    r.step_seconds.push_back(step_seconds_since(t0));
+    r.step_seconds.push_back(seconds_since(t0));
     if (progress)
       progress(cat("step ", i + 1, "/", s.steps, ": ", std::fixed, std::setprecision(3),
                    r.step_seconds.back(), " s"));
@@ -156,7 +152,7 @@ GemmRate measure_gemm(int64_t m, int64_t n, int64_t k, torch::Device device,
     const auto t0 = Clock::now();
     torch::Tensor out = torch::mm(a, b);
     synchronize(device);
-    seconds.push_back(step_seconds_since(t0));
+    seconds.push_back(seconds_since(t0));
   }
   std::sort(seconds.begin(), seconds.end());
   const double flops =

@@ -37,10 +37,6 @@ extern "C" void on_interrupt(int) {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
 std::string hms(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   char buf[32];
@@ -183,6 +179,10 @@ void train_options_from_json(const nlohmann::json& j, const std::string& source,
   }
   COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_FROM_JSON)
 #undef COMPACTER_TRAIN_FROM_JSON
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 int64_t peak_rss_bytes() {

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -79,6 +80,9 @@ struct Interrupted : std::runtime_error {
 LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::EncodedExample>& train,
                         const TrainOptions& o, const std::string& run_dir, bool resume,
                         const LoopCallbacks& callbacks);
+
+// Seconds from `t` until now, on the steady clock.
+double seconds_since(std::chrono::steady_clock::time_point t);
 
 // Peak resident set of this process (VmHWM), in bytes.
 int64_t peak_rss_bytes();
