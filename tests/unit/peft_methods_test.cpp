@@ -225,9 +225,8 @@ TEST(PeftMethods, NearIdentityAtInit) {
   EXPECT_LT(moved, 0.1);
 }
 
-// Central differences through a 1-block T5 (d_model 8) in double precision. T5 takes its softmax
-// and RMS-norm variance in float32 (as HF does), so this whole-model check uses a wide step and a
-// tolerance relative to the largest gradient; AdapterGradientsMatchFiniteDifferences is exact.
+// Central differences through a 1-block T5 (d_model 8) in double precision (softmax and RMS-norm
+// variance stay float64 for float64 models), relative to the largest gradient entry.
 TEST(PeftMethods, GradientsMatchFiniteDifferences) {
   torch::Tensor ids = torch::tensor({{3, 7, 9, 1}, {4, 5, 1, 0}}, torch::kLong);
   torch::Tensor mask = (ids != 0).to(torch::kLong);
@@ -260,7 +259,7 @@ TEST(PeftMethods, GradientsMatchFiniteDifferences) {
     torch::NoGradGuard no_grad;
     double scale = 0.0;  // the largest gradient entry
     for (auto& p : params) scale = std::max(scale, p.grad().abs().max().item<double>());
-    const double eps = 1e-3;
+    const double eps = 1e-5;
     double worst = 0.0;
     int64_t checked = 0;
     std::string worst_at;
@@ -278,7 +277,7 @@ TEST(PeftMethods, GradientsMatchFiniteDifferences) {
       }
     }
     EXPECT_GT(checked, 20);
-    EXPECT_LT(worst, 1e-2) << worst_at;
+    EXPECT_LT(worst, 1e-6) << worst_at;
   }
 }
 

@@ -27,7 +27,10 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  torch::Tensor variance = x.to(torch::kFloat32).pow(2).mean(-1, /*keepdim=*/true);
+  // HF computes the variance in float32; float64 stays float64 (finite-difference tests need it).
+  torch::Tensor variance = x.to(torch::promote_types(x.scalar_type(), torch::kFloat32))
+                               .pow(2)
+                               .mean(-1, /*keepdim=*/true);
   torch::Tensor h = x * torch::rsqrt(variance + eps);
   if (weight.scalar_type() == torch::kBFloat16 || weight.scalar_type() == torch::kHalf)
     h = h.to(weight.scalar_type());
