@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 #include <set>
 #include <string>
@@ -171,6 +172,48 @@ TEST(TasksSplit, OfficialSplitsMode) {
   const auto test = load_split("rte", "test", o);
   EXPECT_EQ(test.size(), 3000u);
   EXPECT_EQ(test[0].target, "");  // official test files carry no labels
+}
+
+// Microsoft's MRPC files (msr_paraphrase_train.txt + dev_ids.tsv) give the same examples, in the
+// same order, as the train.tsv / dev.tsv that GLUE's format_mrpc writes from them; and the
+// labelled msr_paraphrase_test.txt serves an official test split.
+TEST(TasksSplit, MrpcFromMicrosoftsFilesEqualsGlues) {
+  REQUIRE_SHARED("data/glue/MRPC/msr_paraphrase_train.txt");
+  TempDir dir;
+  for (const std::string f : {"msr_paraphrase_train.txt", "msr_paraphrase_test.txt", "dev_ids.tsv"})
+    std::filesystem::copy_file(shared_path("data/glue/MRPC/" + f), dir.file(f));
+  auto same = [](const std::vector<Example>& a, const std::vector<Example>& b) {
+    if (a.size() != b.size())
+      return ::testing::AssertionFailure() << a.size() << " vs " << b.size();
+    for (size_t i = 0; i < a.size(); ++i)
+      if (a[i].id != b[i].id || a[i].source != b[i].source || a[i].target != b[i].target)
+        return ::testing::AssertionFailure()
+               << "row " << i << ": " << a[i].source << " vs " << b[i].source;
+    return ::testing::AssertionSuccess();
+  };
+  for (const bool paper_splits : {true, false}) {
+    SCOPED_TRACE(paper_splits);
+    DataOptions raw, glue = paper("data/glue/MRPC");
+    raw.data_dir = dir.path();
+    raw.paper_splits = glue.paper_splits = paper_splits;
+    for (const std::string split : {"train", "validation"})
+      EXPECT_TRUE(same(load_split("mrpc", split, raw), load_split("mrpc", split, glue))) << split;
+    if (paper_splits) {
+      EXPECT_TRUE(same(load_split("mrpc", "test", raw), load_split("mrpc", "test", glue)));
+    }
+  }
+  DataOptions official;
+  official.data_dir = dir.path();
+  official.paper_splits = false;
+  EXPECT_EQ(load_split("mrpc", "train", official).size(), 3668u);
+  EXPECT_EQ(load_split("mrpc", "validation", official).size(), 408u);
+  const auto test = load_split("mrpc", "test", official);
+  ASSERT_EQ(test.size(), 1725u);
+  // Its first row, by hand: label 1, "PCCW 's chief operating officer , Mike Butcher , and Alex
+  // Arena , the chief financial officer , will report directly to Mr So ."
+  EXPECT_EQ(test[0].target, "1");
+  EXPECT_EQ(test[0].source.rfind("mrpc sentence1: PCCW 's chief operating officer", 0), 0u)
+      << test[0].source;
 }
 
 std::string mnli_tsv(int rows, const std::string& tag) {

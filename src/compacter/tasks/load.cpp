@@ -158,9 +158,12 @@ TsvSpec tsv_spec(const TaskInfo& t) {
   return {{{"sentence1", "sentence1"}, {"sentence2", "sentence2"}}, "label", 'n'};  // rte
 }
 
+// keep(header, row): whether a row of the file belongs to the split (all rows when empty).
+using RowFilter = std::function<bool(const Strings&, const TableRow&)>;
+
 std::vector<RawRow> read_glue_tsv(const TaskInfo& t, const std::string& path,
-                                  const std::string& split, const DataOptions& o,
-                                  int64_t* skipped) {
+                                  const std::string& split, const DataOptions& o, int64_t* skipped,
+                                  const RowFilter& keep = {}) {
   const TsvSpec spec = tsv_spec(t);
   TableOptions to;
   to.skip_invalid = o.skip_invalid;
@@ -188,6 +191,7 @@ std::vector<RawRow> read_glue_tsv(const TaskInfo& t, const std::string& path,
   const int64_t label_col = column(spec.label_column);
   std::vector<RawRow> rows;
   for (const TableRow& tr : table.rows) {
+    if (keep && !keep(header, tr)) continue;
     const Where w{path, tr.line};
     try {
       RawRow r;
@@ -309,9 +313,56 @@ std::vector<RawRow> read_jsonl_rows(const TaskInfo& t, const std::string& path,
   return rows;
 }
 
+// MRPC as Microsoft distributes it, for users without GLUE's train.tsv / dev.tsv: GLUE's
+// format_mrpc splits msr_paraphrase_train.txt by the (#1 ID, #2 ID) pairs of dev_ids.tsv into dev
+// (those pairs) and train (the rest), in file order; msr_paraphrase_test.txt is the labelled test.
+std::vector<RawRow> read_mrpc_raw(const TaskInfo& t, const std::string& split, const DataOptions& o,
+                                  int64_t* skipped) {
+  if (o.layout == Layout::kHf || t.name != "mrpc") return {};
+  Strings dirs = {o.data_dir, (fs::path(o.data_dir) / t.folder).string()};
+  for (const std::string& dir : dirs) {
+    const fs::path train = fs::path(dir) / "msr_paraphrase_train.txt";
+    const fs::path test = fs::path(dir) / "msr_paraphrase_test.txt";
+    const fs::path ids = fs::path(dir) / "dev_ids.tsv";
+    if (split == "test" && fs::is_regular_file(test))
+      return read_glue_tsv(t, test.string(), split, o, skipped);
+    if ((split != "train" && split != "validation") || !fs::is_regular_file(train) ||
+        !fs::is_regular_file(ids))
+      continue;
+    TableOptions io;
+    io.has_header = false;
+    io.columns = 2;
+    io.column_names = {"#1 ID", "#2 ID"};
+    std::set<std::pair<std::string, std::string>> dev;
+    for (const TableRow& r : read_table(ids.string(), io, nullptr).rows)
+      dev.emplace(r.cells[0], r.cells[1]);
+    const bool want_dev = split == "validation";
+    return read_glue_tsv(t, train.string(), split, o, skipped,
+                         [&](const Strings& header, const TableRow& r) {
+                           const auto c1 = std::find(header.begin(), header.end(), "#1 ID");
+                           const auto c2 = std::find(header.begin(), header.end(), "#2 ID");
+                           check(c1 != header.end() && c2 != header.end(), train.string(),
+                                 ":1: missing column \"#1 ID\" or \"#2 ID\"");
+                           const std::pair<std::string, std::string> key{
+                               r.cells[static_cast<size_t>(c1 - header.begin())],
+                               r.cells[static_cast<size_t>(c2 - header.begin())]};
+                           return (dev.count(key) > 0) == want_dev;
+                         });
+  }
+  return {};
+}
+
 std::vector<RawRow> load_original(const TaskInfo& t, const std::string& split, const DataOptions& o,
                                   int64_t* skipped) {
-  const std::string path = find_file(t, split, o);
+  std::string path;
+  try {
+    path = find_file(t, split, o);
+  } catch (const Error&) {
+    std::vector<RawRow> rows = read_mrpc_raw(t, split, o, skipped);
+    if (rows.empty()) throw;
+    for (size_t i = 0; i < rows.size(); ++i) rows[i].index = static_cast<int64_t>(i);
+    return rows;
+  }
   std::vector<RawRow> rows = path.size() > 4 && path.substr(path.size() - 4) == ".tsv"
                                  ? read_glue_tsv(t, path, split, o, skipped)
                                  : read_jsonl_rows(t, path, split, o, skipped);
