@@ -402,6 +402,12 @@ void run_bench(BenchCli& o) {
   if (dtype != torch::kFloat32) gemm[o.run.dtype] = measure_gemms(config, o.run, device, dtype);
   const double gemm_best = gemm[o.run.dtype]["best_gflops"].get<double>();
 
+  if (!o.profile_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.profile_dir, ec);
+    check(!ec && std::filesystem::is_directory(o.profile_dir), "--profile ", o.profile_dir,
+          ": cannot create the folder (", ec.message(), ")");
+  }
   std::vector<json> results;
   std::vector<std::string> failed;
   for (size_t i = 0; i < methods.size(); ++i) {
@@ -508,8 +514,7 @@ void add_bench_commands(CLI::App& app) {
   cmd->add_option("--profile", o->profile_dir,
                   "write a Chrome trace of each method's timed steps (libtorch's profiler) to "
                   "DIR/profile-METHOD.json; bench/profile_summary.py sums it by operator. "
-                  "Profiling slows the steps: time without it")
-      ->check(CLI::ExistingDirectory);
+                  "Profiling slows the steps: time without it (DIR is created)");
   add_method_options(*cmd, o->method, false);
   o->init_seed = cmd->get_option("--init-seed");
   cmd->get_option("--method")->group("");  // bench takes --methods; --method is an error

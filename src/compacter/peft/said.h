@@ -2,8 +2,8 @@
 //   theta_j = theta0_j + lambda_j * P_j(theta_d),
 //   P_j(x) = H(G_j . (H(B_j . x_j))[pi_j])[0:D_j] / (||G_j||_2 sqrt(D_j))   (Fastfood),
 // where x_j is theta_d zero-padded (or truncated) to L_j = 2^ceil(log2 D_j), H the unnormalised
-// Walsh-Hadamard transform (libtorch ops, CPU and CUDA), B_j random signs, pi_j a random
-// permutation and G_j ~ N(0, 1), all drawn from the seed and not saved. Trainable: theta_d
+// Walsh-Hadamard transform (matrix products with H_64, CPU and CUDA), B_j random signs, pi_j a
+// random permutation and G_j ~ N(0, 1), all drawn from the seed and not saved. Trainable: theta_d
 // (d0 - (m + 1) values, zeros) and lambda (m + 1 values, ones; entry 0, theta_d's own slot,
 // unused). The computed tensors replace the members that T5's forward reads (the parameters
 // themselves stay as theta0, frozen); model.before_forward recomputes them before every forward
@@ -48,11 +48,11 @@ class SaidImpl : public torch::nn::Module {
  private:
   struct Target {
     std::string name;
-    torch::Tensor* slot;    // the member the forward pass reads
-    torch::Tensor initial;  // theta0: the frozen parameter
-    torch::Tensor signs, gauss, perm;
-    int64_t length = 0;    // L_j
-    double divisor = 1.0;  // ||G_j|| sqrt(D_j)
+    torch::Tensor* slot;                 // the member the forward pass reads
+    torch::Tensor initial;               // theta0: the frozen parameter
+    torch::Tensor signs, perm, inverse;  // B_j; pi_j and its inverse (int32)
+    torch::Tensor gauss;                 // G_j / (||G_j||_2 sqrt(D_j))
+    int64_t length = 0;                  // L_j
   };
   void draw_constants();
   std::vector<Target> targets_;
