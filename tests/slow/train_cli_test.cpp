@@ -94,5 +94,39 @@ TEST_F(TrainCli, RunDirectoriesAreProtected) {
   EXPECT_NE(bad.err.find("unknown key \"trainig\""), std::string::npos) << bad.err;
 }
 
+// --low-resource (spec §4.6): the paper's epochs for the train size, batch 40, evaluation and
+// checkpoint every 250 steps; explicit flags still win; sizes outside the paper's table are
+// refused.
+TEST_F(TrainCli, LowResourceProtocol) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string base = "train --model " + dir_->path() + "/model --tokenizer " +
+                           testing::shared_path("data/t5-tokenizer/spiece.model") +
+                           " --task rte --data-dir " + testing::shared_path("data/glue/RTE") +
+                           " --method bitfit --warmup-steps 0 --log-steps 1 --eval-batch-size 70";
+  const std::string run = dir_->path() + "/low";
+  auto r = testing::run_compacter(base + " --low-resource --max-train-samples 100 --max-steps 2" +
+                                  " --out " + run);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto config = nlohmann::json::parse(testing::read_file(run + "/run_config.json"));
+  const auto& t = config["training"];
+  EXPECT_EQ(t["epochs"], 1000);  // 100 examples -> 1000 epochs (paper §5.6)
+  EXPECT_EQ(t["batch_size"], 40);
+  EXPECT_EQ(t["eval_steps"], 250);
+  EXPECT_EQ(t["save_steps"], 250);
+  EXPECT_EQ(t["max_steps"], 2);  // the flag
+  EXPECT_EQ(config["data"]["max_train_samples"], 100);
+
+  auto odd = testing::run_compacter(base + " --low-resource --max-train-samples 300 --out " +
+                                    dir_->path() + "/odd");
+  EXPECT_EQ(odd.exit_code, 1);
+  EXPECT_NE(odd.err.find("no low-resource epoch count for 300"), std::string::npos) << odd.err;
+  auto none = testing::run_compacter(base + " --low-resource --out " + dir_->path() + "/none");
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("--low-resource needs --max-train-samples"), std::string::npos)
+      << none.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_->path() + "/none/results.json"));
+}
+
 }  // namespace
 }  // namespace compacter

@@ -37,6 +37,7 @@ struct TrainCli {
   std::string out;
   bool resume = false;
   bool overwrite = false;
+  bool low_resource = false;
   int64_t generation_max_length = -1;
 };
 
@@ -120,6 +121,15 @@ void run_train(TrainCli& o) {
   train::TrainOptions t;
   if (config.contains("training"))
     train::train_options_from_json(config["training"], o.config_file, t);
+  if (o.low_resource) {  // §4.6: the paper's epochs for the train size, batch 40, eval every 250
+    check(o.data.max_train_samples > 0,
+          "--low-resource needs --max-train-samples N (N = 100, 500, 1000, 2000 or 4000)");
+    t.epochs = tasks::low_resource_epochs_for(o.data.max_train_samples);
+    t.max_steps = -1;
+    t.batch_size = 40;
+    t.eval_steps = 250;
+    t.save_steps = 250;
+  }
 #define COMPACTER_APPLY_TRAIN_FLAG(type, name, def, help) \
   for (const auto& [key, opt] : o.given)                  \
     if (key == #name && opt->count() > 0) t.name = o.values.name;
@@ -313,6 +323,10 @@ void add_train_commands(CLI::App& app) {
   cmd->add_option("-o,--out", o->out, "run directory")->required();
   cmd->add_flag("--resume", o->resume, "continue the unfinished run in --out");
   cmd->add_flag("--overwrite", o->overwrite, "replace a run already in --out");
+  cmd->add_flag("--low-resource", o->low_resource,
+                "the paper's low-resource protocol (spec §4.6) for --max-train-samples 100, 500, "
+                "1000, 2000 or 4000: epochs 1000, 200, 100, 50 or 25, batch 40, evaluation and "
+                "checkpoint every 250 steps (over --config; flags still override)");
   cmd->add_option("--generation-max-length", o->generation_max_length,
                   "decoding length incl. the start token (default: the task's, 20 as the paper)");
   const std::string group = "Training (defaults: spec §6; --config and flags override)";
