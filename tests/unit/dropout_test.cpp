@@ -2,6 +2,7 @@
 // 1 - p; kept values are x / (1 - p) and the rest 0; masks follow the documented hash exactly
 // (recomputed here naively); the same generator seed gives the same mask and the next call a new
 // one; gradients are the mask.
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -60,6 +61,29 @@ TEST(Dropout, SeededFromTheDefaultGenerator) {
   torch::Tensor b1 = nn::dropout(x, 0.5, true);
   EXPECT_TRUE(torch::equal(a1, b1));
   EXPECT_FALSE(torch::equal(a1, a2));
+}
+
+// The fused pass equals x times the documented mask of the seed drawn from the default generator,
+// bit for bit, in fp32 and bf16, for a non-contiguous x too; its gradient is the same mask.
+TEST(Dropout, EqualsInputTimesTheMaskOfTheDrawnSeed) {
+  for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    for (const bool transposed : {false, true}) {
+      torch::Tensor x = torch::randn({37, 29}).to(dtype);
+      if (transposed) x = x.t();
+      torch::manual_seed(11);
+      const torch::Tensor y = nn::dropout(x, 0.2, true);
+      torch::manual_seed(11);
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      const uint64_t seed = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+      const torch::Tensor mask = nn::dropout_mask(x.sizes(), 0.2, seed, dtype);
+      EXPECT_TRUE(torch::equal(y, x * mask)) << dtype << " " << transposed;
+      torch::Tensor leaf = x.detach().to(torch::kFloat32).requires_grad_(true);
+      torch::manual_seed(11);
+      nn::dropout(leaf, 0.2, true).backward(torch::full({leaf.size(0), leaf.size(1)}, 2.0));
+      EXPECT_TRUE(
+          torch::equal(leaf.grad(), 2.0 * nn::dropout_mask(x.sizes(), 0.2, seed, torch::kFloat32)));
+    }
+  }
 }
 
 TEST(Dropout, GradientIsTheMask) {

@@ -5,6 +5,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <mutex>
 
 #include "compacter/core/error.h"
@@ -47,10 +48,67 @@ torch::Tensor dropout_mask(torch::IntArrayRef sizes, double p, uint64_t seed,
   return mask;
 }
 
+namespace {
+
+// x * dropout_mask(x.sizes(), p, seed, dtype) in one pass: the same products (x times the mask's
+// value 1 / (1 - p) rounded to x's dtype), elements in x's logical order. Also returns which
+// elements were kept (bool, 1 byte each) when `keep_mask` is true.
+torch::Tensor apply_mask(const torch::Tensor& x_in, double p, uint64_t seed, bool keep_mask,
+                         torch::Tensor* kept) {
+  const torch::Tensor x = x_in.contiguous();
+  torch::Tensor out = torch::empty_like(x, torch::MemoryFormat::Contiguous);
+  bool* k = nullptr;
+  if (keep_mask) {
+    *kept = torch::empty(x.sizes(), x.options().dtype(torch::kBool));
+    k = kept->data_ptr<bool>();
+  }
+  const auto threshold = static_cast<uint64_t>(std::llround(p * 16777216.0));  // p * 2^24
+  const double keep_scale = 1.0 / (1.0 - p);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "dropout", [&] {
+    const scalar_t* in = x.data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    const auto scale = static_cast<scalar_t>(keep_scale);
+    at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const uint64_t h = splitmix64(seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL);
+        const bool keep = (h >> 40) >= threshold;
+        o[i] = keep ? static_cast<scalar_t>(in[i] * scale) : static_cast<scalar_t>(0);
+        if (k) k[i] = keep;
+      }
+    });
+  });
+  return out;
+}
+
+// Forward: one pass that also records which elements were kept (1 byte each, where the unfused
+// x * mask kept a mask of x's dtype); backward: grad * kept * (1 / (1 - p) in grad's dtype), the
+// same products as grad * mask.
+class HashDropout : public torch::autograd::Function<HashDropout> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               double p, int64_t seed) {
+    torch::Tensor kept;
+    torch::Tensor out = apply_mask(x, p, static_cast<uint64_t>(seed), x.requires_grad(), &kept);
+    ctx->saved_data["p"] = p;
+    if (kept.defined()) ctx->save_for_backward({kept});
+    return out;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const double p = ctx->saved_data["p"].toDouble();
+    const torch::Tensor& g = grads[0];
+    const double scale = torch::scalar_tensor(1.0 / (1.0 - p), g.options()).item<double>();
+    return {g.mul(ctx->get_saved_variables()[0]).mul_(scale), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
   if (!training || p == 0.0) return x;
   if (!x.device().is_cpu()) return torch::dropout(x, p, training);
-  return x * dropout_mask(x.sizes(), p, draw_seed(), x.scalar_type());
+  check(p > 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
+  return HashDropout::apply(x, p, static_cast<int64_t>(draw_seed()));
 }
 
 }  // namespace compacter::nn
