@@ -20,6 +20,16 @@ inline uint64_t splitmix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
+// The documented keep rule (dropout.h): element i is kept when the top 24 bits of
+// SplitMix64(seed + i * golden) are at least round(p * 2^24).
+uint64_t dropout_threshold(double p) {
+  return static_cast<uint64_t>(std::llround(p * 16777216.0));  // p * 2^24
+}
+
+inline bool dropout_keeps(uint64_t seed, int64_t i, uint64_t threshold) {
+  return (splitmix64(seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL) >> 40) >= threshold;
+}
+
 uint64_t draw_seed() {
   at::Generator gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
@@ -32,17 +42,15 @@ torch::Tensor dropout_mask(torch::IntArrayRef sizes, double p, uint64_t seed,
                            torch::ScalarType dtype) {
   check(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
   torch::Tensor mask = torch::empty(sizes, torch::TensorOptions().dtype(dtype));
-  const auto threshold = static_cast<uint64_t>(std::llround(p * 16777216.0));  // p * 2^24
+  const uint64_t threshold = dropout_threshold(p);
   const double keep_scale = 1.0 / (1.0 - p);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "dropout_mask", [&] {
     scalar_t* out = mask.data_ptr<scalar_t>();
     const auto scale = static_cast<scalar_t>(keep_scale);
     const auto zero = static_cast<scalar_t>(0);
     at::parallel_for(0, mask.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const uint64_t h = splitmix64(seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL);
-        out[i] = (h >> 40) >= threshold ? scale : zero;
-      }
+      for (int64_t i = begin; i < end; ++i)
+        out[i] = dropout_keeps(seed, i, threshold) ? scale : zero;
     });
   });
   return mask;
@@ -54,15 +62,15 @@ namespace {
 // value 1 / (1 - p) rounded to x's dtype), elements in x's logical order. Also returns which
 // elements were kept (bool, 1 byte each) when `keep_mask` is true.
 torch::Tensor apply_mask(const torch::Tensor& x_in, double p, uint64_t seed, bool keep_mask,
-                         torch::Tensor* kept) {
+                         torch::Tensor* kept_out) {
   const torch::Tensor x = x_in.contiguous();
   torch::Tensor out = torch::empty_like(x, torch::MemoryFormat::Contiguous);
   bool* k = nullptr;
   if (keep_mask) {
-    *kept = torch::empty(x.sizes(), x.options().dtype(torch::kBool));
-    k = kept->data_ptr<bool>();
+    *kept_out = torch::empty(x.sizes(), x.options().dtype(torch::kBool));
+    k = kept_out->data_ptr<bool>();
   }
-  const auto threshold = static_cast<uint64_t>(std::llround(p * 16777216.0));  // p * 2^24
+  const uint64_t threshold = dropout_threshold(p);
   const double keep_scale = 1.0 / (1.0 - p);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "dropout", [&] {
     const scalar_t* in = x.data_ptr<scalar_t>();
@@ -70,8 +78,7 @@ torch::Tensor apply_mask(const torch::Tensor& x_in, double p, uint64_t seed, boo
     const auto scale = static_cast<scalar_t>(keep_scale);
     at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const uint64_t h = splitmix64(seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL);
-        const bool keep = (h >> 40) >= threshold;
+        const bool keep = dropout_keeps(seed, i, threshold);
         o[i] = keep ? static_cast<scalar_t>(in[i] * scale) : static_cast<scalar_t>(0);
         if (k) k[i] = keep;
       }
@@ -87,10 +94,11 @@ class HashDropout : public torch::autograd::Function<HashDropout> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                double p, int64_t seed) {
-    torch::Tensor kept;
-    torch::Tensor out = apply_mask(x, p, static_cast<uint64_t>(seed), x.requires_grad(), &kept);
+    torch::Tensor kept_mask;
+    torch::Tensor out =
+        apply_mask(x, p, static_cast<uint64_t>(seed), x.requires_grad(), &kept_mask);
     ctx->saved_data["p"] = p;
-    if (kept.defined()) ctx->save_for_backward({kept});
+    if (kept_mask.defined()) ctx->save_for_backward({kept_mask});
     return out;
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
