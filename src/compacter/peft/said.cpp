@@ -17,19 +17,6 @@ namespace compacter::peft {
 
 namespace {
 
-class ScaleGradient : public torch::autograd::Function<ScaleGradient> {
- public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               double scale) {
-    ctx->saved_data["scale"] = scale;
-    return x.view_as(x);
-  }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
-                                               torch::autograd::tensor_list grads) {
-    return {grads[0] * ctx->saved_data["scale"].toDouble(), torch::Tensor()};
-  }
-};
-
 int64_t next_power_of_two(int64_t n) {
   int64_t l = 1;
   while (l < n) l *= 2;
@@ -136,10 +123,6 @@ torch::Tensor fwht(const torch::Tensor& x) {
   check(length > 0 && (length & (length - 1)) == 0, "fwht: length ", length,
         " is not a power of two");
   return Fwht::apply(x, 1.0);
-}
-
-torch::Tensor scale_gradient(const torch::Tensor& x, double scale) {
-  return ScaleGradient::apply(x, scale);
 }
 
 SaidImpl::SaidImpl(nn::T5ModelImpl& model, const SaidOptions& options, uint64_t seed)

@@ -22,9 +22,6 @@ namespace compacter::peft {
 // Unnormalised fast Walsh-Hadamard transform of x [L] (L a power of two), Sylvester order.
 torch::Tensor fwht(const torch::Tensor& x);
 
-// Returns x in the forward pass and scale * grad in the backward pass.
-torch::Tensor scale_gradient(const torch::Tensor& x, double scale);
-
 struct SaidOptions {
   int64_t intrinsic_dim = 20000;  // d0
   // false: the reference's backward of H scaled by 1/sqrt(L) (gradient to theta_d from tensor j
