@@ -79,6 +79,16 @@ Strings hf_names(const TaskInfo& t, const std::string& split) {
   return {s + ".jsonl", s + ".json"};
 }
 
+// The folders a task's files may be in: --data-dir, or its sub-folder with the official name, the
+// task name or the code name.
+Strings task_dirs(const TaskInfo& t, const DataOptions& o) {
+  Strings dirs = {o.data_dir};
+  for (const std::string& sub : {t.folder, t.name, t.code_name})
+    if (!sub.empty() && fs::is_directory(fs::path(o.data_dir) / sub))
+      dirs.push_back((fs::path(o.data_dir) / sub).string());
+  return dirs;
+}
+
 std::string find_file(const TaskInfo& t, const std::string& split, const DataOptions& o) {
   check(!o.data_dir.empty(), "no data folder given (expected the folder with the ", t.name,
         " files)");
@@ -87,12 +97,8 @@ std::string find_file(const TaskInfo& t, const std::string& split, const DataOpt
   if (o.layout != Layout::kHf) names = official_names(t, split);
   if (o.layout != Layout::kOfficial)
     for (const std::string& n : hf_names(t, split)) names.push_back(n);
-  Strings dirs = {o.data_dir};
-  for (const std::string& sub : {t.folder, t.name, t.code_name})
-    if (!sub.empty() && fs::is_directory(fs::path(o.data_dir) / sub))
-      dirs.push_back((fs::path(o.data_dir) / sub).string());
   std::string tried;
-  for (const std::string& dir : dirs) {
+  for (const std::string& dir : task_dirs(t, o)) {
     for (const std::string& n : names) {
       const fs::path p = fs::path(dir) / n;
       if (fs::is_regular_file(p)) return p.string();
@@ -319,8 +325,7 @@ std::vector<RawRow> read_jsonl_rows(const TaskInfo& t, const std::string& path,
 std::vector<RawRow> read_mrpc_raw(const TaskInfo& t, const std::string& split, const DataOptions& o,
                                   int64_t* skipped) {
   if (o.layout == Layout::kHf || t.name != "mrpc") return {};
-  Strings dirs = {o.data_dir, (fs::path(o.data_dir) / t.folder).string()};
-  for (const std::string& dir : dirs) {
+  for (const std::string& dir : task_dirs(t, o)) {
     const fs::path train = fs::path(dir) / "msr_paraphrase_train.txt";
     const fs::path test = fs::path(dir) / "msr_paraphrase_test.txt";
     const fs::path ids = fs::path(dir) / "dev_ids.tsv";
@@ -354,18 +359,18 @@ std::vector<RawRow> read_mrpc_raw(const TaskInfo& t, const std::string& split, c
 
 std::vector<RawRow> load_original(const TaskInfo& t, const std::string& split, const DataOptions& o,
                                   int64_t* skipped) {
+  std::vector<RawRow> rows;
   std::string path;
   try {
     path = find_file(t, split, o);
   } catch (const Error&) {
-    std::vector<RawRow> rows = read_mrpc_raw(t, split, o, skipped);
+    rows = read_mrpc_raw(t, split, o, skipped);  // MRPC without GLUE's files
     if (rows.empty()) throw;
-    for (size_t i = 0; i < rows.size(); ++i) rows[i].index = static_cast<int64_t>(i);
-    return rows;
   }
-  std::vector<RawRow> rows = path.size() > 4 && path.substr(path.size() - 4) == ".tsv"
-                                 ? read_glue_tsv(t, path, split, o, skipped)
-                                 : read_jsonl_rows(t, path, split, o, skipped);
+  if (!path.empty())
+    rows = path.size() > 4 && path.substr(path.size() - 4) == ".tsv"
+               ? read_glue_tsv(t, path, split, o, skipped)
+               : read_jsonl_rows(t, path, split, o, skipped);
   for (size_t i = 0; i < rows.size(); ++i) rows[i].index = static_cast<int64_t>(i);
   return rows;
 }
