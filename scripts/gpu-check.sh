@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The one prepared run for a lent GPU machine (README, "GPU"): unpack the Debian packages and the
 # shared data that scripts/gpu-deps.sh put in .gpudeps/ and .gpushared/ (name both in the run's
-# `carry`), configure against the pip torch's libtorch (CUDA), build, then the stages of
-# GPU_CHECK_STAGES in order:
-#   shim    `compacter data` with the tokenizer (loads the SentencePiece shim)
+# `carry`), build SentencePiece from the carried sources, configure against the pip torch's
+# libtorch (CUDA), build, then the stages of GPU_CHECK_STAGES in order:
+#   shim    `compacter data` with the tokenizer (loads the SentencePiece shim), and the same
+#           through a shim linked to Debian's shared libsentencepiece, for comparison
 #   tests   the CUDA and autocast tests (tests/unit/cuda_test.cpp, autocast_test.cpp)
 #   parity  `compacter forward` on CUDA (fp32, bf16) against Hugging Face's tiny-t5 outputs
 #   train   `compacter train` + `eval` on CUDA (t5-small random init, compacter++, RTE), fp32
@@ -39,6 +40,32 @@ shared=$PWD/../shared
 [[ -d .gpushared/data ]] && shared=$PWD/.gpushared
 export COMPACTER_SHARED_DIR=$shared
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+
+# SentencePiece from the sources gpu-deps.sh carried, as static archives (PIC) that the shim
+# links, compiled by this machine's compiler (GPU_CHECK_SPM=debian: Debian's shared library).
+spm_prefix=
+if [[ ${GPU_CHECK_SPM:-source} == source && -f .gpudeps/sentencepiece-src.tar.gz ]]; then
+  log "sentencepiece from source"
+  spm_src=$(mktemp -d)
+  tar -C "$spm_src" -xzf .gpudeps/sentencepiece-src.tar.gz
+  spm_prefix=$deps/spm
+  mkdir -p "$spm_prefix/include" "$spm_prefix/lib"
+  if cmake -S "$spm_src"/sentencepiece-* -B "$spm_src/build" "${generator[@]}" \
+    -DCMAKE_BUILD_TYPE=Release -DSPM_ENABLE_SHARED=OFF -DSPM_ENABLE_TCMALLOC=OFF \
+    -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
+    -DCMAKE_CXX_FLAGS="-include cstdint" >"$logs/spm-cmake.log" 2>&1 &&
+    cmake --build "$spm_src/build" -j"$(nproc)" --target sentencepiece-static \
+      sentencepiece_train-static >"$logs/spm-build.log" 2>&1; then
+    cp "$spm_src"/sentencepiece-*/src/sentencepiece_{processor,trainer}.h "$spm_prefix/include/"
+    cp "$spm_src"/build/src/libsentencepiece{,_train}.a "$spm_prefix/lib/"
+  else
+    log "sentencepiece build failed; using Debian's library"
+    tail -20 "$logs/spm-cmake.log" "$logs/spm-build.log" | tee -a "$out/summary.txt"
+    spm_prefix=
+  fi
+fi
 {
   nvidia-smi -L
   python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)'
@@ -50,11 +77,10 @@ prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 gtest=()
 [[ -f $deps/usr/src/googletest/CMakeLists.txt ]] &&
   gtest=(-DCOMPACTER_GTEST_SOURCE_DIR="$deps/usr/src/googletest" -DCMAKE_POLICY_VERSION_MINIMUM=3.5)
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
 log "configure"
 cmake -S . -B build-cuda "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$deps/usr;$prefix" -DCOMPACTER_SHARED_DIR="$shared" "${gtest[@]}" \
+  -DCMAKE_PREFIX_PATH="${spm_prefix:+$spm_prefix;}$deps/usr;$prefix" \
+  ${spm_prefix:+-DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON} -DCOMPACTER_SHARED_DIR="$shared" "${gtest[@]}" \
   >"$logs/cmake.log" 2>&1 || {
   tail -40 "$logs/cmake.log"
   exit 1
@@ -101,9 +127,26 @@ stage_tests() {
     head -30 | tee -a "$out/summary.txt"
 }
 
+# The tokenizer through the shim the build made and, for comparison, through one linked to
+# Debian's shared libsentencepiece (session 4's protobuf CHECK); on failure, which of
+# libsentencepiece's symbols bound outside it.
 stage_shim() {
-  run_logged data "$bin" data --task rte --data-dir "$shared/data/glue" --split validation \
-    --tokenizer "$shared/data/t5-tokenizer/spiece.model" --limit 1
+  sha256sum "$shared/data/t5-tokenizer/spiece.model" | tee -a "$out/summary.txt"
+  local data=("$bin" data --task rte --data-dir "$shared/data/glue" --split validation
+    --tokenizer "$shared/data/t5-tokenizer/spiece.model" --limit 1)
+  run_logged data "${data[@]}"
+  [[ -f $deps/usr/include/sentencepiece_processor.h ]] || return
+  g++ -std=c++17 -O2 -shared -fPIC src/spm_shim/spm_shim.cpp -I"$deps/usr/include" \
+    -L"$deps/usr/lib/x86_64-linux-gnu" -lsentencepiece_train -lsentencepiece \
+    -Wl,--version-script=src/spm_shim/exports.map -o "$logs/shim-debian.so" >"$logs/shim-debian-build.log" 2>&1 ||
+    { log "Debian shim: build failed"; return; }
+  log "Debian shim:"
+  if ! COMPACTER_SPM_SHIM=$logs/shim-debian.so run_logged data-debian "${data[@]}"; then
+    COMPACTER_SPM_SHIM=$logs/shim-debian.so LD_DEBUG=bindings "${data[@]}" 2>&1 |
+      grep -E "binding file [^ ]*sentencepiece" | grep -vE "to [^ ]*(sentencepiece|libc\.so|libm\.so)" |
+      sed 's/^ *[0-9]*: *//' | sort | uniq | head -40 >"$logs/shim-debian-bindings.log"
+    head -15 "$logs/shim-debian-bindings.log" | tee -a "$out/summary.txt"
+  fi
 }
 
 stage_parity() {
