@@ -45,6 +45,77 @@ TEST(TrainLoop, AdamWMatchesTheTransformersFormula) {
   EXPECT_EQ(opt.steps(), 3);
 }
 
+// Several tensors at once (the multi-tensor path): every entry follows the formula of the test
+// above, written as a plain loop; a tensor without a gradient is neither changed nor given state.
+TEST(TrainLoop, AdamWUpdatesEveryTensorWithAGradientAndOnlyThose) {
+  torch::manual_seed(3);
+  std::vector<torch::Tensor> ps = {torch::randn({4, 3}, torch::kDouble),
+                                   torch::randn({5}, torch::kDouble),
+                                   torch::randn({2, 2}, torch::kDouble)};
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  std::vector<std::vector<double>> ref, m, v;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    ps[i].requires_grad_(true);
+    named.emplace_back("t" + std::to_string(i), ps[i]);
+    const torch::Tensor flat = ps[i].detach().reshape(-1);
+    ref.emplace_back(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
+    m.emplace_back(ref.back().size(), 0.0);
+    v.emplace_back(ref.back().size(), 0.0);
+  }
+  AdamWOptions o;
+  o.weight_decay = 0.05;
+  AdamW opt(named, o);
+  const double lr = 1e-2;
+  for (int t = 1; t <= 3; ++t) {
+    const double step = lr * std::sqrt(1 - std::pow(0.999, t)) / (1 - std::pow(0.9, t));
+    for (size_t i = 0; i < ps.size(); ++i) {
+      if (i == 1) continue;  // no gradient
+      std::vector<double> g(ref[i].size());
+      for (size_t k = 0; k < g.size(); ++k) g[k] = std::cos(0.7 * k + t) * (i + 1.0);
+      ps[i].mutable_grad() = torch::tensor(g, torch::kDouble).reshape(ps[i].sizes());
+      for (size_t k = 0; k < g.size(); ++k) {
+        m[i][k] = 0.9 * m[i][k] + 0.1 * g[k];
+        v[i][k] = 0.999 * v[i][k] + 0.001 * g[k] * g[k];
+        ref[i][k] -= step * m[i][k] / (std::sqrt(v[i][k]) + 1e-8);
+        ref[i][k] -= lr * 0.05 * ref[i][k];
+      }
+    }
+    opt.step(lr);
+    opt.zero_grad();
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const torch::Tensor flat = ps[i].detach().reshape(-1);
+      for (size_t k = 0; k < ref[i].size(); ++k)
+        EXPECT_NEAR(flat[static_cast<int64_t>(k)].item<double>(), ref[i][k], 1e-15)
+            << "step " << t << " tensor " << i << " entry " << k;
+    }
+  }
+  const auto state = opt.state();
+  ASSERT_EQ(state.size(), 4u);  // exp_avg and exp_avg_sq of t0 and t2 only
+  for (const auto& [name, tensor] : state) EXPECT_EQ(name.find("t1"), std::string::npos) << name;
+}
+
+// torch.nn.utils.clip_grad_norm_: g *= min(1, max / (||g|| + 1e-6)) over every gradient jointly.
+TEST(TrainLoop, ClipGradNormScalesByTheJointNorm) {
+  torch::Tensor a = torch::zeros({2}, torch::kDouble).requires_grad_(true);
+  torch::Tensor b = torch::zeros({2, 1}, torch::kDouble).requires_grad_(true);
+  torch::Tensor none = torch::zeros({3}, torch::kDouble).requires_grad_(true);
+  a.mutable_grad() = torch::tensor({3.0, 0.0}, torch::kDouble);
+  b.mutable_grad() = torch::tensor({{0.0}, {4.0}}, torch::kDouble);  // joint norm 5
+  const torch::Tensor norm = clip_grad_norm({a, none, b}, 1.0);
+  EXPECT_DOUBLE_EQ(norm.item<double>(), 5.0);
+  const double coef = 1.0 / (5.0 + 1e-6);
+  EXPECT_NEAR(a.grad()[0].item<double>(), 3.0 * coef, 1e-15);
+  EXPECT_NEAR(b.grad()[1][0].item<double>(), 4.0 * coef, 1e-15);
+  EXPECT_FALSE(none.grad().defined());
+  // Below the limit nothing changes.
+  a.mutable_grad() = torch::tensor({0.3, 0.4}, torch::kDouble);
+  b.mutable_grad() = torch::zeros({2, 1}, torch::kDouble);
+  EXPECT_NEAR(clip_grad_norm({a, b}, 1.0).item<double>(), 0.5, 1e-15);
+  EXPECT_EQ(a.grad()[0].item<double>(), 0.3);
+  EXPECT_EQ(a.grad()[1].item<double>(), 0.4);
+  EXPECT_FALSE(clip_grad_norm({none}, 1.0).defined());
+}
+
 TEST(TrainLoop, LinearScheduleWithWarmup) {
   // get_linear_schedule_with_warmup(warmup 4, total 10) at peak 1: 0, .25, .5, .75, 1, then
   // (10 - s) / 6.

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <map>
 
+#include <torch/version.h>
+
 #include "compacter/core/error.h"
 
 namespace compacter::train {
@@ -21,20 +23,30 @@ void AdamW::step(double lr) {
   const double b1 = options_.beta1, b2 = options_.beta2;
   const double t = static_cast<double>(steps_);
   const double step_size = lr * std::sqrt(1.0 - std::pow(b2, t)) / (1.0 - std::pow(b1, t));
+  std::vector<torch::Tensor> p, g, m, v;
   for (size_t i = 0; i < params_.size(); ++i) {
-    torch::Tensor& p = params_[i].second;
-    if (!p.grad().defined()) continue;
-    const torch::Tensor g = p.grad();
+    const torch::Tensor& param = params_[i].second;
+    if (!param.grad().defined()) continue;
     if (!exp_avg_[i].defined()) {
-      exp_avg_[i] = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
-      exp_avg_sq_[i] = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
+      exp_avg_[i] = torch::zeros_like(param, torch::MemoryFormat::Contiguous);
+      exp_avg_sq_[i] = torch::zeros_like(param, torch::MemoryFormat::Contiguous);
     }
-    exp_avg_[i].mul_(b1).add_(g, 1.0 - b1);
-    exp_avg_sq_[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
-    torch::Tensor denom = exp_avg_sq_[i].sqrt().add_(options_.eps);
-    p.addcdiv_(exp_avg_[i], denom, -step_size);
-    if (options_.weight_decay > 0) p.add_(p, -lr * options_.weight_decay);
+    p.push_back(param);
+    g.push_back(param.grad());
+    m.push_back(exp_avg_[i]);
+    v.push_back(exp_avg_sq_[i]);
   }
+  if (p.empty()) return;
+  // Per tensor, in this order: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g g;
+  // p -= step_size m / (sqrt(v) + eps); p -= lr wd p.
+  at::_foreach_mul_(m, b1);
+  at::_foreach_add_(m, g, 1.0 - b1);
+  at::_foreach_mul_(v, b2);
+  at::_foreach_addcmul_(v, g, g, 1.0 - b2);
+  std::vector<torch::Tensor> denom = at::_foreach_sqrt(v);
+  at::_foreach_add_(denom, options_.eps);
+  at::_foreach_addcdiv_(p, m, denom, -step_size);
+  if (options_.weight_decay > 0) at::_foreach_add_(p, p, -lr * options_.weight_decay);
 }
 
 void AdamW::zero_grad() {
@@ -68,6 +80,23 @@ void AdamW::load_state(const std::vector<std::pair<std::string, torch::Tensor>>&
     exp_avg_sq_[i] = b->second.to(p.device(), p.scalar_type()).contiguous();
   }
   steps_ = steps;
+}
+
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (const torch::Tensor& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return {};
+  const std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2);
+  torch::Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+  const torch::Tensor coef = torch::clamp_max(max_norm / (total + 1e-6), 1.0);
+#if TORCH_VERSION_MAJOR * 100 + TORCH_VERSION_MINOR >= 201
+  at::_foreach_mul_(grads, coef);  // one fused kernel on CUDA (libtorch 2.1 and later)
+#else
+  for (torch::Tensor& grad : grads) grad.mul_(coef);
+#endif
+  return total;
 }
 
 double linear_schedule(int64_t step, int64_t warmup, int64_t total, double peak) {

@@ -83,7 +83,7 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
     }
     out.loss.backward();
     r.last_loss = out.loss.item<double>();
-    if (s.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(tensors, s.max_grad_norm);
+    if (s.max_grad_norm > 0) clip_grad_norm(tensors, s.max_grad_norm);
     optimizer.step(s.learning_rate);
     optimizer.zero_grad();
     synchronize(s.device);

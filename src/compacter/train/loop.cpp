@@ -315,7 +315,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
         examples_since_log += batch.input_ids.size(0);
         s.examples += batch.input_ids.size(0);
       }
-      if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(grads_of, o.max_grad_norm);
+      if (o.max_grad_norm > 0) clip_grad_norm(grads_of, o.max_grad_norm);
       const double lr = linear_schedule(s.step, o.warmup_steps, total, o.learning_rate);
       opt.step(lr);
       opt.zero_grad();
