@@ -16,11 +16,7 @@ class TrainCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    testing::write_file(dir_->path() + "/config.json", R"({
-      "vocab_size": 32128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
-      "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})");
-    auto r = testing::run_compacter("init-model --config " + dir_->path() + "/config.json --out " +
-                                    dir_->path() + "/model --seed 3");
+    auto r = testing::init_tiny_t5_with_t5_vocabulary(dir_->path() + "/model");
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   static void TearDownTestSuite() { delete dir_; }

@@ -61,4 +61,13 @@ CommandResult run_compacter(const std::string& args, const std::string& stdin_te
   return r;
 }
 
+CommandResult init_tiny_t5_with_t5_vocabulary(const std::string& dir) {
+  TempDir tmp;
+  write_file(tmp.file("config.json"), R"({
+    "vocab_size": 32128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
+    "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})");
+  return run_compacter("init-model --config " + tmp.file("config.json") + " --out " + dir +
+                       " --seed 3");
+}
+
 }  // namespace compacter::testing

@@ -37,6 +37,11 @@ struct CommandResult {
 // and optional stdin text.
 CommandResult run_compacter(const std::string& args, const std::string& stdin_text = "");
 
+// Writes a tiny random T5 with T5's vocabulary (32,128 rows; d_model 32, 2 layers, ReLU, tied)
+// into `dir` through `compacter init-model`, for command-line tests that need the real
+// tokenizer; returns the command's result.
+CommandResult init_tiny_t5_with_t5_vocabulary(const std::string& dir);
+
 // Reads a whole file into a string (throws when missing).
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);

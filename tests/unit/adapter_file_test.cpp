@@ -77,6 +77,48 @@ TEST(AdapterFile, SaveLoadReproducesEveryMethodExactly) {
   }
 }
 
+// Serving (compacter serve): every method's adapter loaded on a model that shares one base's
+// tensors (nn::share_weights) gives the outputs of the same adapter on a model of its own, all
+// adapters at once, and the base's tensors stay bit for bit what they were; the frozen ones are
+// the base's storage, not copies.
+TEST(AdapterFile, AdaptersOnOneSharedBaseMatchSeparateModelsAndLeaveTheBaseIntact) {
+  testing::TempDir dir;
+  torch::manual_seed(0);
+  auto base = base_model();
+  std::vector<std::pair<std::string, torch::Tensor>> snapshot;
+  for (const auto& item : base->named_parameters(true))
+    snapshot.emplace_back(item.key(), item.value().detach().clone());
+  const torch::Tensor base_logits = adapter_logits(*base);
+  std::vector<std::pair<nn::T5Model, torch::Tensor>> served;  // model on the shared base, expected
+  for (const auto& info : all_methods()) {
+    const std::string method = info.name;
+    SCOPED_TRACE(method);
+    auto own = base_model();
+    const AdapterSpec spec = trained(*own, method, 5);
+    save_adapter(*own, spec, dir.path() + "/" + method);
+    auto shared = nn::share_weights(*base);
+    load_adapter(*shared, dir.path() + "/" + method);
+    if (method != "full" && method != "said") {  // said computes its weights from theta0
+      EXPECT_EQ(shared->linears()[3]->weight.data_ptr(), base->linears()[3]->weight.data_ptr());
+    }
+    served.emplace_back(shared, adapter_logits(*own));
+  }
+  for (size_t i = 0; i < served.size(); ++i) {
+    SCOPED_TRACE(all_methods()[i].name);
+    EXPECT_TRUE(torch::equal(adapter_logits(*served[i].first), served[i].second));
+    EXPECT_FALSE(torch::allclose(served[i].second, base_logits));
+  }
+  for (const auto& [name, before] : snapshot)
+    EXPECT_TRUE(torch::equal(base->named_parameters(true)[name], before)) << name;
+  EXPECT_TRUE(torch::equal(adapter_logits(*base), base_logits));
+}
+
+TEST(AdapterFile, ShareWeightsRefusesAModelWithAMethodAttached) {
+  auto base = base_model();
+  attach("compacter++", adapter_tiny_options("compacter++"), *base, 1);
+  EXPECT_THROW(nn::share_weights(*base), Error);
+}
+
 TEST(AdapterFile, CompacterPlusPlusOnT5BaseIsAbout420KB) {
   // The trainable set depends on d_model and depth only, so the frozen parts are shrunk.
   T5Config c = builtin_t5_config("t5-base");

@@ -51,12 +51,6 @@ struct EvalCli {
   int64_t generation_max_length = -1;
 };
 
-// The paper resizes the embedding to the tokenizer (32,128 -> 32,100 rows, spec §7.1).
-void resize_to_tokenizer(nn::T5ModelImpl& model, const ModelOptions& o, const T5Tokenizer& tok) {
-  if (o.resize_vocab > 0) return;  // load_model applied the user's choice
-  if (model.shared->weight.size(0) > tok.vocab_size()) model.resize_vocab(tok.vocab_size());
-}
-
 std::map<std::string, double> score_examples(const DataCliOptions& d,
                                              const std::vector<std::string>& predictions,
                                              const std::vector<tasks::Example>& references) {

@@ -35,6 +35,11 @@ nn::T5Model load_model(const ModelOptions& o) {
   return loaded.model;
 }
 
+void resize_to_tokenizer(nn::T5ModelImpl& model, const ModelOptions& o, const T5Tokenizer& tok) {
+  if (o.resize_vocab > 0) return;  // load_model applied the user's choice
+  if (model.shared->weight.size(0) > tok.vocab_size()) model.resize_vocab(tok.vocab_size());
+}
+
 std::string tokenizer_path(const std::string& given, const std::string& model_dir) {
   if (!given.empty()) return given;
   const std::string beside = model_dir + "/spiece.model";

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "compacter/data/tokenizer.h"
 #include "compacter/nn/checkpoint.h"
 
 namespace compacter::cli {
@@ -21,6 +22,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o);
 
 // Loads the model (printing unexpected tensors to stderr) in eval mode.
 nn::T5Model load_model(const ModelOptions& o);
+
+// The paper resizes the embedding to the tokenizer (32,128 -> 32,100 rows, spec §7.1); nothing
+// when --resize-vocab chose the size.
+void resize_to_tokenizer(nn::T5ModelImpl& model, const ModelOptions& o, const T5Tokenizer& tok);
 
 // The tokenizer to use: `given`, or else model_dir/spiece.model (an error when missing).
 std::string tokenizer_path(const std::string& given, const std::string& model_dir);

@@ -284,6 +284,24 @@ void T5ModelImpl::resize_vocab(int64_t rows) {
   config_.vocab_size = rows;
 }
 
+T5Model share_weights(T5ModelImpl& base) {
+  T5Model copy(base.config(), false);
+  torch::NoGradGuard no_grad;
+  auto link = [&](const auto& source, auto targets, const char* kind) {
+    for (auto& item : targets) {
+      const torch::Tensor* from = source.find(item.key());
+      check(from != nullptr, "share_weights: the base model lacks ", kind, " \"", item.key(), "\"");
+      item.value().set_data(*from);
+    }
+    check(source.size() == targets.size(), "share_weights: the base model has ", source.size(), " ",
+          kind, "s, a plain T5 of its config ", targets.size(), " (is a method attached to it?)");
+  };
+  link(base.named_parameters(true), copy->named_parameters(true), "parameter");
+  link(base.named_buffers(true), copy->named_buffers(true), "buffer");
+  copy->train(base.is_training());
+  return copy;
+}
+
 void T5ModelImpl::init_weights(uint64_t seed) {
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(seed);

@@ -184,6 +184,13 @@ class T5ModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(T5Model);
 
+// A second model of `base`'s shape whose parameters and buffers are `base`'s tensors: the same
+// storage, no copy (each its own autograd leaf, with its own requires_grad), in `base`'s mode.
+// For serving several fine-tuned variants on one set of base weights: whoever changes a tensor
+// of either model must give it new storage (set_data), never write into it. Throws when `base`
+// has tensors a plain T5 of its config lacks (something attached to it).
+T5Model share_weights(T5ModelImpl& base);
+
 // labels shifted right: [start, l0, l1, ...], with -100 replaced by pad.
 torch::Tensor shift_right(const torch::Tensor& labels, int64_t start_id, int64_t pad_id);
 

@@ -152,7 +152,7 @@ void load_adapter_tensors(nn::T5ModelImpl& model, const std::string& dir) {
     torch::Tensor value = file.load(name);
     check(value.sizes() == t.sizes(), weights, ": tensor \"", name, "\" has shape ", value.sizes(),
           ", expected ", t.sizes());
-    t.copy_(value);
+    t.set_data(value.to(t.device(), t.scalar_type()));  // new storage: see the header
   }
   for (const auto& info : file.header().tensors)
     check(expected.count(info.name), weights, ": unexpected tensor \"", info.name,

@@ -46,8 +46,11 @@ AdapterSpec read_adapter_spec(const std::string& dir);
 // shape, an unknown method, a newer format and missing / extra / misshapen tensors.
 Attachment load_adapter(nn::T5ModelImpl& model, const std::string& dir);
 
-// Copies the tensors of the adapter in `dir` into a model that already has the same method
-// attached (e.g. the best adapter of a run back into the trained model).
+// Loads the tensors of the adapter in `dir` into a model that already has the same method
+// attached (e.g. the best adapter of a run back into the trained model). Each tensor gets new
+// storage holding the loaded values (set_data) instead of being written into, so a model whose
+// base tensors are shared with others (nn::share_weights) leaves theirs intact even when the
+// adapter holds base tensors (layer norms, or every tensor for `full`).
 void load_adapter_tensors(nn::T5ModelImpl& model, const std::string& dir);
 
 }  // namespace compacter::peft
