@@ -16,6 +16,7 @@
 #include <set>
 
 #include "compacter/core/error.h"
+#include "compacter/io/json_keys.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors I/O assumes a little-endian host"
@@ -78,31 +79,15 @@ bool escapes(const std::string& name) {
 
 // SAX handler finding the first tensor named twice in an index's "weight_map" (which parsing
 // into an object would silently collapse). Linear, unlike nlohmann's callback parser.
-struct WeightMapDuplicates {
-  using Json = nlohmann::json;
-  int depth = 0;
+struct WeightMapDuplicates : JsonKeys {
   bool in_weight_map = false;
   std::set<std::string> seen;
   std::optional<std::string> duplicate;
 
-  bool null() { return true; }
-  bool boolean(bool) { return true; }
-  bool number_integer(Json::number_integer_t) { return true; }
-  bool number_unsigned(Json::number_unsigned_t) { return true; }
-  bool number_float(Json::number_float_t, const Json::string_t&) { return true; }
-  bool string(Json::string_t&) { return true; }
-  bool binary(Json::binary_t&) { return true; }
-  bool start_object(std::size_t) { return ++depth, true; }
-  bool end_object() { return --depth, true; }
-  bool start_array(std::size_t) { return ++depth, true; }
-  bool end_array() { return --depth, true; }
   bool key(Json::string_t& k) {
     if (depth == 1) in_weight_map = k == "weight_map";
     if (depth == 2 && in_weight_map && !seen.insert(k).second && !duplicate) duplicate = k;
     return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
-    throw e;
   }
 };
 

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "compacter/core/error.h"
+#include "compacter/io/json_keys.h"
 
 namespace compacter::safetensors {
 
@@ -190,23 +191,11 @@ TensorInfo parse_tensor(const std::string& name, const Json& v, uint64_t buffer_
 }
 
 // SAX handler recording the keys of the top-level object in order, and the first duplicate.
-struct TopLevelKeys {
+struct TopLevelKeys : JsonKeys {
   std::vector<std::string> order;
   std::set<std::string> seen;
   std::optional<std::string> duplicate;
-  int depth = 0;
 
-  bool null() { return true; }
-  bool boolean(bool) { return true; }
-  bool number_integer(Json::number_integer_t) { return true; }
-  bool number_unsigned(Json::number_unsigned_t) { return true; }
-  bool number_float(Json::number_float_t, const Json::string_t&) { return true; }
-  bool string(Json::string_t&) { return true; }
-  bool binary(Json::binary_t&) { return true; }
-  bool start_object(std::size_t) { return ++depth, true; }
-  bool end_object() { return --depth, true; }
-  bool start_array(std::size_t) { return ++depth, true; }
-  bool end_array() { return --depth, true; }
   bool key(Json::string_t& k) {
     if (depth == 1 && !duplicate) {
       if (seen.insert(k).second) {
@@ -216,9 +205,6 @@ struct TopLevelKeys {
       }
     }
     return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
-    throw e;
   }
 };
 
