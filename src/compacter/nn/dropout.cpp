@@ -58,17 +58,18 @@ torch::Tensor dropout_mask(torch::IntArrayRef sizes, double p, uint64_t seed,
 
 namespace {
 
-// x * dropout_mask(x.sizes(), p, seed, dtype) in one pass: the same products (x times the mask's
-// value 1 / (1 - p) rounded to x's dtype), elements in x's logical order. Also returns which
-// elements were kept (bool, 1 byte each) when `keep_mask` is true.
-torch::Tensor apply_mask(const torch::Tensor& x_in, double p, uint64_t seed, bool keep_mask,
-                         torch::Tensor* kept_out) {
+// x * dropout_mask(x.sizes(), p, seed, dtype) in one pass (with relu: relu(x) * that mask): the
+// same products (x times the mask's value 1 / (1 - p) rounded to x's dtype), elements in x's
+// logical order. With `pass_out`, also which elements pass (bool, 1 byte each): kept by the mask
+// and, with relu, not cut by it (x > 0, or NaN, which relu propagates).
+torch::Tensor apply_mask(const torch::Tensor& x_in, double p, uint64_t seed, bool relu,
+                         torch::Tensor* pass_out) {
   const torch::Tensor x = x_in.contiguous();
   torch::Tensor out = torch::empty_like(x, torch::MemoryFormat::Contiguous);
   bool* k = nullptr;
-  if (keep_mask) {
-    *kept_out = torch::empty(x.sizes(), x.options().dtype(torch::kBool));
-    k = kept_out->data_ptr<bool>();
+  if (pass_out) {
+    *pass_out = torch::empty(x.sizes(), x.options().dtype(torch::kBool));
+    k = pass_out->data_ptr<bool>();
   }
   const uint64_t threshold = dropout_threshold(p);
   const double keep_scale = 1.0 / (1.0 - p);
@@ -76,29 +77,31 @@ torch::Tensor apply_mask(const torch::Tensor& x_in, double p, uint64_t seed, boo
     const scalar_t* in = x.data_ptr<scalar_t>();
     scalar_t* o = out.data_ptr<scalar_t>();
     const auto scale = static_cast<scalar_t>(keep_scale);
+    const auto zero = static_cast<scalar_t>(0);
     at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const bool keep = dropout_keeps(seed, i, threshold);
-        o[i] = keep ? static_cast<scalar_t>(in[i] * scale) : static_cast<scalar_t>(0);
-        if (k) k[i] = keep;
+        // Branch-free: the mask and the sign are random, so branches would be mispredicted.
+        const bool pass = dropout_keeps(seed, i, threshold) & !(relu & (in[i] <= zero));
+        o[i] = pass ? static_cast<scalar_t>(in[i] * scale) : zero;
+        if (k) k[i] = pass;
       }
     });
   });
   return out;
 }
 
-// Forward: one pass that also records which elements were kept (1 byte each, where the unfused
-// x * mask kept a mask of x's dtype); backward: grad * kept * (1 / (1 - p) in grad's dtype), the
-// same products as grad * mask.
+// Forward: one pass that also records which elements passed (1 byte each, where the unfused
+// ops kept a mask of x's dtype, and relu its output); backward: grad * passed * (1 / (1 - p) in
+// grad's dtype), the same products as the unfused ops' backward.
 class HashDropout : public torch::autograd::Function<HashDropout> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               double p, int64_t seed) {
-    torch::Tensor kept_mask;
+                               double p, int64_t seed, bool relu) {
+    torch::Tensor passed;
     torch::Tensor out =
-        apply_mask(x, p, static_cast<uint64_t>(seed), x.requires_grad(), &kept_mask);
+        apply_mask(x, p, static_cast<uint64_t>(seed), relu, x.requires_grad() ? &passed : nullptr);
     ctx->saved_data["p"] = p;
-    if (kept_mask.defined()) ctx->save_for_backward({kept_mask});
+    if (passed.defined()) ctx->save_for_backward({passed});
     return out;
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
@@ -106,7 +109,8 @@ class HashDropout : public torch::autograd::Function<HashDropout> {
     const double p = ctx->saved_data["p"].toDouble();
     const torch::Tensor& g = grads[0];
     const double scale = torch::scalar_tensor(1.0 / (1.0 - p), g.options()).item<double>();
-    return {g.mul(ctx->get_saved_variables()[0]).mul_(scale), torch::Tensor(), torch::Tensor()};
+    return {g.mul(ctx->get_saved_variables()[0]).mul_(scale), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -116,7 +120,17 @@ torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
   if (!training || p == 0.0) return x;
   if (!x.device().is_cpu()) return torch::dropout(x, p, training);
   check(p > 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
-  return HashDropout::apply(x, p, static_cast<int64_t>(draw_seed()));
+  return HashDropout::apply(x, p, static_cast<int64_t>(draw_seed()), false);
+}
+
+torch::Tensor relu_dropout(const torch::Tensor& x, double p, bool training) {
+  if (!training || p == 0.0) return torch::relu(x);
+  if (!x.device().is_cpu()) return torch::dropout(torch::relu(x), p, training);
+  // Measured slower fused in bf16 (dropout.h), so half types take the two passes.
+  if (x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf)
+    return nn::dropout(torch::relu(x), p, training);
+  check(p > 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
+  return HashDropout::apply(x, p, static_cast<int64_t>(draw_seed()), true);
 }
 
 }  // namespace compacter::nn

@@ -92,6 +92,8 @@ T5DenseImpl::T5DenseImpl(const T5Config& c)
 }
 
 torch::Tensor T5DenseImpl::forward(const torch::Tensor& x) {
+  if (wi && activation_ == "relu")
+    return wo->forward(nn::relu_dropout(wi->forward(x), dropout_, is_training()));
   torch::Tensor h = wi ? activation(activation_, wi->forward(x))
                        : activation(activation_, wi_0->forward(x)) * wi_1->forward(x);
   return wo->forward(nn::dropout(h, dropout_, is_training()));
