@@ -71,8 +71,7 @@ constexpr double kLearningRate = 3e-4;
 
 void add_run_options(CLI::App& cmd, RunSettings& r) {
   cmd.add_option("--model-config", r.model_config,
-                 "t5-small | t5-base | t5-large | t5-3b | t5-11b | t5-v1_1-small | "
-                 "t5-v1_1-base, or a folder / config.json (random weights)")
+                 builtin_t5_config_names() + ", or a folder / config.json (random weights)")
       ->capture_default_str();
   cmd.add_option("--batch", r.batch, "examples per step")->capture_default_str();
   cmd.add_option("--source-len", r.source_len, "source tokens per example")->capture_default_str();

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "compacter/core/error.h"
+#include "compacter/io/t5_config.h"
 #include "compacter/nn/checkpoint.h"
 
 namespace compacter::cli {
@@ -42,8 +43,7 @@ void add_init_model_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "init-model", "Write a randomly initialised T5 (Hugging Face folder) from a config");
   cmd->add_option("--config", o->config,
-                  "built-in name (t5-small, t5-base, t5-large, t5-3b, t5-11b, t5-v1_1-small, "
-                  "t5-v1_1-base) or a config.json / folder")
+                  "built-in name (" + builtin_t5_config_names() + ") or a config.json / folder")
       ->required();
   cmd->add_option("--out", o->out, "output folder")->required();
   cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();

@@ -159,8 +159,7 @@ void add_params_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "params", "Count a method's trainable parameters on a T5 shape (the paper's Table 1)");
   cmd->add_option("--model-config", o->model_config,
-                  "t5-small | t5-base | t5-large | t5-3b | t5-11b | t5-v1_1-small | "
-                  "t5-v1_1-base, or a folder / config.json")
+                  builtin_t5_config_names() + ", or a folder / config.json")
       ->capture_default_str();
   cmd->add_flag("--all", o->all, "every method, one row each");
   cmd->add_option("--tasks", o->tasks,

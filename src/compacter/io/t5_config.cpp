@@ -3,8 +3,9 @@
 
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
 
 #include "compacter/core/error.h"
 
@@ -133,9 +134,9 @@ T5Config make(int64_t d_model, int64_t d_ff, int64_t d_kv, int64_t heads, int64_
   return c;
 }
 
-// From the published config.json files of the Hugging Face hub.
-const std::map<std::string, T5Config>& builtins() {
-  static const std::map<std::string, T5Config> table = {
+// From the published config.json files of the Hugging Face hub, in the order they are listed.
+const std::vector<std::pair<std::string, T5Config>>& builtins() {
+  static const std::vector<std::pair<std::string, T5Config>> table = {
       {"t5-small", make(512, 2048, 64, 8, 6, false)},
       {"t5-base", make(768, 3072, 64, 12, 12, false)},
       {"t5-large", make(1024, 4096, 64, 16, 24, false)},
@@ -149,16 +150,18 @@ const std::map<std::string, T5Config>& builtins() {
 
 }  // namespace
 
+std::string builtin_t5_config_names() {
+  std::string names;
+  for (const auto& [name, config] : builtins()) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
 T5Config builtin_t5_config(const std::string& name) {
-  std::string key = name.rfind("google/", 0) == 0 ? name.substr(7) : name;
-  auto it = builtins().find(key);
-  if (it == builtins().end()) {
-    std::string known;
-    for (const auto& [k, v] : builtins()) known += (known.empty() ? "" : ", ") + k;
-    throw Error(cat("unknown model config \"", name, "\"; built-in names: ", known,
-                    " (or give a directory holding config.json)"));
-  }
-  return it->second;
+  const std::string key = name.rfind("google/", 0) == 0 ? name.substr(7) : name;
+  for (const auto& [known, config] : builtins())
+    if (known == key) return config;
+  throw Error(cat("unknown model config \"", name, "\"; built-in names: ",
+                  builtin_t5_config_names(), " (or give a directory holding config.json)"));
 }
 
 T5Config resolve_t5_config(const std::string& name_or_path) {

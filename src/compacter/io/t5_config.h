@@ -54,8 +54,10 @@ T5Config load_t5_config(const std::string& path);  // reads and parses a config.
 nlohmann::json t5_config_to_json(const T5Config& c);
 
 // Built-in published configs (t5-small, t5-base, t5-large, t5-3b, t5-11b, t5-v1_1-small/base);
-// throws Error listing the known names for an unknown one.
+// throws Error listing the known names for an unknown one. "google/" before a name is ignored.
 T5Config builtin_t5_config(const std::string& name);
+// Their names, in that order, as "t5-small, t5-base, ..." (for help texts and errors).
+std::string builtin_t5_config_names();
 // A config from a built-in name or a directory / config.json path.
 T5Config resolve_t5_config(const std::string& name_or_path);
 
