@@ -116,6 +116,30 @@ TEST(TrainLoop, ClipGradNormScalesByTheJointNorm) {
   EXPECT_FALSE(clip_grad_norm({none}, 1.0).defined());
 }
 
+// --config's "training" object: absent keys keep their values; an unknown key or a value of
+// the wrong type is an error naming the file and the key.
+TEST(TrainLoop, TrainingOptionsFromJsonAreStrict) {
+  TrainOptions o;
+  const int64_t steps_before = o.max_steps;
+  train_options_from_json({{"learning_rate", 0.5}, {"batch_size", 4}}, "cfg.json", o);
+  EXPECT_EQ(o.learning_rate, 0.5);
+  EXPECT_EQ(o.batch_size, 4);
+  EXPECT_EQ(o.max_steps, steps_before);
+  auto message = [&](const nlohmann::json& j) {
+    try {
+      train_options_from_json(j, "cfg.json", o);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"lr", 1}}).find("cfg.json: unknown training option \"lr\" (known: "),
+            std::string::npos);
+  EXPECT_NE(message({{"epochs", "many"}}).find("training option \"epochs\" has the wrong type"),
+            std::string::npos);
+  EXPECT_NE(message(nlohmann::json::array()).find("must be a JSON object"), std::string::npos);
+}
+
 TEST(TrainLoop, LinearScheduleWithWarmup) {
   // get_linear_schedule_with_warmup(warmup 4, total 10) at peak 1: 0, .25, .5, .75, 1, then
   // (10 - s) / 6.

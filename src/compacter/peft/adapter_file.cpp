@@ -10,22 +10,10 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_fields.h"
 #include "compacter/io/safetensors.h"
 
 namespace compacter::peft {
-
-namespace {
-
-template <typename T>
-void read_field(const nlohmann::json& j, const char* key, const std::string& source, T& out) {
-  try {
-    out = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(cat(source, ": option \"", key, "\" has the wrong type (", j.at(key).dump(), ")"));
-  }
-}
-
-}  // namespace
 
 nlohmann::json options_to_json(const PeftOptions& o) {
   nlohmann::json j = nlohmann::json::object();
@@ -36,21 +24,13 @@ nlohmann::json options_to_json(const PeftOptions& o) {
 }
 
 void options_from_json(const nlohmann::json& j, const std::string& source, PeftOptions& o) {
-  check(j.is_object(), source, ": method options must be a JSON object");
-  static const std::set<std::string> known{
+  const StrictJsonFields fields(j, source, "method option",
+                                {
 #define COMPACTER_OPTION_NAME(type, name, def, help) #name,
-      COMPACTER_PEFT_OPTIONS(COMPACTER_OPTION_NAME)
+                                    COMPACTER_PEFT_OPTIONS(COMPACTER_OPTION_NAME)
 #undef COMPACTER_OPTION_NAME
-  };
-  for (const auto& item : j.items()) {
-    if (known.count(item.key())) continue;
-    std::ostringstream list;
-    for (const auto& k : known) list << (list.tellp() > 0 ? ", " : "") << k;
-    throw Error(
-        cat(source, ": unknown method option \"", item.key(), "\" (known: ", list.str(), ")"));
-  }
-#define COMPACTER_OPTION_FROM_JSON(type, name, def, help) \
-  if (j.contains(#name)) read_field(j, #name, source, o.name);
+                                });
+#define COMPACTER_OPTION_FROM_JSON(type, name, def, help) fields.read(#name, o.name);
   COMPACTER_PEFT_OPTIONS(COMPACTER_OPTION_FROM_JSON)
 #undef COMPACTER_OPTION_FROM_JSON
 }

@@ -17,6 +17,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_fields.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/nn/autocast.h"
 #include "compacter/peft/methods.h"
@@ -160,23 +161,13 @@ nlohmann::json train_options_to_json(const TrainOptions& o) {
 }
 
 void train_options_from_json(const nlohmann::json& j, const std::string& source, TrainOptions& o) {
-  check(j.is_object(), source, ": training options must be a JSON object");
-  static const std::set<std::string> known{
+  const StrictJsonFields fields(j, source, "training option",
+                                {
 #define COMPACTER_TRAIN_NAME(type, name, def, help) #name,
-      COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_NAME)
+                                    COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_NAME)
 #undef COMPACTER_TRAIN_NAME
-  };
-  for (const auto& item : j.items())
-    check(known.count(item.key()), source, ": unknown training option \"", item.key(), "\"");
-#define COMPACTER_TRAIN_FROM_JSON(type, name, def, help)                                \
-  if (j.contains(#name)) {                                                              \
-    try {                                                                               \
-      o.name = j.at(#name).get<type>();                                                 \
-    } catch (const nlohmann::json::exception&) {                                        \
-      throw Error(cat(source, ": training option \"", #name, "\" has the wrong type (", \
-                      j.at(#name).dump(), ")"));                                        \
-    }                                                                                   \
-  }
+                                });
+#define COMPACTER_TRAIN_FROM_JSON(type, name, def, help) fields.read(#name, o.name);
   COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_FROM_JSON)
 #undef COMPACTER_TRAIN_FROM_JSON
 }
