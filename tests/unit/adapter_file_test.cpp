@@ -11,20 +11,15 @@
 #include "compacter/peft/adapter_file.h"
 #include "compacter/peft/methods.h"
 #include "support/test_support.h"
+#include "support/tiny_t5.h"
 
 namespace compacter::peft {
 namespace {
 
 nn::T5Model base_model(int64_t d_ff = 16) {
-  T5Config c;
-  c.vocab_size = 40;
-  c.d_model = 8;
-  c.d_kv = 4;
-  c.num_heads = 2;
-  c.d_ff = d_ff;
-  c.num_layers = 2;
-  nn::T5Model model(c);
-  model->init_weights(3);
+  testing::TinyT5 shape;
+  shape.d_ff = d_ff;
+  nn::T5Model model = testing::tiny_t5(shape, 3);
   model->eval();
   return model;
 }

@@ -12,6 +12,7 @@
 #include "compacter/nn/checkpoint.h"
 #include "support/raw_safetensors.h"
 #include "support/test_support.h"
+#include "support/tiny_t5.h"
 
 namespace compacter {
 namespace {
@@ -19,19 +20,14 @@ namespace {
 namespace fs = std::filesystem;
 
 T5Config small_config(bool v11) {
-  T5Config c;
-  c.vocab_size = 60;
-  c.d_model = 16;
-  c.d_kv = 4;
-  c.d_ff = 32;
-  c.num_layers = 2;
-  c.num_decoder_layers = 3;
-  c.num_heads = 4;
-  if (v11) {
-    c.feed_forward_proj = "gated-gelu";
-    c.tie_word_embeddings = false;
-  }
-  return c;
+  testing::TinyT5 shape;
+  shape.vocab = 60;
+  shape.d_model = 16;
+  shape.d_ff = 32;
+  shape.decoder_layers = 3;
+  shape.heads = 4;
+  shape.v1_1 = v11;
+  return testing::tiny_t5_config(shape);
 }
 
 // Expects load_t5(dir) to throw an Error whose message contains every `parts`.

@@ -11,6 +11,7 @@
 #include "compacter/train/generate.h"
 #include "support/raw_safetensors.h"
 #include "support/test_support.h"
+#include "support/tiny_t5.h"
 
 #define REQUIRE_CUDA()                                                  \
   do {                                                                  \
@@ -69,14 +70,13 @@ TEST(Cuda, GreedyGenerationEqualsCpu) {
 }
 
 T5Config cuda_small_config() {
-  T5Config c;
-  c.vocab_size = 64;
-  c.d_model = 32;
-  c.d_kv = 8;
-  c.num_heads = 4;
-  c.d_ff = 64;
-  c.num_layers = 2;
-  c.num_decoder_layers = 2;
+  testing::TinyT5 shape;
+  shape.vocab = 64;
+  shape.d_model = 32;
+  shape.d_kv = 8;
+  shape.heads = 4;
+  shape.d_ff = 64;
+  T5Config c = testing::tiny_t5_config(shape);
   c.dropout_rate = 0.0;
   return c;
 }

@@ -13,6 +13,7 @@
 #include "compacter/nn/t5.h"
 #include "compacter/peft/methods.h"
 #include "support/finite_difference.h"
+#include "support/tiny_t5.h"
 
 namespace compacter::peft {
 namespace {
@@ -21,14 +22,11 @@ const std::vector<std::string> kMethods{"adapter", "pfeiffer",  "adapterdrop", "
                                         "phm",     "compacter", "compacter++"};
 
 T5Config tiny_config(int64_t layers, int64_t d_model) {
-  T5Config c;
-  c.vocab_size = 40;
-  c.d_model = d_model;
-  c.d_kv = 4;
-  c.num_heads = 2;
-  c.d_ff = 2 * d_model;
-  c.num_layers = layers;
-  return c;
+  testing::TinyT5 shape;
+  shape.d_model = d_model;
+  shape.d_ff = 2 * d_model;
+  shape.layers = layers;
+  return testing::tiny_t5_config(shape);
 }
 
 nn::T5Model methods_tiny_model(int64_t layers, int64_t d_model, uint64_t seed = 1) {

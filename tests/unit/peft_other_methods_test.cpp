@@ -12,24 +12,15 @@
 #include "compacter/peft/methods.h"
 #include "compacter/peft/said.h"
 #include "support/finite_difference.h"
+#include "support/tiny_t5.h"
 
 namespace compacter::peft {
 namespace {
 
 nn::T5Model tiny_model(bool v1_1 = false, uint64_t seed = 1) {
-  T5Config c;
-  c.vocab_size = 40;
-  c.d_model = 8;
-  c.d_kv = 4;
-  c.num_heads = 2;
-  c.d_ff = 16;
-  c.num_layers = 2;
-  if (v1_1) {
-    c.feed_forward_proj = "gated-gelu";
-    c.tie_word_embeddings = false;
-  }
-  nn::T5Model model(c);
-  model->init_weights(seed);
+  testing::TinyT5 shape;
+  shape.v1_1 = v1_1;
+  nn::T5Model model = testing::tiny_t5(shape, seed);
   model->eval();
   return model;
 }

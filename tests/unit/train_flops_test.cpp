@@ -4,20 +4,19 @@
 
 #include "compacter/core/error.h"
 #include "compacter/train/flops.h"
+#include "support/tiny_t5.h"
 
 namespace compacter {
 namespace {
 
 T5Config tiny() {
-  T5Config c;
-  c.vocab_size = 128;
-  c.d_model = 32;
-  c.d_kv = 8;
-  c.num_heads = 4;  // inner 32
-  c.d_ff = 64;
-  c.num_layers = 2;
-  c.feed_forward_proj = "relu";
-  return c;
+  testing::TinyT5 shape;
+  shape.vocab = 128;
+  shape.d_model = 32;
+  shape.d_kv = 8;
+  shape.heads = 4;  // inner 32
+  shape.d_ff = 64;
+  return testing::tiny_t5_config(shape);
 }
 
 TEST(Flops, ReluModelByHand) {

@@ -15,6 +15,7 @@
 #include "compacter/train/adamw.h"
 #include "compacter/train/loop.h"
 #include "support/test_support.h"
+#include "support/tiny_t5.h"
 
 namespace compacter::train {
 namespace {
@@ -150,16 +151,9 @@ TEST(TrainLoop, LinearScheduleWithWarmup) {
 }
 
 nn::T5Model loop_tiny_model() {
-  T5Config c;
-  c.vocab_size = 30;
-  c.d_model = 8;
-  c.d_kv = 4;
-  c.num_heads = 2;
-  c.d_ff = 16;
-  c.num_layers = 2;
-  nn::T5Model model(c);
-  model->init_weights(1);
-  return model;
+  testing::TinyT5 shape;
+  shape.vocab = 30;
+  return testing::tiny_t5(shape, 1);
 }
 
 std::vector<tasks::EncodedExample> toy_data() {
