@@ -12,7 +12,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -85,24 +84,23 @@ class LineBatches {
   bool eof_ = false;
 };
 
-struct Served {
-  std::string name, dir, method;
-  nn::T5Model model{nullptr};
-  int64_t own_bytes = 0;  // tensors not shared with the base
-};
-
-// Bytes of the distinct storages of `model`'s tensors that are not among `shared`.
-int64_t bytes_not_in(torch::nn::Module& model, const std::set<const void*>& shared) {
-  std::set<const void*> seen;
-  int64_t bytes = 0;
+// The distinct storages of `model`'s parameters and buffers, with their sizes in bytes.
+std::map<const void*, int64_t> storages_of(torch::nn::Module& model) {
+  std::map<const void*, int64_t> out;
   auto add = [&](const torch::Tensor& t) {
-    if (!t.defined()) return;
-    const void* key = t.storage().data();
-    if (shared.count(key) || !seen.insert(key).second) return;
-    bytes += static_cast<int64_t>(t.storage().nbytes());
+    if (t.defined()) out[t.storage().data()] = static_cast<int64_t>(t.storage().nbytes());
   };
   for (const auto& t : model.parameters(true)) add(t);
   for (const auto& t : model.buffers(true)) add(t);
+  return out;
+}
+
+// Bytes of the storages in `own` that are not in `shared`.
+int64_t bytes_not_in(const std::map<const void*, int64_t>& own,
+                     const std::map<const void*, int64_t>& shared) {
+  int64_t bytes = 0;
+  for (const auto& [storage, size] : own)
+    if (!shared.count(storage)) bytes += size;
   return bytes;
 }
 
@@ -190,35 +188,32 @@ void run_serve(const ServeCli& o) {
   const auto tok = T5Tokenizer::load(tokenizer_path(o.tokenizer, o.model.model_dir));
   nn::T5Model base = load_model(o.model);
   resize_to_tokenizer(*base, o.model, tok);
-  std::set<const void*> base_storages;
-  for (const auto& t : base->parameters(true)) base_storages.insert(t.storage().data());
-  for (const auto& t : base->buffers(true)) base_storages.insert(t.storage().data());
-  std::set<const void*> none;
+  const auto base_storages = storages_of(*base);
   std::cerr << "compacter: base model " << o.model.model_dir << " ("
-            << human_bytes(bytes_not_in(*base, none)) << ")\n";
+            << human_bytes(bytes_not_in(base_storages, {})) << ")\n";
 
-  std::map<std::string, Served> served;
-  served[kBaseName] = Served{kBaseName, o.model.model_dir, "none", base, 0};
+  std::map<std::string, nn::T5Model> served = {{kBaseName, base}};
+  std::string first;  // the first adapter's name
   for (const std::string& arg : o.adapters) {
     auto [name, dir] = split_adapter_arg(arg);
     check(!served.count(name), "--adapter ", arg, ": the name \"", name, "\" is ",
           name == kBaseName ? "reserved for the base model" : "given twice");
-    Served s{name, dir, "", nn::share_weights(*base), 0};
-    s.method = peft::load_adapter(*s.model, dir).method;
-    s.model->eval();
-    s.own_bytes = bytes_not_in(*s.model, base_storages);
-    std::cerr << "compacter: adapter " << name << " = " << dir << " (" << s.method << ", "
-              << human_bytes(s.own_bytes) << " of its own)\n";
-    served[name] = std::move(s);
+    nn::T5Model model = nn::share_weights(*base);
+    const std::string method = peft::load_adapter(*model, dir).method;
+    model->eval();
+    std::cerr << "compacter: adapter " << name << " = " << dir << " (" << method << ", "
+              << human_bytes(bytes_not_in(storages_of(*model), base_storages)) << " of its own)\n";
+    served.emplace(name, model);
+    if (first.empty()) first = name;
   }
   // Requests may leave "adapter" out when there is one to choose (the base model counts only
   // when alone).
   const std::string only = o.adapters.empty()       ? std::string(kBaseName)
-                           : o.adapters.size() == 1 ? split_adapter_arg(o.adapters[0]).first
+                           : o.adapters.size() == 1 ? first
                                                     : "";
   std::cerr << "compacter: reading JSON Lines requests on stdin ({\"adapter\": NAME, \"text\": "
                "\"...\", \"id\": ...}; adapters:";
-  for (const auto& [name, s] : served) std::cerr << " " << name;
+  for (const auto& [name, model] : served) std::cerr << " " << name;
   std::cerr << ")\n";
 
   torch::NoGradGuard no_grad;
@@ -234,7 +229,7 @@ void run_serve(const ServeCli& o) {
       Request& r = requests.back();
       if (r.error.empty() && !served.count(r.adapter)) {
         std::string known;
-        for (const auto& [name, s] : served) known += (known.empty() ? "" : ", ") + name;
+        for (const auto& [name, model] : served) known += (known.empty() ? "" : ", ") + name;
         r.error =
             cat("line ", r.line, ": unknown adapter \"", r.adapter, "\" (serving: ", known, ")");
       }
@@ -247,7 +242,7 @@ void run_serve(const ServeCli& o) {
       std::vector<std::vector<int64_t>> sources;
       for (size_t i : indices) sources.push_back(tok.encode(requests[i].text, o.max_source_length));
       const auto texts =
-          train::generate_texts(*served.at(name).model, tok, sources, o.batch_size, o.max_length);
+          train::generate_texts(*served.at(name), tok, sources, o.batch_size, o.max_length);
       for (size_t k = 0; k < indices.size(); ++k) outputs[indices[k]] = texts[k];
     }
     for (size_t i = 0; i < requests.size(); ++i) {
