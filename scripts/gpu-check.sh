@@ -5,13 +5,13 @@
 # libtorch (CUDA), build, then the stages of GPU_CHECK_STAGES in order:
 #   shim    `compacter data` with the tokenizer (loads the SentencePiece shim), and the same
 #           through a shim linked to Debian's shared libsentencepiece, for comparison
-#   tests   the CUDA and autocast tests (tests/unit/cuda_test.cpp, autocast_test.cpp)
+#   tests   the CUDA and autocast tests (tests/cuda/cuda_test.cpp, tests/nn/autocast_test.cpp)
 #   parity  `compacter forward` on CUDA (fp32, bf16) against Hugging Face's tiny-t5 outputs
 #   train   `compacter train` + `eval` on CUDA (t5-small random init, compacter++, RTE), fp32
 #           and bf16 autocast; a crash is re-run under cuda-gdb for a backtrace
 #   suite   the whole test suite against this libtorch (GPU_CHECK_CTEST_ARGS: more ctest flags)
 #   bench   `compacter bench` (Table 3) on t5-base, batch 64, fp32 and autocast-bf16
-# GPU_CHECK_TARGETS limits the build (e.g. "compacter tests_unit"). A stage starts only while GPU_CHECK_BUDGET seconds (default 480) are not spent. The summary is
+# GPU_CHECK_TARGETS limits the build (e.g. "compacter tests_cuda tests_nn"). A stage starts only while GPU_CHECK_BUDGET seconds (default 480) are not spent. The summary is
 # $OUT/summary.txt; every log is in $OUT/logs.tgz (OUT defaults to ./out/gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -122,8 +122,9 @@ run_logged() {
 }
 
 stage_tests() {
-  (cd build-cuda && ctest -R 'Cuda\.|Autocast\.' --output-on-failure) >"$logs/ctest-cuda.log" 2>&1
-  grep -E "tests passed|Failed|Skipped|Expected|Which is" "$logs/ctest-cuda.log" |
+  (cd build-cuda/tests && { ./tests_cuda; ./tests_nn --gtest_filter='Autocast.*'; }) \
+    >"$logs/ctest-cuda.log" 2>&1
+  grep -E "PASSED|FAILED|SKIPPED|Expected|Which is|out of tolerance" "$logs/ctest-cuda.log" |
     head -30 | tee -a "$out/summary.txt"
 }
 

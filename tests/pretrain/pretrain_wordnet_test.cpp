@@ -1,7 +1,7 @@
 // Tests of the WordNet reader, task and corpus (pretrain/wordnet.h): hand-written data-file
 // lines, gloss splitting, errors naming file and line, split rules (no held-out text in the
-// corpus, merged duplicates, ambiguous definitions), the `wordnet` command, and the real files of
-// Debian's wordnet-base when installed.
+// corpus, merged duplicates, ambiguous definitions) and the `wordnet` command. The real files of
+// Debian's wordnet-base: tests/optional/wordnet_system_test.cpp.
 #include "compacter/pretrain/wordnet.h"
 
 #include <gtest/gtest.h>
@@ -272,34 +272,6 @@ TEST(PretrainWordNet, CommandWritesFiles) {
       run_compacter("wordnet --wordnet-dir " + wn.path() + "/nope --out " + out.path() + "/x");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("wordnet-base"), std::string::npos) << bad.err;
-}
-
-// The real WordNet 3.0 of Debian's wordnet-base.
-TEST(PretrainWordNet, RealWordNetFiles) {
-  const std::string dir = "/usr/share/wordnet";
-  if (!std::filesystem::exists(dir + "/data.noun"))
-    GTEST_SKIP() << "WordNet not installed (" << dir << "/data.noun; apt-get install wordnet-base)";
-  const WordNetDataset d = build_wordnet_dataset(dir, WordNetTaskOptions{});
-  EXPECT_EQ(d.categories.size(), 10u);
-  EXPECT_EQ(d.categories[0], "artifact");
-  const size_t total = d.train.size() + d.validation.size() + d.test.size();
-  EXPECT_GT(total, 60000u);
-  EXPECT_NEAR(static_cast<double>(d.test.size()) / total, 0.05, 0.01);
-  const auto counts = class_counts(d.test);
-  int64_t majority = 0;
-  for (const auto& [name, count] : counts) majority = std::max(majority, count);
-  EXPECT_LT(static_cast<double>(majority) / d.test.size(), 0.25);
-  std::set<std::string> held_out;
-  for (const auto* split : {&d.validation, &d.test})
-    for (const auto& ex : *split) held_out.insert(ex.source);
-  for (const std::string& line : d.corpus) {
-    ASSERT_FALSE(held_out.count(line)) << line;
-    const size_t colon = line.find(": ");
-    if (colon != std::string::npos) {
-      ASSERT_FALSE(held_out.count(line.substr(colon + 2))) << line;
-    }
-  }
-  EXPECT_GT(d.corpus.size(), 150000u);
 }
 
 }  // namespace

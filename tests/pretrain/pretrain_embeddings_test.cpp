@@ -1,6 +1,7 @@
 // PPMI word vectors (pretrain/embeddings.h): the matrix against a naive count-and-formula loop on
 // a small corpus, and the vectors on a corpus of two disjoint "topics", where words of one topic
 // must be more alike than words of different topics.
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
