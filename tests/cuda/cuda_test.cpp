@@ -10,6 +10,7 @@
 #include "compacter/train/adamw.h"
 #include "compacter/train/generate.h"
 #include "support/raw_safetensors.h"
+#include "support/tensor_near.h"
 #include "support/test_support.h"
 #include "support/tiny_t5.h"
 
@@ -20,14 +21,6 @@
 
 namespace compacter {
 namespace {
-
-double cuda_max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  return (a.to(torch::kCPU, torch::kDouble) - b.to(torch::kCPU, torch::kDouble))
-      .abs()
-      .max()
-      .item<double>();
-}
 
 nn::T5Model cuda_tiny_checkpoint(torch::Device device) {
   nn::T5LoadOptions o;
@@ -48,9 +41,8 @@ TEST(Cuda, TinyCheckpointMatchesHuggingFace) {
   auto out = model->forward(ref["input_ids"].cuda(), ref["attention_mask"].cuda(),
                             ref["decoder_input_ids"].cuda(), ref["labels"].cuda());
   EXPECT_TRUE(out.logits.is_cuda());
-  EXPECT_LT(cuda_max_abs_diff(out.logits, ref["logits"]), 5e-5);
-  EXPECT_LT(cuda_max_abs_diff(out.encoder_last_hidden_state, ref["encoder_last_hidden_state"]),
-            5e-5);
+  EXPECT_TENSOR_NEAR(out.logits, ref["logits"], 5e-5);
+  EXPECT_TENSOR_NEAR(out.encoder_last_hidden_state, ref["encoder_last_hidden_state"], 5e-5);
   EXPECT_NEAR(out.loss.item<double>(), ref["loss"].item<double>(), 5e-5);
 }
 
@@ -124,7 +116,7 @@ TEST(Cuda, EveryMethodsGradientsEqualCpu) {
     double scale = 1e-12;
     for (const auto& [name, g] : grads[0]) scale = std::max(scale, g.abs().max().item<double>());
     for (const auto& [name, g] : grads[0])
-      EXPECT_LT(cuda_max_abs_diff(g, grads[1].at(name)) / scale, 1e-3) << name;
+      EXPECT_TENSOR_NEAR(g, grads[1].at(name), 1e-3 * scale) << name;
   }
 }
 

@@ -10,6 +10,7 @@
 #include "compacter/io/t5_config.h"
 #include "support/naive_t5.h"
 #include "support/raw_safetensors.h"
+#include "support/tensor_near.h"
 #include "support/test_support.h"
 
 namespace compacter::testing {
@@ -27,6 +28,15 @@ double naive_max_abs_diff(const std::vector<double>& a, const torch::Tensor& b) 
 
 std::vector<int64_t> sizes(const torch::Tensor& t) {
   return {t.sizes().begin(), t.sizes().end()};
+}
+
+// The oracle's flat values as a tensor of `shape` (flat when the counts disagree, so that
+// EXPECT_TENSOR_NEAR reports the shapes instead of view() throwing).
+torch::Tensor as_tensor(const std::vector<double>& values, const std::vector<int64_t>& shape) {
+  torch::Tensor t = torch::tensor(values, torch::kDouble);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n == t.numel() ? t.view(shape) : t;
 }
 
 // HF T5Attention._relative_position_bucket, transcribed op by op with torch float32 tensors.
@@ -180,8 +190,9 @@ TEST(NaiveT5Reference, MatchesHuggingFaceOnTinyT5) {
     const double d_loss = std::abs(out.loss - ref->at("loss").item<double>());
     std::cout << "[ naive    ] max |naive - HF|: logits " << d_logits << ", encoder " << d_enc
               << ", loss " << d_loss << "\n";
-    EXPECT_LT(d_logits, 2e-6);
-    EXPECT_LT(d_enc, 2e-6);
+    EXPECT_TENSOR_NEAR(as_tensor(out.logits, out.logits_shape), ref->at("logits"), 2e-6);
+    EXPECT_TENSOR_NEAR(as_tensor(out.encoder_last_hidden_state, out.encoder_shape),
+                       ref->at("encoder_last_hidden_state"), 2e-6);
     EXPECT_LT(d_loss, 2e-6);
     outs.push_back(out);
   }
@@ -235,15 +246,17 @@ TEST(NaiveT5Random, PaddingCausalityAndDtype) {
   const torch::Tensor padded_ids = torch::tensor({5, 9, 13, 2, 1, 0, 0}, torch::kLong).view({1, 7});
   const torch::Tensor padded_mask = torch::tensor({1, 1, 1, 1, 1, 0, 0}, torch::kLong).view({1, 7});
   const NaiveT5Output pad = naive_t5_forward(cfg, w, padded_ids, padded_mask, dec, labels);
-  for (size_t i = 0; i < base.encoder_last_hidden_state.size(); ++i)
-    EXPECT_NEAR(pad.encoder_last_hidden_state[i], base.encoder_last_hidden_state[i], 1e-12);
-  for (size_t i = 0; i < base.logits.size(); ++i) EXPECT_NEAR(pad.logits[i], base.logits[i], 1e-12);
+  EXPECT_TENSOR_NEAR(as_tensor(pad.encoder_last_hidden_state, pad.encoder_shape).narrow(1, 0, 5),
+                     as_tensor(base.encoder_last_hidden_state, base.encoder_shape), 1e-12);
+  EXPECT_TENSOR_NEAR(as_tensor(pad.logits, pad.logits_shape),
+                     as_tensor(base.logits, base.logits_shape), 1e-12);
 
   // Changing decoder token 2 leaves positions 0 and 1 alone and moves position 2.
   const torch::Tensor dec2 = torch::tensor({0, 4, 30, 11}, torch::kLong).view({1, 4});
   const NaiveT5Output changed = naive_t5_forward(cfg, w, ids, torch::Tensor(), dec2, labels);
   const size_t v = cfg.vocab_size;
-  for (size_t i = 0; i < 2 * v; ++i) EXPECT_NEAR(changed.logits[i], base.logits[i], 1e-12);
+  EXPECT_TENSOR_NEAR(as_tensor(changed.logits, changed.logits_shape).narrow(1, 0, 2),
+                     as_tensor(base.logits, base.logits_shape).narrow(1, 0, 2), 1e-12);
   EXPECT_GT(std::abs(changed.logits[2 * v] - base.logits[2 * v]), 1e-6);
 
   // Double weights give the same numbers as float32 ones (they are converted to double anyway).

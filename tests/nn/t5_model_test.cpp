@@ -11,6 +11,7 @@
 #include "compacter/nn/t5.h"
 #include "support/naive_t5.h"
 #include "support/raw_safetensors.h"
+#include "support/tensor_near.h"
 #include "support/test_support.h"
 
 namespace compacter {
@@ -21,11 +22,6 @@ using testing::naive_t5_forward;
 using testing::raw_load_safetensors;
 
 const char* kTinyDir = "data/tiny-t5";
-
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
-}
 
 torch::Tensor to_tensor(const std::vector<double>& v, const std::vector<int64_t>& shape) {
   return torch::tensor(v, torch::kDouble).view(shape);
@@ -49,13 +45,13 @@ TEST(T5Model, TinyMatchesHuggingFace) {
   torch::NoGradGuard no_grad;
   auto out = model->forward(ref["input_ids"], ref["attention_mask"], ref["decoder_input_ids"],
                             ref["labels"]);
-  EXPECT_LT(max_abs_diff(out.logits, ref["logits"]), 1e-5);
-  EXPECT_LT(max_abs_diff(out.encoder_last_hidden_state, ref["encoder_last_hidden_state"]), 1e-5);
+  EXPECT_TENSOR_NEAR(out.logits, ref["logits"], 1e-5);
+  EXPECT_TENSOR_NEAR(out.encoder_last_hidden_state, ref["encoder_last_hidden_state"], 1e-5);
   EXPECT_NEAR(out.loss.item<double>(), ref["loss"].item<double>(), 1e-5);
 
   // Without decoder_input_ids the labels are shifted right (start 0, -100 -> pad).
   auto shifted = model->forward(ref["input_ids"], ref["attention_mask"], {}, ref["labels"]);
-  EXPECT_LT(max_abs_diff(shifted.logits, ref["logits"]), 1e-5);
+  EXPECT_TENSOR_NEAR(shifted.logits, ref["logits"], 1e-5);
 }
 
 TEST(T5Model, ForwardCommandMatchesHuggingFace) {
@@ -68,8 +64,8 @@ TEST(T5Model, ForwardCommandMatchesHuggingFace) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto out = raw_load_safetensors(tmp.file("out.safetensors"));
   auto ref = raw_load_safetensors(testing::shared_path("data/tiny-t5/reference.safetensors"));
-  EXPECT_LT(max_abs_diff(out["logits"], ref["logits"]), 1e-5);
-  EXPECT_LT(max_abs_diff(out["encoder_last_hidden_state"], ref["encoder_last_hidden_state"]), 1e-5);
+  EXPECT_TENSOR_NEAR(out["logits"], ref["logits"], 1e-5);
+  EXPECT_TENSOR_NEAR(out["encoder_last_hidden_state"], ref["encoder_last_hidden_state"], 1e-5);
   EXPECT_NEAR(out["loss"].item<double>(), ref["loss"].item<double>(), 1e-5);
 }
 
@@ -152,11 +148,10 @@ TEST(T5Model, OddConfigsMatchNaiveReference) {
     torch::NoGradGuard no_grad;
     auto out = model->forward(ids, mask, dec, labels);
     auto ref = naive_t5_forward(c, weights, ids, mask, dec, labels);
-    EXPECT_LT(max_abs_diff(out.logits, to_tensor(ref.logits, ref.logits_shape)), 2e-5);
+    EXPECT_TENSOR_NEAR(out.logits, to_tensor(ref.logits, ref.logits_shape), 2e-5);
     // Padded encoder positions still have states; HF computes them too, so all are compared.
-    EXPECT_LT(max_abs_diff(out.encoder_last_hidden_state,
-                           to_tensor(ref.encoder_last_hidden_state, ref.encoder_shape)),
-              2e-5);
+    EXPECT_TENSOR_NEAR(out.encoder_last_hidden_state,
+                       to_tensor(ref.encoder_last_hidden_state, ref.encoder_shape), 2e-5);
     EXPECT_NEAR(out.loss.item<double>(), ref.loss, 2e-5);
   }
 }
@@ -192,7 +187,7 @@ TEST(T5Model, DropoutOnlyInTraining) {
   model->eval();
   auto a = model->forward(ids, {}, {}, labels).logits;
   auto b = model->forward(ids, {}, {}, labels).logits;
-  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_TENSOR_NEAR(a, b, 0);
   model->train();
   auto d = model->forward(ids, {}, {}, labels).logits;
   EXPECT_FALSE(torch::allclose(a, d));
@@ -235,7 +230,7 @@ TEST(T5Model, Bf16IsCloseToFp32) {
   torch::NoGradGuard no_grad;
   auto out = model->forward(ref["input_ids"], ref["attention_mask"], {}, ref["labels"]);
   EXPECT_EQ(out.logits.scalar_type(), torch::kBFloat16);
-  EXPECT_LT(max_abs_diff(out.logits, ref["logits"]), 0.15);
+  EXPECT_TENSOR_NEAR(out.logits, ref["logits"], 0.15);
   EXPECT_NEAR(out.loss.item<double>(), ref["loss"].item<double>(), 0.05);
 }
 

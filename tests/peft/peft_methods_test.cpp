@@ -13,6 +13,7 @@
 #include "compacter/nn/t5.h"
 #include "compacter/peft/methods.h"
 #include "support/finite_difference.h"
+#include "support/tensor_near.h"
 #include "support/tiny_t5.h"
 
 namespace compacter::peft {
@@ -200,7 +201,7 @@ TEST(PeftMethods, ZeroUpProjectionLeavesOutputsUnchanged) {
     for (const auto& p : model->named_parameters())
       if (p.key().find(".adapter.up_sampler.") != std::string::npos) p.value().zero_();
     torch::Tensor after = model->forward(ids, mask, dec, {}).logits;
-    EXPECT_EQ((after - before).abs().max().item<double>(), 0.0);
+    EXPECT_TENSOR_NEAR(after, before, 0);
   }
 }
 
@@ -243,39 +244,24 @@ TEST(PeftMethods, GradientsMatchFiniteDifferences) {
     o.layer_norm_after = method == "adapter";
     o.rank = method == "lowrank" ? 2 : 1;
     attach(method, o, *model, 6);
-    std::vector<torch::Tensor> params;
+    std::vector<std::pair<std::string, torch::Tensor>> params;
     {
       torch::NoGradGuard no_grad;
       for (const auto& p : model->named_parameters()) {
         if (!p.value().requires_grad()) continue;
         if (is_adapter_param(p.key())) p.value().normal_(0.0, 0.5);  // O(1) gradients
-        params.push_back(p.value());
+        params.emplace_back(p.key(), p.value());
       }
     }
     auto loss_fn = [&] { return model->forward(ids, mask, {}, labels).loss; };
-    loss_fn().backward();
-    torch::NoGradGuard no_grad;
-    double scale = 0.0;  // the largest gradient entry
-    for (auto& p : params) scale = std::max(scale, p.grad().abs().max().item<double>());
-    const double eps = 1e-5;
-    double worst = 0.0;
-    int64_t checked = 0;
-    std::string worst_at;
-    for (auto& p : params) {
-      torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
-      for (int64_t i = 0; i < flat.numel(); i += 1 + flat.numel() / 6) {
-        const double fd = testing::central_difference(flat, i, loss_fn, eps);
-        const double err = std::abs(fd - g[i].item<double>()) / scale;
-        if (err > worst) {
-          worst = err;
-          worst_at =
-              "fd " + std::to_string(fd) + " vs autograd " + std::to_string(g[i].item<double>());
-        }
-        ++checked;
-      }
-    }
-    EXPECT_GT(checked, 20);
-    EXPECT_LT(worst, 1e-6) << worst_at;
+    testing::GradientCheckOptions fd;
+    fd.eps = 1e-5;
+    fd.atol = 1e-6;  // relative to the largest gradient entry
+    fd.relative_to_largest_gradient = true;
+    fd.samples_per_tensor = 6;
+    const auto check = testing::check_gradients(params, loss_fn, fd);
+    EXPECT_GT(check.checked, 20);
+    EXPECT_TRUE(check.result());
   }
 }
 
@@ -302,23 +288,19 @@ TEST(PeftMethods, AdapterGradientsMatchFiniteDifferences) {
     if (variant == 3) rule = torch::randn({2, 2, 2}, torch::kDouble).requires_grad_(true);
     Adapter adapter(o, gen, rule);
     adapter->to(torch::kDouble);
-    std::vector<torch::Tensor> params = adapter->parameters();
-    if (rule.defined()) params.push_back(rule);
+    std::vector<std::pair<std::string, torch::Tensor>> params;
+    for (const auto& p : adapter->named_parameters()) params.emplace_back(p.key(), p.value());
+    if (rule.defined()) params.emplace_back("shared rule", rule);
     {
       torch::NoGradGuard no_grad;
-      for (auto& p : params) p.normal_(0.0, 0.7);
+      for (auto& p : params) p.second.normal_(0.0, 0.7);
     }
     auto loss_fn = [&] { return adapter->forward(y).pow(2).sum(); };
-    loss_fn().backward();
-    torch::NoGradGuard no_grad;
-    const double eps = 1e-6;
-    for (auto& p : params) {
-      torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
-      for (int64_t i = 0; i < flat.numel(); ++i) {
-        const double fd = testing::central_difference(flat, i, loss_fn, eps);
-        EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 * (1.0 + std::abs(fd)));
-      }
-    }
+    testing::GradientCheckOptions fd;  // every entry: |autograd - fd| <= 1e-6 (1 + |fd|)
+    fd.eps = 1e-6;
+    fd.atol = 1e-6;
+    fd.rtol = 1e-6;
+    EXPECT_TRUE(testing::check_gradients(params, loss_fn, fd).result());
   }
 }
 

@@ -12,6 +12,7 @@
 #include "compacter/peft/methods.h"
 #include "compacter/peft/said.h"
 #include "support/finite_difference.h"
+#include "support/tensor_near.h"
 #include "support/tiny_t5.h"
 
 namespace compacter::peft {
@@ -172,7 +173,7 @@ TEST(PeftOtherMethods, FwhtIsTheSylvesterHadamardMatrix) {
   for (int64_t length = 1; length <= 64; length *= 2) {
     torch::Tensor x = torch::randn({length}, torch::kDouble);
     torch::Tensor expected = torch::mv(h, x);
-    EXPECT_TRUE(torch::allclose(fwht(x), expected, 1e-12, 1e-12)) << length;
+    EXPECT_TENSOR_NEAR(fwht(x), expected, 1e-12, 1e-12) << length;
     h = torch::kron(h, h2);
   }
   // Longer ones (several 6-bit blocks of the implementation) against H[i][j] = (-1)^popcount(i&j),
@@ -188,10 +189,10 @@ TEST(PeftOtherMethods, FwhtIsTheSylvesterHadamardMatrix) {
   };
   for (const int64_t length : {128, 4096, 8192}) {
     torch::Tensor x = torch::randn({length}, torch::kDouble);
-    EXPECT_TRUE(torch::allclose(fwht(x), naive_h(x), 1e-9, 1e-9)) << length;
+    EXPECT_TENSOR_NEAR(fwht(x), naive_h(x), 1e-9, 1e-9) << length;
     torch::Tensor xg = x.clone().requires_grad_(true), w = torch::randn({length}, torch::kDouble);
     (fwht(xg) * w).sum().backward();
-    EXPECT_TRUE(torch::allclose(xg.grad(), naive_h(w), 1e-9, 1e-9)) << length;
+    EXPECT_TENSOR_NEAR(xg.grad(), naive_h(w), 1e-9, 1e-9) << length;
   }
   EXPECT_THROW(fwht(torch::zeros({6})), Error);
 }
@@ -251,31 +252,23 @@ TEST(PeftOtherMethods, GradientsMatchFiniteDifferences) {
     o.said_exact_gradient = true;
     o.said_project_lm_head = true;
     attach(method, o, *model, 5);
-    std::vector<torch::Tensor> params = trainable_parameters(*model);
+    const auto params = trainable_named_parameters(*model);
     {
       torch::NoGradGuard no_grad;
       for (const auto& p : model->named_parameters())
         if (p.value().requires_grad() && method != "full") p.value().normal_(0.0, 0.3);
     }
     auto loss_fn = [&] { return model->forward(batch.ids, batch.mask, {}, batch.labels).loss; };
-    loss_fn().backward();
-    torch::NoGradGuard no_grad;
-    double scale = 0.0;
-    for (auto& p : params) scale = std::max(scale, p.grad().abs().max().item<double>());
-    double worst = 0.0;
-    int64_t checked = 0;
-    for (auto& p : params) {
-      torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
-      for (int64_t i = 0; i < flat.numel(); i += 1 + flat.numel() / 5) {
-        // Step 1e-5: small enough that crossing a ReLU kink is rare (none in 40 random draws,
-        // worst error 6e-8 of the scale), large against float64 rounding of the loss.
-        const double fd = testing::central_difference(flat, i, loss_fn, 1e-5);
-        worst = std::max(worst, std::abs(fd - g[i].item<double>()) / scale);
-        ++checked;
-      }
-    }
-    EXPECT_GE(checked, 5);
-    EXPECT_LT(worst, 1e-5);
+    testing::GradientCheckOptions fd;
+    // Step 1e-5: small enough that crossing a ReLU kink is rare (none in 40 random draws,
+    // worst error 6e-8 of the scale), large against float64 rounding of the loss.
+    fd.eps = 1e-5;
+    fd.atol = 1e-5;  // relative to the largest gradient entry
+    fd.relative_to_largest_gradient = true;
+    fd.samples_per_tensor = 5;
+    const auto check = testing::check_gradients(params, loss_fn, fd);
+    EXPECT_GE(check.checked, 5);
+    EXPECT_TRUE(check.result());
   }
 }
 
@@ -305,9 +298,9 @@ TEST(PeftOtherMethods, SaidReferenceGradientScaling) {
     grads[exact] = theta.grad().clone();
     lambda_grads[exact] = lambda.grad().clone();
   }
-  EXPECT_TRUE(torch::allclose(lambda_grads[0], lambda_grads[1], 1e-12, 1e-12));
+  EXPECT_TENSOR_NEAR(lambda_grads[0], lambda_grads[1], 1e-12, 1e-12);
   EXPECT_GT(grads[1].abs().max().item<double>(), 0.0);
-  EXPECT_TRUE(torch::allclose(grads[0] * 512, grads[1], 1e-9, 1e-12));
+  EXPECT_TENSOR_NEAR(grads[0] * 512, grads[1], 1e-12, 1e-9);  // atol 1e-12, rtol 1e-9
 }
 
 }  // namespace

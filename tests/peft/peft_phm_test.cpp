@@ -9,27 +9,23 @@
 #include "compacter/core/error.h"
 #include "compacter/peft/phm.h"
 #include "support/finite_difference.h"
+#include "support/tensor_near.h"
 
 namespace compacter::peft {
 namespace {
 
-double phm_max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
-}
-
 TEST(PeftPhm, KroneckerMatchesTorchKron) {
   torch::manual_seed(1);
   torch::Tensor a = torch::randn({3, 2}), b = torch::randn({4, 5});
-  EXPECT_LT(phm_max_abs_diff(kronecker(a, b), torch::kron(a, b)), 1e-6);
+  EXPECT_TENSOR_NEAR(kronecker(a, b), torch::kron(a, b), 1e-6);
   // Batched: slice by slice.
   torch::Tensor A = torch::randn({3, 2, 3}), B = torch::randn({3, 4, 2});
   torch::Tensor K = kronecker(A, B);
   ASSERT_EQ(K.sizes(), (std::vector<int64_t>{3, 8, 6}));
-  for (int64_t i = 0; i < 3; ++i) EXPECT_LT(phm_max_abs_diff(K[i], torch::kron(A[i], B[i])), 1e-6);
+  for (int64_t i = 0; i < 3; ++i) EXPECT_TENSOR_NEAR(K[i], torch::kron(A[i], B[i]), 1e-6) << i;
   // phm_weight = sum of the batched Kronecker products.
   torch::Tensor R = torch::randn({3, 3, 3}), W = torch::randn({3, 4, 2});
-  EXPECT_LT(phm_max_abs_diff(phm_weight(R, W), kronecker(R, W).sum(0)), 1e-5);
+  EXPECT_TENSOR_NEAR(phm_weight(R, W), kronecker(R, W).sum(0), 1e-5);
 }
 
 // Spec §3.6 worked example: n = 2, in = 4, out = 2, r = 1.
@@ -45,10 +41,10 @@ TEST(PeftPhm, WorkedExample) {
   layer->W_left.copy_(torch::tensor({1., 2., 1., -1.}).view({2, 2, 1}));  // s_1, s_2
   layer->W_right.copy_(torch::tensor({1., 2.}).view({2, 1, 1}));          // t_1, t_2
   torch::Tensor expected = torch::tensor({1., 4., 2., 2., 5., 4., 4., 8.}).view({4, 2});
-  EXPECT_EQ(phm_max_abs_diff(layer->weight(), expected), 0.0);
+  EXPECT_TENSOR_NEAR(layer->weight(), expected, 0);
   torch::Tensor x = torch::tensor({1., 1., 1., 1., 0.5, -1., 2., 0.}).view({2, 4});
   torch::Tensor y = layer->forward(x);
-  EXPECT_LT(phm_max_abs_diff(y, torch::tensor({12., 18., 8.5, 8.0}).view({2, 2})), 1e-6);
+  EXPECT_TENSOR_NEAR(y, torch::tensor({12., 18., 8.5, 8.0}).view({2, 2}), 1e-6);
 }
 
 // y = x H + b against H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q] written as loops.
@@ -116,7 +112,7 @@ TEST(PeftPhm, NEqualsOneIsLinear) {
   layer->b.normal_();
   torch::Tensor x = torch::randn({4, 6});
   // H = 1 (x) W[0] = W[0], so y = x W[0] + b = linear(x, W[0]^T, b).
-  EXPECT_LT(phm_max_abs_diff(layer->forward(x), torch::linear(x, layer->W[0].t(), layer->b)), 1e-6);
+  EXPECT_TENSOR_NEAR(layer->forward(x), torch::linear(x, layer->W[0].t(), layer->b), 1e-6);
 }
 
 TEST(PeftPhm, RejectsSizesNotDivisibleByN) {
@@ -197,19 +193,19 @@ TEST(PeftPhm, GradientsMatchFiniteDifferences) {
   }
   torch::Tensor x = torch::randn({3, 6}, torch::kDouble);
   auto loss_fn = [&] { return l3->forward(torch::tanh(l2->forward(l1->forward(x)))).pow(2).sum(); };
-  loss_fn().backward();
-  std::vector<torch::Tensor> params{shared};
-  for (PhmLinearImpl* l : {l1.get(), l2.get(), l3.get()})
-    for (const auto& p : l->parameters()) params.push_back(p);
-  torch::NoGradGuard no_grad;
-  const double eps = 1e-6;
-  for (auto& p : params) {
-    torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
-    for (int64_t i = 0; i < flat.numel(); ++i) {
-      const double fd = testing::central_difference(flat, i, loss_fn, eps);
-      EXPECT_NEAR(g[i].item<double>(), fd, 1e-6 * (1.0 + std::abs(fd)));
-    }
+  std::vector<std::pair<std::string, torch::Tensor>> params{{"shared A", shared}};
+  const char* layer_names[] = {"l1.", "l2.", "l3."};
+  int k = 0;
+  for (PhmLinearImpl* l : {l1.get(), l2.get(), l3.get()}) {
+    for (const auto& p : l->named_parameters())
+      params.emplace_back(layer_names[k] + p.key(), p.value());
+    ++k;
   }
+  testing::GradientCheckOptions fd;  // every entry: |autograd - fd| <= 1e-6 (1 + |fd|)
+  fd.eps = 1e-6;
+  fd.atol = 1e-6;
+  fd.rtol = 1e-6;
+  EXPECT_TRUE(testing::check_gradients(params, loss_fn, fd).result());
 }
 
 }  // namespace
