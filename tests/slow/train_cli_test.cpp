@@ -1,10 +1,14 @@
 // `compacter train` / `eval` end to end (issue #5): every method trains on real RTE files with a
 // tiny random T5 of T5's vocabulary, keeps its best adapter, and `compacter eval` on the reloaded
-// adapter reproduces the test scores of results.json; run directories are protected.
+// adapter reproduces the test scores of results.json (one test per method, so that CTest runs
+// them in parallel and a failure names the method); run directories are protected.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "compacter/peft/methods.h"
 #include "support/test_support.h"
@@ -12,7 +16,9 @@
 namespace compacter {
 namespace {
 
-class TrainCli : public ::testing::Test {
+// Parameterised by method name for the every-method test; the other tests use it as a plain
+// fixture.
+class TrainCli : public ::testing::TestWithParam<std::string> {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
@@ -33,39 +39,57 @@ class TrainCli : public ::testing::Test {
 };
 testing::TempDir* TrainCli::dir_ = nullptr;
 
-TEST_F(TrainCli, EveryMethodTrainsAndItsAdapterReloadsWithTheSameScores) {
+TEST_P(TrainCli, EveryMethodTrainsAndItsAdapterReloadsWithTheSameScores) {
   REQUIRE_SHARED("data/glue/RTE/train.tsv");
   REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
-  for (const auto& info : peft::all_methods()) {
-    const std::string method = info.name;
-    SCOPED_TRACE(method);
-    const std::string run = dir_->path() + "/run-" + method;
-    auto r = testing::run_compacter(train_args(method, run));
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.err.find("[train] step      3/3"), std::string::npos) << r.err;
-    const auto results = nlohmann::json::parse(testing::read_file(run + "/results.json"));
-    EXPECT_EQ(results["method"], method);
-    EXPECT_EQ(results["steps"], 3);
-    const auto& test = results["metrics"]["test"];
-    ASSERT_TRUE(test.contains("accuracy")) << results.dump();
-    // RTE's paper test split: 139 examples (spec §4.1); an accuracy is a count / 139.
-    const double correct = test["accuracy"].get<double>() * 139 / 100;
-    EXPECT_NEAR(correct, std::round(correct), 1e-6);
-    EXPECT_GT(results["parameters"]["trainable"].get<int64_t>(), 0);
-    EXPECT_TRUE(std::filesystem::exists(run + "/metrics.jsonl"));
+  const std::string method = GetParam();
+  const std::string run = dir_->path() + "/run-" + method;
+  auto r = testing::run_compacter(train_args(method, run));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("[train] step      3/3"), std::string::npos) << r.err;
+  const auto results = nlohmann::json::parse(testing::read_file(run + "/results.json"));
+  EXPECT_EQ(results["method"], method);
+  EXPECT_EQ(results["steps"], 3);
+  const auto& test = results["metrics"]["test"];
+  ASSERT_TRUE(test.contains("accuracy")) << results.dump();
+  // RTE's paper test split: 139 examples (spec §4.1); an accuracy is a count / 139.
+  const double correct = test["accuracy"].get<double>() * 139 / 100;
+  EXPECT_NEAR(correct, std::round(correct), 1e-6);
+  EXPECT_GT(results["parameters"]["trainable"].get<int64_t>(), 0);
+  EXPECT_TRUE(std::filesystem::exists(run + "/metrics.jsonl"));
 
-    auto e = testing::run_compacter(
-        "eval --model " + dir_->path() + "/model --tokenizer " +
-        testing::shared_path("data/t5-tokenizer/spiece.model") + " --task rte --data-dir " +
-        testing::shared_path("data/glue/RTE") + " --split test --adapter " + run +
-        "/best_adapter --predictions-out " + run + "/again.jsonl");
-    ASSERT_EQ(e.exit_code, 0) << e.err;
-    const auto scored = nlohmann::json::parse(e.out);
-    EXPECT_EQ(scored["metrics"], test);
-    EXPECT_EQ(testing::read_file(run + "/again.jsonl"),
-              testing::read_file(run + "/predictions_test.jsonl"));
-  }
+  auto e = testing::run_compacter(
+      "eval --model " + dir_->path() + "/model --tokenizer " +
+      testing::shared_path("data/t5-tokenizer/spiece.model") + " --task rte --data-dir " +
+      testing::shared_path("data/glue/RTE") + " --split test --adapter " + run +
+      "/best_adapter --predictions-out " + run + "/again.jsonl");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const auto scored = nlohmann::json::parse(e.out);
+  EXPECT_EQ(scored["metrics"], test);
+  EXPECT_EQ(testing::read_file(run + "/again.jsonl"),
+            testing::read_file(run + "/predictions_test.jsonl"));
 }
+
+std::vector<std::string> method_names() {
+  std::vector<std::string> names;
+  for (const auto& info : peft::all_methods()) names.push_back(info.name);
+  return names;
+}
+
+// Test names allow letters, digits and '_': "compacter++" -> "compacter_plus_plus",
+// "prompt-r" -> "prompt_r".
+std::string test_name_of(const ::testing::TestParamInfo<std::string>& info) {
+  std::string out;
+  for (char c : info.param) {
+    if (std::isalnum(static_cast<unsigned char>(c)))
+      out += c;
+    else
+      out += c == '+' ? "_plus" : "_";
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Method, TrainCli, ::testing::ValuesIn(method_names()), test_name_of);
 
 TEST_F(TrainCli, RunDirectoriesAreProtected) {
   REQUIRE_SHARED("data/glue/RTE/train.tsv");
