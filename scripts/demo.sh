@@ -48,11 +48,11 @@ else
     --vocab-size 8000 --d-model 128 --d-kv 32 --d-ff 512 --num-layers 4 --num-heads 4 \
     --dropout-rate 0 --input-length 64 --prefix-lm-fraction 0.5 --batch-size 32 \
     --max-steps 400 --learning-rate 2e-3 --warmup-steps 50 --log-steps 50 --save-steps 100 \
-    --init-embeddings ppmi --bf16-autocast true --seed 0
+    --init-embeddings ppmi --dtype autocast-bf16 --seed 0
 fi
 
 say "4/6 the same T5 untrained (random initialisation), for comparison"
-"$bin" init-model --config "$pretrained/config.json" --out "$untrained" --seed 0 --force
+"$bin" init-model --model-config "$pretrained/config.json" --out "$untrained" --seed 0 --force
 cp "$pretrained/spiece.model" "$untrained/spiece.model"
 
 say "5/6 fine-tune on the task: Compacter++, full fine-tuning, BitFit; the first two untrained"
@@ -64,7 +64,7 @@ finetune() {  # name model method learning-rate steps [method options]
     --source-field source --target-field target --labels "$labels" --metric accuracy \
     --method "$method" --learning-rate "$lr" --max-steps "$steps" --batch-size 32 \
     --warmup-steps 20 --eval-steps 200 --eval-batch-size 250 --log-steps 50 --seed 0 \
-    --bf16-autocast true \
+    --dtype autocast-bf16 \
     --out "$out/runs/$name" --overwrite "$@" >/dev/null
 }
 # Compacter++ with a bottleneck of 32 (reduction factor 4): the paper's factor 32 is for

@@ -27,8 +27,8 @@ TEST(BenchCli, ReportsEveryMethodInJson) {
   TempDir dir;
   // --reduction-factor 4: a bottleneck of 8, which Compacter's n = 4 divides.
   const auto r = run_compacter("bench --model-config '" + tiny_config(dir) +
-                               "' --methods full,compacter++,bitfit --batch 2 --source-len 8 "
-                               "--target-len 3 --steps 2 --reduction-factor 4 --json");
+                               "' --methods full,compacter++,bitfit --batch-size 2 --source-len 8 "
+                               "--target-len 3 --max-steps 2 --reduction-factor 4 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json doc = json::parse(r.out);
   ASSERT_EQ(doc["methods"].size(), 3u);
@@ -63,8 +63,8 @@ TEST(BenchCli, ReportsEveryMethodInJson) {
 }
 
 TEST(BenchCli, UnknownMethodIsAnErrorBeforeAnyRun) {
-  const auto r = run_compacter("bench --methods full,nosuch --steps 1");
-  EXPECT_EQ(r.exit_code, 1);
+  const auto r = run_compacter("bench --methods full,nosuch --max-steps 1");
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("unknown method \"nosuch\""), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("compacter++"), std::string::npos) << r.err;  // the known names
   EXPECT_EQ(r.err.find("[bench]"), std::string::npos) << r.err;      // nothing ran
@@ -75,8 +75,8 @@ TEST(BenchCli, FailingMethodNamesItAndItsError) {
   TempDir dir;
   // PHM's default n = 12 does not divide d_model 32: the child fails, the parent says which.
   const auto r = run_compacter("bench --model-config '" + tiny_config(dir) +
-                               "' --methods phm --batch 1 --source-len 4 --target-len 2 "
-                               "--steps 1 --warmup 0");
+                               "' --methods phm --batch-size 1 --source-len 4 --target-len 2 "
+                               "--max-steps 1 --warmup 0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("method phm failed (exit code 1)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("1 of 1 methods failed: phm"), std::string::npos) << r.err;

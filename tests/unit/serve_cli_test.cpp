@@ -47,7 +47,7 @@ class ServeCli : public ::testing::Test {
   }
   static std::string common_args() {
     return "--model " + model_dir() + " --tokenizer " +
-           testing::shared_path("data/t5-tokenizer/spiece.model") + " --max-length 8";
+           testing::shared_path("data/t5-tokenizer/spiece.model") + " --max-new-tokens 7";
   }
   static testing::TempDir* dir_;
 };

@@ -11,6 +11,7 @@
 
 #include <torch/nn/module.h>
 
+#include "compacter/core/options.h"
 #include "compacter/nn/t5.h"
 #include "compacter/peft/adapters.h"
 
@@ -46,9 +47,7 @@ namespace compacter::peft {
     "SAID: a tied output layer follows the embedding (false: stays pretrained, §3.12)")
 
 struct PeftOptions {
-#define COMPACTER_DECLARE_PEFT_FIELD(type, name, def, help) type name = def;
-  COMPACTER_PEFT_OPTIONS(COMPACTER_DECLARE_PEFT_FIELD)
-#undef COMPACTER_DECLARE_PEFT_FIELD
+  COMPACTER_OPTIONS_BODY(COMPACTER_PEFT_OPTIONS)
 };
 
 enum class Family { kFull, kAdapter, kBitFit, kPrompt, kSaid };

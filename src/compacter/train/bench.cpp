@@ -12,9 +12,8 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
-#include "compacter/nn/autocast.h"
-#include "compacter/train/adamw.h"
 #include "compacter/train/loop.h"
+#include "compacter/train/step.h"
 
 // Set by CMakeLists.txt only when libtorch was built with CUDA (the header alone is not enough:
 // Debian's CPU-only libtorch ships it without the library behind it).
@@ -59,11 +58,10 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
   model->to(s.device, s.dtype);
   peft::attach(s.method, s.options, *model, s.init_seed);
   model->train();
-  auto params = peft::trainable_named_parameters(*model);
-  check(!params.empty(), "method ", s.method, " leaves no tensor trainable");
-  std::vector<torch::Tensor> tensors;
-  for (auto& [name, p] : params) tensors.push_back(p);
-  AdamW optimizer(params, AdamWOptions{});
+  StepOptions so;
+  so.max_grad_norm = s.max_grad_norm;
+  so.bf16_autocast = s.bf16_autocast;
+  TrainStep train_step(*model, so);
 
   const T5Config& c = s.config;
   torch::Tensor ids = torch::randint(3, c.vocab_size, {s.batch, s.source_len}, torch::kLong);
@@ -76,16 +74,8 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
 
   StepBenchResult r;
   auto step = [&] {
-    nn::Seq2SeqOutput out;
-    {
-      nn::AutocastScope autocast(s.device, s.bf16_autocast);
-      out = model->forward(ids, mask, {}, labels);
-    }
-    out.loss.backward();
-    r.last_loss = out.loss.item<double>();
-    if (s.max_grad_norm > 0) clip_grad_norm(tensors, s.max_grad_norm);
-    optimizer.step(s.learning_rate);
-    optimizer.zero_grad();
+    r.last_loss = train_step.accumulate(ids, mask, labels);
+    train_step.finish(s.learning_rate);
     synchronize(s.device);
   };
   for (int64_t i = 0; i < s.warmup; ++i) {
