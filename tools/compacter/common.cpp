@@ -30,6 +30,7 @@ void add_model_options(CLI::App& cmd, train::ModelSpec& o, bool with_tokenizer) 
 void add_text_option(CLI::App& cmd, std::vector<std::string>& texts, const std::string& help) {
   cmd.add_option("--text", texts, help)
       ->expected(1)
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 

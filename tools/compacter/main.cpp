@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints the help, the version or the error
+    if (dynamic_cast<const CLI::ExtrasError*>(&e))
+      std::cerr << "(a value with spaces, such as a --text, needs quotes)\n";
     return code == 0 ? 0 : 2;
   } catch (const compacter::Interrupted& e) {
     std::cerr << "compacter: " << e.what() << "\n";
