@@ -235,6 +235,14 @@ TEST(TrainLoop, ResumeReproducesAnUninterruptedRun) {
     return out;
   };
   EXPECT_EQ(records(dir.path() + "/a"), records(dir.path() + "/b"));
+  // Epochs are numbered from 1 in both kinds of record: an evaluation carries the epoch of the
+  // training step it follows (toy_options: 2 steps per epoch, evaluations at steps 3 and 6).
+  std::map<int64_t, int64_t> eval_epoch;
+  for (const auto& r : records(dir.path() + "/a"))
+    if (r["type"] == "eval") eval_epoch[r["step"].get<int64_t>()] = r["epoch"].get<int64_t>();
+  ASSERT_EQ(eval_epoch.size(), 2u);
+  EXPECT_EQ(eval_epoch[3], 2);
+  EXPECT_EQ(eval_epoch[6], 3);
 }
 
 TEST(TrainLoop, RefusesBadSettings) {
