@@ -55,9 +55,9 @@ std::string fixed(double v, int digits) {
 }
 
 void run_params(const ParamsOptions& o) {
-  check(o.all || !o.method.method.empty(), "give --method M or --all");
-  check(!(o.all && !o.method.method.empty()), "--all and --method exclude each other");
-  check(o.tasks >= 1, "--tasks must be at least 1, got ", o.tasks);
+  check_usage(o.all || !o.method.method.empty(), "give --method M or --all");
+  check_usage(!(o.all && !o.method.method.empty()), "--all and --method exclude each other");
+  check_usage(o.tasks >= 1, "--tasks must be at least 1, got ", o.tasks);
   T5Config c = resolve_t5_config(o.model_config);
   if (o.vocab_rows > 0)
     c.vocab_size = o.vocab_rows;

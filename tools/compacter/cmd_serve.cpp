@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "common.h"
 #include "compacter/core/error.h"
+#include "compacter/core/units.h"
 #include "compacter/serve/adapter_server.h"
 #include "stderr_progress.h"
 
@@ -71,13 +72,6 @@ class LineBatches {
   size_t start_ = 0;
   bool eof_ = false;
 };
-
-std::string human_bytes(int64_t bytes) {
-  const double b = static_cast<double>(bytes);
-  if (b >= 1e9) return cat(static_cast<int64_t>(b / 1e8) / 10.0, " GB");
-  if (b >= 1e6) return cat(static_cast<int64_t>(b / 1e5) / 10.0, " MB");
-  return cat(static_cast<int64_t>(b / 1e2) / 10.0, " kB");
-}
 
 void run_serve(const ServeCli& o) {
   StderrProgress progress;
