@@ -58,8 +58,14 @@ void save_adapter(nn::T5ModelImpl& model, const AdapterSpec& spec, const std::st
 AdapterSpec read_adapter_spec(const std::string& dir) {
   const std::string path = dir + "/" + kAdapterConfigFile;
   std::ifstream in(path);
-  check(in.good(), "cannot open ", path, ": not an adapter directory (no ", kAdapterConfigFile,
-        ")");
+  if (!in.good()) {
+    namespace fs = std::filesystem;
+    check(fs::exists(dir), "adapter directory not found: ", dir);
+    const bool run = fs::exists(dir + "/best_adapter/" + kAdapterConfigFile);
+    throw Error(cat(dir, " is not an adapter directory (no ", kAdapterConfigFile, ")",
+                    run ? cat("; it is a training run: did you mean ", dir, "/best_adapter?")
+                        : std::string()));
+  }
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
