@@ -245,6 +245,13 @@ TEST(TrainLoop, ResumeReproducesAnUninterruptedRun) {
   EXPECT_EQ(eval_epoch[6], 3);
 }
 
+TEST(TrainLoop, EtaCountsTrainingTimeFromTheFirstStep) {
+  // 10 steps in 25 s, 5 of them in an evaluation: 2 s per step; 40 steps left: 80 s.
+  EXPECT_DOUBLE_EQ(eta_seconds(25.0, 5.0, 10, 40), 80.0);
+  EXPECT_DOUBLE_EQ(eta_seconds(25.0, 0.0, 10, 0), 0.0);
+  EXPECT_DOUBLE_EQ(eta_seconds(0.0, 0.0, 0, 40), 0.0);  // no step yet: no estimate
+}
+
 TEST(TrainLoop, RefusesBadSettings) {
   testing::TempDir dir;
   auto model = loop_tiny_model();

@@ -149,6 +149,13 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt) {
 
 }  // namespace
 
+double eta_seconds(double seconds_since_first_step, double evaluation_seconds_since_first_step,
+                   int64_t steps_since_first_step, int64_t steps_left) {
+  if (steps_since_first_step <= 0) return 0.0;
+  const double training = seconds_since_first_step - evaluation_seconds_since_first_step;
+  return training / static_cast<double>(steps_since_first_step) * static_cast<double>(steps_left);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -275,12 +282,9 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
         const double dt = seconds_since(log_start);
         const double rate = dt > 0 ? examples_since_log / dt : 0.0;
         const double done = elapsed();
-        // ETA: the training time per step since this process's first step (evaluations left out)
-        // times the steps left.
-        const double per_step =
-            (seconds_since(first_step_start) - (s.evaluation_seconds - evaluation_at_first_step)) /
-            static_cast<double>(s.step - first_step);
-        const double eta = per_step * static_cast<double>(total - s.step);
+        const double eta = eta_seconds(seconds_since(first_step_start),
+                                       s.evaluation_seconds - evaluation_at_first_step,
+                                       s.step - first_step, total - s.step);
         const double loss = loss_count ? loss_sum / loss_count : 0.0;
         nlohmann::json record = {{"type", "train"},        {"step", s.step},
                                  {"epoch", s.epoch + 1},   {"loss", loss},

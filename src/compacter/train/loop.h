@@ -58,6 +58,12 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
                         const TrainOptions& o, const std::string& run_dir, bool resume,
                         const LoopCallbacks& callbacks, ProgressSink& progress = no_progress());
 
+// The progress line's estimate of the time left: the training time per step since this process's
+// first step (time spent in evaluations left out; start-up work never counts) times the steps
+// left.
+double eta_seconds(double seconds_since_first_step, double evaluation_seconds_since_first_step,
+                   int64_t steps_since_first_step, int64_t steps_left);
+
 // Seconds from `t` until now, on the steady clock.
 double seconds_since(std::chrono::steady_clock::time_point t);
 
