@@ -2,11 +2,6 @@
 // serve::AdapterServer). Requests are JSON Lines on stdin, {"adapter": NAME, "text": "...", "id":
 // ANY}; each gets one line on stdout, in order, {"id", "adapter", "output"} or {"id", "line",
 // "error"}. Requests that are waiting when a batch starts are decoded together.
-#include <poll.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <iostream>
 
 #include "commands.h"
@@ -15,6 +10,7 @@
 #include "compacter/core/units.h"
 #include "compacter/serve/adapter_server.h"
 #include "stderr_progress.h"
+#include "stdin_lines.h"
 
 namespace compacter::cli {
 namespace {
@@ -23,54 +19,6 @@ struct ServeCli {
   train::ModelSpec model;
   std::vector<std::string> adapters;  // NAME=DIR or DIR
   serve::ServerOptions server;
-};
-
-// Lines of stdin in batches: blocks for the first line of a batch, then takes every complete line
-// already readable, up to `max`. A last line without a newline counts at end of input.
-class LineBatches {
- public:
-  bool next(std::vector<std::string>& out, size_t max) {
-    out.clear();
-    while (out.size() < max) {
-      const size_t end = buffer_.find('\n', start_);
-      if (end != std::string::npos) {
-        std::string line = buffer_.substr(start_, end - start_);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        out.push_back(std::move(line));
-        start_ = end + 1;
-        continue;
-      }
-      if (eof_) {
-        if (start_ < buffer_.size()) out.push_back(buffer_.substr(start_));
-        start_ = buffer_.size();
-        break;
-      }
-      if (!out.empty() && !readable_now()) break;
-      fill();
-    }
-    return !out.empty();
-  }
-
- private:
-  static bool readable_now() {
-    pollfd p{STDIN_FILENO, POLLIN, 0};
-    return ::poll(&p, 1, 0) > 0;
-  }
-  void fill() {
-    buffer_.erase(0, start_);
-    start_ = 0;
-    char chunk[1 << 16];
-    ssize_t n;
-    do {
-      n = ::read(STDIN_FILENO, chunk, sizeof chunk);
-    } while (n < 0 && errno == EINTR);
-    check(n >= 0, "reading requests from stdin: ", std::strerror(errno));
-    if (n == 0) eof_ = true;
-    buffer_.append(chunk, static_cast<size_t>(n > 0 ? n : 0));
-  }
-  std::string buffer_;
-  size_t start_ = 0;
-  bool eof_ = false;
 };
 
 void run_serve(const ServeCli& o) {

@@ -1,11 +1,10 @@
-// `compacter train`, `compacter eval` and `compacter predict` (spec §6): options, one library call
-// (train/finetune.h, serve/adapter_server.h), printing.
+// `compacter train` (spec §6): options, one library call (train::run_finetune in
+// train/finetune.h), printing.
 #include <iostream>
 
 #include "commands.h"
 #include "common.h"
 #include "compacter/core/error.h"
-#include "compacter/serve/adapter_server.h"
 #include "compacter/train/finetune.h"
 #include "data_options.h"
 #include "method_options.h"
@@ -71,60 +70,9 @@ void run_train(TrainCli& o) {
             << "\n";
 }
 
-void run_eval(train::EvaluateConfig& c, const DataCliOptions& data) {
-  c.data = to_data_spec(data);
-  c.split = data.split;
-  StderrProgress progress;
-  const train::EvaluateResult r = train::evaluate_adapter(c, progress);
-  std::cout << nlohmann::json({{"task", c.data.task},
-                               {"split", c.split},
-                               {"examples", r.examples},
-                               {"metrics", r.metrics}})
-                   .dump()
-            << "\n";
-}
-
-struct PredictCli {
-  train::ModelSpec model;
-  std::string adapter;
-  std::vector<std::string> texts;
-  serve::ServerOptions server;
-};
-
-// One output line per input line; an empty input gets an empty output line and an error on
-// stderr (the exit status is then 1).
-void run_predict(const PredictCli& o) {
-  StderrProgress progress;
-  serve::AdapterServer server(train::load_base_model(o.model, progress), o.server);
-  const std::string name = o.adapter.empty() ? serve::kBaseName : "adapter";
-  if (!o.adapter.empty()) server.add(name, o.adapter);
-  std::vector<serve::Request> requests;
-  int64_t line = 0;
-  for (const std::string& text : input_lines(o.texts)) {
-    serve::Request r;
-    r.line = ++line;
-    r.adapter = name;
-    r.text = text;
-    if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-      r.error = cat(o.texts.empty() ? "line " : "--text ", line,
-                    ": the input is empty (nothing to predict)");
-    requests.push_back(std::move(r));
-  }
-  int64_t failed = 0;
-  for (const serve::Reply& reply : server.answer(requests)) {
-    std::cout << reply.output << "\n";
-    if (reply.error.empty()) continue;
-    ++failed;
-    std::cerr << "compacter: error: " << reply.error << "\n";
-  }
-  std::cout.flush();
-  check(failed == 0, failed, " of ", requests.size(),
-        " input(s) got no prediction (their output lines are empty)");
-}
-
 }  // namespace
 
-void add_train_commands(CLI::App& app) {
+void add_train_command(CLI::App& app) {
   auto o = std::make_shared<TrainCli>();
   CLI::App* cmd = app.add_subcommand(
       "train", "Fine-tune a method on a task with the paper's protocol; keeps the best adapter");
@@ -148,37 +96,6 @@ void add_train_commands(CLI::App& app) {
   add_option_flags(*cmd, o->values, o->given,
                    "Training (defaults: spec §6; --config and flags override)", {"bf16_autocast"});
   cmd->callback([o] { run_train(*o); });
-
-  auto e = std::make_shared<train::EvaluateConfig>();
-  auto data = std::make_shared<DataCliOptions>();
-  CLI::App* ev = app.add_subcommand("eval", "Score a saved adapter on a split of a task");
-  add_model_options(*ev, e->model);
-  ev->add_option("--adapter", e->adapter, "adapter directory")->required();
-  add_data_options(ev, *data, true, true, false);
-  ev->add_option("--predictions-out", e->predictions_out,
-                 "write {\"id\", \"prediction\"} JSON Lines here");
-  ev->add_option("--batch-size", e->batch_size, "examples per generation batch")
-      ->capture_default_str();
-  ev->add_option("--max-new-tokens", e->max_new_tokens,
-                 "tokens generated at most (default: the task's, 19 as the paper)");
-  ev->callback([e, data] { run_eval(*e, *data); });
-
-  auto p = std::make_shared<PredictCli>();
-  CLI::App* pr = app.add_subcommand(
-      "predict", "Generate from text lines (--text or stdin) with a base model and an adapter");
-  add_model_options(*pr, p->model);
-  pr->add_option("--adapter", p->adapter, "adapter directory (none: the base model)");
-  add_text_option(*pr, p->texts,
-                  "one input text (repeat the flag for several; quote the text); default: the "
-                  "lines of stdin");
-  pr->add_option("--batch-size", p->server.batch_size, "lines per generation batch")
-      ->capture_default_str();
-  pr->add_option("--max-new-tokens", p->server.max_new_tokens, "tokens generated at most")
-      ->capture_default_str();
-  pr->add_option("--max-source-length", p->server.max_source_length,
-                 "input tokens kept (with </s>)")
-      ->capture_default_str();
-  pr->callback([p] { run_predict(*p); });
 }
 
 }  // namespace compacter::cli

@@ -31,13 +31,16 @@ int main(int argc, char** argv) {
   compacter::cli::add_init_model_command(app);
   compacter::cli::add_params_command(app);
   compacter::cli::add_methods_command(app);
-  compacter::cli::add_train_commands(app);
+  compacter::cli::add_train_command(app);
+  compacter::cli::add_eval_command(app);
+  compacter::cli::add_predict_command(app);
   compacter::cli::add_serve_command(app);
   compacter::cli::add_wordnet_command(app);
   compacter::cli::add_pretrain_command(app);
   compacter::cli::add_report_command(app);
   compacter::cli::add_bench_commands(app);
   compacter::cli::add_tasks_commands(app);
+  compacter::cli::add_score_command(app);
   try {
     std::vector<std::string> args = compacter::cli::replace_deprecated_flags(argc, argv, std::cerr);
     std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last to first
