@@ -62,6 +62,29 @@ TEST(BenchCli, ReportsEveryMethodInJson) {
   EXPECT_NE(r.err.find("compacter++: step 2/2"), std::string::npos) << r.err;
 }
 
+// The launcher (tools/launcher) sets libgomp's spin count before the program loads, unless the
+// user chose a wait policy or spin count; the bench records the environment it ran in.
+TEST(BenchCli, TheLauncherSetsTheSpinCountUnlessTheUserDid) {
+  TempDir dir;
+  const std::string args = "bench --model-config '" + tiny_config(dir) +
+                           "' --methods bitfit --batch-size 1 --source-len 4 --target-len 2 "
+                           "--max-steps 1 --warmup 0 --json";
+  auto r = run_compacter(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["machine"]["environment"]["GOMP_SPINCOUNT"], "10000");
+  const std::string env = "env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=PASSIVE ";
+  const std::string cmd = env + "'" + std::string(COMPACTER_BINARY) + "' " + args;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  ASSERT_EQ(pclose(pipe), 0);
+  const json environment = json::parse(out)["machine"]["environment"];
+  EXPECT_TRUE(environment["GOMP_SPINCOUNT"].is_null()) << environment.dump();
+  EXPECT_EQ(environment["OMP_WAIT_POLICY"], "PASSIVE");
+}
+
 TEST(BenchCli, UnknownMethodIsAnErrorBeforeAnyRun) {
   const auto r = run_compacter("bench --methods full,nosuch --max-steps 1");
   EXPECT_EQ(r.exit_code, 2);

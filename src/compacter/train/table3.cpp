@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iomanip>
 #include <set>
@@ -244,8 +245,17 @@ json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
       r["memory_diff_percent"] = 100.0 * (m.get<double>() - m0.get<double>()) / m0.get<double>();
   }
 
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? nlohmann::json(v) : nlohmann::json();
+  };
   return {{"machine",
            {{"cores", torch::get_num_threads()},
+            {"environment",
+             {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")},
+              {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")},
+              {"OMP_NUM_THREADS", env("OMP_NUM_THREADS")},
+              {"OPENBLAS_CORETYPE", env("OPENBLAS_CORETYPE")}}},
             {"cpu_model", cpu_model_name()},
             {"libtorch", TORCH_VERSION},
             {"compacter", COMPACTER_VERSION}}},
