@@ -19,5 +19,6 @@ void add_report_command(CLI::App& app);      // cmd_report.cpp
 void add_bench_commands(CLI::App& app);      // cmd_bench.cpp: bench (and its hidden worker)
 void add_tasks_commands(CLI::App& app);      // cmd_tasks.cpp: tasks, data, score
 void add_serve_command(CLI::App& app);       // cmd_serve.cpp
+void add_merge_command(CLI::App& app);       // cmd_merge.cpp
 
 }  // namespace compacter::cli
