@@ -41,8 +41,7 @@ void synchronize(const torch::Device& device) {
 }  // namespace
 
 bool needs_backbone_weight_gradients(const std::string& method) {
-  const peft::Family family = peft::find_method(method).family;
-  return family == peft::Family::kFull || family == peft::Family::kSaid;
+  return peft::find_method(method).rewrites_backbone;
 }
 
 StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
@@ -117,12 +116,11 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
     r.peak_memory_bytes = peak_rss_bytes();
     r.peak_memory_kind = "cpu_peak_rss";
   }
-  const peft::ParameterBreakdown counts = peft::parameter_breakdown(*model);
+  const peft::ParameterBreakdown counts = peft::parameter_breakdown(*model, s.method);
   r.trainable_parameters = counts.trainable;
   r.backbone_parameters = counts.backbone;
   r.trainable_percent = counts.percent();
-  r.encoder_length =
-      s.source_len + (info.family == peft::Family::kPrompt ? s.options.prompt_length : 0);
+  r.encoder_length = s.source_len + info.encoder_positions(s.options);
   r.forward = t5_forward_flops(c, s.batch, r.encoder_length, s.target_len);
   r.weight_gradients = needs_backbone_weight_gradients(s.method);
   r.step_flops = training_step_flops(r.forward, r.weight_gradients);
