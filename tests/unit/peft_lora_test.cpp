@@ -249,6 +249,7 @@ TEST(PeftLora, GradientsMatchFiniteDifferences) {
     model->to(torch::kDouble);
     PeftOptions o = method_defaults("lora");
     o.rank = 2;
+    o.lora_alpha = 2.0;  // scaling 1: updates of the order of T5's weights, few ReLU kinks crossed
     o.target_modules = v1_1 ? "q,k,v,o,wi_0,wi_1,wo" : "q,k,v,o,wi,wo";
     attach("lora", o, *model, 7);
     auto params = trainable_named_parameters(*model);
@@ -267,7 +268,7 @@ TEST(PeftLora, GradientsMatchFiniteDifferences) {
       torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
       for (int64_t i = 0; i < flat.numel(); i += 1 + flat.numel() / 3) {
         const double fd = testing::central_difference(flat, i, loss, 1e-5);
-        EXPECT_LT(std::abs(fd - g[i].item<double>()) / scale, 1e-5) << name << "[" << i << "]";
+        EXPECT_LT(std::abs(fd - g[i].item<double>()) / scale, 1e-6) << name << "[" << i << "]";
         ++checked;
       }
     }
@@ -275,34 +276,30 @@ TEST(PeftLora, GradientsMatchFiniteDifferences) {
   }
 }
 
-// A LoRA model with trained-looking factors and the model merge_into_base() makes of it.
-struct Trained {
-  nn::T5Model model{nullptr};
-  PeftOptions options;
-};
-
-Trained trained_lora(bool v1_1) {
-  Trained t{tiny(v1_1, 9), method_defaults("lora")};
-  t.options.target_modules = v1_1 ? "q,v,wi_0,wo" : "q,v,wi,wo";
-  attach("lora", t.options, *t.model, 10);
+// A LoRA (q, v and the feed-forward) with factors moved away from their init.
+nn::T5Model trained_lora(bool v1_1) {
+  nn::T5Model model = tiny(v1_1, 9);
+  PeftOptions o = method_defaults("lora");
+  o.target_modules = v1_1 ? "q,v,wi_0,wo" : "q,v,wi,wo";
+  attach("lora", o, *model, 10);
   torch::NoGradGuard no_grad;
   torch::manual_seed(11);
-  for (auto& p : trainable_parameters(*t.model)) p.normal_(0.0, 0.2);
-  return t;
+  for (auto& p : trainable_parameters(*model)) p.normal_(0.0, 0.2);
+  return model;
 }
 
 TEST(PeftLora, MergedModelIsPlainT5WithTheSameLogits) {
   for (bool v1_1 : {false, true}) {
     SCOPED_TRACE(v1_1);
-    Trained t = trained_lora(v1_1);
+    nn::T5Model model = trained_lora(v1_1);
     const torch::Tensor before =
-        t.model->named_parameters()["encoder.block.0.layer.0.SelfAttention.q.weight"].clone();
-    nn::T5Model merged = merge_into_base(*t.model, "lora");
+        model->named_parameters()["encoder.block.0.layer.0.SelfAttention.q.weight"].clone();
+    nn::T5Model merged = merge_into_base(*model, "lora");
     // Plain T5: exactly the Hugging Face tensors, nothing else.
     EXPECT_EQ(count_parameters(*merged), count_parameters(*tiny(v1_1)));
     EXPECT_TRUE(torch::equal(
-        t.model->named_parameters()["encoder.block.0.layer.0.SelfAttention.q.weight"], before));
-    const torch::Tensor want = logits_of(*t.model), got = logits_of(*merged);
+        model->named_parameters()["encoder.block.0.layer.0.SelfAttention.q.weight"], before));
+    const torch::Tensor want = logits_of(*model), got = logits_of(*merged);
     EXPECT_TRUE(torch::allclose(got, want, 0.0, 1e-5)) << (got - want).abs().max().item<double>();
     EXPECT_FALSE(torch::allclose(want, logits_of(*tiny(v1_1, 9)), 1e-3, 1e-3));
   }
