@@ -16,7 +16,7 @@ done
 mkdir -p bench/results
 out="bench/results/table3-${device//:/}-$(hostname -s)-$(date +%Y%m%d-%H%M%S).json"
 status=0
-build/compacter bench --model-config t5-small --methods all --batch 16 --source-len 128 \
-  --target-len 3 --steps 3 --json "$@" >"$out" || status=$?
+build/compacter bench --model-config t5-small --methods all --batch-size 16 --source-len 128 \
+  --target-len 3 --max-steps 3 --json "$@" >"$out" || status=$?
 if [[ -s $out ]]; then echo "wrote $out" >&2; else rm -f "$out"; fi
 exit "$status"

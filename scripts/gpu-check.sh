@@ -160,14 +160,14 @@ stage_parity() {
 
 stage_train() {
   local model=/tmp/t5-small-random
-  "$bin" init-model --config t5-small --out "$model" --seed 0 --force >/dev/null &&
+  "$bin" init-model --model-config t5-small --out "$model" --seed 0 --force >/dev/null &&
     cp "$shared/data/t5-tokenizer/spiece.model" "$model/"
   for autocast in false true; do
     time_left 60 || return
     run_logged "train-autocast-$autocast" "$bin" train --model "$model" --device cuda \
       --task rte --data-dir "$shared/data/glue" --method compacter++ --max-steps 150 \
       --batch-size 32 --warmup-steps 10 --eval-steps 75 --eval-batch-size 128 --log-steps 25 \
-      --bf16-autocast "$autocast" --out "/tmp/run-rte-$autocast" --overwrite
+      --dtype "$([ "$autocast" = true ] && echo autocast-bf16 || echo fp32)" --out "/tmp/run-rte-$autocast" --overwrite
     cp "/tmp/run-rte-$autocast/results.json" "$logs/train-autocast-$autocast-results.json"
     run_logged "eval-autocast-$autocast" "$bin" eval --model "$model" --device cuda \
       --adapter "/tmp/run-rte-$autocast/best_adapter" --task rte \
@@ -188,7 +188,7 @@ stage_bench() {
   for dtype in fp32 autocast-bf16; do
     time_left 90 || return
     log "Table 3, t5-base, batch 64, $dtype"
-    "$bin" bench --device cuda --dtype "$dtype" --model-config t5-base --batch 64 --steps 10 \
+    "$bin" bench --device cuda --dtype "$dtype" --model-config t5-base --batch-size 64 --max-steps 10 \
       --methods full,adapter,pfeiffer,lowrank,compacter,compacter++,bitfit,prompt-r,said \
       --json >"$logs/table3-cuda-t5-base-$dtype.json" 2>"$logs/table3-$dtype.err"
     cp "$logs/table3-cuda-t5-base-$dtype.json" "$out/"

@@ -27,8 +27,8 @@ TEST(BenchCli, ReportsEveryMethodInJson) {
   TempDir dir;
   // --reduction-factor 4: a bottleneck of 8, which Compacter's n = 4 divides.
   const auto r = run_compacter("bench --model-config '" + tiny_config(dir) +
-                               "' --methods full,compacter++,bitfit --batch 2 --source-len 8 "
-                               "--target-len 3 --steps 2 --reduction-factor 4 --json");
+                               "' --methods full,compacter++,bitfit --batch-size 2 --source-len 8 "
+                               "--target-len 3 --max-steps 2 --reduction-factor 4 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json doc = json::parse(r.out);
   ASSERT_EQ(doc["methods"].size(), 3u);
@@ -62,9 +62,32 @@ TEST(BenchCli, ReportsEveryMethodInJson) {
   EXPECT_NE(r.err.find("compacter++: step 2/2"), std::string::npos) << r.err;
 }
 
+// The launcher (tools/launcher) sets libgomp's spin count before the program loads, unless the
+// user chose a wait policy or spin count; the bench records the environment it ran in.
+TEST(BenchCli, TheLauncherSetsTheSpinCountUnlessTheUserDid) {
+  TempDir dir;
+  const std::string args = "bench --model-config '" + tiny_config(dir) +
+                           "' --methods bitfit --batch-size 1 --source-len 4 --target-len 2 "
+                           "--max-steps 1 --warmup 0 --json";
+  auto r = run_compacter(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["machine"]["environment"]["GOMP_SPINCOUNT"], "10000");
+  const std::string env = "env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=PASSIVE ";
+  const std::string cmd = env + "'" + std::string(COMPACTER_BINARY) + "' " + args;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) out.append(buf, n);
+  ASSERT_EQ(pclose(pipe), 0);
+  const json environment = json::parse(out)["machine"]["environment"];
+  EXPECT_TRUE(environment["GOMP_SPINCOUNT"].is_null()) << environment.dump();
+  EXPECT_EQ(environment["OMP_WAIT_POLICY"], "PASSIVE");
+}
+
 TEST(BenchCli, UnknownMethodIsAnErrorBeforeAnyRun) {
-  const auto r = run_compacter("bench --methods full,nosuch --steps 1");
-  EXPECT_EQ(r.exit_code, 1);
+  const auto r = run_compacter("bench --methods full,nosuch --max-steps 1");
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("unknown method \"nosuch\""), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("compacter++"), std::string::npos) << r.err;  // the known names
   EXPECT_EQ(r.err.find("[bench]"), std::string::npos) << r.err;      // nothing ran
@@ -75,8 +98,8 @@ TEST(BenchCli, FailingMethodNamesItAndItsError) {
   TempDir dir;
   // PHM's default n = 12 does not divide d_model 32: the child fails, the parent says which.
   const auto r = run_compacter("bench --model-config '" + tiny_config(dir) +
-                               "' --methods phm --batch 1 --source-len 4 --target-len 2 "
-                               "--steps 1 --warmup 0");
+                               "' --methods phm --batch-size 1 --source-len 4 --target-len 2 "
+                               "--max-steps 1 --warmup 0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("method phm failed (exit code 1)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("1 of 1 methods failed: phm"), std::string::npos) << r.err;

@@ -110,23 +110,24 @@ TEST(ParamsCli, TablePrintsEveryMethodAndRejectsBadInput) {
   for (const char* name : {"full", "adapter", "compacter++", "said", "prompt-t"})
     EXPECT_NE(r.out.find(name), std::string::npos) << name;
   EXPECT_NE(r.out.find("0.0470"), std::string::npos) << r.out;  // compacter++ on t5-base
-  r = testing::run_compacter("params --method lora");
+  r = testing::run_compacter("params --method dora");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("lora"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("dora"), std::string::npos) << r.err;
   r = testing::run_compacter("params --method compacter --n 7");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("7"), std::string::npos) << r.err;
 }
 
-TEST(MethodsCli, ListsTheTwelveMethodsWithTheirPaperSettings) {
+TEST(MethodsCli, ListsTheMethodsWithTheirSettings) {
   auto r = testing::run_compacter("methods --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json doc = json::parse(r.out);
   std::map<std::string, json> by_name;
   for (const json& m : doc) by_name[m["method"].get<std::string>()] = m;
-  EXPECT_EQ(by_name.size(), 12u);
-  for (const char* name : {"full", "adapter", "pfeiffer", "adapterdrop", "lowrank", "phm",
-                           "compacter", "compacter++", "bitfit", "prompt-r", "prompt-t", "said"})
+  EXPECT_EQ(by_name.size(), 14u);
+  for (const char* name :
+       {"full", "adapter", "pfeiffer", "adapterdrop", "lowrank", "phm", "compacter", "compacter++",
+        "bitfit", "prompt-r", "prompt-t", "said", "lora", "ia3"})
     EXPECT_EQ(by_name.count(name), 1u) << name;
   // The paper's choices that differ from the generic defaults (spec §3): PHM-Adapter n = 12
   // with a per-layer A and full B_i.
@@ -134,9 +135,28 @@ TEST(MethodsCli, ListsTheTwelveMethodsWithTheirPaperSettings) {
   EXPECT_EQ(phm.value("n", 0), 12);
   EXPECT_EQ(phm.value("shared_phm_rule", true), false);
   EXPECT_EQ(phm.value("factorized_phm", true), false);
+  // Every option a method uses, with its default: Compacter's too (the generic values), and
+  // PEFT's LoRA (r = 8, alpha 16 as issue 15 asks; q, v) and (IA)3 (k, v, wo for T5).
+  const json& compacter = by_name["compacter"]["settings"];
+  EXPECT_EQ(compacter.value("reduction_factor", 0), 32);
+  EXPECT_EQ(compacter.value("n", 0), 4);
+  EXPECT_EQ(compacter.value("non_linearity", ""), "gelu_new");
+  EXPECT_EQ(compacter.count("prompt_length"), 0u);
+  EXPECT_TRUE(by_name["full"]["settings"].empty());
+  const json& lora = by_name["lora"]["settings"];
+  EXPECT_EQ(lora.value("rank", 0), 8);
+  EXPECT_EQ(lora.value("lora_alpha", 0.0), 16.0);
+  EXPECT_EQ(lora.value("lora_dropout", -1.0), 0.0);
+  EXPECT_EQ(lora.value("target_modules", ""), "q,v");
+  EXPECT_EQ(lora.count("reduction_factor"), 0u);
+  EXPECT_EQ(by_name["ia3"]["settings"].value("target_modules", ""), "k,v,wo");
   r = testing::run_compacter("methods");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("compacter++"), std::string::npos);
+  EXPECT_NE(r.out.find("settings: rank=8 train_layer_norms=false train_lm_head=false "
+                       "lora_alpha=16.0 lora_dropout=0.0 target_modules=\"q,v\""),
+            std::string::npos)
+      << r.out;
 }
 
 }  // namespace

@@ -115,10 +115,10 @@ TEST(PretrainCli, TinyPretrainingLearnsAndLoadsEverywhere) {
   // A finished pretraining is not overwritten, nor resumed.
   const auto weights_before = read_file(model + "/model.safetensors");
   r = run_compacter(args);
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);  // bad usage: --overwrite is needed
   EXPECT_NE(r.err.find("already holds a finished pretraining"), std::string::npos) << r.err;
   r = run_compacter(args + " --resume");
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(read_file(model + "/model.safetensors"), weights_before);
 
   // The same seed gives the same model (data, init, order and dropout all seeded).

@@ -25,7 +25,7 @@ class ServeCli : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     // Adapters moved well away from their init, so that their outputs differ.
     torch::manual_seed(7);
-    for (const std::string method : {"compacter++", "bitfit", "full", "prompt-r"}) {
+    for (const std::string method : {"compacter++", "bitfit", "full", "prompt-r", "lora", "ia3"}) {
       nn::T5Model model = nn::load_t5(model_dir()).model;
       model->resize_vocab(32100);  // what serve and predict do with T5's tokenizer
       peft::PeftOptions o = peft::method_defaults(method);
@@ -47,7 +47,7 @@ class ServeCli : public ::testing::Test {
   }
   static std::string common_args() {
     return "--model " + model_dir() + " --tokenizer " +
-           testing::shared_path("data/t5-tokenizer/spiece.model") + " --max-length 8";
+           testing::shared_path("data/t5-tokenizer/spiece.model") + " --max-new-tokens 7";
   }
   static testing::TempDir* dir_;
 };
@@ -62,7 +62,8 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 TEST_F(ServeCli, AnswersAsPredictDoesWithEachAdapterAlone) {
   REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
-  const std::vector<std::string> names = {"compacter++", "bitfit", "full", "prompt-r", "base"};
+  const std::vector<std::string> names = {"compacter++", "bitfit", "full", "prompt-r",
+                                          "lora",        "ia3",    "base"};
   const std::vector<std::string> texts = {"rte sentence1: A cat sat. sentence2: A cat is sitting.",
                                           "sst2 sentence: a gripping film",
                                           "cola sentence: The more books.", "hello world"};

@@ -163,9 +163,9 @@ TEST_F(AdapterFileErrors, MismatchedBase) {
 
 TEST_F(AdapterFileErrors, UnknownMethod) {
   auto j = config();
-  j["method"] = "lora";
+  j["method"] = "dora";
   write_config(j);
-  expect_refused("unknown method \"lora\"");
+  expect_refused("unknown method \"dora\"");
 }
 
 TEST_F(AdapterFileErrors, NewerFormat) {

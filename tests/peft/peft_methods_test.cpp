@@ -61,12 +61,12 @@ TEST(PeftMethods, UnknownMethodListsKnownNames) {
     const std::string msg = e.what();
     for (const auto& m : kMethods) EXPECT_NE(msg.find(m), std::string::npos) << msg;
   }
-  // The twelve methods of the paper, by their command-line names.
+  // The twelve methods of the paper and PEFT's two, by their command-line names.
   std::set<std::string> names;
   for (const auto& m : all_methods()) names.insert(m.name);
   EXPECT_EQ(names, (std::set<std::string>{"full", "adapter", "pfeiffer", "adapterdrop", "lowrank",
                                           "phm", "compacter", "compacter++", "bitfit", "prompt-r",
-                                          "prompt-t", "said"}));
+                                          "prompt-t", "said", "lora", "ia3"}));
   EXPECT_EQ(parse_block_list("0-2, 5"), (std::vector<int64_t>{0, 1, 2, 5}));
   EXPECT_TRUE(parse_block_list("").empty());
   EXPECT_THROW(parse_block_list("a-3"), Error);

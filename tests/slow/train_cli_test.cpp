@@ -98,15 +98,16 @@ TEST_F(TrainCli, RunDirectoriesAreProtected) {
   ASSERT_EQ(testing::run_compacter(train_args("bitfit", run)).exit_code, 0);
   const std::string before = testing::read_file(run + "/results.json");
   auto again = testing::run_compacter(train_args("bitfit", run));
-  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.exit_code, 2);  // bad usage: --overwrite is needed
   EXPECT_NE(again.err.find("already holds a finished run"), std::string::npos) << again.err;
   EXPECT_EQ(testing::read_file(run + "/results.json"), before);
   auto resume = testing::run_compacter(train_args("bitfit", run) + " --resume");
-  EXPECT_EQ(resume.exit_code, 1);
-  auto unknown = testing::run_compacter(train_args("lora", dir_->path() + "/lora"));
-  EXPECT_EQ(unknown.exit_code, 1);
-  EXPECT_NE(unknown.err.find("unknown method \"lora\""), std::string::npos) << unknown.err;
-  EXPECT_FALSE(std::filesystem::exists(dir_->path() + "/lora/results.json"));
+  EXPECT_EQ(resume.exit_code, 2);
+  EXPECT_NE(resume.err.find("holds a finished run"), std::string::npos) << resume.err;
+  auto unknown = testing::run_compacter(train_args("nosuch", dir_->path() + "/nosuch"));
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("unknown method \"nosuch\""), std::string::npos) << unknown.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_->path() + "/nosuch"));
   testing::write_file(dir_->path() + "/bad.json", R"({"method": "bitfit", "trainig": {}})");
   auto bad = testing::run_compacter(train_args("bitfit", dir_->path() + "/bad") + " --config " +
                                     dir_->path() + "/bad.json");
@@ -139,13 +140,14 @@ TEST_F(TrainCli, LowResourceProtocol) {
 
   auto odd = testing::run_compacter(base + " --low-resource --max-train-samples 300 --out " +
                                     dir_->path() + "/odd");
-  EXPECT_EQ(odd.exit_code, 1);
+  EXPECT_EQ(odd.exit_code, 2);
   EXPECT_NE(odd.err.find("no low-resource epoch count for 300"), std::string::npos) << odd.err;
   auto none = testing::run_compacter(base + " --low-resource --out " + dir_->path() + "/none");
-  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_EQ(none.exit_code, 2);
   EXPECT_NE(none.err.find("--low-resource needs --max-train-samples"), std::string::npos)
       << none.err;
-  EXPECT_FALSE(std::filesystem::exists(dir_->path() + "/none/results.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir_->path() + "/none"));
+  EXPECT_FALSE(std::filesystem::exists(dir_->path() + "/odd"));
 }
 
 }  // namespace

@@ -34,7 +34,8 @@ TEST(TrainOverfit, EveryMethodFitsFourExamples) {
   const std::map<std::string, double> lr = {
       {"full", 3e-3},    {"adapter", 3e-2},  {"pfeiffer", 3e-2},  {"adapterdrop", 3e-2},
       {"lowrank", 3e-2}, {"phm", 3e-2},      {"compacter", 3e-2}, {"compacter++", 3e-2},
-      {"bitfit", 1e-1},  {"prompt-r", 3e-1}, {"prompt-t", 3e-1},  {"said", 3e-1}};
+      {"bitfit", 1e-1},  {"prompt-r", 3e-1}, {"prompt-t", 3e-1},  {"said", 3e-1},
+      {"lora", 3e-2},    {"ia3", 1e-1}};
   testing::TempDir dir;
   for (const auto& info : peft::all_methods()) {
     const std::string method = info.name;

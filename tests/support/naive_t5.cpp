@@ -224,7 +224,7 @@ std::vector<int64_t> ints(const torch::Tensor& t) {
 //                    * (num_buckets - max_exact)), capped at num_buckets - 1.
 // The log term is evaluated in float32, step by step as torch does (float32 division by
 // max_exact, float32 log, division by the Python double cast to float32, product, truncation).
-// Measured (tests/unit/naive_t5_test.cpp, NaiveT5Bucket.MatchesTorchFloat32, libtorch 1.13 CPU):
+// Measured (tests/nn/naive_t5_test.cpp, NaiveT5Bucket.MatchesTorchFloat32, libtorch 1.13 CPU):
 // this equals libtorch's own float32 evaluation for every rel in [-1000, 1000], num_buckets
 // 2..128, max_distance 2..64, 100, 128, 256, 1000, both directions (22.1M cases). A double
 // evaluation does NOT always: where the exact value is an integer it can land just below it

@@ -66,7 +66,7 @@ CommandResult init_tiny_t5_with_t5_vocabulary(const std::string& dir) {
   write_file(tmp.file("config.json"), R"({
     "vocab_size": 32128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
     "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})");
-  return run_compacter("init-model --config " + tmp.file("config.json") + " --out " + dir +
+  return run_compacter("init-model --model-config " + tmp.file("config.json") + " --out " + dir +
                        " --seed 3");
 }
 

@@ -340,14 +340,16 @@ TEST(TasksFormat, BenchmarkFolderFindsTheTaskFolder) {
 }
 
 TEST(TasksFormat, PrefixRuleByMethod) {
-  for (const char* m : {"full", "bitfit", "prompt-r", "prompt-t", "said"})
+  // lora and ia3 are no adapters of the reference's kind: they keep T5's convention.
+  for (const char* m : {"full", "bitfit", "prompt-r", "prompt-t", "said", "lora", "ia3"})
     EXPECT_TRUE(method_adds_prefix(m)) << m;
   for (const char* m :
        {"adapter", "pfeiffer", "adapterdrop", "lowrank", "phm", "compacter", "compacter++"}) {
     EXPECT_FALSE(method_adds_prefix(m)) << m;
     EXPECT_TRUE(method_adds_prefix(m, /*fix_quirks=*/true)) << m;
   }
-  EXPECT_THROW(method_adds_prefix("lora"), Error);
+  EXPECT_THROW(method_adds_prefix("dora"), Error);
+  EXPECT_THROW(method_adds_prefix("dora", /*fix_quirks=*/true), Error);
 }
 
 TEST(TasksFormat, UserTaskFromJsonlTsvAndCsv) {

@@ -211,7 +211,8 @@ TEST(TrainLoop, ResumeReproducesAnUninterruptedRun) {
   testing::TempDir dir;
   const auto straight = train_toy(dir.path() + "/a", false, 0);
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/a/best_adapter/adapter_model.safetensors"));
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/a/checkpoint"));
+  // The checkpoint stays until the caller has written the run's results (run_finetune).
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/a/checkpoint/state.json"));
 
   EXPECT_THROW(train_toy(dir.path() + "/b", false, 3), Interrupted);
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/b/checkpoint/state.json"));
@@ -235,6 +236,21 @@ TEST(TrainLoop, ResumeReproducesAnUninterruptedRun) {
     return out;
   };
   EXPECT_EQ(records(dir.path() + "/a"), records(dir.path() + "/b"));
+  // Epochs are numbered from 1 in both kinds of record: an evaluation carries the epoch of the
+  // training step it follows (toy_options: 2 steps per epoch, evaluations at steps 3 and 6).
+  std::map<int64_t, int64_t> eval_epoch;
+  for (const auto& r : records(dir.path() + "/a"))
+    if (r["type"] == "eval") eval_epoch[r["step"].get<int64_t>()] = r["epoch"].get<int64_t>();
+  ASSERT_EQ(eval_epoch.size(), 2u);
+  EXPECT_EQ(eval_epoch[3], 2);
+  EXPECT_EQ(eval_epoch[6], 3);
+}
+
+TEST(TrainLoop, EtaCountsTrainingTimeFromTheFirstStep) {
+  // 10 steps in 25 s, 5 of them in an evaluation: 2 s per step; 40 steps left: 80 s.
+  EXPECT_DOUBLE_EQ(eta_seconds(25.0, 5.0, 10, 40), 80.0);
+  EXPECT_DOUBLE_EQ(eta_seconds(25.0, 0.0, 10, 0), 0.0);
+  EXPECT_DOUBLE_EQ(eta_seconds(0.0, 0.0, 0, 40), 0.0);  // no step yet: no estimate
 }
 
 TEST(TrainLoop, RefusesBadSettings) {

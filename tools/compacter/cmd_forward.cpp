@@ -16,7 +16,7 @@ namespace compacter::cli {
 namespace {
 
 struct ForwardOptions {
-  ModelOptions model;
+  train::ModelSpec model;
   MethodOptions method;
   std::string inputs;
   std::string out;
@@ -96,7 +96,7 @@ void add_forward_command(CLI::App& app) {
       "forward",
       "Run T5 on a batch (input_ids, attention_mask, labels / decoder_input_ids in a "
       "safetensors file) and write logits, encoder states and loss");
-  add_model_options(*cmd, o->model);
+  add_model_options(*cmd, o->model, false);
   add_method_options(*cmd, o->method, true);
   cmd->add_option("--inputs", o->inputs,
                   "safetensors file with int64 input_ids, attention_mask, "

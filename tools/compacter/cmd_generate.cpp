@@ -7,6 +7,7 @@
 #include "common.h"
 #include "compacter/core/error.h"
 #include "compacter/data/tokenizer.h"
+#include "compacter/train/finetune.h"
 #include "compacter/train/generate.h"
 #include "method_options.h"
 
@@ -15,19 +16,18 @@ namespace compacter::cli {
 namespace {
 
 struct GenerateCliOptions {
-  ModelOptions model;
+  train::ModelSpec model;
   MethodOptions method;
-  std::string tokenizer;
   std::vector<std::string> texts;
-  int64_t max_new_tokens = 20;
+  int64_t max_new_tokens = train::kDefaultMaxNewTokens;
   int64_t max_source_length = 512;
-  int64_t batch_size = 16;
+  int64_t batch_size = train::kDefaultGenerationBatch;
   bool show_ids = false;
 };
 
 void run_generate(const GenerateCliOptions& o) {
   check(o.batch_size > 0, "--batch-size must be positive");
-  auto tok = T5Tokenizer::load(tokenizer_path(o.tokenizer, o.model.model_dir));
+  auto tok = T5Tokenizer::load(train::tokenizer_file(o.model));
   nn::T5Model model = load_model(o.model);
   apply_method(o.method, *model);
   const auto dev = nn::parse_device(o.model.device);
@@ -77,8 +77,8 @@ void add_generate_command(CLI::App& app) {
       "generate", "Greedy generation: one output line per input line (--text or stdin)");
   add_model_options(*cmd, o->model);
   add_method_options(*cmd, o->method, true);
-  cmd->add_option("--tokenizer", o->tokenizer, "spiece.model (default: the model folder's)");
-  cmd->add_option("--text", o->texts, "input text (repeatable); default: lines of stdin");
+  add_text_option(*cmd, o->texts,
+                  "one input text (repeat the flag for several); default: the lines of stdin");
   cmd->add_option("--max-new-tokens", o->max_new_tokens, "stop after N generated tokens")
       ->capture_default_str();
   cmd->add_option("--max-source-length", o->max_source_length,

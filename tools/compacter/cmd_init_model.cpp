@@ -42,7 +42,7 @@ void add_init_model_command(CLI::App& app) {
   auto o = std::make_shared<InitOptions>();
   CLI::App* cmd = app.add_subcommand(
       "init-model", "Write a randomly initialised T5 (Hugging Face folder) from a config");
-  cmd->add_option("--config", o->config,
+  cmd->add_option("--model-config", o->config,
                   "built-in name (" + builtin_t5_config_names() + ") or a config.json / folder")
       ->required();
   cmd->add_option("--out", o->out, "output folder")->required();

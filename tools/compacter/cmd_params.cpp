@@ -55,9 +55,9 @@ std::string fixed(double v, int digits) {
 }
 
 void run_params(const ParamsOptions& o) {
-  check(o.all || !o.method.method.empty(), "give --method M or --all");
-  check(!(o.all && !o.method.method.empty()), "--all and --method exclude each other");
-  check(o.tasks >= 1, "--tasks must be at least 1, got ", o.tasks);
+  check_usage(o.all || !o.method.method.empty(), "give --method M or --all");
+  check_usage(!(o.all && !o.method.method.empty()), "--all and --method exclude each other");
+  check_usage(o.tasks >= 1, "--tasks must be at least 1, got ", o.tasks);
   T5Config c = resolve_t5_config(o.model_config);
   if (o.vocab_rows > 0)
     c.vocab_size = o.vocab_rows;
@@ -83,7 +83,7 @@ void run_params(const ParamsOptions& o) {
       rows.push_back({{"method", name}, {"error", e.what()}});
       continue;
     }
-    rows.push_back(row(name, peft::parameter_breakdown(*model), o.tasks));
+    rows.push_back(row(name, peft::parameter_breakdown(*model, name), o.tasks));
   }
   if (o.json) {
     nlohmann::json out = {
@@ -116,31 +116,31 @@ void run_params(const ParamsOptions& o) {
   }
 }
 
-// `compacter methods`: every method's name, what it trains and its paper settings (the options
-// whose defaults differ from the generic ones).
+// `compacter methods`: every method's name, what it trains and its settings (the options it
+// uses) with their defaults: the paper's (or PEFT's) choices on top of the generic ones.
 void run_methods(bool as_json) {
-  const nlohmann::json generic = peft::options_to_json(peft::PeftOptions{});
   nlohmann::json out = nlohmann::json::array();
+  std::vector<std::string> lines;
   for (const auto& info : peft::all_methods()) {
     nlohmann::json settings = nlohmann::json::object();
-    const nlohmann::json mine = peft::options_to_json(peft::method_defaults(info.name));
-    for (const auto& item : mine.items())
-      if (!generic.contains(item.key()) || generic[item.key()] != item.value())
-        settings[item.key()] = item.value();
+    std::ostringstream line;
+    for (const auto& [name, value] :
+         peft::method_settings(info.name, peft::method_defaults(info.name))) {
+      settings[name] = value;
+      line << " " << name << "=" << value.dump();
+    }
     out.push_back({{"method", info.name}, {"summary", info.summary}, {"settings", settings}});
+    lines.push_back(line.str());
   }
   if (as_json) {
     std::cout << out.dump(2) << "\n";
     return;
   }
-  for (const auto& m : out) {
-    std::cout << std::left << std::setw(13) << m["method"].get<std::string>()
-              << m["summary"].get<std::string>() << "\n";
-    if (m["settings"].empty()) continue;
-    std::ostringstream line;
-    for (const auto& item : m["settings"].items())
-      line << " " << item.key() << "=" << item.value().dump();
-    std::cout << std::string(13, ' ') << "paper settings:" << line.str() << "\n";
+  for (size_t i = 0; i < out.size(); ++i) {
+    std::cout << std::left << std::setw(13) << out[i]["method"].get<std::string>()
+              << out[i]["summary"].get<std::string>() << "\n";
+    if (lines[i].empty()) continue;
+    std::cout << std::string(13, ' ') << "settings:" << lines[i] << "\n";
   }
 }
 
@@ -148,8 +148,8 @@ void run_methods(bool as_json) {
 
 void add_methods_command(CLI::App& app) {
   auto as_json = std::make_shared<bool>(false);
-  CLI::App* cmd =
-      app.add_subcommand("methods", "List the fine-tuning methods with their paper settings");
+  CLI::App* cmd = app.add_subcommand(
+      "methods", "List the fine-tuning methods with their settings and default values");
   cmd->add_flag("--json", *as_json, "print JSON");
   cmd->callback([as_json] { run_methods(*as_json); });
 }

@@ -112,65 +112,6 @@ void run_data(const DataCliOptions& o, int64_t limit, const std::string& tokeniz
   std::cout.flush();
 }
 
-std::vector<tk::Example> read_references(const std::string& path) {
-  std::vector<tk::Example> refs;
-  tk::read_jsonl(path, false, nullptr, [&](const json& row, const tk::Where& w) {
-    tk::Example e;
-    e.id = tk::string_field(row, "id", w);
-    e.target = tk::string_field(row, "target", w);
-    if (row.contains("answers")) {
-      const json& a = row["answers"];
-      check(a.is_array(), w.str(), ": field \"answers\": expected an array of strings");
-      for (const json& s : a) {
-        check(s.is_string(), w.str(), ": field \"answers\": expected strings, found ",
-              tk::json_kind(s));
-        e.answers.push_back(s.get<std::string>());
-      }
-    } else {
-      e.answers = {e.target};
-    }
-    if (row.contains("group")) e.group = tk::string_field(row, "group", w);
-    refs.push_back(std::move(e));
-  });
-  return refs;
-}
-
-void run_score(const DataCliOptions& o, const std::string& predictions_path,
-               const std::string& references_path) {
-  std::vector<tk::Example> refs =
-      references_path.empty() ? load_examples(o) : read_references(references_path);
-  std::map<std::string, std::string> by_id;
-  std::map<std::string, tk::Where> where;
-  tk::read_jsonl(predictions_path, false, nullptr, [&](const json& row, const tk::Where& w) {
-    const std::string id = tk::string_field(row, "id", w);
-    const std::string pred = tk::string_field(row, "prediction", w);
-    check(by_id.emplace(id, pred).second, w.str(), ": duplicate prediction for id \"", id,
-          "\" (first at line ", where[id].line, ")");
-    where[id] = w;
-  });
-  std::map<std::string, bool> known;
-  std::vector<std::string> preds;
-  for (const tk::Example& r : refs) {
-    check(known.emplace(r.id, true).second, "references: duplicate id \"", r.id, "\"");
-    const auto it = by_id.find(r.id);
-    check(it != by_id.end(), predictions_path, ": no prediction for id \"", r.id, "\" (",
-          refs.size(), " references)");
-    preds.push_back(it->second);
-  }
-  for (const auto& [id, w] : where)
-    check(known.count(id) > 0, w.str(), ": prediction for id \"", id,
-          "\", which is not among the references");
-  const std::map<std::string, double> m = o.task == "user"
-                                              ? tk::score_user(to_data_options(o).user, preds, refs)
-                                              : tk::score(o.task, preds, refs);
-  json out = json::object();
-  for (const auto& [k, v] : m) out[k] = v;
-  out["average_metrics"] = tk::selection_value(o.task, m);
-  out["task"] = o.task;
-  out["count"] = refs.size();
-  std::cout << out.dump() << "\n";
-}
-
 }  // namespace
 
 void add_tasks_commands(CLI::App& app) {
@@ -192,21 +133,6 @@ void add_tasks_commands(CLI::App& app) {
   data->add_option("--tokenizer", *tokenizer,
                    "spiece.model: add source_ids / target_ids, truncated to the task's lengths");
   data->callback([data_opts, limit, tokenizer] { run_data(*data_opts, *limit, *tokenizer); });
-
-  auto score_opts = std::make_shared<DataCliOptions>();
-  auto predictions = std::make_shared<std::string>();
-  auto references = std::make_shared<std::string>();
-  CLI::App* score = app.add_subcommand(
-      "score",
-      "Score predictions ({\"id\":..,\"prediction\":..} JSON Lines) with the task's metrics "
-      "(spec §5.2); prints the metrics and their mean (the model-selection key) as JSON");
-  score->add_option("--predictions", *predictions, "predictions JSON Lines")->required();
-  score->add_option("--references", *references,
-                    "references: the JSON Lines `compacter data` prints (default: load them with "
-                    "--data-dir and --split)");
-  add_data_options(score, *score_opts, true, false, true);
-  score->callback(
-      [score_opts, predictions, references] { run_score(*score_opts, *predictions, *references); });
 }
 
 }  // namespace compacter::cli

@@ -12,12 +12,16 @@ void add_generate_command(CLI::App& app);    // cmd_generate.cpp
 void add_init_model_command(CLI::App& app);  // cmd_init_model.cpp
 void add_params_command(CLI::App& app);      // cmd_params.cpp
 void add_methods_command(CLI::App& app);     // cmd_params.cpp
-void add_train_commands(CLI::App& app);      // cmd_train.cpp: train, eval, predict
+void add_train_command(CLI::App& app);       // cmd_train.cpp
+void add_eval_command(CLI::App& app);        // cmd_eval.cpp
+void add_predict_command(CLI::App& app);     // cmd_predict.cpp
 void add_wordnet_command(CLI::App& app);     // cmd_wordnet.cpp
 void add_pretrain_command(CLI::App& app);    // cmd_pretrain.cpp
 void add_report_command(CLI::App& app);      // cmd_report.cpp
 void add_bench_commands(CLI::App& app);      // cmd_bench.cpp: bench (and its hidden worker)
-void add_tasks_commands(CLI::App& app);      // cmd_tasks.cpp: tasks, data, score
+void add_tasks_commands(CLI::App& app);      // cmd_tasks.cpp: tasks, data
+void add_score_command(CLI::App& app);       // cmd_score.cpp
 void add_serve_command(CLI::App& app);       // cmd_serve.cpp
+void add_merge_command(CLI::App& app);       // cmd_merge.cpp
 
 }  // namespace compacter::cli

@@ -6,25 +6,40 @@
 #include <iostream>
 
 #include "compacter/core/error.h"
+#include "compacter/train/finetune.h"
 
 namespace compacter::cli {
 
-void add_model_options(CLI::App& cmd, ModelOptions& o) {
-  cmd.add_option("-m,--model", o.model_dir,
+void add_model_options(CLI::App& cmd, train::ModelSpec& o, bool with_tokenizer) {
+  cmd.add_option("-m,--model", o.dir,
                  "Hugging Face T5 folder (config.json + model.safetensors or shards)")
       ->required();
+  if (with_tokenizer)
+    cmd.add_option("--tokenizer", o.tokenizer, "spiece.model (default: the model folder's)");
   cmd.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd.add_option("--dtype", o.dtype, "fp32 or bf16")->capture_default_str();
-  cmd.add_option("--resize-vocab", o.resize_vocab,
-                 "cut or extend the vocabulary to N rows after loading (the paper: 32100)");
+  cmd.add_option("--dtype", o.dtype,
+                 "fp32, bf16 (every tensor bf16) or autocast-bf16 (fp32 weights, bf16 matrix "
+                 "products)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16", "autocast-bf16"}));
+  cmd.add_option("--resize-vocab", o.vocab_rows,
+                 "cut or extend the vocabulary to N rows after loading (default: the "
+                 "tokenizer's size when the model has more rows, as the paper does)");
 }
 
-nn::T5Model load_model(const ModelOptions& o) {
+void add_text_option(CLI::App& cmd, std::vector<std::string>& texts, const std::string& help) {
+  cmd.add_option("--text", texts, help)
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
+
+nn::T5Model load_model(const train::ModelSpec& o) {
   nn::T5LoadOptions lo;
   lo.device = nn::parse_device(o.device);
-  lo.dtype = nn::parse_dtype(o.dtype);
-  lo.vocab_rows = o.resize_vocab;
-  nn::T5Loaded loaded = nn::load_t5(o.model_dir, lo);
+  lo.dtype = nn::parse_precision(o.dtype).weights;
+  lo.vocab_rows = o.vocab_rows;
+  nn::T5Loaded loaded = nn::load_t5(o.dir, lo);
   if (!loaded.unexpected.empty()) {
     std::cerr << "compacter: note: " << loaded.unexpected.size()
               << " tensor(s) in the checkpoint are not part of T5 and were ignored:";
@@ -33,18 +48,6 @@ nn::T5Model load_model(const ModelOptions& o) {
   }
   loaded.model->eval();
   return loaded.model;
-}
-
-void resize_to_tokenizer(nn::T5ModelImpl& model, const ModelOptions& o, const T5Tokenizer& tok) {
-  if (o.resize_vocab > 0) return;  // load_model applied the user's choice
-  if (model.shared->weight.size(0) > tok.vocab_size()) model.resize_vocab(tok.vocab_size());
-}
-
-std::string tokenizer_path(const std::string& given, const std::string& model_dir) {
-  if (!given.empty()) return given;
-  const std::string beside = model_dir + "/spiece.model";
-  check(std::filesystem::exists(beside), "no --tokenizer given and ", beside, " does not exist");
-  return beside;
 }
 
 nlohmann::json read_json_file(const std::string& path) {

@@ -2,33 +2,25 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
-#include "compacter/data/tokenizer.h"
 #include "compacter/nn/checkpoint.h"
+#include "compacter/train/base_model.h"
 
 namespace compacter::cli {
 
-struct ModelOptions {
-  std::string model_dir;
-  std::string device = "cpu";
-  std::string dtype = "fp32";
-  int64_t resize_vocab = -1;
-};
+// --model (required), --device, --dtype, --resize-vocab, and --tokenizer when with_tokenizer.
+void add_model_options(CLI::App& cmd, train::ModelSpec& spec, bool with_tokenizer = true);
 
-// --model (required), --device, --dtype, --resize-vocab.
-void add_model_options(CLI::App& cmd, ModelOptions& o);
+// --text: one input per occurrence (repeatable), so that a forgotten pair of quotes is an error
+// instead of one prediction per word.
+void add_text_option(CLI::App& cmd, std::vector<std::string>& texts, const std::string& help);
 
-// Loads the model (printing unexpected tensors to stderr) in eval mode.
-nn::T5Model load_model(const ModelOptions& o);
-
-// The paper resizes the embedding to the tokenizer (32,128 -> 32,100 rows, spec §7.1); nothing
-// when --resize-vocab chose the size.
-void resize_to_tokenizer(nn::T5ModelImpl& model, const ModelOptions& o, const T5Tokenizer& tok);
-
-// The tokenizer to use: `given`, or else model_dir/spiece.model (an error when missing).
-std::string tokenizer_path(const std::string& given, const std::string& model_dir);
+// Loads the model as it is in its folder (no vocabulary rule; notes unexpected tensors on
+// stderr), in eval mode: for the commands that look at a checkpoint itself (forward, generate).
+nn::T5Model load_model(const train::ModelSpec& spec);
 
 // Parses the JSON file at `path`; errors name the file (missing, unreadable, not JSON).
 nlohmann::json read_json_file(const std::string& path);

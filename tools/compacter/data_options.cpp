@@ -9,7 +9,20 @@ namespace compacter::cli {
 
 void add_data_options(CLI::App* cmd, DataCliOptions& o, bool with_split, bool split_required,
                       bool with_method) {
-  cmd->add_option("--task", o.task, "task name (see `compacter tasks`) or user")->required();
+  cmd->add_option("--task", o.task, "task name (see `compacter tasks`) or user")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& name) {
+            if (name == "user") return std::string();
+            try {
+              tasks::find_task(name);
+              return std::string();
+            } catch (const Error& e) {
+              return cat(e.what(), "; for your own files: --task user --data-dir DIR ",
+                         "--source-field FIELD --target-field FIELD (docs/tasks.md)");
+            }
+          },
+          "TASK"));
   cmd->add_option("--data-dir", o.data_dir,
                   "folder with the task's files: official GLUE TSVs / SuperGLUE JSONL or Hugging "
                   "Face to_json() files (or a benchmark folder holding the task's folder)");
@@ -80,6 +93,14 @@ tasks::DataOptions to_data_options(const DataCliOptions& o) {
   d.user.labels = o.labels;
   d.user.metrics = o.metrics;
   d.user.id_field = o.id_field;
+  return d;
+}
+
+train::DataSpec to_data_spec(const DataCliOptions& o) {
+  train::DataSpec d;
+  d.task = o.task;
+  d.options = to_data_options(o);
+  d.no_prefix = o.no_prefix;
   return d;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "compacter/tasks/tasks.h"
+#include "compacter/train/finetune.h"
 
 namespace compacter::cli {
 
@@ -37,6 +38,8 @@ struct DataCliOptions {
 void add_data_options(CLI::App* cmd, DataCliOptions& o, bool with_split, bool split_required,
                       bool with_method);
 tasks::DataOptions to_data_options(const DataCliOptions& o);
+// The library's description of the data (the task prefix left to the method, §4.2).
+train::DataSpec to_data_spec(const DataCliOptions& o);
 // The task's info (the user task's from its options).
 tasks::TaskInfo task_info(const DataCliOptions& o);
 // Loads o.split (or `split` when given), printing the skipped count with --skip-invalid.

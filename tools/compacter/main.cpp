@@ -1,15 +1,18 @@
 // compacter: parameter-efficient fine-tuning of T5 (Compacter and the baselines of the paper).
 // main() is the only place that turns errors into exit codes:
-//   0 success, 1 a runtime error (bad file, bad data, ...), 2 bad command-line usage.
+//   0 success, 1 a runtime error (bad file, bad data, ...), 2 bad command-line usage (CLI11's
+//   parse errors and compacter::UsageError), 130 stopped by Ctrl-C at a checkpoint.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include "commands.h"
 #include "compacter/core/error.h"
-#include "compacter/train/loop.h"
+#include "compacter/core/interrupt.h"
+#include "deprecated_flags.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"compacter " COMPACTER_VERSION
@@ -28,20 +31,32 @@ int main(int argc, char** argv) {
   compacter::cli::add_init_model_command(app);
   compacter::cli::add_params_command(app);
   compacter::cli::add_methods_command(app);
-  compacter::cli::add_train_commands(app);
+  compacter::cli::add_train_command(app);
+  compacter::cli::add_eval_command(app);
+  compacter::cli::add_predict_command(app);
   compacter::cli::add_serve_command(app);
+  compacter::cli::add_merge_command(app);
   compacter::cli::add_wordnet_command(app);
   compacter::cli::add_pretrain_command(app);
   compacter::cli::add_report_command(app);
   compacter::cli::add_bench_commands(app);
   compacter::cli::add_tasks_commands(app);
+  compacter::cli::add_score_command(app);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = compacter::cli::replace_deprecated_flags(argc, argv, std::cerr);
+    std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last to first
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  } catch (const compacter::train::Interrupted& e) {
+    const int code = app.exit(e);  // prints the help, the version or the error
+    if (dynamic_cast<const CLI::ExtrasError*>(&e))
+      std::cerr << "(a value with spaces, such as a --text, needs quotes)\n";
+    return code == 0 ? 0 : 2;
+  } catch (const compacter::Interrupted& e) {
     std::cerr << "compacter: " << e.what() << "\n";
     return 130;
+  } catch (const compacter::UsageError& e) {
+    std::cerr << "compacter: error: " << e.what() << "\n";
+    return 2;
   } catch (const compacter::Error& e) {
     std::cerr << "compacter: error: " << e.what() << "\n";
     return 1;

@@ -35,6 +35,10 @@ class T5AttentionImpl : public torch::nn::Module {
 
   Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   EmbeddingTable relative_attention_bias{nullptr};  // [buckets, H]; only when has_relative_bias
+  // Scale points (nn/hooks.h): when defined, k(x) and v(x) [..., H*d_kv] are multiplied feature
+  // by feature by these tensors (H*d_kv elements each, in order, any shape) before the heads are
+  // split and cached. Whoever sets them owns (registers) the tensors.
+  torch::Tensor key_scale, value_scale;
 
  private:
   torch::Tensor split_heads(const torch::Tensor& x) const;  // [B, T, H*dk] -> [B, H, T, dk]

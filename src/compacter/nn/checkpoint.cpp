@@ -109,17 +109,30 @@ torch::Device parse_device(const std::string& name) {
   try {
     device = torch::Device(name);
   } catch (const c10::Error&) {
-    throw Error(cat("unknown device \"", name, "\" (expected cpu, cuda or cuda:N)"));
+    throw UsageError(cat("unknown device \"", name, "\" (expected cpu, cuda or cuda:N)"));
   }
-  check(!device.is_cuda() || torch::cuda::is_available(), "device \"", name,
-        "\" asked for, but this build of libtorch has no CUDA or no GPU is visible");
+  check_usage(!device.is_cuda() || torch::cuda::is_available(), "device \"", name,
+              "\" asked for, but this build of libtorch has no CUDA or no GPU is visible");
   return device;
 }
 
 torch::ScalarType parse_dtype(const std::string& name) {
   if (name == "fp32" || name == "float32") return torch::kFloat32;
   if (name == "bf16" || name == "bfloat16") return torch::kBFloat16;
-  throw Error(cat("unknown dtype \"", name, "\" (expected fp32 or bf16)"));
+  throw UsageError(cat("unknown dtype \"", name, "\" (expected fp32 or bf16)"));
+}
+
+Precision parse_precision(const std::string& name) {
+  Precision p;
+  if (name == "autocast-bf16") {
+    p.autocast = true;
+    return p;
+  }
+  if (name == "fp32" || name == "float32" || name == "bf16" || name == "bfloat16") {
+    p.weights = parse_dtype(name);
+    return p;
+  }
+  throw UsageError(cat("unknown dtype \"", name, "\" (expected fp32, bf16 or autocast-bf16)"));
 }
 
 }  // namespace compacter::nn

@@ -31,8 +31,17 @@ void save_t5(T5ModelImpl& model, const std::string& dir,
              torch::ScalarType float_dtype = torch::kFloat32);
 
 // Parses "cpu" / "cuda" / "cuda:1" (throws when CUDA is asked for but unavailable) and
-// "fp32" / "bf16".
+// "fp32" / "bf16" (UsageError for other names).
 torch::Device parse_device(const std::string& name);
 torch::ScalarType parse_dtype(const std::string& name);
+
+// --dtype of every command: fp32, bf16 (every tensor bf16) or autocast-bf16 (fp32 weights and
+// optimizer state, bf16 matrix products: nn/autocast.h).
+struct Precision {
+  torch::ScalarType weights = torch::kFloat32;
+  bool autocast = false;
+  torch::ScalarType products() const { return autocast ? torch::kBFloat16 : weights; }
+};
+Precision parse_precision(const std::string& name);
 
 }  // namespace compacter::nn

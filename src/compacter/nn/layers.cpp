@@ -14,7 +14,14 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features) {
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  return torch::linear(x, weight, bias);
+  torch::Tensor y = torch::linear(x, weight, bias);
+  if (hook_) return (y + hook_->forward(x)).to(y.scalar_type());
+  return y;
+}
+
+void LinearImpl::set_hook(const std::string& name, std::shared_ptr<LinearHook> hook) {
+  check(!hook_, "a hook is already installed on this linear layer");
+  hook_ = register_module(name, std::move(hook));
 }
 
 void LinearImpl::enable_bias() {
@@ -50,6 +57,11 @@ EmbeddingTableImpl::EmbeddingTableImpl(int64_t num, int64_t dim) {
 
 torch::Tensor EmbeddingTableImpl::forward(const torch::Tensor& ids) {
   return torch::embedding(weight, ids);
+}
+
+torch::Tensor apply_scale(const torch::Tensor& x, const torch::Tensor& scale) {
+  if (!scale.defined()) return x;
+  return (x * scale.reshape({-1})).to(x.scalar_type());
 }
 
 torch::Tensor activation(const std::string& name, const torch::Tensor& x) {

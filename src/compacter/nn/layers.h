@@ -4,20 +4,32 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <memory>
 #include <string>
+
+#include "compacter/nn/hooks.h"
 
 namespace compacter::nn {
 
-// y = x W^T (+ b). W: [out, in]. T5's linear layers have no bias; enable_bias() adds a zero one.
+// y = x W^T (+ b) (+ hook(x)). W: [out, in]. T5's linear layers have no bias; enable_bias() adds
+// a zero one.
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features);
   torch::Tensor forward(const torch::Tensor& x);
   void enable_bias();  // registers "bias" = zeros(out); no-op when present
+  // Installs `hook` as the submodule `name` (throws when one is installed). The hook's own
+  // parameters, if any, appear as <linear path>.<name>.*; a hook may instead use tensors its
+  // method registered on this layer directly (e.g. "lora_A", as Hugging Face PEFT names them).
+  void set_hook(const std::string& name, std::shared_ptr<LinearHook> hook);
+  const std::shared_ptr<LinearHook>& hook() const { return hook_; }
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }
   torch::Tensor weight;
   torch::Tensor bias;  // undefined unless enabled
+
+ private:
+  std::shared_ptr<LinearHook> hook_;
 };
 TORCH_MODULE(Linear);
 
@@ -42,6 +54,10 @@ class EmbeddingTableImpl : public torch::nn::Module {
   torch::Tensor weight;
 };
 TORCH_MODULE(EmbeddingTable);
+
+// A scale point (nn/hooks.h): x [..., F] times the F elements of `scale` (any shape, in order),
+// in x's dtype; x itself when `scale` is undefined.
+torch::Tensor apply_scale(const torch::Tensor& x, const torch::Tensor& scale);
 
 // relu | gelu (erf) | gelu_new (tanh approximation, HF's NewGELUActivation) | silu.
 torch::Tensor activation(const std::string& name, const torch::Tensor& x);

@@ -92,11 +92,15 @@ T5DenseImpl::T5DenseImpl(const T5Config& c)
 }
 
 torch::Tensor T5DenseImpl::forward(const torch::Tensor& x) {
-  if (wi && activation_ == "relu")
-    return wo->forward(nn::relu_dropout(wi->forward(x), dropout_, is_training()));
-  torch::Tensor h = wi ? activation(activation_, wi->forward(x))
-                       : activation(activation_, wi_0->forward(x)) * wi_1->forward(x);
-  return wo->forward(nn::dropout(h, dropout_, is_training()));
+  torch::Tensor h;
+  if (wi && activation_ == "relu") {
+    h = nn::relu_dropout(wi->forward(x), dropout_, is_training());
+  } else {
+    h = wi ? activation(activation_, wi->forward(x))
+           : activation(activation_, wi_0->forward(x)) * wi_1->forward(x);
+    h = nn::dropout(h, dropout_, is_training());
+  }
+  return wo->forward(apply_scale(h, hidden_scale));
 }
 
 T5LayerFFImpl::T5LayerFFImpl(const T5Config& c) : SublayerImpl(c) {
@@ -362,16 +366,58 @@ std::vector<RMSNormImpl*> T5ModelImpl::layer_norms() {
 
 std::vector<LinearImpl*> T5ModelImpl::linears() {
   std::vector<LinearImpl*> out;
-  for (T5Stack stack : {encoder, decoder}) {
-    for (auto& b : stack->blocks) {
-      for (T5AttentionImpl* a : b->attentions())
-        for (Linear* l : {&a->q, &a->k, &a->v, &a->o}) out.push_back(l->get());
-      auto& ff = b->feed_forward->DenseReluDense;
-      for (Linear* l : {&ff->wi, &ff->wi_0, &ff->wi_1, &ff->wo})
-        if (*l) out.push_back(l->get());
+  for_each_linear([&](const std::string&, LinearImpl& linear) { out.push_back(&linear); });
+  return out;
+}
+
+void T5ModelImpl::for_each_attention(
+    const std::function<void(const std::string&, T5AttentionImpl&)>& fn) {
+  for (const char* name : {"encoder", "decoder"}) {
+    T5Stack stack = name[0] == 'e' ? encoder : decoder;
+    for (size_t i = 0; i < stack->blocks.size(); ++i) {
+      T5Block& b = stack->blocks[i];
+      const std::string path = cat(name, ".block.", i, ".layer.");
+      fn(path + "0.SelfAttention", *b->self_attention->SelfAttention);
+      if (b->cross_attention) fn(path + "1.EncDecAttention", *b->cross_attention->EncDecAttention);
     }
   }
-  return out;
+}
+
+void T5ModelImpl::for_each_feed_forward(
+    const std::function<void(const std::string&, T5DenseImpl&)>& fn) {
+  for (const char* name : {"encoder", "decoder"}) {
+    T5Stack stack = name[0] == 'e' ? encoder : decoder;
+    for (size_t i = 0; i < stack->blocks.size(); ++i) {
+      T5Block& b = stack->blocks[i];
+      fn(cat(name, ".block.", i, ".layer.", b->cross_attention ? 2 : 1, ".DenseReluDense"),
+         *b->feed_forward->DenseReluDense);
+    }
+  }
+}
+
+void T5ModelImpl::for_each_linear(const std::function<void(const std::string&, LinearImpl&)>& fn) {
+  for (const char* name : {"encoder", "decoder"}) {
+    T5Stack stack = name[0] == 'e' ? encoder : decoder;
+    for (size_t i = 0; i < stack->blocks.size(); ++i) {
+      T5Block& b = stack->blocks[i];
+      const std::string path = cat(name, ".block.", i, ".layer.");
+      const std::string attention[2] = {path + "0.SelfAttention", path + "1.EncDecAttention"};
+      int which = 0;
+      for (T5AttentionImpl* a : b->attentions()) {
+        const std::string& p = attention[which++];
+        fn(p + ".q", *a->q);
+        fn(p + ".k", *a->k);
+        fn(p + ".v", *a->v);
+        fn(p + ".o", *a->o);
+      }
+      auto& ff = b->feed_forward->DenseReluDense;
+      const std::string p = cat(path, b->cross_attention ? 2 : 1, ".DenseReluDense");
+      if (ff->wi) fn(p + ".wi", *ff->wi);
+      if (ff->wi_0) fn(p + ".wi_0", *ff->wi_0);
+      if (ff->wi_1) fn(p + ".wi_1", *ff->wi_1);
+      fn(p + ".wo", *ff->wo);
+    }
+  }
 }
 
 torch::Tensor shift_right(const torch::Tensor& labels, int64_t start_id, int64_t pad_id) {

@@ -61,6 +61,9 @@ class T5DenseImpl : public torch::nn::Module {
   explicit T5DenseImpl(const T5Config& c);
   torch::Tensor forward(const torch::Tensor& x);
   Linear wi{nullptr}, wi_0{nullptr}, wi_1{nullptr}, wo{nullptr};
+  // Scale point (nn/hooks.h): when defined, the hidden activation (d_ff features, after the
+  // dropout: the input of wo) is multiplied feature by feature by this tensor (d_ff elements).
+  torch::Tensor hidden_scale;
 
  private:
   std::string activation_;
@@ -168,6 +171,17 @@ class T5ModelImpl : public torch::nn::Module {
   // All RMS norms (block norms and final norms) and all linear layers of the backbone.
   std::vector<RMSNormImpl*> layer_norms();
   std::vector<LinearImpl*> linears();
+  // Visitors by Hugging Face module path, blocks in order, encoder first:
+  //   attentions    "encoder.block.0.layer.0.SelfAttention",
+  //   "decoder.block.0.layer.1.EncDecAttention" feed-forwards
+  //   "encoder.block.0.layer.1.DenseReluDense", "decoder.block.0.layer.2.DenseReluDense" linears
+  //   each attention's q, k, v, o, then the feed-forward's wi (or wi_0, wi_1) and
+  //                 wo, per block, as "<path>.q" ... (the order of linears()).
+  void for_each_attention(
+      const std::function<void(const std::string& path, T5AttentionImpl& attention)>& fn);
+  void for_each_feed_forward(
+      const std::function<void(const std::string& path, T5DenseImpl& feed_forward)>& fn);
+  void for_each_linear(const std::function<void(const std::string& path, LinearImpl& linear)>& fn);
 
   const T5Config& config() const { return config_; }
 

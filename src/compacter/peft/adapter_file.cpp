@@ -10,29 +10,17 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
-#include "compacter/core/json_fields.h"
+#include "compacter/core/options.h"
 #include "compacter/io/safetensors.h"
 
 namespace compacter::peft {
 
 nlohmann::json options_to_json(const PeftOptions& o) {
-  nlohmann::json j = nlohmann::json::object();
-#define COMPACTER_OPTION_TO_JSON(type, name, def, help) j[#name] = o.name;
-  COMPACTER_PEFT_OPTIONS(COMPACTER_OPTION_TO_JSON)
-#undef COMPACTER_OPTION_TO_JSON
-  return j;
+  return options::to_json(o);
 }
 
 void options_from_json(const nlohmann::json& j, const std::string& source, PeftOptions& o) {
-  const StrictJsonFields fields(j, source, "method option",
-                                {
-#define COMPACTER_OPTION_NAME(type, name, def, help) #name,
-                                    COMPACTER_PEFT_OPTIONS(COMPACTER_OPTION_NAME)
-#undef COMPACTER_OPTION_NAME
-                                });
-#define COMPACTER_OPTION_FROM_JSON(type, name, def, help) fields.read(#name, o.name);
-  COMPACTER_PEFT_OPTIONS(COMPACTER_OPTION_FROM_JSON)
-#undef COMPACTER_OPTION_FROM_JSON
+  options::from_json(j, source, "method option", o);
 }
 
 nlohmann::json base_shape(const nn::T5ModelImpl& model) {
@@ -70,8 +58,14 @@ void save_adapter(nn::T5ModelImpl& model, const AdapterSpec& spec, const std::st
 AdapterSpec read_adapter_spec(const std::string& dir) {
   const std::string path = dir + "/" + kAdapterConfigFile;
   std::ifstream in(path);
-  check(in.good(), "cannot open ", path, ": not an adapter directory (no ", kAdapterConfigFile,
-        ")");
+  if (!in.good()) {
+    namespace fs = std::filesystem;
+    check(fs::exists(dir), "adapter directory not found: ", dir);
+    const bool run = fs::exists(dir + "/best_adapter/" + kAdapterConfigFile);
+    throw Error(cat(dir, " is not an adapter directory (no ", kAdapterConfigFile, ")",
+                    run ? cat("; it is a training run: did you mean ", dir, "/best_adapter?")
+                        : std::string()));
+  }
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);

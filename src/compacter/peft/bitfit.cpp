@@ -32,4 +32,25 @@ int64_t attach_bitfit(nn::T5ModelImpl& model, bool train_lm_head) {
   return added;
 }
 
+MethodInfo bitfit_method() {
+  MethodInfo m;
+  m.name = "bitfit";
+  m.summary = "zero biases added to every linear, block norm and the output layer (§3.10)";
+  m.defaults = [](PeftOptions& o) { o.train_layer_norms = false; };
+  m.settings = {"train_layer_norms", "train_lm_head"};
+  m.attach = [](const PeftOptions& o, nn::T5ModelImpl& model, uint64_t) {
+    attach_bitfit(model, o.train_lm_head);
+    open_norms_and_head(model, o);
+    return Attachment{};
+  };
+  m.category = [](const std::string& name) {
+    const std::string tail = ".bias";  // T5 has no biases of its own
+    const bool bias = name.size() >= tail.size() &&
+                      name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    return bias ? TensorCategory::kBias : TensorCategory::kNone;
+  };
+  m.task_prefix = true;
+  return m;
+}
+
 }  // namespace compacter::peft

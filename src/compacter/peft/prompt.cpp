@@ -1,6 +1,7 @@
 // Prompt tuning -R / -T (spec §3.11; 76,800 parameters for t5-base with length 100).
 #include "compacter/peft/prompt.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "compacter/core/error.h"
@@ -36,6 +37,46 @@ void attach_prompt(nn::T5ModelImpl& model, int64_t length, bool from_vocab, doub
   }
   for (auto& p : model.parameters()) p.set_requires_grad(false);
   model.encoder->set_input_hook("prompt", Prompt(initial).ptr());
+}
+
+namespace {
+
+MethodInfo prompt_method(const char* name, const char* summary, const char* init) {
+  MethodInfo m;
+  m.name = name;
+  m.summary = summary;
+  m.defaults = [init](PeftOptions& o) {
+    o.train_layer_norms = false;
+    o.prompt_init = init;
+  };
+  m.settings = {"train_layer_norms", "train_lm_head", "prompt_length", "prompt_init",
+                "prompt_init_range"};
+  m.attach = [](const PeftOptions& o, nn::T5ModelImpl& model, uint64_t seed) {
+    check(o.prompt_init == "random" || o.prompt_init == "vocab", "prompt_init must be random or ",
+          "vocab, got \"", o.prompt_init, "\"");
+    auto gen = at::detail::createCPUGenerator(seed);
+    attach_prompt(model, o.prompt_length, o.prompt_init == "vocab", o.prompt_init_range, gen);
+    open_norms_and_head(model, o);
+    return Attachment{};
+  };
+  m.category = [](const std::string& tensor) {
+    return tensor.rfind("encoder.prompt.", 0) == 0 ? TensorCategory::kPrompt
+                                                   : TensorCategory::kNone;
+  };
+  m.task_prefix = true;
+  m.encoder_positions = [](const PeftOptions& o) { return o.prompt_length; };
+  return m;
+}
+
+}  // namespace
+
+MethodInfo prompt_r_method() {
+  return prompt_method("prompt-r", "100 encoder prompt rows, U(-0.5, 0.5) init (§3.11)", "random");
+}
+
+MethodInfo prompt_t_method() {
+  return prompt_method("prompt-t", "100 encoder prompt rows copied from the vocabulary (§3.11)",
+                       "vocab");
 }
 
 }  // namespace compacter::peft

@@ -8,6 +8,7 @@
 
 #include "compacter/nn/hooks.h"
 #include "compacter/nn/t5.h"
+#include "compacter/peft/methods.h"
 
 namespace compacter::peft {
 
@@ -24,5 +25,10 @@ TORCH_MODULE(Prompt);
 // "encoder.prompt.weight"). from_vocab: -T; otherwise -R with U(-init_range, init_range).
 void attach_prompt(nn::T5ModelImpl& model, int64_t length, bool from_vocab, double init_range,
                    at::Generator& gen);
+
+// The records: prompt-r (prompt_init = random) and prompt-t (vocab); both train with the task
+// prefix (spec §4.2) and lengthen the encoder input by prompt_length positions.
+MethodInfo prompt_r_method();
+MethodInfo prompt_t_method();
 
 }  // namespace compacter::peft

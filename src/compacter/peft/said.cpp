@@ -221,4 +221,28 @@ Said attach_said(nn::T5ModelImpl& model, const SaidOptions& options, uint64_t se
   return said;
 }
 
+MethodInfo said_method() {
+  MethodInfo m;
+  m.name = "said";
+  m.summary = "Intrinsic-SAID: d0 values through a Fastfood projection (§3.12)";
+  m.defaults = [](PeftOptions& o) { o.train_layer_norms = false; };
+  m.settings = {"train_layer_norms", "train_lm_head", "intrinsic_dim", "said_exact_gradient",
+                "said_project_lm_head"};
+  m.attach = [](const PeftOptions& o, nn::T5ModelImpl& model, uint64_t seed) {
+    SaidOptions so;
+    so.intrinsic_dim = o.intrinsic_dim;
+    so.exact_gradient = o.said_exact_gradient;
+    so.project_lm_head = o.said_project_lm_head;
+    attach_said(model, so, seed);
+    open_norms_and_head(model, o);
+    return Attachment{};
+  };
+  m.category = [](const std::string& name) {
+    return name.rfind("said.", 0) == 0 ? TensorCategory::kIntrinsic : TensorCategory::kNone;
+  };
+  m.task_prefix = true;
+  m.rewrites_backbone = true;
+  return m;
+}
+
 }  // namespace compacter::peft

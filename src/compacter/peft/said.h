@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "compacter/nn/t5.h"
+#include "compacter/peft/methods.h"
 
 namespace compacter::peft {
 
@@ -62,5 +63,9 @@ TORCH_MODULE(Said);
 // Freezes the model, registers the SAID module on it as "said" (parameters "said.theta_d",
 // "said.lambda") and sets model.before_forward to recompute the tensors. Returns the module.
 Said attach_said(nn::T5ModelImpl& model, const SaidOptions& options, uint64_t seed);
+
+// The record: trains with the task prefix (spec §4.2); rewrites every backbone tensor, so it
+// cannot be merged into a tied checkpoint (the output layer keeps theta0, §3.12) nor share them.
+MethodInfo said_method();
 
 }  // namespace compacter::peft

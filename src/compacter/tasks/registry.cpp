@@ -4,6 +4,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/data/tokenizer.h"
+#include "compacter/peft/methods.h"
 #include "compacter/tasks/metrics.h"
 #include "compacter/tasks/tasks.h"
 
@@ -134,15 +135,8 @@ TaskInfo user_task_info(const UserTaskOptions& o) {
 }
 
 bool method_adds_prefix(const std::string& method, bool fix_quirks) {
-  static const Strings with_prefix = {"full", "bitfit", "prompt-r", "prompt-t", "said"};
-  static const Strings without = {"adapter", "pfeiffer",  "adapterdrop", "lowrank",
-                                  "phm",     "compacter", "compacter++"};
-  if (std::find(with_prefix.begin(), with_prefix.end(), method) != with_prefix.end()) return true;
-  if (std::find(without.begin(), without.end(), method) != without.end()) return fix_quirks;
-  std::string known;
-  for (const auto* list : {&with_prefix, &without})
-    for (const std::string& m : *list) known += (known.empty() ? "" : ", ") + m;
-  throw Error(cat("unknown method '", method, "' (known: ", known, ")"));
+  const bool prefix = peft::find_method(method).task_prefix;  // throws for an unknown method
+  return prefix || fix_quirks;
 }
 
 const std::vector<std::pair<int64_t, int64_t>>& low_resource_epochs() {

@@ -94,9 +94,9 @@ const TaskInfo& find_task(const std::string& name);
 // Task info for the user task with these options (metrics and labels filled in).
 TaskInfo user_task_info(const UserTaskOptions& options);
 
-// §4.2 / §9 #5: the task prefix is present only for methods without adapters: full, bitfit,
-// prompt-r, prompt-t, said -> true; adapter, pfeiffer, adapterdrop, lowrank, phm, compacter,
-// compacter++ -> false. Throws for an unknown method.
+// §4.2 / §9 #5: whether the method's inputs carry the task prefix, as its record says
+// (peft::MethodInfo::task_prefix: the paper's methods without adapters - full, bitfit, prompt-r,
+// prompt-t, said - and lora, ia3; not the adapter family). Throws for an unknown method.
 // With fix_quirks every method gets the prefix (T5's own convention).
 bool method_adds_prefix(const std::string& method, bool fix_quirks = false);
 

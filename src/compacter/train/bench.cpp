@@ -12,9 +12,8 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
-#include "compacter/nn/autocast.h"
-#include "compacter/train/adamw.h"
 #include "compacter/train/loop.h"
+#include "compacter/train/step.h"
 
 // Set by CMakeLists.txt only when libtorch was built with CUDA (the header alone is not enough:
 // Debian's CPU-only libtorch ships it without the library behind it).
@@ -42,8 +41,7 @@ void synchronize(const torch::Device& device) {
 }  // namespace
 
 bool needs_backbone_weight_gradients(const std::string& method) {
-  const peft::Family family = peft::find_method(method).family;
-  return family == peft::Family::kFull || family == peft::Family::kSaid;
+  return peft::find_method(method).rewrites_backbone;
 }
 
 StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
@@ -59,11 +57,10 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
   model->to(s.device, s.dtype);
   peft::attach(s.method, s.options, *model, s.init_seed);
   model->train();
-  auto params = peft::trainable_named_parameters(*model);
-  check(!params.empty(), "method ", s.method, " leaves no tensor trainable");
-  std::vector<torch::Tensor> tensors;
-  for (auto& [name, p] : params) tensors.push_back(p);
-  AdamW optimizer(params, AdamWOptions{});
+  StepOptions so;
+  so.max_grad_norm = s.max_grad_norm;
+  so.bf16_autocast = s.bf16_autocast;
+  TrainStep train_step(*model, so);
 
   const T5Config& c = s.config;
   torch::Tensor ids = torch::randint(3, c.vocab_size, {s.batch, s.source_len}, torch::kLong);
@@ -76,16 +73,8 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
 
   StepBenchResult r;
   auto step = [&] {
-    nn::Seq2SeqOutput out;
-    {
-      nn::AutocastScope autocast(s.device, s.bf16_autocast);
-      out = model->forward(ids, mask, {}, labels);
-    }
-    out.loss.backward();
-    r.last_loss = out.loss.item<double>();
-    if (s.max_grad_norm > 0) clip_grad_norm(tensors, s.max_grad_norm);
-    optimizer.step(s.learning_rate);
-    optimizer.zero_grad();
+    r.last_loss = train_step.accumulate(ids, mask, labels);
+    train_step.finish(s.learning_rate);
     synchronize(s.device);
   };
   for (int64_t i = 0; i < s.warmup; ++i) {
@@ -127,12 +116,11 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
     r.peak_memory_bytes = peak_rss_bytes();
     r.peak_memory_kind = "cpu_peak_rss";
   }
-  const peft::ParameterBreakdown counts = peft::parameter_breakdown(*model);
+  const peft::ParameterBreakdown counts = peft::parameter_breakdown(*model, s.method);
   r.trainable_parameters = counts.trainable;
   r.backbone_parameters = counts.backbone;
   r.trainable_percent = counts.percent();
-  r.encoder_length =
-      s.source_len + (info.family == peft::Family::kPrompt ? s.options.prompt_length : 0);
+  r.encoder_length = s.source_len + info.encoder_positions(s.options);
   r.forward = t5_forward_flops(c, s.batch, r.encoder_length, s.target_len);
   r.weight_gradients = needs_backbone_weight_gradients(s.method);
   r.step_flops = training_step_flops(r.forward, r.weight_gradients);

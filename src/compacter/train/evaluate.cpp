@@ -7,22 +7,24 @@
 #include <numeric>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/autocast.h"
 #include "compacter/train/generate.h"
 
 namespace compacter::train {
 
 std::vector<std::string> generate_texts(nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
                                         const std::vector<std::vector<int64_t>>& sources,
-                                        int64_t batch_size, int64_t max_length) {
-  check(batch_size >= 1, "eval batch size must be positive");
-  check(max_length >= 2, "generation max length must be at least 2 (start token + one)");
+                                        int64_t batch_size, int64_t max_new_tokens, bool autocast,
+                                        const BatchDone& on_batch) {
+  check_usage(batch_size >= 1, "the generation batch size must be at least 1, got ", batch_size);
+  check_usage(max_new_tokens >= 1, "max_new_tokens must be at least 1, got ", max_new_tokens);
   std::vector<size_t> order(sources.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return sources[a].size() > sources[b].size(); });
   const torch::Device device = model.shared->weight.device();
   GenerateOptions go;
-  go.max_new_tokens = max_length - 1;
+  go.max_new_tokens = max_new_tokens;
   std::vector<std::string> out(sources.size());
   for (size_t start = 0; start < order.size(); start += static_cast<size_t>(batch_size)) {
     const size_t end = std::min(order.size(), start + static_cast<size_t>(batch_size));
@@ -39,13 +41,18 @@ std::vector<std::string> generate_texts(nn::T5ModelImpl& model, const T5Tokenize
       input[r].narrow(0, 0, n).copy_(torch::tensor(ids, torch::kLong));
       mask[r].narrow(0, 0, n).fill_(1);
     }
-    torch::Tensor gen =
-        greedy_generate(model, input.to(device), mask.to(device), go).to(torch::kCPU).contiguous();
+    torch::Tensor gen;
+    {
+      nn::AutocastScope scope(device, autocast);
+      gen = greedy_generate(model, input.to(device), mask.to(device), go);
+    }
+    gen = gen.to(torch::kCPU).contiguous();
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t* p = gen[r].data_ptr<int64_t>();
       out[order[start + static_cast<size_t>(r)]] =
           tokenizer.decode(std::vector<int64_t>(p, p + gen.size(1)));
     }
+    if (on_batch) on_batch(end, order.size());
   }
   return out;
 }

@@ -3,6 +3,7 @@
 // task's metrics over the predictions.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -12,10 +13,16 @@
 
 namespace compacter::train {
 
-// max_length counts the decoder start token, as Hugging Face's generate() does (the paper's
-// effective 20 gives 19 new tokens).
+// Called after each batch with the number of sources done and their total; it may throw (e.g.
+// Interrupted) to stop.
+using BatchDone = std::function<void(size_t done, size_t total)>;
+
+// Up to max_new_tokens tokens per source (Hugging Face's max_length counts the decoder start
+// token as well: the paper's effective max_length 20 is 19 new tokens). autocast: bf16 autocast
+// of the passes (nn/autocast.h).
 std::vector<std::string> generate_texts(nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
                                         const std::vector<std::vector<int64_t>>& sources,
-                                        int64_t batch_size, int64_t max_length);
+                                        int64_t batch_size, int64_t max_new_tokens,
+                                        bool autocast = false, const BatchDone& on_batch = {});
 
 }  // namespace compacter::train

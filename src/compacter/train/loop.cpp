@@ -2,39 +2,28 @@
 #include "compacter/train/loop.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <iostream>
-#include <set>
 #include <sstream>
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
-#include "compacter/core/json_fields.h"
 #include "compacter/io/safetensors.h"
-#include "compacter/nn/autocast.h"
-#include "compacter/peft/methods.h"
 #include "compacter/tasks/batching.h"
 #include "compacter/train/adamw.h"
 #include "compacter/train/bench.h"
+#include "compacter/train/run_directory.h"
+#include "compacter/train/step.h"
 
 namespace compacter::train {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_interrupt(int) {
-  g_interrupted = true;
-}
 
 using Clock = std::chrono::steady_clock;
 
@@ -49,11 +38,12 @@ std::string hms(double seconds) {
 // Everything needed to continue a run exactly where it stopped.
 struct RunState {
   int64_t step = 0;
-  int64_t epoch = 0;
+  int64_t epoch = 0;  // completed epochs
   int64_t batch_in_epoch = 0;
   double best = -1e300;
   int64_t best_step = -1;
-  double train_seconds = 0.0;
+  double train_seconds = 0.0;  // the loop's wall time so far, evaluations included
+  double evaluation_seconds = 0.0;
   double epoch_seconds_so_far = 0.0;
   int64_t examples = 0;
   double loss_sum = 0.0;  // since the last progress record
@@ -61,6 +51,11 @@ struct RunState {
   std::vector<double> epoch_seconds;
   std::vector<nlohmann::json> evaluations;
   std::vector<nlohmann::json> records;  // metrics.jsonl
+
+  // The 1-based epoch of the last step taken (the epoch just completed at an epoch's end).
+  int64_t epoch_of_last_step() const {
+    return batch_in_epoch == 0 && epoch > 0 ? epoch : epoch + 1;
+  }
 };
 
 void write_records(const std::string& path, const std::vector<nlohmann::json>& records) {
@@ -84,6 +79,7 @@ void save_checkpoint(const std::string& run_dir, const RunState& s, const AdamW&
                       {"best", s.best},
                       {"best_step", s.best_step},
                       {"train_seconds", s.train_seconds},
+                      {"evaluation_seconds", s.evaluation_seconds},
                       {"epoch_seconds_so_far", s.epoch_seconds_so_far},
                       {"examples", s.examples},
                       {"loss_sum", s.loss_sum},
@@ -117,6 +113,7 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt) {
     s.best = j.at("best");
     s.best_step = j.at("best_step");
     s.train_seconds = j.at("train_seconds");
+    s.evaluation_seconds = j.value("evaluation_seconds", 0.0);
     s.epoch_seconds_so_far = j.at("epoch_seconds_so_far");
     s.examples = j.at("examples");
     s.loss_sum = j.at("loss_sum");
@@ -152,24 +149,11 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt) {
 
 }  // namespace
 
-nlohmann::json train_options_to_json(const TrainOptions& o) {
-  nlohmann::json j = nlohmann::json::object();
-#define COMPACTER_TRAIN_TO_JSON(type, name, def, help) j[#name] = o.name;
-  COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_TO_JSON)
-#undef COMPACTER_TRAIN_TO_JSON
-  return j;
-}
-
-void train_options_from_json(const nlohmann::json& j, const std::string& source, TrainOptions& o) {
-  const StrictJsonFields fields(j, source, "training option",
-                                {
-#define COMPACTER_TRAIN_NAME(type, name, def, help) #name,
-                                    COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_NAME)
-#undef COMPACTER_TRAIN_NAME
-                                });
-#define COMPACTER_TRAIN_FROM_JSON(type, name, def, help) fields.read(#name, o.name);
-  COMPACTER_TRAIN_OPTIONS(COMPACTER_TRAIN_FROM_JSON)
-#undef COMPACTER_TRAIN_FROM_JSON
+double eta_seconds(double seconds_since_first_step, double evaluation_seconds_since_first_step,
+                   int64_t steps_since_first_step, int64_t steps_left) {
+  if (steps_since_first_step <= 0) return 0.0;
+  const double training = seconds_since_first_step - evaluation_seconds_since_first_step;
+  return training / static_cast<double>(steps_since_first_step) * static_cast<double>(steps_left);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -184,37 +168,23 @@ int64_t peak_rss_bytes() {
   return 0;
 }
 
-// Peak memory of the run: on a GPU the caching allocator's peak allocated bytes (spec §8), else
-// the process's peak resident set.
 int64_t run_peak_memory_bytes(const torch::Device& device) {
   const int64_t cuda = device.is_cuda() ? cuda_peak_allocated_bytes(device) : -1;
   return cuda >= 0 ? cuda : peak_rss_bytes();
 }
 
-void replace_directory(const std::string& fresh, const std::string& dir) {
-  const std::string old = dir + ".old";
-  fs::remove_all(old);
-  if (fs::exists(dir)) fs::rename(dir, old);
-  fs::rename(fresh, dir);
-  fs::remove_all(old);
-}
-
 LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::EncodedExample>& train,
                         const TrainOptions& o, const std::string& run_dir, bool resume,
-                        const LoopCallbacks& cb) {
+                        const LoopCallbacks& cb, ProgressSink& progress) {
   check(!train.empty(), "the train split is empty");
-  check(o.batch_size >= 1 && o.gradient_accumulation >= 1 && o.eval_batch_size >= 1,
-        "batch_size, gradient_accumulation and eval_batch_size must be positive");
-  check(o.max_steps > 0 || o.epochs >= 1, "give epochs >= 1 or max_steps > 0");
-  check(o.learning_rate > 0, "learning_rate must be positive, got ", o.learning_rate);
-  check(o.warmup_steps >= 0 && o.log_steps >= 1, "warmup_steps >= 0 and log_steps >= 1 needed");
-  auto params = peft::trainable_named_parameters(model);
-  check(!params.empty(), "nothing to train: the method leaves no tensor trainable");
-  AdamWOptions ao;
-  ao.weight_decay = o.weight_decay;
-  AdamW opt(params, ao);
-  std::vector<torch::Tensor> grads_of;
-  for (auto& [name, p] : params) grads_of.push_back(p);
+  o.validate();
+  StepOptions so;
+  so.gradient_accumulation = o.gradient_accumulation;
+  so.max_grad_norm = o.max_grad_norm;
+  so.weight_decay = o.weight_decay;
+  so.bf16_autocast = o.bf16_autocast;
+  TrainStep step(model, so);
+  AdamW& opt = step.optimizer();
 
   const int64_t n = static_cast<int64_t>(train.size());
   const int64_t batches_per_epoch = (n + o.batch_size - 1) / o.batch_size;
@@ -228,39 +198,34 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   RunState s;
   if (resume) {
     s = load_checkpoint(run_dir, opt);
-    std::cerr << "compacter: resuming at step " << s.step << " of " << total << " (epoch "
-              << s.epoch + 1 << ")\n";
+    progress.info(cat("resuming at step ", s.step, " of ", total, " (epoch ", s.epoch + 1, ")"));
   } else {
     torch::manual_seed(o.seed);  // dropout
   }
 
-  g_interrupted = false;
-  auto previous = std::signal(SIGINT, on_interrupt);
-  struct Restore {
-    decltype(previous) handler;
-    ~Restore() { std::signal(SIGINT, handler); }
-  } restore{previous};
-
-  const bool live = isatty(STDERR_FILENO);
+  InterruptScope interrupts;
   model.train();
   auto run_start = Clock::now();
   const double seconds_before = s.train_seconds;
-  const int64_t step_at_start = s.step;
   double& loss_sum = s.loss_sum;
   int64_t& loss_count = s.loss_count;
   int64_t examples_since_log = 0;
   auto log_start = Clock::now();
+  // The rate and ETA count from the first step of this process (not from start-up work).
+  auto first_step_start = Clock::now();
+  int64_t first_step = s.step;
+  double evaluation_at_first_step = s.evaluation_seconds;
 
   auto elapsed = [&] { return seconds_before + seconds_since(run_start); };
   auto evaluate = [&] {
     if (!cb.evaluate) return;
-    if (live) std::cerr << "\n";
-    std::cerr << "compacter: evaluating at step " << s.step << " ...\n";
+    progress.info(cat("evaluating at step ", s.step, " ..."));
+    const auto t0 = Clock::now();
     const Evaluation e = cb.evaluate();
     model.train();
     nlohmann::json record = {{"type", "eval"},
                              {"step", s.step},
-                             {"epoch", s.epoch},
+                             {"epoch", s.epoch_of_last_step()},
                              {"metrics", e.metrics},
                              {"selection", e.selection}};
     const bool better = e.selection > s.best;
@@ -275,8 +240,13 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
     record["best"] = better;
     s.evaluations.push_back(record);
     s.records.push_back(record);
-    std::cerr << "compacter: eval step " << s.step << ": " << nlohmann::json(e.metrics).dump()
-              << " selection " << e.selection << (better ? " (best so far)" : "") << "\n";
+    const double seconds = seconds_since(t0);
+    s.evaluation_seconds += seconds;
+    log_start +=
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    progress.info(cat("eval step ", s.step, ": ", nlohmann::json(e.metrics).dump(), " selection ",
+                      e.selection, better ? " (best so far)" : "", " [", std::fixed,
+                      std::setprecision(1), seconds, " s]"));
   };
   auto checkpoint = [&] {
     s.train_seconds = elapsed();
@@ -291,25 +261,20 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
     const double epoch_before = s.epoch_seconds_so_far;
     int64_t b = s.batch_in_epoch;
     while (b < static_cast<int64_t>(batches.size()) && s.step < total) {
+      if (s.step == first_step) {
+        first_step_start = Clock::now();
+        evaluation_at_first_step = s.evaluation_seconds;
+      }
       for (int64_t a = 0; a < o.gradient_accumulation && b < static_cast<int64_t>(batches.size());
            ++a, ++b) {
         tasks::Batch batch = tasks::collate(train, batches[static_cast<size_t>(b)]);
-        nn::Seq2SeqOutput out;
-        {
-          nn::AutocastScope autocast(device, o.bf16_autocast);
-          out = model.forward(batch.input_ids.to(device), batch.attention_mask.to(device), {},
-                              batch.labels.to(device));
-        }
-        (out.loss / static_cast<double>(o.gradient_accumulation)).backward();
-        loss_sum += out.loss.item<double>();
+        loss_sum += step.accumulate(batch.input_ids, batch.attention_mask, batch.labels);
         ++loss_count;
         examples_since_log += batch.input_ids.size(0);
         s.examples += batch.input_ids.size(0);
       }
-      if (o.max_grad_norm > 0) clip_grad_norm(grads_of, o.max_grad_norm);
       const double lr = linear_schedule(s.step, o.warmup_steps, total, o.learning_rate);
-      opt.step(lr);
-      opt.zero_grad();
+      step.finish(lr);
       ++s.step;
       s.batch_in_epoch = b;
       s.epoch_seconds_so_far = epoch_before + seconds_since(epoch_start);
@@ -317,10 +282,9 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
         const double dt = seconds_since(log_start);
         const double rate = dt > 0 ? examples_since_log / dt : 0.0;
         const double done = elapsed();
-        const double eta =
-            (s.step > step_at_start)
-                ? (done - seconds_before) / (s.step - step_at_start) * (total - s.step)
-                : 0.0;
+        const double eta = eta_seconds(seconds_since(first_step_start),
+                                       s.evaluation_seconds - evaluation_at_first_step,
+                                       s.step - first_step, total - s.step);
         const double loss = loss_count ? loss_sum / loss_count : 0.0;
         nlohmann::json record = {{"type", "train"},        {"step", s.step},
                                  {"epoch", s.epoch + 1},   {"loss", loss},
@@ -334,7 +298,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
              << lr << " | " << std::fixed << std::setprecision(1) << std::setw(7) << rate
              << " ex/s | " << hms(done) << " < " << hms(eta) << " | mem " << std::setprecision(2)
              << run_peak_memory_bytes(device) / 1e9 << " GB";
-        std::cerr << (live ? "\r" : "") << line.str() << (live ? "" : "\n") << std::flush;
+        progress.status(line.str());
         loss_sum = 0.0;
         loss_count = 0;
         examples_since_log = 0;
@@ -343,9 +307,8 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
       const bool eval_now = o.eval_steps > 0 && s.step % o.eval_steps == 0;
       if (eval_now) evaluate();
       if (eval_now || (o.save_steps > 0 && s.step % o.save_steps == 0)) checkpoint();
-      if (g_interrupted) {
+      if (interrupt_requested()) {
         checkpoint();
-        if (live) std::cerr << "\n";
         throw Interrupted(cat("interrupted at step ", s.step, "; checkpoint saved in ", run_dir,
                               "/checkpoint (continue with --resume)"));
       }
@@ -364,7 +327,6 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   const bool evaluated_last =
       !s.evaluations.empty() && s.evaluations.back()["step"].get<int64_t>() == s.step;
   if (cb.evaluate && !evaluated_last) evaluate();
-  if (live) std::cerr << "\n";
   if (!cb.evaluate) {  // no selection: the final tensors are the result
     const std::string fresh = run_dir + "/best_adapter.new";
     fs::remove_all(fresh);
@@ -381,12 +343,13 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   r.best_selection = s.best;
   r.best_step = s.best_step;
   r.epoch_seconds = s.epoch_seconds;
-  r.train_seconds = s.train_seconds;
-  r.examples_per_second = s.train_seconds > 0 ? s.examples / s.train_seconds : 0.0;
+  r.total_seconds = s.train_seconds;
+  r.evaluation_seconds = s.evaluation_seconds;
+  r.train_seconds = s.train_seconds - s.evaluation_seconds;
+  r.examples = s.examples;
+  r.examples_per_second = r.train_seconds > 0 ? s.examples / r.train_seconds : 0.0;
   r.peak_memory_bytes = run_peak_memory_bytes(device);
   r.evaluations = s.evaluations;
-  fs::remove_all(run_dir + "/checkpoint");
-  fs::remove_all(run_dir + "/checkpoint.old");
   return r;
 }
 

@@ -1,0 +1,39 @@
+// A base model and its tokenizer, loaded the same way by every command that runs a T5: the model
+// folder is checked first (so a wrong --model is reported as such, not as a missing tokenizer),
+// then the tokenizer (the given spiece.model or the folder's), then the weights in the chosen
+// dtype and device; the vocabulary is cut to the tokenizer's size as the paper does (32,128 ->
+// 32,100 rows, spec §7.1) unless vocab_rows chose one.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "compacter/core/progress.h"
+#include "compacter/data/tokenizer.h"
+#include "compacter/nn/checkpoint.h"
+#include "compacter/nn/t5.h"
+
+namespace compacter::train {
+
+struct ModelSpec {
+  std::string dir;        // a Hugging Face T5 folder
+  std::string tokenizer;  // spiece.model; empty: dir/spiece.model
+  std::string device = "cpu";
+  std::string dtype = "fp32";  // fp32 | bf16 | autocast-bf16 (nn::parse_precision)
+  int64_t vocab_rows = -1;     // > 0: resize the vocabulary to this many rows instead
+};
+
+struct BaseModel {
+  nn::T5Model model{nullptr};
+  T5Tokenizer tokenizer;
+  nn::Precision precision;
+  torch::Device device = torch::kCPU;
+};
+
+// The tokenizer file a spec uses (checks that the model folder exists first).
+std::string tokenizer_file(const ModelSpec& spec);
+
+// Loads the model (in eval mode) and its tokenizer. Checkpoint tensors that are not part of T5
+// are reported to `progress` as a warning.
+BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress = no_progress());
+
+}  // namespace compacter::train

@@ -1,0 +1,53 @@
+// What `compacter pretrain` does, as a library call: pretraining a T5 from scratch on plain-text
+// files with T5's span-corruption objective (pretrain/span_corruption.h; optionally mixed with
+// prefix LM), training a SentencePiece vocabulary first when none is given, optionally starting
+// the embedding table from PPMI word vectors (pretrain/embeddings.h). The training loop is
+// run_training (every parameter trainable, no evaluator), with its checkpoints and --resume.
+//
+// The output folder is a Hugging Face T5 directory (config.json, model.safetensors, spiece.model)
+// plus pretrain_config.json (the effective settings), metrics.jsonl and pretrain_results.json
+// (written last: its presence marks the pretraining finished).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "compacter/core/progress.h"
+#include "compacter/data/sentencepiece.h"
+#include "compacter/train/options.h"
+#include "compacter/train/run_directory.h"
+
+namespace compacter::train {
+
+struct PretrainConfig {
+  std::vector<std::string> text_files;  // one document per line
+  std::string out;
+  RunMode mode = RunMode::kNew;
+  std::string tokenizer;  // an existing spiece.model; empty: train one
+  SentencePieceTrainOptions spm;
+  std::string model_config = "t5-small";  // a built-in name, a config.json or a folder
+  // Shape overrides of model_config (-1 / empty: keep its value).
+  int64_t d_model = -1, d_kv = -1, d_ff = -1, num_layers = -1, num_decoder_layers = -1,
+          num_heads = -1;
+  double dropout_rate = -1.0;
+  std::string feed_forward_proj;  // relu (v1.0, tied output layer) | gated-gelu (v1.1, untied)
+  int64_t input_length = 128;
+  double noise_density = 0.15;
+  double mean_noise_span_length = 3.0;
+  double prefix_lm_fraction = 0.0;
+  std::string init_embeddings = "random";  // random | ppmi
+  int64_t ppmi_window = 5;
+  std::string device = "cpu";
+  std::string dtype = "fp32";  // fp32 | autocast-bf16 (sets training.bf16_autocast)
+  TrainOptions training = pretraining_defaults();
+
+  // The loop's fine-tuning defaults do not fit training from scratch.
+  static TrainOptions pretraining_defaults();
+};
+
+// Pretrains and writes the folder; returns pretrain_results.json's content.
+nlohmann::json run_pretraining(const PretrainConfig& config,
+                               ProgressSink& progress = no_progress());
+
+}  // namespace compacter::train

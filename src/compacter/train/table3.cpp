@@ -1,0 +1,335 @@
+// Table 3 (`compacter bench`): see table3.h.
+#include "compacter/train/table3.h"
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iomanip>
+#include <set>
+#include <sstream>
+
+#include "compacter/core/error.h"
+#include "compacter/core/subprocess.h"
+#include "compacter/io/t5_config.h"
+#include "compacter/nn/checkpoint.h"
+#include "compacter/peft/adapter_file.h"
+#include "compacter/train/bench.h"
+
+namespace compacter::train {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr double kLearningRate = 3e-4;
+constexpr double kMaxGradNorm = 1.0;
+constexpr int kGemmRepeats = 5;
+
+json optional_bytes(int64_t bytes) {
+  return bytes >= 0 ? json(bytes) : json(nullptr);
+}
+
+json gemm_json(const GemmRate& g) {
+  return {{"m", g.m},
+          {"n", g.n},
+          {"k", g.k},
+          {"best_gflops", g.best_gflops},
+          {"median_gflops", g.median_gflops}};
+}
+
+// The representative shape (B*S) x d_model x d_ff and a square one, in `dtype`.
+json measure_gemms(const T5Config& c, const Table3Settings& r, torch::Device device,
+                   torch::ScalarType dtype) {
+  const int64_t square = device.is_cuda() ? 2048 : 1024;
+  const auto shape =
+      measure_gemm(r.batch_size * r.source_len, c.d_ff, c.d_model, device, dtype, 2, kGemmRepeats);
+  const auto sq = measure_gemm(square, square, square, device, dtype, 2, kGemmRepeats);
+  return {{"representative", gemm_json(shape)},
+          {"square", gemm_json(sq)},
+          {"best_gflops", std::max(shape.best_gflops, sq.best_gflops)}};
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+std::string number_or_dash(const json& v, int digits) {
+  return v.is_number() ? fixed(v.get<double>(), digits) : "-";
+}
+
+}  // namespace
+
+void Table3Settings::validate() const {
+  check_usage(batch_size >= 1, "--batch-size must be at least 1, got ", batch_size);
+  check_usage(source_len >= 1, "--source-len must be at least 1, got ", source_len);
+  check_usage(target_len >= 1, "--target-len must be at least 1, got ", target_len);
+  check_usage(max_steps >= 1, "--max-steps must be at least 1, got ", max_steps);
+  check_usage(warmup >= 0, "--warmup must not be negative, got ", warmup);
+  nn::parse_precision(dtype);
+}
+
+std::vector<std::string> parse_method_list(const std::string& text) {
+  std::vector<std::string> out;
+  if (text == "all") {
+    for (const auto& m : peft::all_methods()) out.push_back(m.name);
+    return out;
+  }
+  std::stringstream in(text);
+  std::set<std::string> seen;
+  for (std::string name; std::getline(in, name, ',');) {
+    check_usage(!name.empty(), "--methods: empty name in \"", text, "\"");
+    check_usage(name != "all", "--methods: \"all\" cannot be combined with other names");
+    try {
+      peft::find_method(name);
+    } catch (const Error& e) {
+      throw UsageError(cat("--methods: ", e.what()));
+    }
+    check_usage(seen.insert(name).second, "--methods: ", name, " is listed twice");
+    out.push_back(name);
+  }
+  check_usage(!out.empty(), "--methods: no method given");
+  return out;
+}
+
+json job_to_json(const MethodJob& job) {
+  return {{"settings", options::to_json(job.settings)},
+          {"method", job.method},
+          {"options", peft::options_to_json(job.options)},
+          {"init_seed", job.init_seed},
+          {"profile_path", job.profile_path}};
+}
+
+MethodJob job_from_json(const json& j) {
+  MethodJob job;
+  try {
+    options::from_json(j.at("settings"), "bench job", "bench setting", job.settings);
+    job.method = j.at("method").get<std::string>();
+    job.options = peft::method_defaults(job.method);
+    peft::options_from_json(j.at("options"), "bench job", job.options);
+    job.init_seed = j.at("init_seed").get<uint64_t>();
+    job.profile_path = j.at("profile_path").get<std::string>();
+  } catch (const json::exception& e) {
+    throw Error(cat("bench job: missing or mistyped field (", e.what(), ")"));
+  }
+  return job;
+}
+
+json benchmark_method(const MethodJob& job, ProgressSink& progress) {
+  const Table3Settings& r = job.settings;
+  r.validate();
+  StepBenchSettings s;
+  s.config = resolve_t5_config(r.model_config);
+  s.method = job.method;
+  s.options = job.options;
+  s.batch = r.batch_size;
+  s.source_len = r.source_len;
+  s.target_len = r.target_len;
+  s.steps = r.max_steps;
+  s.warmup = r.warmup;
+  s.device = nn::parse_device(r.device);
+  const nn::Precision precision = nn::parse_precision(r.dtype);
+  s.dtype = precision.weights;
+  s.bf16_autocast = precision.autocast;
+  s.seed = r.seed;
+  s.init_seed = job.init_seed;
+  s.learning_rate = kLearningRate;
+  s.max_grad_norm = kMaxGradNorm;
+  s.profile_path = job.profile_path;
+  const StepBenchResult b =
+      benchmark_training_steps(s, [&](const std::string& line) { progress.status(line); });
+  const double gflops = b.step_flops / b.mean_seconds / 1e9;
+  json j = {{"method", job.method},
+            {"seconds_per_step", b.mean_seconds},
+            {"seconds_per_step_min", b.min_seconds},
+            {"step_seconds", b.step_seconds},
+            {"examples_per_second", b.examples_per_second},
+            {"peak_memory_bytes", optional_bytes(b.peak_memory_bytes)},
+            {"peak_memory_kind", b.peak_memory_kind},
+            {"trainable_parameters", b.trainable_parameters},
+            {"backbone_parameters", b.backbone_parameters},
+            {"trainable_percent", b.trainable_percent},
+            {"encoder_length", b.encoder_length},
+            {"forward_gflop", b.forward.total() / 1e9},
+            {"flop_multiplier", b.weight_gradients ? 3 : 2},
+            {"step_gflop", b.step_flops / 1e9},
+            {"gflops_per_second", gflops},
+            {"threads", torch::get_num_threads()},
+            {"last_loss", b.last_loss}};
+  if (b.peak_memory_bytes < 0)
+    j["peak_memory_note"] = "this build's libtorch has no CUDA caching-allocator statistics";
+  return j;
+}
+
+json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
+                ProgressSink& progress) {
+  check_usage(!jobs.empty(), "no method to benchmark");
+  const Table3Settings& st = jobs.front().settings;
+  st.validate();
+  const T5Config config = resolve_t5_config(st.model_config);
+  const torch::Device device = nn::parse_device(st.device);
+  const torch::ScalarType dtype = nn::parse_precision(st.dtype).products();
+
+  for (const MethodJob& job : jobs) {
+    if (job.profile_path.empty()) continue;
+    const std::filesystem::path folder = std::filesystem::path(job.profile_path).parent_path();
+    std::error_code ec;
+    if (!folder.empty()) std::filesystem::create_directories(folder, ec);
+    check_usage(!ec && (folder.empty() || std::filesystem::is_directory(folder)), "--profile ",
+                folder.string(), ": cannot create the folder (", ec.message(), ")");
+  }
+
+  progress.info("measuring the matrix-multiply rate ...");
+  json gemm = {{"repeats", kGemmRepeats}, {"dtype", st.dtype}};
+  gemm["fp32"] = measure_gemms(config, st, device, torch::kFloat32);
+  if (dtype != torch::kFloat32) gemm[st.dtype] = measure_gemms(config, st, device, dtype);
+  const double gemm_best = gemm[st.dtype]["best_gflops"].get<double>();
+
+  std::vector<json> results;
+  std::vector<std::string> failed, methods;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const std::string& name = jobs[i].method;
+    methods.push_back(name);
+    progress.info(cat("method ", i + 1, "/", jobs.size(), ": ", name));
+    std::string pending;  // the child's stderr, passed on line by line
+    const ChildResult child =
+        run_child(program, {"bench-worker", "--job", job_to_json(jobs[i]).dump()},
+                  [&](const std::string& chunk) {
+                    pending += chunk;
+                    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+                      progress.status(pending.substr(0, nl));
+                      pending.erase(0, nl + 1);
+                    }
+                  });
+    json r;
+    bool ok = child.succeeded();
+    if (ok) {
+      try {
+        r = json::parse(tail_lines(child.out, 1));
+        ok = r.is_object() && r.contains("seconds_per_step");
+      } catch (const json::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      const std::string why = cat("method ", name, " failed (", child.describe_status(), ")");
+      progress.warning(cat(why, "; the end of its stderr:\n",
+                           child.err_tail.empty() ? "(empty)\n" : child.err_tail));
+      std::string last = tail_lines(child.err_tail, 1);
+      while (!last.empty() && last.back() == '\n') last.pop_back();
+      results.push_back({{"method", name}, {"error", cat(why, last.empty() ? "" : ": ", last)}});
+      failed.push_back(name);
+      continue;
+    }
+    r["percent_of_gemm"] = 100.0 * r["gflops_per_second"].get<double>() / gemm_best;
+    results.push_back(r);
+  }
+
+  // Differences to full fine-tuning, as in Table 3.
+  const json* full = nullptr;
+  for (const json& r : results)
+    if (r["method"] == "full" && !r.contains("error")) full = &r;
+  for (json& r : results) {
+    if (r.contains("error")) continue;
+    r["time_diff_percent"] = nullptr;
+    r["memory_diff_percent"] = nullptr;
+    if (!full) continue;
+    const double t0 = (*full)["seconds_per_step"].get<double>();
+    r["time_diff_percent"] = 100.0 * (r["seconds_per_step"].get<double>() - t0) / t0;
+    const json& m0 = (*full)["peak_memory_bytes"];
+    const json& m = r["peak_memory_bytes"];
+    if (m0.is_number() && m.is_number() && m0.get<double>() > 0)
+      r["memory_diff_percent"] = 100.0 * (m.get<double>() - m0.get<double>()) / m0.get<double>();
+  }
+
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? nlohmann::json(v) : nlohmann::json();
+  };
+  return {{"machine",
+           {{"cores", torch::get_num_threads()},
+            {"environment",
+             {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")},
+              {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")},
+              {"OMP_NUM_THREADS", env("OMP_NUM_THREADS")},
+              {"OPENBLAS_CORETYPE", env("OPENBLAS_CORETYPE")}}},
+            {"cpu_model", cpu_model_name()},
+            {"libtorch", TORCH_VERSION},
+            {"compacter", COMPACTER_VERSION}}},
+          {"settings",
+           {{"model_config", st.model_config},
+            {"methods", methods},
+            {"batch", st.batch_size},
+            {"source_len", st.source_len},
+            {"target_len", st.target_len},
+            {"steps", st.max_steps},
+            {"warmup", st.warmup},
+            {"device", st.device},
+            {"dtype", st.dtype},
+            {"seed", st.seed},
+            {"init_seed", jobs.front().init_seed},
+            {"learning_rate", kLearningRate},
+            {"max_grad_norm", kMaxGradNorm},
+            {"flop_rule",
+             "matrix-multiply FLOPs of T5 (2mnk per product); a step is 3 x forward when the "
+             "backbone's weights need gradients (full, said), 2 x forward otherwise"}}},
+          {"gemm", gemm},
+          {"methods", results},
+          {"failed", failed}};
+}
+
+std::string format_table3(const json& doc) {
+  std::ostringstream out;
+  const json& st = doc["settings"];
+  const json& m = doc["machine"];
+  out << "model " << st["model_config"].get<std::string>() << ", batch " << st["batch"]
+      << ", source " << st["source_len"] << ", target " << st["target_len"] << ", " << st["steps"]
+      << " timed steps (+" << st["warmup"] << " warm-up), " << st["device"].get<std::string>()
+      << " " << st["dtype"].get<std::string>() << ", " << m["cores"] << " threads, "
+      << m["cpu_model"].get<std::string>() << ", libtorch " << m["libtorch"].get<std::string>()
+      << "\n";
+  out << std::left << std::setw(12) << "method" << std::right << std::setw(12) << "trainable"
+      << std::setw(9) << "%" << std::setw(10) << "s/step" << std::setw(10) << "min s"
+      << std::setw(9) << "ex/s" << std::setw(9) << "time%" << std::setw(11) << "peak MB"
+      << std::setw(9) << "mem%" << std::setw(10) << "GFLOP/s" << std::setw(8) << "%GEMM"
+      << "\n";
+  for (const json& r : doc["methods"]) {
+    out << std::left << std::setw(12) << r["method"].get<std::string>() << std::right;
+    if (r.contains("error")) {
+      out << " failed: " << r["error"].get<std::string>() << "\n";
+      continue;
+    }
+    const json& peak = r["peak_memory_bytes"];
+    out << std::setw(12) << r["trainable_parameters"].get<int64_t>() << std::setw(9)
+        << fixed(r["trainable_percent"].get<double>(), 3) << std::setw(10)
+        << fixed(r["seconds_per_step"].get<double>(), 3) << std::setw(10)
+        << fixed(r["seconds_per_step_min"].get<double>(), 3) << std::setw(9)
+        << fixed(r["examples_per_second"].get<double>(), 1) << std::setw(9)
+        << number_or_dash(r["time_diff_percent"], 1) << std::setw(11)
+        << (peak.is_number() ? fixed(peak.get<double>() / 1e6, 1) : "-") << std::setw(9)
+        << number_or_dash(r["memory_diff_percent"], 1) << std::setw(10)
+        << fixed(r["gflops_per_second"].get<double>(), 1) << std::setw(8)
+        << fixed(r["percent_of_gemm"].get<double>(), 1) << "\n";
+  }
+  const json& g = doc["gemm"];
+  const std::string dtype = g["dtype"].get<std::string>();
+  const json& rate = g[dtype];
+  const json& rep = rate["representative"];
+  const json& sq = rate["square"];
+  out << "GEMM " << dtype << " (torch::mm, best of " << g["repeats"] << "): " << rep["m"] << "x"
+      << rep["k"] << " by " << rep["k"] << "x" << rep["n"] << " (B*S x d_model x d_ff) "
+      << fixed(rep["best_gflops"].get<double>(), 1) << " GFLOP/s, " << sq["m"] << "^3 "
+      << fixed(sq["best_gflops"].get<double>(), 1) << " GFLOP/s; %GEMM is of the higher, "
+      << fixed(rate["best_gflops"].get<double>(), 1) << " GFLOP/s\n";
+  out << "time% / mem%: difference to full fine-tuning; peak memory: "
+      << (st["device"].get<std::string>().rfind("cuda", 0) == 0
+              ? "CUDA peak allocated bytes"
+              : "peak resident set (VmHWM) of the method's process")
+      << "; model FLOPs per step: 3 x forward (full, said), 2 x forward (frozen backbone)\n";
+  return out.str();
+}
+
+}  // namespace compacter::train

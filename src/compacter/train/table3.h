@@ -1,0 +1,66 @@
+// The paper's Table 3 efficiency report (`compacter bench`): for each method, seconds per
+// training step, examples per second, peak memory, their differences to full fine-tuning,
+// trainable parameters and the step's achieved GFLOP/s as a share of the machine's measured
+// matrix-multiply rate, on random tokens. Each method runs in its own process (this program
+// re-executed as `<program> bench-worker --job JSON`, which prints one JSON line), so each peak
+// memory is that method's. The step is train/step.h's, the one `train` runs.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "compacter/core/options.h"
+#include "compacter/core/progress.h"
+#include "compacter/peft/methods.h"
+
+namespace compacter::train {
+
+// X(type, name, default, help).
+#define COMPACTER_TABLE3_OPTIONS(X)                                                      \
+  X(std::string, model_config, "t5-small",                                               \
+    "T5 shape: a built-in name or a folder / config.json (random weights)")              \
+  X(int64_t, batch_size, 16, "examples per step")                                        \
+  X(int64_t, source_len, 128, "source tokens per example")                               \
+  X(int64_t, target_len, 3, "target tokens per example (the last is eos)")               \
+  X(int64_t, max_steps, 5, "timed training steps per method")                            \
+  X(int64_t, warmup, 1, "untimed training steps before them")                            \
+  X(std::string, device, "cpu", "cpu, cuda or cuda:N")                                   \
+  X(std::string, dtype, "fp32",                                                          \
+    "fp32, bf16 (every tensor bf16) or autocast-bf16 (fp32 weights and optimizer, bf16 " \
+    "matrix products)")                                                                  \
+  X(uint64_t, seed, 0, "seed of the tokens and dropout (and of the methods' init)")
+
+struct Table3Settings {
+  COMPACTER_OPTIONS_BODY(COMPACTER_TABLE3_OPTIONS)
+  void validate() const;  // UsageError naming the first bad setting
+};
+
+// "all" or a comma list of known methods, each once (UsageError otherwise).
+std::vector<std::string> parse_method_list(const std::string& text);
+
+// One method: its settings, resolved options and init seed, and where to write a profile ("":
+// none). The job a bench worker runs.
+struct MethodJob {
+  Table3Settings settings;
+  std::string method;
+  peft::PeftOptions options;
+  uint64_t init_seed = 0;
+  std::string profile_path;
+};
+nlohmann::json job_to_json(const MethodJob& job);
+MethodJob job_from_json(const nlohmann::json& j);
+
+// Runs one method's timed steps in this process and returns its row (what a worker prints).
+nlohmann::json benchmark_method(const MethodJob& job, ProgressSink& progress = no_progress());
+
+// The whole report: the GEMM section, then every job in its own worker process of `program`
+// (which must understand `bench-worker --job JSON`), then the differences to full fine-tuning.
+// A method that fails gets a row with "error"; the document's "failed" lists them.
+nlohmann::json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
+                          ProgressSink& progress = no_progress());
+
+// The report as the table `compacter bench` prints.
+std::string format_table3(const nlohmann::json& report);
+
+}  // namespace compacter::train
