@@ -29,12 +29,7 @@ class NewcomerCli : public ::testing::Test {
 };
 testing::TempDir* NewcomerCli::dir_ = nullptr;
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
+using testing::lines_of;
 
 TEST_F(NewcomerCli, EmptyInputsGetAnErrorEachAndTheOutputStaysAligned) {
   REQUIRE_SHARED("data/t5-tokenizer/spiece.model");

@@ -16,6 +16,7 @@
 #include "compacter/peft/ia3.h"
 #include "compacter/peft/methods.h"
 #include "support/finite_difference.h"
+#include "support/tensor_near.h"
 #include "support/tiny_t5.h"
 
 namespace compacter::peft::ia3_test {
@@ -131,8 +132,7 @@ TEST(PeftIa3, ForwardScalesKeysValuesAndTheHiddenActivation) {
     }
     EXPECT_EQ(scaled, 16);
     const torch::Tensor got = logits_of(*model), want = logits_of(*reference);
-    EXPECT_TRUE(torch::allclose(got, want, 1e-10, 1e-10))
-        << (got - want).abs().max().item<double>();
+    EXPECT_TENSOR_NEAR(got, want, 1e-10, 1e-10);
     auto base = tiny(v1_1, 2);
     base->to(torch::kDouble);
     EXPECT_FALSE(torch::allclose(got, logits_of(*base), 1e-3, 1e-3));
@@ -155,7 +155,7 @@ TEST(PeftIa3, Wi1AndWoScaleTheSameActivation) {
       p.copy_(torch::rand({16}).add(0.5).view(p.sizes()));
     outputs[k] = logits_of(*model);
   }
-  EXPECT_TRUE(torch::allclose(outputs[0], outputs[1], 1e-12, 1e-12));
+  EXPECT_TENSOR_NEAR(outputs[0], outputs[1], 1e-12, 1e-12);
 }
 
 TEST(PeftIa3, GradientsMatchFiniteDifferences) {
@@ -172,20 +172,14 @@ TEST(PeftIa3, GradientsMatchFiniteDifferences) {
       for (auto& [name, p] : params) p.uniform_(0.5, 1.5);
     }
     auto loss = [&] { return model->forward(in.ids, in.mask, {}, in.labels).loss; };
-    loss().backward();
-    torch::NoGradGuard no_grad;
-    double scale = 0.0;
-    for (auto& [name, p] : params) scale = std::max(scale, p.grad().abs().max().item<double>());
-    int64_t checked = 0;
-    for (auto& [name, p] : params) {
-      torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
-      for (int64_t i = 0; i < flat.numel(); i += 1 + flat.numel() / 3) {
-        const double fd = testing::central_difference(flat, i, loss, 1e-5);
-        EXPECT_LT(std::abs(fd - g[i].item<double>()) / scale, 1e-6) << name << "[" << i << "]";
-        ++checked;
-      }
-    }
-    EXPECT_GE(checked, 40);
+    testing::GradientCheckOptions fd;
+    fd.eps = 1e-5;
+    fd.atol = 1e-6;  // relative to the largest gradient entry
+    fd.relative_to_largest_gradient = true;
+    fd.samples_per_tensor = 3;
+    const auto check = testing::check_gradients(params, loss, fd);
+    EXPECT_GE(check.checked, 40);
+    EXPECT_TRUE(check.result());
   }
 }
 
@@ -205,7 +199,7 @@ TEST(PeftIa3, MergedModelIsPlainT5WithTheSameLogits) {
       nn::T5Model merged = merge_into_base(*model, "ia3");
       EXPECT_EQ(count_parameters(*merged), count_parameters(*tiny(v1_1)));
       const torch::Tensor want = logits_of(*model), got = logits_of(*merged);
-      EXPECT_TRUE(torch::allclose(got, want, 0.0, 1e-5)) << (got - want).abs().max().item<double>();
+      EXPECT_TENSOR_NEAR(got, want, 1e-5);  // allclose(got, want, rtol 0, atol 1e-5)
       EXPECT_FALSE(torch::allclose(want, logits_of(*tiny(v1_1, 9)), 1e-3, 1e-3));
     }
   }

@@ -21,6 +21,7 @@
 #include "compacter/peft/merge.h"
 #include "compacter/peft/methods.h"
 #include "support/finite_difference.h"
+#include "support/tensor_near.h"
 #include "support/test_support.h"
 #include "support/tiny_t5.h"
 
@@ -201,8 +202,7 @@ TEST(PeftLora, ForwardIsTheBaseWithWPlusScaledBA) {
     // 6 attentions (2 encoder, 2 + 2 decoder) and 4 feed-forwards.
     EXPECT_EQ(replaced, v1_1 ? 6 * 2 + 4 * 2 : 6 * 2 + 4);
     const torch::Tensor got = logits_of(*model), want = logits_of(*reference);
-    EXPECT_TRUE(torch::allclose(got, want, 1e-10, 1e-10))
-        << (got - want).abs().max().item<double>();
+    EXPECT_TENSOR_NEAR(got, want, 1e-10, 1e-10);
     auto base = tiny(v1_1, 2);
     base->to(torch::kDouble);
     EXPECT_FALSE(torch::allclose(got, logits_of(*base), 1e-3, 1e-3));
@@ -259,20 +259,14 @@ TEST(PeftLora, GradientsMatchFiniteDifferences) {
       for (auto& [name, p] : params) p.normal_(0.0, 0.3);
     }
     auto loss = [&] { return model->forward(in.ids, in.mask, {}, in.labels).loss; };
-    loss().backward();
-    torch::NoGradGuard no_grad;
-    double scale = 0.0;
-    for (auto& [name, p] : params) scale = std::max(scale, p.grad().abs().max().item<double>());
-    int64_t checked = 0;
-    for (auto& [name, p] : params) {
-      torch::Tensor flat = p.view({-1}), g = p.grad().view({-1});
-      for (int64_t i = 0; i < flat.numel(); i += 1 + flat.numel() / 3) {
-        const double fd = testing::central_difference(flat, i, loss, 1e-5);
-        EXPECT_LT(std::abs(fd - g[i].item<double>()) / scale, 1e-6) << name << "[" << i << "]";
-        ++checked;
-      }
-    }
-    EXPECT_GE(checked, 40);
+    testing::GradientCheckOptions fd;
+    fd.eps = 1e-5;
+    fd.atol = 1e-6;  // relative to the largest gradient entry
+    fd.relative_to_largest_gradient = true;
+    fd.samples_per_tensor = 3;
+    const auto check = testing::check_gradients(params, loss, fd);
+    EXPECT_GE(check.checked, 40);
+    EXPECT_TRUE(check.result());
   }
 }
 
@@ -300,7 +294,7 @@ TEST(PeftLora, MergedModelIsPlainT5WithTheSameLogits) {
     EXPECT_TRUE(torch::equal(
         model->named_parameters()["encoder.block.0.layer.0.SelfAttention.q.weight"], before));
     const torch::Tensor want = logits_of(*model), got = logits_of(*merged);
-    EXPECT_TRUE(torch::allclose(got, want, 0.0, 1e-5)) << (got - want).abs().max().item<double>();
+    EXPECT_TENSOR_NEAR(got, want, 1e-5);  // allclose(got, want, rtol 0, atol 1e-5)
     EXPECT_FALSE(torch::allclose(want, logits_of(*tiny(v1_1, 9)), 1e-3, 1e-3));
   }
 }
@@ -330,7 +324,7 @@ TEST(PeftLora, MergeAdapterWritesAHuggingFaceFolder) {
   EXPECT_TRUE(merged.unexpected.empty());
   merged.model->eval();
   const torch::Tensor want = logits_of(*model), got = logits_of(*merged.model);
-  EXPECT_TRUE(torch::allclose(got, want, 0.0, 1e-5)) << (got - want).abs().max().item<double>();
+  EXPECT_TENSOR_NEAR(got, want, 1e-5);  // allclose(got, want, rtol 0, atol 1e-5)
   // Refusals: the output exists; the output is the base; a method that cannot be merged.
   EXPECT_THROW(merge_adapter(dir.file("base"), dir.file("adapter"), dir.file("out"), false), Error);
   EXPECT_NO_THROW(merge_adapter(dir.file("base"), dir.file("adapter"), dir.file("out"), true));

@@ -13,6 +13,7 @@
 #include "compacter/nn/t5.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/peft/methods.h"
+#include "support/tensor_near.h"
 #include "support/tiny_t5.h"
 
 namespace compacter::peft::registry_test {
@@ -188,7 +189,7 @@ TEST(NnHooks, LinearHookAddsToTheOutput) {
   linear->set_hook("extra", std::make_shared<AddMatrix>(torch::ones({2, 3})));
   // x (W + 1)^T: each output gains the sum of the inputs.
   const torch::Tensor want = plain + x.sum(1, true);
-  EXPECT_TRUE(torch::allclose(linear->forward(x), want));
+  EXPECT_TENSOR_NEAR(linear->forward(x), want, 1e-8, 1e-5);  // allclose's defaults
   EXPECT_THROW(linear->set_hook("again", std::make_shared<AddMatrix>(torch::ones({2, 3}))), Error);
 }
 
@@ -217,8 +218,8 @@ TEST(NnHooks, ScalePointsEqualScaledWeights) {
   });
   torch::Tensor ids = torch::tensor({{3, 7, 9, 1}}, torch::kLong),
                 labels = torch::tensor({{5, 1}}, torch::kLong);
-  EXPECT_TRUE(torch::allclose(scaled->forward(ids, {}, {}, labels).logits,
-                              reference->forward(ids, {}, {}, labels).logits, 1e-5, 1e-6));
+  EXPECT_TENSOR_NEAR(scaled->forward(ids, {}, {}, labels).logits,
+                     reference->forward(ids, {}, {}, labels).logits, 1e-6, 1e-5);  // atol, rtol
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace compacter::testing {
 
@@ -41,6 +42,9 @@ CommandResult run_compacter(const std::string& args, const std::string& stdin_te
 // into `dir` through `compacter init-model`, for command-line tests that need the real
 // tokenizer; returns the command's result.
 CommandResult init_tiny_t5_with_t5_vocabulary(const std::string& dir);
+
+// The lines of `text` (a program's output), without their '\n'.
+std::vector<std::string> lines_of(const std::string& text);
 
 // Reads a whole file into a string (throws when missing).
 std::string read_file(const std::string& path);
