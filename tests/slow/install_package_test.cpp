@@ -21,7 +21,8 @@
 #include "compacter/peft/methods.h"
 #include "support/test_support.h"
 
-namespace compacter {
+// A namespace of its own: in a unity build this file shares a translation unit with others.
+namespace compacter::install_package_test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -117,13 +118,13 @@ class InstallPackage : public ::testing::Test {
     auto install =
         run(quote(cmake_) + " --install " + quote(build_) + " --prefix " + quote(prefix_));
     ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
-    for (const std::string file :
-         {"bin/compacter", libdir_ + "/libcompacter.so", libdir_ + "/libcompacter_spm.so",
-          "include/compacter/compacter.h", "include/compacter/nn/t5.h",
-          "include/compacter/peft/adapter_file.h",
-          libdir_ + "/cmake/compacter/compacterConfig.cmake",
-          libdir_ + "/cmake/compacter/compacterConfigVersion.cmake",
-          libdir_ + "/pkgconfig/compacter.pc"})
+    for (const std::string& file : std::vector<std::string>{
+             "bin/compacter", libdir_ + "/libcompacter.so", libdir_ + "/libcompacter_spm.so",
+             "include/compacter/compacter.h", "include/compacter/nn/t5.h",
+             "include/compacter/peft/adapter_file.h",
+             libdir_ + "/cmake/compacter/compacterConfig.cmake",
+             libdir_ + "/cmake/compacter/compacterConfigVersion.cmake",
+             libdir_ + "/pkgconfig/compacter.pc"})
       ASSERT_TRUE(fs::exists(prefix_ + "/" + file)) << file << " not installed";
     EXPECT_FALSE(fs::exists(prefix_ + "/include/compacter/core/pch.h"));
 
@@ -242,4 +243,4 @@ TEST_F(InstallPackage, PkgConfigBuildOfTheExampleGeneratesAsPredictDoes) {
 }
 
 }  // namespace
-}  // namespace compacter
+}  // namespace compacter::install_package_test
