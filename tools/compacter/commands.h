@@ -11,7 +11,7 @@ void add_forward_command(CLI::App& app);     // cmd_forward.cpp
 void add_generate_command(CLI::App& app);    // cmd_generate.cpp
 void add_init_model_command(CLI::App& app);  // cmd_init_model.cpp
 void add_params_command(CLI::App& app);      // cmd_params.cpp
-void add_methods_command(CLI::App& app);     // cmd_params.cpp
+void add_methods_command(CLI::App& app);     // cmd_methods.cpp
 void add_train_command(CLI::App& app);       // cmd_train.cpp
 void add_eval_command(CLI::App& app);        // cmd_eval.cpp
 void add_predict_command(CLI::App& app);     // cmd_predict.cpp

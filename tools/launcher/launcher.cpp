@@ -1,6 +1,6 @@
 // `compacter`, the command users run: it sets the environment that the numerical libraries read
 // only once, while they load (libgomp, OpenBLAS), and then replaces itself with the program
-// proper, `compacter-core` beside it (or in ../libexec/compacter/ once installed). Setting these
+// proper, `compacter-core` beside it (or in libexec/compacter/ once installed). Setting these
 // from inside a program that links libtorch is too late (they were read before main), and
 // re-executing that program would pay its ~0.7 s start-up twice; this launcher links nothing but
 // the C library and takes about a millisecond.
@@ -45,8 +45,9 @@ int main(int argc, char** argv) {
       setenv("GOMP_SPINCOUNT", "10000", 0);
   }
   const std::string dir = directory_of_this_program();
+  // Beside the launcher in a build tree; where cmake --install put it otherwise.
   const std::string candidates[] = {dir + "/compacter-core",
-                                    dir + "/../libexec/compacter/compacter-core"};
+                                    dir + "/" COMPACTER_CORE_FROM_BIN "/compacter-core"};
   for (const std::string& core : candidates) {
     if (!executable(core)) continue;
     execv(core.c_str(), argv);
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr,
                "compacter: error: the program compacter-core is not beside %s/compacter nor in "
-               "%s/../libexec/compacter (an incomplete build or installation)\n",
+               "%s/" COMPACTER_CORE_FROM_BIN " (an incomplete build or installation)\n",
                dir.c_str(), dir.c_str());
   return 127;
 }

@@ -1,4 +1,5 @@
-// Loads the sentencepiece shim with dlopen(RTLD_LOCAL | RTLD_DEEPBIND) and calls its C API.
+// Loads the sentencepiece shim (found beside libcompacter.so: shim_candidates) with
+// dlopen(RTLD_LOCAL | RTLD_DEEPBIND) and calls its C API.
 #include "compacter/data/sentencepiece.h"
 
 #include <dlfcn.h>
@@ -36,22 +37,44 @@ std::string executable_dir() {
   return ec ? std::string() : exe.parent_path().string();
 }
 
-// Candidates: $COMPACTER_SPM_SHIM, next to the running program, where the build put it.
+// The folders of the shared object that holds this code (libcompacter.so), as the dynamic linker
+// opened it and with symbolic links resolved; empty when dladdr cannot tell.
+std::vector<std::string> library_dirs() {
+  static const char anchor = 0;
+  Dl_info info{};
+  if (dladdr(&anchor, &info) == 0 || !info.dli_fname || !*info.dli_fname) return {};
+  const std::filesystem::path path(info.dli_fname);
+  std::vector<std::string> dirs = {path.parent_path().string()};
+  std::error_code ec;
+  const auto real = std::filesystem::canonical(path, ec).parent_path().string();
+  if (!ec && real != dirs[0]) dirs.push_back(real);
+  return dirs;
+}
+
+// Where the shim is looked for. The library is shared and the shim lies beside it: in the build
+// folder (CMake builds both there) and in <prefix>/lib after `cmake --install`, whatever the
+// prefix, so asking dladdr where this library was loaded from finds the shim of the same build
+// in both, with no path compiled in. Before that, $COMPACTER_SPM_SHIM, which when set is the
+// only candidate (an explicit choice must not fall back silently to another shim). After it,
+// beside the running program and in ../lib from it, for a program that has the library's code
+// linked in statically (then dladdr names the program).
+std::vector<std::string> shim_candidates() {
+  if (const char* env = std::getenv("COMPACTER_SPM_SHIM"); env && *env) return {env};
+  std::vector<std::string> candidates;
+  for (const std::string& dir : library_dirs()) candidates.push_back(dir + "/libcompacter_spm.so");
+  if (const std::string dir = executable_dir(); !dir.empty()) {
+    candidates.push_back(dir + "/libcompacter_spm.so");
+    candidates.push_back(dir + "/../lib/libcompacter_spm.so");
+  }
+  return candidates;
+}
+
 const ShimApi& shim() {
   static ShimApi api;
   static std::string failure;
   static std::once_flag once;
   std::call_once(once, [] {
-    std::vector<std::string> candidates;
-    if (const char* env = std::getenv("COMPACTER_SPM_SHIM"); env && *env) candidates.push_back(env);
-    const std::string dir = executable_dir();
-    if (!dir.empty()) {
-      candidates.push_back(dir + "/libcompacter_spm.so");
-      candidates.push_back(dir + "/../lib/libcompacter_spm.so");
-    }
-#ifdef COMPACTER_SPM_SHIM_PATH
-    candidates.push_back(COMPACTER_SPM_SHIM_PATH);
-#endif
+    const std::vector<std::string> candidates = shim_candidates();
     void* lib = nullptr;
     std::string tried;
     for (const auto& path : candidates) {
