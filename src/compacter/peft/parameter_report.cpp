@@ -27,7 +27,7 @@ nlohmann::json parameter_row(const T5Config& config, const std::string& method,
           {"backbone", b.backbone},
           {"tasks", tasks},
           // A method that trains the whole backbone stores a whole model per task.
-          {"total_params", b.total_for_tasks(tasks, b.backbone_trained == b.backbone)},
+          {"total_params", b.total_for_tasks(tasks, b.added == 0 && b.trainable == b.backbone)},
           {"added", b.added},
           {"adapters", b.adapters},
           {"adapter_biases", b.adapter_biases},
