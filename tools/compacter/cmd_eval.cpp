@@ -33,6 +33,7 @@ void add_eval_command(CLI::App& app) {
   CLI::App* ev = app.add_subcommand("eval", "Score a saved adapter on a split of a task");
   add_model_options(*ev, e->model);
   ev->add_option("--adapter", e->adapter, "adapter directory")->required();
+  add_allow_base_mismatch_flag(*ev, e->allow_base_mismatch);
   add_data_options(ev, *data, true, true, false);
   ev->add_option("--predictions-out", e->predictions_out,
                  "write {\"id\", \"prediction\"} JSON Lines here");

@@ -10,6 +10,7 @@
 #include "compacter/core/error.h"
 #include "compacter/io/safetensors.h"
 #include "method_options.h"
+#include "stderr_progress.h"
 
 namespace compacter::cli {
 
@@ -64,8 +65,14 @@ void run_forward(const ForwardOptions& o) {
     check(labels.sizes() == dec_ids.sizes(), o.inputs,
           ": \"labels\" and \"decoder_input_ids\" must have the same shape");
 
-  nn::T5Model model = load_model(o.model);
-  apply_method(o.method, *model);
+  StderrProgress progress;
+  train::BaseWeights base = train::load_base_weights(o.model, o.method.adapter_dir, progress);
+  nn::T5Model model = base.model;
+  peft::AdapterLoadOptions checks;
+  checks.base = &base.identity;
+  checks.allow_base_mismatch = o.method.allow_base_mismatch;
+  checks.progress = &progress;
+  apply_method(o.method, *model, checks);
   model->eval();
   const int64_t vocab = model->config().vocab_size;
   check_range(input_ids, "input_ids", vocab, false, o.inputs);

@@ -10,6 +10,7 @@
 #include "compacter/train/finetune.h"
 #include "compacter/train/generate.h"
 #include "method_options.h"
+#include "stderr_progress.h"
 
 namespace compacter::cli {
 
@@ -27,9 +28,12 @@ struct GenerateCliOptions {
 
 void run_generate(const GenerateCliOptions& o) {
   check(o.batch_size > 0, "--batch-size must be positive");
-  auto tok = T5Tokenizer::load(train::tokenizer_file(o.model));
-  nn::T5Model model = load_model(o.model);
-  apply_method(o.method, *model);
+  StderrProgress progress;
+  train::BaseModel base = train::load_base_model(o.model, progress);
+  const T5Tokenizer& tok = base.tokenizer;
+  nn::T5Model model = base.model;
+  apply_method(o.method, *model,
+               train::adapter_checks(base, o.method.allow_base_mismatch, progress));
   const auto dev = nn::parse_device(o.model.device);
   const auto lines = input_lines(o.texts);
   GenerateOptions go;

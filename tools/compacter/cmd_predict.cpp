@@ -1,5 +1,8 @@
-// `compacter predict`: generates from text lines (--text or stdin) with a base model and an
-// adapter, through the library's serve::AdapterServer with one adapter.
+// `compacter predict`: generates from input lines (--text or stdin) with a base model and an
+// adapter, through the library's serve::AdapterServer with one adapter. An input is text as the
+// model sees it, or (a JSON object) the fields of the adapter's task, formatted as training
+// formatted them; the output line is then the label the generated text stands for ("entailment"
+// for RTE's "0"; the number for STS-B), else the generated text.
 #include <iostream>
 
 #include "commands.h"
@@ -16,8 +19,17 @@ struct PredictCli {
   train::ModelSpec model;
   std::string adapter;
   std::vector<std::string> texts;
+  std::string input = "auto";
+  bool json = false;
   serve::ServerOptions server;
 };
+
+bool looks_like_fields(const std::string& line, const std::string& input) {
+  if (input == "text") return false;
+  if (input == "fields") return true;
+  const size_t first = line.find_first_not_of(" \t");
+  return first != std::string::npos && line[first] == '{';
+}
 
 // One output line per input line; an empty input gets an empty output line and an error on
 // stderr (the exit status is then 1).
@@ -25,22 +37,47 @@ void run_predict(const PredictCli& o) {
   StderrProgress progress;
   serve::AdapterServer server(train::load_base_model(o.model, progress), o.server);
   const std::string name = o.adapter.empty() ? serve::kBaseName : "adapter";
-  if (!o.adapter.empty()) server.add(name, o.adapter);
+  if (!o.adapter.empty())
+    for (const std::string& warning : server.add(name, o.adapter).warnings)
+      progress.warning(warning);
   std::vector<serve::Request> requests;
   int64_t line = 0;
   for (const std::string& text : input_lines(o.texts)) {
     serve::Request r;
     r.line = ++line;
     r.adapter = name;
-    r.text = text;
-    if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-      r.error = cat(o.texts.empty() ? "line " : "--text ", line,
-                    ": the input is empty (nothing to predict)");
+    const std::string where = cat(o.texts.empty() ? "line " : "--text ", line);
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+      r.error = cat(where, ": the input is empty (nothing to predict)");
+    } else if (looks_like_fields(text, o.input)) {
+      try {
+        r.fields = nlohmann::json::parse(text);
+        if (!r.fields.is_object())
+          r.error = cat(where, ": expected the task's fields as a JSON object, got ",
+                        r.fields.type_name());
+      } catch (const nlohmann::json::exception&) {
+        r.error =
+            cat(where, ": not a JSON object of fields (give --input text to send it as text)");
+      }
+    } else {
+      r.text = text;
+    }
     requests.push_back(std::move(r));
   }
   int64_t failed = 0;
   for (const serve::Reply& reply : server.answer(requests)) {
-    std::cout << reply.output << "\n";
+    if (o.json) {
+      nlohmann::json j = {{"output", reply.output}};
+      if (!reply.label.is_null()) j["label"] = reply.label;
+      if (!reply.error.empty()) j = {{"error", reply.error}};
+      std::cout << j.dump() << "\n";
+    } else if (reply.label.is_string()) {
+      std::cout << reply.label.get<std::string>() << "\n";
+    } else if (!reply.label.is_null()) {
+      std::cout << reply.label.dump() << "\n";
+    } else {
+      std::cout << reply.output << "\n";
+    }
     if (reply.error.empty()) continue;
     ++failed;
     std::cerr << "compacter: error: " << reply.error << "\n";
@@ -55,9 +92,20 @@ void run_predict(const PredictCli& o) {
 void add_predict_command(CLI::App& app) {
   auto p = std::make_shared<PredictCli>();
   CLI::App* pr = app.add_subcommand(
-      "predict", "Generate from text lines (--text or stdin) with a base model and an adapter");
+      "predict",
+      "Generate from input lines (--text or stdin; text, or the task's fields as JSON) with a base "
+      "model and an adapter");
   add_model_options(*pr, p->model);
   pr->add_option("--adapter", p->adapter, "adapter directory (none: the base model)");
+  add_allow_base_mismatch_flag(*pr, p->server.allow_base_mismatch);
+  pr->add_option("--input", p->input,
+                 "how inputs are read: auto (a line that starts with { is the task's fields as "
+                 "JSON, e.g. {\"sentence1\": ..., \"sentence2\": ...}; other lines are text), "
+                 "text, fields")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "text", "fields"}));
+  pr->add_flag("--json", p->json,
+               "print {\"output\", \"label\"} (or {\"error\"}) as one JSON line per input");
   add_text_option(*pr, p->texts,
                   "one input text (repeat the flag for several; quote the text); default: the "
                   "lines of stdin");

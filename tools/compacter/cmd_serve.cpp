@@ -1,7 +1,9 @@
 // `compacter serve`: several adapters on one base model held once in memory (the library's
 // serve::AdapterServer). Requests are JSON Lines on stdin, {"adapter": NAME, "text": "...", "id":
-// ANY}; each gets one line on stdout, in order, {"id", "adapter", "output"} or {"id", "line",
-// "error"}. Requests that are waiting when a batch starts are decoded together.
+// ANY}, or with the fields of the adapter's task instead of "text" ({"adapter": "rte",
+// "sentence1": "...", "sentence2": "..."}, formatted as training formatted them); each gets one
+// line on stdout, in order, {"id", "adapter", "output"(, "label")} or {"id", "line", "error"}.
+// Requests that are waiting when a batch starts are decoded together.
 #include <iostream>
 
 #include "commands.h"
@@ -31,8 +33,12 @@ void run_serve(const ServeCli& o) {
       cat("base model ", o.model.dir, " (tensors: ", human_bytes(server.base_bytes()), ")"));
   for (const auto& [name, dir] : adapters) {
     const serve::AdapterInfo& a = server.add(name, dir);
+    for (const std::string& warning : a.warnings) progress.warning(warning);
+    std::string inputs;
+    if (a.inputs) inputs = cat(", or ", a.task, "'s fields: ", tasks::field_names(*a.inputs));
     progress.info(cat("adapter ", name, " = ", dir, " (", a.method,
-                      ", tensors of its own: ", human_bytes(a.own_bytes), ")"));
+                      a.task.empty() ? std::string() : ", task " + a.task, ", tensors of its own: ",
+                      human_bytes(a.own_bytes), "; inputs: text", inputs, ")"));
   }
   // Requests may leave "adapter" out when there is one to choose (the base model counts only
   // when alone).
@@ -61,6 +67,7 @@ void run_serve(const ServeCli& o) {
       if (r.error.empty()) {
         reply["adapter"] = r.adapter;
         reply["output"] = r.output;
+        if (!r.label.is_null()) reply["label"] = r.label;
         ++answered;
       } else {
         reply["line"] = requests[i].line;
@@ -83,11 +90,13 @@ void add_serve_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "serve",
       "Serve several adapters on one base model held once in memory: JSON Lines requests on "
-      "stdin ({\"adapter\": NAME, \"text\": \"...\", \"id\": ...}), one JSON line per request on "
-      "stdout, in order; \"base\" names the model without adapter");
+      "stdin ({\"adapter\": NAME, \"text\": \"...\", \"id\": ...}, or the fields of the adapter's "
+      "task instead of \"text\"), one JSON line per request on stdout, in order; \"base\" names "
+      "the model without adapter");
   add_model_options(*cmd, o->model);
   cmd->add_option("-a,--adapter", o->adapters,
                   "NAME=DIR, or DIR (named by its folder; RUN/best_adapter by RUN); repeatable");
+  add_allow_base_mismatch_flag(*cmd, o->server.allow_base_mismatch);
   cmd->add_option("--batch-size", o->server.batch_size, "requests decoded together at most")
       ->capture_default_str();
   cmd->add_option("--max-new-tokens", o->server.max_new_tokens, "tokens generated at most")

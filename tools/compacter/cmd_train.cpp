@@ -56,6 +56,7 @@ void run_train(TrainCli& o) {
   apply_given_flags(o.values, o.given, c.training);
   c.max_new_tokens = o.max_new_tokens;
   c.out = o.out;
+  c.command = invocation();
   c.mode = o.resume      ? train::RunMode::kResume
            : o.overwrite ? train::RunMode::kOverwrite
                          : train::RunMode::kNew;

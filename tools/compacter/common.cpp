@@ -27,27 +27,40 @@ void add_model_options(CLI::App& cmd, train::ModelSpec& o, bool with_tokenizer) 
                  "tokenizer's size when the model has more rows, as the paper does)");
 }
 
+void add_allow_base_mismatch_flag(CLI::App& cmd, bool& allow) {
+  cmd.add_flag("--allow-base-mismatch", allow,
+               "use an adapter even when it was trained on another base model than --model "
+               "(its recorded weights or tokenizer fingerprint differ); a warning says so");
+}
+
+std::string& invocation() {
+  static std::string line;
+  return line;
+}
+
+std::string shell_quoted(int argc, char** argv) {
+  std::string out = "compacter";  // the program's name as the README writes it
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool plain = !a.empty() && a.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789-_=./,:+@%") == std::string::npos;
+    if (plain) {
+      out += " " + a;
+      continue;
+    }
+    std::string quoted = "'";
+    for (char ch : a) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    out += " " + quoted + "'";
+  }
+  return out;
+}
+
 void add_text_option(CLI::App& cmd, std::vector<std::string>& texts, const std::string& help) {
   cmd.add_option("--text", texts, help)
       ->expected(1)
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-}
-
-nn::T5Model load_model(const train::ModelSpec& o) {
-  nn::T5LoadOptions lo;
-  lo.device = nn::parse_device(o.device);
-  lo.dtype = nn::parse_precision(o.dtype).weights;
-  lo.vocab_rows = o.vocab_rows;
-  nn::T5Loaded loaded = nn::load_t5(o.dir, lo);
-  if (!loaded.unexpected.empty()) {
-    std::cerr << "compacter: note: " << loaded.unexpected.size()
-              << " tensor(s) in the checkpoint are not part of T5 and were ignored:";
-    for (const auto& n : loaded.unexpected) std::cerr << " " << n;
-    std::cerr << "\n";
-  }
-  loaded.model->eval();
-  return loaded.model;
 }
 
 nlohmann::json read_json_file(const std::string& path) {

@@ -14,16 +14,20 @@ namespace compacter::cli {
 // --model (required), --device, --dtype, --resize-vocab, and --tokenizer when with_tokenizer.
 void add_model_options(CLI::App& cmd, train::ModelSpec& spec, bool with_tokenizer = true);
 
+// --allow-base-mismatch, for every command that loads an adapter.
+void add_allow_base_mismatch_flag(CLI::App& cmd, bool& allow);
+
 // --text: one input per occurrence (repeatable), so that a forgotten pair of quotes is an error
 // instead of one prediction per word.
 void add_text_option(CLI::App& cmd, std::vector<std::string>& texts, const std::string& help);
 
-// Loads the model as it is in its folder (no vocabulary rule; notes unexpected tensors on
-// stderr), in eval mode: for the commands that look at a checkpoint itself (forward, generate).
-nn::T5Model load_model(const train::ModelSpec& spec);
-
 // Parses the JSON file at `path`; errors name the file (missing, unreadable, not JSON).
 nlohmann::json read_json_file(const std::string& path);
+
+// The command line this program was started with, shell-quoted where needed (set by main; for
+// the records that say how a file was made, such as an adapter's card).
+std::string& invocation();
+std::string shell_quoted(int argc, char** argv);
 
 // Text lines: the --text values, or else every line of stdin.
 std::vector<std::string> input_lines(const std::vector<std::string>& texts);

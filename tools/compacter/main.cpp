@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "common.h"
 #include "compacter/core/error.h"
 #include "compacter/core/interrupt.h"
 #include "deprecated_flags.h"
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   compacter::cli::add_bench_commands(app);
   compacter::cli::add_tasks_commands(app);
   compacter::cli::add_score_command(app);
+  compacter::cli::invocation() = compacter::cli::shell_quoted(argc, argv);
   try {
     std::vector<std::string> args = compacter::cli::replace_deprecated_flags(argc, argv, std::cerr);
     std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last to first

@@ -3,6 +3,7 @@
 
 #include <sstream>
 
+#include "common.h"
 #include "compacter/core/error.h"
 #include "compacter/peft/adapter_file.h"
 
@@ -32,9 +33,11 @@ void add_method_options(CLI::App& cmd, MethodOptions& m, bool with_adapter) {
           "METHOD"));
   m.init_seed_flag = cmd.add_option("--init-seed", m.init_seed,
                                     "seed of the method's random init (default: --seed)");
-  if (with_adapter)
+  if (with_adapter) {
     cmd.add_option("--adapter", m.adapter_dir,
                    "adapter directory to load (adapter_config.json + adapter_model.safetensors)");
+    add_allow_base_mismatch_flag(cmd, m.allow_base_mismatch);
+  }
   add_option_flags(cmd, m.values, m.given,
                    "Method options (defaults: the method's paper settings; see `compacter "
                    "methods`)");
@@ -52,7 +55,8 @@ std::optional<uint64_t> given_init_seed(const MethodOptions& m) {
   return std::nullopt;
 }
 
-std::optional<peft::Attachment> apply_method(const MethodOptions& m, nn::T5ModelImpl& model) {
+std::optional<peft::Attachment> apply_method(const MethodOptions& m, nn::T5ModelImpl& model,
+                                             const peft::AdapterLoadOptions& checks) {
   if (!m.adapter_dir.empty()) {
     if (!m.method.empty()) {
       const std::string saved = peft::read_adapter_spec(m.adapter_dir).method;
@@ -62,7 +66,7 @@ std::optional<peft::Attachment> apply_method(const MethodOptions& m, nn::T5Model
     for (const auto& [key, opt] : m.given)
       check_usage(opt->count() == 0, flag_name(key),
                   " cannot be combined with --adapter (the adapter's saved options apply)");
-    return peft::load_adapter(model, m.adapter_dir);
+    return peft::load_adapter(model, m.adapter_dir, checks);
   }
   if (m.method.empty()) return std::nullopt;
   return peft::attach(m.method, resolve_peft_options(m), model, m.init_seed);

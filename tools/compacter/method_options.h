@@ -20,6 +20,7 @@ struct MethodOptions {
   std::string adapter_dir;
   uint64_t init_seed = 0;
   CLI::Option* init_seed_flag = nullptr;
+  bool allow_base_mismatch = false;  // with --adapter
   peft::PeftOptions values;
   GivenFlags given;  // filled by add_method_options
 };
@@ -36,6 +37,8 @@ peft::PeftOptions resolve_peft_options(const MethodOptions& m,
 std::optional<uint64_t> given_init_seed(const MethodOptions& m);
 
 // Loads --adapter or attaches --method (fresh init from --init-seed); nothing when neither.
-std::optional<peft::Attachment> apply_method(const MethodOptions& m, nn::T5ModelImpl& model);
+// `checks` say which base the adapter must belong to (train::adapter_checks).
+std::optional<peft::Attachment> apply_method(const MethodOptions& m, nn::T5ModelImpl& model,
+                                             const peft::AdapterLoadOptions& checks = {});
 
 }  // namespace compacter::cli

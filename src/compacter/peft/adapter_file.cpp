@@ -12,6 +12,8 @@
 #include "compacter/core/error.h"
 #include "compacter/core/options.h"
 #include "compacter/io/safetensors.h"
+#include "compacter/nn/fingerprint.h"
+#include "compacter/peft/adapter_card.h"
 
 namespace compacter::peft {
 
@@ -53,18 +55,21 @@ void save_adapter(nn::T5ModelImpl& model, const AdapterSpec& spec, const std::st
   j["options"] = options_to_json(spec.options);
   j["base_model"] = base_shape(model);
   write_text_atomically(dir + "/" + kAdapterConfigFile, j.dump(2) + "\n");
+  int64_t parameters = 0;
+  for (const auto& [name, t] : tensors) parameters += t.numel();
+  write_adapter_card(dir, j, parameters, extra.value("scores", nlohmann::json()));
 }
 
-AdapterSpec read_adapter_spec(const std::string& dir) {
+nlohmann::json read_adapter_config(const std::string& dir) {
   const std::string path = dir + "/" + kAdapterConfigFile;
   std::ifstream in(path);
   if (!in.good()) {
     namespace fs = std::filesystem;
     check(fs::exists(dir), "adapter directory not found: ", dir);
     const bool run = fs::exists(dir + "/best_adapter/" + kAdapterConfigFile);
-    throw Error(cat(dir, " is not an adapter directory (no ", kAdapterConfigFile, ")",
-                    run ? cat("; it is a training run: did you mean ", dir, "/best_adapter?")
-                        : std::string()));
+    throw Error(cat(
+        dir, " is not an adapter directory (no ", kAdapterConfigFile, ")",
+        run ? cat("; it is a training run: did you mean ", dir, "/best_adapter?") : std::string()));
   }
   nlohmann::json j;
   try {
@@ -81,6 +86,12 @@ AdapterSpec read_adapter_spec(const std::string& dir) {
         " is newer than this compacter understands (", kAdapterFormatVersion,
         "); upgrade compacter");
   check(version >= 1, path, ": bad format_version ", version);
+  return j;
+}
+
+AdapterSpec read_adapter_spec(const std::string& dir) {
+  const std::string path = dir + "/" + kAdapterConfigFile;
+  const nlohmann::json j = read_adapter_config(dir);
   for (const char* key : {"method", "seed", "options", "base_model"})
     check(j.contains(key), path, ": missing \"", key, "\"");
   check(j["method"].is_string(), path, ": \"method\" must be a string");
@@ -94,20 +105,62 @@ AdapterSpec read_adapter_spec(const std::string& dir) {
   return spec;
 }
 
-Attachment load_adapter(nn::T5ModelImpl& model, const std::string& dir) {
+nlohmann::json base_identity_to_json(const BaseIdentity& base) {
+  return {{"name", base.name},
+          {"weights_fingerprint", base.fingerprint},
+          {"fingerprint_scheme", nn::kWeightsFingerprintScheme},
+          {"tokenizer_fingerprint", base.tokenizer}};
+}
+
+std::vector<std::string> check_adapter_base(const nlohmann::json& config, const std::string& dir,
+                                            const BaseIdentity& base, bool allow_mismatch) {
+  const auto recorded = config.find("base");
+  if (recorded == config.end() || !recorded->is_object())
+    return {cat("adapter ", dir,
+                " was saved before adapters recorded their base model: nothing shows that it "
+                "belongs to ",
+                base.name, " (retrain it, or check its results on this base)")};
+  const std::string source = cat(dir, "/", kAdapterConfigFile, ": base");
+  auto text = [&](const char* key) {
+    const auto it = recorded->find(key);
+    check(it != recorded->end() && it->is_string(), source, ": \"", key, "\" must be a string");
+    return it->get<std::string>();
+  };
+  const std::string name = text("name"), weights = text("weights_fingerprint"),
+                    scheme = text("fingerprint_scheme"), tokenizer = text("tokenizer_fingerprint");
+  std::string differs;
+  if (scheme == nn::kWeightsFingerprintScheme && weights != base.fingerprint)
+    differs = cat("weights fingerprint ", weights, " vs ", base.fingerprint);
+  else if (!base.tokenizer.empty() && tokenizer != base.tokenizer)
+    differs = cat("tokenizer fingerprint ", tokenizer, " vs ", base.tokenizer);
+  if (differs.empty()) return {};
+  const std::string what = cat("adapter ", dir, " was trained on base model \"", name,
+                               "\", not on the one given, \"", base.name, "\" (", differs, ")");
+  check(allow_mismatch, what,
+        ": load it with its own base model, or pass --allow-base-mismatch to use it anyway");
+  return {what + "; loading it anyway (--allow-base-mismatch)"};
+}
+
+Attachment load_adapter(nn::T5ModelImpl& model, const std::string& dir,
+                        const AdapterLoadOptions& options) {
   const AdapterSpec spec = read_adapter_spec(dir);
   const std::string config_path = dir + "/" + kAdapterConfigFile;
-  const nlohmann::json stored = [&] {
-    std::ifstream in(config_path);
-    return nlohmann::json::parse(in)["base_model"];
-  }();
+  const nlohmann::json config = read_adapter_config(dir);
+  if (options.base != nullptr)
+    for (const std::string& warning :
+         check_adapter_base(config, dir, *options.base, options.allow_base_mismatch))
+      if (options.progress != nullptr) options.progress->warning(warning);
+  const nlohmann::json& stored = config["base_model"];
   const nlohmann::json have = base_shape(model);
   check(stored.is_object(), config_path, ": \"base_model\" must be an object");
   for (const auto& item : have.items()) {
     check(stored.contains(item.key()), config_path, ": base_model lacks \"", item.key(), "\"");
     check(stored[item.key()] == item.value(), "adapter ", dir, " was trained on a base model with ",
           item.key(), " = ", stored[item.key()].dump(), ", but this model has ",
-          item.value().dump());
+          item.value().dump(),
+          item.key() == "vocab_rows"
+              ? cat(" (load the model with --resize-vocab ", stored[item.key()].dump(), ")")
+              : std::string());
   }
   Attachment attachment = attach(spec.method, spec.options, model, spec.seed);
   load_adapter_tensors(model, dir);

@@ -33,6 +33,11 @@ int64_t bytes_not_in(const std::map<const void*, int64_t>& own,
   return bytes;
 }
 
+struct CollectWarnings : ProgressSink {
+  std::vector<std::string> lines;
+  void warning(const std::string& line) override { lines.push_back(line); }
+};
+
 }  // namespace
 
 struct AdapterServer::Served {
@@ -50,7 +55,7 @@ AdapterServer::AdapterServer(train::BaseModel base, ServerOptions options)
               options_.max_source_length);
   auto served = std::make_unique<Served>();
   served->model = base_.model;
-  served->info = {kBaseName, "", "", 0};
+  served->info.name = kBaseName;
   served_.emplace(kBaseName, std::move(served));
 }
 
@@ -66,12 +71,22 @@ const AdapterInfo& AdapterServer::add(const std::string& name, const std::string
   check_usage(!served_.count(name), "the name \"", name, "\" is given twice");
   auto served = std::make_unique<Served>();
   served->model = nn::share_weights(*base_.model);
-  served->info.method = peft::load_adapter(*served->model, dir).method;
+  CollectWarnings warnings;
+  served->info.method =
+      peft::load_adapter(*served->model, dir,
+                         train::adapter_checks(base_, options_.allow_base_mismatch, warnings))
+          .method;
+  served->info.warnings = warnings.lines;
+  const nlohmann::json config = peft::read_adapter_config(dir);
+  if (config.contains("task") && config["task"].is_string())
+    served->info.task = config["task"].get<std::string>();
+  if (config.contains("inputs"))
+    served->info.inputs = tasks::input_format_from_json(
+        config["inputs"], cat(dir, "/", peft::kAdapterConfigFile, ": inputs"));
   served->model->eval();
   served->info.name = name;
   served->info.dir = dir;
-  served->info.own_bytes =
-      bytes_not_in(storages_of(*served->model), storages_of(*base_.model));
+  served->info.own_bytes = bytes_not_in(storages_of(*served->model), storages_of(*base_.model));
   return served_.emplace(name, std::move(served)).first->second->info;
 }
 
@@ -110,15 +125,44 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests) {
     }
     by_adapter[r.adapter].push_back(i);
   }
-  for (const auto& [name, indices] : by_adapter) {
+  for (auto& [name, indices] : by_adapter) {
+    const AdapterInfo& info = served_.at(name)->info;
     std::vector<std::vector<int64_t>> sources;
-    for (size_t i : indices)
-      sources.push_back(base_.tokenizer.encode(requests[i].text, options_.max_source_length));
-    const auto texts =
-        train::generate_texts(*served_.at(name)->model, base_.tokenizer, sources,
-                              options_.batch_size, options_.max_new_tokens,
-                              base_.precision.autocast);
-    for (size_t k = 0; k < indices.size(); ++k) replies[indices[k]].output = texts[k];
+    std::vector<size_t> answered;
+    for (size_t i : indices) {
+      const Request& r = requests[i];
+      std::string text = r.text;
+      if (r.fields.is_object()) {
+        try {
+          check(info.inputs.has_value(), "adapter \"", name, "\" ",
+                name == kBaseName ? std::string("is the base model, which has no task")
+                                  : std::string("records no task format (saved before adapters "
+                                                "did)"),
+                ": send \"text\" instead of fields");
+          text = tasks::format_fields(
+              *info.inputs, r.fields,
+              tasks::Where{r.line > 0 ? cat("line ", r.line) : std::string("request"), 0});
+        } catch (const Error& e) {
+          replies[i].error = info.inputs ? cat(e.what(), " (", info.task, " takes the fields ",
+                                               tasks::field_names(*info.inputs), ")")
+                                         : std::string(e.what());
+          continue;
+        }
+      }
+      // Fields are cut as training cut the task's sources (§4.3); text by the server's option.
+      const int64_t max_length = r.fields.is_object() ? tasks::max_source_length(*info.inputs)
+                                                      : options_.max_source_length;
+      sources.push_back(base_.tokenizer.encode(text, max_length));
+      answered.push_back(i);
+    }
+    const auto texts = train::generate_texts(*served_.at(name)->model, base_.tokenizer, sources,
+                                             options_.batch_size, options_.max_new_tokens,
+                                             base_.precision.autocast);
+    for (size_t k = 0; k < answered.size(); ++k) {
+      Reply& reply = replies[answered[k]];
+      reply.output = texts[k];
+      if (info.inputs) reply.label = tasks::interpret_output(*info.inputs, texts[k]);
+    }
   }
   return replies;
 }
@@ -162,18 +206,28 @@ Request parse_request_line(const std::string& text, int64_t line,
     return r;
   }
   if (j.contains("id")) r.id = j["id"];
-  for (const auto& item : j.items()) {
-    if (item.key() != "id" && item.key() != "adapter" && item.key() != "text") {
-      r.error =
-          cat("line ", line, ": unknown field \"", item.key(), "\" (expected id, adapter, text)");
+  nlohmann::json fields = nlohmann::json::object();
+  for (const auto& item : j.items())
+    if (item.key() != "id" && item.key() != "adapter" && item.key() != "text")
+      fields[item.key()] = item.value();
+  if (j.contains("text")) {
+    if (!j["text"].is_string()) {
+      r.error = cat("line ", line, ": \"text\" must be a string");
       return r;
     }
-  }
-  if (!j.contains("text") || !j["text"].is_string()) {
-    r.error = cat("line ", line, ": \"text\" must be a string");
+    if (!fields.empty()) {
+      r.error = cat("line ", line, ": give \"text\" or the task's fields (such as \"",
+                    fields.items().begin().key(), "\"), not both");
+      return r;
+    }
+    r.text = j["text"].get<std::string>();
+  } else if (fields.empty()) {
+    r.error =
+        cat("line ", line, ": no input (expected \"text\", or the fields of the adapter's task)");
     return r;
+  } else {
+    r.fields = std::move(fields);
   }
-  r.text = j["text"].get<std::string>();
   if (j.contains("adapter")) {
     if (!j["adapter"].is_string()) {
       r.error = cat("line ", line, ": \"adapter\" must be a string");

@@ -9,9 +9,11 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "compacter/tasks/inputs.h"
 #include "compacter/train/base_model.h"
 
 namespace compacter::serve {
@@ -20,31 +22,37 @@ namespace compacter::serve {
 constexpr const char* kBaseName = "base";
 
 struct ServerOptions {
-  int64_t batch_size = 100;         // sources decoded together at most
-  int64_t max_new_tokens = 19;      // generated tokens at most (the paper's max_length 20)
-  int64_t max_source_length = 512;  // input tokens kept (with </s>)
+  int64_t batch_size = 100;          // sources decoded together at most
+  int64_t max_new_tokens = 19;       // generated tokens at most (the paper's max_length 20)
+  int64_t max_source_length = 512;   // input tokens kept (with </s>)
+  bool allow_base_mismatch = false;  // serve adapters trained on another base (with a warning)
 };
 
 struct Request {
-  int64_t line = 0;     // > 0: the request's line, named in its error messages
-  nlohmann::json id;    // echoed in the reply
-  std::string adapter;  // a served name ("base" for the model alone)
-  std::string text;
-  std::string error;    // non-empty: the request was malformed; answered with this error
+  int64_t line = 0;       // > 0: the request's line, named in its error messages
+  nlohmann::json id;      // echoed in the reply
+  std::string adapter;    // a served name ("base" for the model alone)
+  std::string text;       // the input as the model sees it, or
+  nlohmann::json fields;  // an object: the adapter's task's own fields, formatted as in training
+  std::string error;      // non-empty: the request was malformed; answered with this error
 };
 
 struct Reply {
   nlohmann::json id;
   std::string adapter;
-  std::string output;  // the generated text
-  std::string error;   // non-empty instead of an output
+  std::string output;    // the generated text
+  nlohmann::json label;  // what the output means for the adapter's task (null: no label)
+  std::string error;     // non-empty instead of an output
 };
 
 struct AdapterInfo {
   std::string name;
   std::string dir;
   std::string method;
-  int64_t own_bytes = 0;  // tensor bytes not shared with the base
+  int64_t own_bytes = 0;                     // tensor bytes not shared with the base
+  std::string task;                          // the task it was trained on ("" when not recorded)
+  std::optional<tasks::InputFormat> inputs;  // how its task's fields become text, if recorded
+  std::vector<std::string> warnings;         // from loading it (an unchecked or other base)
 };
 
 class AdapterServer {
@@ -53,7 +61,7 @@ class AdapterServer {
   ~AdapterServer();
 
   // Loads the adapter in `dir` under `name` (UsageError for an empty, duplicate or reserved
-  // name; Error for a bad adapter).
+  // name; Error for a bad adapter, or one trained on another base model unless allowed).
   const AdapterInfo& add(const std::string& name, const std::string& dir);
   void remove(const std::string& name);
   std::vector<AdapterInfo> list() const;  // by name, the base first
@@ -74,9 +82,10 @@ class AdapterServer {
 // NAME=DIR, or DIR named by its last component (RUN/best_adapter by RUN's name).
 std::pair<std::string, std::string> adapter_name_and_dir(const std::string& arg);
 
-// One JSON Lines request, {"adapter": NAME, "text": "...", "id": ANY} ("adapter" may be left out
-// when `default_adapter` is not empty). A malformed line gives a Request whose `error` says why,
-// naming the line.
+// One JSON Lines request, {"adapter": NAME, "text": "...", "id": ANY}, or instead of "text" the
+// fields of the adapter's task ({"adapter": "rte", "sentence1": "...", "sentence2": "..."};
+// "adapter" may be left out when `default_adapter` is not empty). A malformed line gives a
+// Request whose `error` says why, naming the line.
 Request parse_request_line(const std::string& text, int64_t line,
                            const std::string& default_adapter);
 

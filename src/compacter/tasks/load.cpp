@@ -656,6 +656,16 @@ std::vector<Example> load_split(const std::string& task, const std::string& spli
   return out;
 }
 
+// One row of fields as load_split formats it (tasks/inputs.cpp).
+std::vector<Example> format_hf_row(const std::string& task, const json& row, const DataOptions& o,
+                                   const Where& w) {
+  const TaskInfo& t = find_task(task);
+  std::vector<Example> out;
+  for (json& r : to_hf_rows(t, row, w))
+    for (Example& e : format_row(t, {std::move(r), w, "input", 0}, o)) out.push_back(std::move(e));
+  return out;
+}
+
 // Shared with user_task.cpp.
 std::vector<Example> split_user_rows(
     const std::string& split, uint64_t seed, int64_t max_train,

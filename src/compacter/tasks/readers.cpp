@@ -13,7 +13,7 @@ namespace compacter::tasks {
 namespace fs = std::filesystem;
 
 std::string Where::str() const {
-  return cat(file, ":", line);
+  return line > 0 ? cat(file, ":", line) : file;
 }
 
 namespace {

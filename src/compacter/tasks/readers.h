@@ -12,7 +12,7 @@
 
 namespace compacter::tasks {
 
-// Where a row came from, for error messages: "path:line".
+// Where a row came from, for error messages: "path:line" (just `file` when line is 0).
 struct Where {
   std::string file;
   int64_t line = 0;

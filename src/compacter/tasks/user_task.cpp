@@ -125,6 +125,12 @@ std::vector<Example> read_user_file(const std::string& path, const std::string& 
 
 }  // namespace
 
+// One row of a user task's fields as load_split formats it (tasks/inputs.cpp); the target may be
+// absent, as in a test file.
+Example format_user_row(const json& row, const Where& w, const DataOptions& o) {
+  return make_example(row, w, "test", 0, o);
+}
+
 std::vector<Example> load_user_split(const std::string& split, const DataOptions& o,
                                      int64_t* skipped) {
   const UserTaskOptions& u = o.user;

@@ -11,6 +11,7 @@
 #include "compacter/data/tokenizer.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/nn/t5.h"
+#include "compacter/peft/adapter_file.h"
 
 namespace compacter::train {
 
@@ -27,13 +28,31 @@ struct BaseModel {
   T5Tokenizer tokenizer;
   nn::Precision precision;
   torch::Device device = torch::kCPU;
+  peft::BaseIdentity identity;  // recorded with adapters trained on it, checked when one loads
 };
+
+// The options that check an adapter against `base` (peft::load_adapter), warnings to `progress`.
+peft::AdapterLoadOptions adapter_checks(const BaseModel& base, bool allow_base_mismatch,
+                                        ProgressSink& progress);
 
 // The tokenizer file a spec uses (checks that the model folder exists first).
 std::string tokenizer_file(const ModelSpec& spec);
 
-// Loads the model (in eval mode) and its tokenizer. Checkpoint tensors that are not part of T5
-// are reported to `progress` as a warning.
+// Loads the model (in eval mode) and its tokenizer, and computes its identity (the name from
+// config.json's "_name_or_path" or the folder's name, nn::weights_fingerprint, the tokenizer
+// file's fingerprint). Checkpoint tensors that are not part of T5 are reported to `progress` as
+// a warning.
 BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress = no_progress());
+
+// A model without its tokenizer, for the commands that look at a checkpoint itself (forward):
+// the vocabulary as stored, or the rows recorded by the adapter in `adapter_dir` when one is given
+// (an adapter trained on a 32,128-row T5 cut to the tokenizer's 32,100 rows), or
+// spec.vocab_rows when set. The identity has no tokenizer fingerprint.
+struct BaseWeights {
+  nn::T5Model model{nullptr};
+  peft::BaseIdentity identity;
+};
+BaseWeights load_base_weights(const ModelSpec& spec, const std::string& adapter_dir = "",
+                              ProgressSink& progress = no_progress());
 
 }  // namespace compacter::train

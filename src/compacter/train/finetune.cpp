@@ -8,7 +8,9 @@
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/interrupt.h"
+#include "compacter/peft/adapter_card.h"
 #include "compacter/peft/adapter_file.h"
+#include "compacter/tasks/inputs.h"
 #include "compacter/train/evaluate.h"
 #include "compacter/train/loop.h"
 
@@ -203,7 +205,11 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
     progress.info("no checkpoint was written before the run stopped: starting again from step 0");
 
   InterruptScope interrupts;  // also covers the final evaluations below
-  const nlohmann::json adapter_extra = {{"task", c.data.task}};
+  const nlohmann::json adapter_extra = {
+      {"task", c.data.task},
+      {"inputs", tasks::input_format_to_json(tasks::input_format(c.data.task, data))},
+      {"base", peft::base_identity_to_json(base.identity)},
+      {"command", c.command}};
   LoopCallbacks cb;
   cb.save_adapter = [&](const std::string& dir) {
     peft::save_adapter(*base.model, spec, dir, adapter_extra);
@@ -235,6 +241,7 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
     write_predictions(run.file("predictions_" + split + ".jsonl"), *examples, s.predictions);
     metrics[split] = s.metrics.empty() ? nlohmann::json() : nlohmann::json(s.metrics);
   }
+  peft::update_adapter_card_scores(run.file("best_adapter"), metrics);
   nlohmann::json results = {
       {"library_version", COMPACTER_VERSION},
       {"task", c.data.task},
@@ -276,7 +283,13 @@ EvaluateResult evaluate_adapter(const EvaluateConfig& c, ProgressSink& progress)
   BaseModel base = load_base_model(c.model, progress);
   const tasks::DataOptions data = data_options(c.data, spec.method);
   const auto examples = load_examples(c.data, data, c.split, progress);
-  peft::load_adapter(*base.model, c.adapter);
+  const nlohmann::json adapter_config = peft::read_adapter_config(c.adapter);
+  if (adapter_config.contains("task") && adapter_config["task"].is_string() &&
+      adapter_config["task"].get<std::string>() != c.data.task)
+    progress.warning(cat("adapter ", c.adapter, " was trained on task ",
+                         adapter_config["task"].get<std::string>(), ", not on ", c.data.task,
+                         ": its scores here say little"));
+  peft::load_adapter(*base.model, c.adapter, adapter_checks(base, c.allow_base_mismatch, progress));
   Scored s = evaluate_examples(base, c.data, info, examples, c.batch_size, max_new_tokens,
                                "evaluation", false, progress);
   check_usage(!s.metrics.empty() || !c.predictions_out.empty(), "the ", c.split, " split of ",

@@ -42,6 +42,7 @@ struct FinetuneConfig {
   int64_t max_new_tokens = -1;  // generation length of the evaluations; -1: the task's
   std::string out;              // the run directory
   RunMode mode = RunMode::kNew;
+  std::string command;  // how the run was asked for, for the adapter's card (not a setting)
 };
 
 // run_config.json: every setting of `config` that can change a result.
@@ -57,8 +58,9 @@ struct EvaluateConfig {
   DataSpec data;
   std::string split;
   int64_t batch_size = 100;
-  int64_t max_new_tokens = -1;  // -1: the task's
-  std::string predictions_out;  // non-empty: {"id", "prediction"} JSON Lines written there
+  int64_t max_new_tokens = -1;       // -1: the task's
+  std::string predictions_out;       // non-empty: {"id", "prediction"} JSON Lines written there
+  bool allow_base_mismatch = false;  // score an adapter trained on another base anyway
 };
 
 struct EvaluateResult {
@@ -68,7 +70,8 @@ struct EvaluateResult {
 };
 
 // Scores the adapter in `config.adapter` on a split (an error when the split has no labels and
-// no predictions_out is asked for).
+// no predictions_out is asked for; an error when the adapter was trained on another base model,
+// unless allowed). Warns when the adapter was trained on another task.
 EvaluateResult evaluate_adapter(const EvaluateConfig& config,
                                 ProgressSink& progress = no_progress());
 
