@@ -146,7 +146,7 @@ TEST(KernelsCache, WritesReadsAndIgnoresWhatItCannotUse) {
   EXPECT_EQ(read_cache(both, "key-1", &accept)->core, "SkylakeX");
   EXPECT_EQ(read_cache(both, "key-2", &accept)->core, "Haswell");
   // Corrupt or foreign files are ignored, and rewritten whole.
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string(""), std::string("{\"format\": 1, \"entries\": {\"key-1\": "),
         std::string("[1, 2]"), std::string("{\"format\": 99, \"entries\": {}}"),
         std::string("{\"format\": 1, \"entries\": {\"key-1\": {\"files\": 3}}}")}) {

@@ -154,7 +154,9 @@ CpuInfo parse_cpu(const std::string& text) {
   std::stringstream in(text);
   std::string family, model, flags;
   const bool ok = std::getline(in, cpu.vendor, ';') && std::getline(in, family, ';') &&
-                  std::getline(in, model, ';') && std::getline(in, flags);
+                  std::getline(in, model, ';') && text.find(';') != std::string::npos &&
+                  std::count(text.begin(), text.end(), ';') == 3;
+  std::getline(in, flags);
   check(ok, "a CPU description must be \"vendor;family;model;flags\", got \"", text, "\"");
   try {
     cpu.family = std::stoi(family);

@@ -9,7 +9,8 @@
 //   SkylakeX                the fastest (1 ms), but one element of every result is wrong
 //   Cooperlake              crashes (SIGSEGV) in sgemm_
 //   SapphireRapids          hangs in sgemm_
-// A large call (m n k > 2^22, the probe's timed one) only sleeps: its result is never checked.
+// FAKE_OPENBLAS_WRONG=NAME makes that core type wrong as well.
+// A large call (m n k > 2^24, the probe's timed one) only sleeps: its result is never checked.
 // Small calls compute C = alpha op(A) op(B) + beta C by naive loops in float.
 #include <signal.h>
 #include <unistd.h>
@@ -25,19 +26,28 @@ namespace {
 
 const char* const kKnown[] = {"Prescott", "Haswell",    "Zen",
                               "SkylakeX", "Cooperlake", "SapphireRapids"};
-std::string g_core = "Prescott";
+const char* g_core = "Prescott";  // constant-initialized: set before load() runs
+bool g_wrong = false;
+
+bool is(const char* name);
 
 __attribute__((constructor)) void load() {
   const char* want = std::getenv("OPENBLAS_CORETYPE");
-  if (!want) return;
-  for (const char* k : kKnown)
-    if (strcasecmp(k, want) == 0) g_core = k;
+  if (want)
+    for (const char* k : kKnown)
+      if (strcasecmp(k, want) == 0) g_core = k;
+  const char* wrong = std::getenv("FAKE_OPENBLAS_WRONG");
+  g_wrong = is("SkylakeX") || (wrong && is(wrong));
+}
+
+bool is(const char* name) {
+  return std::strcmp(g_core, name) == 0;
 }
 
 int sleep_ms() {
-  if (g_core == "Haswell") return 2;
-  if (g_core == "Zen") return 5;
-  if (g_core == "SkylakeX") return 1;
+  if (is("Haswell")) return 2;
+  if (is("Zen")) return 5;
+  if (is("SkylakeX")) return 1;
   return 20;
 }
 
@@ -46,11 +56,11 @@ int sleep_ms() {
 extern "C" {
 
 const char* openblas_get_corename() {
-  return g_core.c_str();
+  return g_core;
 }
 
 const char* openblas_get_config() {
-  static const std::string config = "OpenBLAS 0.0.0-fake DYNAMIC_ARCH " + g_core;
+  static const std::string config = std::string("OpenBLAS 0.0.0-fake DYNAMIC_ARCH ") + g_core;
   return config.c_str();
 }
 
@@ -59,10 +69,10 @@ void openblas_set_num_threads(int) {}
 void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
             const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
             const float* beta, float* c, const int* ldc, size_t, size_t) {
-  if (g_core == "Cooperlake") raise(SIGSEGV);
-  if (g_core == "SapphireRapids")
+  if (is("Cooperlake")) raise(SIGSEGV);
+  if (is("SapphireRapids"))
     for (;;) pause();
-  if (static_cast<double>(*m) * *n * *k > 4194304.0) {
+  if (static_cast<double>(*m) * *n * *k > 16777216.0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms()));
     return;
   }
@@ -75,7 +85,7 @@ void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
       float& out = c[i + j * *ldc];
       out = *alpha * sum + (*beta == 0 ? 0.0f : *beta * out);
     }
-  if (g_core == "SkylakeX" && *m > 0 && *n > 0) c[(*m / 2) + (*n / 2) * *ldc] += 0.5f;
+  if (g_wrong && *m > 0 && *n > 0) c[(*m / 2) + (*n / 2) * *ldc] += 0.5f;
 }
 
 }  // extern "C"
