@@ -92,7 +92,8 @@ nlohmann::json kernels_json(const KernelsReport& r) {
           {"cpu_model", r.cpu_model},
           {"probe_gflops_one_thread", optional_number(r.probe_gflops)},
           {"fp32_gflops", optional_number(r.fp32_gflops)},
-          {"bf16_gflops", optional_number(r.bf16_gflops)}};
+          {"bf16_gflops", optional_number(r.bf16_gflops)},
+          {"line", kernels_line(r)}};
 }
 
 std::string kernels_line(const KernelsReport& r) {

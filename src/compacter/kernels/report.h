@@ -37,6 +37,7 @@ KernelsReport make_report(const std::string& live_core, const std::string& live_
 // The report of this process: the loaded library's answers (dlsym), the variables, cpuid.
 KernelsReport current_kernels(int threads);
 
+// Every field, and "line": kernels_line().
 nlohmann::json kernels_json(const KernelsReport& r);
 // One line: "kernels: OpenBLAS SkylakeX (chosen at start-up; default Prescott), 2 threads".
 std::string kernels_line(const KernelsReport& r);
