@@ -77,10 +77,11 @@ void choose_kernels(int argc, char** argv) {
     if (const char* lib = std::getenv("COMPACTER_BLAS_LIBRARY")) s.probe.library = lib;
     if (const char* p = std::getenv("LD_LIBRARY_PATH")) s.ld_library_path = p;
     s.cache_folder = k::cache_folder(std::getenv("XDG_CACHE_HOME"), std::getenv("HOME"));
-    const std::vector<k::GemmCase> checks =
-        request.mode == k::Mode::kDefault ? std::vector<k::GemmCase>() : k::check_cases();
-    const k::Verdict v = k::decide(
-        request, s, [&](const std::string& core) { return k::run_trial(core, checks, s.probe); });
+    std::vector<k::GemmCase> checks;  // their references cost milliseconds: only for a probe
+    const k::Verdict v = k::decide(request, s, [&](const std::string& core) {
+      if (checks.empty()) checks = k::check_cases();
+      return k::run_trial(core, checks, s.probe);
+    });
     if (!v.warning.empty() && v.source == "probed") std::fprintf(stderr, "%s\n", v.warning.c_str());
     for (const auto& [name, value] : k::environment_for(v)) setenv(name.c_str(), value.c_str(), 1);
   } catch (const std::exception& e) {
