@@ -1,8 +1,8 @@
 // The layer ladder of the README's "Layout": core -> kernels -> io -> data -> nn -> peft -> tasks
-// -> pretrain -> train -> serve -> tools. A file under src/compacter/<layer>/ may include "compacter/<same or
-// lower layer>/..." only; nothing under src/ includes tools/ (the command-line program). Checked
-// on this source tree (COMPACTER_SOURCE_DIR), and the checker itself on fake trees, so that the
-// check is known to fail when it should.
+// -> pretrain -> train -> serve -> tools. A file under src/compacter/<layer>/ may include
+// "compacter/<same or lower layer>/..." only; nothing under src/ includes tools/ (the command-line
+// program). Checked on this source tree (COMPACTER_SOURCE_DIR), and the checker itself on fake
+// trees, so that the check is known to fail when it should.
 #include <gtest/gtest.h>
 
 #include <algorithm>
