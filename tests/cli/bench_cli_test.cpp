@@ -57,6 +57,13 @@ TEST(BenchCli, ReportsEveryMethodInJson) {
   EXPECT_GT(doc["gemm"]["fp32"]["square"]["best_gflops"].get<double>(), 0.0);
   EXPECT_GE(doc["machine"]["cores"].get<int>(), 1);
   EXPECT_FALSE(doc["machine"]["libtorch"].get<std::string>().empty());
+  // The kernels (README "Kernels at start-up"), with the rates measured here.
+  const json& kernels = doc["machine"]["kernels"];
+  EXPECT_EQ(kernels["fp32_gflops"], doc["gemm"]["fp32"]["best_gflops"]) << kernels.dump();
+  EXPECT_GT(kernels["bf16_gflops"].get<double>(), 0.0) << kernels.dump();
+  EXPECT_EQ(kernels["threads"], doc["machine"]["cores"]);
+  EXPECT_EQ(kernels["line"].get<std::string>().rfind("kernels: ", 0), 0u) << kernels.dump();
+  EXPECT_FALSE(kernels["how"].get<std::string>().empty());
   EXPECT_EQ(doc["settings"]["batch"], 2);
   // Progress goes to stderr.
   EXPECT_NE(r.err.find("compacter++: step 2/2"), std::string::npos) << r.err;

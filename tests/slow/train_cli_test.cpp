@@ -57,6 +57,10 @@ TEST_P(TrainCli, EveryMethodTrainsAndItsAdapterReloadsWithTheSameScores) {
   EXPECT_NEAR(correct, std::round(correct), 1e-6);
   EXPECT_GT(results["parameters"]["trainable"].get<int64_t>(), 0);
   EXPECT_TRUE(std::filesystem::exists(run + "/metrics.jsonl"));
+  // The kernels it ran on (README "Kernels at start-up"): in the log and in results.json.
+  const std::string kernels = results["machine"]["kernels"]["line"].get<std::string>();
+  EXPECT_EQ(kernels.rfind("kernels: ", 0), 0u) << results.dump();
+  EXPECT_NE(r.err.find(kernels), std::string::npos) << r.err;
 
   auto e = testing::run_compacter(
       "eval --model " + dir_->path() + "/model --tokenizer " +

@@ -13,6 +13,7 @@
 #include "common.h"
 #include "compacter/core/error.h"
 #include "compacter/core/interrupt.h"
+#include "compacter/kernels/choice.h"
 #include "deprecated_flags.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +22,12 @@ int main(int argc, char** argv) {
                "compacter"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("compacter ") + COMPACTER_VERSION);
+  // Acted on by the launcher (tools/launcher) before this program loaded OpenBLAS; the verdict is
+  // in COMPACTER_KERNELS_STARTUP (compacter/kernels/report.h).
+  std::string kernels = "auto";
+  app.add_option(compacter::kernels::kOption, kernels, compacter::kernels::kOptionHelp)
+      ->check(CLI::IsMember({"auto", "default"}))
+      ->capture_default_str();
   // libtorch 1.13 on a 2-core VM defaults to one intra-op thread: use every core unless
   // OMP_NUM_THREADS says otherwise.
   if (!std::getenv("OMP_NUM_THREADS"))

@@ -12,14 +12,32 @@
 // t5-small-sized decoder, 2 threads on 2 cores beside two busy processes: 49.5 s against 4.9 s
 // quiet; with a spin count of 10,000: 9.5 s; README "Threads and a busy machine").
 //
+// OPENBLAS_CORETYPE (README "Kernels at start-up"; src/compacter/kernels/startup.h): OpenBLAS
+// picks its kernels from the CPU's family and model and falls back to generic SSE3 ones on a CPU
+// newer than its build (5-7x slower fp32 GEMMs on an AVX-512 Xeon of family 6, model 207, with
+// Debian 12's OpenBLAS 0.3.21). When its default core is below what the CPU supports, the
+// faster core types are tried in child processes (checked against a double-precision reference,
+// timed) and the fastest correct one is set; the verdict is cached per machine and handed to the
+// program in COMPACTER_KERNELS_STARTUP. `--kernels default` (before the command) or
+// COMPACTER_KERNELS=default switch it off.
+//
 // A variable the user set is never overridden; COMPACTER_LAUNCHER_KEEP_ENV=1 changes nothing.
+// For tests: COMPACTER_BLAS_LIBRARY (the BLAS to probe instead of libblas.so.3),
+// COMPACTER_KERNELS_TEST_CPU ("vendor;family;model;flags" instead of cpuid) and
+// COMPACTER_CORE_PROGRAM (the program to run instead of compacter-core).
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
+#include <vector>
+
+#include "compacter/kernels/startup.h"
+
+extern char** environ;
 
 namespace {
 
@@ -36,13 +54,53 @@ bool executable(const std::string& path) {
   return access(path.c_str(), X_OK) == 0;
 }
 
+std::map<std::string, std::string> environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (eq) env.emplace(std::string(*e, static_cast<size_t>(eq - *e)), std::string(eq + 1));
+  }
+  return env;
+}
+
+// The kernels' decision (startup.h) and the variables it sets. Never stops the program: a
+// failure leaves OpenBLAS alone.
+void choose_kernels(int argc, char** argv) {
+  namespace k = compacter::kernels;
+  try {
+    const std::map<std::string, std::string> env = environment();
+    const k::Request request = k::read_request(std::vector<std::string>(argv, argv + argc), env);
+    if (!request.warning.empty()) std::fprintf(stderr, "%s\n", request.warning.c_str());
+    k::StartupSettings s;
+    const char* test_cpu = std::getenv("COMPACTER_KERNELS_TEST_CPU");
+    s.cpu = test_cpu ? k::parse_cpu(test_cpu) : k::detect_cpu();
+    if (const char* lib = std::getenv("COMPACTER_BLAS_LIBRARY")) s.probe.library = lib;
+    if (const char* p = std::getenv("LD_LIBRARY_PATH")) s.ld_library_path = p;
+    s.cache_folder = k::cache_folder(std::getenv("XDG_CACHE_HOME"), std::getenv("HOME"));
+    std::vector<k::GemmCase> checks;  // their references cost milliseconds: only for a probe
+    const k::Verdict v = k::decide(request, s, [&](const std::string& core) {
+      if (checks.empty()) checks = k::check_cases();
+      return k::run_trial(core, checks, s.probe);
+    });
+    if (!v.warning.empty() && v.source == "probed") std::fprintf(stderr, "%s\n", v.warning.c_str());
+    for (const auto& [name, value] : k::environment_for(v)) setenv(name.c_str(), value.c_str(), 1);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "compacter: warning: choosing the matrix kernels failed (%s)\n", e.what());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  (void)argc;
   if (!std::getenv("COMPACTER_LAUNCHER_KEEP_ENV")) {
     if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT"))
       setenv("GOMP_SPINCOUNT", "10000", 0);
+  }
+  choose_kernels(argc, argv);
+  if (const char* program = std::getenv("COMPACTER_CORE_PROGRAM")) {
+    execv(program, argv);
+    std::fprintf(stderr, "compacter: error: cannot run %s: %s\n", program, std::strerror(errno));
+    return 127;
   }
   const std::string dir = directory_of_this_program();
   // Beside the launcher in a build tree; where cmake --install put it otherwise.

@@ -8,6 +8,7 @@
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/interrupt.h"
+#include "compacter/kernels/report.h"
 #include "compacter/peft/adapter_card.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/tasks/inputs.h"
@@ -178,6 +179,8 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
   const RunLayout layout = finetune_layout();
   RunDirectory::check_usable(c.out, layout, c.mode);
 
+  const kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
+  progress.info(kernels::kernels_line(kernels));
   BaseModel base = load_base_model(c.model, progress);
   const tasks::DataOptions data = data_options(c.data, c.method);
   auto train_examples = load_examples(c.data, data, "train", progress);
@@ -268,6 +271,7 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
       {"adapter_bytes",
        fs::file_size(run.file(std::string("best_adapter/") + peft::kAdapterWeightsFile))},
       {"config", effective},
+      {"machine", {{"kernels", kernels::kernels_json(kernels)}}},
       {"evaluations", r.evaluations}};
   write_text_atomically(run.file("results.json"), results.dump(2) + "\n");
   fs::remove_all(run.file("checkpoint"));

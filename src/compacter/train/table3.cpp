@@ -13,6 +13,7 @@
 #include "compacter/core/error.h"
 #include "compacter/core/subprocess.h"
 #include "compacter/io/t5_config.h"
+#include "compacter/kernels/report.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/train/bench.h"
@@ -187,6 +188,14 @@ json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
   gemm["fp32"] = measure_gemms(config, st, device, torch::kFloat32);
   if (dtype != torch::kFloat32) gemm[st.dtype] = measure_gemms(config, st, device, dtype);
   const double gemm_best = gemm[st.dtype]["best_gflops"].get<double>();
+  // The kernels' report (README "Kernels at start-up") gives the CPU's fp32 and bf16 rates.
+  kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
+  if (!device.is_cuda()) {
+    const json bf16 =
+        gemm.contains("bf16") ? gemm["bf16"] : measure_gemms(config, st, device, torch::kBFloat16);
+    kernels.fp32_gflops = gemm["fp32"]["best_gflops"].get<double>();
+    kernels.bf16_gflops = bf16["best_gflops"].get<double>();
+  }
 
   std::vector<json> results;
   std::vector<std::string> failed, methods;
@@ -257,6 +266,7 @@ json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
               {"OMP_NUM_THREADS", env("OMP_NUM_THREADS")},
               {"OPENBLAS_CORETYPE", env("OPENBLAS_CORETYPE")}}},
             {"cpu_model", cpu_model_name()},
+            {"kernels", kernels::kernels_json(kernels)},
             {"libtorch", TORCH_VERSION},
             {"compacter", COMPACTER_VERSION}}},
           {"settings",
@@ -291,6 +301,7 @@ std::string format_table3(const json& doc) {
       << " " << st["dtype"].get<std::string>() << ", " << m["cores"] << " threads, "
       << m["cpu_model"].get<std::string>() << ", libtorch " << m["libtorch"].get<std::string>()
       << "\n";
+  if (m.contains("kernels")) out << m["kernels"]["line"].get<std::string>() << "\n";
   out << std::left << std::setw(12) << "method" << std::right << std::setw(12) << "trainable"
       << std::setw(9) << "%" << std::setw(10) << "s/step" << std::setw(10) << "min s"
       << std::setw(9) << "ex/s" << std::setw(9) << "time%" << std::setw(11) << "peak MB"

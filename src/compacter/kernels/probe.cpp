@@ -1,0 +1,237 @@
+// Trials in child processes: see probe.h.
+#include "compacter/kernels/probe.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <thread>
+
+#include "compacter/core/error.h"
+
+namespace compacter::kernels {
+
+namespace {
+
+// sgemm_ as Fortran BLAS exports it; the two hidden lengths of the character arguments
+// (gfortran's convention) are passed too.
+using Sgemm = void (*)(const char*, const char*, const int*, const int*, const int*, const float*,
+                       const float*, const int*, const float*, const int*, const float*, float*,
+                       const int*, size_t, size_t);
+using Name = const char* (*)();
+using SetThreads = void (*)(int);
+
+void say(int fd, const std::string& line) {
+  const std::string text = line + "\n";
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
+}
+
+std::string one_line(std::string s) {
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  return s;
+}
+
+void call(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float* c) {
+  const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
+  const int ilda = static_cast<int>(lda), ildb = static_cast<int>(ldb), ildc = im;
+  const float one = 1, zero = 0;
+  sgemm(&ta, &tb, &im, &in, &ik, &one, a, &ilda, b, &ildb, &zero, c, &ildc, 1, 1);
+}
+
+// The child's side: reports on fd, never returns.
+[[noreturn]] void child(int fd, const std::string& requested, const std::vector<GemmCase>& checks,
+                        const ProbeSettings& s) {
+  const int null = open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+  }
+  if (requested.empty())
+    unsetenv("OPENBLAS_CORETYPE");
+  else
+    setenv("OPENBLAS_CORETYPE", requested.c_str(), 1);
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  setenv("OMP_NUM_THREADS", "1", 1);
+  void* lib = dlopen(s.library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char* why = dlerror();
+    say(fd, "failure cannot load " + s.library + ": " + one_line(why ? why : "?"));
+    _exit(0);
+  }
+  say(fd, "loaded");
+  auto file_of = [&](void* symbol) {
+    Dl_info info;
+    if (symbol && dladdr(symbol, &info) && info.dli_fname) say(fd, cat("file ", info.dli_fname));
+  };
+  link_map* map = nullptr;
+  if (dlinfo(lib, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name && map->l_name[0])
+    say(fd, cat("file ", map->l_name));
+  const auto corename = reinterpret_cast<Name>(dlsym(lib, "openblas_get_corename"));
+  const auto config = reinterpret_cast<Name>(dlsym(lib, "openblas_get_config"));
+  const auto sgemm = reinterpret_cast<Sgemm>(dlsym(lib, "sgemm_"));
+  file_of(reinterpret_cast<void*>(sgemm));
+  file_of(reinterpret_cast<void*>(corename));
+  if (corename) {
+    const char* ran = corename();
+    say(fd, cat("ran ", one_line(ran ? ran : "")));
+  }
+  if (config) {
+    const char* text = config();
+    say(fd, cat("config ", one_line(text ? text : "")));
+  }
+  if (!corename || !sgemm) {
+    say(fd, corename ? "failure no sgemm_" : "failure not OpenBLAS (no openblas_get_corename)");
+    _exit(0);
+  }
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(lib, "openblas_set_num_threads"))) set(1);
+  const char* ran = corename();
+  if (!requested.empty() && !same_core(requested, ran ? ran : "")) {
+    say(fd, "done");
+    _exit(0);
+  }
+  double worst = 0;
+  for (const GemmCase& c : checks) {
+    std::vector<float> out(static_cast<size_t>(c.m * c.n), NAN);
+    call(sgemm, c.transa, c.transb, c.m, c.n, c.k, c.a.data(), c.lda(), c.b.data(), c.ldb(),
+         out.data());
+    const double r = gemm_error_ratio(c, out.data());
+    if (!(r <= worst)) worst = r;
+  }
+  say(fd, cat("error ", std::isfinite(worst) ? cat(worst) : std::string("inf")));
+  const int64_t n = s.timed_size;
+  std::vector<float> a(static_cast<size_t>(n * n)), b(a.size()), c(a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i] = static_cast<float>(i % 7) * 0.25f - 0.75f;
+    b[i] = static_cast<float>(i % 5) * 0.5f - 1.0f;
+  }
+  using Clock = std::chrono::steady_clock;
+  call(sgemm, 'N', 'N', n, n, n, a.data(), n, b.data(), n, c.data());  // warm-up
+  double best = INFINITY;
+  const auto start = Clock::now();
+  for (int calls = 0;; ++calls) {
+    const auto t0 = Clock::now();
+    if (calls >= s.min_timed_calls &&
+        std::chrono::duration<double>(t0 - start).count() >= s.timed_seconds)
+      break;
+    call(sgemm, 'N', 'N', n, n, n, a.data(), n, b.data(), n, c.data());
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  say(fd, cat("gflops ", 2.0 * static_cast<double>(n * n * n) / best / 1e9));
+  say(fd, "done");
+  _exit(0);
+}
+
+}  // namespace
+
+ProbeReport run_trial(const std::string& requested, const std::vector<GemmCase>& checks,
+                      const ProbeSettings& settings) {
+  ProbeReport r;
+  r.trial.requested = requested;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    r.trial.failure = cat("cannot create a pipe: ", std::strerror(errno));
+    return r;
+  }
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    r.trial.failure = cat("cannot fork: ", std::strerror(errno));
+    return r;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    child(fds[1], requested, checks, settings);
+  }
+  close(fds[1]);
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(settings.timeout_seconds));
+  auto left_ms = [&] {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    return static_cast<int>(std::max<int64_t>(0, left));
+  };
+  std::string text;
+  bool timed_out = false;
+  for (;;) {
+    pollfd p{fds[0], POLLIN, 0};
+    const int ready = poll(&p, 1, left_ms());
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      timed_out = true;
+      break;
+    }
+    char buf[4096];
+    const ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the child closed the pipe: it exited
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  for (;;) {
+    const pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) break;
+    if (timed_out || left_ms() == 0) {
+      timed_out = true;
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+
+  bool done = false;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t space = line.find(' ');
+    const std::string key = line.substr(0, space);
+    const std::string value = space == std::string::npos ? "" : line.substr(space + 1);
+    if (key == "loaded") r.loaded = true;
+    if (key == "file" && std::find(r.files.begin(), r.files.end(), value) == r.files.end())
+      r.files.push_back(value);
+    if (key == "ran") {
+      r.openblas = true;
+      r.trial.ran = value;
+    }
+    if (key == "config") r.config = value;
+    if (key == "failure") r.trial.failure = value;
+    if (key == "error") r.trial.error_ratio = value == "inf" ? INFINITY : std::atof(value.c_str());
+    if (key == "gflops") r.trial.gflops = std::atof(value.c_str());
+    if (key == "done") done = true;
+  }
+  if (r.trial.failure.empty() && !done) {
+    if (timed_out)
+      r.trial.failure = cat("did not finish within ", settings.timeout_seconds, " s");
+    else if (WIFSIGNALED(status))
+      r.trial.failure =
+          cat("crashed (signal ", WTERMSIG(status), ", ", strsignal(WTERMSIG(status)), ")");
+    else
+      r.trial.failure =
+          cat("exited early (code ", WIFEXITED(status) ? WEXITSTATUS(status) : -1, ")");
+  }
+  return r;
+}
+
+}  // namespace compacter::kernels

@@ -1,0 +1,38 @@
+// One trial of an OpenBLAS core type, in a child process (README "Kernels at start-up"):
+// OPENBLAS_CORETYPE is read once, when OpenBLAS loads, so each core type needs a fresh process.
+// The child sets it, loads the BLAS library (dlopen), asks which core runs
+// (openblas_get_corename) and how the library was built (openblas_get_config), runs the
+// checks of gemm_check.h through sgemm_ and times a square sgemm on one thread, reporting each
+// fact on a pipe as it learns it. A child that crashes, exits early or outlives the timeout
+// (then killed) is a failed trial. Torch-free (the launcher compiles it); call it from a
+// single-threaded process (the launcher), or where a forked child may load libraries.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "compacter/kernels/choice.h"
+#include "compacter/kernels/gemm_check.h"
+
+namespace compacter::kernels {
+
+struct ProbeSettings {
+  std::string library = "libblas.so.3";  // what to dlopen: the name libtorch_cpu.so links
+  double timeout_seconds = 5;            // per trial
+  int64_t timed_size = 512;              // the timed sgemm: n x n by n x n
+  double timed_seconds = 0.03;           // time it for about this long (best of the calls) ...
+  int min_timed_calls = 3;               // ... and at least this often
+};
+
+struct ProbeReport {
+  Trial trial;                     // judge() not yet applied
+  bool loaded = false;             // the library loaded
+  bool openblas = false;           // it has openblas_get_corename
+  std::string config;              // openblas_get_config()
+  std::vector<std::string> files;  // the files the library's symbols came from
+};
+
+// Runs one trial: requested "" for the library's default, else a core type name.
+ProbeReport run_trial(const std::string& requested, const std::vector<GemmCase>& checks,
+                      const ProbeSettings& settings);
+
+}  // namespace compacter::kernels

@@ -1,0 +1,113 @@
+// The kernels report: see report.h.
+#include "compacter/kernels/report.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <iomanip>
+#include <sstream>
+
+#include "compacter/core/error.h"
+#include "compacter/kernels/cpu.h"
+
+namespace compacter::kernels {
+
+namespace {
+
+using Name = const char* (*)();
+
+std::string ask(const char* symbol) {
+  const auto f = reinterpret_cast<Name>(dlsym(RTLD_DEFAULT, symbol));
+  const char* text = f ? f() : nullptr;
+  return text ? text : "";
+}
+
+nlohmann::json optional_number(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json();
+}
+
+// "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21".
+std::string short_blas(const std::string& config) {
+  std::istringstream in(config);
+  std::string name, version;
+  in >> name >> version;
+  return name.empty() ? "" : version.empty() ? name : name + " " + version;
+}
+
+}  // namespace
+
+KernelsReport make_report(const std::string& live_core, const std::string& live_config,
+                          const std::optional<Verdict>& verdict, const std::string& coretype_env,
+                          int threads, const std::string& cpu_model) {
+  KernelsReport r;
+  r.threads = threads;
+  r.cpu_model = cpu_model;
+  r.blas = live_config.empty() && verdict ? verdict->blas : live_config;
+  r.core = live_core;
+  if (!verdict) {
+    r.how = coretype_env.empty() ? "OpenBLAS's default; not checked (started without the launcher)"
+                                 : "set by OPENBLAS_CORETYPE";
+    return r;
+  }
+  const Verdict& v = *verdict;
+  r.detail = v.summary;
+  r.default_core = v.default_core;
+  if (r.core.empty()) r.core = !v.core.empty() ? v.core : v.default_core;
+  if (v.mode == "user")
+    r.how = "set by OPENBLAS_CORETYPE";
+  else if (v.mode == "default")
+    r.how = cat("OpenBLAS's default; start-up choice switched off by ", v.reason);
+  else if (!v.core.empty())
+    r.how = cat("chosen at start-up; default ", v.default_core.empty() ? "?" : v.default_core);
+  else if (!v.default_core.empty())
+    r.how = "OpenBLAS's default, checked at start-up";
+  else
+    r.how = "not OpenBLAS";
+  for (const Trial& t : v.trials)
+    if (trial_failure(t).empty() && same_core(t.ran, r.core)) r.probe_gflops = t.gflops;
+  return r;
+}
+
+KernelsReport current_kernels(int threads) {
+  std::optional<Verdict> verdict;
+  if (const char* text = std::getenv(kStartupVariable)) {
+    try {
+      verdict = verdict_from_json(nlohmann::json::parse(text));
+    } catch (const nlohmann::json::exception&) {
+      verdict.reset();  // not the launcher's: reported as without it
+    }
+  }
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  return make_report(ask("openblas_get_corename"), ask("openblas_get_config"), verdict,
+                     coretype ? coretype : "", threads, detect_cpu().model_name);
+}
+
+nlohmann::json kernels_json(const KernelsReport& r) {
+  return {{"blas", r.blas},
+          {"core", r.core},
+          {"how", r.how},
+          {"detail", r.detail},
+          {"default_core", r.default_core},
+          {"threads", r.threads},
+          {"cpu_model", r.cpu_model},
+          {"probe_gflops_one_thread", optional_number(r.probe_gflops)},
+          {"fp32_gflops", optional_number(r.fp32_gflops)},
+          {"bf16_gflops", optional_number(r.bf16_gflops)},
+          {"line", kernels_line(r)}};
+}
+
+std::string kernels_line(const KernelsReport& r) {
+  std::ostringstream out;
+  const std::string blas = short_blas(r.blas);
+  out << "kernels: " << (blas.empty() ? "BLAS (not OpenBLAS)" : blas);
+  if (!r.core.empty()) out << " " << r.core;
+  out << " (" << r.how << "), " << r.threads << (r.threads == 1 ? " thread" : " threads");
+  out << std::fixed << std::setprecision(1);
+  if (r.fp32_gflops) out << "; fp32 GEMM " << *r.fp32_gflops << " GFLOP/s";
+  if (r.bf16_gflops) out << "; bf16 GEMM " << *r.bf16_gflops << " GFLOP/s";
+  if (!r.fp32_gflops && r.probe_gflops)
+    out << "; fp32 GEMM " << *r.probe_gflops << " GFLOP/s on one thread at start-up";
+  return out.str();
+}
+
+}  // namespace compacter::kernels

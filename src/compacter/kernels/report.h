@@ -1,0 +1,45 @@
+// Which matrix kernels this process runs, for `compacter bench`, `train`'s header line and
+// results.json's machine section (README "Kernels at start-up"): the BLAS library and its core
+// type as the loaded library says (openblas_get_config, openblas_get_corename), how that core
+// came about (the launcher's verdict in COMPACTER_KERNELS_STARTUP, choice.h), threads, the CPU,
+// and GEMM rates where measured. Reading it runs no GEMM: rates come from the launcher's probe
+// (one thread) or from the caller (bench measures them).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+#include "compacter/kernels/choice.h"
+
+namespace compacter::kernels {
+
+struct KernelsReport {
+  std::string blas;          // openblas_get_config() ("" when the BLAS is not OpenBLAS)
+  std::string core;          // the core type running ("" when unknown)
+  std::string how;           // how it came about, a short phrase (see kernels_line)
+  std::string detail;        // the launcher's summary ("" when it decided nothing)
+  std::string default_core;  // OpenBLAS's own choice, when the launcher probed it
+  int threads = 0;           // the caller's intra-op threads
+  std::string cpu_model;
+  std::optional<double> probe_gflops;  // the running core's fp32 rate in the probe, one thread
+  std::optional<double> fp32_gflops;   // measured by the caller
+  std::optional<double> bf16_gflops;   // measured by the caller
+};
+
+// The report from what the loaded BLAS says (`live_core`, `live_config`: "" when it says
+// nothing), the launcher's verdict (nullopt when the program was not started by the launcher)
+// and OPENBLAS_CORETYPE as this process sees it ("" unset). A pure function, for tests.
+KernelsReport make_report(const std::string& live_core, const std::string& live_config,
+                          const std::optional<Verdict>& verdict, const std::string& coretype_env,
+                          int threads, const std::string& cpu_model);
+
+// The report of this process: the loaded library's answers (dlsym), the variables, cpuid.
+KernelsReport current_kernels(int threads);
+
+// Every field, and "line": kernels_line().
+nlohmann::json kernels_json(const KernelsReport& r);
+// One line: "kernels: OpenBLAS SkylakeX (chosen at start-up; default Prescott), 2 threads".
+std::string kernels_line(const KernelsReport& r);
+
+}  // namespace compacter::kernels
