@@ -27,7 +27,7 @@ struct GenerateCliOptions {
 
 void run_generate(const GenerateCliOptions& o) {
   check(o.batch_size > 0, "--batch-size must be positive");
-  auto tok = T5Tokenizer::load(train::tokenizer_file(o.model));
+  auto tok = train::load_tokenizer(o.model);
   nn::T5Model model = load_model(o.model);
   apply_method(o.method, *model);
   const auto dev = nn::parse_device(o.model.device);
