@@ -1,5 +1,9 @@
 // See naive_t5.h. Written from the definition of Hugging Face transformers' modeling_t5.py
-// (T5ForConditionalGeneration, eval mode), one sequence at a time, in double precision.
+// (T5ForConditionalGeneration, eval mode), one sequence at a time, in double precision; for
+// model_type "umt5" from modeling_umt5.py (UMT5ForConditionalGeneration): every UMT5Attention
+// of a self-attention layer is built with has_relative_attention_bias=True and computes its own
+// bias (UMT5Attention.compute_bias, the same bucket function: bidirectional when not is_decoder),
+// where T5 computes it in block 0 and passes it on; cross-attention has none in both.
 #include "support/naive_t5.h"
 
 #include <algorithm>
@@ -100,12 +104,18 @@ struct Model {
     return x;
   }
 
-  // T5Attention.compute_bias: bias[h][i][j] = emb[bucket(j - i)][h] with the stack's block-0
-  // relative_attention_bias (encoder: bidirectional; decoder self-attention: causal).
-  Vec position_bias(const std::string& stack, int64_t lq, int64_t lk, bool bidirectional) {
+  // UMT5 (modeling_umt5): each block's self-attention owns a relative_attention_bias.
+  bool umt5() const { return cfg.model_type == "umt5"; }
+
+  // T5Attention.compute_bias: bias[h][i][j] = emb[bucket(j - i)][h] with the
+  // relative_attention_bias of block `block` (T5: always 0; encoder: bidirectional; decoder
+  // self-attention: causal).
+  Vec position_bias(const std::string& stack, int64_t block, int64_t lq, int64_t lk,
+                    bool bidirectional) {
     const int64_t nb = cfg.relative_attention_num_buckets;
-    const Vec& emb =
-        w.get(stack + ".block.0.layer.0.SelfAttention.relative_attention_bias.weight", {nb, h});
+    const Vec& emb = w.get(stack + ".block." + std::to_string(block) +
+                               ".layer.0.SelfAttention.relative_attention_bias.weight",
+                           {nb, h});
     Vec bias(h * lq * lk);
     for (int64_t i = 0; i < lq; ++i)
       for (int64_t j = 0; j < lk; ++j) {
@@ -168,9 +178,10 @@ struct Model {
   Vec encode(const std::vector<int64_t>& ids, const std::vector<int64_t>& mask) {
     const int64_t n = static_cast<int64_t>(ids.size());
     Vec x = embed(ids);
-    const Vec bias = position_bias("encoder", n, n, /*bidirectional=*/true);
+    Vec bias = position_bias("encoder", 0, n, n, /*bidirectional=*/true);
     auto visible = [&](int64_t, int64_t j) { return mask[j] != 0; };
     for (int64_t b = 0; b < cfg.num_layers; ++b) {
+      if (umt5() && b > 0) bias = position_bias("encoder", b, n, n, true);
       const std::string p = "encoder.block." + std::to_string(b) + ".layer.";
       const Vec normed = rms_norm(x, n, p + "0.layer_norm.weight");
       add(x, attention(p + "0.SelfAttention.", normed, n, normed, n, &bias, visible));
@@ -185,10 +196,11 @@ struct Model {
     const int64_t t = static_cast<int64_t>(ids.size());
     const int64_t s = static_cast<int64_t>(mask.size());
     Vec x = embed(ids);
-    const Vec bias = position_bias("decoder", t, t, /*bidirectional=*/false);
+    Vec bias = position_bias("decoder", 0, t, t, /*bidirectional=*/false);
     auto causal = [](int64_t i, int64_t j) { return j <= i; };
     auto padding = [&](int64_t, int64_t j) { return mask[j] != 0; };
     for (int64_t b = 0; b < cfg.decoder_layers(); ++b) {
+      if (umt5() && b > 0) bias = position_bias("decoder", b, t, t, false);
       const std::string p = "decoder.block." + std::to_string(b) + ".layer.";
       Vec n = rms_norm(x, t, p + "0.layer_norm.weight");
       add(x, attention(p + "0.SelfAttention.", n, t, n, t, &bias, causal));
@@ -359,7 +371,7 @@ std::map<std::string, torch::Tensor> naive_random_t5_weights(const T5Config& cfg
     const std::string stack = dec ? "decoder" : "encoder";
     for (int64_t b = 0; b < (dec ? cfg.decoder_layers() : cfg.num_layers); ++b) {
       const std::string p = stack + ".block." + std::to_string(b) + ".layer.";
-      attention(p + "0.SelfAttention.", b == 0);
+      attention(p + "0.SelfAttention.", b == 0 || cfg.model_type == "umt5");
       add(p + "0.layer_norm.weight", {d}, 0.1, 1.0);
       if (dec) {
         attention(p + "1.EncDecAttention.", false);

@@ -1,7 +1,8 @@
 // An independent, deliberately naive reference of Hugging Face's T5ForConditionalGeneration
 // forward pass (eval mode: no dropout), written with plain loops in double precision from the
-// model's definition. Tests use it as an oracle for the libtorch model; torch::Tensor is used only
-// as a container for inputs and weights.
+// model's definition; with cfg.model_type "umt5", of UMT5ForConditionalGeneration (a relative-
+// position bias in every self-attention layer, modeling_umt5.py). Tests use it as an oracle for the
+// libtorch model; torch::Tensor is used only as a container for inputs and weights.
 #pragma once
 #include <torch/torch.h>
 
@@ -24,7 +25,8 @@ struct NaiveT5Output {
 };
 
 // weights: HF names -> CPU tensors of any floating dtype (lm_head.weight only when
-// tie_word_embeddings is false). input_ids / attention_mask [B, S], decoder_input_ids / labels
+// tie_word_embeddings is false; for umt5 a relative_attention_bias in every block's
+// SelfAttention). input_ids / attention_mask [B, S], decoder_input_ids / labels
 // [B, T], integer tensors. attention_mask and labels may be undefined (all ones / no loss).
 // Throws std::runtime_error naming a missing or wrongly shaped weight.
 NaiveT5Output naive_t5_forward(const compacter::T5Config& cfg,

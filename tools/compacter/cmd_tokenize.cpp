@@ -1,5 +1,6 @@
 // `compacter tokenize` and `compacter detokenize`: text lines <-> T5 token ids with a
-// SentencePiece spiece.model, following Hugging Face's T5Tokenizer (see data/tokenizer.h).
+// SentencePiece spiece.model, following Hugging Face's T5Tokenizer, or with ByT5's byte-level
+// tokenizer (--tokenizer byte; see data/tokenizer.h).
 #include <charconv>
 #include <iostream>
 #include <memory>
@@ -20,6 +21,11 @@ struct TokenizeOptions {
   bool no_eos = false;
 };
 
+// --tokenizer: "byte" for ByT5's bytes, otherwise a spiece.model path.
+T5Tokenizer open_tokenizer(const std::string& name) {
+  return name == kByteLevelTokenizerName ? T5Tokenizer::byte_level() : T5Tokenizer::load(name);
+}
+
 struct DetokenizeOptions {
   std::string tokenizer;
   std::vector<std::string> ids;
@@ -38,7 +44,7 @@ void for_each_stdin_line(Fn each) {
 }
 
 void run_tokenize(const TokenizeOptions& opts) {
-  const T5Tokenizer tokenizer = T5Tokenizer::load(opts.tokenizer);
+  const T5Tokenizer tokenizer = open_tokenizer(opts.tokenizer);
   auto print = [&](const std::string& text) {
     const std::vector<int64_t> ids = tokenizer.encode(text, opts.max_length, !opts.no_eos);
     std::string line;
@@ -80,7 +86,7 @@ std::vector<int64_t> parse_ids(const std::string& line, const std::string& where
 }
 
 void run_detokenize(const DetokenizeOptions& opts) {
-  const T5Tokenizer tokenizer = T5Tokenizer::load(opts.tokenizer);
+  const T5Tokenizer tokenizer = open_tokenizer(opts.tokenizer);
   auto print = [&](const std::string& line, const std::string& where) {
     std::string text = tokenizer.decode(parse_ids(line, where, tokenizer), !opts.keep_special);
     if (opts.clean_up) text = clean_up_tokenization(text);
@@ -105,7 +111,9 @@ void add_tokenize_commands(CLI::App& app) {
       "ids per input text, </s> (1) appended. Sentinels such as <extra_id_0> and the tokens "
       "</s>, <pad>, <unk> written in the text become single ids. Reads one text per line from "
       "stdin when no --text is given.");
-  tokenize->add_option("--tokenizer", tok->tokenizer, "SentencePiece model (T5's spiece.model)")
+  tokenize
+      ->add_option("--tokenizer", tok->tokenizer,
+                   "SentencePiece model (T5's spiece.model), or \"byte\" for ByT5's UTF-8 bytes")
       ->required();
   tokenize->add_option("--text", tok->texts, "Text to tokenize (repeatable); default: stdin lines");
   tokenize
@@ -121,7 +129,9 @@ void add_tokenize_commands(CLI::App& app) {
       "T5 token ids to text: one line of whitespace-separated ids in, one line of text out. "
       "Special tokens (<pad>, </s>, <unk>, <extra_id_N>) are dropped unless --keep-special. "
       "Reads one id sequence per line from stdin when no --ids is given.");
-  detokenize->add_option("--tokenizer", detok->tokenizer, "SentencePiece model (T5's spiece.model)")
+  detokenize
+      ->add_option("--tokenizer", detok->tokenizer,
+                   "SentencePiece model (T5's spiece.model), or \"byte\" for ByT5's UTF-8 bytes")
       ->required();
   detokenize->add_option("--ids", detok->ids,
                          "Space-separated token ids, e.g. \"8774 296 1\" (repeatable); "

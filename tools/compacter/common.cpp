@@ -15,7 +15,10 @@ void add_model_options(CLI::App& cmd, train::ModelSpec& o, bool with_tokenizer) 
                  "Hugging Face T5 folder (config.json + model.safetensors or shards)")
       ->required();
   if (with_tokenizer)
-    cmd.add_option("--tokenizer", o.tokenizer, "spiece.model (default: the model folder's)");
+    cmd.add_option("--tokenizer", o.tokenizer,
+                   "spiece.model, or \"byte\" for ByT5's UTF-8 bytes (default: the model "
+                   "folder's: its spiece.model, or bytes when its tokenizer_class is "
+                   "ByT5Tokenizer)");
   cmd.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd.add_option("--dtype", o.dtype,
                  "fp32, bf16 (every tensor bf16) or autocast-bf16 (fp32 weights, bf16 matrix "

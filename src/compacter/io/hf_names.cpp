@@ -1,10 +1,13 @@
-// Hugging Face T5 tensor names and shapes (modeling_t5.T5ForConditionalGeneration).
+// Hugging Face T5 tensor names and shapes (modeling_t5.T5ForConditionalGeneration; mT5 has the
+// same names; modeling_umt5.UMT5ForConditionalGeneration adds a relative_attention_bias to the
+// self-attention of every block, encoder and decoder, where T5 has one in block 0 only).
 #include "compacter/io/hf_names.h"
 
 namespace compacter {
 
 std::vector<HfTensorSpec> hf_t5_tensors(const T5Config& c) {
   const int64_t d = c.d_model, inner = c.inner_dim(), ff = c.d_ff;
+  const bool every_block = c.per_layer_position_bias();
   std::vector<HfTensorSpec> out;
   out.push_back({"shared.weight", {c.vocab_size, d}});
   auto attention = [&](const std::string& p, bool relative_bias) {
@@ -28,14 +31,14 @@ std::vector<HfTensorSpec> hf_t5_tensors(const T5Config& c) {
   };
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string b = "encoder.block." + std::to_string(i) + ".layer.";
-    attention(b + "0.SelfAttention", i == 0);
+    attention(b + "0.SelfAttention", i == 0 || every_block);
     out.push_back({b + "0.layer_norm.weight", {d}});
     feed_forward(b + "1");
   }
   out.push_back({"encoder.final_layer_norm.weight", {d}});
   for (int64_t i = 0; i < c.decoder_layers(); ++i) {
     const std::string b = "decoder.block." + std::to_string(i) + ".layer.";
-    attention(b + "0.SelfAttention", i == 0);
+    attention(b + "0.SelfAttention", i == 0 || every_block);
     out.push_back({b + "0.layer_norm.weight", {d}});
     attention(b + "1.EncDecAttention", false);
     out.push_back({b + "1.layer_norm.weight", {d}});

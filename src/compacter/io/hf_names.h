@@ -15,7 +15,8 @@ struct HfTensorSpec {
   std::vector<int64_t> shape;  // e.g. {inner_dim, d_model}
 };
 
-// Every tensor of a T5ForConditionalGeneration checkpoint, in Hugging Face's order. Tied names
+// Every tensor of a T5ForConditionalGeneration checkpoint (or MT5 / UMT5ForConditionalGeneration
+// by the config's model_type), in Hugging Face's order. Tied names
 // (encoder/decoder.embed_tokens.weight, and lm_head.weight when tied) are not listed: see below.
 std::vector<HfTensorSpec> hf_t5_tensors(const T5Config& c);
 

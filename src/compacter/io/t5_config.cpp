@@ -1,4 +1,5 @@
-// Reading, writing and checking Hugging Face T5 config.json files; built-in published configs.
+// Reading, writing and checking Hugging Face T5 config.json files (model types t5, mt5, umt5:
+// transformers' T5Config, MT5Config, UMT5Config); built-in published configs.
 #include "compacter/io/t5_config.h"
 
 #include <filesystem>
@@ -32,7 +33,29 @@ T read_field(const nlohmann::json& j, const char* name, const std::string& sourc
   }
 }
 
+constexpr const char* kModelTypes[] = {"t5", "mt5", "umt5"};
+
+// The architectures entry transformers writes for each model type.
+const char* architecture(const std::string& model_type) {
+  if (model_type == "mt5") return "MT5ForConditionalGeneration";
+  if (model_type == "umt5") return "UMT5ForConditionalGeneration";
+  return "T5ForConditionalGeneration";
+}
+
 }  // namespace
+
+std::string supported_model_types() {
+  std::string out;
+  for (const char* t : kModelTypes) out += cat(out.empty() ? "" : ", ", t);
+  return out;
+}
+
+void check_model_type(const std::string& model_type, const std::string& source) {
+  for (const char* t : kModelTypes)
+    if (model_type == t) return;
+  throw Error(cat("model_type \"", model_type, "\" in ", source,
+                  ": not supported; supported: ", supported_model_types()));
+}
 
 bool T5Config::is_gated() const {
   return feed_forward_proj.rfind("gated-", 0) == 0;
@@ -45,6 +68,7 @@ std::string T5Config::activation() const {
 }
 
 void T5Config::validate() const {
+  check_model_type(model_type, "the config");
   auto positive = [](int64_t v, const char* name) {
     check(v > 0, "config field \"", name, "\" must be positive, got ", v);
   };
@@ -72,6 +96,11 @@ void T5Config::validate() const {
 
 T5Config t5_config_from_json(const nlohmann::json& j, const std::string& source) {
   check(j.is_object(), source, ": expected a JSON object");
+  // The type first: another architecture's config fails here, by name, not on a missing field.
+  if (j.contains("model_type") && !j.at("model_type").is_null()) {
+    const std::string type = read_field<std::string>(j, "model_type", source);
+    check_model_type(type, source);
+  }
   T5Config c;
 #define COMPACTER_READ_FIELD(type, name, def, required, help)                      \
   if (j.contains(#name) && !j.at(#name).is_null()) {                               \
@@ -103,8 +132,7 @@ T5Config load_t5_config(const std::string& path) {
 
 nlohmann::json t5_config_to_json(const T5Config& c) {
   nlohmann::json j;
-  j["architectures"] = {"T5ForConditionalGeneration"};
-  j["model_type"] = "t5";
+  j["architectures"] = {architecture(c.model_type)};
   j["is_encoder_decoder"] = true;
 #define COMPACTER_WRITE_FIELD(type, name, def, required, help) j[#name] = c.name;
   COMPACTER_T5_CONFIG_FIELDS(COMPACTER_WRITE_FIELD)

@@ -1,5 +1,11 @@
 // T5Config: the shape of a T5 model, read from / written to a Hugging Face config.json.
 // Each field is declared once, in T5_CONFIG_FIELDS, which drives parsing, writing and printing.
+//
+// model_type names the architecture: "t5" and "mt5" (the same network: mT5 is T5 v1.1 with a
+// larger vocabulary) and "umt5" (transformers' modeling_umt5: every self-attention layer owns
+// its relative-position bias instead of sharing block 0's). A config.json without model_type is
+// read as "t5" (as before model_type was read); any other type (longt5, switch_transformers,
+// ...) is refused by name when the config is parsed.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -10,6 +16,7 @@ namespace compacter {
 
 // X(type, name, default, required, help). `required` fields must be present in config.json.
 #define COMPACTER_T5_CONFIG_FIELDS(X)                                                           \
+  X(std::string, model_type, "t5", false, "t5 | mt5 | umt5 (absent: t5)")                       \
   X(int64_t, vocab_size, 32128, true, "rows of the shared embedding")                           \
   X(int64_t, d_model, 512, true, "hidden size")                                                 \
   X(int64_t, d_kv, 64, true, "size of one attention head")                                      \
@@ -42,15 +49,26 @@ struct T5Config {
   int64_t inner_dim() const {
     return num_heads * d_kv;
   }
+  // UMT5: each self-attention layer (not only block 0 of each stack) has its own
+  // relative_attention_bias; the bias is never shared across layers.
+  bool per_layer_position_bias() const {
+    return model_type == "umt5";
+  }
 
   // Throws Error naming the field when a value is out of range.
   void validate() const;
 };
 
-// Parses a config.json object; `source` names the file in error messages.
+// The model types read, as "t5, mt5, umt5" (for errors and help texts).
+std::string supported_model_types();
+// Throws Error `model_type "X" in SOURCE: not supported; supported: t5, mt5, umt5` for any other.
+void check_model_type(const std::string& model_type, const std::string& source);
+
+// Parses a config.json object; `source` names the file in error messages. model_type is checked
+// first, so that another architecture's config is refused by its type, not by a missing field.
 T5Config t5_config_from_json(const nlohmann::json& j, const std::string& source);
 T5Config load_t5_config(const std::string& path);  // reads and parses a config.json file
-// The config as Hugging Face writes it (model_type "t5", architectures, every field).
+// The config as Hugging Face writes it (model_type and its architectures, every field).
 nlohmann::json t5_config_to_json(const T5Config& c);
 
 // Built-in published configs (t5-small, t5-base, t5-large, t5-3b, t5-11b, t5-v1_1-small/base);

@@ -1,5 +1,7 @@
 // T5 multi-head attention (HF T5Attention): q, k, v, o without bias, no 1/sqrt(d_kv) scaling,
-// softmax in fp32, relative-position bias owned by block 0 of each stack (spec §1.1).
+// softmax in fp32, relative-position bias owned by block 0 of each stack (spec §1.1), or by
+// every self-attention layer for UMT5 (the same bucket function, bidirectional in the encoder and
+// causal in the decoder; cross-attention never has one).
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>

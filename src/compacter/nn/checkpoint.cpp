@@ -1,4 +1,4 @@
-// Hugging Face T5 directories in and out.
+// Hugging Face T5 directories in and out (model types t5, mt5 and umt5: io/t5_config.h).
 #include "compacter/nn/checkpoint.h"
 
 #include <torch/torch.h>
@@ -23,13 +23,30 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return out + "]";
 }
 
+// "encoder.block.N.layer.0.SelfAttention.relative_attention_bias.weight" (or decoder) with N > 0.
+bool is_later_block_position_bias(const std::string& name) {
+  static const std::string kSuffix = ".layer.0.SelfAttention.relative_attention_bias.weight";
+  for (const std::string stack : {"encoder.block.", "decoder.block."}) {
+    if (name.size() <= stack.size() + kSuffix.size() || name.rfind(stack, 0) != 0 ||
+        name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
+      continue;
+    const std::string block =
+        name.substr(stack.size(), name.size() - stack.size() - kSuffix.size());
+    return block.find_first_not_of("0123456789") == std::string::npos && block != "0";
+  }
+  return false;
+}
+
 }  // namespace
 
 T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options) {
   namespace fs = std::filesystem;
   check(fs::is_directory(dir), "model folder not found: ", dir,
         " (expected a Hugging Face T5 folder with config.json and model.safetensors)");
-  const T5Config config = load_t5_config(dir + "/config.json");
+  // The config first: its model_type is checked there (t5, mt5, umt5; anything else is refused
+  // by name before any weight is read).
+  const std::string config_file = dir + "/config.json";
+  const T5Config config = load_t5_config(config_file);
   auto ckpt = safetensors::Checkpoint::open(dir);
   T5Loaded result;
   result.model = T5Model(config, false);
@@ -78,6 +95,13 @@ T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options) {
   }
   for (const std::string& name : ckpt.names()) {
     if (used.count(name) || hf_t5_alias_target(config, name)) continue;
+    // A position bias beyond block 0 is UMT5's layout: loading it as T5 would silently ignore
+    // the bias of every later layer and give wrong logits.
+    check(!is_later_block_position_bias(name), ckpt.where(), ": tensor \"", name,
+          "\" is a relative-position bias outside block 0, as UMT5 checkpoints have, but ",
+          config_file, " has model_type \"", config.model_type,
+          "\" (T5 and mT5 have one in block 0 only; for a UMT5 checkpoint the config says "
+          "\"model_type\": \"umt5\")");
     result.unexpected.push_back(name);
   }
   if (options.vocab_rows > 0 && options.vocab_rows != config.vocab_size)

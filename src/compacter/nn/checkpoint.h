@@ -22,7 +22,9 @@ struct T5Loaded {
   std::vector<std::string> unexpected;  // checkpoint tensors that are not part of T5
 };
 
-// Throws Error naming the file and tensor for a missing tensor, a wrong shape or dtype.
+// Throws Error naming the file and tensor for a missing tensor, a wrong shape or dtype; naming
+// config.json for a model_type other than t5, mt5 and umt5 (absent: t5), and for a checkpoint
+// with UMT5's per-layer position biases whose config does not say umt5.
 T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options = {});
 
 // Writes config.json and model.safetensors (base tensors only, HF names, tied ones once) into

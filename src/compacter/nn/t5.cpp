@@ -1,4 +1,5 @@
-// T5 blocks, stacks and the encoder-decoder model (spec §1.2 dataflow; HF modeling_t5).
+// T5 blocks, stacks and the encoder-decoder model (spec §1.2 dataflow; HF modeling_t5; UMT5 as
+// HF modeling_umt5: the same network with a relative-position bias in every self-attention).
 #include "compacter/nn/t5.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -155,11 +156,14 @@ SublayerImpl& T5BlockImpl::sublayer(HookSite site) {
 }
 
 T5StackImpl::T5StackImpl(const T5Config& c, bool is_decoder, EmbeddingTable shared)
-    : shared_(std::move(shared)), dropout_(c.dropout_rate), is_decoder_(is_decoder) {
+    : shared_(std::move(shared)),
+      dropout_(c.dropout_rate),
+      is_decoder_(is_decoder),
+      per_layer_bias_(c.per_layer_position_bias()) {
   block = register_module("block", torch::nn::ModuleList());
   const int64_t n = is_decoder ? c.decoder_layers() : c.num_layers;
   for (int64_t i = 0; i < n; ++i) {
-    blocks.push_back(T5Block(c, is_decoder, /*has_relative_bias=*/i == 0));
+    blocks.push_back(T5Block(c, is_decoder, /*has_relative_bias=*/i == 0 || per_layer_bias_));
     block->push_back(blocks.back());
   }
   final_layer_norm = register_module("final_layer_norm", RMSNorm(c.d_model, c.layer_norm_epsilon));
@@ -177,10 +181,16 @@ std::pair<torch::Tensor, torch::Tensor> T5StackImpl::encode(const torch::Tensor&
   if (input_hook_) std::tie(x, mask) = input_hook_->forward(x, mask);
   torch::Tensor h = nn::dropout(x, dropout_, is_training());
   const int64_t len = h.size(1);
-  torch::Tensor bias =
-      blocks[0]->self_attention->SelfAttention->position_bias(len, len, 0).to(h.scalar_type()) +
-      padding_bias(mask, h.scalar_type());
-  for (auto& b : blocks) h = b->forward(h, bias, {}, {}, nullptr, nullptr);
+  const torch::Tensor mask_bias = padding_bias(mask, h.scalar_type());
+  // T5: block 0's position bias serves every block; UMT5: each block adds its own.
+  torch::Tensor bias;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (i == 0 || per_layer_bias_)
+      bias =
+          blocks[i]->self_attention->SelfAttention->position_bias(len, len, 0).to(h.scalar_type()) +
+          mask_bias;
+    h = blocks[i]->forward(h, bias, {}, {}, nullptr, nullptr);
+  }
   h = nn::dropout(final_layer_norm->forward(h), dropout_, is_training());
   return {h, mask};
 }
@@ -192,21 +202,28 @@ torch::Tensor T5StackImpl::decode(const torch::Tensor& ids, const torch::Tensor&
   const int64_t len = ids.size(1);
   const int64_t past = cache ? cache->length : 0;
   const int64_t total = past + len;
-  torch::Tensor bias =
-      blocks[0]->self_attention->SelfAttention->position_bias(len, total, past).to(dtype);
-  if (len > 1) {  // causal: query past + i sees keys 0 .. past + i
+  torch::Tensor causal;  // undefined for one new position, which sees every key
+  if (len > 1) {         // causal: query past + i sees keys 0 .. past + i
     auto opts = torch::TensorOptions().dtype(torch::kLong).device(h.device());
     torch::Tensor q = torch::arange(past, total, opts).unsqueeze(1);
     torch::Tensor k = torch::arange(total, opts).unsqueeze(0);
-    bias = bias + (1.0 - (k <= q).to(dtype)).view({1, 1, len, total}) * lowest(dtype);
+    causal = (1.0 - (k <= q).to(dtype)).view({1, 1, len, total}) * lowest(dtype);
   }
+  // T5: block 0's position bias serves every block; UMT5: each block adds its own.
+  auto self_bias = [&](size_t i) {
+    torch::Tensor b =
+        blocks[i]->self_attention->SelfAttention->position_bias(len, total, past).to(dtype);
+    return causal.defined() ? b + causal : b;
+  };
   torch::Tensor cross_mask =
       encoder_mask.defined() ? padding_bias(encoder_mask, dtype) : torch::Tensor();
   if (cache && cache->self_attention.empty()) {
     cache->self_attention.resize(blocks.size());
     cache->cross_attention.resize(blocks.size());
   }
+  torch::Tensor bias;
   for (size_t i = 0; i < blocks.size(); ++i) {
+    if (i == 0 || per_layer_bias_) bias = self_bias(i);
     h = blocks[i]->forward(h, bias, encoder_states, cross_mask,
                            cache ? &cache->self_attention[i] : nullptr,
                            cache ? &cache->cross_attention[i] : nullptr);

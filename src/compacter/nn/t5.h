@@ -1,4 +1,6 @@
-// T5 encoder-decoder (v1.0 and v1.1), numerically the model of HF T5ForConditionalGeneration.
+// T5 encoder-decoder (v1.0 and v1.1), numerically the model of HF T5ForConditionalGeneration;
+// also mT5 (the same network) and UMT5 (config.per_layer_position_bias(): a relative-position
+// bias in the self-attention of every block, as HF UMT5ForConditionalGeneration).
 // Module names mirror Hugging Face's, so named_parameters() gives HF tensor names
 // ("encoder.block.0.layer.0.SelfAttention.q.weight"); io/hf_names.h holds the name table.
 // Hook points (nn/hooks.h) let fine-tuning methods attach without T5 naming any of them.
@@ -124,6 +126,7 @@ class T5StackImpl : public torch::nn::Module {
   std::shared_ptr<InputHook> input_hook_;
   double dropout_;
   bool is_decoder_;
+  bool per_layer_bias_;  // UMT5: every block's self-attention has its own position bias
 };
 TORCH_MODULE(T5Stack);
 

@@ -1,8 +1,9 @@
 // A base model and its tokenizer, loaded the same way by every command that runs a T5: the model
 // folder is checked first (so a wrong --model is reported as such, not as a missing tokenizer),
-// then the tokenizer (the given spiece.model or the folder's), then the weights in the chosen
-// dtype and device; the vocabulary is cut to the tokenizer's size as the paper does (32,128 ->
-// 32,100 rows, spec §7.1) unless vocab_rows chose one.
+// then the tokenizer (the given spiece.model, the byte-level one, or the folder's), which must
+// not be larger than the model's vocabulary, then the weights in the chosen dtype and device; the
+// vocabulary is cut to the tokenizer's size as the paper does (32,128 -> 32,100 rows, spec §7.1)
+// unless vocab_rows chose one.
 #pragma once
 #include <string>
 #include <vector>
@@ -17,7 +18,7 @@ namespace compacter::train {
 
 struct ModelSpec {
   std::string dir;        // a Hugging Face T5 folder
-  std::string tokenizer;  // spiece.model; empty: dir/spiece.model
+  std::string tokenizer;  // spiece.model, or "byte" (ByT5); empty: the folder's (load_tokenizer)
   std::string device = "cpu";
   std::string dtype = "fp32";  // fp32 | bf16 | autocast-bf16 (nn::parse_precision)
   int64_t vocab_rows = -1;     // > 0: resize the vocabulary to this many rows instead
@@ -35,13 +36,27 @@ struct BaseModel {
 peft::AdapterLoadOptions adapter_checks(const BaseModel& base, bool allow_base_mismatch,
                                         ProgressSink& progress);
 
-// The tokenizer file a spec uses (checks that the model folder exists first).
+// The file a spec's tokenizer comes from (checks that the model folder exists first): the
+// spiece.model; for a byte-level tokenizer, the JSON file whose tokenizer_class chose it, or ""
+// for --tokenizer byte.
 std::string tokenizer_file(const ModelSpec& spec);
 
+// The spec's tokenizer. --tokenizer byte: ByT5's byte level; --tokenizer FILE: that spiece.model;
+// none: the folder's, chosen as transformers' AutoTokenizer does, by the tokenizer_class of
+// DIR/tokenizer_config.json, else of DIR/config.json: ByT5Tokenizer -> byte level (extra_ids from
+// tokenizer_config.json, default 125); T5Tokenizer, MT5Tokenizer (or their Fast forms) or no
+// class -> DIR/spiece.model; any other class is refused by name.
+T5Tokenizer load_tokenizer(const ModelSpec& spec);
+
+// Throws Error naming both sizes and both files when `tokenizer` has more ids than the model has
+// embedding rows (`rows`; `model_config` is the config.json they come from).
+void check_tokenizer_fits(const T5Tokenizer& tokenizer, int64_t rows,
+                          const std::string& model_config, bool rows_from_resize = false);
+
 // Loads the model (in eval mode) and its tokenizer, and computes its identity (the name from
-// config.json's "_name_or_path" or the folder's name, nn::weights_fingerprint, the tokenizer
-// file's fingerprint). Checkpoint tensors that are not part of T5 are reported to `progress` as
-// a warning.
+// config.json's "_name_or_path" or the folder's name, nn::weights_fingerprint, the tokenizer's
+// fingerprint: its file's, or "byte-level-<extra ids>"). Checkpoint tensors that are not part of
+// T5 are reported to `progress` as a warning.
 BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress = no_progress());
 
 // A model without its tokenizer, for the commands that look at a checkpoint itself (forward):
