@@ -102,12 +102,13 @@ adapter=$out/runs/compacter++/best_adapter
 cat <<EOF
 
 Next: your own definitions. The base model is $pretrained, the Compacter++ adapter
-$adapter. Inputs are written as the task was trained: "source: <definition>".
+$adapter. Inputs are the text as the task was trained ("source: <definition>"), or the
+task's field as JSON ({"source": "<definition>"}), which the adapter formats itself.
 
   $bin predict --model $pretrained --adapter $adapter \\
     --text "source: a tool for driving nails into wood"
 
-  echo '{"adapter": "wordnet", "text": "source: a small furry animal that purrs"}' |
+  echo '{"adapter": "wordnet", "source": "a small furry animal that purrs"}' |
     $bin serve --model $pretrained --adapter wordnet=$adapter
 
 The first prints the category, the second one JSON line per request. \`$bin --help\`

@@ -126,7 +126,7 @@ TEST_F(ServeCli, BadRequestsGetAnErrorLineEachAndANonZeroExit) {
       {2, "not JSON"},
       {4, "unknown adapter \"nope\" (serving: adapter-bitfit, base)"},
       {5, "\"text\" must be a string"},
-      {6, "unknown field \"temperature\""},
+      {6, "give \"text\" or the task's fields (such as \"temperature\"), not both"},
       {7, "expected a JSON object, got array"}};
   for (size_t i = 0; i < errors.size(); ++i) {
     const auto reply = nlohmann::json::parse(replies[i + 1]);

@@ -38,6 +38,7 @@ void run_generate(const GenerateCliOptions& o) {
   const auto lines = input_lines(o.texts);
   GenerateOptions go;
   go.max_new_tokens = o.max_new_tokens;
+  PeriodicStatus status(progress, "generating", "lines");
   for (size_t start = 0; start < lines.size(); start += o.batch_size) {
     const size_t end = std::min(lines.size(), start + static_cast<size_t>(o.batch_size));
     std::vector<std::vector<int64_t>> ids;
@@ -70,6 +71,7 @@ void run_generate(const GenerateCliOptions& o) {
       std::cout << "\n";
     }
     std::cout.flush();
+    status(end, lines.size());
   }
 }
 

@@ -65,7 +65,7 @@ void run_predict(const PredictCli& o) {
     requests.push_back(std::move(r));
   }
   int64_t failed = 0;
-  for (const serve::Reply& reply : server.answer(requests)) {
+  for (const serve::Reply& reply : server.answer(requests, progress)) {
     if (o.json) {
       nlohmann::json j = {{"output", reply.output}};
       if (!reply.label.is_null()) j["label"] = reply.label;

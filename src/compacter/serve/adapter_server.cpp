@@ -106,7 +106,8 @@ std::vector<AdapterInfo> AdapterServer::list() const {
   return out;
 }
 
-std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests) {
+std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
+                                         ProgressSink& progress) {
   torch::NoGradGuard no_grad;
   std::vector<Reply> replies(requests.size());
   std::map<std::string, std::vector<size_t>> by_adapter;
@@ -125,6 +126,9 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests) {
     }
     by_adapter[r.adapter].push_back(i);
   }
+  size_t total = 0, done_before = 0;
+  for (const auto& [name, indices] : by_adapter) total += indices.size();
+  PeriodicStatus status(progress, "generating", "inputs");
   for (auto& [name, indices] : by_adapter) {
     const AdapterInfo& info = served_.at(name)->info;
     std::vector<std::vector<int64_t>> sources;
@@ -155,9 +159,11 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests) {
       sources.push_back(base_.tokenizer.encode(text, max_length));
       answered.push_back(i);
     }
-    const auto texts = train::generate_texts(*served_.at(name)->model, base_.tokenizer, sources,
-                                             options_.batch_size, options_.max_new_tokens,
-                                             base_.precision.autocast);
+    const auto texts = train::generate_texts(
+        *served_.at(name)->model, base_.tokenizer, sources, options_.batch_size,
+        options_.max_new_tokens, base_.precision.autocast,
+        [&](size_t done, size_t) { status(done_before + done, total); });
+    done_before += indices.size();
     for (size_t k = 0; k < answered.size(); ++k) {
       Reply& reply = replies[answered[k]];
       reply.output = texts[k];

@@ -70,7 +70,9 @@ class AdapterServer {
 
   // Answers every request (requests with an error, or for an unknown adapter, get an error
   // reply); replies are in the requests' order.
-  std::vector<Reply> answer(const std::vector<Request>& requests);
+  // Long batches report "generating: done/total inputs" to `progress` every 2 s.
+  std::vector<Reply> answer(const std::vector<Request>& requests,
+                            ProgressSink& progress = no_progress());
 
  private:
   struct Served;

@@ -7,8 +7,8 @@
 
 #include "compacter/core/error.h"
 #include "compacter/core/fingerprint.h"
-#include "compacter/nn/fingerprint.h"
 #include "compacter/io/t5_config.h"
+#include "compacter/nn/fingerprint.h"
 
 namespace compacter::train {
 

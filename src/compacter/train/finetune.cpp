@@ -79,20 +79,14 @@ Scored evaluate_examples(BaseModel& base, const DataSpec& d, const tasks::TaskIn
   std::vector<std::vector<int64_t>> sources;
   for (const auto& e : examples)
     sources.push_back(tasks::encode_example(e, info, base.tokenizer, 1).source_ids);
-  const auto start = std::chrono::steady_clock::now();
-  auto last = start;
+  PeriodicStatus status(progress, what, "examples");
   Scored s;
   s.predictions = generate_texts(
       *base.model, base.tokenizer, sources, batch_size, max_new_tokens, base.precision.autocast,
       [&](size_t done, size_t total) {
         if (stop_on_interrupt && interrupt_requested())
           throw Interrupted(cat("interrupted during ", what, " (continue with --resume)"));
-        const auto now = std::chrono::steady_clock::now();
-        if (done < total && std::chrono::duration<double>(now - last).count() >= 2.0) {
-          progress.status(cat(what, ": ", done, "/", total, " examples, ",
-                              static_cast<int64_t>(seconds_since(start)), " s"));
-          last = now;
-        }
+        status(done, total);
       });
   if (labelled(examples)) s.metrics = score_examples(d, s.predictions, examples);
   return s;
