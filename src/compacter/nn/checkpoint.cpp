@@ -10,6 +10,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/io/checkpoint_files.h"
 #include "compacter/io/hf_names.h"
 #include "compacter/io/safetensors.h"
 
@@ -28,9 +29,10 @@ std::string shape_str(const std::vector<int64_t>& s) {
 T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options) {
   namespace fs = std::filesystem;
   check(fs::is_directory(dir), "model folder not found: ", dir,
-        " (expected a Hugging Face T5 folder with config.json and model.safetensors)");
+        " (expected a Hugging Face T5 folder with config.json and model.safetensors or "
+        "pytorch_model.bin)");
   const T5Config config = load_t5_config(dir + "/config.json");
-  auto ckpt = safetensors::Checkpoint::open(dir);
+  const CheckpointFiles ckpt = CheckpointFiles::open(dir);
   T5Loaded result;
   result.model = T5Model(config, false);
   auto params = result.model->named_parameters(/*recurse=*/true);
