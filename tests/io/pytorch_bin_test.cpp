@@ -16,6 +16,7 @@
 #include "compacter/core/error.h"
 #include "compacter/io/checkpoint_files.h"
 #include "compacter/io/convert.h"
+#include "compacter/io/inspect.h"
 #include "compacter/io/pytorch_bin.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/nn/checkpoint.h"
@@ -137,6 +138,20 @@ TEST(PytorchBinShared, LoadT5LogitsMatchReference) {
     EXPECT_TENSOR_NEAR(out.logits, ref.at("logits"), 1e-5);
     EXPECT_TENSOR_NEAR(out.encoder_last_hidden_state, ref.at("encoder_last_hidden_state"), 1e-5);
     EXPECT_NEAR(out.loss.item<double>(), ref.at("loss").item<double>(), 1e-5);
+  }
+}
+
+// `inspect` reads a .bin folder as it reads a safetensors one: the same parameter count as the
+// safetensors copy (197,632: README of tiny-t5), the three tied names not counted.
+TEST(PytorchBinShared, InspectCountsLikeTheSafetensorsCopy) {
+  REQUIRE_SHARED("data/tiny-t5-bin/sharded/pytorch_model.bin.index.json");
+  for (const std::string dir : {"data/tiny-t5-bin", "data/tiny-t5-bin/sharded"}) {
+    const auto r = inspect_checkpoint(testing::shared_path(dir));
+    EXPECT_EQ(r["format"], "pytorch_model.bin");
+    EXPECT_EQ(r["parameters"], 197632) << dir;
+    EXPECT_EQ(r["num_tensors"], 50u);
+    EXPECT_EQ(r["aliases_not_counted"].size(), 3u);
+    EXPECT_EQ(r["config"]["d_model"], 64);
   }
 }
 
@@ -423,7 +438,7 @@ TEST(CheckpointFiles, ShardedBinIndexIsChecked) {
   const auto c = CheckpointFiles::open(dir.path());
   EXPECT_EQ(c.names(), (std::vector<std::string>{"x", "y"}));
   EXPECT_TENSOR_NEAR(c.load("y"), torch::tensor({0.f, 2.f, 4.f}), 0);
-  EXPECT_EQ(c.file_paths().size(), 2u);
+  EXPECT_EQ(c.files().size(), 2u);
   write_file(dir.file("pytorch_model.bin.index.json"), R"({"weight_map": {"x": "b.bin"}})");
   expect_error([&] { CheckpointFiles::open(dir.path()); },
                {"pytorch_model.bin.index.json", "\"x\"", "missing from it"});

@@ -78,12 +78,14 @@ std::vector<std::string> CheckpointFiles::names() const {
   return impl_->st ? impl_->st->names() : impl_->bin->names();
 }
 
-std::vector<std::string> CheckpointFiles::file_paths() const {
-  std::vector<std::string> out;
+std::vector<WeightFile> CheckpointFiles::files() const {
+  std::vector<WeightFile> out;
   if (impl_->st) {
-    for (const auto& f : impl_->st->files()) out.push_back(f.path());
+    for (const auto& f : impl_->st->files())
+      out.push_back({f.path(), f.header().tensors.size(), f.header().metadata});
   } else {
-    for (const auto& f : impl_->bin->files()) out.push_back(f.path());
+    for (const auto& f : impl_->bin->files())
+      out.push_back({f.path(), f.index().dict.tensors.size(), {}});
   }
   return out;
 }

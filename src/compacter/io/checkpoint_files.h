@@ -6,6 +6,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,18 +18,29 @@ namespace compacter {
 enum class WeightFormat { Safetensors, PytorchBin };
 std::string weight_format_name(WeightFormat f);  // "safetensors", "pytorch_model.bin"
 
+struct WeightFile {
+  std::string path;
+  size_t tensors = 0;
+  std::map<std::string, std::string> metadata;  // safetensors' __metadata__ (none in a .bin)
+};
+
 struct WeightInfo {
   safetensors::DType dtype = safetensors::DType::F32;
   std::vector<int64_t> shape;
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
 };
 
 class CheckpointFiles {
  public:
   static CheckpointFiles open(const std::string& dir_or_file);
   WeightFormat format() const { return format_; }
-  const std::string& where() const;             // for messages
-  std::vector<std::string> names() const;       // sorted
-  std::vector<std::string> file_paths() const;  // each weights file opened
+  const std::string& where() const;        // for messages
+  std::vector<std::string> names() const;  // sorted
+  std::vector<WeightFile> files() const;   // each weights file opened
   bool contains(const std::string& name) const;
   WeightInfo info(const std::string& name) const;     // throws naming the checkpoint and tensor
   torch::Tensor load(const std::string& name) const;  // CPU, stored dtype, own memory
