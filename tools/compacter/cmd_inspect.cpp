@@ -1,4 +1,4 @@
-// `compacter inspect FILE_OR_DIR [--json]`: the tensors of a safetensors file or model directory,
+// `compacter inspect FILE_OR_DIR [--json]`: the tensors of a weights file or model directory,
 // the parameter count and the T5 config (io/inspect.h), as a table or as JSON. Reads headers only.
 #include <iostream>
 #include <string>
@@ -35,7 +35,7 @@ void run_inspect(const InspectOptions& opt) {
   for (const auto& t : r["tensors"]) width = std::max(width, t["name"].get<std::string>().size());
   const size_t files = r["files"].size();
   std::cout << r["where"].get<std::string>() << ": " << files << (files == 1 ? " file" : " files")
-            << "\n";
+            << " (" << r["format"].get<std::string>() << ")\n";
   std::cout << pad("name", width) << "  " << pad("dtype", 5) << "  " << pad("shape", 16)
             << "  numel\n";
   for (const auto& t : r["tensors"])
@@ -67,9 +67,11 @@ void add_inspect_command(CLI::App& app) {
   auto opt = std::make_shared<InspectOptions>();
   CLI::App* cmd = app.add_subcommand(
       "inspect",
-      "List the tensors of a safetensors file or model directory (model.safetensors or a sharded "
-      "model.safetensors.index.json), the parameter count and config.json when present");
-  cmd->add_option("path", opt->path, "a .safetensors file or a model directory")->required();
+      "List the tensors of a weights file or model directory (model.safetensors, "
+      "pytorch_model.bin, or their sharded index), the parameter count and config.json when "
+      "present");
+  cmd->add_option("path", opt->path, "a .safetensors or .bin file, or a model directory")
+      ->required();
   cmd->add_flag("--json", opt->json, "print one JSON object instead of a table");
   cmd->callback([opt] { run_inspect(*opt); });
 }

@@ -23,5 +23,6 @@ void add_tasks_commands(CLI::App& app);      // cmd_tasks.cpp: tasks, data
 void add_score_command(CLI::App& app);       // cmd_score.cpp
 void add_serve_command(CLI::App& app);       // cmd_serve.cpp
 void add_merge_command(CLI::App& app);       // cmd_merge.cpp
+void add_convert_command(CLI::App& app);     // cmd_convert.cpp
 
 }  // namespace compacter::cli

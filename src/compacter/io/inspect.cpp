@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "compacter/io/checkpoint_files.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/io/t5_config.h"
 
@@ -24,7 +25,7 @@ std::optional<std::string> config_path(const std::string& path) {
   return std::nullopt;
 }
 
-bool is_alias(const st::Checkpoint& ckpt, const std::string& name, bool tied) {
+bool is_alias(const CheckpointFiles& ckpt, const std::string& name, bool tied) {
   const bool candidate = name == "encoder.embed_tokens.weight" ||
                          name == "decoder.embed_tokens.weight" ||
                          (tied && name == "lm_head.weight");
@@ -35,7 +36,7 @@ bool is_alias(const st::Checkpoint& ckpt, const std::string& name, bool tied) {
 }  // namespace
 
 nlohmann::ordered_json inspect_checkpoint(const std::string& path) {
-  const st::Checkpoint ckpt = st::Checkpoint::open(path);
+  const CheckpointFiles ckpt = CheckpointFiles::open(path);
   const std::optional<std::string> cfg_path = config_path(path);
   std::optional<T5Config> config;
   if (cfg_path) config = load_t5_config(*cfg_path);
@@ -53,14 +54,13 @@ nlohmann::ordered_json inspect_checkpoint(const std::string& path) {
   nlohmann::ordered_json out;
   out["path"] = path;
   out["where"] = ckpt.where();
+  out["format"] = weight_format_name(ckpt.format());
   out["files"] = nlohmann::ordered_json::array();
-  for (const st::File& f : ckpt.files())
-    out["files"].push_back({{"path", f.path()},
-                            {"tensors", f.header().tensors.size()},
-                            {"metadata", f.header().metadata}});
+  for (const WeightFile& f : ckpt.files())
+    out["files"].push_back({{"path", f.path}, {"tensors", f.tensors}, {"metadata", f.metadata}});
   out["tensors"] = nlohmann::ordered_json::array();
   for (const std::string& name : names) {
-    const st::TensorInfo& t = ckpt.info(name);
+    const WeightInfo t = ckpt.info(name);
     out["tensors"].push_back({{"name", name},
                               {"dtype", st::dtype_name(t.dtype)},
                               {"shape", t.shape},

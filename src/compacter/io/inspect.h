@@ -1,8 +1,9 @@
-// What `compacter inspect` reports about a safetensors file or a model directory, from the
-// headers only: each file's tensor count and metadata, every tensor's name, dtype, shape and
-// element count, the parameter count with tied embeddings counted once (encoder/decoder
-// embed_tokens, and lm_head when tie_word_embeddings, stored as copies of shared.weight are
-// aliases, not parameters), and the T5 config when config.json sits next to the weights.
+// What `compacter inspect` reports about a weights file (safetensors or pytorch_model.bin) or a
+// model directory, from the headers (or the .bin's pickle) only: each file's tensor count and
+// metadata, every tensor's name, dtype, shape and element count, the parameter count with tied
+// embeddings counted once (encoder/decoder embed_tokens, and lm_head when tie_word_embeddings,
+// stored as copies of shared.weight are aliases, not parameters), and the T5 config when
+// config.json sits next to the weights.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -10,7 +11,8 @@
 
 namespace compacter {
 
-// {"path", "files": [{"path", "tensors", "metadata"}], "tensors": [{"name", "dtype", "shape",
+// {"path", "format", "files": [{"path", "tensors", "metadata"}], "tensors": [{"name", "dtype",
+// "shape",
 //  "numel"}], "num_tensors", "parameters", "aliases_not_counted", ["config_path", "config"]}.
 nlohmann::ordered_json inspect_checkpoint(const std::string& path);
 

@@ -16,7 +16,7 @@
 #include <set>
 
 #include "compacter/core/error.h"
-#include "compacter/io/json_keys.h"
+#include "compacter/io/weight_map.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors I/O assumes a little-endian host"
@@ -66,47 +66,6 @@ void write_all(int fd, const void* data, size_t n, const std::string& where) {
     p += w;
     n -= static_cast<size_t>(w);
   }
-}
-
-// A shard file name from an index must stay inside the checkpoint directory.
-bool escapes(const std::string& name) {
-  const fs::path p(name);
-  if (name.empty() || p.is_absolute() || p.has_root_name() || p.has_root_directory()) return true;
-  for (const fs::path& part : p)
-    if (part == "..") return true;
-  return false;
-}
-
-// SAX handler finding the first tensor named twice in an index's "weight_map" (which parsing
-// into an object would silently collapse). Linear, unlike nlohmann's callback parser.
-struct WeightMapDuplicates : JsonKeys {
-  bool in_weight_map = false;
-  std::set<std::string> seen;
-  std::optional<std::string> duplicate;
-
-  bool key(Json::string_t& k) {
-    if (depth == 1) in_weight_map = k == "weight_map";
-    if (depth == 2 && in_weight_map && !seen.insert(k).second && !duplicate) duplicate = k;
-    return true;
-  }
-};
-
-nlohmann::json read_index_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  check(static_cast<bool>(in), path, ": cannot open for reading");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  check(!in.bad(), path, ": read failed");
-  WeightMapDuplicates dups;
-  nlohmann::json j;
-  try {
-    nlohmann::json::sax_parse(text, &dups);
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON: ", e.what()));
-  }
-  check(!dups.duplicate, path, ": tensor \"", dups.duplicate.value_or(""),
-        "\" is listed more than once in \"weight_map\"");
-  return j;
 }
 
 }  // namespace
@@ -218,24 +177,12 @@ Checkpoint Checkpoint::open(const std::string& dir_or_file) {
       c.files_.push_back(File::open(single.string()));
     } else if (fs::exists(index, ec)) {
       const std::string ipath = index.string();
-      const nlohmann::json j = read_index_file(ipath);
-      check(j.is_object(), ipath, ": expected a JSON object with \"weight_map\"");
-      auto wm = j.find("weight_map");
-      check(wm != j.end(), ipath, ": missing field \"weight_map\"");
-      check(wm->is_object(), ipath, ": field \"weight_map\": expected an object {tensor: shard}");
-      std::map<std::string, std::string> shard_of;  // tensor -> shard name, as listed
-      std::map<std::string, size_t> shard_index;    // shard name -> index into files_
-      for (const auto& item : wm->items()) {
-        check(item.value().is_string(), ipath, ": weight_map entry \"", item.key(),
-              "\": expected a shard file name (string)");
-        const std::string shard = item.value().get<std::string>();
-        check(!escapes(shard), ipath, ": weight_map entry \"", item.key(), "\": shard path \"",
-              shard, "\" escapes the checkpoint directory");
-        shard_of[item.key()] = shard;
+      const std::map<std::string, std::string> shard_of = read_weight_map(ipath);
+      std::map<std::string, size_t> shard_index;  // shard name -> index into files_
+      for (const auto& [name, shard] : shard_of) {
         const size_t next = shard_index.size();
         shard_index.emplace(shard, next);  // no-op when the shard is already known
       }
-      check(!shard_of.empty(), ipath, ": field \"weight_map\" lists no tensors");
       c.files_.resize(shard_index.size());
       for (const auto& [shard, i] : shard_index) {
         const fs::path p = dir / shard;
@@ -248,9 +195,13 @@ Checkpoint Checkpoint::open(const std::string& dir_or_file) {
               "\" is listed in shard \"", shard, "\" but missing from it");
       }
     } else {
-      throw Error(
-          cat(dir_or_file,
-              ": directory has neither model.safetensors nor model.safetensors.index.json"));
+      const bool bin = fs::exists(dir / "pytorch_model.bin", ec) ||
+                       fs::exists(dir / "pytorch_model.bin.index.json", ec);
+      throw Error(cat(dir_or_file,
+                      ": directory has neither model.safetensors nor model.safetensors.index.json",
+                      bin ? " (it holds PyTorch weights, pytorch_model.bin: `compacter convert` "
+                            "writes model.safetensors from them)"
+                          : ""));
     }
   }
   for (size_t i = 0; i < c.files_.size(); ++i) {

@@ -4,6 +4,7 @@
 #include "compacter/io/safetensors_header.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -291,6 +292,18 @@ uint64_t read_header_length(const uint8_t* first8, uint64_t file_size, const std
         " bytes, too short for the 8-byte header length of a safetensors file");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | first8[i];
+  if (n > kMaxHeaderBytes || n > file_size - 8) {
+    // Name the other weight formats (whose first bytes never make a valid length): a zip
+    // archive (torch.save since PyTorch 1.6: pytorch_model.bin) or torch.save's legacy pickle.
+    check(!(first8[0] == 'P' && first8[1] == 'K' && first8[2] == 3 && first8[3] == 4), source,
+          ": a zip archive, as PyTorch's torch.save writes (pytorch_model.bin), not a safetensors "
+          "file; model folders with pytorch_model.bin load as they are, and `compacter convert` "
+          "writes model.safetensors from them");
+    static const uint8_t kLegacy[8] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46};
+    check(std::memcmp(first8, kLegacy, 8) != 0, source,
+          ": a PyTorch checkpoint in the legacy format of PyTorch before 1.6 (a pickle), not a "
+          "safetensors file");
+  }
   check(n <= kMaxHeaderBytes, source, ": header length ", n, " is absurdly large (limit ",
         kMaxHeaderBytes, " bytes): not a safetensors file?");
   check(n <= file_size - 8, source, ": header length ", n, " goes beyond the end of the file (",

@@ -10,6 +10,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/io/checkpoint_files.h"
 #include "compacter/io/hf_names.h"
 #include "compacter/io/safetensors.h"
 
@@ -42,12 +43,13 @@ bool is_later_block_position_bias(const std::string& name) {
 T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options) {
   namespace fs = std::filesystem;
   check(fs::is_directory(dir), "model folder not found: ", dir,
-        " (expected a Hugging Face T5 folder with config.json and model.safetensors)");
+        " (expected a Hugging Face T5 folder with config.json and model.safetensors or "
+        "pytorch_model.bin)");
   // The config first: its model_type is checked there (t5, mt5, umt5; anything else is refused
   // by name before any weight is read).
   const std::string config_file = dir + "/config.json";
   const T5Config config = load_t5_config(config_file);
-  auto ckpt = safetensors::Checkpoint::open(dir);
+  const CheckpointFiles ckpt = CheckpointFiles::open(dir);
   T5Loaded result;
   result.model = T5Model(config, false);
   auto params = result.model->named_parameters(/*recurse=*/true);
