@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "compacter/nn/checkpoint.h"
 #include "compacter/nn/fingerprint.h"
+#include "support/test_support.h"
 #include "support/tiny_t5.h"
 
 namespace compacter::nn::fingerprint_test {
@@ -38,6 +40,20 @@ TEST(WeightsFingerprint, OtherWeightsAnotherFingerprint) {
     for (auto& p : c->parameters()) p.add_(torch::randn_like(p) * 0.05);
   }
   EXPECT_NE(weights_fingerprint(*c), weights_fingerprint(*a));
+}
+
+TEST(WeightsFingerprint, TheSameCheckpointInEveryFileFormat) {
+  REQUIRE_SHARED("data/tiny-t5/model.safetensors");
+  REQUIRE_SHARED("data/tiny-t5-bin/pytorch_model.bin");
+  REQUIRE_SHARED("data/tiny-t5-bin/sharded/pytorch_model.bin.index.json");
+  const std::string want =
+      weights_fingerprint(*load_t5(testing::shared_path("data/tiny-t5")).model);
+  EXPECT_EQ(weights_fingerprint(*load_t5(testing::shared_path("data/tiny-t5-bin")).model), want);
+  EXPECT_EQ(weights_fingerprint(*load_t5(testing::shared_path("data/tiny-t5-bin/sharded")).model),
+            want);
+  T5LoadOptions bf16;
+  bf16.dtype = torch::kBFloat16;
+  EXPECT_EQ(weights_fingerprint(*load_t5(testing::shared_path("data/tiny-t5"), bf16).model), want);
 }
 
 }  // namespace compacter::nn::fingerprint_test
