@@ -106,10 +106,25 @@ class TrainInterrupt : public ::testing::Test {
   static void expect_same_run(const std::string& expected, const std::string& actual) {
     EXPECT_EQ(results_without_timings(actual), results_without_timings(expected));
     EXPECT_EQ(records(actual), records(expected));
-    for (const char* f :
-         {"best_adapter/adapter_model.safetensors", "best_adapter/adapter_config.json",
-          "predictions_validation.jsonl", "predictions_test.jsonl"})
+    for (const char* f : {"best_adapter/adapter_model.safetensors", "predictions_validation.jsonl",
+                          "predictions_test.jsonl"})
       EXPECT_EQ(testing::read_file(actual + "/" + f), testing::read_file(expected + "/" + f)) << f;
+    // The adapter's record and card: the same but for the command that made them (another --out,
+    // and --resume).
+    auto config = [](const std::string& run) {
+      auto j = nlohmann::json::parse(testing::read_file(run + "/best_adapter/adapter_config.json"));
+      j.erase("command");
+      return j;
+    };
+    EXPECT_EQ(config(actual), config(expected));
+    auto card = [](const std::string& run) {
+      std::string kept;
+      for (const std::string& line :
+           testing::lines_of(testing::read_file(run + "/best_adapter/README.md")))
+        if (line.rfind("| made by |", 0) != 0) kept += line + "\n";
+      return kept;
+    };
+    EXPECT_EQ(card(actual), card(expected));
     EXPECT_FALSE(fs::exists(actual + "/checkpoint"));
   }
 
