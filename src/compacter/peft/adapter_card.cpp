@@ -50,10 +50,12 @@ std::string scores_line(const nlohmann::json& scores) {
 std::string adapter_card(const nlohmann::json& config, int64_t parameters,
                          const nlohmann::json& scores) {
   const std::string method = text_of(config, "method", "?");
-  const std::string task = text_of(config, "task", "an unrecorded task");
+  const nlohmann::json inputs = config.value("inputs", nlohmann::json());
+  std::string task = text_of(config, "task", "an unrecorded task");
+  if (task == "user" && inputs.is_object() && inputs.contains("user"))  // a user's own task
+    task = text_of(inputs["user"], "name", "user") + " (a user task)";
   const nlohmann::json base = config.value("base", nlohmann::json::object());
   const std::string base_name = text_of(base, "name", "an unrecorded base model");
-  const nlohmann::json inputs = config.value("inputs", nlohmann::json());
   std::ostringstream out;
   out << "# " << method << " adapter for " << task << ", on " << base_name << "\n\n";
   out << "| | |\n|---|---|\n";

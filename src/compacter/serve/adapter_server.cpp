@@ -83,6 +83,8 @@ const AdapterInfo& AdapterServer::add(const std::string& name, const std::string
   if (config.contains("inputs"))
     served->info.inputs = tasks::input_format_from_json(
         config["inputs"], cat(dir, "/", peft::kAdapterConfigFile, ": inputs"));
+  if (served->info.inputs && served->info.inputs->task == "user")
+    served->info.task = served->info.inputs->user.name;  // the name the user gave their task
   served->model->eval();
   served->info.name = name;
   served->info.dir = dir;
