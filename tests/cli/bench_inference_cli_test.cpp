@@ -2,8 +2,8 @@
 // as the built program on tiny models with small numbers: the JSON document's schema and
 // invariants (every configuration asked for, each once; tokens counted = rows x new tokens x
 // requests; p99 >= p50 > 0, the nearest-rank percentiles of the reported latencies; the first
-// token before the end of its request), the text table, and bad options refused with exit 2
-// before anything runs. No timing thresholds.
+// token before the end of its request), the text table, the profile, and bad options refused
+// with exit 2 before anything runs. No timing thresholds.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -68,7 +68,8 @@ void expect_inference_row_invariants(const json& r, int64_t new_tokens, int64_t 
               static_cast<double>(batch * new_tokens * repeats) / total,
               1e-9 * r["tokens_per_second"].get<double>());
   EXPECT_GT(r["peak_memory_bytes"].get<int64_t>(), 0);
-  EXPECT_EQ(r["peak_memory_kind"], "cpu_peak_rss");
+  EXPECT_EQ(r["peak_memory_kind"], "cpu_peak_rss_requests");
+  EXPECT_GE(r["peak_memory_bytes"].get<int64_t>(), r["model_resident_bytes"].get<int64_t>());
   EXPECT_GT(r["gflop_per_request"].get<double>(), 0.0);
   EXPECT_GT(r["gflops_per_second"].get<double>(), 0.0);
   EXPECT_GT(r["percent_of_gemm"].get<double>(), 0.0);
@@ -132,11 +133,12 @@ TEST(BenchInferenceCli, ReportsEveryConfigurationInJson) {
   EXPECT_NE(r.err.find("request 3/3"), std::string::npos) << r.err;
 }
 
-TEST(BenchInferenceCli, PrintsATableOfOneLinePerConfiguration) {
+TEST(BenchInferenceCli, PrintsATableOfOneLinePerConfigurationAndItsProfile) {
   TempDir dir;
   const auto r = run_compacter("bench --inference --model-config '" + tiny_inference_config(dir) +
                                "' --methods none --dtypes fp32 --batch-sizes 2 --source-len 4 "
-                               "--max-new-tokens 1 --repeats 1 --warmup 0");
+                               "--max-new-tokens 1 --repeats 1 --warmup 0 --profile '" +
+                               dir.file("prof") + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("tok/s"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("kernels: "), std::string::npos) << r.out;
@@ -145,6 +147,10 @@ TEST(BenchInferenceCli, PrintsATableOfOneLinePerConfiguration) {
   for (std::string line; std::getline(lines, line);)
     if (line.rfind("none ", 0) == 0) ++rows;
   EXPECT_EQ(rows, 1) << r.out;
+  // The Chrome trace of the timed request: JSON naming the decoder's operators.
+  const std::string trace = testing::read_file(dir.file("prof/profile-none-fp32-greedy-b2.json"));
+  EXPECT_NO_THROW(json::parse(trace));
+  EXPECT_NE(trace.find("aten::"), std::string::npos);
 }
 
 TEST(BenchInferenceCli, LoadsARealModelFolder) {
@@ -183,7 +189,6 @@ TEST(BenchInferenceCli, BadOptionsAreRefusedBeforeAnyRun) {
       {"--inference --methods nosuch", "unknown method \"nosuch\""},
       {"--inference --methods none,none", "none is listed twice"},
       {"--inference --batch-size 4", "--batch-size is the training bench's"},
-      {"--inference --profile /tmp/x", "--profile is for the training bench only"},
       {"--batch-sizes 1", "--batch-sizes needs --inference"},
       {"--max-new-tokens 4", "--max-new-tokens needs --inference"},
   };

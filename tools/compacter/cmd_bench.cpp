@@ -56,7 +56,6 @@ void run_inference(BenchCli& o) {
   refuse_given(o.given, shared_fields(),
                "is the training bench's; bench --inference takes the options of --help's "
                "\"Inference benchmark\" group");
-  check_usage(o.profile_dir.empty(), "--profile is for the training bench only, not --inference");
   train::InferenceBenchSettings s = o.inference_settings;
   apply_given_flags(o.settings, o.given, s);  // the shared flags
   s.validate();
@@ -70,7 +69,11 @@ void run_inference(BenchCli& o) {
     m.method = name;
     options.push_back(name == "none" ? peft::PeftOptions{} : resolve_peft_options(m));
   }
-  const auto jobs = train::inference_jobs(s, names, options, init_seed);
+  auto jobs = train::inference_jobs(s, names, options, init_seed);
+  if (!o.profile_dir.empty())
+    for (train::InferenceJob& job : jobs)
+      job.profile_path = cat(o.profile_dir, "/profile-", job.method, "-", job.dtype, "-",
+                             job.search, "-b", job.batch, ".json");
   StderrProgress progress("[bench] ");
   const nlohmann::json report = train::run_inference_bench(jobs, current_executable(), progress);
   std::cout << (o.json_output ? report.dump(2) + "\n" : train::format_inference_bench(report));
@@ -133,7 +136,9 @@ void add_bench_commands(CLI::App& app) {
   cmd->add_flag("--json", o->json_output, "print one JSON document");
   cmd->add_option("--profile", o->profile_dir,
                   "write a Chrome trace of each method's timed steps (libtorch's profiler) to "
-                  "DIR/profile-METHOD.json; bench/profile_summary.py sums it by operator. "
+                  "DIR/profile-METHOD.json (--inference: of each configuration's timed requests, "
+                  "DIR/profile-METHOD-DTYPE-SEARCH-bBATCH.json); bench/profile_summary.py sums it "
+                  "by operator. "
                   "Profiling slows the steps: time without it (DIR is created)");
   add_method_options(*cmd, o->method, false);
   cmd->get_option("--method")->group("");  // bench takes --methods; --method is an error

@@ -6,11 +6,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/subprocess.h"
 #include "compacter/io/t5_config.h"
@@ -24,6 +28,12 @@
 #include "compacter/train/generate.h"
 #include "compacter/train/loop.h"
 #include "compacter/train/table3.h"
+
+// libtorch's (legacy) autograd profiler, which writes a Chrome trace of every operator.
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define COMPACTER_INFERENCE_PROFILER 1
+#endif
 
 namespace compacter::train {
 
@@ -64,6 +74,24 @@ std::string fixed_digits(double v, int digits) {
 
 std::string value_or_dash(const json& v, int digits, const std::string& suffix = "") {
   return v.is_number() ? fixed_digits(v.get<double>(), digits) + suffix : "-";
+}
+
+// VmRSS of this process in bytes (0 when unknown).
+int64_t resident_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+// Resets this process's peak resident set (VmHWM) to the current one (Linux >= 4.0:
+// /proc/PID/clear_refs, "5"); false when that is not possible.
+bool reset_peak_resident() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
 }
 
 double sum_of(const std::vector<double>& v) {
@@ -149,7 +177,8 @@ json inference_job_to_json(const InferenceJob& job) {
           {"init_seed", job.init_seed},
           {"dtype", job.dtype},
           {"search", job.search},
-          {"batch", job.batch}};
+          {"batch", job.batch},
+          {"profile_path", job.profile_path}};
 }
 
 InferenceJob inference_job_from_json(const json& j) {
@@ -163,6 +192,7 @@ InferenceJob inference_job_from_json(const json& j) {
     job.dtype = j.at("dtype").get<std::string>();
     job.search = j.at("search").get<std::string>();
     job.batch = j.at("batch").get<int64_t>();
+    job.profile_path = j.at("profile_path").get<std::string>();
   } catch (const json::exception& e) {
     throw Error(cat("inference bench job: missing or mistyped field (", e.what(), ")"));
   }
@@ -180,7 +210,7 @@ std::vector<InferenceJob> inference_jobs(const InferenceBenchSettings& settings,
     for (const std::string& dtype : settings.dtype_list())
       for (const std::string& search : settings.search_list())
         for (int64_t batch : settings.batch_size_list())
-          jobs.push_back({settings, methods[m], options[m], init_seed, dtype, search, batch});
+          jobs.push_back({settings, methods[m], options[m], init_seed, dtype, search, batch, ""});
   return jobs;
 }
 
@@ -222,6 +252,11 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
       torch::randint(3, c.vocab_size, {job.batch, s.source_len}, torch::kLong).to(device);
   const torch::Tensor mask = torch::ones({job.batch, s.source_len}, torch::kLong).to(device);
 
+  // Memory: the model's resident set now, and the peak from here on, so that building the model
+  // (fp32 before a bf16 cast, the checkpoint's buffers) does not count.
+  const bool peak_reset = !device.is_cuda() && reset_peak_resident();
+  const int64_t model_resident = device.is_cuda() ? -1 : resident_bytes();
+
   GenerateOptions go;
   go.max_new_tokens = s.max_new_tokens;
   go.stop_when_all_finished = false;
@@ -233,11 +268,22 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
     first_token = seconds_since(start);
   };
 
+#ifdef COMPACTER_INFERENCE_PROFILER
+  std::ostringstream trace;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+#else
+  check(job.profile_path.empty(), "profiling needs libtorch's legacy autograd profiler, which ",
+        "this libtorch lacks");
+#endif
   std::vector<double> latency, ttft;
   int64_t tokens = 0;
   const int64_t total = s.warmup + s.repeats;
   for (int64_t i = 0; i < total; ++i) {
     const bool timed = i >= s.warmup;
+#ifdef COMPACTER_INFERENCE_PROFILER
+    if (timed && !profile && !job.profile_path.empty())
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
+#endif
     torch::Tensor out;
     {
       nn::AutocastScope scope(device, precision.autocast);
@@ -257,6 +303,12 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
                         std::setprecision(3), seconds, " s"));
   }
 
+#ifdef COMPACTER_INFERENCE_PROFILER
+  if (profile) {
+    profile.reset();  // writes the trace
+    write_text_atomically(job.profile_path, trace.str());
+  }
+#endif
   const GenerationFlops flops = t5_generation_flops(c, job.batch, s.source_len, s.max_new_tokens);
   const double seconds = sum_of(latency), first = sum_of(ttft);
   const double requests = static_cast<double>(latency.size());
@@ -285,12 +337,16 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
             {"gflops_per_second", flops.total() * requests / seconds / 1e9},
             {"decode_gflops_per_second", nullptr},
             {"peak_memory_bytes", peak >= 0 ? json(peak) : json(nullptr)},
-            {"peak_memory_kind", device.is_cuda() ? "cuda_peak_allocated" : "cpu_peak_rss"},
+            {"peak_memory_kind", device.is_cuda() ? "cuda_peak_allocated"
+                                 : peak_reset     ? "cpu_peak_rss_requests"
+                                                  : "cpu_peak_rss"},
+            {"model_resident_bytes", model_resident >= 0 ? json(model_resident) : json(nullptr)},
             {"added_parameters", counts.added},
             {"trainable_parameters", counts.trainable},
             {"backbone_parameters", counts.backbone},
             {"vocab_size", c.vocab_size},
-            {"threads", torch::get_num_threads()}};
+            {"threads", torch::get_num_threads()},
+            {"profiled", !job.profile_path.empty()}};
   // The decoding steps after the first token: their FLOPs over their time.
   if (flops.later_steps > 0.0 && seconds > first)
     j["decode_gflops_per_second"] = flops.later_steps * requests / (seconds - first) / 1e9;
@@ -306,6 +362,14 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
   // The shape for the GEMM's representative rows: the model's (config.json of a folder).
   const T5Config config = resolve_t5_config(st.model.empty() ? st.model_config : st.model);
   const std::vector<int64_t> batches = st.batch_size_list();
+  for (const InferenceJob& job : jobs) {
+    if (job.profile_path.empty()) continue;
+    const std::filesystem::path folder = std::filesystem::path(job.profile_path).parent_path();
+    std::error_code ec;
+    if (!folder.empty()) std::filesystem::create_directories(folder, ec);
+    check_usage(!ec && (folder.empty() || std::filesystem::is_directory(folder)), "--profile ",
+                folder.string(), ": cannot create the folder (", ec.message(), ")");
+  }
   const int64_t rows = *std::max_element(batches.begin(), batches.end()) * st.source_len;
 
   progress.info("measuring the matrix-multiply rate ...");
@@ -478,7 +542,8 @@ std::string format_inference_bench(const json& doc) {
          "token; peak: "
       << (st["device"].get<std::string>().rfind("cuda", 0) == 0
               ? "CUDA peak allocated bytes"
-              : "peak resident set (VmHWM) of the configuration's process")
+              : "peak resident set (VmHWM) of the configuration's process during its requests "
+                "(reset after the model was built)")
       << "; GFLOP/s: T5's matrix multiplies per second of requests, %GEMM of the higher GEMM "
          "rate in the products' dtype; dec%GEMM: the steps after the first token alone; xfp32: "
          "tok/s over the fp32 row; xbatch: tok/s over the smallest batch's\n";

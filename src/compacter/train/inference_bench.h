@@ -6,7 +6,9 @@
 // generation count) as a share of the machine's measured GEMM rate in the same dtype. Every
 // configuration runs in its own process (this program re-executed as
 // `<program> bench-inference-worker --job JSON`, which prints one JSON line), so each peak
-// memory is that configuration's.
+// memory is that configuration's: on the CPU the peak resident set during its requests (VmHWM,
+// reset once the model is built, so a bf16 model's fp32 init does not count), next to the model's
+// resident set before them.
 //
 // Every request generates exactly max_new_tokens tokens per row (</s> does not end it:
 // GenerateOptions::stop_when_all_finished = false), so every configuration does the same work
@@ -73,6 +75,8 @@ struct InferenceJob {
   std::string dtype;   // one of settings.dtype_list()
   std::string search;  // one of settings.search_list()
   int64_t batch = 1;   // one of settings.batch_size_list()
+  // Non-empty: a Chrome trace of the timed requests (libtorch's profiler), which slows them.
+  std::string profile_path;
 };
 nlohmann::json inference_job_to_json(const InferenceJob& job);
 InferenceJob inference_job_from_json(const nlohmann::json& j);
