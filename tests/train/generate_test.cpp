@@ -72,6 +72,24 @@ TEST(Generate, CachedEqualsUncachedArgmax) {
     torch::Tensor cached = greedy_generate(*model, ids, mask, o);
     torch::Tensor reference = generate_without_cache(*model, ids, mask, 12);
     EXPECT_TRUE(torch::equal(cached, reference)) << cached << "\n" << reference;
+
+    // Without stopping (the inference bench): every step runs, the tokens are the same, the
+    // ended rows padded; on_step sees each step's tokens in order.
+    o.stop_when_all_finished = false;
+    std::vector<torch::Tensor> seen;
+    o.on_step = [&](int64_t step, const torch::Tensor& tokens) {
+      EXPECT_EQ(step, static_cast<int64_t>(seen.size()));
+      seen.push_back(tokens.clone());
+    };
+    torch::Tensor forced = greedy_generate(*model, ids, mask, o);
+    ASSERT_EQ(forced.size(1), 12);
+    ASSERT_EQ(seen.size(), 12u);
+    const int64_t ended = reference.size(1);
+    EXPECT_TRUE(torch::equal(forced.narrow(1, 0, ended), reference));
+    if (ended < 12)
+      EXPECT_TRUE(forced.narrow(1, ended, 12 - ended).eq(c.pad_token_id).all().item<bool>())
+          << forced;
+    for (int64_t t = 0; t < 12; ++t) EXPECT_TRUE(torch::equal(seen[t], forced.select(1, t)));
   }
 }
 

@@ -1,5 +1,5 @@
 // The analytic FLOP counter of `compacter bench` (src/compacter/train/flops.h), checked against
-// sums written out by hand for two tiny shapes.
+// sums written out by hand for tiny shapes, and generation with one token against the forward pass.
 #include <gtest/gtest.h>
 
 #include "compacter/core/error.h"
@@ -55,9 +55,41 @@ TEST(Flops, GatedModelWithOneDecoderBlockByHand) {
   EXPECT_DOUBLE_EQ(f.total(), 251392.0);
 }
 
+TEST(Flops, GreedyGenerationByHand) {
+  // Relu tiny model, B = 2, S = 8, N = 3 new tokens (2 decoder blocks, inner 32).
+  // Encoder: as in ReluModelByHand, 557056.
+  // Cross k, v once per block: 2 * 2*16*32*32 = 65536; two blocks 131072.
+  // Decoder step t, per block: self q,k,v,o 4 * 2*2*32*32 = 16384; self scores/values
+  //   2 * 2*2*t*32 = 256 t; cross q,o 2 * 2*2*32*32 = 8192; cross scores/values 2 * 2*2*8*32 =
+  //   2048; wi + wo 2 * 2*2*32*64 = 16384. Block 43008 + 256 t; output layer 2*2*32*128 = 16384.
+  //   Step t: 2 * (43008 + 256 t) + 16384 = 102400 + 512 t.
+  //   t = 1: 102912; t = 2: 103424; t = 3: 103936.
+  const train::GenerationFlops g = train::t5_generation_flops(tiny(), 2, 8, 3);
+  EXPECT_DOUBLE_EQ(g.encoder, 557056.0);
+  EXPECT_DOUBLE_EQ(g.cross_kv, 131072.0);
+  EXPECT_DOUBLE_EQ(g.first_step, 102912.0);
+  EXPECT_DOUBLE_EQ(g.later_steps, 103424.0 + 103936.0);
+  EXPECT_DOUBLE_EQ(g.output_layer, 3 * 16384.0);
+  EXPECT_DOUBLE_EQ(g.first_token(), 557056.0 + 131072.0 + 102912.0);
+  EXPECT_DOUBLE_EQ(g.total(), 557056.0 + 131072.0 + 102912.0 + 103424.0 + 103936.0);
+}
+
+TEST(Flops, OneGeneratedTokenIsTheForwardPassWithOneTargetPosition) {
+  T5Config c = tiny();
+  c.feed_forward_proj = "gated-gelu";
+  c.num_decoder_layers = 3;
+  const train::ForwardFlops f = train::t5_forward_flops(c, 3, 5, 1);
+  const train::GenerationFlops g = train::t5_generation_flops(c, 3, 5, 1);
+  EXPECT_DOUBLE_EQ(g.total(), f.total());
+  EXPECT_DOUBLE_EQ(g.output_layer, f.output_layer);
+  EXPECT_DOUBLE_EQ(g.later_steps, 0.0);
+}
+
 TEST(Flops, RejectsEmptyShapes) {
   EXPECT_THROW(train::t5_forward_flops(tiny(), 0, 8, 3), Error);
   EXPECT_THROW(train::t5_forward_flops(tiny(), 2, 8, 0), Error);
+  EXPECT_THROW(train::t5_generation_flops(tiny(), 2, 8, 0), Error);
+  EXPECT_THROW(train::t5_generation_flops(tiny(), 0, 8, 1), Error);
 }
 
 }  // namespace

@@ -1,13 +1,18 @@
 // `compacter bench` (the paper's Table 3): options and one library call, train::run_table3
 // (train/table3.h), each method measured in its own worker process (the hidden subcommand
-// `bench-worker --job JSON`, which prints one JSON line).
+// `bench-worker --job JSON`, which prints one JSON line). `compacter bench --inference`: the
+// same for generation, train::run_inference_bench (train/inference_bench.h), one worker process
+// per configuration (`bench-inference-worker --job JSON`). The two share the flags both option
+// sets declare (--model-config, --source-len, --warmup, --device, --seed).
 #include <iostream>
+#include <set>
 
 #include "commands.h"
 #include "compacter/core/error.h"
 #include "compacter/core/subprocess.h"
 #include "compacter/io/t5_config.h"
 #include "compacter/peft/adapter_file.h"
+#include "compacter/train/inference_bench.h"
 #include "compacter/train/table3.h"
 #include "method_options.h"
 #include "option_flags.h"
@@ -20,13 +25,65 @@ namespace {
 struct BenchCli {
   train::Table3Settings settings;
   GivenFlags given;
+  bool inference = false;
+  train::InferenceBenchSettings inference_settings;  // flags of its own fields only
+  GivenFlags inference_given;
   std::string profile_dir;  // non-empty: DIR/profile-METHOD.json per method
   std::string methods = "all";
+  CLI::Option* methods_flag = nullptr;
   bool json_output = false;
   MethodOptions method;
 };
 
+// The names of the fields of the training bench's settings that the inference bench has too.
+std::set<std::string> shared_fields() {
+  std::set<std::string> out;
+  for (const std::string& name : options::names<train::InferenceBenchSettings>())
+    for (const std::string& other : options::names<train::Table3Settings>())
+      if (name == other) out.insert(name);
+  return out;
+}
+
+// A flag given for the other kind of bench is an error.
+void refuse_given(const GivenFlags& given, const std::set<std::string>& allowed,
+                  const std::string& why) {
+  for (const auto& [name, opt] : given)
+    if (opt->count() > 0 && !allowed.count(name)) throw UsageError(cat(flag_name(name), " ", why));
+}
+
+void run_inference(BenchCli& o) {
+  check_usage(o.method.method.empty(), "bench takes --methods LIST, not --method");
+  refuse_given(o.given, shared_fields(),
+               "is the training bench's; bench --inference takes the options of --help's "
+               "\"Inference benchmark\" group");
+  train::InferenceBenchSettings s = o.inference_settings;
+  apply_given_flags(o.settings, o.given, s);  // the shared flags
+  s.validate();
+  resolve_t5_config(s.model.empty() ? s.model_config : s.model);
+  const std::string methods = o.methods_flag->count() > 0 ? o.methods : "compacter++";
+  const uint64_t init_seed = given_init_seed(o.method).value_or(s.seed);
+  std::vector<std::string> names = train::parse_inference_methods(methods);
+  std::vector<peft::PeftOptions> options;
+  for (const std::string& name : names) {
+    MethodOptions m = o.method;
+    m.method = name;
+    options.push_back(name == "none" ? peft::PeftOptions{} : resolve_peft_options(m));
+  }
+  auto jobs = train::inference_jobs(s, names, options, init_seed);
+  if (!o.profile_dir.empty())
+    for (train::InferenceJob& job : jobs)
+      job.profile_path = cat(o.profile_dir, "/profile-", job.method, "-", job.dtype, "-",
+                             job.search, "-b", job.batch, ".json");
+  StderrProgress progress("[bench] ");
+  const nlohmann::json report = train::run_inference_bench(jobs, current_executable(), progress);
+  std::cout << (o.json_output ? report.dump(2) + "\n" : train::format_inference_bench(report));
+  const int64_t failed = report["failed"].get<int64_t>();
+  if (failed > 0) throw Error(cat(failed, " of ", jobs.size(), " configurations failed"));
+}
+
 void run_bench(BenchCli& o) {
+  if (o.inference) return run_inference(o);
+  refuse_given(o.inference_given, {}, "needs --inference");
   // Everything that can be checked is checked before the first worker runs.
   check_usage(o.method.method.empty(), "bench takes --methods LIST (or all), not --method");
   o.settings.validate();
@@ -64,12 +121,24 @@ void add_bench_commands(CLI::App& app) {
       "gradients), 2 x forward for frozen-backbone methods");
   add_option_flags(*cmd, o->settings, o->given, "Benchmark");
   cmd->get_option("--dtype")->check(CLI::IsMember({"fp32", "bf16", "autocast-bf16"}));
-  cmd->add_option("--methods", o->methods, "all, or a comma list of methods")
-      ->capture_default_str();
+  cmd->add_flag("--inference", o->inference,
+                "time greedy generation instead of training steps, one process per method x "
+                "dtype x batch size: tokens/s, request latency p50/p99, time to the first token, "
+                "peak memory, GFLOP/s and % of the GEMM rate (train/inference_bench.h)");
+  add_option_flags(*cmd, o->inference_settings, o->inference_given,
+                   "Inference benchmark (--inference; with --model-config, --source-len, "
+                   "--warmup (untimed requests), --device, --seed)",
+                   shared_fields());
+  o->methods_flag = cmd->add_option("--methods", o->methods,
+                                    "all, or a comma list of methods (--inference: also none, "
+                                    "the base model alone; default compacter++)")
+                        ->capture_default_str();
   cmd->add_flag("--json", o->json_output, "print one JSON document");
   cmd->add_option("--profile", o->profile_dir,
                   "write a Chrome trace of each method's timed steps (libtorch's profiler) to "
-                  "DIR/profile-METHOD.json; bench/profile_summary.py sums it by operator. "
+                  "DIR/profile-METHOD.json (--inference: of each configuration's timed requests, "
+                  "DIR/profile-METHOD-DTYPE-SEARCH-bBATCH.json); bench/profile_summary.py sums it "
+                  "by operator. "
                   "Profiling slows the steps: time without it (DIR is created)");
   add_method_options(*cmd, o->method, false);
   cmd->get_option("--method")->group("");  // bench takes --methods; --method is an error
@@ -90,6 +159,25 @@ void add_bench_commands(CLI::App& app) {
     const train::MethodJob parsed = train::job_from_json(j);
     StderrProgress progress(cat(parsed.method, ": "));
     std::cout << train::benchmark_method(parsed, progress).dump() << "\n" << std::flush;
+  });
+
+  // The worker of `bench --inference`: one configuration, one JSON line. Hidden from --help.
+  auto inference_job = std::make_shared<std::string>();
+  CLI::App* inference_worker = app.add_subcommand(
+      "bench-inference-worker", "one configuration of `compacter bench --inference`");
+  inference_worker->group("");
+  inference_worker->add_option("--job", *inference_job, "the job as JSON (train/inference_bench.h)")
+      ->required();
+  inference_worker->callback([inference_job] {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(*inference_job);
+    } catch (const nlohmann::json::exception& e) {
+      throw UsageError(cat("bench-inference-worker --job: not JSON (", e.what(), ")"));
+    }
+    const train::InferenceJob parsed = train::inference_job_from_json(j);
+    StderrProgress progress(cat(parsed.method, " ", parsed.dtype, " batch ", parsed.batch, ": "));
+    std::cout << train::benchmark_inference(parsed, progress).dump() << "\n" << std::flush;
   });
 }
 

@@ -36,9 +36,10 @@ void add_option_flags(CLI::App& cmd, T& values, GivenFlags& given, const std::st
   });
 }
 
-// Copies into `target` the fields whose flags were given.
-template <class T>
-void apply_given_flags(const T& values, const GivenFlags& given, T& target) {
+// Copies into `target` the fields whose flags were given. `target` may be another options type:
+// its fields take the given flags of the same name and type (two option sets sharing flags).
+template <class From, class To>
+void apply_given_flags(const From& values, const GivenFlags& given, To& target) {
   target.for_each([&](const char* name, auto& field, const char*) {
     const auto it = given.find(name);
     if (it == given.end() || it->second->count() == 0) return;

@@ -1,4 +1,4 @@
-// Matrix-multiply FLOPs of a T5 forward pass and of a training step: see flops.h.
+// Matrix-multiply FLOPs of a T5 forward pass, a training step and greedy generation: see flops.h.
 #include "compacter/train/flops.h"
 
 #include "compacter/core/error.h"
@@ -43,6 +43,31 @@ ForwardFlops t5_forward_flops(const T5Config& c, int64_t batch, int64_t source_l
   f.decoder = static_cast<double>(c.decoder_layers()) * decoder_block;
   f.output_layer = matmul(tgt, static_cast<double>(c.vocab_size), d);
   return f;
+}
+
+GenerationFlops t5_generation_flops(const T5Config& c, int64_t batch, int64_t source_len,
+                                    int64_t new_tokens) {
+  check(batch > 0 && source_len > 0 && new_tokens > 0,
+        "FLOP count: batch, source length and new tokens must be positive");
+  const double b = static_cast<double>(batch), s = static_cast<double>(source_len);
+  const double d = static_cast<double>(c.d_model), inner = static_cast<double>(c.inner_dim());
+  const double ff = static_cast<double>(c.d_ff), wi = c.is_gated() ? 2.0 : 1.0;
+  const double layers = static_cast<double>(c.decoder_layers());
+
+  GenerationFlops g;
+  // The encoder is the forward pass's (the decoder length does not enter it).
+  g.encoder = t5_forward_flops(c, batch, source_len, 1).encoder;
+  g.cross_kv = layers * 2.0 * matmul(b * s, inner, d);
+  const double output_layer = matmul(b, static_cast<double>(c.vocab_size), d);
+  for (int64_t t = 1; t <= new_tokens; ++t) {
+    const double keys = static_cast<double>(t);
+    const double block = 4.0 * matmul(b, inner, d) + matmul(b, keys, inner) +
+                         matmul(b, inner, keys) + 2.0 * matmul(b, inner, d) + matmul(b, s, inner) +
+                         matmul(b, inner, s) + wi * matmul(b, ff, d) + matmul(b, d, ff);
+    (t == 1 ? g.first_step : g.later_steps) += layers * block + output_layer;
+    g.output_layer += output_layer;
+  }
+  return g;
 }
 
 double training_step_flops(const ForwardFlops& forward, bool backbone_weight_gradients) {

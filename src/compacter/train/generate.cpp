@@ -28,7 +28,8 @@ torch::Tensor greedy_generate(nn::T5ModelImpl& model, const torch::Tensor& input
     token = token.masked_fill(finished, cfg.pad_token_id);
     steps.push_back(token);
     finished = finished | (token == cfg.eos_token_id);
-    if (finished.all().item<bool>()) break;
+    if (options.on_step) options.on_step(step, token);
+    if (options.stop_when_all_finished && finished.all().item<bool>()) break;
     next = token.unsqueeze(1);
   }
   if (was_training) model.train();

@@ -40,18 +40,6 @@ json gemm_json(const GemmRate& g) {
           {"median_gflops", g.median_gflops}};
 }
 
-// The representative shape (B*S) x d_model x d_ff and a square one, in `dtype`.
-json measure_gemms(const T5Config& c, const Table3Settings& r, torch::Device device,
-                   torch::ScalarType dtype) {
-  const int64_t square = device.is_cuda() ? 2048 : 1024;
-  const auto shape =
-      measure_gemm(r.batch_size * r.source_len, c.d_ff, c.d_model, device, dtype, 2, kGemmRepeats);
-  const auto sq = measure_gemm(square, square, square, device, dtype, 2, kGemmRepeats);
-  return {{"representative", gemm_json(shape)},
-          {"square", gemm_json(sq)},
-          {"best_gflops", std::max(shape.best_gflops, sq.best_gflops)}};
-}
-
 std::string fixed(double v, int digits) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(digits) << v;
@@ -63,6 +51,37 @@ std::string number_or_dash(const json& v, int digits) {
 }
 
 }  // namespace
+
+json measure_gemm_rates(const T5Config& c, int64_t rows, torch::Device device,
+                        torch::ScalarType dtype) {
+  const int64_t square = device.is_cuda() ? 2048 : 1024;
+  const auto shape = measure_gemm(rows, c.d_ff, c.d_model, device, dtype, 2, kGemmRepeats);
+  const auto sq = measure_gemm(square, square, square, device, dtype, 2, kGemmRepeats);
+  return {{"representative", gemm_json(shape)},
+          {"square", gemm_json(sq)},
+          {"best_gflops", std::max(shape.best_gflops, sq.best_gflops)}};
+}
+
+int gemm_repeats() {
+  return kGemmRepeats;
+}
+
+json machine_section(const kernels::KernelsReport& kernels) {
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? nlohmann::json(v) : nlohmann::json();
+  };
+  return {{"cores", torch::get_num_threads()},
+          {"environment",
+           {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")},
+            {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")},
+            {"OMP_NUM_THREADS", env("OMP_NUM_THREADS")},
+            {"OPENBLAS_CORETYPE", env("OPENBLAS_CORETYPE")}}},
+          {"cpu_model", cpu_model_name()},
+          {"kernels", kernels::kernels_json(kernels)},
+          {"libtorch", TORCH_VERSION},
+          {"compacter", COMPACTER_VERSION}};
+}
 
 void Table3Settings::validate() const {
   check_usage(batch_size >= 1, "--batch-size must be at least 1, got ", batch_size);
@@ -185,14 +204,16 @@ json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
 
   progress.info("measuring the matrix-multiply rate ...");
   json gemm = {{"repeats", kGemmRepeats}, {"dtype", st.dtype}};
-  gemm["fp32"] = measure_gemms(config, st, device, torch::kFloat32);
-  if (dtype != torch::kFloat32) gemm[st.dtype] = measure_gemms(config, st, device, dtype);
+  const int64_t rows = st.batch_size * st.source_len;
+  gemm["fp32"] = measure_gemm_rates(config, rows, device, torch::kFloat32);
+  if (dtype != torch::kFloat32) gemm[st.dtype] = measure_gemm_rates(config, rows, device, dtype);
   const double gemm_best = gemm[st.dtype]["best_gflops"].get<double>();
   // The kernels' report (README "Kernels at start-up") gives the CPU's fp32 and bf16 rates.
   kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
   if (!device.is_cuda()) {
-    const json bf16 =
-        gemm.contains("bf16") ? gemm["bf16"] : measure_gemms(config, st, device, torch::kBFloat16);
+    const json bf16 = gemm.contains("bf16")
+                          ? gemm["bf16"]
+                          : measure_gemm_rates(config, rows, device, torch::kBFloat16);
     kernels.fp32_gflops = gemm["fp32"]["best_gflops"].get<double>();
     kernels.bf16_gflops = bf16["best_gflops"].get<double>();
   }
@@ -254,21 +275,7 @@ json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
       r["memory_diff_percent"] = 100.0 * (m.get<double>() - m0.get<double>()) / m0.get<double>();
   }
 
-  auto env = [](const char* name) {
-    const char* v = std::getenv(name);
-    return v ? nlohmann::json(v) : nlohmann::json();
-  };
-  return {{"machine",
-           {{"cores", torch::get_num_threads()},
-            {"environment",
-             {{"GOMP_SPINCOUNT", env("GOMP_SPINCOUNT")},
-              {"OMP_WAIT_POLICY", env("OMP_WAIT_POLICY")},
-              {"OMP_NUM_THREADS", env("OMP_NUM_THREADS")},
-              {"OPENBLAS_CORETYPE", env("OPENBLAS_CORETYPE")}}},
-            {"cpu_model", cpu_model_name()},
-            {"kernels", kernels::kernels_json(kernels)},
-            {"libtorch", TORCH_VERSION},
-            {"compacter", COMPACTER_VERSION}}},
+  return {{"machine", machine_section(kernels)},
           {"settings",
            {{"model_config", st.model_config},
             {"methods", methods},

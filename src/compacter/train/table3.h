@@ -5,6 +5,7 @@
 // re-executed as `<program> bench-worker --job JSON`, which prints one JSON line), so each peak
 // memory is that method's. The step is train/step.h's, the one `train` runs.
 #pragma once
+#include <torch/types.h>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -12,6 +13,8 @@
 
 #include "compacter/core/options.h"
 #include "compacter/core/progress.h"
+#include "compacter/io/t5_config.h"
+#include "compacter/kernels/report.h"
 #include "compacter/peft/methods.h"
 
 namespace compacter::train {
@@ -59,6 +62,17 @@ nlohmann::json benchmark_method(const MethodJob& job, ProgressSink& progress = n
 // A method that fails gets a row with "error"; the document's "failed" lists them.
 nlohmann::json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
                           ProgressSink& progress = no_progress());
+
+// The GEMM rates of a report's "gemm" section in `dtype` (best of gemm_repeats() runs): the
+// representative shape, rows x d_model by d_model x d_ff, and a square one (1024^3, 2048^3 on
+// CUDA); "best_gflops" is the higher.
+nlohmann::json measure_gemm_rates(const T5Config& config, int64_t rows, torch::Device device,
+                                  torch::ScalarType dtype);
+int gemm_repeats();
+
+// A report's "machine" section: threads, the environment variables that steer the kernels, the
+// CPU, the kernels (with the rates the caller measured), the libtorch and compacter versions.
+nlohmann::json machine_section(const kernels::KernelsReport& kernels);
 
 // The report as the table `compacter bench` prints.
 std::string format_table3(const nlohmann::json& report);

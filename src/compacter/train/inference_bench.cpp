@@ -1,0 +1,553 @@
+// The inference benchmark (`compacter bench --inference`): see inference_bench.h.
+#include "compacter/train/inference_bench.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "compacter/core/atomic_file.h"
+#include "compacter/core/error.h"
+#include "compacter/core/subprocess.h"
+#include "compacter/io/t5_config.h"
+#include "compacter/kernels/report.h"
+#include "compacter/nn/autocast.h"
+#include "compacter/nn/checkpoint.h"
+#include "compacter/peft/adapter_file.h"
+#include "compacter/train/base_model.h"
+#include "compacter/train/bench.h"
+#include "compacter/train/flops.h"
+#include "compacter/train/generate.h"
+#include "compacter/train/loop.h"
+#include "compacter/train/table3.h"
+
+// libtorch's (legacy) autograd profiler, which writes a Chrome trace of every operator.
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define COMPACTER_INFERENCE_PROFILER 1
+#endif
+
+namespace compacter::train {
+
+using nlohmann::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void sync_device(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// The comma list of `flag`, each entry once and not empty.
+std::vector<std::string> split_comma_list(const std::string& text, const std::string& flag) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    check_usage(!item.empty(), flag, ": empty entry in \"", text, "\"");
+    check_usage(seen.insert(item).second, flag, ": ", item, " is listed twice");
+    out.push_back(item);
+  }
+  check_usage(!out.empty(), flag, ": nothing given");
+  return out;
+}
+
+// The dtype the matrix products run in, as the "gemm" section names it.
+std::string products_name(const std::string& dtype) {
+  return nn::parse_precision(dtype).products() == torch::kBFloat16 ? "bf16" : "fp32";
+}
+
+std::string fixed_digits(double v, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+std::string value_or_dash(const json& v, int digits, const std::string& suffix = "") {
+  return v.is_number() ? fixed_digits(v.get<double>(), digits) + suffix : "-";
+}
+
+// VmRSS of this process in bytes (0 when unknown).
+int64_t resident_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+// Resets this process's peak resident set (VmHWM) to the current one (Linux >= 4.0:
+// /proc/PID/clear_refs, "5"); false when that is not possible.
+bool reset_peak_resident() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+double sum_of(const std::vector<double>& v) {
+  double s = 0.0;
+  for (double x : v) s += x;
+  return s;
+}
+
+}  // namespace
+
+void InferenceBenchSettings::validate() const {
+  check_usage(source_len >= 1, "--source-len must be at least 1, got ", source_len);
+  check_usage(max_new_tokens >= 1, "--max-new-tokens must be at least 1, got ", max_new_tokens);
+  check_usage(repeats >= 1, "--repeats must be at least 1, got ", repeats);
+  check_usage(warmup >= 0, "--warmup must not be negative, got ", warmup);
+  batch_size_list();
+  dtype_list();
+  search_list();
+}
+
+std::vector<int64_t> InferenceBenchSettings::batch_size_list() const {
+  std::vector<int64_t> out;
+  for (const std::string& item : split_comma_list(batch_sizes, "--batch-sizes")) {
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    check_usage(used == item.size() && v >= 1, "--batch-sizes: \"", item,
+                "\" is not a positive whole number");
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::vector<std::string> InferenceBenchSettings::dtype_list() const {
+  std::vector<std::string> out = split_comma_list(dtypes, "--dtypes");
+  for (const std::string& d : out) {
+    try {
+      nn::parse_precision(d);
+    } catch (const Error& e) {
+      throw UsageError(cat("--dtypes: ", e.what()));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> InferenceBenchSettings::search_list() const {
+  std::vector<std::string> out = split_comma_list(searches, "--searches");
+  for (const std::string& s : out) {
+    check_usage(s != "beam" && s.rfind("beam", 0) != 0, "--searches: ", s,
+                ": beam search does not exist yet (issue 16); only greedy can be measured");
+    check_usage(s == "greedy", "--searches: unknown decoding \"", s, "\" (known: greedy)");
+  }
+  return out;
+}
+
+std::vector<std::string> parse_inference_methods(const std::string& text) {
+  if (text == "all") {
+    std::vector<std::string> out = {"none"};
+    for (const auto& m : peft::all_methods()) out.push_back(m.name);
+    return out;
+  }
+  std::vector<std::string> out = split_comma_list(text, "--methods");
+  for (const std::string& name : out) {
+    check_usage(name != "all", "--methods: \"all\" cannot be combined with other names");
+    if (name == "none") continue;
+    try {
+      peft::find_method(name);
+    } catch (const Error& e) {
+      throw UsageError(cat("--methods: ", e.what(), " (or none: the base model alone)"));
+    }
+  }
+  return out;
+}
+
+json inference_job_to_json(const InferenceJob& job) {
+  return {{"settings", options::to_json(job.settings)},
+          {"method", job.method},
+          {"options", peft::options_to_json(job.options)},
+          {"init_seed", job.init_seed},
+          {"dtype", job.dtype},
+          {"search", job.search},
+          {"batch", job.batch},
+          {"profile_path", job.profile_path}};
+}
+
+InferenceJob inference_job_from_json(const json& j) {
+  InferenceJob job;
+  try {
+    options::from_json(j.at("settings"), "inference bench job", "bench setting", job.settings);
+    job.method = j.at("method").get<std::string>();
+    if (job.method != "none") job.options = peft::method_defaults(job.method);
+    peft::options_from_json(j.at("options"), "inference bench job", job.options);
+    job.init_seed = j.at("init_seed").get<uint64_t>();
+    job.dtype = j.at("dtype").get<std::string>();
+    job.search = j.at("search").get<std::string>();
+    job.batch = j.at("batch").get<int64_t>();
+    job.profile_path = j.at("profile_path").get<std::string>();
+  } catch (const json::exception& e) {
+    throw Error(cat("inference bench job: missing or mistyped field (", e.what(), ")"));
+  }
+  return job;
+}
+
+std::vector<InferenceJob> inference_jobs(const InferenceBenchSettings& settings,
+                                         const std::vector<std::string>& methods,
+                                         const std::vector<peft::PeftOptions>& options,
+                                         uint64_t init_seed) {
+  check(methods.size() == options.size(), "one options set per method");
+  settings.validate();
+  std::vector<InferenceJob> jobs;
+  for (size_t m = 0; m < methods.size(); ++m)
+    for (const std::string& dtype : settings.dtype_list())
+      for (const std::string& search : settings.search_list())
+        for (int64_t batch : settings.batch_size_list())
+          jobs.push_back({settings, methods[m], options[m], init_seed, dtype, search, batch, ""});
+  return jobs;
+}
+
+double percentile(std::vector<double> values, double p) {
+  check(!values.empty() && p > 0.0 && p <= 100.0, "percentile of nothing, or p outside (0, 100]");
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
+  return values[std::max<size_t>(rank, 1) - 1];
+}
+
+json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
+  const InferenceBenchSettings& s = job.settings;
+  s.validate();
+  check_usage(job.batch >= 1, "batch must be at least 1, got ", job.batch);
+  check_usage(job.search == "greedy", "only greedy search can be measured, not ", job.search);
+  const nn::Precision precision = nn::parse_precision(job.dtype);
+  const torch::Device device = nn::parse_device(s.device);
+
+  // The model: a folder's weights, or random ones from T5's own init.
+  nn::T5Model model{nullptr};
+  if (!s.model.empty()) {
+    ModelSpec spec;
+    spec.dir = s.model;
+    spec.device = s.device;
+    spec.dtype = job.dtype;
+    model = load_base_weights(spec, "", progress).model;
+  } else {
+    model = nn::T5Model(resolve_t5_config(s.model_config));
+    model->init_weights(s.seed);
+    model->to(device, precision.weights);
+  }
+  if (job.method != "none") peft::attach(job.method, job.options, *model, job.init_seed);
+  model->eval();
+  const T5Config& c = model->config();
+  check(c.vocab_size > 3, "the vocabulary needs more than 3 rows for random tokens");
+
+  torch::manual_seed(s.seed);
+  const torch::Tensor ids =
+      torch::randint(3, c.vocab_size, {job.batch, s.source_len}, torch::kLong).to(device);
+  const torch::Tensor mask = torch::ones({job.batch, s.source_len}, torch::kLong).to(device);
+
+  // Memory: the model's resident set now, and the peak from here on, so that building the model
+  // (fp32 before a bf16 cast, the checkpoint's buffers) does not count.
+  const bool peak_reset = !device.is_cuda() && reset_peak_resident();
+  const int64_t model_resident = device.is_cuda() ? -1 : resident_bytes();
+
+  GenerateOptions go;
+  go.max_new_tokens = s.max_new_tokens;
+  go.stop_when_all_finished = false;
+  Clock::time_point start;
+  double first_token = 0.0;
+  go.on_step = [&](int64_t step, const torch::Tensor&) {
+    if (step != 0) return;
+    sync_device(device);
+    first_token = seconds_since(start);
+  };
+
+#ifdef COMPACTER_INFERENCE_PROFILER
+  std::ostringstream trace;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+#else
+  check(job.profile_path.empty(), "profiling needs libtorch's legacy autograd profiler, which ",
+        "this libtorch lacks");
+#endif
+  std::vector<double> latency, ttft;
+  int64_t tokens = 0;
+  const int64_t total = s.warmup + s.repeats;
+  for (int64_t i = 0; i < total; ++i) {
+    const bool timed = i >= s.warmup;
+#ifdef COMPACTER_INFERENCE_PROFILER
+    if (timed && !profile && !job.profile_path.empty())
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
+#endif
+    torch::Tensor out;
+    {
+      nn::AutocastScope scope(device, precision.autocast);
+      start = Clock::now();
+      out = greedy_generate(*model, ids, mask, go);
+      sync_device(device);
+    }
+    const double seconds = seconds_since(start);
+    if (!timed) {
+      progress.status(cat("warm-up ", i + 1, "/", s.warmup));
+      continue;
+    }
+    latency.push_back(seconds);
+    ttft.push_back(first_token);
+    tokens += out.size(0) * out.size(1);
+    progress.status(cat("request ", latency.size(), "/", s.repeats, ": ", std::fixed,
+                        std::setprecision(3), seconds, " s"));
+  }
+
+#ifdef COMPACTER_INFERENCE_PROFILER
+  if (profile) {
+    profile.reset();  // writes the trace
+    write_text_atomically(job.profile_path, trace.str());
+  }
+#endif
+  const GenerationFlops flops = t5_generation_flops(c, job.batch, s.source_len, s.max_new_tokens);
+  const double seconds = sum_of(latency), first = sum_of(ttft);
+  const double requests = static_cast<double>(latency.size());
+  const int64_t peak = device.is_cuda() ? cuda_peak_allocated_bytes(device) : peak_rss_bytes();
+  const peft::ParameterBreakdown counts = job.method == "none"
+                                              ? peft::parameter_breakdown(*model)
+                                              : peft::parameter_breakdown(*model, job.method);
+  json j = {{"method", job.method},
+            {"dtype", job.dtype},
+            {"products_dtype", products_name(job.dtype)},
+            {"search", job.search},
+            {"batch", job.batch},
+            {"source_len", s.source_len},
+            {"new_tokens", s.max_new_tokens},
+            {"requests", latency.size()},
+            {"latency_seconds", latency},
+            {"latency_p50", percentile(latency, 50)},
+            {"latency_p99", percentile(latency, 99)},
+            {"latency_mean", seconds / requests},
+            {"first_token_seconds", ttft},
+            {"first_token_p50", percentile(ttft, 50)},
+            {"first_token_p99", percentile(ttft, 99)},
+            {"tokens_generated", tokens},
+            {"tokens_per_second", static_cast<double>(tokens) / seconds},
+            {"gflop_per_request", flops.total() / 1e9},
+            {"gflops_per_second", flops.total() * requests / seconds / 1e9},
+            {"decode_gflops_per_second", nullptr},
+            {"peak_memory_bytes", peak >= 0 ? json(peak) : json(nullptr)},
+            {"peak_memory_kind", device.is_cuda() ? "cuda_peak_allocated"
+                                 : peak_reset     ? "cpu_peak_rss_requests"
+                                                  : "cpu_peak_rss"},
+            {"model_resident_bytes", model_resident >= 0 ? json(model_resident) : json(nullptr)},
+            {"added_parameters", counts.added},
+            {"trainable_parameters", counts.trainable},
+            {"backbone_parameters", counts.backbone},
+            {"vocab_size", c.vocab_size},
+            {"threads", torch::get_num_threads()},
+            {"profiled", !job.profile_path.empty()}};
+  // The decoding steps after the first token: their FLOPs over their time.
+  if (flops.later_steps > 0.0 && seconds > first)
+    j["decode_gflops_per_second"] = flops.later_steps * requests / (seconds - first) / 1e9;
+  return j;
+}
+
+json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::string& program,
+                         ProgressSink& progress) {
+  check_usage(!jobs.empty(), "no configuration to benchmark");
+  const InferenceBenchSettings& st = jobs.front().settings;
+  st.validate();
+  const torch::Device device = nn::parse_device(st.device);
+  // The shape for the GEMM's representative rows: the model's (config.json of a folder).
+  const T5Config config = resolve_t5_config(st.model.empty() ? st.model_config : st.model);
+  const std::vector<int64_t> batches = st.batch_size_list();
+  for (const InferenceJob& job : jobs) {
+    if (job.profile_path.empty()) continue;
+    const std::filesystem::path folder = std::filesystem::path(job.profile_path).parent_path();
+    std::error_code ec;
+    if (!folder.empty()) std::filesystem::create_directories(folder, ec);
+    check_usage(!ec && (folder.empty() || std::filesystem::is_directory(folder)), "--profile ",
+                folder.string(), ": cannot create the folder (", ec.message(), ")");
+  }
+  const int64_t rows = *std::max_element(batches.begin(), batches.end()) * st.source_len;
+
+  progress.info("measuring the matrix-multiply rate ...");
+  json gemm = {{"repeats", gemm_repeats()}};
+  gemm["fp32"] = measure_gemm_rates(config, rows, device, torch::kFloat32);
+  bool any_bf16 = false;
+  for (const std::string& d : st.dtype_list()) any_bf16 = any_bf16 || products_name(d) == "bf16";
+  if (any_bf16 || !device.is_cuda())
+    gemm["bf16"] = measure_gemm_rates(config, rows, device, torch::kBFloat16);
+  kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
+  if (!device.is_cuda()) {
+    kernels.fp32_gflops = gemm["fp32"]["best_gflops"].get<double>();
+    kernels.bf16_gflops = gemm["bf16"]["best_gflops"].get<double>();
+  }
+
+  std::vector<json> rows_out;
+  std::vector<std::string> methods;
+  int64_t failed = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const InferenceJob& job = jobs[i];
+    if (std::find(methods.begin(), methods.end(), job.method) == methods.end())
+      methods.push_back(job.method);
+    const std::string name = cat(job.method, " ", job.dtype, " ", job.search, " batch ", job.batch);
+    progress.info(cat("configuration ", i + 1, "/", jobs.size(), ": ", name));
+    std::string pending;  // the child's stderr, passed on line by line
+    const ChildResult child =
+        run_child(program, {"bench-inference-worker", "--job", inference_job_to_json(job).dump()},
+                  [&](const std::string& chunk) {
+                    pending += chunk;
+                    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+                      progress.status(pending.substr(0, nl));
+                      pending.erase(0, nl + 1);
+                    }
+                  });
+    json r;
+    bool ok = child.succeeded();
+    if (ok) {
+      try {
+        r = json::parse(tail_lines(child.out, 1));
+        ok = r.is_object() && r.contains("tokens_per_second");
+      } catch (const json::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      const std::string why = cat(name, " failed (", child.describe_status(), ")");
+      progress.warning(cat(why, "; the end of its stderr:\n",
+                           child.err_tail.empty() ? "(empty)\n" : child.err_tail));
+      std::string last = tail_lines(child.err_tail, 1);
+      while (!last.empty() && last.back() == '\n') last.pop_back();
+      rows_out.push_back({{"method", job.method},
+                          {"dtype", job.dtype},
+                          {"search", job.search},
+                          {"batch", job.batch},
+                          {"error", cat(why, last.empty() ? "" : ": ", last)}});
+      ++failed;
+      continue;
+    }
+    const double best = gemm[r["products_dtype"].get<std::string>()]["best_gflops"].get<double>();
+    r["percent_of_gemm"] = 100.0 * r["gflops_per_second"].get<double>() / best;
+    r["decode_percent_of_gemm"] =
+        r["decode_gflops_per_second"].is_number()
+            ? json(100.0 * r["decode_gflops_per_second"].get<double>() / best)
+            : json(nullptr);
+    rows_out.push_back(r);
+  }
+
+  // Ratios of tokens/s: to the fp32 row and to the smallest batch of the same configuration.
+  auto find = [&](const json& like, const std::string& dtype, int64_t batch) -> const json* {
+    for (const json& r : rows_out)
+      if (!r.contains("error") && r["method"] == like["method"] && r["search"] == like["search"] &&
+          r["dtype"] == dtype && r["batch"].get<int64_t>() == batch)
+        return &r;
+    return nullptr;
+  };
+  const int64_t smallest = *std::min_element(batches.begin(), batches.end());
+  for (json& r : rows_out) {
+    if (r.contains("error")) continue;
+    const double tps = r["tokens_per_second"].get<double>();
+    const json* fp32 = find(r, "fp32", r["batch"].get<int64_t>());
+    const json* small = find(r, r["dtype"].get<std::string>(), smallest);
+    r["tokens_per_second_vs_fp32"] =
+        fp32 ? json(tps / (*fp32)["tokens_per_second"].get<double>()) : json(nullptr);
+    r["tokens_per_second_vs_smallest_batch"] =
+        small ? json(tps / (*small)["tokens_per_second"].get<double>()) : json(nullptr);
+  }
+
+  return {{"kind", "inference"},
+          {"machine", machine_section(kernels)},
+          {"settings",
+           {{"model_config", st.model.empty() ? st.model_config : ""},
+            {"model", st.model},
+            {"weights", st.model.empty() ? "random (T5's init; speed does not depend on values)"
+                                         : "from the model folder"},
+            {"methods", methods},
+            {"batch_sizes", batches},
+            {"source_len", st.source_len},
+            {"max_new_tokens", st.max_new_tokens},
+            {"dtypes", st.dtype_list()},
+            {"searches", st.search_list()},
+            {"repeats", st.repeats},
+            {"warmup", st.warmup},
+            {"device", st.device},
+            {"seed", st.seed},
+            {"init_seed", jobs.front().init_seed},
+            {"stops_at_eos", false},
+            {"percentile_rule", "nearest rank: the ceil(p/100 * n)-th smallest of n requests"},
+            {"flop_rule",
+             "matrix-multiply FLOPs of T5 (2mnk per product) in greedy generation with cached "
+             "keys and values: the encoder, every block's cross keys and values once, one "
+             "decoder position per step (train/flops.h); adapters not counted"}}},
+          {"gemm", gemm},
+          {"configurations", rows_out},
+          {"failed", failed}};
+}
+
+std::string format_inference_bench(const json& doc) {
+  std::ostringstream out;
+  const json& st = doc["settings"];
+  const json& m = doc["machine"];
+  const std::string model = st["model"].get<std::string>().empty()
+                                ? st["model_config"].get<std::string>() + " (random weights)"
+                                : st["model"].get<std::string>();
+  out << "inference: model " << model << ", source " << st["source_len"] << ", "
+      << st["max_new_tokens"] << " new tokens per row, " << st["repeats"] << " timed requests (+"
+      << st["warmup"] << " warm-up), " << st["device"].get<std::string>() << ", " << m["cores"]
+      << " threads, " << m["cpu_model"].get<std::string>() << ", libtorch "
+      << m["libtorch"].get<std::string>() << "\n";
+  if (m.contains("kernels")) out << m["kernels"]["line"].get<std::string>() << "\n";
+  out << std::left << std::setw(12) << "method" << std::setw(14) << "dtype" << std::setw(7)
+      << "search" << std::right << std::setw(6) << "batch" << std::setw(10) << "tok/s"
+      << std::setw(9) << "p50 s" << std::setw(9) << "p99 s" << std::setw(10) << "1st tok s"
+      << std::setw(10) << "peak MB" << std::setw(9) << "GFLOP/s" << std::setw(7) << "%GEMM"
+      << std::setw(9) << "dec%GEMM" << std::setw(8) << "xfp32" << std::setw(8) << "xbatch"
+      << "\n";
+  for (const json& r : doc["configurations"]) {
+    out << std::left << std::setw(12) << r["method"].get<std::string>() << std::setw(14)
+        << r["dtype"].get<std::string>() << std::setw(7) << r["search"].get<std::string>()
+        << std::right << std::setw(6) << r["batch"].get<int64_t>();
+    if (r.contains("error")) {
+      out << "  failed: " << r["error"].get<std::string>() << "\n";
+      continue;
+    }
+    const json& peak = r["peak_memory_bytes"];
+    out << std::setw(10) << fixed_digits(r["tokens_per_second"].get<double>(), 1) << std::setw(9)
+        << fixed_digits(r["latency_p50"].get<double>(), 3) << std::setw(9)
+        << fixed_digits(r["latency_p99"].get<double>(), 3) << std::setw(10)
+        << fixed_digits(r["first_token_p50"].get<double>(), 3) << std::setw(10)
+        << (peak.is_number() && peak.get<double>() >= 0 ? fixed_digits(peak.get<double>() / 1e6, 1)
+                                                        : "-")
+        << std::setw(9) << fixed_digits(r["gflops_per_second"].get<double>(), 1) << std::setw(7)
+        << fixed_digits(r["percent_of_gemm"].get<double>(), 1) << std::setw(9)
+        << value_or_dash(r["decode_percent_of_gemm"], 1) << std::setw(8)
+        << value_or_dash(r["tokens_per_second_vs_fp32"], 2) << std::setw(8)
+        << value_or_dash(r["tokens_per_second_vs_smallest_batch"], 2) << "\n";
+  }
+  const json& g = doc["gemm"];
+  out << "GEMM (torch::mm, best of " << g["repeats"] << "), GFLOP/s:";
+  for (const char* d : {"fp32", "bf16"}) {
+    if (!g.contains(d)) continue;
+    const json& rep = g[d]["representative"];
+    out << " " << d << " " << fixed_digits(g[d]["best_gflops"].get<double>(), 1) << " (" << rep["m"]
+        << "x" << rep["k"] << "x" << rep["n"] << " "
+        << fixed_digits(rep["best_gflops"].get<double>(), 1) << ", " << g[d]["square"]["m"] << "^3 "
+        << fixed_digits(g[d]["square"]["best_gflops"].get<double>(), 1) << ")";
+  }
+  out << "\n";
+  out << "tok/s: rows x new tokens per second of requests (every row generates all its tokens); "
+         "p50 / p99: latency of one request (nearest rank); 1st tok: p50 time to the first "
+         "token; peak: "
+      << (st["device"].get<std::string>().rfind("cuda", 0) == 0
+              ? "CUDA peak allocated bytes"
+              : "peak resident set (VmHWM) of the configuration's process during its requests "
+                "(reset after the model was built)")
+      << "; GFLOP/s: T5's matrix multiplies per second of requests, %GEMM of the higher GEMM "
+         "rate in the products' dtype; dec%GEMM: the steps after the first token alone; xfp32: "
+         "tok/s over the fp32 row; xbatch: tok/s over the smallest batch's\n";
+  return out.str();
+}
+
+}  // namespace compacter::train

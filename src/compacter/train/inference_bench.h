@@ -1,0 +1,107 @@
+// The inference benchmark (`compacter bench --inference`, issue 16 point 3): greedy generation
+// (train/generate.h, the decoder that eval, predict and serve run) of random source tokens with a
+// fine-tuning method attached, for every method x dtype x search x batch size. For each it
+// reports tokens/s, the latency of a request batch (p50, p99 over the timed repeats), the time to
+// the first token, peak memory, and the achieved matrix-multiply GFLOP/s (train/flops.h's
+// generation count) as a share of the machine's measured GEMM rate in the same dtype. Every
+// configuration runs in its own process (this program re-executed as
+// `<program> bench-inference-worker --job JSON`, which prints one JSON line), so each peak
+// memory is that configuration's: on the CPU the peak resident set during its requests (VmHWM,
+// reset once the model is built, so a bf16 model's fp32 init does not count), next to the model's
+// resident set before them.
+//
+// Every request generates exactly max_new_tokens tokens per row (</s> does not end it:
+// GenerateOptions::stop_when_all_finished = false), so every configuration does the same work
+// and tokens/s counts what was computed. Weights are random (T5's own init) unless a model folder
+// is given: no kernel's time depends on the weights' values, only the generated tokens do, and
+// those are never looked at.
+//
+// Percentiles are nearest-rank: p-th = the ceil(p/100 * n)-th smallest of n repeats (p99 of
+// fewer than 100 repeats is the slowest).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compacter/core/options.h"
+#include "compacter/core/progress.h"
+#include "compacter/peft/methods.h"
+
+namespace compacter::train {
+
+// X(type, name, default, help). source_len 128: the paper's maximum source length (spec §5.1),
+// as in the training bench; max_new_tokens 16: decoding steps outweigh the encoder at small
+// batches, as in real generation, while a t5-small run stays a few minutes on two cores.
+#define COMPACTER_INFERENCE_BENCH_OPTIONS(X)                                                   \
+  X(std::string, model_config, "t5-small",                                                     \
+    "T5 shape: a built-in name or a folder / config.json (random weights: the speed does not " \
+    "depend on their values)")                                                                 \
+  X(std::string, model, "",                                                                    \
+    "a Hugging Face T5 folder whose weights to use instead of random ones (--model-config is " \
+    "then not used)")                                                                          \
+  X(std::string, batch_sizes, "1,8,32", "rows per request, a comma list")                      \
+  X(int64_t, source_len, 128, "source tokens per row (no padding)")                            \
+  X(int64_t, max_new_tokens, 16,                                                               \
+    "tokens generated per row, always this many (</s> does not end a request early)")          \
+  X(std::string, dtypes, "fp32,bf16",                                                          \
+    "a comma list of fp32, bf16 (every tensor bf16) and autocast-bf16 (fp32 weights, bf16 "    \
+    "matrix products)")                                                                        \
+  X(std::string, searches, "greedy", "decoding, a comma list: greedy (beam search: not yet)")  \
+  X(int64_t, repeats, 10, "timed requests per configuration")                                  \
+  X(int64_t, warmup, 1, "untimed requests before them")                                        \
+  X(std::string, device, "cpu", "cpu, cuda or cuda:N")                                         \
+  X(uint64_t, seed, 0, "seed of the tokens and of the weights (and the methods' init)")
+
+struct InferenceBenchSettings {
+  COMPACTER_OPTIONS_BODY(COMPACTER_INFERENCE_BENCH_OPTIONS)
+  void validate() const;                         // UsageError naming the first bad setting
+  std::vector<int64_t> batch_size_list() const;  // in the order given, each once
+  std::vector<std::string> dtype_list() const;   // nn::parse_precision names, each once
+  std::vector<std::string> search_list() const;  // "greedy" (the only one so far)
+};
+
+// "none" (the base model alone), "all" (none and every method), or a comma list of known
+// methods and "none", each once (UsageError otherwise).
+std::vector<std::string> parse_inference_methods(const std::string& text);
+
+// One configuration: what a worker measures.
+struct InferenceJob {
+  InferenceBenchSettings settings;
+  std::string method;         // "none": no method attached
+  peft::PeftOptions options;  // the method's resolved options (unused for "none")
+  uint64_t init_seed = 0;
+  std::string dtype;   // one of settings.dtype_list()
+  std::string search;  // one of settings.search_list()
+  int64_t batch = 1;   // one of settings.batch_size_list()
+  // Non-empty: a Chrome trace of the timed requests (libtorch's profiler), which slows them.
+  std::string profile_path;
+};
+nlohmann::json inference_job_to_json(const InferenceJob& job);
+InferenceJob inference_job_from_json(const nlohmann::json& j);
+
+// Every configuration of the settings for these methods (method, then dtype, search, batch).
+std::vector<InferenceJob> inference_jobs(const InferenceBenchSettings& settings,
+                                         const std::vector<std::string>& methods,
+                                         const std::vector<peft::PeftOptions>& options,
+                                         uint64_t init_seed);
+
+// Runs one configuration's requests in this process and returns its row (what a worker prints).
+nlohmann::json benchmark_inference(const InferenceJob& job, ProgressSink& progress = no_progress());
+
+// The nearest-rank percentile p (0 < p <= 100) of `values` (not empty).
+double percentile(std::vector<double> values, double p);
+
+// The whole report: the machine and its GEMM rates, then every job in its own worker process of
+// `program` (which must understand `bench-inference-worker --job JSON`), then the ratios (to
+// fp32, to the smallest batch, to the GEMM rate). A configuration that fails gets a row with
+// "error"; the document's "failed" counts them.
+nlohmann::json run_inference_bench(const std::vector<InferenceJob>& jobs,
+                                   const std::string& program,
+                                   ProgressSink& progress = no_progress());
+
+// The report as the table `compacter bench --inference` prints.
+std::string format_inference_bench(const nlohmann::json& report);
+
+}  // namespace compacter::train

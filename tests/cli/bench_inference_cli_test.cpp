@@ -1,0 +1,206 @@
+// `compacter bench --inference` (train/inference_bench.h via tools/compacter/cmd_bench.cpp), run
+// as the built program on tiny models with small numbers: the JSON document's schema and
+// invariants (every configuration asked for, each once; tokens counted = rows x new tokens x
+// requests; p99 >= p50 > 0, the nearest-rank percentiles of the reported latencies; the first
+// token before the end of its request), the text table, the profile, and bad options refused
+// with exit 2 before anything runs. No timing thresholds.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "support/test_support.h"
+
+namespace compacter {
+namespace {
+
+using ::compacter::testing::run_compacter;
+using ::compacter::testing::TempDir;
+using ::compacter::testing::write_file;
+using nlohmann::json;
+
+std::string tiny_inference_config(const TempDir& dir) {
+  const std::string path = dir.file("config.json");
+  write_file(path,
+             R"({"vocab_size": 128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
+                 "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})");
+  return path;
+}
+
+// The nearest-rank percentile, written out: the ceil(p/100 n)-th smallest.
+double nearest_rank_of(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  return v[rank - 1];
+}
+
+// The invariants every measured row keeps.
+void expect_inference_row_invariants(const json& r, int64_t new_tokens, int64_t repeats) {
+  SCOPED_TRACE(r.dump());
+  ASSERT_FALSE(r.contains("error"));
+  const int64_t batch = r["batch"].get<int64_t>();
+  EXPECT_EQ(r["tokens_generated"].get<int64_t>(), batch * new_tokens * repeats);
+  EXPECT_EQ(r["requests"].get<int64_t>(), repeats);
+  EXPECT_EQ(r["new_tokens"].get<int64_t>(), new_tokens);
+  const auto latency = r["latency_seconds"].get<std::vector<double>>();
+  const auto first = r["first_token_seconds"].get<std::vector<double>>();
+  ASSERT_EQ(latency.size(), static_cast<size_t>(repeats));
+  ASSERT_EQ(first.size(), static_cast<size_t>(repeats));
+  double total = 0.0;
+  for (size_t i = 0; i < latency.size(); ++i) {
+    EXPECT_GT(first[i], 0.0);
+    EXPECT_LE(first[i], latency[i]);
+    total += latency[i];
+  }
+  const double p50 = r["latency_p50"].get<double>(), p99 = r["latency_p99"].get<double>();
+  EXPECT_GT(p50, 0.0);
+  EXPECT_GE(p99, p50);
+  EXPECT_DOUBLE_EQ(p50, nearest_rank_of(latency, 50));
+  EXPECT_DOUBLE_EQ(p99, nearest_rank_of(latency, 99));
+  EXPECT_DOUBLE_EQ(r["first_token_p50"].get<double>(), nearest_rank_of(first, 50));
+  EXPECT_NEAR(r["tokens_per_second"].get<double>(),
+              static_cast<double>(batch * new_tokens * repeats) / total,
+              1e-9 * r["tokens_per_second"].get<double>());
+  EXPECT_GT(r["peak_memory_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(r["peak_memory_kind"], "cpu_peak_rss_requests");
+  EXPECT_GE(r["peak_memory_bytes"].get<int64_t>(), r["model_resident_bytes"].get<int64_t>());
+  EXPECT_GT(r["gflop_per_request"].get<double>(), 0.0);
+  EXPECT_GT(r["gflops_per_second"].get<double>(), 0.0);
+  EXPECT_GT(r["percent_of_gemm"].get<double>(), 0.0);
+  if (new_tokens > 1) {
+    EXPECT_GT(r["decode_gflops_per_second"].get<double>(), 0.0);
+    EXPECT_GT(r["decode_percent_of_gemm"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(r["search"], "greedy");
+}
+
+TEST(BenchInferenceCli, ReportsEveryConfigurationInJson) {
+  TempDir dir;
+  // --reduction-factor 4: a bottleneck of 8, which Compacter's n = 4 divides.
+  const auto r = run_compacter(
+      "bench --inference --model-config '" + tiny_inference_config(dir) +
+      "' --methods compacter++ --dtypes fp32,autocast-bf16 --batch-sizes 3,1 --source-len 6 "
+      "--max-new-tokens 4 --repeats 3 --warmup 1 --reduction-factor 4 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json doc = json::parse(r.out);
+  EXPECT_EQ(doc["kind"], "inference");
+  EXPECT_EQ(doc["failed"], 0);
+  const json& rows = doc["configurations"];
+  ASSERT_EQ(rows.size(), 2u * 2u);
+  std::set<std::tuple<std::string, std::string, int64_t>> seen;
+  for (const json& row : rows) {
+    expect_inference_row_invariants(row, 4, 3);
+    seen.insert({row["method"], row["dtype"], row["batch"].get<int64_t>()});
+    const bool fp32 = row["dtype"] == "fp32";
+    EXPECT_EQ(row["products_dtype"], fp32 ? "fp32" : "bf16");
+    if (fp32) {
+      EXPECT_DOUBLE_EQ(row["tokens_per_second_vs_fp32"].get<double>(), 1.0);
+    }
+    if (row["batch"] == 1) {
+      EXPECT_DOUBLE_EQ(row["tokens_per_second_vs_smallest_batch"].get<double>(), 1.0);
+    } else {
+      EXPECT_GT(row["tokens_per_second_vs_smallest_batch"].get<double>(), 0.0);
+    }
+    EXPECT_GT(row["added_parameters"].get<int64_t>(), 0) << row.dump();
+  }
+  for (const char* dtype : {"fp32", "autocast-bf16"})
+    for (int64_t batch : {1, 3})
+      EXPECT_EQ(seen.count({"compacter++", dtype, batch}), 1u) << dtype << " " << batch;
+  // The order asked for: method, then dtype, then batch sizes as given.
+  EXPECT_EQ(rows[0]["dtype"], "fp32");
+  EXPECT_EQ(rows[0]["batch"], 3);
+  EXPECT_EQ(rows[1]["batch"], 1);
+
+  const json& st = doc["settings"];
+  EXPECT_EQ(st["batch_sizes"], json({3, 1}));
+  EXPECT_EQ(st["max_new_tokens"], 4);
+  EXPECT_EQ(st["repeats"], 3);
+  EXPECT_EQ(st["stops_at_eos"], false);
+  EXPECT_EQ(st["searches"], json({"greedy"}));
+  EXPECT_GT(doc["gemm"]["fp32"]["best_gflops"].get<double>(), 0.0);
+  EXPECT_GT(doc["gemm"]["bf16"]["best_gflops"].get<double>(), 0.0);
+  EXPECT_EQ(doc["gemm"]["fp32"]["representative"]["m"], 3 * 6);  // largest batch x source
+  const json& kernels = doc["machine"]["kernels"];
+  EXPECT_EQ(kernels["fp32_gflops"], doc["gemm"]["fp32"]["best_gflops"]) << kernels.dump();
+  EXPECT_EQ(kernels["line"].get<std::string>().rfind("kernels: ", 0), 0u) << kernels.dump();
+  // Progress goes to stderr.
+  EXPECT_NE(r.err.find("request 3/3"), std::string::npos) << r.err;
+}
+
+TEST(BenchInferenceCli, PrintsATableOfOneLinePerConfigurationAndItsProfile) {
+  TempDir dir;
+  const auto r = run_compacter("bench --inference --model-config '" + tiny_inference_config(dir) +
+                               "' --methods none --dtypes fp32 --batch-sizes 2 --source-len 4 "
+                               "--max-new-tokens 1 --repeats 1 --warmup 0 --profile '" +
+                               dir.file("prof") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("tok/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kernels: "), std::string::npos) << r.out;
+  std::istringstream lines(r.out);
+  int rows = 0;
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("none ", 0) == 0) ++rows;
+  EXPECT_EQ(rows, 1) << r.out;
+  // The Chrome trace of the timed request: JSON naming the decoder's operators.
+  const std::string trace = testing::read_file(dir.file("prof/profile-none-fp32-greedy-b2.json"));
+  EXPECT_NO_THROW(json::parse(trace));
+  EXPECT_NE(trace.find("aten::"), std::string::npos);
+}
+
+TEST(BenchInferenceCli, LoadsARealModelFolder) {
+  REQUIRE_SHARED("data/tiny-t5/model.safetensors");
+  const auto r = run_compacter("bench --inference --model " + testing::shared_path("data/tiny-t5") +
+                               " --methods none,lora --dtypes bf16 --batch-sizes 2 --source-len 5 "
+                               "--max-new-tokens 3 --repeats 2 --warmup 0 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json doc = json::parse(r.out);
+  ASSERT_EQ(doc["configurations"].size(), 2u);
+  for (const json& row : doc["configurations"]) {
+    expect_inference_row_invariants(row, 3, 2);
+    EXPECT_EQ(row["vocab_size"], 512);  // the folder's config.json
+  }
+  const json& none = doc["configurations"][0];
+  const json& lora = doc["configurations"][1];
+  EXPECT_EQ(none["method"], "none");
+  EXPECT_EQ(none["added_parameters"], 0) << none.dump();
+  EXPECT_EQ(lora["method"], "lora");
+  EXPECT_GT(lora["added_parameters"].get<int64_t>(), 0) << lora.dump();
+  EXPECT_EQ(doc["settings"]["weights"], "from the model folder");
+}
+
+TEST(BenchInferenceCli, BadOptionsAreRefusedBeforeAnyRun) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--inference --batch-sizes 0", "--batch-sizes: \"0\" is not a positive whole number"},
+      {"--inference --batch-sizes 1,x", "--batch-sizes: \"x\""},
+      {"--inference --batch-sizes 1,1", "--batch-sizes: 1 is listed twice"},
+      {"--inference --batch-sizes ''", "--batch-sizes"},
+      {"--inference --max-new-tokens 0", "--max-new-tokens must be at least 1"},
+      {"--inference --repeats 0", "--repeats must be at least 1"},
+      {"--inference --source-len 0", "--source-len must be at least 1"},
+      {"--inference --dtypes fp32,fp16", "--dtypes"},
+      {"--inference --searches beam4", "beam search does not exist yet"},
+      {"--inference --searches sampling", "unknown decoding \"sampling\""},
+      {"--inference --methods nosuch", "unknown method \"nosuch\""},
+      {"--inference --methods none,none", "none is listed twice"},
+      {"--inference --batch-size 4", "--batch-size is the training bench's"},
+      {"--batch-sizes 1", "--batch-sizes needs --inference"},
+      {"--max-new-tokens 4", "--max-new-tokens needs --inference"},
+  };
+  for (const auto& [args, message] : cases) {
+    SCOPED_TRACE(args);
+    const auto r = run_compacter("bench " + args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("[bench]"), std::string::npos) << r.err;  // nothing ran
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace compacter
