@@ -126,7 +126,7 @@ TEST(ModelsCli, OtherModelTypesAreRefusedByName) {
   safetensors::save(tmp.file("in.safetensors"),
                     {{"input_ids", torch::tensor({{5, 6, 1}}, torch::kLong)},
                      {"decoder_input_ids", torch::tensor({{0, 7}}, torch::kLong)}});
-  for (const std::string command :
+  for (const std::string& command :
        {"forward --inputs " + tmp.file("in.safetensors") + " --out " + tmp.file("out.safetensors"),
         std::string("generate --tokenizer byte --text hi")}) {
     SCOPED_TRACE(command);

@@ -394,40 +394,19 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
       methods.push_back(job.method);
     const std::string name = cat(job.method, " ", job.dtype, " ", job.search, " batch ", job.batch);
     progress.info(cat("configuration ", i + 1, "/", jobs.size(), ": ", name));
-    std::string pending;  // the child's stderr, passed on line by line
-    const ChildResult child =
-        run_child(program, {"bench-inference-worker", "--job", inference_job_to_json(job).dump()},
-                  [&](const std::string& chunk) {
-                    pending += chunk;
-                    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
-                      progress.status(pending.substr(0, nl));
-                      pending.erase(0, nl + 1);
-                    }
-                  });
-    json r;
-    bool ok = child.succeeded();
-    if (ok) {
-      try {
-        r = json::parse(tail_lines(child.out, 1));
-        ok = r.is_object() && r.contains("tokens_per_second");
-      } catch (const json::exception&) {
-        ok = false;
-      }
-    }
-    if (!ok) {
-      const std::string why = cat(name, " failed (", child.describe_status(), ")");
-      progress.warning(cat(why, "; the end of its stderr:\n",
-                           child.err_tail.empty() ? "(empty)\n" : child.err_tail));
-      std::string last = tail_lines(child.err_tail, 1);
-      while (!last.empty() && last.back() == '\n') last.pop_back();
+    WorkerOutcome w = run_bench_worker(
+        program, {"bench-inference-worker", "--job", inference_job_to_json(job).dump()}, name,
+        "tokens_per_second", progress);
+    if (!w.error.empty()) {
       rows_out.push_back({{"method", job.method},
                           {"dtype", job.dtype},
                           {"search", job.search},
                           {"batch", job.batch},
-                          {"error", cat(why, last.empty() ? "" : ": ", last)}});
+                          {"error", w.error}});
       ++failed;
       continue;
     }
+    json& r = w.result;
     const double best = gemm[r["products_dtype"].get<std::string>()]["best_gflops"].get<double>();
     r["percent_of_gemm"] = 100.0 * r["gflops_per_second"].get<double>() / best;
     r["decode_percent_of_gemm"] =

@@ -184,6 +184,35 @@ json benchmark_method(const MethodJob& job, ProgressSink& progress) {
   return j;
 }
 
+WorkerOutcome run_bench_worker(const std::string& program, const std::vector<std::string>& args,
+                               const std::string& what, const std::string& required_key,
+                               ProgressSink& progress) {
+  std::string pending;  // the child's stderr, passed on line by line
+  const ChildResult child = run_child(program, args, [&](const std::string& chunk) {
+    pending += chunk;
+    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+      progress.status(pending.substr(0, nl));
+      pending.erase(0, nl + 1);
+    }
+  });
+  WorkerOutcome out;
+  if (child.succeeded()) {
+    try {
+      out.result = json::parse(tail_lines(child.out, 1));
+      if (out.result.is_object() && out.result.contains(required_key)) return out;
+    } catch (const json::exception&) {
+    }
+  }
+  const std::string why = cat(what, " failed (", child.describe_status(), ")");
+  progress.warning(cat(why, "; the end of its stderr:\n",
+                       child.err_tail.empty() ? "(empty)\n" : child.err_tail));
+  std::string last = tail_lines(child.err_tail, 1);
+  while (!last.empty() && last.back() == '\n') last.pop_back();
+  out.result = json();
+  out.error = cat(why, last.empty() ? "" : ": ", last);
+  return out;
+}
+
 json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
                 ProgressSink& progress) {
   check_usage(!jobs.empty(), "no method to benchmark");
@@ -224,36 +253,15 @@ json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
     const std::string& name = jobs[i].method;
     methods.push_back(name);
     progress.info(cat("method ", i + 1, "/", jobs.size(), ": ", name));
-    std::string pending;  // the child's stderr, passed on line by line
-    const ChildResult child =
-        run_child(program, {"bench-worker", "--job", job_to_json(jobs[i]).dump()},
-                  [&](const std::string& chunk) {
-                    pending += chunk;
-                    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
-                      progress.status(pending.substr(0, nl));
-                      pending.erase(0, nl + 1);
-                    }
-                  });
-    json r;
-    bool ok = child.succeeded();
-    if (ok) {
-      try {
-        r = json::parse(tail_lines(child.out, 1));
-        ok = r.is_object() && r.contains("seconds_per_step");
-      } catch (const json::exception&) {
-        ok = false;
-      }
-    }
-    if (!ok) {
-      const std::string why = cat("method ", name, " failed (", child.describe_status(), ")");
-      progress.warning(cat(why, "; the end of its stderr:\n",
-                           child.err_tail.empty() ? "(empty)\n" : child.err_tail));
-      std::string last = tail_lines(child.err_tail, 1);
-      while (!last.empty() && last.back() == '\n') last.pop_back();
-      results.push_back({{"method", name}, {"error", cat(why, last.empty() ? "" : ": ", last)}});
+    WorkerOutcome w =
+        run_bench_worker(program, {"bench-worker", "--job", job_to_json(jobs[i]).dump()},
+                         cat("method ", name), "seconds_per_step", progress);
+    if (!w.error.empty()) {
+      results.push_back({{"method", name}, {"error", w.error}});
       failed.push_back(name);
       continue;
     }
+    json& r = w.result;
     r["percent_of_gemm"] = 100.0 * r["gflops_per_second"].get<double>() / gemm_best;
     results.push_back(r);
   }

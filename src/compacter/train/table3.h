@@ -77,4 +77,17 @@ nlohmann::json machine_section(const kernels::KernelsReport& kernels);
 // The report as the table `compacter bench` prints.
 std::string format_table3(const nlohmann::json& report);
 
+// One benchmark configuration run in a worker process (`program args`), its stderr passed to
+// `progress` as status lines. `result` is the JSON object on its last stdout line when the
+// worker succeeded and that object has `required_key`; otherwise `error` says
+// "<what> failed (<exit status>): <last stderr line>" and a warning with the end of its stderr
+// went to `progress`.
+struct WorkerOutcome {
+  nlohmann::json result;
+  std::string error;  // empty when the worker succeeded
+};
+WorkerOutcome run_bench_worker(const std::string& program, const std::vector<std::string>& args,
+                               const std::string& what, const std::string& required_key,
+                               ProgressSink& progress);
+
 }  // namespace compacter::train
