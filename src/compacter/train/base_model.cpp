@@ -163,6 +163,20 @@ T5Tokenizer load_tokenizer(const ModelSpec& spec) {
                                      : cat("ByT5 bytes, ByT5Tokenizer in ", choice.file));
 }
 
+T5Tokenizer tokenizer_from_argument(const std::string& arg) {
+  if (arg == kByteLevelTokenizerName)
+    return T5Tokenizer::byte_level(125, cat("ByT5 bytes, --tokenizer ", kByteLevelTokenizerName));
+  if (fs::is_directory(arg)) {
+    ModelSpec spec;
+    spec.dir = arg;
+    return load_tokenizer(spec);
+  }
+  check(fs::is_regular_file(arg), "--tokenizer: ", arg,
+        " not found (expected a spiece.model, a model folder, or \"", kByteLevelTokenizerName,
+        "\" for ByT5's UTF-8 bytes)");
+  return T5Tokenizer::load(arg);
+}
+
 void check_tokenizer_fits(const T5Tokenizer& tokenizer, int64_t rows,
                           const std::string& model_config, bool rows_from_resize) {
   check(tokenizer.vocab_size() <= rows, "the tokenizer (", tokenizer.source(), ") has ",

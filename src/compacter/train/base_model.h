@@ -48,6 +48,12 @@ std::string tokenizer_file(const ModelSpec& spec);
 // class -> DIR/spiece.model; any other class is refused by name.
 T5Tokenizer load_tokenizer(const ModelSpec& spec);
 
+// The --tokenizer value of the commands that have no --model (tokenize, detokenize, data):
+// "byte" (ByT5's bytes), a model folder (its tokenizer, chosen as load_tokenizer chooses it:
+// bytes for a ByT5 folder, else its spiece.model), or a spiece.model file. Throws Error naming
+// the argument when it is none of these.
+T5Tokenizer tokenizer_from_argument(const std::string& arg);
+
 // Throws Error naming both sizes and both files when `tokenizer` has more ids than the model has
 // embedding rows (`rows`; `model_config` is the config.json they come from).
 void check_tokenizer_fits(const T5Tokenizer& tokenizer, int64_t rows,
