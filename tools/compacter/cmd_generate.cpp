@@ -57,7 +57,7 @@ void run_generate(const GenerateCliOptions& o) {
     }
     check(input.max().item<int64_t>() < model->config().vocab_size,
           "the tokenizer produced ids beyond the model's vocabulary (", model->config().vocab_size,
-          " rows): is this the model's spiece.model?");
+          " rows): is the tokenizer (", tok.source(), ") this model's?");
     torch::Tensor out = greedy_generate(*model, input.to(dev), mask.to(dev), go).to(torch::kCPU);
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<int64_t> row(out[r].data_ptr<int64_t>(),
