@@ -204,11 +204,21 @@ TEST(PretrainCli, BadInputIsAClearError) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/m/model.safetensors"));
 
   write_file(dir.path() + "/short.txt", "too little text\n");
+  std::string shape_without_vocabulary = kShape;  // --vocab-size is for a trained vocabulary
+  shape_without_vocabulary.replace(shape_without_vocabulary.find(" --vocab-size 150"), 17, "");
   r = run_compacter("pretrain --text " + dir.path() + "/short.txt --out " + dir.path() + "/m" +
-                    kShape + " --tokenizer " + dir.path() + "/nothing.model");
+                    shape_without_vocabulary + " --tokenizer " + dir.path() + "/nothing.model");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("nothing.model"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/m"));  // nothing written
+
+  // The trained vocabulary's settings with a given tokenizer would be ignored: bad usage.
+  r = run_compacter("pretrain --text " + dir.path() + "/short.txt --out " + dir.path() + "/m" +
+                    shape_without_vocabulary + " --tokenizer byte --vocab-size 300");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--vocab-size"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--tokenizer"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/m"));
 
   // One line of text: too few tokens for one chunk (or for a vocabulary).
   r = run_compacter("pretrain --text " + dir.path() + "/short.txt --out " + dir.path() + "/m" +

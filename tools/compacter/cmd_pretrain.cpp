@@ -58,22 +58,26 @@ void add_pretrain_command(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "autocast-bf16"}));
 
   const std::string vocab = "Vocabulary";
-  cmd->add_option("--tokenizer", c.tokenizer,
-                  "an existing spiece.model, or \"byte\" for ByT5's UTF-8 bytes (the folder then "
-                  "gets a tokenizer_config.json naming ByT5Tokenizer; span k is marked by byte "
-                  "id 258 - k, as ByT5 was pretrained); default: train one on the --text files")
-      ->group(vocab);
+  CLI::Option* tokenizer =
+      cmd->add_option(
+             "--tokenizer", c.tokenizer,
+             "an existing spiece.model, or \"byte\" for ByT5's UTF-8 bytes (the folder then "
+             "gets a tokenizer_config.json naming ByT5Tokenizer; span k is marked by byte "
+             "id 258 - k, as ByT5 was pretrained); default: train one on the --text files")
+          ->group(vocab);
   cmd->add_option("--vocab-size", c.spm.vocab_size,
                   "pieces of the trained vocabulary (<pad> </s> <unk> included; 100 sentinels "
-                  "are added)")
+                  "are added; only when it is trained here, not with --tokenizer)")
       ->group(vocab)
       ->capture_default_str()
-      ->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 20))
+      ->excludes(tokenizer);
   cmd->add_option("--spm-sample-lines", c.spm.input_sentence_size,
                   "train the vocabulary on a random sample of N lines (0: all)")
       ->group(vocab)
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->excludes(tokenizer);
 
   const std::string shape = "Model shape (a built-in name or config.json, then overrides)";
   cmd->add_option("--model-config", c.model_config,
