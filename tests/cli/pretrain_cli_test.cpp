@@ -177,14 +177,22 @@ TEST(PretrainCli, ByteLevelPretraining) {
   r = run_compacter("generate --model " + model + " --text 'the cat' --max-new-tokens 3");
   EXPECT_EQ(r.exit_code, 0) << r.err;
 
-  // 512 input ids at mean span 3 need 28 spans: more than the 11 byte sentinels.
-  r = run_compacter("pretrain --tokenizer byte --text " + text + " --out " + dir.path() + "/long" +
-                    shape + " --input-length 512");
+  // 512 input ids at mean span 3 need 28 spans: more than the 11 byte sentinels. The ByT5 folder
+  // as --tokenizer means its bytes.
+  r = run_compacter("pretrain --tokenizer " + model + " --text " + text + " --out " + dir.path() +
+                    "/long" + shape + " --input-length 512");
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("needs 28 sentinels per example; the byte-level tokenizer has 11"),
             std::string::npos)
       << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/long"));
+  // A folder without a tokenizer: refused naming what is missing, nothing written.
+  std::filesystem::create_directories(dir.path() + "/empty");
+  r = run_compacter("pretrain --tokenizer " + dir.path() + "/empty --text " + text + " --out " +
+                    dir.path() + "/none" + shape + " --input-length 40");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find(dir.path() + "/empty"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/none"));
   // A text byte of 0xF5..0xFF would look like a sentinel: refused naming file and line, nothing
   // written.
   write_file(dir.path() + "/latin1.txt", corpus_text() + "caf\xe9 \xff\n");

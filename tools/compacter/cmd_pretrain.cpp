@@ -61,7 +61,8 @@ void add_pretrain_command(CLI::App& app) {
   CLI::Option* tokenizer =
       cmd->add_option(
              "--tokenizer", c.tokenizer,
-             "an existing spiece.model, or \"byte\" for ByT5's UTF-8 bytes (the folder then "
+             "an existing spiece.model, a model folder (its tokenizer), or \"byte\" for ByT5's "
+             "UTF-8 bytes (the folder then "
              "gets a tokenizer_config.json naming ByT5Tokenizer; span k is marked by byte "
              "id 258 - k, as ByT5 was pretrained); default: train one on the --text files")
           ->group(vocab);

@@ -13,6 +13,7 @@
 #include "compacter/nn/checkpoint.h"
 #include "compacter/pretrain/corpus.h"
 #include "compacter/pretrain/embeddings.h"
+#include "compacter/train/base_model.h"
 #include "compacter/train/loop.h"
 
 namespace compacter::train {
@@ -86,10 +87,26 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   if (precision.autocast) o.training.bf16_autocast = true;
   check_usage(!o.text_files.empty(), "give at least one --text FILE");
   for (const auto& f : o.text_files) check(fs::is_regular_file(f), "--text: no such file ", f);
+  if (!o.tokenizer.empty() && o.tokenizer != kByteLevelTokenizerName &&
+      fs::is_directory(o.tokenizer)) {
+    // A model folder: its tokenizer, chosen as every other command chooses it (load_tokenizer).
+    ModelSpec spec;
+    spec.dir = o.tokenizer;
+    const T5Tokenizer chosen = load_tokenizer(spec);
+    if (chosen.is_byte_level()) {
+      o.tokenizer = kByteLevelTokenizerName;
+    } else {
+      check(chosen.vocab_size() == chosen.piece_count() + 100, "--tokenizer ", spec.dir,
+            ": its tokenizer has ", chosen.vocab_size() - chosen.piece_count(),
+            " sentinels (tokenizer_config.json's extra_ids); pretraining uses T5's 100");
+      o.tokenizer = tokenizer_file(spec);
+    }
+  }
   const bool bytes = o.tokenizer == kByteLevelTokenizerName;
   check(o.tokenizer.empty() || bytes || fs::is_regular_file(o.tokenizer),
-        "--tokenizer: no such file ", o.tokenizer, " (expected a spiece.model, or \"",
-        kByteLevelTokenizerName, "\" for ByT5's UTF-8 bytes)");
+        "--tokenizer: no such file or folder ", o.tokenizer,
+        " (expected a spiece.model, a model folder, or \"", kByteLevelTokenizerName,
+        "\" for ByT5's UTF-8 bytes)");
   check_usage(o.init_embeddings == "random" || o.init_embeddings == "ppmi",
               "--init-embeddings must be random or ppmi, got \"", o.init_embeddings, "\"");
   o.training.validate();

@@ -25,8 +25,9 @@ struct PretrainConfig {
   std::vector<std::string> text_files;  // one document per line
   std::string out;
   RunMode mode = RunMode::kNew;
-  // An existing spiece.model; "byte": ByT5's bytes (the folder gets a tokenizer_config.json
-  // naming ByT5Tokenizer, no spiece.model); empty: train one.
+  // An existing spiece.model; a model folder (its tokenizer, as load_tokenizer chooses it; a
+  // SentencePiece one must have T5's 100 sentinels); "byte": ByT5's bytes (the folder gets a
+  // tokenizer_config.json naming ByT5Tokenizer, no spiece.model); empty: train one.
   std::string tokenizer;
   SentencePieceTrainOptions spm;
   std::string model_config = "t5-small";  // a built-in name, a config.json or a folder
