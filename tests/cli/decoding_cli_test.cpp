@@ -111,6 +111,19 @@ TEST(DecodingCli, PredictTakesTheDecodingFlags) {
   EXPECT_EQ(j["output"], j["sequences"][0]["text"]);
   r = testing::run_compacter("predict " + tiny_args() + "--text hi --num-beams 0");
   EXPECT_EQ(r.exit_code, 2) << r.err;
+  // Constrained to labels: the output is one of them, with a distribution summing to 1.
+  r = testing::run_compacter("predict " + tiny_args() +
+                             "--labels yes,no,maybe --output-json --text 'is it?'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto c = nlohmann::json::parse(r.out);
+  const auto& p = c.at("label_probabilities");
+  ASSERT_EQ(p.size(), 3u);
+  double total = 0;
+  for (const auto& item : p.items()) total += item.value().get<double>();
+  EXPECT_NEAR(total, 1.0, 1e-9);
+  const std::string output = c.at("output");
+  EXPECT_TRUE(output == "yes" || output == "no" || output == "maybe") << output;
+  for (const auto& item : p.items()) EXPECT_LE(item.value().get<double>(), p[output].get<double>());
 }
 
 }  // namespace

@@ -46,6 +46,9 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   ev->add_option("--max-new-tokens", e->max_new_tokens,
                  "tokens generated at most (default: the task's, 19 as the paper)");
+  ev->add_flag("--constrain-labels", e->constrain_labels,
+               "predict the most probable of the task's labels (each scored teacher-forced) "
+               "instead of generating text");
   add_decoding_flags(*ev, *decoding);
   ev->callback([e, data, decoding] { run_eval(*e, *data, *decoding); });
 }

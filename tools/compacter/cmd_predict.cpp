@@ -25,6 +25,7 @@ struct PredictCli {
   bool output_json = false;
   serve::ServerOptions server;
   DecodingFlags decoding;
+  std::string labels;  // comma list
 };
 
 bool looks_like_fields(const std::string& line, const std::string& input) {
@@ -41,6 +42,18 @@ void run_predict(const PredictCli& o) {
   train::BaseModel base = train::load_base_model(o.model, progress);
   serve::ServerOptions options = o.server;
   options.generation = with_decoding_flags(o.decoding, base.generation);
+  if (!o.labels.empty()) {
+    std::string item;
+    for (size_t i = 0; i <= o.labels.size(); ++i) {
+      if (i == o.labels.size() || o.labels[i] == ',') {
+        check_usage(!item.empty(), "--labels: an empty label in \"", o.labels, "\"");
+        options.labels.push_back(item);
+        item.clear();
+      } else {
+        item += o.labels[i];
+      }
+    }
+  }
   serve::AdapterServer server(std::move(base), options);
   const bool token_logprobs = server.generation().output_scores;
   const std::string name = o.adapter.empty() ? serve::kBaseName : "adapter";
@@ -83,6 +96,8 @@ void run_predict(const PredictCli& o) {
         seqs.push_back(std::move(sj));
       }
       j["sequences"] = std::move(seqs);
+      if (!reply.label_probabilities.is_null())
+        j["label_probabilities"] = reply.label_probabilities;
       if (!reply.error.empty()) j = {{"error", reply.error}};
       std::cout << j.dump() << "\n";
     } else if (o.json) {
@@ -137,6 +152,10 @@ void add_predict_command(CLI::App& app) {
                "print one JSON line per input: {\"output\", \"label\", \"sequences\": "
                "[{\"text\", \"label\", \"score\", \"logprob_sum\", \"tokens\", "
                "\"finished\"(, \"token_logprobs\" with --output-scores)}]} (or {\"error\"})");
+  pr->add_option("--labels", p->labels,
+                 "constrained decoding: answer with the most probable of these comma-separated "
+                 "label texts (each scored teacher-forced); --output-json adds "
+                 "\"label_probabilities\"");
   add_decoding_flags(*pr, p->decoding);
   pr->add_option("--max-source-length", p->server.max_source_length,
                  "input tokens kept (with </s>)")

@@ -166,9 +166,25 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
       sources.push_back(base_.tokenizer.encode(text, max_length));
       answered.push_back(i);
     }
-    auto generated = train::generate_sequences(
-        *served_.at(name)->model, base_.tokenizer, sources, options_.batch_size, generation_,
-        base_.precision.autocast, [&](size_t done, size_t) { status(done_before + done, total); });
+    const auto on_batch = [&](size_t done, size_t) { status(done_before + done, total); };
+    if (!options_.labels.empty()) {
+      const auto dists = train::classify_sources(*served_.at(name)->model, base_.tokenizer, sources,
+                                                 options_.batch_size, options_.labels,
+                                                 base_.precision.autocast, on_batch);
+      done_before += indices.size();
+      for (size_t k = 0; k < answered.size(); ++k) {
+        Reply& reply = replies[answered[k]];
+        reply.output = options_.labels[static_cast<size_t>(dists[k].best)];
+        if (info.inputs) reply.label = tasks::interpret_output(*info.inputs, reply.output);
+        reply.label_probabilities = nlohmann::json::object();
+        for (size_t i = 0; i < options_.labels.size(); ++i)
+          reply.label_probabilities[options_.labels[i]] = dists[k].probabilities[i];
+      }
+      continue;
+    }
+    auto generated = train::generate_sequences(*served_.at(name)->model, base_.tokenizer, sources,
+                                               options_.batch_size, generation_,
+                                               base_.precision.autocast, on_batch);
     done_before += indices.size();
     for (size_t k = 0; k < answered.size(); ++k) {
       Reply& reply = replies[answered[k]];

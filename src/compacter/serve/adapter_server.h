@@ -33,6 +33,9 @@ struct ServerOptions {
   // How to decode; none: the base model's (BaseModel::generation: transformers' defaults and
   // the model folder's generation_config.json).
   std::optional<decoding::GenerationConfig> generation;
+  // Non-empty: constrained decoding to these label texts (decoding/label_scores.h) instead of
+  // generation: the output is the most probable label, with the distribution over all.
+  std::vector<std::string> labels;
 };
 
 struct Request {
@@ -58,6 +61,8 @@ struct Reply {
   nlohmann::json label;  // what the output means for the adapter's task (null: no label)
   std::string error;     // non-empty instead of an output
   std::vector<ReplySequence> sequences;  // num_return_sequences of them, best first for beams
+  // With ServerOptions::labels: {"label text": probability, ...} (the sequences stay empty).
+  nlohmann::json label_probabilities;
 };
 
 struct AdapterInfo {

@@ -12,6 +12,7 @@
 #include "compacter/data/tokenizer.h"
 #include "compacter/nn/t5.h"
 #include "compacter/train/decoding/decode.h"
+#include "compacter/train/decoding/label_scores.h"
 
 namespace compacter::train {
 
@@ -40,6 +41,13 @@ std::vector<std::string> generate_texts(nn::T5ModelImpl& model, const T5Tokenize
                                         int64_t batch_size,
                                         const decoding::GenerationConfig& config,
                                         bool autocast = false, const BatchDone& on_batch = {});
+
+// Constrained decoding to `labels` (texts; decoding/label_scores.h): each source's distribution
+// over them, in the same batches as generation.
+std::vector<decoding::LabelDistribution> classify_sources(
+    nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
+    const std::vector<std::vector<int64_t>>& sources, int64_t batch_size,
+    const std::vector<std::string>& labels, bool autocast = false, const BatchDone& on_batch = {});
 
 // Greedy search with the model config's ids, up to max_new_tokens tokens per source (Hugging
 // Face's max_length counts the decoder start token as well: the paper's effective max_length

@@ -69,26 +69,33 @@ struct Scored {
   std::vector<std::string> predictions;
 };
 
-// Decoding of `examples` (greedy unless `generation` says otherwise; a status line every 2 s for
-// long ones), scored when they are labelled. stop_on_interrupt: a Ctrl-C stops between batches (a
-// final evaluation, which
-// --resume repeats); otherwise the training loop stops after the evaluation, at a checkpoint.
+// Decoding of `examples` (greedy unless `generation` says otherwise; with `labels`, the most
+// probable label instead; a status line every 2 s for long ones), scored when they are labelled.
+// stop_on_interrupt: a Ctrl-C stops between batches (a final evaluation, which --resume
+// repeats); otherwise the training loop stops after the evaluation, at a checkpoint.
 Scored evaluate_examples(BaseModel& base, const DataSpec& d, const tasks::TaskInfo& info,
                          const std::vector<tasks::Example>& examples, int64_t batch_size,
                          const decoding::GenerationConfig& generation, const std::string& what,
-                         bool stop_on_interrupt, ProgressSink& progress) {
+                         bool stop_on_interrupt, ProgressSink& progress,
+                         const std::vector<std::string>& labels = {}) {
   std::vector<std::vector<int64_t>> sources;
   for (const auto& e : examples)
     sources.push_back(tasks::encode_example(e, info, base.tokenizer, 1).source_ids);
   PeriodicStatus status(progress, what, "examples");
   Scored s;
-  s.predictions = generate_texts(
-      *base.model, base.tokenizer, sources, batch_size, generation, base.precision.autocast,
-      [&](size_t done, size_t total) {
-        if (stop_on_interrupt && interrupt_requested())
-          throw Interrupted(cat("interrupted during ", what, " (continue with --resume)"));
-        status(done, total);
-      });
+  const BatchDone on_batch = [&](size_t done, size_t total) {
+    if (stop_on_interrupt && interrupt_requested())
+      throw Interrupted(cat("interrupted during ", what, " (continue with --resume)"));
+    status(done, total);
+  };
+  if (labels.empty()) {
+    s.predictions = generate_texts(*base.model, base.tokenizer, sources, batch_size, generation,
+                                   base.precision.autocast, on_batch);
+  } else {  // constrained to the task's labels: the most probable one
+    for (const auto& dist : classify_sources(*base.model, base.tokenizer, sources, batch_size,
+                                             labels, base.precision.autocast, on_batch))
+      s.predictions.push_back(labels[static_cast<size_t>(dist.best)]);
+  }
   if (labelled(examples)) s.metrics = score_examples(d, s.predictions, examples);
   return s;
 }

@@ -66,6 +66,9 @@ struct EvaluateConfig {
   // folder's generation_config.json is not used, so that scores follow the paper's protocol);
   // its max_new_tokens is replaced by the one above.
   decoding::GenerationConfig generation;
+  // Constrained decoding: each example's prediction is the most probable of the task's label
+  // strings (teacher-forced scores, decoding/label_scores.h) instead of generated text.
+  bool constrain_labels = false;
 };
 
 struct EvaluateResult {
