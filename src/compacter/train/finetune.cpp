@@ -300,8 +300,14 @@ EvaluateResult evaluate_adapter(const EvaluateConfig& c, ProgressSink& progress)
                          adapter_config["task"].get<std::string>(), ", not on ", c.data.task,
                          ": its scores here say little"));
   peft::load_adapter(*base.model, c.adapter, adapter_checks(base, c.allow_base_mismatch, progress));
+  std::vector<std::string> labels;
+  if (c.constrain_labels) {
+    labels = tasks::task_labels(info, data.fix_quirks);
+    check_usage(!labels.empty(), "--constrain-labels: task ", c.data.task,
+                " has no fixed set of labels (its answers are free text)");
+  }
   Scored s = evaluate_examples(base, c.data, info, examples, c.batch_size, generation, "evaluation",
-                               false, progress);
+                               false, progress, labels);
   check_usage(!s.metrics.empty() || !c.predictions_out.empty(), "the ", c.split, " split of ",
               c.data.task, " has no labels: nothing to score (use --predictions-out)");
   if (!c.predictions_out.empty()) write_predictions(c.predictions_out, examples, s.predictions);
