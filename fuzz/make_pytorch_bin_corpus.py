@@ -53,6 +53,27 @@ class Call:
         return (self.fn, self.args)
 
 
+class Rebuild:
+    """Pickles as a call of the torch._utils function `name` with `args`, as PyTorch 2.x writes
+    _rebuild_tensor_v3 (1.13 lacks it: a stand-in of that name is registered while dumping)."""
+
+    def __init__(self, name, args):
+        self.name, self.args = name, args
+
+    def __reduce__(self):
+        return (getattr(torch._utils, self.name), self.args)
+
+
+def stand_in(module, name):
+    """Registers module.name (for pickling by name only; calling it fails)."""
+    def fn(*args):
+        raise RuntimeError(f"{module}.{name} is a stand-in for pickling")
+    fn.__module__, fn.__name__, fn.__qualname__ = module.__name__, name, name
+    if not hasattr(module, name):
+        setattr(module, name, fn)
+    return getattr(module, name)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     files = {}
@@ -79,6 +100,47 @@ def main(out):
     files["ok-empty-tensor.bin"] = saved({"e": torch.zeros(0, 3)})
     files["ok-state-dict.pkl"] = dict(entries(files["ok-tied-views.bin"]))["archive/data.pkl"]
     files["ok-stored-rezipped.bin"] = rezip(entries(files["ok-float.bin"]))
+
+    # nn.Parameter values pickle as torch._utils._rebuild_parameter(data, requires_grad, hooks).
+    params = collections.OrderedDict()
+    params["weight"] = torch.nn.Parameter(torch.arange(6, dtype=torch.float32).view(2, 3))
+    params["bias"] = torch.nn.Parameter(torch.tensor([0.5, -1.5]), requires_grad=False)
+    params["tied"] = params["weight"]
+    files["ok-parameters.bin"] = saved(params)
+    torch.manual_seed(0)
+    files["ok-module-keep-vars.bin"] = saved(torch.nn.Linear(3, 2).state_dict(keep_vars=True))
+    # PyTorch 2.x's _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype)
+    # over an UntypedStorage (persistent id count in bytes).
+    stand_in(torch._utils, "_rebuild_tensor_v3")
+    half = torch.arange(6, dtype=torch.float16).view(2, 3)
+    raw = half.storage().untyped()
+    hooks = collections.OrderedDict
+    v3 = collections.OrderedDict()
+    v3["h"] = Rebuild("_rebuild_tensor_v3", (raw, 0, (2, 3), (3, 1), False, hooks(), torch.float16))
+    v3["row"] = Rebuild("_rebuild_tensor_v3", (raw, 3, (3,), (1,), False, hooks(), torch.float16))
+    v3["p"] = Rebuild("_rebuild_parameter", (Rebuild("_rebuild_tensor_v3", (
+        raw, 1, (2,), (3,), True, hooks(), torch.float16)), True, hooks()))
+    files["ok-rebuild-v3.bin"] = saved(v3)
+    longs = torch.tensor([7, -8], dtype=torch.int64).storage().untyped()
+    files["ok-rebuild-v3-int64-metadata.bin"] = saved(collections.OrderedDict(
+        n=Rebuild("_rebuild_tensor_v3", (longs, 0, (2,), (1,), False, hooks(), torch.int64, {}))))
+
+    with_hook = hooks()
+    with_hook[0] = "hook"
+    files["bad-parameter-hooks.bin"] = saved(collections.OrderedDict(
+        w=Rebuild("_rebuild_parameter", (half, False, with_hook))))
+    files["bad-parameter-of-int.bin"] = saved(collections.OrderedDict(
+        w=Rebuild("_rebuild_parameter", (3, False, hooks()))))
+    stand_in(torch, "uint16")  # a dtype torch 2.x pickles with _rebuild_tensor_v3
+    files["bad-rebuild-v3-uint16.bin"] = saved(collections.OrderedDict(
+        u=Rebuild("_rebuild_tensor_v3", (raw, 0, (6,), (1,), False, hooks(), torch.uint16))))
+    files["bad-rebuild-v3-two-dtypes.bin"] = saved(collections.OrderedDict(
+        a=Rebuild("_rebuild_tensor_v3", (raw, 0, (6,), (1,), False, hooks(), torch.float16)),
+        b=Rebuild("_rebuild_tensor_v3", (raw, 0, (3,), (1,), False, hooks(), torch.float32))))
+    files["bad-rebuild-v3-odd-bytes.bin"] = saved(collections.OrderedDict(
+        a=Rebuild("_rebuild_tensor_v3", (raw, 0, (1,), (1,), False, hooks(), torch.float64))))
+    files["bad-rebuild-v3-past-end.bin"] = saved(collections.OrderedDict(
+        a=Rebuild("_rebuild_tensor_v3", (raw, 4, (3,), (1,), False, hooks(), torch.float16))))
 
     evil = pickle.dumps(Call(os.system, ("echo pwned",)), protocol=2)
     files["bad-os-system.pkl"] = evil

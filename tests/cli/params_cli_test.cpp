@@ -57,30 +57,10 @@ TEST(ParamsCli, T5BaseRowsOfSpecSection73) {
   EXPECT_EQ(seen, spec.size());
 }
 
-TEST(ParamsCli, PhmAndCompacterAtEveryN) {
-  // spec §7.3: PHM n = 4 / 8 / 12, Compacter and Compacter++ n = 4 / 8 / 12 on t5-base.
-  const std::map<std::string, std::array<int64_t, 3>> spec = {
-      {"phm", {534144, 355968, 398976}},
-      {"compacter", {161728, 162176, 163392}},
-      {"compacter++", {104704, 105152, 106368}}};
-  const int ns[3] = {4, 8, 12};
-  for (const auto& [method, counts] : spec)
-    for (int i = 0; i < 3; ++i) {
-      SCOPED_TRACE(method + " n=" + std::to_string(ns[i]));
-      const json m = params_json("--method " + method + " --n " + std::to_string(ns[i]));
-      EXPECT_EQ(m["trainable"].get<int64_t>(), counts[static_cast<size_t>(i)]);
-    }
-}
-
-TEST(ParamsCli, SuperGlueTotalsForSixTasks) {
-  // spec §7.3, "SuperGLUE #Total (×6, Tables 2 and 8)", printed to 3 decimals.
-  const std::map<std::string, double> spec = {
-      {"adapter", 1.049}, {"pfeiffer", 1.024}, {"adapterdrop", 1.028}, {"bitfit", 1.008}};
-  for (const auto& [method, total] : spec) {
-    SCOPED_TRACE(method);
-    const json m = params_json("--method " + method + " --tasks 6");
-    EXPECT_DOUBLE_EQ(rounded(m["total_params"].get<double>(), 3), total);
-  }
+// Every n and the SuperGLUE totals are checked on the library (tests/peft/parameter_report_test);
+// here, that --n and --tasks reach it: one case of each (spec §7.3).
+TEST(ParamsCli, NAndTasksReachTheCount) {
+  EXPECT_EQ(params_json("--method compacter++ --n 8")["trainable"].get<int64_t>(), 105152);
   const double phm4 = params_json("--method phm --n 4 --tasks 6")["total_params"];
   EXPECT_DOUBLE_EQ(rounded(phm4, 3), 1.013);
 }

@@ -154,6 +154,47 @@ TEST(PretrainCli, PpmiEmbeddingsStartTheTable) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/bad/model.safetensors"));
 }
 
+// --tokenizer byte: a ByT5-style folder (tokenizer_config.json naming ByT5Tokenizer, no
+// spiece.model, 384 vocabulary rows) that the other commands read with the byte-level tokenizer;
+// too many spans for the 11 byte sentinels is refused before anything is written.
+TEST(PretrainCli, ByteLevelPretraining) {
+  TempDir dir;
+  const std::string text = dir.path() + "/corpus.txt", model = dir.path() + "/model";
+  write_file(text, corpus_text());
+  const std::string shape =
+      " --d-model 32 --d-kv 8 --d-ff 64 --num-layers 1 --num-heads 4 --dropout-rate 0"
+      " --batch-size 4 --max-steps 3 --warmup-steps 0 --log-steps 1 --seed 1";
+  auto r = run_compacter("pretrain --tokenizer byte --text " + text + " --out " + model + shape +
+                         " --input-length 40");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(model + "/spiece.model"));
+  const json tok_config = json::parse(read_file(model + "/tokenizer_config.json"));
+  EXPECT_EQ(tok_config["tokenizer_class"], "ByT5Tokenizer");
+  EXPECT_EQ(json::parse(read_file(model + "/config.json"))["vocab_size"], 384);  // 3 + 256 + 125
+  r = run_compacter("tokenize --tokenizer " + model + " --text 'the cat'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "119 107 104 35 102 100 119 1\n");  // "the cat" bytes + 3, </s>
+  r = run_compacter("generate --model " + model + " --text 'the cat' --max-new-tokens 3");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  // 512 input ids at mean span 3 need 28 spans: more than the 11 byte sentinels.
+  r = run_compacter("pretrain --tokenizer byte --text " + text + " --out " + dir.path() + "/long" +
+                    shape + " --input-length 512");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("needs 28 sentinels per example; the byte-level tokenizer has 11"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/long"));
+  // A text byte of 0xF5..0xFF would look like a sentinel: refused naming file and line, nothing
+  // written.
+  write_file(dir.path() + "/latin1.txt", corpus_text() + "caf\xe9 \xff\n");
+  r = run_compacter("pretrain --tokenizer byte --text " + dir.path() + "/latin1.txt --out " +
+                    dir.path() + "/bad" + shape + " --input-length 40");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("latin1.txt: line 337: byte 0xff is not UTF-8"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/bad"));
+}
+
 TEST(PretrainCli, BadInputIsAClearError) {
   TempDir dir;
   auto r = run_compacter("pretrain --text " + dir.path() + "/missing.txt --out " + dir.path() +

@@ -2,6 +2,7 @@
 // cmd_tasks.cpp), run as the built program.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -54,6 +55,44 @@ TEST(TasksCli, DataPrintsExamplesWithTokenIds) {
   EXPECT_LE(ids.size(), 128u);
   const auto target = rows[0]["target_ids"].get<std::vector<int64_t>>();
   EXPECT_EQ(target.back(), 1);
+}
+
+// `data --tokenizer byte` (and a ByT5 model folder): ids are the UTF-8 bytes + 3, checked against
+// the printed source text itself; the target is the label word's bytes.
+TEST(TasksCli, DataWithByteLevelTokenizer) {
+  REQUIRE_SHARED("data/glue/RTE/dev.tsv");
+  TempDir dir;
+  write_file(dir.file("config.json"), "{}");
+  write_file(dir.file("tokenizer_config.json"), "{\"tokenizer_class\": \"ByT5Tokenizer\"}");
+  std::string first;
+  for (const std::string& tok : {std::string("byte"), dir.path()}) {
+    const auto r = run_compacter("data --task rte --data-dir '" + shared_path("data/glue/RTE") +
+                                 "' --split test --limit 1 --method compacter --fix-quirks "
+                                 "--tokenizer '" +
+                                 tok + "'");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto rows = json_lines(r.out);
+    ASSERT_EQ(rows.size(), 1u);
+    const std::string source = rows[0]["source"], target = rows[0]["target"];
+    std::vector<int64_t> bytes;
+    for (unsigned char c : source) bytes.push_back(c + 3);
+    const auto ids = rows[0]["source_ids"].get<std::vector<int64_t>>();
+    ASSERT_GE(ids.size(), 2u);
+    EXPECT_EQ(ids.back(), 1);
+    // Truncated to the task's source length (keeping </s>), else the whole text.
+    const std::vector<int64_t> head(
+        bytes.begin(),
+        bytes.begin() + static_cast<std::ptrdiff_t>(std::min(bytes.size(), ids.size() - 1)));
+    EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.end() - 1), head);
+    std::vector<int64_t> target_ids;
+    for (unsigned char c : target) target_ids.push_back(c + 3);
+    target_ids.push_back(1);
+    EXPECT_EQ(rows[0]["target_ids"].get<std::vector<int64_t>>(), target_ids) << target;
+    if (first.empty())
+      first = r.out;
+    else
+      EXPECT_EQ(r.out, first);  // the folder's choice is the same tokenizer
+  }
 }
 
 TEST(TasksCli, ScoreMatchesPredictionsById) {

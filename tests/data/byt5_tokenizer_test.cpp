@@ -161,5 +161,30 @@ TEST(ByT5Tokenizer, Commands) {
   EXPECT_EQ(r.out, "Hello</s>\n");
 }
 
+// --tokenizer FOLDER: the folder's tokenizer, chosen as the model commands choose it (ByT5's
+// bytes for a ByT5Tokenizer folder, its spiece.model otherwise); a wrong argument is one error.
+TEST(ByT5Tokenizer, CommandsTakeAModelFolder) {
+  ::compacter::testing::TempDir dir;
+  ::compacter::testing::write_file(dir.file("config.json"), "{\"model_type\": \"t5\"}");
+  ::compacter::testing::write_file(dir.file("tokenizer_config.json"),
+                                   "{\"tokenizer_class\": \"ByT5Tokenizer\"}");
+  auto r = run_compacter("tokenize --tokenizer " + dir.path() + " --text Hi");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "75 108 1\n");  // 'H' 72 + 3, 'i' 105 + 3, </s>
+  r = run_compacter("detokenize --tokenizer " + dir.path() + " --ids '75 108 1'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Hi\n");
+  r = run_compacter("tokenize --tokenizer " + dir.path() + "/nothing --text Hi");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(dir.path() + "/nothing not found"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty());
+  // A T5 folder without spiece.model: refused, naming the folder.
+  ::compacter::testing::write_file(dir.file("tokenizer_config.json"),
+                                   "{\"tokenizer_class\": \"T5Tokenizer\"}");
+  r = run_compacter("tokenize --tokenizer " + dir.path() + " --text Hi");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("has no spiece.model"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace compacter

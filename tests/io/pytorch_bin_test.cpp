@@ -8,6 +8,7 @@
 //   of bad or malicious input, each with one clear error.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -260,6 +261,56 @@ TEST(PytorchBinFile, MetadataBuildAndProtocol4) {
   EXPECT_TENSOR_NEAR(f.load("w"), torch::arange(6, torch::kFloat), 0);
 }
 
+// ---- files written by torch.save: nn.Parameter values and PyTorch 2.x's _rebuild_tensor_v3 ----
+// The seeds of fuzz/corpus/pytorch_bin, written by fuzz/make_pytorch_bin_corpus.py with Debian's
+// python3-torch (the v3 files as PyTorch 2.x pickles them, torch.float16 etc. over a
+// torch.storage.UntypedStorage whose count is in bytes); the values are the script's inputs.
+
+std::string corpus_file(const std::string& name) {
+  return std::string(COMPACTER_SOURCE_DIR) + "/fuzz/corpus/pytorch_bin/" + name;
+}
+
+TEST(PytorchBinTorchSave, ParametersReadAsTheirTensors) {
+  const auto f = pytorch_bin::File::open(corpus_file("ok-parameters.bin"));
+  EXPECT_TENSOR_NEAR(f.load("weight"), torch::arange(6, torch::kFloat).view({2, 3}), 0);
+  EXPECT_TENSOR_NEAR(f.load("bias"), torch::tensor({0.5f, -1.5f}), 0);  // requires_grad=False
+  EXPECT_TENSOR_NEAR(f.load("tied"), torch::arange(6, torch::kFloat).view({2, 3}), 0);
+  EXPECT_EQ(f.index().dict.storages.size(), 2u);  // "tied" is the same Parameter as "weight"
+  EXPECT_EQ(f.tensor("tied").storage, f.tensor("weight").storage);
+  // nn.Linear(3, 2).state_dict(keep_vars=True): two Parameters with Linear's shapes.
+  const auto lin = pytorch_bin::File::open(corpus_file("ok-module-keep-vars.bin"));
+  EXPECT_EQ(lin.load("weight").sizes(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(lin.load("bias").sizes(), (std::vector<int64_t>{2}));
+}
+
+TEST(PytorchBinTorchSave, RebuildTensorV3OverUntypedStorage) {
+  const auto f = pytorch_bin::File::open(corpus_file("ok-rebuild-v3.bin"));
+  ASSERT_EQ(f.index().dict.storages.size(), 1u);
+  EXPECT_EQ(f.index().dict.storages[0].dtype, safetensors::DType::F16);
+  EXPECT_EQ(f.index().dict.storages[0].numel, 6u);  // 12 bytes as float16
+  EXPECT_EQ(f.load("h").scalar_type(), torch::kHalf);
+  EXPECT_TENSOR_NEAR(f.load("h").to(torch::kFloat), torch::arange(6, torch::kFloat).view({2, 3}),
+                     0);
+  EXPECT_TENSOR_NEAR(f.load("row").to(torch::kFloat), torch::tensor({3.f, 4.f, 5.f}), 0);
+  // A Parameter of a v3 tensor: offset 1, stride 3 -> elements 1 and 4.
+  EXPECT_TENSOR_NEAR(f.load("p").to(torch::kFloat), torch::tensor({1.f, 4.f}), 0);
+  const auto n = pytorch_bin::File::open(corpus_file("ok-rebuild-v3-int64-metadata.bin"));
+  EXPECT_TENSOR_NEAR(n.load("n"), torch::tensor({int64_t{7}, int64_t{-8}}), 0);
+}
+
+TEST(PytorchBinTorchSave, RefusesBadParametersAndV3Views) {
+  auto refused = [](const std::string& name, std::vector<std::string> parts) {
+    parts.push_back(corpus_file(name));
+    expect_error([&] { pytorch_bin::File::open(corpus_file(name)); }, parts);
+  };
+  refused("bad-parameter-hooks.bin", {"_rebuild_parameter", "backward hooks are not supported"});
+  refused("bad-parameter-of-int.bin", {"_rebuild_parameter: data is an int, expected a tensor"});
+  refused("bad-rebuild-v3-uint16.bin", {"tensor dtype torch.uint16 is not supported"});
+  refused("bad-rebuild-v3-two-dtypes.bin", {"viewed as both F16 and F32"});
+  refused("bad-rebuild-v3-odd-bytes.bin", {"of 12 bytes is not a whole number of F64"});
+  refused("bad-rebuild-v3-past-end.bin", {"past the storage's end"});
+}
+
 // ---- malicious and broken inputs: one clear error each ---------------------------------------
 
 TEST(PytorchBinRefuses, ForbiddenGlobalsWithoutExecutingThem) {
@@ -281,8 +332,9 @@ TEST(PytorchBinRefuses, ForbiddenGlobalsWithoutExecutingThem) {
   expect_bin_error(torch_zip(late.b, {}), {"subprocess.check_output"});
   // Other torch functions are refused too, as are unsupported storage types.
   PickleWriter param;
-  param.proto2().global("torch._utils", "_rebuild_parameter").op('.');
-  expect_bin_error(torch_zip(param.b, {}), {"torch._utils._rebuild_parameter", "refusing"});
+  param.proto2().global("torch._utils", "_rebuild_parameter_with_state").op('.');
+  expect_bin_error(torch_zip(param.b, {}),
+                   {"torch._utils._rebuild_parameter_with_state", "refusing"});
   expect_bin_error(six_floats({{"c", "ComplexFloatStorage", "0", 3, 0, {3}, {1}}}),
                    {"torch.ComplexFloatStorage", "not supported"});
   EXPECT_FALSE(fs::exists(marker));
@@ -475,6 +527,56 @@ TEST(Convert, TinyT5BinBecomesTheReferenceSafetensors) {
   EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator()), 1);
 }
 
+// Single file and shards give the same model.safetensors, byte for byte equal to the one
+// transformers wrote for tiny-t5 (safetensors can't alias: shared.weight only, lm_head.weight of
+// the second shard dropped because the config ties it and it equals shared.weight).
+TEST(Convert, SingleAndShardedGiveTheReferenceFileByteForByte) {
+  REQUIRE_SHARED("data/tiny-t5-bin/sharded/pytorch_model.bin.index.json");
+  REQUIRE_SHARED("data/tiny-t5/model.safetensors");
+  const std::string want =
+      testing::read_file(testing::shared_path("data/tiny-t5/model.safetensors"));
+  for (const std::string& in : {std::string(kBinDir), std::string(kBinDir) + "/sharded"}) {
+    TempDir tmp;
+    const ConvertReport r = convert_to_safetensors(testing::shared_path(in), tmp.file("out"));
+    EXPECT_EQ(r.tensors, 47u) << in;
+    std::vector<std::string> aliases = r.aliases;
+    std::sort(aliases.begin(), aliases.end());
+    EXPECT_EQ(aliases, (std::vector<std::string>{"decoder.embed_tokens.weight = shared.weight",
+                                                 "encoder.embed_tokens.weight = shared.weight",
+                                                 "lm_head.weight = shared.weight"}))
+        << in;
+    EXPECT_TRUE(testing::read_file(tmp.file("out/model.safetensors")) == want) << in;
+  }
+}
+
+// A lone lm_head.weight is kept when the config unties it, or when it differs from shared.weight.
+TEST(Convert, LoneLmHeadKeptWhenUntiedOrDifferent) {
+  for (const char* config : {"{\"tie_word_embeddings\": false}", "{}"}) {
+    TempDir tmp;
+    const std::string in = tmp.file("in");
+    fs::create_directories(in);
+    write_file(in + "/config.json", config);
+    const bool tied = std::string(config) == "{}";
+    // shared.weight = 0..5 in a.bin; lm_head.weight in b.bin: equal when untied, else 0,2,4,...
+    write_file(in + "/a.bin", six_floats({spec("shared.weight", 0, {2, 3}, {3, 1})}));
+    write_file(in + "/b.bin", six_floats({spec("lm_head.weight", 0, {2, 3}, {3, 1})}));
+    if (tied) {
+      // Different values: element 0 of b.bin's storage changed (CRC rewritten by torch_zip).
+      write_file(in + "/b.bin",
+                 torch_zip(state_dict_pickle({spec("lm_head.weight", 0, {2, 3}, {3, 1})}),
+                           {{"0", f32_bytes({9, 1, 2, 3, 4, 5})}}));
+    }
+    write_file(in + "/pytorch_model.bin.index.json",
+               R"({"weight_map": {"shared.weight": "a.bin", "lm_head.weight": "b.bin"}})");
+    const ConvertReport r = convert_to_safetensors(in, tmp.file("out"));
+    EXPECT_EQ(r.tensors, 2u) << config;
+    EXPECT_TRUE(r.aliases.empty()) << config;
+    const auto got = testing::raw_load_safetensors(tmp.file("out/model.safetensors"));
+    ASSERT_TRUE(got.count("lm_head.weight")) << config;
+    EXPECT_EQ(got.at("lm_head.weight").view(-1)[0].item<float>(), tied ? 9.f : 0.f) << config;
+  }
+}
+
 TEST(Convert, RefusesAndWritesNothing) {
   TempDir tmp;
   const std::string in = tmp.file("in"), out = tmp.file("out");
@@ -500,6 +602,11 @@ TEST(Convert, RefusesAndWritesNothing) {
   EXPECT_TRUE(fs::exists(out + "/model.safetensors"));
   // A safetensors folder has nothing to convert.
   expect_error([&] { convert_to_safetensors(out, tmp.file("again")); }, {"nothing to convert"});
+  // A config.json field of the wrong type: one error naming the file and the field.
+  write_file(in + "/config.json", R"({"tie_word_embeddings": "yes"})");
+  expect_error([&] { convert_to_safetensors(in, tmp.file("again")); },
+               {in + "/config.json", "\"tie_word_embeddings\"", "expected true or false"});
+  EXPECT_FALSE(fs::exists(tmp.file("again")));
 }
 
 }  // namespace

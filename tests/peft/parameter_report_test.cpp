@@ -3,6 +3,10 @@
 // to a shared backbone, T for full fine-tuning (one whole model per task), T = 8 for GLUE.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cmath>
+#include <map>
+
 #include "compacter/io/t5_config.h"
 #include "compacter/peft/parameter_report.h"
 
@@ -10,10 +14,18 @@ namespace compacter::peft::parameter_report_test {
 
 namespace {
 
-nlohmann::json row_of(const std::string& method, int64_t tasks) {
+nlohmann::json row_of(const std::string& method, int64_t tasks, int64_t n = 0) {
   T5Config c = resolve_t5_config("t5-base");
   c.vocab_size = 32100;  // the tokenizer's size (spec §7.1)
-  return parameter_row(c, method, method_defaults(method), tasks);
+  PeftOptions o = method_defaults(method);
+  if (n > 0) o.n = n;
+  return parameter_row(c, method, o, tasks);
+}
+
+// Rounds to `digits` decimals, as the spec's tables print.
+double rounded(double v, int digits) {
+  const double scale = std::pow(10.0, digits);
+  return std::round(v * scale) / scale;
 }
 
 }  // namespace
@@ -48,6 +60,31 @@ TEST(ParameterReport, TableNamesTheShapeAndEveryRow) {
       << table;
   EXPECT_NE(table.find("  8.0000"), std::string::npos) << table;
   EXPECT_NE(table.find("phm          n/a: n does not divide d"), std::string::npos) << table;
+}
+
+TEST(ParameterReport, PhmAndCompacterAtEveryN) {
+  // spec §7.3: PHM n = 4 / 8 / 12, Compacter and Compacter++ n = 4 / 8 / 12 on t5-base.
+  const std::map<std::string, std::array<int64_t, 3>> spec = {
+      {"phm", {534144, 355968, 398976}},
+      {"compacter", {161728, 162176, 163392}},
+      {"compacter++", {104704, 105152, 106368}}};
+  const int64_t ns[3] = {4, 8, 12};
+  for (const auto& [method, counts] : spec)
+    for (size_t i = 0; i < 3; ++i) {
+      SCOPED_TRACE(method + " n=" + std::to_string(ns[i]));
+      EXPECT_EQ(row_of(method, 8, ns[i])["trainable"].get<int64_t>(), counts[i]);
+    }
+}
+
+TEST(ParameterReport, SuperGlueTotalsForSixTasks) {
+  // spec §7.3, "SuperGLUE #Total (x6, Tables 2 and 8)", printed to 3 decimals.
+  const std::map<std::string, double> spec = {
+      {"adapter", 1.049}, {"pfeiffer", 1.024}, {"adapterdrop", 1.028}, {"bitfit", 1.008}};
+  for (const auto& [method, total] : spec) {
+    SCOPED_TRACE(method);
+    EXPECT_DOUBLE_EQ(rounded(row_of(method, 6)["total_params"].get<double>(), 3), total);
+  }
+  EXPECT_DOUBLE_EQ(rounded(row_of("phm", 6, 4)["total_params"].get<double>(), 3), 1.013);
 }
 
 }  // namespace compacter::peft::parameter_report_test

@@ -47,6 +47,40 @@ TEST(PeftPhm, WorkedExample) {
   EXPECT_TENSOR_NEAR(y, torch::tensor({12., 18., 8.5, 8.0}).view({2, 2}), 1e-6);
 }
 
+// max |y - (x H + b)| with H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q] written as loops over
+// the layer's current factors (double precision).
+double worst_vs_explicit_loop(PhmLinearImpl& layer, const torch::Tensor& x_in,
+                              const torch::Tensor& y) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = layer.n();
+  torch::Tensor A = layer.rule().to(torch::kDouble).contiguous();
+  torch::Tensor B = layer.B().to(torch::kDouble).contiguous();
+  torch::Tensor x = x_in.to(torch::kDouble).contiguous();
+  torch::Tensor bias_t = layer.b.to(torch::kDouble).contiguous();
+  const int64_t P = B.size(1), Q = B.size(2), in = n * P, out = n * Q, rows = x.size(0);
+  auto a = A.accessor<double, 3>();
+  auto bb = B.accessor<double, 3>();
+  std::vector<double> H(in * out, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < n; ++c)
+        for (int64_t p = 0; p < P; ++p)
+          for (int64_t q = 0; q < Q; ++q)
+            H[(r * P + p) * out + c * Q + q] += a[i][r][c] * bb[i][p][q];
+  auto xa = x.accessor<double, 2>();
+  auto bias = bias_t.accessor<double, 1>();
+  torch::Tensor yd = y.to(torch::kDouble);
+  double worst = 0.0;
+  for (int64_t row = 0; row < rows; ++row) {
+    for (int64_t j = 0; j < out; ++j) {
+      double s = bias[j];
+      for (int64_t k = 0; k < in; ++k) s += xa[row][k] * H[k * out + j];
+      worst = std::max(worst, std::abs(s - yd[row][j].item<double>()));
+    }
+  }
+  return worst;
+}
+
 // y = x H + b against H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q] written as loops.
 void check_explicit_loop(int64_t n, bool factorized, int64_t rank) {
   SCOPED_TRACE(::testing::Message() << "n=" << n << " factorized=" << factorized);
@@ -69,27 +103,7 @@ void check_explicit_loop(int64_t n, bool factorized, int64_t rank) {
     torch::NoGradGuard no_grad;
     y = layer->forward(x);
   }
-  torch::Tensor A = layer->rule().contiguous(), B = layer->B().detach().contiguous();
-  auto a = A.accessor<double, 3>();
-  auto bb = B.accessor<double, 3>();
-  std::vector<double> H(in * out, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t c = 0; c < n; ++c)
-        for (int64_t p = 0; p < P; ++p)
-          for (int64_t q = 0; q < Q; ++q)
-            H[(r * P + p) * out + c * Q + q] += a[i][r][c] * bb[i][p][q];
-  auto xa = x.accessor<double, 2>();
-  auto bias = layer->b.accessor<double, 1>();
-  double worst = 0.0;
-  for (int64_t row = 0; row < 3; ++row) {
-    for (int64_t j = 0; j < out; ++j) {
-      double s = bias[j];
-      for (int64_t k = 0; k < in; ++k) s += xa[row][k] * H[k * out + j];
-      worst = std::max(worst, std::abs(s - y[row][j].item<double>()));
-    }
-  }
-  EXPECT_LT(worst, 1e-9);
+  EXPECT_LT(worst_vs_explicit_loop(*layer, x, y), 1e-9);
 }
 
 TEST(PeftPhm, MatchesExplicitLoop) {
@@ -206,6 +220,56 @@ TEST(PeftPhm, GradientsMatchFiniteDifferences) {
   fd.atol = 1e-6;
   fd.rtol = 1e-6;
   EXPECT_TRUE(testing::check_gradients(params, loss_fn, fd).result());
+}
+
+// Without gradients H is reused between calls (peft/phm.h): it must follow every change of its
+// factors: in-place writes (an optimizer step, the shared rule's owner), new storage (adapter
+// loading's set_data), a dtype change, and training steps in between.
+TEST(PeftPhm, WithoutGradientsTheReusedWeightFollowsEveryChangeOfItsFactors) {
+  torch::manual_seed(11);
+  auto gen = at::detail::createCPUGenerator(5);
+  PhmOptions o;
+  o.n = 4;
+  torch::Tensor shared = torch::randn({4, 4, 4}, torch::kDouble);
+  PhmLinear layer(32, 8, o, gen, shared);
+  layer->to(torch::kDouble);
+  const torch::Tensor x = torch::randn({3, 32}, torch::kDouble);
+  auto no_grad_output = [&] {
+    torch::NoGradGuard no_grad;
+    return layer->forward(x);
+  };
+  EXPECT_LT(worst_vs_explicit_loop(*layer, x, no_grad_output()), 1e-10);
+  EXPECT_LT(worst_vs_explicit_loop(*layer, x, no_grad_output()), 1e-10);  // reused
+  {
+    torch::NoGradGuard no_grad;
+    layer->W_left.mul_(3.0);  // as an optimizer step writes
+  }
+  EXPECT_LT(worst_vs_explicit_loop(*layer, x, no_grad_output()), 1e-10) << "W_left in place";
+  {
+    torch::NoGradGuard no_grad;
+    shared.add_(0.5);  // the shared rule, written by its owner
+  }
+  EXPECT_LT(worst_vs_explicit_loop(*layer, x, no_grad_output()), 1e-10) << "shared rule";
+  layer->W_right.set_data(torch::randn_like(layer->W_right));  // new storage, as loading does
+  EXPECT_LT(worst_vs_explicit_loop(*layer, x, no_grad_output()), 1e-10) << "W_right replaced";
+  // A training step in between: the graph path, then an in-place update.
+  torch::Tensor loss = layer->forward(x).pow(2).sum();
+  loss.backward();
+  {
+    torch::NoGradGuard no_grad;
+    layer->W_right.sub_(0.1 * layer->W_right.grad());
+  }
+  EXPECT_LT(worst_vs_explicit_loop(*layer, x, no_grad_output()), 1e-10) << "after a step";
+  layer->to(torch::kFloat);
+  shared.set_data(shared.to(torch::kFloat));
+  torch::Tensor y;
+  {
+    torch::NoGradGuard no_grad;
+    y = layer->forward(x.to(torch::kFloat));
+  }
+  EXPECT_EQ(y.scalar_type(), torch::kFloat);
+  // fp32 rounding of sums of 32 products, relative to the outputs' size.
+  EXPECT_LT(worst_vs_explicit_loop(*layer, x, y), 1e-5 * y.abs().max().item<double>()) << "float32";
 }
 
 }  // namespace

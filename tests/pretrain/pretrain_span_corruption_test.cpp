@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "compacter/core/error.h"
+#include "compacter/data/tokenizer.h"
+#include "compacter/pretrain/corpus.h"
+#include "support/test_support.h"
 
 namespace compacter::pretrain {
 namespace {
@@ -208,6 +211,77 @@ TEST(PretrainSpanCorruption, RejectsBadInput) {
   EXPECT_THROW(corrupt_spans(iota_tokens(200), few, rng), Error);  // needs 10 spans
   EXPECT_THROW(apply_noise_mask({1, 2}, {true}, SpanCorruption{}), Error);
   EXPECT_THROW(pack_token_stream({{1, 2}}, 1), Error);
+}
+
+// The sentinels each tokenizer's pretraining uses, against hand-computed examples. ByT5: the
+// example of transformers' ByT5 documentation ("The dog chases a ball in the park." with
+// "chases" and " in the" masked: input_ids[:8] + [258] + input_ids[14:21] + [257] +
+// input_ids[28:], printed there as the ids below); the target is the masked bytes + 3 after
+// their sentinels, written out by hand.
+TEST(PretrainSpanCorruption, ByteLevelSentinelsCountDownFrom258) {
+  const T5Tokenizer bytes = T5Tokenizer::byte_level();
+  SpanCorruption config;
+  use_sentinels_of(bytes, config);
+  EXPECT_EQ(config.first_sentinel_id, 258);
+  EXPECT_EQ(config.sentinel_count, 11);
+  EXPECT_EQ(config.eos_id, 1);
+  const Ids tokens = bytes.encode("The dog chases a ball in the park.", -1, /*add_eos=*/false);
+  ASSERT_EQ(tokens.size(), 34u);
+  std::vector<bool> mask(tokens.size(), false);
+  for (size_t i = 8; i < 14; ++i) mask[i] = true;   // "chases"
+  for (size_t i = 21; i < 28; ++i) mask[i] = true;  // " in the"
+  const CorruptedExample ex = apply_noise_mask(tokens, mask, config);
+  EXPECT_EQ(ex.input_ids, (Ids{87,  107, 104, 35,  103, 114, 106, 35,  258, 35,  100, 35,
+                               101, 100, 111, 111, 257, 35,  115, 100, 117, 110, 49,  1}));
+  // 'c' 'h' 'a' 's' 'e' 's' = 99 104 97 115 101 115; ' ' 'i' 'n' ' ' 't' 'h' 'e' = 32 105 110 32
+  // 116 104 101; each + 3.
+  EXPECT_EQ(ex.target_ids,
+            (Ids{258, 102, 107, 100, 118, 104, 118, 257, 35, 108, 113, 35, 119, 107, 104, 1}));
+  // The sentinels are the bytes 0xFF, 0xFE: not the tokenizer's <extra_id_0> (259).
+  EXPECT_EQ(bytes.sentinel_id(0), 259);
+  EXPECT_EQ(258 - 3, 0xFF);
+  // Eleven spans at most (bytes 0xF5..0xFF); a twelfth is refused.
+  std::vector<bool> twelve(24, false);
+  for (size_t i = 1; i < twelve.size(); i += 2) twelve[i] = true;
+  EXPECT_THROW(apply_noise_mask(Ids(24, 100), twelve, config), Error);
+}
+
+TEST(PretrainSpanCorruption, SentencePieceSentinelsAreExtraIdsCountingDown) {
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const T5Tokenizer t5 =
+      T5Tokenizer::load(::compacter::testing::shared_path("data/t5-tokenizer/spiece.model"));
+  SpanCorruption config;
+  config.first_sentinel_id = 7;  // overwritten
+  use_sentinels_of(t5, config);
+  EXPECT_EQ(config.first_sentinel_id, 32099);  // T5: vocab_size 32100 - 1
+  EXPECT_EQ(config.sentinel_count, 100);
+  const Ids tokens = {10, 11, 12, 13, 14, 15};
+  const std::vector<bool> mask = {false, true, false, false, true, true};
+  const CorruptedExample ex = apply_noise_mask(tokens, mask, config);
+  EXPECT_EQ(ex.input_ids, (Ids{10, 32099, 12, 13, 32098, 1}));
+  EXPECT_EQ(ex.target_ids, (Ids{32099, 11, 32098, 14, 15, 1}));
+  // They are the tokenizer's own <extra_id_0>, <extra_id_1>.
+  EXPECT_EQ(t5.encode("<extra_id_0><extra_id_1>", -1, false), (Ids{32099, 32098}));
+}
+
+// A byte of 0xF5..0xFF (never UTF-8) in a text file would look like a ByT5 sentinel: refused,
+// naming the file and line; the SentencePiece path is not affected.
+TEST(PretrainSpanCorruption, ByteLevelCorpusRefusesSentinelBytes) {
+  ::compacter::testing::TempDir dir;
+  const std::string path = dir.file("corpus.txt");
+  ::compacter::testing::write_file(path, "fine text\nbad \xfe byte\n");
+  CorpusStats stats;
+  try {
+    pack_text_files({path}, T5Tokenizer::byte_level(), 16, 0.15, 3.0, stats);
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(path + ": line 2: byte 0xfe"), std::string::npos) << m;
+  }
+  ::compacter::testing::write_file(path, std::string(200, 'a') + "\n");
+  const auto chunks = pack_text_files({path}, T5Tokenizer::byte_level(), 16, 0.15, 3.0, stats);
+  ASSERT_FALSE(chunks.empty());
+  EXPECT_EQ(chunks[0][0], 'a' + 3);
 }
 
 }  // namespace

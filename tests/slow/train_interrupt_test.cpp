@@ -33,13 +33,14 @@ class TrainInterrupt : public ::testing::Test {
 
   // 24 examples in batches of 8: 3 steps per epoch; 5 steps span two epochs; evaluation every
   // 2 steps; a checkpoint at evaluations and epoch ends only, so a resume replays steps.
+  // Generations stop at 4 tokens (RTE's 19 would make every evaluation ~4x longer).
   static std::string args(const std::string& out) {
     return "train --model " + dir_->path() + "/model --tokenizer " +
            testing::shared_path("data/t5-tokenizer/spiece.model") + " --task rte --data-dir " +
            testing::shared_path("data/glue/RTE") +
            " --method compacter++ --max-train-samples 24 --max-steps 5 --batch-size 8"
            " --eval-batch-size 16 --eval-steps 2 --warmup-steps 1 --learning-rate 3e-3"
-           " --log-steps 1 --reduction-factor 4 --n 2 --out " +
+           " --log-steps 1 --reduction-factor 4 --n 2 --max-new-tokens 4 --out " +
            out;
   }
 

@@ -1,6 +1,6 @@
 // Every method overfits a small batch on a tiny model (issue #5): after 200 AdamW steps on four
 // examples its training loss (dropout off) falls below a fifth of the starting loss (prompt
-// tuning: clearly lower, see below).
+// tuning: clearly lower, see below). One test per method, so that CTest runs them side by side.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -22,7 +22,9 @@ double eval_loss(nn::T5ModelImpl& model, const tasks::Batch& b) {
   return model.forward(b.input_ids, b.attention_mask, {}, b.labels).loss.item<double>();
 }
 
-TEST(TrainOverfit, EveryMethodFitsFourExamples) {
+class TrainOverfit : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrainOverfit, EveryMethodFitsFourExamples) {
   std::vector<tasks::EncodedExample> data = {
       {{5, 6, 7, 8, 1}, {10, 11, 1}},
       {{9, 8, 7, 1}, {12, 1}},
@@ -37,43 +39,43 @@ TEST(TrainOverfit, EveryMethodFitsFourExamples) {
       {"bitfit", 1e-1},  {"prompt-r", 3e-1}, {"prompt-t", 3e-1},  {"said", 3e-1},
       {"lora", 3e-2},    {"ia3", 1e-1}};
   testing::TempDir dir;
-  for (const auto& info : peft::all_methods()) {
-    const std::string method = info.name;
-    SCOPED_TRACE(method);
-    T5Config c;
-    c.vocab_size = 32;
-    c.d_model = 16;
-    c.d_kv = 4;
-    c.num_heads = 4;
-    c.d_ff = 32;
-    c.num_layers = 2;
-    c.dropout_rate = 0.0;
-    nn::T5Model model(c);
-    model->init_weights(4);
-    peft::PeftOptions po = peft::method_defaults(method);
-    po.reduction_factor = 2;
-    po.n = 2;
-    po.prompt_length = 16;
-    po.intrinsic_dim = 1000;
-    po.adapterdrop_layers = "0";
-    peft::attach(method, po, *model, 4);
-    const double before = eval_loss(*model, all);
-    TrainOptions o;
-    o.learning_rate = lr.at(method);
-    o.batch_size = 4;
-    o.max_steps = 200;
-    o.warmup_steps = 0;
-    o.log_steps = 1000;
-    LoopCallbacks cb;
-    cb.save_adapter = [](const std::string& d) { std::filesystem::create_directories(d); };
-    run_training(*model, data, o, dir.path() + "/" + method, false, cb);
-    const double after = eval_loss(*model, all);
-    // Prompt tuning moves only 16 input vectors of a random, frozen tiny backbone: in 200 steps
-    // it lowers the loss clearly but does not memorise (prompt tuning needs large models).
-    const bool prompt = method.rfind("prompt", 0) == 0;
-    EXPECT_LT(after, (prompt ? 0.8 : 0.2) * before) << "loss " << before << " -> " << after;
-  }
+  const std::string method = GetParam();
+  T5Config c;
+  c.vocab_size = 32;
+  c.d_model = 16;
+  c.d_kv = 4;
+  c.num_heads = 4;
+  c.d_ff = 32;
+  c.num_layers = 2;
+  c.dropout_rate = 0.0;
+  nn::T5Model model(c);
+  model->init_weights(4);
+  peft::PeftOptions po = peft::method_defaults(method);
+  po.reduction_factor = 2;
+  po.n = 2;
+  po.prompt_length = 16;
+  po.intrinsic_dim = 1000;
+  po.adapterdrop_layers = "0";
+  peft::attach(method, po, *model, 4);
+  const double before = eval_loss(*model, all);
+  TrainOptions o;
+  o.learning_rate = lr.at(method);
+  o.batch_size = 4;
+  o.max_steps = 200;
+  o.warmup_steps = 0;
+  o.log_steps = 1000;
+  LoopCallbacks cb;
+  cb.save_adapter = [](const std::string& d) { std::filesystem::create_directories(d); };
+  run_training(*model, data, o, dir.path() + "/" + method, false, cb);
+  const double after = eval_loss(*model, all);
+  // Prompt tuning moves only 16 input vectors of a random, frozen tiny backbone: in 200 steps
+  // it lowers the loss clearly but does not memorise (prompt tuning needs large models).
+  const bool prompt = method.rfind("prompt", 0) == 0;
+  EXPECT_LT(after, (prompt ? 0.8 : 0.2) * before) << "loss " << before << " -> " << after;
 }
+
+INSTANTIATE_TEST_SUITE_P(Method, TrainOverfit, ::testing::ValuesIn(testing::all_method_names()),
+                         testing::method_test_name);
 
 }  // namespace
 }  // namespace compacter::train

@@ -1,9 +1,16 @@
 // Implementation of the test helpers (temporary folders, shared data paths, running the CLI).
 #include "support/test_support.h"
 
+#include <nlohmann/json.hpp>
+
+#include "compacter/io/t5_config.h"
+#include "compacter/nn/checkpoint.h"
+#include "compacter/peft/methods.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -69,12 +76,38 @@ CommandResult run_compacter(const std::string& args, const std::string& stdin_te
 }
 
 CommandResult init_tiny_t5_with_t5_vocabulary(const std::string& dir) {
-  TempDir tmp;
-  write_file(tmp.file("config.json"), R"({
-    "vocab_size": 32128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
-    "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})");
-  return run_compacter("init-model --model-config " + tmp.file("config.json") + " --out " + dir +
-                       " --seed 3");
+  CommandResult r;
+  try {
+    const T5Config c = t5_config_from_json(nlohmann::json::parse(R"({
+      "vocab_size": 32128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
+      "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})"),
+                                           "the tiny T5's config");
+    nn::T5Model model(c);
+    model->init_weights(3);
+    nn::save_t5(*model, dir);
+    r.exit_code = 0;
+  } catch (const std::exception& e) {
+    r.exit_code = 1;
+    r.err = e.what();
+  }
+  return r;
+}
+
+std::vector<std::string> all_method_names() {
+  std::vector<std::string> names;
+  for (const auto& info : peft::all_methods()) names.push_back(info.name);
+  return names;
+}
+
+std::string method_test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string out;
+  for (char c : info.param) {
+    if (std::isalnum(static_cast<unsigned char>(c)))
+      out += c;
+    else
+      out += c == '+' ? "_plus" : "_";
+  }
+  return out;
 }
 
 }  // namespace compacter::testing

@@ -39,9 +39,16 @@ struct CommandResult {
 CommandResult run_compacter(const std::string& args, const std::string& stdin_text = "");
 
 // Writes a tiny random T5 with T5's vocabulary (32,128 rows; d_model 32, 2 layers, ReLU, tied)
-// into `dir` through `compacter init-model`, for command-line tests that need the real
-// tokenizer; returns the command's result.
+// into `dir` as `compacter init-model --seed 3` does (the same library calls, in this process:
+// one program start less per test), for command-line tests that need the real tokenizer;
+// returns exit code 0, or 1 with the error in `err`.
 CommandResult init_tiny_t5_with_t5_vocabulary(const std::string& dir);
+
+// Every method's name (peft::all_methods), for tests parameterised by method, and the test name
+// GoogleTest allows for one (letters, digits, '_'): "compacter++" -> "compacter_plus_plus",
+// "prompt-r" -> "prompt_r".
+std::vector<std::string> all_method_names();
+std::string method_test_name(const ::testing::TestParamInfo<std::string>& info);
 
 // The lines of `text` (a program's output), without their '\n'.
 std::vector<std::string> lines_of(const std::string& text);

@@ -149,6 +149,37 @@ TEST(BaseModelTokenizer, SpieceLargerThanTheModel) {
   EXPECT_NE(m.find(dir + "/config.json"), std::string::npos) << m;
 }
 
+// A SentencePiece folder's tokenizer_config.json "extra_ids" is read as transformers'
+// T5Tokenizer reads it (mT5's folders say 0, UMT5's 300): vocab_size = pieces + extra_ids and
+// <extra_id_k> = vocab_size - 1 - k (T5Tokenizer._convert_token_to_id); without it, 100.
+TEST(BaseModelTokenizer, SpieceExtraIdsFromTokenizerConfig) {
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  TempDir tmp;
+  const std::string dir = byt5_folder(tmp, 32384);
+  write_file(dir + "/spiece.model",
+             testing::read_file(testing::shared_path("data/t5-tokenizer/spiece.model")));
+  const T5Tokenizer t100 = train::load_tokenizer(spec_for(dir));
+  EXPECT_EQ(t100.vocab_size(), 32100);
+  write_file(dir + "/tokenizer_config.json",
+             R"({"tokenizer_class": "T5Tokenizer", "extra_ids": 300})");
+  const T5Tokenizer t300 = train::load_tokenizer(spec_for(dir));
+  EXPECT_EQ(t300.vocab_size(), 32300);
+  EXPECT_EQ(t300.encode("<extra_id_0>", -1, false), (std::vector<int64_t>{32299}));
+  EXPECT_EQ(t300.encode("<extra_id_299>", -1, false), (std::vector<int64_t>{32000}));
+  // A base loaded with it keeps 32,300 rows, and its tokenizer fingerprint says so.
+  const train::BaseModel base = train::load_base_model(spec_for(dir));
+  EXPECT_EQ(base.model->shared->weight.size(0), 32300);
+  EXPECT_NE(base.identity.tokenizer.find("+extra_ids=300"), std::string::npos)
+      << base.identity.tokenizer;
+  write_file(dir + "/tokenizer_config.json", R"({"extra_ids": 0})");
+  const T5Tokenizer t0 = train::load_tokenizer(spec_for(dir));
+  EXPECT_EQ(t0.vocab_size(), 32000);
+  EXPECT_GT(t0.encode("<extra_id_0>", -1, false).size(), 1u);  // no sentinel: plain pieces
+  write_file(dir + "/tokenizer_config.json", R"({"extra_ids": -4})");
+  const std::string m = load_error([&] { train::load_tokenizer(spec_for(dir)); });
+  EXPECT_NE(m.find(dir + "/tokenizer_config.json: field \"extra_ids\""), std::string::npos) << m;
+}
+
 TEST(BaseModelTokenizer, OtherModelTypesAreRefusedFirst) {
   TempDir tmp;
   const std::string dir = byt5_folder(tmp, 384);

@@ -63,7 +63,7 @@ void run_generate(const GenerateCliOptions& o) {
     }
     check(input.max().item<int64_t>() < model->config().vocab_size,
           "the tokenizer produced ids beyond the model's vocabulary (", model->config().vocab_size,
-          " rows): is this the model's spiece.model?");
+          " rows): is the tokenizer (", tok.source(), ") this model's?");
     const auto out = decoding::generate(*model, input.to(dev), mask.to(dev), gen);
     // Text: one line per sequence (num_return_sequences lines per input), the ids padded to the
     // batch's longest as greedy search returns them; JSON: one object per input.

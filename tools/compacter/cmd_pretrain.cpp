@@ -1,6 +1,7 @@
 // `compacter pretrain` (issue #6): options and one library call, train::run_pretraining
 // (train/pretraining.h): pretrains a T5 from scratch on plain-text files with T5's span
-// corruption and writes a Hugging Face T5 folder (config.json, model.safetensors, spiece.model).
+// corruption and writes a Hugging Face T5 folder (config.json, model.safetensors, spiece.model, or
+// tokenizer_config.json for ByT5's bytes).
 #include <iostream>
 
 #include "commands.h"
@@ -58,7 +59,9 @@ void add_pretrain_command(CLI::App& app) {
 
   const std::string vocab = "Vocabulary";
   cmd->add_option("--tokenizer", c.tokenizer,
-                  "an existing spiece.model (default: train one on the --text files)")
+                  "an existing spiece.model, or \"byte\" for ByT5's UTF-8 bytes (the folder then "
+                  "gets a tokenizer_config.json naming ByT5Tokenizer; span k is marked by byte "
+                  "id 258 - k, as ByT5 was pretrained); default: train one on the --text files")
       ->group(vocab);
   cmd->add_option("--vocab-size", c.spm.vocab_size,
                   "pieces of the trained vocabulary (<pad> </s> <unk> included; 100 sentinels "

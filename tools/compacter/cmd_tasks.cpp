@@ -15,6 +15,7 @@
 #include "compacter/data/tokenizer.h"
 #include "compacter/tasks/readers.h"
 #include "compacter/tasks/tasks.h"
+#include "compacter/train/base_model.h"
 #include "data_options.h"
 
 namespace compacter::cli {
@@ -93,7 +94,7 @@ void run_data(const DataCliOptions& o, int64_t limit, const std::string& tokeniz
   tk::TaskInfo info;
   int64_t target_len = 0;
   if (!tokenizer_path.empty()) {
-    tokenizer.emplace(T5Tokenizer::load(tokenizer_path));
+    tokenizer.emplace(train::tokenizer_from_argument(tokenizer_path));
     info = task_info(o);
     target_len = tk::target_length(info, *tokenizer, o.fix_quirks);
   }
@@ -130,8 +131,11 @@ void add_tasks_commands(CLI::App& app) {
       "--tokenizer), formatted as text to text the way the paper's code did (spec §4)");
   add_data_options(data, *data_opts, true, true, true);
   data->add_option("--limit", *limit, "print at most N examples")->check(CLI::NonNegativeNumber);
-  data->add_option("--tokenizer", *tokenizer,
-                   "spiece.model: add source_ids / target_ids, truncated to the task's lengths");
+  data->add_option(
+      "--tokenizer", *tokenizer,
+      "add source_ids / target_ids, truncated to the task's lengths, with this tokenizer: "
+      "a spiece.model, a model folder (bytes for ByT5, else its spiece.model) or "
+      "\"byte\" (ByT5's UTF-8 bytes)");
   data->callback([data_opts, limit, tokenizer] { run_data(*data_opts, *limit, *tokenizer); });
 }
 

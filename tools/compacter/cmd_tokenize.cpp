@@ -1,6 +1,6 @@
 // `compacter tokenize` and `compacter detokenize`: text lines <-> T5 token ids with a
 // SentencePiece spiece.model, following Hugging Face's T5Tokenizer, or with ByT5's byte-level
-// tokenizer (--tokenizer byte; see data/tokenizer.h).
+// tokenizer (--tokenizer byte, or a ByT5 model folder; see data/tokenizer.h).
 #include <charconv>
 #include <iostream>
 #include <memory>
@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "compacter/core/error.h"
 #include "compacter/data/tokenizer.h"
+#include "compacter/train/base_model.h"
 
 namespace compacter::cli {
 namespace {
@@ -21,9 +22,9 @@ struct TokenizeOptions {
   bool no_eos = false;
 };
 
-// --tokenizer: "byte" for ByT5's bytes, otherwise a spiece.model path.
+// --tokenizer: "byte" for ByT5's bytes, a model folder (its tokenizer), or a spiece.model path.
 T5Tokenizer open_tokenizer(const std::string& name) {
-  return name == kByteLevelTokenizerName ? T5Tokenizer::byte_level() : T5Tokenizer::load(name);
+  return train::tokenizer_from_argument(name);
 }
 
 struct DetokenizeOptions {
@@ -112,8 +113,10 @@ void add_tokenize_commands(CLI::App& app) {
       "</s>, <pad>, <unk> written in the text become single ids. Reads one text per line from "
       "stdin when no --text is given.");
   tokenize
-      ->add_option("--tokenizer", tok->tokenizer,
-                   "SentencePiece model (T5's spiece.model), or \"byte\" for ByT5's UTF-8 bytes")
+      ->add_option(
+          "--tokenizer", tok->tokenizer,
+          "SentencePiece model (T5's spiece.model), a model folder (its tokenizer: bytes for "
+          "ByT5, else its spiece.model), or \"byte\" for ByT5's UTF-8 bytes")
       ->required();
   tokenize->add_option("--text", tok->texts, "Text to tokenize (repeatable); default: stdin lines");
   tokenize
@@ -130,8 +133,10 @@ void add_tokenize_commands(CLI::App& app) {
       "Special tokens (<pad>, </s>, <unk>, <extra_id_N>) are dropped unless --keep-special. "
       "Reads one id sequence per line from stdin when no --ids is given.");
   detokenize
-      ->add_option("--tokenizer", detok->tokenizer,
-                   "SentencePiece model (T5's spiece.model), or \"byte\" for ByT5's UTF-8 bytes")
+      ->add_option(
+          "--tokenizer", detok->tokenizer,
+          "SentencePiece model (T5's spiece.model), a model folder (its tokenizer: bytes for "
+          "ByT5, else its spiece.model), or \"byte\" for ByT5's UTF-8 bytes")
       ->required();
   detokenize->add_option("--ids", detok->ids,
                          "Space-separated token ids, e.g. \"8774 296 1\" (repeatable); "

@@ -33,8 +33,17 @@ enum class Kind : uint8_t {
   Tensor
 };
 
-// The callables a state dict's pickle may name.
-enum class Callable : uint8_t { OrderedDict, RebuildTensorV2, StorageType };
+// The globals a state dict's pickle may name. Dtype (torch.float16, ...) is an argument of
+// _rebuild_tensor_v3, never called; UntypedStorage names storages whose dtype their views give.
+enum class Callable : uint8_t {
+  OrderedDict,
+  RebuildTensorV2,
+  RebuildTensorV3,
+  RebuildParameter,
+  StorageType,
+  UntypedStorage,
+  Dtype
+};
 
 struct Value {
   Kind kind = Kind::None;
@@ -87,10 +96,31 @@ constexpr StorageTypeName kStorageTypes[] = {
     {"BoolStorage", DType::BOOL},
 };
 
+// torch.<name> dtypes (the names torch.dtype pickles as) of the element types read.
+constexpr StorageTypeName kDtypes[] = {
+    {"float32", DType::F32}, {"float", DType::F32},     {"float16", DType::F16},
+    {"half", DType::F16},    {"bfloat16", DType::BF16}, {"float64", DType::F64},
+    {"double", DType::F64},  {"int64", DType::I64},     {"long", DType::I64},
+    {"int32", DType::I32},   {"int", DType::I32},       {"int16", DType::I16},
+    {"short", DType::I16},   {"int8", DType::I8},       {"uint8", DType::U8},
+    {"bool", DType::BOOL},
+};
+// Other dtypes torch pickles (with _rebuild_tensor_v3): recognised, refused by name.
+constexpr const char* kOtherDtypes[] = {
+    "uint16",          "uint32",          "uint64",         "float8_e4m3fn", "float8_e5m2",
+    "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "complex32",     "complex64",
+    "complex128",      "cfloat",          "cdouble",        "chalf",         "bits8",
+    "bits16",          "bits1x8",         "bits2x4",        "bits4x2",       "qint8",
+    "quint8",          "qint32",          "quint4x2",       "quint2x4",      "float4_e2m1fn_x2",
+};
+
 constexpr const char* kAllowed =
-    "collections.OrderedDict, torch._utils._rebuild_tensor_v2 and the storage types "
-    "torch.FloatStorage, HalfStorage, BFloat16Storage, DoubleStorage, LongStorage, IntStorage, "
-    "ShortStorage, CharStorage, ByteStorage, BoolStorage";
+    "collections.OrderedDict, torch._utils._rebuild_tensor_v2, _rebuild_tensor_v3 and "
+    "_rebuild_parameter, the storage types torch.FloatStorage, HalfStorage, BFloat16Storage, "
+    "DoubleStorage, LongStorage, IntStorage, ShortStorage, CharStorage, ByteStorage, BoolStorage "
+    "and torch.storage.UntypedStorage, and the dtypes torch.float32, float16, bfloat16, float64, "
+    "int64, int32, "
+    "int16, int8, uint8, bool";
 
 // At most this many values (about 20 per tensor in a state dict).
 constexpr size_t kMaxValues = size_t{4} << 20;
@@ -155,6 +185,14 @@ class Machine {
   std::unordered_map<uint64_t, size_t> memo_;
   StateDict out_;
   std::map<std::string, size_t> storage_by_key_;
+  // Per storage: its persistent id's type and count (to compare later references with), and for
+  // an UntypedStorage whether a view has fixed its dtype yet (the count is then in elements).
+  struct StorageState {
+    DType pid_dtype = DType::U8;
+    uint64_t pid_numel = 0;
+    bool untyped = false, dtype_fixed = true;
+  };
+  std::vector<StorageState> storage_state_;
 
   At where() const { return At{source_, op_pos_}; }
 
@@ -241,7 +279,33 @@ class Machine {
       v.num = static_cast<int64_t>(Callable::RebuildTensorV2);
       return make(std::move(v));
     }
+    if (module == "torch._utils" && name == "_rebuild_tensor_v3") {
+      v.num = static_cast<int64_t>(Callable::RebuildTensorV3);
+      return make(std::move(v));
+    }
+    if (module == "torch._utils" && name == "_rebuild_parameter") {
+      v.num = static_cast<int64_t>(Callable::RebuildParameter);
+      return make(std::move(v));
+    }
+    // torch.save pickles it under the class's module, torch.storage.
+    if ((module == "torch.storage" || module == "torch") && name == "UntypedStorage") {
+      v.num = static_cast<int64_t>(Callable::UntypedStorage);
+      v.dtype = DType::U8;
+      return make(std::move(v));
+    }
     if (module == "torch") {
+      for (const auto& dt : kDtypes) {
+        if (name == dt.name) {
+          v.num = static_cast<int64_t>(Callable::Dtype);
+          v.dtype = dt.dtype;
+          return make(std::move(v));
+        }
+      }
+      for (const char* other : kOtherDtypes)
+        if (name == other)
+          throw Error(cat(where(), ": tensor dtype torch.", name,
+                          " is not supported (supported: float32, float16, bfloat16, float64, "
+                          "int64, int32, int16, int8, uint8, bool)"));
       for (const auto& st : kStorageTypes) {
         if (name == st.name) {
           v.num = static_cast<int64_t>(Callable::StorageType);
@@ -271,55 +335,87 @@ class Machine {
             ": collections.OrderedDict called with arguments (only OrderedDict() is supported)");
       stack_.back() = make(Kind::OrderedDict);
     } else if (c == Callable::RebuildTensorV2) {
-      stack_.back() = rebuild_tensor(val(args).items);
+      stack_.back() = rebuild_tensor(val(args).items, false);
+    } else if (c == Callable::RebuildTensorV3) {
+      stack_.back() = rebuild_tensor(val(args).items, true);
+    } else if (c == Callable::RebuildParameter) {
+      stack_.back() = rebuild_parameter(val(args).items);
+    } else if (c == Callable::Dtype) {
+      throw Error(cat(where(), ": a dtype is called; dtypes are only arguments"));
     } else {
       throw Error(cat(where(), ": a storage type is called; storages come from persistent ids"));
     }
   }
 
-  int64_t int_arg(size_t v, const char* what) const {
-    check(val(v).kind == Kind::Int, where(), ": _rebuild_tensor_v2: ", what, " is ",
-          kind_name(val(v).kind), ", expected an int");
+  int64_t int_arg(size_t v, const char* fn, const char* what) const {
+    check(val(v).kind == Kind::Int, where(), ": ", fn, ": ", what, " is ", kind_name(val(v).kind),
+          ", expected an int");
     return val(v).num;
   }
 
+  // _rebuild_parameter(data, requires_grad, backward_hooks), as torch.nn.Parameter pickles
+  // itself: the tensor `data`; the hooks must be an empty dict (PyTorch never saves hooks).
+  size_t rebuild_parameter(const std::vector<size_t>& a) {
+    const char* fn = "_rebuild_parameter";
+    check(a.size() == 3, where(), ": ", fn, " takes 3 arguments, got ", a.size());
+    check(val(a[0]).kind == Kind::Tensor, where(), ": ", fn, ": data is ",
+          kind_name(val(a[0]).kind), ", expected a tensor");
+    check(val(a[1]).kind == Kind::Bool, where(), ": ", fn, ": requires_grad is ",
+          kind_name(val(a[1]).kind), ", expected a bool");
+    check(is_dict(a[2]), where(), ": ", fn, ": backward_hooks is ", kind_name(val(a[2]).kind),
+          ", expected an OrderedDict");
+    check(val(a[2]).items.empty(), where(), ": ", fn, ": backward hooks are not supported");
+    return a[0];
+  }
+
   // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks
-  // [, metadata]): a view of `storage`, checked to lie inside it.
-  size_t rebuild_tensor(std::vector<size_t> a) {
-    check(a.size() == 6 || a.size() == 7, where(), ": _rebuild_tensor_v2 takes 6 or 7 arguments, ",
-          "got ", a.size());
-    check(val(a[0]).kind == Kind::Storage, where(), ": _rebuild_tensor_v2: the first argument is ",
+  // [, metadata]) and _rebuild_tensor_v3(..., backward_hooks, dtype[, metadata]): a view of
+  // `storage` (v3: as `dtype`, usually of an UntypedStorage), checked to lie inside it.
+  size_t rebuild_tensor(std::vector<size_t> a, bool v3) {
+    const char* fn = v3 ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2";
+    const size_t fixed = v3 ? 7 : 6;
+    check(a.size() == fixed || a.size() == fixed + 1, where(), ": ", fn, " takes ", fixed, " or ",
+          fixed + 1, " arguments, got ", a.size());
+    check(val(a[0]).kind == Kind::Storage, where(), ": ", fn, ": the first argument is ",
           kind_name(val(a[0]).kind), ", expected a storage (a persistent id)");
     Tensor t;
     t.storage = static_cast<size_t>(val(a[0]).num);
-    const int64_t offset = int_arg(a[1], "storage_offset");
-    check(offset >= 0, where(), ": _rebuild_tensor_v2: negative storage offset ", offset);
+    if (v3) {
+      const Value& d = val(a[6]);
+      check(d.kind == Kind::Global && static_cast<Callable>(d.num) == Callable::Dtype, where(),
+            ": ", fn, ": dtype is ", kind_name(d.kind),
+            ", expected a torch dtype (torch.float32, ...)");
+      view_storage_as(t.storage, d.dtype, fn);
+    } else {
+      view_storage_as(t.storage, DType::U8, fn);  // fixes an UntypedStorage as bytes
+    }
+    const int64_t offset = int_arg(a[1], fn, "storage_offset");
+    check(offset >= 0, where(), ": ", fn, ": negative storage offset ", offset);
     t.offset = static_cast<uint64_t>(offset);
     for (int which = 0; which < 2; ++which) {
       const Value& tup = val(a[2 + which]);
       const char* what = which == 0 ? "size" : "stride";
-      check(tup.kind == Kind::Tuple, where(), ": _rebuild_tensor_v2: ", what, " is ",
-            kind_name(tup.kind), ", expected a tuple");
-      check(tup.items.size() <= kMaxDims, where(), ": _rebuild_tensor_v2: ", tup.items.size(),
+      check(tup.kind == Kind::Tuple, where(), ": ", fn, ": ", what, " is ", kind_name(tup.kind),
+            ", expected a tuple");
+      check(tup.items.size() <= kMaxDims, where(), ": ", fn, ": ", tup.items.size(),
             " dimensions (at most ", kMaxDims, ")");
       auto& dst = which == 0 ? t.shape : t.stride;
       for (size_t d : tup.items) {
-        const int64_t x = int_arg(d, what);
-        check(x >= 0, where(), ": _rebuild_tensor_v2: negative ", what, " ", x);
+        const int64_t x = int_arg(d, fn, what);
+        check(x >= 0, where(), ": ", fn, ": negative ", what, " ", x);
         dst.push_back(x);
       }
     }
-    check(t.shape.size() == t.stride.size(), where(), ": _rebuild_tensor_v2: ", t.shape.size(),
-          " sizes but ", t.stride.size(), " strides");
-    check(val(a[4]).kind == Kind::Bool, where(), ": _rebuild_tensor_v2: requires_grad is ",
+    check(t.shape.size() == t.stride.size(), where(), ": ", fn, ": ", t.shape.size(), " sizes but ",
+          t.stride.size(), " strides");
+    check(val(a[4]).kind == Kind::Bool, where(), ": ", fn, ": requires_grad is ",
           kind_name(val(a[4]).kind), ", expected a bool");
-    check(is_dict(a[5]), where(), ": _rebuild_tensor_v2: backward_hooks is ",
-          kind_name(val(a[5]).kind), ", expected an OrderedDict");
-    check(val(a[5]).items.empty(), where(),
-          ": _rebuild_tensor_v2: backward hooks are not supported");
-    if (a.size() == 7)
-      check(is_dict(a[6]) || val(a[6]).kind == Kind::None, where(),
-            ": _rebuild_tensor_v2: metadata is ", kind_name(val(a[6]).kind), ", expected a dict");
+    check(is_dict(a[5]), where(), ": ", fn, ": backward_hooks is ", kind_name(val(a[5]).kind),
+          ", expected an OrderedDict");
+    check(val(a[5]).items.empty(), where(), ": ", fn, ": backward hooks are not supported");
+    if (a.size() == fixed + 1)
+      check(is_dict(a[fixed]) || val(a[fixed]).kind == Kind::None, where(), ": ", fn,
+            ": metadata is ", kind_name(val(a[fixed]).kind), ", expected a dict");
 
     // The view must lie inside the storage: offset + sum((size-1) * stride) < numel.
     const Storage& s = out_.storages[t.storage];
@@ -350,10 +446,12 @@ class Machine {
           ": persistent id is not a 5-tuple ('storage', type, key, location, numel)");
     const auto& it = t.items;
     check(text_is(it[0], "storage"), where(), ": only persistent ids of storages are allowed");
-    check(val(it[1]).kind == Kind::Global &&
-              static_cast<Callable>(val(it[1]).num) == Callable::StorageType,
+    const bool untyped = val(it[1]).kind == Kind::Global &&
+                         static_cast<Callable>(val(it[1]).num) == Callable::UntypedStorage;
+    check(untyped || (val(it[1]).kind == Kind::Global &&
+                      static_cast<Callable>(val(it[1]).num) == Callable::StorageType),
           where(), ": persistent id: the storage type is ", kind_name(val(it[1]).kind),
-          ", expected torch.<Type>Storage");
+          ", expected torch.<Type>Storage or torch.UntypedStorage");
     std::string key;
     if (val(it[2]).kind == Kind::Str) {
       key = val(it[2]).text;
@@ -372,14 +470,44 @@ class Machine {
     Storage s{key, val(it[1]).dtype, static_cast<uint64_t>(val(it[4]).num), val(it[3]).text};
     auto [found, inserted] = storage_by_key_.emplace(key, out_.storages.size());
     if (inserted) {
+      storage_state_.push_back(StorageState{s.dtype, s.numel, untyped, !untyped});
       out_.storages.push_back(std::move(s));
     } else {
-      const Storage& old = out_.storages[found->second];
-      check(old.dtype == s.dtype && old.numel == s.numel, where(), ": storage \"", printable(key),
-            "\" is named twice with different types or sizes (", storage_type_name(old.dtype),
-            " x ", old.numel, " vs ", storage_type_name(s.dtype), " x ", s.numel, ")");
+      const StorageState& old = storage_state_[found->second];
+      check(old.pid_dtype == s.dtype && old.pid_numel == s.numel && old.untyped == untyped, where(),
+            ": storage \"", printable(key), "\" is named twice with different types or sizes (",
+            old.untyped ? "torch.UntypedStorage" : storage_type_name(old.pid_dtype), " x ",
+            old.pid_numel, " vs ", untyped ? "torch.UntypedStorage" : storage_type_name(s.dtype),
+            " x ", s.numel, ")");
     }
     return make(Kind::Storage, static_cast<int64_t>(found->second));
+  }
+
+  // A view of storage `i` as `dtype`. A typed storage must have that dtype (v2 views take the
+  // storage's own); an UntypedStorage (its count in bytes) takes the dtype of its first view,
+  // and every later view must agree.
+  void view_storage_as(size_t i, DType dtype, const char* fn) {
+    StorageState& st = storage_state_[i];
+    Storage& s = out_.storages[i];
+    if (!st.untyped) {
+      check(std::string(fn) == "_rebuild_tensor_v2" || s.dtype == dtype, where(), ": ", fn,
+            ": dtype ", safetensors::dtype_name(dtype), " over storage \"", printable(s.key),
+            "\" of type ", storage_type_name(s.dtype));
+      return;
+    }
+    if (st.dtype_fixed) {
+      check(s.dtype == dtype, where(), ": ", fn, ": untyped storage \"", printable(s.key),
+            "\" is viewed as both ", safetensors::dtype_name(s.dtype), " and ",
+            safetensors::dtype_name(dtype), " (not supported)");
+      return;
+    }
+    const uint64_t size = safetensors::dtype_size(dtype);
+    check(st.pid_numel % size == 0, where(), ": ", fn, ": untyped storage \"", printable(s.key),
+          "\" of ", st.pid_numel, " bytes is not a whole number of ",
+          safetensors::dtype_name(dtype), " elements");
+    s.dtype = dtype;
+    s.numel = st.pid_numel / size;
+    st.dtype_fixed = true;
   }
 
   void setitems(std::vector<size_t> kv) {

@@ -2,9 +2,16 @@
 // pickle opcodes such a file uses and allows only the globals a state dict needs:
 //   collections.OrderedDict           the dict itself (and the empty backward-hooks dicts)
 //   torch._utils._rebuild_tensor_v2   a tensor: a view (offset, size, stride) of a storage
-//   torch.FloatStorage, torch.HalfStorage, torch.BFloat16Storage, ... the storage types
-// with persistent ids ('storage', type, key, location, numel) naming the storages. Any other
-// global (os.system, builtins.eval, ...) is refused by name and nothing is ever called: the
+//   torch._utils._rebuild_tensor_v3   the same with an explicit dtype (PyTorch >= 2.1 writes it
+//                                     over a torch.UntypedStorage, whose count is in bytes)
+//   torch._utils._rebuild_parameter   an nn.Parameter: (data, requires_grad, backward_hooks),
+//                                     read as its tensor; the hooks must be an empty dict
+//   torch.FloatStorage, torch.HalfStorage, torch.BFloat16Storage, ... the storage types, and
+//   torch.UntypedStorage; torch.float32, torch.float16, ... the dtypes (v3's argument)
+// with persistent ids ('storage', type, key, location, numel) naming the storages. These are in
+// PyTorch's weights_only allowlist (torch/_weights_only_unpickler.py: _rebuild_parameter since
+// 1.13, _rebuild_tensor_v3 in 2.x). Other dtypes (uint16, float8_*, ...) are refused by name.
+// Any other global (os.system, builtins.eval, ...) is refused by name and nothing is called: the
 // result is a description of the tensors, not Python objects. Semantics follow PyTorch's
 // torch/_weights_only_unpickler.py and torch/serialization.py (_load, persistent_load).
 // No torch here (the fuzz target compiles this file on its own).

@@ -138,8 +138,34 @@ torch::Tensor PhmLinearImpl::weight() const {
   return phm_weight(rule(), B());
 }
 
+std::vector<PhmLinearImpl::Source> PhmLinearImpl::weight_sources() const {
+  std::vector<Source> out;
+  for (const torch::Tensor* t : {&rule(), &W, &W_left, &W_right})
+    if (t->defined())
+      out.push_back({t->storage(), t->storage_offset(), static_cast<uint32_t>(t->_version())});
+  return out;
+}
+
+torch::Tensor PhmLinearImpl::cached_weight() {
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  std::vector<Source> sources = weight_sources();
+  if (!cache_.defined() || sources != cache_sources_) {
+    cache_ = weight();
+    cache_sources_ = std::move(sources);
+  }
+  return cache_;
+}
+
 torch::Tensor PhmLinearImpl::forward(const torch::Tensor& x) {
-  return torch::matmul(x, weight()) + b;
+  if (torch::GradMode::is_enabled()) {
+    {  // Training: H is part of the graph. Drop a cached H so it does not hold old storage.
+      std::lock_guard<std::mutex> lock(cache_mutex_);
+      cache_ = torch::Tensor();
+      cache_sources_.clear();
+    }
+    return torch::matmul(x, weight()) + b;
+  }
+  return torch::matmul(x, cached_weight()) + b;
 }
 
 }  // namespace compacter::peft

@@ -1,6 +1,8 @@
 // The PHM / LPHM layer (paper eq. (3)-(5); spec §3.6): the weight H = sum_i A_i (x) B_i
 // (Kronecker products) is materialised on every forward pass and y = x H + b, with H of shape
-// (in x out) in the row-vector convention. B_i is a full (in/n x out/n) matrix (PHM-Adapter) or the
+// (in x out) in the row-vector convention. Without gradients (evaluation, generation, serving) H is
+// kept between calls until one of its factors changes (see WeightCache), so a decoding step does
+// not rebuild it. B_i is a full (in/n x out/n) matrix (PHM-Adapter) or the
 // product W_left[i] W_right[i] of rank r (LPHM, Compacter; a matrix product, so r > 1 works, spec
 // §9 #10). A (the "rule", n x n x n) is the layer's own or one shared tensor owned elsewhere.
 #pragma once
@@ -8,7 +10,11 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <c10/core/Storage.h>
+
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "compacter/peft/projection.h"
 
@@ -58,7 +64,7 @@ class PhmLinearImpl : public Projection {
   PhmLinearImpl(int64_t in_features, int64_t out_features, const PhmOptions& options,
                 at::Generator& gen, torch::Tensor shared_rule = {});
   torch::Tensor forward(const torch::Tensor& x) override;
-  torch::Tensor weight() const;  // the materialised H [in, out]
+  torch::Tensor weight() const;  // the materialised H [in, out] (always computed afresh)
   torch::Tensor B() const;       // [n, in/n, out/n]
   const torch::Tensor& rule() const { return phm_rule.defined() ? phm_rule : shared_rule_; }
   bool shares_rule() const { return shared_rule_.defined(); }
@@ -69,8 +75,27 @@ class PhmLinearImpl : public Projection {
   torch::Tensor b;
 
  private:
+  // H as last computed without gradients, and what it was computed from: for each factor, its
+  // storage (held, so its memory cannot be reused by another tensor while cached), offset and
+  // version counter (bumped by every in-place write, e.g. an optimizer step). A factor given new
+  // storage (set_data, as adapter loading and .to() do) or written in place misses the cache.
+  struct Source {
+    c10::Storage storage;
+    int64_t offset = 0;
+    uint32_t version = 0;
+    bool operator==(const Source& o) const {
+      return storage.unsafeGetStorageImpl() == o.storage.unsafeGetStorageImpl() &&
+             offset == o.offset && version == o.version;
+    }
+  };
+  std::vector<Source> weight_sources() const;
+  torch::Tensor cached_weight();
+
   torch::Tensor shared_rule_;
   int64_t n_;
+  std::mutex cache_mutex_;
+  std::vector<Source> cache_sources_;
+  torch::Tensor cache_;
 };
 TORCH_MODULE(PhmLinear);
 

@@ -22,8 +22,18 @@ std::vector<std::vector<int64_t>> pack_text_files(const std::vector<std::string>
     std::ifstream in(path);
     check(in.good(), "cannot read text file ", path);
     std::string line;
+    int64_t number = 0;
     while (std::getline(in, line)) {
+      ++number;
       if (!line.empty() && line.back() == '\r') line.pop_back();
+      // Bytes 0xF5..0xFF never occur in UTF-8; ByT5's span corruption uses them as sentinels.
+      if (tokenizer.is_byte_level())
+        for (const char ch : line)
+          check(
+              static_cast<unsigned char>(ch) < kByteFirstSentinelByte, path, ": line ", number,
+              ": byte 0x", std::hex, static_cast<int>(static_cast<unsigned char>(ch)), std::dec,
+              " is not UTF-8 (the byte-level tokenizer's span corruption uses the bytes 0xF5-0xFF "
+              "as sentinels)");
       if (line.find_first_not_of(" \t") == std::string::npos) continue;
       docs.push_back(tokenizer.encode(line, -1, /*add_eos=*/false));
       stats.tokens += static_cast<int64_t>(docs.back().size()) + 1;

@@ -41,6 +41,20 @@ void check_rates(double noise_density, double mean_noise_span_length) {
 
 }  // namespace
 
+void use_sentinels_of(const T5Tokenizer& tokenizer, SpanCorruption& config) {
+  config.eos_id = tokenizer.eos_id();
+  if (tokenizer.is_byte_level()) {
+    config.first_sentinel_id = kByteFirstSentinel;
+    config.sentinel_count = kByteSentinelCount;
+    return;
+  }
+  const int64_t extra_ids = tokenizer.vocab_size() - tokenizer.piece_count();
+  check(extra_ids > 0, "span corruption: the tokenizer ", tokenizer.source(),
+        " has no sentinels (<extra_id_0> ...)");
+  config.first_sentinel_id = tokenizer.sentinel_id(0);
+  config.sentinel_count = extra_ids;
+}
+
 uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
   const uint64_t limit = UINT64_MAX - UINT64_MAX % n;  // multiple of n (or UINT64_MAX)
   uint64_t r = rng();
@@ -107,7 +121,7 @@ CorruptedExample corrupt_spans(const std::vector<int64_t>& tokens, const SpanCor
   const NoiseCounts c = noise_counts(length, config.noise_density, config.mean_noise_span_length);
   check(c.noise_spans <= config.sentinel_count, "span corruption: a sequence of ", length,
         " tokens has ", c.noise_spans, " noise spans but only ", config.sentinel_count,
-        " sentinels exist");
+        " sentinels exist (use a shorter input length or a longer mean span length)");
   return apply_noise_mask(
       tokens,
       random_spans_noise_mask(length, config.noise_density, config.mean_noise_span_length, rng),

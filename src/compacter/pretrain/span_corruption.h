@@ -11,9 +11,12 @@
 //   input  = nonnoise_0 <extra_id_0> nonnoise_1 <extra_id_1> ... nonnoise_{S-1} <extra_id_{S-1}>
 //   </s> target = <extra_id_0> noise_0 <extra_id_1> noise_1 ... <extra_id_{S-1}> noise_{S-1} </s>
 // The target has no closing sentinel after the last span: it would be HF's sentinel for a
-// trailing non-noise span, and there is none. <extra_id_k> = first_sentinel_id - k (32099 - k
-// for T5's vocabulary; T5Tokenizer::sentinel_id(k) in general). round() is round-half-to-even,
-// as numpy's.
+// trailing non-noise span, and there is none. Span k's sentinel is first_sentinel_id - k, counting
+// down from the end of the pretraining vocabulary as T5's noise_span_to_unique_sentinel does
+// (sentinel_id(vocabulary) + 1 - cumsum(first noise tokens), sentinel_id = vocab_size - 1):
+// 32099 - k = <extra_id_k> for T5's SentencePiece vocabulary; 258 - k (the byte values 0xFF,
+// 0xFE, ...) for ByT5's bytes (see sentinels_for below). round() is round-half-to-even, as
+// numpy's.
 //
 // Deviation from HF, only in degenerate cases that crash HF: S is capped at L - N so that the
 // non-noise tokens can fill S spans (never binds for density 0.15, mean 3).
@@ -24,6 +27,8 @@
 #include <cstdint>
 #include <random>
 #include <vector>
+
+#include "compacter/data/tokenizer.h"
 
 namespace compacter::pretrain {
 
@@ -38,6 +43,20 @@ struct SpanCorruption {
   int64_t sentinel_count = 100;       // sentinels available; more spans than this is an error
   int64_t eos_id = 1;                 // </s>, appended to input and target
 };
+
+// ByT5's pretraining sentinels: google-research/byt5 pretrains with t5.data.ByteVocabulary()
+// (no extra ids: vocab_size 259) and T5's span_corruption, so span k is marked by 258 - k, the
+// ids of the byte values 0xFF, 0xFE, ... (transformers' ByT5 documentation: "mask tokens count
+// down from index 258"), not by the tokenizer's <extra_id_k> = 259 + k, which ByT5 checkpoints
+// never saw. Only the 11 bytes 0xF5..0xFF never occur in UTF-8, so at most 11 spans are used.
+inline constexpr int64_t kByteFirstSentinel = 258;
+inline constexpr int64_t kByteSentinelCount = 11;
+inline constexpr int64_t kByteFirstSentinelByte = 0xF5;  // 0xF5..0xFF: sentinels (ids 248..258)
+
+// first_sentinel_id, sentinel_count and eos_id for pretraining with `tokenizer`: SentencePiece
+// (T5, mT5, a trained vocabulary): <extra_id_0> = tokenizer.sentinel_id(0), counting down over
+// its extra ids (T5's vocab_size - 1 - k); byte level: kByteFirstSentinel, kByteSentinelCount.
+void use_sentinels_of(const T5Tokenizer& tokenizer, SpanCorruption& config);
 
 struct CorruptedExample {
   std::vector<int64_t> input_ids;   // ends with </s>

@@ -19,8 +19,10 @@ namespace {
 // Where a spec's tokenizer comes from.
 struct TokenizerChoice {
   bool byte_level = false;
-  std::string file;        // spiece.model, or the JSON file that chose the byte level ("" if none)
-  int64_t extra_ids = -1;  // byte level: from tokenizer_config.json, else 125
+  std::string file;  // spiece.model, or the JSON file that chose the byte level ("" if none)
+  // From tokenizer_config.json, as transformers' T5Tokenizer / ByT5Tokenizer take it (mT5: 0,
+  // UMT5: 300); -1: the class's default (100 for SentencePiece, 125 for bytes).
+  int64_t extra_ids = -1;
 };
 
 // A JSON object file, or null when it does not exist; errors name the file.
@@ -76,16 +78,17 @@ TokenizerChoice choose_tokenizer(const ModelSpec& spec) {
     from = spec.dir + "/config.json";
     cls = tokenizer_class(read_optional_json(from), from);
   }
+  if (!tok_config.is_null() && tok_config.contains("extra_ids") &&
+      !tok_config.at("extra_ids").is_null()) {
+    const auto& v = tok_config.at("extra_ids");
+    check(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= 100000,
+          tok_config_path, ": field \"extra_ids\": expected an integer from 0 to 100000, got ",
+          v.dump());
+    choice.extra_ids = v.get<int64_t>();
+  }
   if (cls == "ByT5Tokenizer") {
     choice.byte_level = true;
     choice.file = from;
-    if (!tok_config.is_null() && tok_config.contains("extra_ids") &&
-        !tok_config.at("extra_ids").is_null()) {
-      const auto& v = tok_config.at("extra_ids");
-      check(v.is_number_integer() && v.get<int64_t>() >= 0, tok_config_path,
-            ": field \"extra_ids\": expected an integer >= 0, got ", v.dump());
-      choice.extra_ids = v.get<int64_t>();
-    }
     return choice;
   }
   check(cls.empty() || cls == "T5Tokenizer" || cls == "T5TokenizerFast" || cls == "MT5Tokenizer" ||
@@ -119,6 +122,9 @@ std::string base_name(const std::string& dir) {
 
 std::string tokenizer_fingerprint(const TokenizerChoice& choice) {
   if (choice.byte_level) return cat("byte-level-", choice.extra_ids >= 0 ? choice.extra_ids : 125);
+  // The default 100 sentinels keep the file's fingerprint alone (as before extra_ids was read).
+  if (choice.extra_ids >= 0 && choice.extra_ids != 100)
+    return cat(file_fingerprint(choice.file), "+extra_ids=", choice.extra_ids);
   return file_fingerprint(choice.file);
 }
 
@@ -156,11 +162,26 @@ std::string tokenizer_file(const ModelSpec& spec) {
 
 T5Tokenizer load_tokenizer(const ModelSpec& spec) {
   const TokenizerChoice choice = choose_tokenizer(spec);
-  if (!choice.byte_level) return T5Tokenizer::load(choice.file);
+  if (!choice.byte_level)
+    return T5Tokenizer::load(choice.file, choice.extra_ids >= 0 ? choice.extra_ids : 100);
   const int64_t extra_ids = choice.extra_ids >= 0 ? choice.extra_ids : 125;
   return T5Tokenizer::byte_level(
       extra_ids, choice.file.empty() ? cat("ByT5 bytes, --tokenizer ", kByteLevelTokenizerName)
                                      : cat("ByT5 bytes, ByT5Tokenizer in ", choice.file));
+}
+
+T5Tokenizer tokenizer_from_argument(const std::string& arg) {
+  if (arg == kByteLevelTokenizerName)
+    return T5Tokenizer::byte_level(125, cat("ByT5 bytes, --tokenizer ", kByteLevelTokenizerName));
+  if (fs::is_directory(arg)) {
+    ModelSpec spec;
+    spec.dir = arg;
+    return load_tokenizer(spec);
+  }
+  check(fs::is_regular_file(arg), "--tokenizer: ", arg,
+        " not found (expected a spiece.model, a model folder, or \"", kByteLevelTokenizerName,
+        "\" for ByT5's UTF-8 bytes)");
+  return T5Tokenizer::load(arg);
 }
 
 void check_tokenizer_fits(const T5Tokenizer& tokenizer, int64_t rows,

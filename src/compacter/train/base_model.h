@@ -47,10 +47,17 @@ std::string tokenizer_file(const ModelSpec& spec);
 
 // The spec's tokenizer. --tokenizer byte: ByT5's byte level; --tokenizer FILE: that spiece.model;
 // none: the folder's, chosen as transformers' AutoTokenizer does, by the tokenizer_class of
-// DIR/tokenizer_config.json, else of DIR/config.json: ByT5Tokenizer -> byte level (extra_ids from
-// tokenizer_config.json, default 125); T5Tokenizer, MT5Tokenizer (or their Fast forms) or no
-// class -> DIR/spiece.model; any other class is refused by name.
+// DIR/tokenizer_config.json, else of DIR/config.json: ByT5Tokenizer -> byte level;
+// T5Tokenizer, MT5Tokenizer (or their Fast forms) or no class -> DIR/spiece.model; any other
+// class is refused by name. The number of sentinels is tokenizer_config.json's "extra_ids" when
+// given (mT5's folders say 0, UMT5's 300), else 100 (SentencePiece) or 125 (bytes).
 T5Tokenizer load_tokenizer(const ModelSpec& spec);
+
+// The --tokenizer value of the commands that have no --model (tokenize, detokenize, data):
+// "byte" (ByT5's bytes), a model folder (its tokenizer, chosen as load_tokenizer chooses it:
+// bytes for a ByT5 folder, else its spiece.model), or a spiece.model file. Throws Error naming
+// the argument when it is none of these.
+T5Tokenizer tokenizer_from_argument(const std::string& arg);
 
 // Throws Error naming both sizes and both files when `tokenizer` has more ids than the model has
 // embedding rows (`rows`; `model_config` is the config.json they come from).

@@ -28,7 +28,8 @@ RunLayout pretraining_layout() {
   l.config = "pretrain_config.json";
   l.files = {"pretrain_results.json", "pretrain_config.json", "metrics.jsonl", "checkpoint",
              "checkpoint.old",        "checkpoint.new",       "best_adapter",  "best_adapter.old",
-             "best_adapter.new",      "model.safetensors",    "config.json",   "spiece.model"};
+             "best_adapter.new",      "model.safetensors",    "config.json",   "spiece.model",
+             "tokenizer_config.json"};
   l.blocking = {"model.safetensors"};
   l.path_settings = {"text_files", "tokenizer"};
   return l;
@@ -85,23 +86,59 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   if (precision.autocast) o.training.bf16_autocast = true;
   check_usage(!o.text_files.empty(), "give at least one --text FILE");
   for (const auto& f : o.text_files) check(fs::is_regular_file(f), "--text: no such file ", f);
-  check(o.tokenizer.empty() || fs::is_regular_file(o.tokenizer), "--tokenizer: no such file ",
-        o.tokenizer);
+  const bool bytes = o.tokenizer == kByteLevelTokenizerName;
+  check(o.tokenizer.empty() || bytes || fs::is_regular_file(o.tokenizer),
+        "--tokenizer: no such file ", o.tokenizer, " (expected a spiece.model, or \"",
+        kByteLevelTokenizerName, "\" for ByT5's UTF-8 bytes)");
   check_usage(o.init_embeddings == "random" || o.init_embeddings == "ppmi",
               "--init-embeddings must be random or ppmi, got \"", o.init_embeddings, "\"");
   o.training.validate();
   const torch::Device device = nn::parse_device(o.device);
+  {  // Every chunk gets the same number of spans: check it against the sentinels first.
+    const int64_t sentinels = bytes ? pretrain::kByteSentinelCount : 100;
+    const auto lengths =
+        pretrain::expanded_lengths(o.input_length, o.noise_density, o.mean_noise_span_length);
+    const int64_t spans =
+        pretrain::noise_counts(lengths.tokens_length, o.noise_density, o.mean_noise_span_length)
+            .noise_spans;
+    check_usage(spans <= sentinels, "--input-length ", o.input_length, " with --noise-density ",
+                o.noise_density, " and --mean-span-length ", o.mean_noise_span_length, " needs ",
+                spans, " sentinels per example; the ",
+                bytes ? "byte-level tokenizer has " : "tokenizer has ", sentinels,
+                bytes ? " (ByT5 pretrained with --mean-span-length 20)" : "",
+                ": use a shorter --input-length or a longer --mean-span-length");
+  }
   resolve_t5_config(o.model_config);  // a bad name or file fails before anything is written
   const RunLayout layout = pretraining_layout();
   RunDirectory::check_usable(o.out, layout, o.mode);
+
+  // Data: packed chunks. With bytes, read before anything is written (a text byte that would
+  // look like a sentinel is refused with nothing written); a vocabulary to train comes first.
+  pretrain::CorpusStats stats;
+  std::vector<std::vector<int64_t>> chunks;
+  auto pack = [&](const T5Tokenizer& tokenizer) {
+    progress.info(cat("reading and packing ", o.text_files.size(), " file(s) ..."));
+    chunks = pretrain::pack_text_files(o.text_files, tokenizer, o.input_length, o.noise_density,
+                                       o.mean_noise_span_length, stats);
+  };
+  const std::string tok_config = o.out + "/tokenizer_config.json";
+  if (bytes) pack(T5Tokenizer::byte_level(125, cat("ByT5 bytes, ", tok_config)));
+
   if (o.mode == RunMode::kOverwrite)
     for (const auto& f : layout.files) fs::remove_all(o.out + "/" + f);
   fs::create_directories(o.out);
   const std::string spiece = o.out + "/spiece.model";
   const bool resuming = o.mode == RunMode::kResume;
 
-  // Vocabulary: the given one (copied beside the model), the one a resumed run trained, or a new.
-  if (!o.tokenizer.empty()) {
+  // Vocabulary: ByT5's bytes (a tokenizer_config.json naming ByT5Tokenizer, as ByT5 folders
+  // have), the given one (copied beside the model), the one a resumed run trained, or a new.
+  if (bytes) {
+    if (!resuming || !fs::exists(tok_config))
+      write_text_atomically(
+          tok_config,
+          nlohmann::json({{"tokenizer_class", "ByT5Tokenizer"}, {"extra_ids", 125}}).dump(2) +
+              "\n");
+  } else if (!o.tokenizer.empty()) {
     if (!resuming || !fs::exists(spiece))
       write_atomically(spiece, [&](const std::string& tmp) {
         fs::copy_file(o.tokenizer, tmp, fs::copy_options::overwrite_existing);
@@ -112,8 +149,13 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
     const int64_t pieces = train_sentencepiece(o.text_files, spiece, o.spm);
     progress.info(cat("wrote ", spiece, " (", pieces, " pieces + 100 sentinels)"));
   }
-  const auto tok = T5Tokenizer::load(spiece);
+  const auto tok = bytes ? T5Tokenizer::byte_level(125, cat("ByT5 bytes, ", tok_config))
+                         : T5Tokenizer::load(spiece);
   const T5Config config = model_config(o, tok.vocab_size());
+  pretrain::SpanCorruption sc;
+  sc.noise_density = o.noise_density;
+  sc.mean_noise_span_length = o.mean_noise_span_length;
+  pretrain::use_sentinels_of(tok, sc);
 
   const nlohmann::json effective = {
       {"text_files", o.text_files},
@@ -134,21 +176,13 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   const RunDirectory run =
       RunDirectory::open(o.out, layout, resuming ? RunMode::kResume : RunMode::kNew, effective);
 
-  // Data: packed chunks, one fresh corruption per epoch (or per pass the step budget needs).
-  progress.info(cat("reading and packing ", o.text_files.size(), " file(s) ..."));
-  pretrain::CorpusStats stats;
-  const auto chunks = pretrain::pack_text_files(o.text_files, tok, o.input_length, o.noise_density,
-                                                o.mean_noise_span_length, stats);
+  // One fresh corruption of the chunks per epoch (or per pass the step budget needs).
+  if (!bytes) pack(tok);
   const TrainOptions& ot = o.training;
   const int64_t per_step = ot.batch_size * ot.gradient_accumulation;
   const int64_t chunk_count = static_cast<int64_t>(chunks.size());
   const int64_t rounds =
       ot.max_steps > 0 ? (ot.max_steps * per_step + chunk_count - 1) / chunk_count : ot.epochs;
-  pretrain::SpanCorruption sc;
-  sc.noise_density = o.noise_density;
-  sc.mean_noise_span_length = o.mean_noise_span_length;
-  sc.first_sentinel_id = tok.sentinel_id(0);
-  sc.eos_id = tok.eos_id();
   progress.info(cat("corpus: ", stats.documents, " lines, ", stats.tokens, " tokens -> ",
                     stats.chunks, " chunks of ", stats.lengths.tokens_length, " tokens (inputs ",
                     stats.lengths.inputs_length, ", targets ", stats.lengths.targets_length,

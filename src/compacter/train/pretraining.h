@@ -4,7 +4,8 @@
 // the embedding table from PPMI word vectors (pretrain/embeddings.h). The training loop is
 // run_training (every parameter trainable, no evaluator), with its checkpoints and --resume.
 //
-// The output folder is a Hugging Face T5 directory (config.json, model.safetensors, spiece.model)
+// The output folder is a Hugging Face T5 directory (config.json, model.safetensors, spiece.model
+// or, for ByT5's bytes, tokenizer_config.json)
 // plus pretrain_config.json (the effective settings), metrics.jsonl and pretrain_results.json
 // (written last: its presence marks the pretraining finished).
 #pragma once
@@ -24,7 +25,9 @@ struct PretrainConfig {
   std::vector<std::string> text_files;  // one document per line
   std::string out;
   RunMode mode = RunMode::kNew;
-  std::string tokenizer;  // an existing spiece.model; empty: train one
+  // An existing spiece.model; "byte": ByT5's bytes (the folder gets a tokenizer_config.json
+  // naming ByT5Tokenizer, no spiece.model); empty: train one.
+  std::string tokenizer;
   SentencePieceTrainOptions spm;
   std::string model_config = "t5-small";  // a built-in name, a config.json or a folder
   // Shape overrides of model_config (-1 / empty: keep its value).
