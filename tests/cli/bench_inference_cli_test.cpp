@@ -77,7 +77,8 @@ void expect_inference_row_invariants(const json& r, int64_t new_tokens, int64_t 
     EXPECT_GT(r["decode_gflops_per_second"].get<double>(), 0.0);
     EXPECT_GT(r["decode_percent_of_gemm"].get<double>(), 0.0);
   }
-  EXPECT_EQ(r["search"], "greedy");
+  const std::string search = r["search"].get<std::string>();
+  EXPECT_TRUE(search == "greedy" || search.rfind("beam", 0) == 0) << search;
 }
 
 TEST(BenchInferenceCli, ReportsEveryConfigurationInJson) {
@@ -174,6 +175,23 @@ TEST(BenchInferenceCli, LoadsARealModelFolder) {
   EXPECT_EQ(doc["settings"]["weights"], "from the model folder");
 }
 
+TEST(BenchInferenceCli, MeasuresBeamSearchNextToGreedy) {
+  TempDir dir;
+  const auto r = run_compacter("bench --inference --model-config '" + tiny_inference_config(dir) +
+                               "' --methods none --dtypes fp32 --searches greedy,beam3 "
+                               "--batch-sizes 2 --source-len 5 --max-new-tokens 3 --repeats 2 "
+                               "--warmup 0 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json doc = json::parse(r.out);
+  ASSERT_EQ(doc["configurations"].size(), 2u);
+  EXPECT_EQ(doc["configurations"][0]["search"], "greedy");
+  EXPECT_EQ(doc["configurations"][1]["search"], "beam3");
+  for (const json& row : doc["configurations"]) expect_inference_row_invariants(row, 3, 2);
+  // Beam search decodes three rows per input after one encoder pass per input.
+  EXPECT_GT(doc["configurations"][1]["gflop_per_request"].get<double>(),
+            doc["configurations"][0]["gflop_per_request"].get<double>());
+}
+
 TEST(BenchInferenceCli, BadOptionsAreRefusedBeforeAnyRun) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--inference --batch-sizes 0", "--batch-sizes: \"0\" is not a positive whole number"},
@@ -184,7 +202,8 @@ TEST(BenchInferenceCli, BadOptionsAreRefusedBeforeAnyRun) {
       {"--inference --repeats 0", "--repeats must be at least 1"},
       {"--inference --source-len 0", "--source-len must be at least 1"},
       {"--inference --dtypes fp32,fp16", "--dtypes"},
-      {"--inference --searches beam4", "beam search does not exist yet"},
+      {"--inference --searches beam1", "unknown decoding \"beam1\""},
+      {"--inference --searches beam4x", "unknown decoding \"beam4x\""},
       {"--inference --searches sampling", "unknown decoding \"sampling\""},
       {"--inference --methods nosuch", "unknown method \"nosuch\""},
       {"--inference --methods none,none", "none is listed twice"},

@@ -1,13 +1,14 @@
 // The same model on a CUDA device: Hugging Face parity of the tiny checkpoint, greedy generation
-// equal to the CPU's, every method's gradients equal to the CPU's, and a bf16-autocast training
-// run that learns. Every test is skipped (CTest reports it as skipped) without a CUDA device;
-// scripts/gpu-check.sh runs them on a lent GPU.
+// and beam search equal to the CPU's, every method's gradients equal to the CPU's, and a
+// bf16-autocast training run that learns. Every test is skipped (CTest reports it as skipped)
+// without a CUDA device; scripts/gpu-check.sh runs them on a lent GPU.
 #include <torch/torch.h>
 
 #include "compacter/nn/autocast.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/peft/methods.h"
 #include "compacter/train/adamw.h"
+#include "compacter/train/decoding/decode.h"
 #include "compacter/train/generate.h"
 #include "support/raw_safetensors.h"
 #include "support/tensor_near.h"
@@ -59,6 +60,29 @@ TEST(Cuda, GreedyGenerationEqualsCpu) {
   torch::Tensor on_gpu =
       greedy_generate(*gpu, ref["input_ids"].cuda(), ref["attention_mask"].cuda(), g).cpu();
   EXPECT_TRUE(torch::equal(on_cpu, on_gpu)) << on_cpu << "\n" << on_gpu;
+}
+
+TEST(Cuda, BeamSearchEqualsCpu) {
+  REQUIRE_CUDA();
+  REQUIRE_SHARED("data/tiny-t5/model.safetensors");
+  auto ref =
+      testing::raw_load_safetensors(testing::shared_path("data/tiny-t5/reference.safetensors"));
+  auto cpu = cuda_tiny_checkpoint(torch::kCPU);
+  auto gpu = cuda_tiny_checkpoint(torch::kCUDA);
+  decoding::GenerationConfig c = decoding::from_model_config(cpu->config());
+  c.max_new_tokens = 8;
+  c.num_beams = 4;
+  c.num_return_sequences = 2;
+  c.output_scores = true;
+  const auto on_cpu = decoding::generate(*cpu, ref["input_ids"], ref["attention_mask"], c);
+  const auto on_gpu =
+      decoding::generate(*gpu, ref["input_ids"].cuda(), ref["attention_mask"].cuda(), c);
+  ASSERT_EQ(on_cpu.size(), on_gpu.size());
+  for (size_t b = 0; b < on_cpu.size(); ++b)
+    for (size_t k = 0; k < on_cpu[b].size(); ++k) {
+      EXPECT_EQ(on_cpu[b][k].tokens, on_gpu[b][k].tokens) << "input " << b << " sequence " << k;
+      EXPECT_NEAR(on_cpu[b][k].score, on_gpu[b][k].score, 1e-4);
+    }
 }
 
 T5Config cuda_small_config() {

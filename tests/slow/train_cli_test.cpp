@@ -142,3 +142,42 @@ TEST_F(TrainCli, LowResourceProtocol) {
 
 }  // namespace
 }  // namespace compacter
+
+namespace compacter {
+namespace {
+
+// eval's decoding options on a trained adapter: --constrain-labels predicts one of RTE's label
+// strings for every example (the paper's "0" / "1"), beam search runs through the same
+// evaluation, and a task without a label set is refused.
+TEST_F(TrainCli, EvalDecodingOptions) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string run = dir_->path() + "/run-decoding";
+  auto r = testing::run_compacter(train_args("bitfit", run));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string eval = "eval --model " + dir_->path() + "/model --tokenizer " +
+                           testing::shared_path("data/t5-tokenizer/spiece.model") +
+                           " --task rte --data-dir " + testing::shared_path("data/glue/RTE") +
+                           " --split test --adapter " + run + "/best_adapter" + kMaxNewTokens + " ";
+  auto e =
+      testing::run_compacter(eval + "--constrain-labels --predictions-out " + run + "/c.jsonl");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const auto lines = testing::lines_of(testing::read_file(run + "/c.jsonl"));
+  ASSERT_EQ(lines.size(), 139u);
+  for (const std::string& line : lines) {
+    const std::string p = nlohmann::json::parse(line)["prediction"];
+    EXPECT_TRUE(p == "0" || p == "1") << line;
+  }
+  // Always a label: the accuracy is a count of the 139 test examples, and not 0 with both labels
+  // present in the split.
+  const double accuracy = nlohmann::json::parse(e.out)["metrics"]["accuracy"].get<double>();
+  EXPECT_GT(accuracy, 0.0);
+  auto b = testing::run_compacter(eval + "--num-beams 2");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_TRUE(nlohmann::json::parse(b.out)["metrics"].contains("accuracy"));
+  auto bad = testing::run_compacter(eval + "--num-beams 0");
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+}
+
+}  // namespace
+}  // namespace compacter

@@ -9,6 +9,7 @@
 #include "common.h"
 #include "compacter/core/error.h"
 #include "compacter/serve/adapter_server.h"
+#include "decoding_options.h"
 #include "stderr_progress.h"
 
 namespace compacter::cli {
@@ -21,7 +22,10 @@ struct PredictCli {
   std::vector<std::string> texts;
   std::string input = "auto";
   bool json = false;
+  bool output_json = false;
   serve::ServerOptions server;
+  DecodingFlags decoding;
+  std::string labels;  // comma list
 };
 
 bool looks_like_fields(const std::string& line, const std::string& input) {
@@ -35,7 +39,23 @@ bool looks_like_fields(const std::string& line, const std::string& input) {
 // stderr (the exit status is then 1).
 void run_predict(const PredictCli& o) {
   StderrProgress progress;
-  serve::AdapterServer server(train::load_base_model(o.model, progress), o.server);
+  train::BaseModel base = train::load_base_model(o.model, progress);
+  serve::ServerOptions options = o.server;
+  options.generation = with_decoding_flags(o.decoding, base.generation);
+  if (!o.labels.empty()) {
+    std::string item;
+    for (size_t i = 0; i <= o.labels.size(); ++i) {
+      if (i == o.labels.size() || o.labels[i] == ',') {
+        check_usage(!item.empty(), "--labels: an empty label in \"", o.labels, "\"");
+        options.labels.push_back(item);
+        item.clear();
+      } else {
+        item += o.labels[i];
+      }
+    }
+  }
+  serve::AdapterServer server(std::move(base), options);
+  const bool token_logprobs = server.generation().output_scores;
   const std::string name = o.adapter.empty() ? serve::kBaseName : "adapter";
   if (!o.adapter.empty())
     for (const std::string& warning : server.add(name, o.adapter).warnings)
@@ -66,7 +86,21 @@ void run_predict(const PredictCli& o) {
   }
   int64_t failed = 0;
   for (const serve::Reply& reply : server.answer(requests, progress)) {
-    if (o.json) {
+    if (o.output_json) {
+      nlohmann::json j = {{"output", reply.output}};
+      if (!reply.label.is_null()) j["label"] = reply.label;
+      nlohmann::json seqs = nlohmann::json::array();
+      for (const serve::ReplySequence& rs : reply.sequences) {
+        nlohmann::json sj = sequence_json(rs.text, rs.sequence, token_logprobs);
+        if (!rs.label.is_null()) sj["label"] = rs.label;
+        seqs.push_back(std::move(sj));
+      }
+      j["sequences"] = std::move(seqs);
+      if (!reply.label_probabilities.is_null())
+        j["label_probabilities"] = reply.label_probabilities;
+      if (!reply.error.empty()) j = {{"error", reply.error}};
+      std::cout << j.dump() << "\n";
+    } else if (o.json) {
       nlohmann::json j = {{"output", reply.output}};
       if (!reply.label.is_null()) j["label"] = reply.label;
       if (!reply.error.empty()) j = {{"error", reply.error}};
@@ -111,8 +145,18 @@ void add_predict_command(CLI::App& app) {
                   "lines of stdin");
   pr->add_option("--batch-size", p->server.batch_size, "lines per generation batch")
       ->capture_default_str();
-  pr->add_option("--max-new-tokens", p->server.max_new_tokens, "tokens generated at most")
-      ->capture_default_str();
+  pr->add_option("--max-new-tokens", p->server.max_new_tokens,
+                 "tokens generated at most (default: the model's generation_config.json, else "
+                 "19: transformers' max_length 20)");
+  pr->add_flag("--output-json", p->output_json,
+               "print one JSON line per input: {\"output\", \"label\", \"sequences\": "
+               "[{\"text\", \"label\", \"score\", \"logprob_sum\", \"tokens\", "
+               "\"finished\"(, \"token_logprobs\" with --output-scores)}]} (or {\"error\"})");
+  pr->add_option("--labels", p->labels,
+                 "constrained decoding: answer with the most probable of these comma-separated "
+                 "label texts (each scored teacher-forced); --output-json adds "
+                 "\"label_probabilities\"");
+  add_decoding_flags(*pr, p->decoding);
   pr->add_option("--max-source-length", p->server.max_source_length,
                  "input tokens kept (with </s>)")
       ->capture_default_str();

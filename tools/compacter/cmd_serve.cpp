@@ -11,6 +11,7 @@
 #include "compacter/core/error.h"
 #include "compacter/core/units.h"
 #include "compacter/serve/adapter_server.h"
+#include "decoding_options.h"
 #include "stderr_progress.h"
 #include "stdin_lines.h"
 
@@ -21,6 +22,7 @@ struct ServeCli {
   train::ModelSpec model;
   std::vector<std::string> adapters;  // NAME=DIR or DIR
   serve::ServerOptions server;
+  DecodingFlags decoding;
 };
 
 void run_serve(const ServeCli& o) {
@@ -28,7 +30,10 @@ void run_serve(const ServeCli& o) {
   // Every adapter argument is checked before the model loads.
   std::vector<std::pair<std::string, std::string>> adapters;
   for (const std::string& arg : o.adapters) adapters.push_back(serve::adapter_name_and_dir(arg));
-  serve::AdapterServer server(train::load_base_model(o.model, progress), o.server);
+  train::BaseModel base = train::load_base_model(o.model, progress);
+  serve::ServerOptions options = o.server;
+  options.generation = with_decoding_flags(o.decoding, base.generation);
+  serve::AdapterServer server(std::move(base), options);
   progress.info(
       cat("base model ", o.model.dir, " (tensors: ", human_bytes(server.base_bytes()), ")"));
   for (const auto& [name, dir] : adapters) {
@@ -99,8 +104,10 @@ void add_serve_command(CLI::App& app) {
   add_allow_base_mismatch_flag(*cmd, o->server.allow_base_mismatch);
   cmd->add_option("--batch-size", o->server.batch_size, "requests decoded together at most")
       ->capture_default_str();
-  cmd->add_option("--max-new-tokens", o->server.max_new_tokens, "tokens generated at most")
-      ->capture_default_str();
+  cmd->add_option("--max-new-tokens", o->server.max_new_tokens,
+                  "tokens generated at most (default: the model's generation_config.json, else "
+                  "19: transformers' max_length 20)");
+  add_decoding_flags(*cmd, o->decoding);
   cmd->add_option("--max-source-length", o->server.max_source_length,
                   "input tokens kept (with </s>)")
       ->capture_default_str();

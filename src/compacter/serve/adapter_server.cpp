@@ -49,8 +49,13 @@ AdapterServer::AdapterServer(train::BaseModel base, ServerOptions options)
     : base_(std::move(base)), options_(options) {
   check_usage(options_.batch_size >= 1, "--batch-size must be at least 1, got ",
               options_.batch_size);
-  check_usage(options_.max_new_tokens >= 1, "--max-new-tokens must be at least 1, got ",
-              options_.max_new_tokens);
+  check_usage(options_.max_new_tokens == -1 || options_.max_new_tokens >= 1,
+              "--max-new-tokens must be at least 1, got ", options_.max_new_tokens);
+  generation_ = options_.generation.value_or(base_.generation);
+  if (options_.max_new_tokens >= 1) generation_.max_new_tokens = options_.max_new_tokens;
+  generation_.validate("decoding", true);
+  check_usage(generation_.new_token_limit() >= 1, "max_new_tokens must be at least 1, got ",
+              generation_.new_token_limit());
   check_usage(options_.max_source_length >= 1, "--max-source-length must be at least 1, got ",
               options_.max_source_length);
   auto served = std::make_unique<Served>();
@@ -161,15 +166,38 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
       sources.push_back(base_.tokenizer.encode(text, max_length));
       answered.push_back(i);
     }
-    const auto texts = train::generate_texts(
-        *served_.at(name)->model, base_.tokenizer, sources, options_.batch_size,
-        options_.max_new_tokens, base_.precision.autocast,
-        [&](size_t done, size_t) { status(done_before + done, total); });
+    const auto on_batch = [&](size_t done, size_t) { status(done_before + done, total); };
+    if (!options_.labels.empty()) {
+      const auto dists = train::classify_sources(*served_.at(name)->model, base_.tokenizer, sources,
+                                                 options_.batch_size, options_.labels,
+                                                 base_.precision.autocast, on_batch);
+      done_before += indices.size();
+      for (size_t k = 0; k < answered.size(); ++k) {
+        Reply& reply = replies[answered[k]];
+        reply.output = options_.labels[static_cast<size_t>(dists[k].best)];
+        if (info.inputs) reply.label = tasks::interpret_output(*info.inputs, reply.output);
+        reply.label_probabilities = nlohmann::json::object();
+        for (size_t i = 0; i < options_.labels.size(); ++i)
+          reply.label_probabilities[options_.labels[i]] = dists[k].probabilities[i];
+      }
+      continue;
+    }
+    auto generated = train::generate_sequences(*served_.at(name)->model, base_.tokenizer, sources,
+                                               options_.batch_size, generation_,
+                                               base_.precision.autocast, on_batch);
     done_before += indices.size();
     for (size_t k = 0; k < answered.size(); ++k) {
       Reply& reply = replies[answered[k]];
-      reply.output = texts[k];
-      if (info.inputs) reply.label = tasks::interpret_output(*info.inputs, texts[k]);
+      for (train::GeneratedText& g : generated[k]) {
+        ReplySequence rs;
+        if (info.inputs) rs.label = tasks::interpret_output(*info.inputs, g.text);
+        rs.text = std::move(g.text);
+        rs.sequence = std::move(g.sequence);
+        reply.sequences.push_back(std::move(rs));
+      }
+      if (reply.sequences.empty()) continue;
+      reply.output = reply.sequences.front().text;
+      reply.label = reply.sequences.front().label;
     }
   }
   return replies;

@@ -2,8 +2,9 @@
 // `serve` reads requests and writes replies). Each adapter gets a model that shares the base's
 // tensors (nn::share_weights) and owns only the adapter's own: its new modules, and the base
 // tensors its method retrains (layer norms, or every tensor for `full`). A batch of requests is
-// answered grouped by adapter, each group decoded greedily in batches; replies keep the requests'
-// order, and a bad request gets an error reply without stopping the others.
+// answered grouped by adapter, each group decoded in batches (greedy unless the options' or the
+// model's decoding settings say otherwise: train/decoding); replies keep the requests' order,
+// and a bad request gets an error reply without stopping the others.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 
 #include "compacter/tasks/inputs.h"
 #include "compacter/train/base_model.h"
+#include "compacter/train/decoding/decode.h"
 
 namespace compacter::serve {
 
@@ -22,10 +24,18 @@ namespace compacter::serve {
 constexpr const char* kBaseName = "base";
 
 struct ServerOptions {
-  int64_t batch_size = 100;          // sources decoded together at most
-  int64_t max_new_tokens = 19;       // generated tokens at most (the paper's max_length 20)
+  int64_t batch_size = 100;  // sources decoded together at most
+  // Generated tokens at most; -1: the decoding settings' (max_new_tokens, else max_length - 1:
+  // 19 with transformers' default max_length 20, the paper's).
+  int64_t max_new_tokens = -1;
   int64_t max_source_length = 512;   // input tokens kept (with </s>)
   bool allow_base_mismatch = false;  // serve adapters trained on another base (with a warning)
+  // How to decode; none: the base model's (BaseModel::generation: transformers' defaults and
+  // the model folder's generation_config.json).
+  std::optional<decoding::GenerationConfig> generation;
+  // Non-empty: constrained decoding to these label texts (decoding/label_scores.h) instead of
+  // generation: the output is the most probable label, with the distribution over all.
+  std::vector<std::string> labels;
 };
 
 struct Request {
@@ -37,12 +47,22 @@ struct Request {
   std::string error;      // non-empty: the request was malformed; answered with this error
 };
 
+// One generated sequence: its text, the label it stands for and its scores.
+struct ReplySequence {
+  std::string text;
+  nlohmann::json label;  // null: no label
+  decoding::Sequence sequence;
+};
+
 struct Reply {
   nlohmann::json id;
   std::string adapter;
-  std::string output;    // the generated text
+  std::string output;    // the generated text (the first sequence's)
   nlohmann::json label;  // what the output means for the adapter's task (null: no label)
   std::string error;     // non-empty instead of an output
+  std::vector<ReplySequence> sequences;  // num_return_sequences of them, best first for beams
+  // With ServerOptions::labels: {"label text": probability, ...} (the sequences stay empty).
+  nlohmann::json label_probabilities;
 };
 
 struct AdapterInfo {
@@ -68,6 +88,9 @@ class AdapterServer {
   bool has(const std::string& name) const;
   int64_t base_bytes() const;  // the base model's tensor bytes
 
+  // The decoding settings requests are answered with.
+  const decoding::GenerationConfig& generation() const { return generation_; }
+
   // Answers every request (requests with an error, or for an unknown adapter, get an error
   // reply); replies are in the requests' order.
   // Long batches report "generating: done/total inputs" to `progress` every 2 s.
@@ -78,6 +101,7 @@ class AdapterServer {
   struct Served;
   train::BaseModel base_;
   ServerOptions options_;
+  decoding::GenerationConfig generation_;
   std::map<std::string, std::unique_ptr<Served>> served_;
 };
 

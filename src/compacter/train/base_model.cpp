@@ -199,6 +199,7 @@ BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress) {
   check_model_folder(spec);
   const std::string config_file = spec.dir + "/config.json";
   const T5Config config = load_t5_config(config_file);
+  decoding::GenerationConfig generation = decoding::load_generation_config(spec.dir, config);
   T5Tokenizer tokenizer = load_tokenizer(spec);
   // Checked before the weights are read: a larger tokenizer would index past the embedding.
   const int64_t rows = spec.vocab_rows > 0 ? spec.vocab_rows : config.vocab_size;
@@ -209,7 +210,8 @@ BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress) {
     loaded.model->resize_vocab(tokenizer.vocab_size());
   peft::BaseIdentity identity{base_name(spec.dir), nn::weights_fingerprint(*loaded.model),
                               tokenizer_fingerprint(choose_tokenizer(spec))};
-  return BaseModel{loaded.model, std::move(tokenizer), precision, device, std::move(identity)};
+  return BaseModel{loaded.model, std::move(tokenizer), precision,
+                   device,       std::move(identity),  std::move(generation)};
 }
 
 BaseWeights load_base_weights(const ModelSpec& spec, const std::string& adapter_dir,

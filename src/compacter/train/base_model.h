@@ -13,6 +13,7 @@
 #include "compacter/nn/checkpoint.h"
 #include "compacter/nn/t5.h"
 #include "compacter/peft/adapter_file.h"
+#include "compacter/train/decoding/generation_config.h"
 
 namespace compacter::train {
 
@@ -30,6 +31,9 @@ struct BaseModel {
   nn::Precision precision;
   torch::Device device = torch::kCPU;
   peft::BaseIdentity identity;  // recorded with adapters trained on it, checked when one loads
+  // transformers' GenerationConfig defaults with the model's ids, then the folder's
+  // generation_config.json when it has one (decoding/generation_config.h).
+  decoding::GenerationConfig generation;
 };
 
 // The options that check an adapter against `base` (peft::load_adapter), warnings to `progress`.
@@ -60,10 +64,10 @@ T5Tokenizer tokenizer_from_argument(const std::string& arg);
 void check_tokenizer_fits(const T5Tokenizer& tokenizer, int64_t rows,
                           const std::string& model_config, bool rows_from_resize = false);
 
-// Loads the model (in eval mode) and its tokenizer, and computes its identity (the name from
-// config.json's "_name_or_path" or the folder's name, nn::weights_fingerprint, the tokenizer's
-// fingerprint: its file's, or "byte-level-<extra ids>"). Checkpoint tensors that are not part of
-// T5 are reported to `progress` as a warning.
+// Loads the model (in eval mode), its tokenizer and its decoding settings, and computes its
+// identity (the name from config.json's "_name_or_path" or the folder's name,
+// nn::weights_fingerprint, the tokenizer's fingerprint: its file's, or "byte-level-<extra ids>").
+// Checkpoint tensors that are not part of T5 are reported to `progress` as a warning.
 BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress = no_progress());
 
 // A model without its tokenizer, for the commands that look at a checkpoint itself (forward):

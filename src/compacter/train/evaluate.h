@@ -1,6 +1,7 @@
-// Generation-based evaluation (spec §5.1, §6.4): greedy decoding of tokenised sources in batches
+// Generation-based evaluation (spec §5.1, §6.4): decoding of tokenised sources in batches
 // (sorted by length so padding stays small, results in input order), decoding to text, and the
-// task's metrics over the predictions.
+// task's metrics over the predictions. Greedy by default; any decoding of the decoding library
+// (train/decoding/decode.h) through a GenerationConfig.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -10,6 +11,8 @@
 
 #include "compacter/data/tokenizer.h"
 #include "compacter/nn/t5.h"
+#include "compacter/train/decoding/decode.h"
+#include "compacter/train/decoding/label_scores.h"
 
 namespace compacter::train {
 
@@ -17,9 +20,38 @@ namespace compacter::train {
 // Interrupted) to stop.
 using BatchDone = std::function<void(size_t done, size_t total)>;
 
-// Up to max_new_tokens tokens per source (Hugging Face's max_length counts the decoder start
-// token as well: the paper's effective max_length 20 is 19 new tokens). autocast: bf16 autocast
-// of the passes (nn/autocast.h).
+// One generated sequence as text, with its scores (decoding::Sequence).
+struct GeneratedText {
+  std::string text;
+  decoding::Sequence sequence;
+};
+
+// Every source's num_return_sequences sequences (best first for beam search), decoded with
+// `config` (its ids resolved from the model). autocast: bf16 autocast of the passes
+// (nn/autocast.h).
+std::vector<std::vector<GeneratedText>> generate_sequences(
+    nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
+    const std::vector<std::vector<int64_t>>& sources, int64_t batch_size,
+    const decoding::GenerationConfig& config, bool autocast = false,
+    const BatchDone& on_batch = {});
+
+// The first sequence's text per source.
+std::vector<std::string> generate_texts(nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
+                                        const std::vector<std::vector<int64_t>>& sources,
+                                        int64_t batch_size,
+                                        const decoding::GenerationConfig& config,
+                                        bool autocast = false, const BatchDone& on_batch = {});
+
+// Constrained decoding to `labels` (texts; decoding/label_scores.h): each source's distribution
+// over them, in the same batches as generation.
+std::vector<decoding::LabelDistribution> classify_sources(
+    nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
+    const std::vector<std::vector<int64_t>>& sources, int64_t batch_size,
+    const std::vector<std::string>& labels, bool autocast = false, const BatchDone& on_batch = {});
+
+// Greedy search with the model config's ids, up to max_new_tokens tokens per source (Hugging
+// Face's max_length counts the decoder start token as well: the paper's effective max_length
+// 20 is 19 new tokens).
 std::vector<std::string> generate_texts(nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
                                         const std::vector<std::vector<int64_t>>& sources,
                                         int64_t batch_size, int64_t max_new_tokens,

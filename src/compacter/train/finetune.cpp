@@ -69,25 +69,33 @@ struct Scored {
   std::vector<std::string> predictions;
 };
 
-// Greedy generation over `examples` (a status line every 2 s for long ones), scored when they
-// are labelled. stop_on_interrupt: a Ctrl-C stops between batches (a final evaluation, which
-// --resume repeats); otherwise the training loop stops after the evaluation, at a checkpoint.
+// Decoding of `examples` (greedy unless `generation` says otherwise; with `labels`, the most
+// probable label instead; a status line every 2 s for long ones), scored when they are labelled.
+// stop_on_interrupt: a Ctrl-C stops between batches (a final evaluation, which --resume
+// repeats); otherwise the training loop stops after the evaluation, at a checkpoint.
 Scored evaluate_examples(BaseModel& base, const DataSpec& d, const tasks::TaskInfo& info,
                          const std::vector<tasks::Example>& examples, int64_t batch_size,
-                         int64_t max_new_tokens, const std::string& what, bool stop_on_interrupt,
-                         ProgressSink& progress) {
+                         const decoding::GenerationConfig& generation, const std::string& what,
+                         bool stop_on_interrupt, ProgressSink& progress,
+                         const std::vector<std::string>& labels = {}) {
   std::vector<std::vector<int64_t>> sources;
   for (const auto& e : examples)
     sources.push_back(tasks::encode_example(e, info, base.tokenizer, 1).source_ids);
   PeriodicStatus status(progress, what, "examples");
   Scored s;
-  s.predictions = generate_texts(
-      *base.model, base.tokenizer, sources, batch_size, max_new_tokens, base.precision.autocast,
-      [&](size_t done, size_t total) {
-        if (stop_on_interrupt && interrupt_requested())
-          throw Interrupted(cat("interrupted during ", what, " (continue with --resume)"));
-        status(done, total);
-      });
+  const BatchDone on_batch = [&](size_t done, size_t total) {
+    if (stop_on_interrupt && interrupt_requested())
+      throw Interrupted(cat("interrupted during ", what, " (continue with --resume)"));
+    status(done, total);
+  };
+  if (labels.empty()) {
+    s.predictions = generate_texts(*base.model, base.tokenizer, sources, batch_size, generation,
+                                   base.precision.autocast, on_batch);
+  } else {  // constrained to the task's labels: the most probable one
+    for (const auto& dist : classify_sources(*base.model, base.tokenizer, sources, batch_size,
+                                             labels, base.precision.autocast, on_batch))
+      s.predictions.push_back(labels[static_cast<size_t>(dist.best)]);
+  }
   if (labelled(examples)) s.metrics = score_examples(d, s.predictions, examples);
   return s;
 }
@@ -169,7 +177,9 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
   peft::find_method(c.method);
   c.training.validate();
   const tasks::TaskInfo info = task_info(c.data);
-  const int64_t max_new_tokens = max_new_tokens_for(c.max_new_tokens, info);
+  // Training's evaluations decode greedily (the paper's protocol), with the model's ids.
+  decoding::GenerationConfig greedy;
+  greedy.max_new_tokens = max_new_tokens_for(c.max_new_tokens, info);
   const RunLayout layout = finetune_layout();
   RunDirectory::check_usable(c.out, layout, c.mode);
 
@@ -213,8 +223,8 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
   };
   if (labelled(validation)) {
     cb.evaluate = [&] {
-      Scored s = evaluate_examples(base, c.data, info, validation, t.eval_batch_size,
-                                   max_new_tokens, "evaluation", false, progress);
+      Scored s = evaluate_examples(base, c.data, info, validation, t.eval_batch_size, greedy,
+                                   "evaluation", false, progress);
       Evaluation e;
       e.metrics = s.metrics;
       e.selection = selection_of(c.data, s.metrics);
@@ -233,7 +243,7 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
     if (examples->empty()) continue;
     progress.info(
         cat("scoring the best adapter on ", split, " (", examples->size(), " examples) ..."));
-    Scored s = evaluate_examples(base, c.data, info, *examples, t.eval_batch_size, max_new_tokens,
+    Scored s = evaluate_examples(base, c.data, info, *examples, t.eval_batch_size, greedy,
                                  "final " + split + " evaluation", true, progress);
     write_predictions(run.file("predictions_" + split + ".jsonl"), *examples, s.predictions);
     metrics[split] = s.metrics.empty() ? nlohmann::json() : nlohmann::json(s.metrics);
@@ -276,7 +286,9 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
 EvaluateResult evaluate_adapter(const EvaluateConfig& c, ProgressSink& progress) {
   const auto spec = peft::read_adapter_spec(c.adapter);
   const tasks::TaskInfo info = task_info(c.data);
-  const int64_t max_new_tokens = max_new_tokens_for(c.max_new_tokens, info);
+  decoding::GenerationConfig generation = c.generation;
+  generation.max_new_tokens = max_new_tokens_for(c.max_new_tokens, info);
+  generation.validate("eval", true);
   check_usage(c.batch_size >= 1, "--batch-size must be at least 1, got ", c.batch_size);
   BaseModel base = load_base_model(c.model, progress);
   const tasks::DataOptions data = data_options(c.data, spec.method);
@@ -288,8 +300,14 @@ EvaluateResult evaluate_adapter(const EvaluateConfig& c, ProgressSink& progress)
                          adapter_config["task"].get<std::string>(), ", not on ", c.data.task,
                          ": its scores here say little"));
   peft::load_adapter(*base.model, c.adapter, adapter_checks(base, c.allow_base_mismatch, progress));
-  Scored s = evaluate_examples(base, c.data, info, examples, c.batch_size, max_new_tokens,
-                               "evaluation", false, progress);
+  std::vector<std::string> labels;
+  if (c.constrain_labels) {
+    labels = tasks::task_labels(info, data.fix_quirks);
+    check_usage(!labels.empty(), "--constrain-labels: task ", c.data.task,
+                " has no fixed set of labels (its answers are free text)");
+  }
+  Scored s = evaluate_examples(base, c.data, info, examples, c.batch_size, generation, "evaluation",
+                               false, progress, labels);
   check_usage(!s.metrics.empty() || !c.predictions_out.empty(), "the ", c.split, " split of ",
               c.data.task, " has no labels: nothing to score (use --predictions-out)");
   if (!c.predictions_out.empty()) write_predictions(c.predictions_out, examples, s.predictions);

@@ -19,6 +19,7 @@
 #include "compacter/peft/methods.h"
 #include "compacter/tasks/tasks.h"
 #include "compacter/train/base_model.h"
+#include "compacter/train/decoding/generation_config.h"
 #include "compacter/train/options.h"
 #include "compacter/train/run_directory.h"
 
@@ -61,6 +62,13 @@ struct EvaluateConfig {
   int64_t max_new_tokens = -1;       // -1: the task's
   std::string predictions_out;       // non-empty: {"id", "prediction"} JSON Lines written there
   bool allow_base_mismatch = false;  // score an adapter trained on another base anyway
+  // How to decode (greedy by default: transformers' defaults with the model's ids; the model
+  // folder's generation_config.json is not used, so that scores follow the paper's protocol);
+  // its max_new_tokens is replaced by the one above.
+  decoding::GenerationConfig generation;
+  // Constrained decoding: each example's prediction is the most probable of the task's label
+  // strings (teacher-forced scores, decoding/label_scores.h) instead of generated text.
+  bool constrain_labels = false;
 };
 
 struct EvaluateResult {

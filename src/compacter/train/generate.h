@@ -1,4 +1,5 @@
-// Greedy generation with an incremental decoder (cached self- and cross-attention keys/values).
+// Greedy generation with an incremental decoder (cached self- and cross-attention keys/values):
+// the decoding library (train/decoding/decode.h) in greedy mode with the model config's ids.
 #pragma once
 #include <torch/types.h>
 

@@ -24,6 +24,7 @@
 #include "compacter/peft/adapter_file.h"
 #include "compacter/train/base_model.h"
 #include "compacter/train/bench.h"
+#include "compacter/train/decoding/decode.h"
 #include "compacter/train/flops.h"
 #include "compacter/train/generate.h"
 #include "compacter/train/loop.h"
@@ -102,6 +103,23 @@ double sum_of(const std::vector<double>& v) {
 
 }  // namespace
 
+int64_t search_beams(const std::string& search) {
+  if (search == "greedy") return 1;
+  int64_t beams = 0;
+  size_t used = 0;
+  if (search.rfind("beam", 0) == 0) {
+    try {
+      beams = std::stoll(search.substr(4), &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+  }
+  check_usage(used > 0 && used == search.size() - 4 && beams >= 2,
+              "--searches: unknown decoding \"", search,
+              "\" (known: greedy, beamN with N >= 2 beams, e.g. beam4)");
+  return beams;
+}
+
 void InferenceBenchSettings::validate() const {
   check_usage(source_len >= 1, "--source-len must be at least 1, got ", source_len);
   check_usage(max_new_tokens >= 1, "--max-new-tokens must be at least 1, got ", max_new_tokens);
@@ -143,11 +161,7 @@ std::vector<std::string> InferenceBenchSettings::dtype_list() const {
 
 std::vector<std::string> InferenceBenchSettings::search_list() const {
   std::vector<std::string> out = split_comma_list(searches, "--searches");
-  for (const std::string& s : out) {
-    check_usage(s != "beam" && s.rfind("beam", 0) != 0, "--searches: ", s,
-                ": beam search does not exist yet (issue 16); only greedy can be measured");
-    check_usage(s == "greedy", "--searches: unknown decoding \"", s, "\" (known: greedy)");
-  }
+  for (const std::string& s : out) search_beams(s);
   return out;
 }
 
@@ -225,7 +239,7 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
   const InferenceBenchSettings& s = job.settings;
   s.validate();
   check_usage(job.batch >= 1, "batch must be at least 1, got ", job.batch);
-  check_usage(job.search == "greedy", "only greedy search can be measured, not ", job.search);
+  const int64_t beams = search_beams(job.search);
   const nn::Precision precision = nn::parse_precision(job.dtype);
   const torch::Device device = nn::parse_device(s.device);
 
@@ -288,7 +302,18 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
     {
       nn::AutocastScope scope(device, precision.autocast);
       start = Clock::now();
-      out = greedy_generate(*model, ids, mask, go);
+      if (beams == 1) {
+        out = greedy_generate(*model, ids, mask, go);
+      } else {
+        decoding::GenerationConfig beam = decoding::from_model_config(model->config());
+        beam.max_new_tokens = s.max_new_tokens;
+        beam.num_beams = beams;
+        decoding::DecodeOptions d;
+        d.stop_when_all_finished = false;
+        d.on_step = go.on_step;
+        out = decoding::padded_tokens(decoding::generate(*model, ids, mask, beam, d), 0,
+                                      s.max_new_tokens);
+      }
       sync_device(device);
     }
     const double seconds = seconds_since(start);
@@ -298,7 +323,7 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
     }
     latency.push_back(seconds);
     ttft.push_back(first_token);
-    tokens += out.size(0) * out.size(1);
+    tokens += job.batch * s.max_new_tokens;  // per input (not per beam); every step runs
     progress.status(cat("request ", latency.size(), "/", s.repeats, ": ", std::fixed,
                         std::setprecision(3), seconds, " s"));
   }
@@ -309,7 +334,10 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
     write_text_atomically(job.profile_path, trace.str());
   }
 #endif
-  const GenerationFlops flops = t5_generation_flops(c, job.batch, s.source_len, s.max_new_tokens);
+  // Beam search decodes batch x beams rows (cross-attention keys and values included) after one
+  // encoder pass per input.
+  GenerationFlops flops = t5_generation_flops(c, job.batch * beams, s.source_len, s.max_new_tokens);
+  flops.encoder /= static_cast<double>(beams);
   const double seconds = sum_of(latency), first = sum_of(ttft);
   const double requests = static_cast<double>(latency.size());
   const int64_t peak = device.is_cuda() ? cuda_peak_allocated_bytes(device) : peak_rss_bytes();

@@ -1,5 +1,7 @@
 // The inference benchmark (`compacter bench --inference`, issue 16 point 3): greedy generation
-// (train/generate.h, the decoder that eval, predict and serve run) of random source tokens with a
+// (train/generate.h, the decoder that eval, predict and serve run) or beam search
+// (train/decoding, --searches beam4: tokens counted per input, not per beam) of random source
+// tokens with a
 // fine-tuning method attached, for every method x dtype x search x batch size. For each it
 // reports tokens/s, the latency of a request batch (p50, p99 over the timed repeats), the time to
 // the first token, peak memory, and the achieved matrix-multiply GFLOP/s (train/flops.h's
@@ -11,7 +13,8 @@
 // resident set before them.
 //
 // Every request generates exactly max_new_tokens tokens per row (</s> does not end it:
-// GenerateOptions::stop_when_all_finished = false), so every configuration does the same work
+// GenerateOptions::stop_when_all_finished = false; beam search never declares an input done),
+// so every configuration does the same work
 // and tokens/s counts what was computed. Weights are random (T5's own init) unless a model folder
 // is given: no kernel's time depends on the weights' values, only the generated tokens do, and
 // those are never looked at.
@@ -48,7 +51,8 @@ namespace compacter::train {
   X(std::string, dtypes, "fp32,bf16",                                                          \
     "a comma list of fp32, bf16 (every tensor bf16) and autocast-bf16 (fp32 weights, bf16 "    \
     "matrix products)")                                                                        \
-  X(std::string, searches, "greedy", "decoding, a comma list: greedy (beam search: not yet)")  \
+  X(std::string, searches, "greedy",                                                           \
+    "decoding, a comma list: greedy, beamN (beam search with N beams, e.g. beam4)")            \
   X(int64_t, repeats, 10, "timed requests per configuration")                                  \
   X(int64_t, warmup, 1, "untimed requests before them")                                        \
   X(std::string, device, "cpu", "cpu, cuda or cuda:N")                                         \
@@ -59,8 +63,11 @@ struct InferenceBenchSettings {
   void validate() const;                         // UsageError naming the first bad setting
   std::vector<int64_t> batch_size_list() const;  // in the order given, each once
   std::vector<std::string> dtype_list() const;   // nn::parse_precision names, each once
-  std::vector<std::string> search_list() const;  // "greedy" (the only one so far)
+  std::vector<std::string> search_list() const;  // "greedy", "beamN" (each checked)
 };
+
+// The beams of a --searches entry: 1 for "greedy", N for "beamN" (N >= 2); UsageError otherwise.
+int64_t search_beams(const std::string& search);
 
 // "none" (the base model alone), "all" (none and every method), or a comma list of known
 // methods and "none", each once (UsageError otherwise).
