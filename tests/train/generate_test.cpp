@@ -86,9 +86,10 @@ TEST(Generate, CachedEqualsUncachedArgmax) {
     ASSERT_EQ(seen.size(), 12u);
     const int64_t ended = reference.size(1);
     EXPECT_TRUE(torch::equal(forced.narrow(1, 0, ended), reference));
-    if (ended < 12)
+    if (ended < 12) {
       EXPECT_TRUE(forced.narrow(1, ended, 12 - ended).eq(c.pad_token_id).all().item<bool>())
           << forced;
+    }
     for (int64_t t = 0; t < 12; ++t) EXPECT_TRUE(torch::equal(seen[t], forced.select(1, t)));
   }
 }
