@@ -117,7 +117,7 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "lines generated together")->capture_default_str();
   cmd->add_flag("--show-ids", o->show_ids, "also print the generated token ids (tab-separated)");
-  cmd->add_flag("--output-json", o->output_json,
+  cmd->add_flag("--json,--output-json", o->output_json,
                 "print one JSON object per input: {\"sequences\": [{\"text\", \"score\", "
                 "\"logprob_sum\", \"tokens\", \"finished\"(, \"token_logprobs\" with "
                 "--output-scores)}]}");

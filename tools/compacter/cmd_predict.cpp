@@ -21,8 +21,7 @@ struct PredictCli {
   std::string adapter;
   std::vector<std::string> texts;
   std::string input = "auto";
-  bool json = false;
-  bool output_json = false;
+  bool output_json = false;  // --json (as params, methods and bench), or --output-json
   serve::ServerOptions server;
   DecodingFlags decoding;
   std::string labels;  // comma list
@@ -100,11 +99,6 @@ void run_predict(const PredictCli& o) {
         j["label_probabilities"] = reply.label_probabilities;
       if (!reply.error.empty()) j = {{"error", reply.error}};
       std::cout << j.dump() << "\n";
-    } else if (o.json) {
-      nlohmann::json j = {{"output", reply.output}};
-      if (!reply.label.is_null()) j["label"] = reply.label;
-      if (!reply.error.empty()) j = {{"error", reply.error}};
-      std::cout << j.dump() << "\n";
     } else if (reply.label.is_string()) {
       std::cout << reply.label.get<std::string>() << "\n";
     } else if (!reply.label.is_null()) {
@@ -138,8 +132,6 @@ void add_predict_command(CLI::App& app) {
                  "text, fields")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "text", "fields"}));
-  pr->add_flag("--json", p->json,
-               "print {\"output\", \"label\"} (or {\"error\"}) as one JSON line per input");
   add_text_option(*pr, p->texts,
                   "one input text (repeat the flag for several; quote the text); default: the "
                   "lines of stdin");
@@ -148,13 +140,13 @@ void add_predict_command(CLI::App& app) {
   pr->add_option("--max-new-tokens", p->server.max_new_tokens,
                  "tokens generated at most (default: the model's generation_config.json, else "
                  "19: transformers' max_length 20)");
-  pr->add_flag("--output-json", p->output_json,
+  pr->add_flag("--json,--output-json", p->output_json,
                "print one JSON line per input: {\"output\", \"label\", \"sequences\": "
                "[{\"text\", \"label\", \"score\", \"logprob_sum\", \"tokens\", "
                "\"finished\"(, \"token_logprobs\" with --output-scores)}]} (or {\"error\"})");
   pr->add_option("--labels", p->labels,
                  "constrained decoding: answer with the most probable of these comma-separated "
-                 "label texts (each scored teacher-forced); --output-json adds "
+                 "label texts (each scored teacher-forced); --json adds "
                  "\"label_probabilities\"");
   add_decoding_flags(*pr, p->decoding);
   pr->add_option("--max-source-length", p->server.max_source_length,
