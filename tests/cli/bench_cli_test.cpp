@@ -12,21 +12,12 @@ namespace {
 
 using ::compacter::testing::run_compacter;
 using ::compacter::testing::TempDir;
-using ::compacter::testing::write_file;
 using nlohmann::json;
-
-std::string tiny_config(const TempDir& dir) {
-  const std::string path = dir.file("config.json");
-  write_file(path,
-             R"({"vocab_size": 128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
-                 "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})");
-  return path;
-}
 
 TEST(BenchCli, ReportsEveryMethodInJson) {
   TempDir dir;
   // --reduction-factor 4: a bottleneck of 8, which Compacter's n = 4 divides.
-  const auto r = run_compacter("bench --model-config '" + tiny_config(dir) +
+  const auto r = run_compacter("bench --model-config '" + testing::write_tiny_t5_config(dir, 128) +
                                "' --methods full,compacter++,bitfit --batch-size 2 --source-len 8 "
                                "--target-len 3 --max-steps 2 --reduction-factor 4 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -73,7 +64,7 @@ TEST(BenchCli, ReportsEveryMethodInJson) {
 // user chose a wait policy or spin count; the bench records the environment it ran in.
 TEST(BenchCli, TheLauncherSetsTheSpinCountUnlessTheUserDid) {
   TempDir dir;
-  const std::string args = "bench --model-config '" + tiny_config(dir) +
+  const std::string args = "bench --model-config '" + testing::write_tiny_t5_config(dir, 128) +
                            "' --methods bitfit --batch-size 1 --source-len 4 --target-len 2 "
                            "--max-steps 1 --warmup 0 --json";
   auto r = run_compacter(args);
@@ -104,7 +95,7 @@ TEST(BenchCli, UnknownMethodIsAnErrorBeforeAnyRun) {
 TEST(BenchCli, FailingMethodNamesItAndItsError) {
   TempDir dir;
   // PHM's default n = 12 does not divide d_model 32: the child fails, the parent says which.
-  const auto r = run_compacter("bench --model-config '" + tiny_config(dir) +
+  const auto r = run_compacter("bench --model-config '" + testing::write_tiny_t5_config(dir, 128) +
                                "' --methods phm --batch-size 1 --source-len 4 --target-len 2 "
                                "--max-steps 1 --warmup 0");
   EXPECT_EQ(r.exit_code, 1);

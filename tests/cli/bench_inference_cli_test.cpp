@@ -22,16 +22,7 @@ namespace {
 
 using ::compacter::testing::run_compacter;
 using ::compacter::testing::TempDir;
-using ::compacter::testing::write_file;
 using nlohmann::json;
-
-std::string tiny_inference_config(const TempDir& dir) {
-  const std::string path = dir.file("config.json");
-  write_file(path,
-             R"({"vocab_size": 128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
-                 "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})");
-  return path;
-}
 
 // The nearest-rank percentile, written out: the ceil(p/100 n)-th smallest.
 double nearest_rank_of(std::vector<double> v, double p) {
@@ -85,7 +76,7 @@ TEST(BenchInferenceCli, ReportsEveryConfigurationInJson) {
   TempDir dir;
   // --reduction-factor 4: a bottleneck of 8, which Compacter's n = 4 divides.
   const auto r = run_compacter(
-      "bench --inference --model-config '" + tiny_inference_config(dir) +
+      "bench --inference --model-config '" + testing::write_tiny_t5_config(dir, 128) +
       "' --methods compacter++ --dtypes fp32,autocast-bf16 --batch-sizes 3,1 --source-len 6 "
       "--max-new-tokens 4 --repeats 3 --warmup 1 --reduction-factor 4 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -136,10 +127,11 @@ TEST(BenchInferenceCli, ReportsEveryConfigurationInJson) {
 
 TEST(BenchInferenceCli, PrintsATableOfOneLinePerConfigurationAndItsProfile) {
   TempDir dir;
-  const auto r = run_compacter("bench --inference --model-config '" + tiny_inference_config(dir) +
-                               "' --methods none --dtypes fp32 --batch-sizes 2 --source-len 4 "
-                               "--max-new-tokens 1 --repeats 1 --warmup 0 --profile '" +
-                               dir.file("prof") + "'");
+  const auto r =
+      run_compacter("bench --inference --model-config '" + testing::write_tiny_t5_config(dir, 128) +
+                    "' --methods none --dtypes fp32 --batch-sizes 2 --source-len 4 "
+                    "--max-new-tokens 1 --repeats 1 --warmup 0 --profile '" +
+                    dir.file("prof") + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("tok/s"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("kernels: "), std::string::npos) << r.out;
@@ -177,10 +169,11 @@ TEST(BenchInferenceCli, LoadsARealModelFolder) {
 
 TEST(BenchInferenceCli, MeasuresBeamSearchNextToGreedy) {
   TempDir dir;
-  const auto r = run_compacter("bench --inference --model-config '" + tiny_inference_config(dir) +
-                               "' --methods none --dtypes fp32 --searches greedy,beam3 "
-                               "--batch-sizes 2 --source-len 5 --max-new-tokens 3 --repeats 2 "
-                               "--warmup 0 --json");
+  const auto r =
+      run_compacter("bench --inference --model-config '" + testing::write_tiny_t5_config(dir, 128) +
+                    "' --methods none --dtypes fp32 --searches greedy,beam3 "
+                    "--batch-sizes 2 --source-len 5 --max-new-tokens 3 --repeats 2 "
+                    "--warmup 0 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json doc = json::parse(r.out);
   ASSERT_EQ(doc["configurations"].size(), 2u);

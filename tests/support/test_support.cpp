@@ -75,12 +75,22 @@ CommandResult run_compacter(const std::string& args, const std::string& stdin_te
   return r;
 }
 
+std::string tiny_t5_config_json(int64_t vocab_size) {
+  return R"({"vocab_size": )" + std::to_string(vocab_size) +
+         R"(, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
+             "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})";
+}
+
+std::string write_tiny_t5_config(const TempDir& dir, int64_t vocab_size) {
+  const std::string path = dir.file("config.json");
+  write_file(path, tiny_t5_config_json(vocab_size));
+  return path;
+}
+
 CommandResult init_tiny_t5_with_t5_vocabulary(const std::string& dir) {
   CommandResult r;
   try {
-    const T5Config c = t5_config_from_json(nlohmann::json::parse(R"({
-      "vocab_size": 32128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2,
-      "num_heads": 4, "feed_forward_proj": "relu", "tie_word_embeddings": true})"),
+    const T5Config c = t5_config_from_json(nlohmann::json::parse(tiny_t5_config_json(32128)),
                                            "the tiny T5's config");
     nn::T5Model model(c);
     model->init_weights(3);

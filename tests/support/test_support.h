@@ -38,6 +38,12 @@ struct CommandResult {
 // and optional stdin text.
 CommandResult run_compacter(const std::string& args, const std::string& stdin_text = "");
 
+// The config.json text of the tiny T5 shape of the command-line tests (d_model 32, d_kv 8, d_ff
+// 64, 2 layers, 4 heads, ReLU, tied output layer) with `vocab_size` rows.
+std::string tiny_t5_config_json(int64_t vocab_size);
+// Writes it to dir/config.json; returns that path.
+std::string write_tiny_t5_config(const TempDir& dir, int64_t vocab_size);
+
 // Writes a tiny random T5 with T5's vocabulary (32,128 rows; d_model 32, 2 layers, ReLU, tied)
 // into `dir` as `compacter init-model --seed 3` does (the same library calls, in this process:
 // one program start less per test), for command-line tests that need the real tokenizer;
