@@ -84,7 +84,7 @@ double worst_vs_explicit_loop(PhmLinearImpl& layer, const torch::Tensor& x_in,
 // y = x H + b against H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q] written as loops.
 void check_explicit_loop(int64_t n, bool factorized, int64_t rank) {
   SCOPED_TRACE(::testing::Message() << "n=" << n << " factorized=" << factorized);
-  const int64_t in = 768, out = 24, P = in / n, Q = out / n;
+  const int64_t in = 768, out = 24;  // P = in / n, Q = out / n
   auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(n));
   PhmOptions o;
   o.n = n;
