@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "compacter/nn/batched_matmul.h"
 #include "compacter/nn/dropout.h"
 
 namespace compacter::nn {
@@ -86,13 +87,13 @@ torch::Tensor T5AttentionImpl::forward(const torch::Tensor& hidden, const torch:
       cache->value = value;
     }
   }
-  torch::Tensor scores = torch::matmul(query, key.transpose(-1, -2));  // no 1/sqrt(d) scaling
+  torch::Tensor scores = batched_matmul(query, key.transpose(-1, -2));  // no 1/sqrt(d) scaling
   if (bias.defined()) scores = scores + bias;
   // Softmax in at least float32, as HF's scores.float() (float64 stays float64).
   const auto softmax_type = torch::promote_types(scores.scalar_type(), torch::kFloat32);
   torch::Tensor weights = torch::softmax(scores.to(softmax_type), -1).to(scores.scalar_type());
   weights = nn::dropout(weights, dropout_, is_training());
-  torch::Tensor out = torch::matmul(weights, value);  // [B, H, q, dk]
+  torch::Tensor out = batched_matmul(weights, value);  // [B, H, q, dk]
   return o(out.transpose(1, 2).reshape({batch, q_len, heads_ * d_kv_}));
 }
 

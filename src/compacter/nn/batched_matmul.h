@@ -1,0 +1,21 @@
+// The attention's batched matrix products, C[i] = A[i] B[i] for every batch index i (T5's
+// scores Q K^T and its weighted values P V; HF modeling_t5.T5Attention uses torch.matmul), with
+// autograd. On the CPU in fp32 / fp64, each matrix goes straight to the BLAS's gemm through its
+// strides, one matrix per thread: the heads' views ([B, H, T, d] over [B, T, H * d] projections,
+// and K's transpose) need no copies, and no per-matrix operator dispatch happens. libtorch 1.13
+// without MKL instead copies the views to contiguous tensors and runs one multi-threaded addmm per
+// matrix (`bench/profile_summary.py`: a t5-small training step spent ~45% of its operator time in
+// bmm, its per-matrix select / resolve_conj and those copies). Anything else (CUDA, bf16, bf16
+// autocast, broadcast batch dimensions, no BLAS found) is torch::matmul.
+#pragma once
+#include <torch/torch.h>
+
+namespace compacter::nn {
+
+// a [..., M, K] times b [..., K, N] with the same batch dimensions: [..., M, N].
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
+
+// Whether batched_matmul(a, b) takes the BLAS path (for tests).
+bool batched_matmul_uses_blas(const torch::Tensor& a, const torch::Tensor& b);
+
+}  // namespace compacter::nn

@@ -1,0 +1,146 @@
+// nn::batched_matmul (the attention's strided BLAS products) against a naive triple loop in
+// double precision, on the layouts attention hands it (heads' views, K's transpose, cached and
+// concatenated keys, one query row), and its gradients against finite differences.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "compacter/nn/batched_matmul.h"
+
+namespace compacter::nn {
+namespace {
+
+// C[i] = A[i] B[i] by loops over every index, in double.
+torch::Tensor naive(const torch::Tensor& a_in, const torch::Tensor& b_in) {
+  const torch::Tensor a = a_in.to(torch::kDouble).contiguous();
+  const torch::Tensor b = b_in.to(torch::kDouble).contiguous();
+  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  const int64_t count = a.numel() / std::max<int64_t>(m * k, 1);
+  std::vector<int64_t> sizes(a.sizes().begin(), a.sizes().end() - 2);
+  sizes.push_back(m);
+  sizes.push_back(n);
+  torch::Tensor c = torch::zeros(sizes, torch::kDouble);
+  const double* ap = a.data_ptr<double>();
+  const double* bp = b.data_ptr<double>();
+  double* cp = c.data_ptr<double>();
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t col = 0; col < n; ++col) {
+        double s = 0;
+        for (int64_t j = 0; j < k; ++j)
+          s += ap[i * m * k + r * k + j] * bp[i * k * n + j * n + col];
+        cp[i * m * n + r * n + col] = s;
+      }
+  return c;
+}
+
+double max_abs_diff(const torch::Tensor& x, const torch::Tensor& y) {
+  return (x.to(torch::kDouble) - y.to(torch::kDouble)).abs().max().item<double>();
+}
+
+// [B, T, H * d] projections viewed as [B, H, T, d], as T5Attention::split_heads does.
+torch::Tensor heads(const torch::Tensor& x, int64_t h) {
+  return x.view({x.size(0), x.size(1), h, x.size(2) / h}).transpose(1, 2);
+}
+
+struct Layout {
+  const char* name;
+  std::function<std::pair<torch::Tensor, torch::Tensor>(torch::ScalarType)> make;
+};
+
+std::vector<Layout> layouts() {
+  auto opt = [](torch::ScalarType t) { return torch::TensorOptions().dtype(t); };
+  return {
+      {"scores: heads(Q) heads(K)^T",
+       [=](torch::ScalarType t) {
+         torch::Tensor q = torch::randn({3, 7, 4 * 5}, opt(t)),
+                       k = torch::randn({3, 6, 20}, opt(t));
+         return std::make_pair(heads(q, 4), heads(k, 4).transpose(-1, -2));
+       }},
+      {"values: P heads(V)",
+       [=](torch::ScalarType t) {
+         torch::Tensor p = torch::randn({3, 4, 7, 6}, opt(t)), v = torch::randn({3, 6, 20}, opt(t));
+         return std::make_pair(p, heads(v, 4));
+       }},
+      {"one query row against cached keys",
+       [=](torch::ScalarType t) {
+         torch::Tensor q = torch::randn({2, 1, 12}, opt(t));
+         torch::Tensor cached = torch::cat(
+             {torch::randn({2, 3, 5, 4}, opt(t)), heads(torch::randn({2, 1, 12}, opt(t)), 3)}, 2);
+         return std::make_pair(heads(q, 3), cached.transpose(-1, -2));
+       }},
+      {"contiguous 3-D",
+       [=](torch::ScalarType t) {
+         return std::make_pair(torch::randn({5, 9, 33}, opt(t)), torch::randn({5, 33, 17}, opt(t)));
+       }},
+      {"inner size 0",
+       [=](torch::ScalarType t) {
+         return std::make_pair(torch::randn({2, 3, 0}, opt(t)), torch::randn({2, 0, 4}, opt(t)));
+       }},
+  };
+}
+
+TEST(BatchedMatmul, EqualsNaiveLoopsOnAttentionLayouts) {
+  torch::manual_seed(0);
+  for (int threads : {1, 2}) {
+    torch::set_num_threads(threads);
+    for (torch::ScalarType t : {torch::kFloat32, torch::kFloat64}) {
+      for (const Layout& l : layouts()) {
+        SCOPED_TRACE(::testing::Message() << l.name << ", " << t << ", threads " << threads);
+        auto [a, b] = l.make(t);
+        EXPECT_TRUE(batched_matmul_uses_blas(a, b));
+        const torch::Tensor c = batched_matmul(a, b);
+        ASSERT_EQ(c.sizes(), naive(a, b).sizes());
+        ASSERT_EQ(c.scalar_type(), t);
+        if (c.numel() == 0) continue;
+        EXPECT_LT(max_abs_diff(c, naive(a, b)), t == torch::kFloat32 ? 1e-4 : 1e-12);
+      }
+    }
+  }
+  torch::set_num_threads(1);
+}
+
+TEST(BatchedMatmul, OtherInputsTakeTorchMatmul) {
+  torch::Tensor a = torch::randn({2, 3, 4}), b = torch::randn({2, 4, 5});
+  EXPECT_FALSE(batched_matmul_uses_blas(a.to(torch::kBFloat16), b.to(torch::kBFloat16)));
+  EXPECT_FALSE(batched_matmul_uses_blas(a, b.to(torch::kDouble)));
+  EXPECT_FALSE(batched_matmul_uses_blas(a.select(0, 0), b.select(0, 0)));  // 2-D
+  EXPECT_FALSE(batched_matmul_uses_blas(torch::randn({1, 3, 4}), b));      // broadcast batch
+  // Neither row nor column stride 1: no BLAS layout.
+  torch::Tensor strided = torch::randn({2, 6, 8}).slice(1, 0, 6, 2).slice(2, 0, 8, 2);
+  torch::Tensor other = torch::randn({2, 4, 5});
+  EXPECT_FALSE(batched_matmul_uses_blas(strided, other));
+  EXPECT_LT(max_abs_diff(batched_matmul(strided, other), naive(strided, other)), 1e-4);
+}
+
+// Gradients of sum(W * (A B)) against central differences, in double, through the strided views
+// (the heads' views and K's transpose get their gradients through the view).
+TEST(BatchedMatmul, GradientsMatchFiniteDifferences) {
+  torch::manual_seed(1);
+  const auto opt = torch::TensorOptions().dtype(torch::kDouble);
+  torch::Tensor q = torch::randn({2, 5, 6}, opt).requires_grad_(true);
+  torch::Tensor k = torch::randn({2, 4, 6}, opt).requires_grad_(true);
+  torch::Tensor w = torch::randn({2, 3, 5, 4}, opt);
+  auto f = [&](const torch::Tensor& qq, const torch::Tensor& kk) {
+    return (batched_matmul(heads(qq, 3), heads(kk, 3).transpose(-1, -2)) * w).sum();
+  };
+  ASSERT_TRUE(batched_matmul_uses_blas(heads(q, 3), heads(k, 3).transpose(-1, -2)));
+  f(q, k).backward();
+  const double eps = 1e-6;
+  for (torch::Tensor* x : {&q, &k}) {
+    torch::Tensor grad = x->grad().clone();
+    torch::NoGradGuard no_grad;
+    torch::Tensor flat = x->view({-1});
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      const double keep = flat[i].item<double>();
+      flat[i] = keep + eps;
+      const double up = f(q, k).item<double>();
+      flat[i] = keep - eps;
+      const double down = f(q, k).item<double>();
+      flat[i] = keep;
+      EXPECT_NEAR(grad.view({-1})[i].item<double>(), (up - down) / (2 * eps), 1e-7) << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace compacter::nn
