@@ -125,6 +125,28 @@ TEST(BenchInferenceCli, ReportsEveryConfigurationInJson) {
   EXPECT_NE(r.err.find("request 3/3"), std::string::npos) << r.err;
 }
 
+// int8 (nn/int8_linear.h) decodes through the quantised layers where this libtorch has them, and
+// is an inference dtype only: training commands refuse it as bad usage.
+TEST(BenchInferenceCli, Int8IsAnInferenceDtype) {
+  TempDir dir;
+  const auto r = run_compacter(
+      "bench --inference --model-config '" + testing::write_tiny_t5_config(dir, 128) +
+      "' --methods lora --dtypes fp32,int8 --batch-sizes 2 --source-len 5 --max-new-tokens 3 "
+      "--repeats 2 --warmup 0 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json doc = json::parse(r.out);
+  const json& rows = doc["configurations"];
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1]["dtype"], "int8");
+  EXPECT_EQ(rows[1]["products_dtype"], "fp32");  // what int8 is measured against
+  expect_inference_row_invariants(rows[1], 3, 2);
+
+  const auto train = run_compacter("train --model " + dir.path() +
+                                   " --task rte --data-dir x --method lora --dtype int8");
+  EXPECT_EQ(train.exit_code, 2) << train.err;
+  EXPECT_NE(train.err.find("int8"), std::string::npos) << train.err;
+}
+
 TEST(BenchInferenceCli, PrintsATableOfOneLinePerConfigurationAndItsProfile) {
   TempDir dir;
   const auto r =

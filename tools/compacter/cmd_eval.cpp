@@ -36,7 +36,7 @@ void add_eval_command(CLI::App& app) {
   auto data = std::make_shared<DataCliOptions>();
   auto decoding = std::make_shared<DecodingFlags>();
   CLI::App* ev = app.add_subcommand("eval", "Score a saved adapter on a split of a task");
-  add_model_options(*ev, e->model);
+  add_model_options(*ev, e->model, true, /*int8=*/true);
   ev->add_option("--adapter", e->adapter, "adapter directory")->required();
   add_allow_base_mismatch_flag(*ev, e->allow_base_mismatch);
   add_data_options(ev, *data, true, true, false);

@@ -9,6 +9,7 @@
 #include "common.h"
 #include "compacter/core/error.h"
 #include "compacter/data/tokenizer.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/train/decoding/decode.h"
 #include "compacter/train/finetune.h"
 #include "decoding_options.h"
@@ -42,6 +43,7 @@ void run_generate(const GenerateCliOptions& o) {
   nn::T5Model model = base.model;
   apply_method(o.method, *model,
                train::adapter_checks(base, o.method.allow_base_mismatch, progress));
+  if (base.precision.int8) nn::quantize_linears_int8(*model);
   const auto dev = nn::parse_device(o.model.device);
   const auto lines = input_lines(o.texts);
   PeriodicStatus status(progress, "generating", "lines");
@@ -105,7 +107,7 @@ void add_generate_command(CLI::App& app) {
       "Generation: one output line per input line (--text or stdin; num_return_sequences lines "
       "with several sequences), or one JSON object per input with --output-json; greedy unless "
       "the decoding flags or the model's generation_config.json say otherwise");
-  add_model_options(*cmd, o->model);
+  add_model_options(*cmd, o->model, true, /*int8=*/true);
   add_method_options(*cmd, o->method, true);
   add_text_option(*cmd, o->texts,
                   "one input text (repeat the flag for several); default: the lines of stdin");

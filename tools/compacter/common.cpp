@@ -10,7 +10,7 @@
 
 namespace compacter::cli {
 
-void add_model_options(CLI::App& cmd, train::ModelSpec& o, bool with_tokenizer) {
+void add_model_options(CLI::App& cmd, train::ModelSpec& o, bool with_tokenizer, bool int8) {
   cmd.add_option("-m,--model", o.dir,
                  "Hugging Face T5 folder (config.json + model.safetensors or shards)")
       ->required();
@@ -20,11 +20,17 @@ void add_model_options(CLI::App& cmd, train::ModelSpec& o, bool with_tokenizer) 
                    "folder's: its spiece.model, or bytes when its tokenizer_class is "
                    "ByT5Tokenizer)");
   cmd.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+  std::vector<std::string> dtypes = {"fp32", "bf16", "autocast-bf16"};
+  if (int8) dtypes.push_back("int8");
   cmd.add_option("--dtype", o.dtype,
-                 "fp32, bf16 (every tensor bf16) or autocast-bf16 (fp32 weights, bf16 matrix "
-                 "products)")
+                 int8
+                     ? "fp32, bf16 (every tensor bf16), autocast-bf16 (fp32 weights, bf16 matrix "
+                       "products) or int8 (CPU: the backbone's linear layers quantised to int8, "
+                       "everything else fp32)"
+                     : "fp32, bf16 (every tensor bf16) or autocast-bf16 (fp32 weights, bf16 matrix "
+                       "products)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"fp32", "bf16", "autocast-bf16"}));
+      ->check(CLI::IsMember(dtypes));
   cmd.add_option("--resize-vocab", o.vocab_rows,
                  "cut or extend the vocabulary to N rows after loading (default: the "
                  "tokenizer's size when the model has more rows, as the paper does)");

@@ -12,7 +12,9 @@
 namespace compacter::cli {
 
 // --model (required), --device, --dtype, --resize-vocab, and --tokenizer when with_tokenizer.
-void add_model_options(CLI::App& cmd, train::ModelSpec& spec, bool with_tokenizer = true);
+// int8: --dtype also takes int8 (commands that only decode: nn/int8_linear.h).
+void add_model_options(CLI::App& cmd, train::ModelSpec& spec, bool with_tokenizer = true,
+                       bool int8 = false);
 
 // --allow-base-mismatch, for every command that loads an adapter.
 void add_allow_base_mismatch_flag(CLI::App& cmd, bool& allow);

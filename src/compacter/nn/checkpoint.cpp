@@ -154,11 +154,16 @@ Precision parse_precision(const std::string& name) {
     p.autocast = true;
     return p;
   }
+  if (name == "int8") {
+    p.int8 = true;
+    return p;
+  }
   if (name == "fp32" || name == "float32" || name == "bf16" || name == "bfloat16") {
     p.weights = parse_dtype(name);
     return p;
   }
-  throw UsageError(cat("unknown dtype \"", name, "\" (expected fp32, bf16 or autocast-bf16)"));
+  throw UsageError(
+      cat("unknown dtype \"", name, "\" (expected fp32, bf16, autocast-bf16 or int8)"));
 }
 
 }  // namespace compacter::nn

@@ -37,11 +37,13 @@ void save_t5(T5ModelImpl& model, const std::string& dir,
 torch::Device parse_device(const std::string& name);
 torch::ScalarType parse_dtype(const std::string& name);
 
-// --dtype of every command: fp32, bf16 (every tensor bf16) or autocast-bf16 (fp32 weights and
-// optimizer state, bf16 matrix products: nn/autocast.h).
+// --dtype of every command: fp32, bf16 (every tensor bf16), autocast-bf16 (fp32 weights and
+// optimizer state, bf16 matrix products: nn/autocast.h) or int8 (inference only: fp32 weights,
+// the backbone's linear layers quantised to int8 once loaded: nn/int8_linear.h).
 struct Precision {
   torch::ScalarType weights = torch::kFloat32;
   bool autocast = false;
+  bool int8 = false;
   torch::ScalarType products() const { return autocast ? torch::kBFloat16 : weights; }
 };
 Precision parse_precision(const std::string& name);

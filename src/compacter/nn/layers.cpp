@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/int8_linear.h"
 
 namespace compacter::nn {
 
@@ -14,7 +15,13 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features) {
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = torch::linear(x, weight, bias);
+  torch::Tensor y;
+  if (int8_) {
+    y = int8_->forward(x);
+    if (bias.defined()) y = y + bias;
+  } else {
+    y = torch::linear(x, weight, bias);
+  }
   if (hook_) return (y + hook_->forward(x)).to(y.scalar_type());
   return y;
 }

@@ -11,6 +11,8 @@
 
 namespace compacter::nn {
 
+class Int8Weight;
+
 // y = x W^T (+ b) (+ hook(x)). W: [out, in]. T5's linear layers have no bias; enable_bias() adds
 // a zero one.
 class LinearImpl : public torch::nn::Module {
@@ -25,11 +27,15 @@ class LinearImpl : public torch::nn::Module {
   const std::shared_ptr<LinearHook>& hook() const { return hook_; }
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }
+  // Inference with W quantised to int8 (nn/int8_linear.h) instead of `weight`; nullptr: fp32.
+  void set_int8(std::shared_ptr<const Int8Weight> w) { int8_ = std::move(w); }
+  bool is_int8() const { return int8_ != nullptr; }
   torch::Tensor weight;
   torch::Tensor bias;  // undefined unless enabled
 
  private:
   std::shared_ptr<LinearHook> hook_;
+  std::shared_ptr<const Int8Weight> int8_;
 };
 TORCH_MODULE(Linear);
 

@@ -9,6 +9,7 @@
 #include "compacter/core/error.h"
 #include "compacter/core/interrupt.h"
 #include "compacter/kernels/report.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/peft/adapter_card.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/tasks/inputs.h"
@@ -185,6 +186,8 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
 
   const kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
   progress.info(kernels::kernels_line(kernels));
+  check_usage(!nn::parse_precision(c.model.dtype).int8, "--dtype int8 is for inference (eval, ",
+              "generate, bench --inference): train in fp32 or autocast-bf16");
   BaseModel base = load_base_model(c.model, progress);
   const tasks::DataOptions data = data_options(c.data, c.method);
   auto train_examples = load_examples(c.data, data, "train", progress);
@@ -300,6 +303,7 @@ EvaluateResult evaluate_adapter(const EvaluateConfig& c, ProgressSink& progress)
                          adapter_config["task"].get<std::string>(), ", not on ", c.data.task,
                          ": its scores here say little"));
   peft::load_adapter(*base.model, c.adapter, adapter_checks(base, c.allow_base_mismatch, progress));
+  if (base.precision.int8) nn::quantize_linears_int8(*base.model);
   std::vector<std::string> labels;
   if (c.constrain_labels) {
     labels = tasks::task_labels(info, data.fix_quirks);

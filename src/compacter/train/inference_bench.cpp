@@ -21,6 +21,7 @@
 #include "compacter/kernels/report.h"
 #include "compacter/nn/autocast.h"
 #include "compacter/nn/checkpoint.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/train/base_model.h"
 #include "compacter/train/bench.h"
@@ -257,6 +258,7 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
     model->to(device, precision.weights);
   }
   if (job.method != "none") peft::attach(job.method, job.options, *model, job.init_seed);
+  if (precision.int8) nn::quantize_linears_int8(*model);
   model->eval();
   const T5Config& c = model->config();
   check(c.vocab_size > 3, "the vocabulary needs more than 3 rows for random tokens");

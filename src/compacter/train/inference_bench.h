@@ -49,8 +49,8 @@ namespace compacter::train {
   X(int64_t, max_new_tokens, 16,                                                               \
     "tokens generated per row, always this many (</s> does not end a request early)")          \
   X(std::string, dtypes, "fp32,bf16",                                                          \
-    "a comma list of fp32, bf16 (every tensor bf16) and autocast-bf16 (fp32 weights, bf16 "    \
-    "matrix products)")                                                                        \
+    "a comma list of fp32, bf16 (every tensor bf16), autocast-bf16 (fp32 weights, bf16 "       \
+    "matrix products) and int8 (the backbone's linear layers quantised to int8, CPU)")         \
   X(std::string, searches, "greedy",                                                           \
     "decoding, a comma list: greedy, beamN (beam search with N beams, e.g. beam4)")            \
   X(int64_t, repeats, 10, "timed requests per configuration")                                  \

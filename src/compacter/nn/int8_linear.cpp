@@ -1,0 +1,84 @@
+// Dynamic int8 linear layers through libtorch's quantised oneDNN kernels (see int8_linear.h).
+#include "compacter/nn/int8_linear.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/quantized/PackedParams.h>
+
+#include <algorithm>
+
+#include "compacter/core/error.h"
+#include "compacter/nn/layers.h"
+#include "compacter/nn/t5.h"
+
+namespace compacter::nn {
+
+struct Int8Weight::Packed {
+  c10::intrusive_ptr<LinearPackedParamsBase> params;
+};
+
+bool int8_available() {
+  const auto& engines = at::globalContext().supportedQEngines();
+  return std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end();
+}
+
+Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<Packed>()) {
+  check(int8_available(),
+        "int8 needs libtorch's quantised oneDNN engine, which this libtorch "
+        "lacks (its engines: none usable for int8 linear layers)");
+  check(weight.dim() == 2 && weight.device().is_cpu() && weight.scalar_type() == torch::kFloat32,
+        "int8: a linear layer's weight must be a 2-D fp32 CPU tensor, got ", weight.sizes(), " ",
+        weight.scalar_type(), " on ", weight.device());
+  torch::NoGradGuard no_grad;
+  const torch::Tensor w = weight.detach().contiguous();
+  // Per output row: scale = max |w| / 127 (a zero row gets scale 1), zero point 0.
+  torch::Tensor scales = std::get<0>(w.abs().max(1)).to(torch::kDouble) / 127.0;
+  scales = torch::where(scales > 0, scales, torch::ones_like(scales));
+  const torch::Tensor zeros = torch::zeros({w.size(0)}, torch::kLong);
+  const torch::Tensor q = at::quantize_per_channel(w, scales, zeros, 0, torch::kQInt8);
+  scales_ = scales;
+  values_ = q.int_repr();
+  at::globalContext().setQEngine(at::QEngine::ONEDNN);
+  static const auto prepack = c10::Dispatcher::singleton()
+                                  .findSchemaOrThrow("quantized::linear_prepack", "")
+                                  .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
+                                      at::Tensor, c10::optional<at::Tensor>)>();
+  packed_->params = prepack.call(q, c10::nullopt);
+}
+
+Int8Weight::~Int8Weight() = default;
+
+torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
+  check(!(torch::GradMode::is_enabled() && x.requires_grad()),
+        "int8 linear layers are for inference: no gradients flow through them (train in fp32 or "
+        "autocast-bf16)");
+  check(x.device().is_cpu() && x.scalar_type() == torch::kFloat32,
+        "int8 linear layers take fp32 CPU inputs, got ", x.scalar_type(), " on ", x.device());
+  const int64_t in = x.size(-1);
+  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
+  const torch::Tensor rows = x.reshape({-1, in}).contiguous();
+  torch::Tensor y = packed_->params->apply_dynamic(rows, /*reduce_range=*/false);
+  sizes.back() = y.size(-1);
+  return y.view(sizes);
+}
+
+bool keeps_fp32(const std::string& path) {
+  const std::string wo = ".wo";
+  return path.size() >= wo.size() && path.compare(path.size() - wo.size(), wo.size(), wo) == 0;
+}
+
+int64_t quantize_linears_int8(T5ModelImpl& model) {
+  check(!model.before_forward, "int8: this model recomputes its weights at every forward pass ",
+        "(a reparameterised backbone); quantised copies of them would go stale");
+  int64_t count = 0;
+  model.for_each_linear([&](const std::string& path, LinearImpl& linear) {
+    if (keeps_fp32(path)) return;
+    check(linear.weight.device().is_cpu() && linear.weight.scalar_type() == torch::kFloat32,
+          "int8: ", path, " is ", linear.weight.scalar_type(), " on ", linear.weight.device(),
+          " (int8 quantises an fp32 model on the CPU)");
+    linear.set_int8(std::make_shared<Int8Weight>(linear.weight));
+    ++count;
+  });
+  return count;
+}
+
+}  // namespace compacter::nn

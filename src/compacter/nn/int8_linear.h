@@ -1,0 +1,47 @@
+// int8 inference for the frozen backbone's linear layers on the CPU: dynamic quantisation, as
+// PyTorch's torch.ao.quantization.quantize_dynamic does it. Each weight row is quantised once to
+// int8 with its own scale (per output channel, symmetric: scale = max |w_row| / 127, zero point 0);
+// at every call the input is quantised per tensor to uint8 over its [min, max] range (with 0
+// exactly representable), multiplied in int8 x uint8 -> int32 by oneDNN (the quantised engine
+// Debian's libtorch 1.13 has; its fbgemm is absent), and rescaled to fp32. Bias, adapters and
+// every other layer stay fp32. Inference only: a product that would need a gradient throws.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+
+namespace compacter::nn {
+
+class T5ModelImpl;
+class LinearImpl;
+
+// Whether this libtorch has a quantised engine for int8 linear layers (oneDNN).
+bool int8_available();
+
+// A weight [out, in] quantised and packed for the engine.
+class Int8Weight {
+ public:
+  explicit Int8Weight(const torch::Tensor& weight);  // fp32, CPU
+  ~Int8Weight();
+  // x [..., in] (fp32) times the quantised weight's transpose: [..., out], fp32.
+  torch::Tensor forward(const torch::Tensor& x) const;
+  // The per-row scales (for tests): w ~ scale[row] * int8.
+  const torch::Tensor& scales() const { return scales_; }
+  const torch::Tensor& int8_values() const { return values_; }
+
+ private:
+  struct Packed;
+  std::unique_ptr<Packed> packed_;
+  torch::Tensor scales_, values_;
+};
+
+// Quantises the linear layers of T5's blocks for inference: attention q, k, v, o and the
+// feed-forward's input layers (wi, or wi_0 and wi_1). The feed-forward's output layer `wo` stays
+// fp32, as transformers keeps it for T5 (`_keep_in_fp32_modules = ["wo"]`: its inputs have the
+// largest outliers), and so do the output layer over the vocabulary and every method's own
+// modules. The fp32 weights stay too. Returns how many layers were quantised. Throws when int8
+// is unavailable or the model is not an fp32 model on the CPU.
+bool keeps_fp32(const std::string& linear_path);  // "...DenseReluDense.wo"
+int64_t quantize_linears_int8(T5ModelImpl& model);
+
+}  // namespace compacter::nn

@@ -1,0 +1,89 @@
+// nn::Int8Weight and quantize_linears_int8 against the dynamic-quantisation error bound computed
+// in double precision from the documented scheme (int8_linear.h): per-row weight scales
+// s_w = max |w_row| / 127, inputs quantised per tensor to uint8 over [min(x, 0), max(x, 0)]
+// (s_x = range / 255). Each product then errs by at most
+//   sum_k |x_k| s_w / 2 + |w_k| s_x / 2 + s_x s_w / 4
+// against the exact fp64 product. Also: the weights' rows round to the nearest step, a T5's
+// logits stay close to fp32, and gradients are refused.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "compacter/core/error.h"
+#include "compacter/nn/int8_linear.h"
+#include "compacter/nn/layers.h"
+#include "compacter/nn/t5.h"
+
+namespace compacter::nn {
+namespace {
+
+TEST(Int8Linear, WithinTheQuantisationBound) {
+  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+  torch::manual_seed(0);
+  for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{8, 512, 64}, {3, 64, 200}}) {
+    SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
+    torch::Tensor w = torch::randn({out, in}) * torch::rand({out, 1});  // rows of varied scale
+    torch::Tensor x = torch::randn({rows, in}) + 0.3;
+    Int8Weight q(w);
+    const torch::Tensor y = q.forward(x).to(torch::kDouble);
+    const torch::Tensor wd = w.to(torch::kDouble), xd = x.to(torch::kDouble);
+    const torch::Tensor exact = xd.matmul(wd.t());
+    const torch::Tensor s_w = std::get<0>(wd.abs().max(1)) / 127.0;  // [out]
+    const double s_x =
+        (std::max(xd.max().item<double>(), 0.0) - std::min(xd.min().item<double>(), 0.0)) / 255.0;
+    const torch::Tensor bound = xd.abs().sum(1, true).matmul(s_w.unsqueeze(0)) / 2 +
+                                wd.abs().sum(1).unsqueeze(0) * (s_x / 2) +
+                                static_cast<double>(in) * s_x * s_w.unsqueeze(0) / 4;
+    const torch::Tensor excess = (y - exact).abs() - (bound * 1.001 + 1e-5);
+    EXPECT_LE(excess.max().item<double>(), 0.0);
+    // And far from exact would be a broken kernel, not rounding: the error is well under the
+    // output's own size.
+    EXPECT_LT(((y - exact).abs().max() / exact.abs().max()).item<double>(), 0.05);
+    // Weights: every element rounds to its row's nearest step.
+    const torch::Tensor back = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
+    EXPECT_LE(((back - wd).abs() - q.scales().unsqueeze(1) / 2).max().item<double>(), 1e-6);
+  }
+}
+
+TEST(Int8Linear, RefusesGradients) {
+  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+  Int8Weight q(torch::randn({4, 8}));
+  torch::Tensor x = torch::randn({2, 8}).requires_grad_(true);
+  EXPECT_THROW(q.forward(x), Error);
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(q.forward(x).sizes(), (std::vector<int64_t>{2, 4}));
+}
+
+TEST(Int8Linear, T5LogitsStayCloseToFp32) {
+  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+  T5Config c;
+  c.vocab_size = 64;
+  c.d_model = 64;
+  c.d_kv = 16;
+  c.d_ff = 128;
+  c.num_layers = 2;
+  c.num_decoder_layers = 2;
+  c.num_heads = 4;
+  T5Model model(c);
+  model->init_weights(3);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  torch::Tensor ids = torch::randint(3, 64, {2, 9}, torch::kLong);
+  torch::Tensor mask = torch::ones({2, 9}, torch::kLong);
+  torch::Tensor labels = torch::randint(3, 64, {2, 4}, torch::kLong);
+  const torch::Tensor fp32 = model->forward(ids, mask, {}, labels).logits;
+  // Per block: encoder q, k, v, o, wi; decoder twice q, k, v, o, then wi (wo stays fp32).
+  EXPECT_EQ(quantize_linears_int8(*model), 2 * 5 + 2 * 9);
+  int64_t int8_layers = 0;
+  model->for_each_linear([&](const std::string& path, LinearImpl& linear) {
+    EXPECT_EQ(linear.is_int8(), !keeps_fp32(path)) << path;
+    int8_layers += linear.is_int8();
+  });
+  EXPECT_EQ(int8_layers, 2 * 5 + 2 * 9);
+  const torch::Tensor int8 = model->forward(ids, mask, {}, labels).logits;
+  const double rel = ((int8 - fp32).abs().max() / fp32.abs().max()).item<double>();
+  EXPECT_GT(rel, 0.0);  // the quantised layers are in use
+  EXPECT_LT(rel, 0.1);
+}
+
+}  // namespace
+}  // namespace compacter::nn
