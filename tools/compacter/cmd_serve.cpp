@@ -3,7 +3,12 @@
 // ANY}, or with the fields of the adapter's task instead of "text" ({"adapter": "rte",
 // "sentence1": "...", "sentence2": "..."}, formatted as training formatted them); each gets one
 // line on stdout, in order, {"id", "adapter", "output"(, "label")} or {"id", "line", "error"}.
-// Requests that are waiting when a batch starts are decoded together.
+// Requests that are waiting when a batch starts are decoded together. A request may carry
+// "parameters" (TGI's names: serve/requests.h); a reply then adds "details" (n-best, tokens and
+// their log-probabilities, finish_reason) and "label_probabilities" as the HTTP reply has them,
+// and an error line adds "error_type".
+// With --http [HOST:]PORT the same server answers HTTP instead (http_serve.h).
+#include <cstdlib>
 #include <iostream>
 
 #include "commands.h"
@@ -11,7 +16,9 @@
 #include "compacter/core/error.h"
 #include "compacter/core/units.h"
 #include "compacter/serve/adapter_server.h"
+#include "compacter/serve/requests.h"
 #include "decoding_options.h"
+#include "http_serve.h"
 #include "stderr_progress.h"
 #include "stdin_lines.h"
 
@@ -23,10 +30,22 @@ struct ServeCli {
   std::vector<std::string> adapters;  // NAME=DIR or DIR
   serve::ServerOptions server;
   DecodingFlags decoding;
+  std::string http;  // [HOST:]PORT: serve HTTP instead of JSON Lines
+  std::string api_key;
 };
 
 void run_serve(const ServeCli& o) {
   StderrProgress progress;
+  HttpOptions http;
+  if (!o.http.empty()) {
+    parse_listen_address(o.http, http);
+    http.api_key = o.api_key;
+    if (http.api_key.empty())
+      if (const char* key = std::getenv("COMPACTER_API_KEY")) http.api_key = key;
+    http.model_dir = o.model.dir;
+  } else {
+    check_usage(o.api_key.empty(), "--api-key is for --http");
+  }
   // Every adapter argument is checked before the model loads.
   std::vector<std::pair<std::string, std::string>> adapters;
   for (const std::string& arg : o.adapters) adapters.push_back(serve::adapter_name_and_dir(arg));
@@ -52,6 +71,11 @@ void run_serve(const ServeCli& o) {
                                                   : "";
   std::string names;
   for (const auto& a : server.list()) names += " " + a.name;
+  if (!o.http.empty()) {
+    http.default_adapter = only;
+    serve_http(server, http, progress);
+    return;
+  }
   progress.info(cat("reading JSON Lines requests on stdin ({\"adapter\": NAME, \"text\": \"...\", ",
                     "\"id\": ...}; adapters:", names, ")"));
 
@@ -63,7 +87,8 @@ void run_serve(const ServeCli& o) {
     for (const std::string& text : lines) {
       ++line_no;
       if (text.find_first_not_of(" \t") == std::string::npos) continue;  // blank line
-      requests.push_back(serve::parse_request_line(text, line_no, only));
+      requests.push_back(
+          serve::parse_request_line(text, line_no, only, server.options(), server.generation()));
     }
     const std::vector<serve::Reply> replies = server.answer(requests);
     for (size_t i = 0; i < replies.size(); ++i) {
@@ -73,10 +98,14 @@ void run_serve(const ServeCli& o) {
         reply["adapter"] = r.adapter;
         reply["output"] = r.output;
         if (!r.label.is_null()) reply["label"] = r.label;
+        const nlohmann::json full = serve::generate_reply_json(r);
+        for (const char* extra : {"details", "label_probabilities"})
+          if (full.contains(extra)) reply[extra] = full[extra];
         ++answered;
       } else {
         reply["line"] = requests[i].line;
         reply["error"] = r.error;
+        reply["error_type"] = serve::error_type(r.error_kind);
         ++failed;
       }
       std::cout << reply.dump() << "\n";
@@ -111,6 +140,18 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-source-length", o->server.max_source_length,
                   "input tokens kept (with </s>)")
       ->capture_default_str();
+  cmd->add_option("--http", o->http,
+                  "[HOST:]PORT: serve HTTP there instead of JSON Lines on stdin (HOST: "
+                  "127.0.0.1 unless given; port 0: a free one, printed once listening)");
+  cmd->add_option("--api-key", o->api_key,
+                  "with --http: every endpoint requires \"Authorization: Bearer KEY\" (default: "
+                  "the environment's COMPACTER_API_KEY; none: no key)");
+  o->server.limits.for_each([&](const char* name, int64_t& field, const char* help) {
+    cmd->add_option(flag_name(name), field, help)
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber)
+        ->group("Limits (a request above one is refused, naming it)");
+  });
   cmd->callback([o] { run_serve(*o); });
 }
 
