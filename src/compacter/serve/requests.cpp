@@ -214,7 +214,8 @@ void parse_parameters(const nlohmann::json& parameters, const ServerLimits& limi
     } else if (key == "repetition_penalty") {
       g.repetition_penalty = number();
     } else if (key == "seed") {
-      if (!v.is_number_unsigned()) wrong("an integer >= 0");
+      if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
+        wrong("an integer >= 0");
       g.seed = v.get<uint64_t>();
     } else if (key == "labels") {
       if (!v.is_array()) wrong("a list of label texts");
