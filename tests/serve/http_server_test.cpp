@@ -17,6 +17,8 @@
 #include <cstring>
 #include <mutex>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "compacter/data/tokenizer.h"
@@ -281,11 +283,13 @@ TEST_F(HttpServe, HealthInfoAdaptersAndMetrics) {
 TEST_F(HttpServe, GreedyEqualsDecodingTheAdapterDirectly) {
   const std::vector<std::string> texts = {"rte sentence1: A cat sat. sentence2: A cat sits.",
                                           "hello world"};
+  std::set<std::string> distinct;  // the adapters disagree, so a mix-up would show
   for (const std::string name : {"lora", "cpp"}) {
     const std::string method = name == "cpp" ? "compacter++" : name;
     for (const auto& text : texts) {
       std::string expected;
       const auto seqs = reference(method, text, settings(), &expected);
+      distinct.insert(expected);
       auto r = post("/generate",
                     nlohmann::json{{"inputs", text}, {"parameters", {{"adapter", name}}}}.dump());
       ASSERT_TRUE(r);
@@ -296,6 +300,7 @@ TEST_F(HttpServe, GreedyEqualsDecodingTheAdapterDirectly) {
       EXPECT_FALSE(j.contains("details"));  // TGI's bare reply unless asked
     }
   }
+  EXPECT_GE(distinct.size(), 3u);
   // A list: replies in order, each as alone; settings may differ between inputs.
   std::string e0, e1;
   reference("lora", texts[0], settings(), &e0);
