@@ -174,7 +174,11 @@ struct HttpServer {
           metrics.batch(inputs, seconds);
         }) {
     for (const auto& a : s.list()) adapters.insert(a.name);
+    // Adapters are fixed while serving: described once, not read while the worker decodes.
+    adapters_json = adapter_list();
+    info_json = info();
   }
+  nlohmann::json adapters_json, info_json;
 
   // Parses, queues and waits; on success fills `replies` and returns true, else writes the
   // error reply. `endpoint` names it in the metrics.
@@ -398,10 +402,10 @@ void serve_http(serve::AdapterServer& server, const HttpOptions& options, Progre
     send_json(res, 200, {{"status", "ok"}});
   });
   http.Get("/info", [&state](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, state.info());
+    send_json(res, 200, state.info_json);
   });
   http.Get("/adapters", [&state](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, state.adapter_list());
+    send_json(res, 200, state.adapters_json);
   });
   http.Get("/metrics", [&state](const httplib::Request&, httplib::Response& res) {
     res.set_content(state.metrics.text(state.scheduler.queued_inputs(),

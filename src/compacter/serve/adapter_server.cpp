@@ -91,6 +91,7 @@ AdapterServer::AdapterServer(train::BaseModel base, ServerOptions options)
   auto served = std::make_unique<Served>();
   served->model = base_.model;
   served->info.name = kBaseName;
+  served->info.base_fingerprint = base_.identity.fingerprint;
   served_.emplace(kBaseName, std::move(served));
 }
 
@@ -114,8 +115,9 @@ const AdapterInfo& AdapterServer::add(const std::string& name, const std::string
   served->info.warnings = warnings.lines;
   const nlohmann::json config = peft::read_adapter_config(dir);
   if (config.contains("base") && config["base"].is_object() &&
-      config["base"].contains("fingerprint") && config["base"]["fingerprint"].is_string())
-    served->info.base_fingerprint = config["base"]["fingerprint"].get<std::string>();
+      config["base"].contains("weights_fingerprint") &&
+      config["base"]["weights_fingerprint"].is_string())
+    served->info.base_fingerprint = config["base"]["weights_fingerprint"].get<std::string>();
   if (config.contains("task") && config["task"].is_string())
     served->info.task = config["task"].get<std::string>();
   if (config.contains("inputs"))

@@ -115,10 +115,11 @@ struct AdapterInfo {
   std::string name;
   std::string dir;
   std::string method;
-  int64_t own_bytes = 0;                     // tensor bytes not shared with the base
-  int64_t own_parameters = 0;                // their elements
-  std::string base_fingerprint;              // of the base it was trained on ("" if unrecorded)
-  std::string task;                          // the task it was trained on ("" when not recorded)
+  int64_t own_bytes = 0;         // tensor bytes not shared with the base
+  int64_t own_parameters = 0;    // their elements
+  std::string base_fingerprint;  // weights of the base it was trained on (the base: its own; "":
+                                 // not recorded)
+  std::string task;              // the task it was trained on ("" when not recorded)
   std::optional<tasks::InputFormat> inputs;  // how its task's fields become text, if recorded
   std::vector<std::string> warnings;         // from loading it (an unchecked or other base)
 };
