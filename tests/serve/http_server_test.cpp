@@ -503,6 +503,29 @@ TEST_F(HttpServe, AnApiKeyGuardsEveryEndpoint) {
   EXPECT_EQ(ok->status, 200) << ok->body;
   EXPECT_EQ(body_of(ok)["adapter"], "base");  // the only model: requests need not name it
   EXPECT_EQ(keyed.stop(SIGINT, 30), 0) << keyed.err();
+
+  // The key from a file (its first line), which wins over nothing else: both at once are refused.
+  const std::string key_file = dir_->file("key.txt");
+  testing::write_file(key_file, "fr0m-file\n");
+  ServerProcess from_file({"serve", "--model", model_dir(), "--tokenizer", tokenizer(), "--http",
+                           "127.0.0.1:0", "--api-key-file", key_file});
+  ASSERT_GT(from_file.port(), 0) << from_file.err();
+  auto f = client(from_file.port());
+  auto no = f.Get("/health");
+  ASSERT_TRUE(no);
+  EXPECT_EQ(no->status, 401);
+  auto yes = f.Get("/health", {{"Authorization", "Bearer fr0m-file"}});
+  ASSERT_TRUE(yes);
+  EXPECT_EQ(yes->status, 200);
+  EXPECT_EQ(from_file.stop(SIGTERM, 30), 0) << from_file.err();
+  auto both = testing::run_compacter("serve --model " + model_dir() + " --http 0 --api-key a " +
+                                     "--api-key-file " + key_file);
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.err.find("give --api-key or --api-key-file, not both"), std::string::npos)
+      << both.err;
+  auto jsonl = testing::run_compacter("serve --model " + model_dir() + " --api-key a", "");
+  EXPECT_NE(jsonl.exit_code, 0);
+  EXPECT_NE(jsonl.err.find("--api-key is for --http"), std::string::npos) << jsonl.err;
 }
 
 TEST_F(HttpServe, SigtermAnswersTheRequestInFlightAndExitsZero) {

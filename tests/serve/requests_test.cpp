@@ -275,5 +275,58 @@ TEST(ServeReplyJson, TgiShapeWithNBestAndTokens) {
   EXPECT_EQ(http_status(ErrorKind::not_found), 404);
 }
 
+// Mutated bodies (bytes flipped, inserted, cut; a fixed seed): the parser returns requests or
+// throws RequestError, never anything else, and whatever it returns is within the limits.
+TEST(ServeGenerateBody, MutatedBodiesGiveRequestsOrRequestErrors) {
+  ServerLimits limits = small_limits();
+  limits.max_body_bytes = 4096;
+  const std::vector<std::string> seeds = {
+      R"({"inputs": "hi", "parameters": {"max_new_tokens": 3, "num_beams": 2, "details": true}})",
+      R"([{"inputs": "a"}, {"sentence1": "x", "parameters": {"labels": ["yes", "no"]}}])",
+      R"({"inputs": "x", "parameters": {"do_sample": true, "seed": 7, "top_p": 0.5}})"};
+  const std::string alphabet = "{}[]\":,0123456789-.eE truefalsnul\\u";
+  uint64_t state = 12345;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  int accepted = 0, refused = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string body = seeds[i % seeds.size()];
+    for (int k = 0, edits = 1 + static_cast<int>(next() % 4); k < edits; ++k) {
+      const size_t at = next() % (body.size() + 1);
+      switch (next() % 3) {
+        case 0:
+          if (at < body.size()) body[at] = alphabet[next() % alphabet.size()];
+          break;
+        case 1:
+          body.insert(at, 1, alphabet[next() % alphabet.size()]);
+          break;
+        default:
+          if (at < body.size()) body.erase(at, 1 + next() % 3);
+      }
+    }
+    bool is_list = false;
+    try {
+      const auto requests = parse_generate_body(body, limits, {}, "base", is_list);
+      ++accepted;
+      EXPECT_LE(static_cast<int64_t>(requests.size()), limits.max_inputs_per_request);
+      for (const auto& r : requests) {
+        EXPECT_FALSE(r.adapter.empty()) << body;
+        if (!r.generation) continue;
+        EXPECT_LE(r.generation->new_token_limit(), limits.max_request_new_tokens) << body;
+        EXPECT_LE(r.generation->num_beams, limits.max_request_beams) << body;
+        EXPECT_LE(r.generation->num_return_sequences, limits.max_request_sequences) << body;
+      }
+    } catch (const RequestError&) {
+      ++refused;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a RequestError: " << e.what() << "\n" << body;
+    }
+  }
+  EXPECT_GT(accepted, 100);  // the mutations keep some bodies valid and break others
+  EXPECT_GT(refused, 100);
+}
+
 }  // namespace
 }  // namespace compacter::serve

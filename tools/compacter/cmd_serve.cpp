@@ -8,7 +8,9 @@
 // their log-probabilities, finish_reason) and "label_probabilities" as the HTTP reply has them,
 // and an error line adds "error_type".
 // With --http [HOST:]PORT the same server answers HTTP instead (http_serve.h).
+#include <cctype>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include "commands.h"
@@ -32,6 +34,7 @@ struct ServeCli {
   DecodingFlags decoding;
   std::string http;  // [HOST:]PORT: serve HTTP instead of JSON Lines
   std::string api_key;
+  std::string api_key_file;
 };
 
 void run_serve(const ServeCli& o) {
@@ -39,12 +42,23 @@ void run_serve(const ServeCli& o) {
   HttpOptions http;
   if (!o.http.empty()) {
     parse_listen_address(o.http, http);
+    check_usage(o.api_key.empty() || o.api_key_file.empty(),
+                "give --api-key or --api-key-file, not both");
     http.api_key = o.api_key;
+    if (!o.api_key_file.empty()) {
+      std::ifstream in(o.api_key_file);
+      check(in.good(), "--api-key-file ", o.api_key_file, ": cannot be read");
+      std::getline(in, http.api_key);
+      while (!http.api_key.empty() && std::isspace(static_cast<unsigned char>(http.api_key.back())))
+        http.api_key.pop_back();
+      check(!http.api_key.empty(), "--api-key-file ", o.api_key_file,
+            ": the first line (the key) is empty");
+    }
     if (http.api_key.empty())
       if (const char* key = std::getenv("COMPACTER_API_KEY")) http.api_key = key;
     http.model_dir = o.model.dir;
   } else {
-    check_usage(o.api_key.empty(), "--api-key is for --http");
+    check_usage(o.api_key.empty() && o.api_key_file.empty(), "--api-key is for --http");
   }
   // Every adapter argument is checked before the model loads.
   std::vector<std::pair<std::string, std::string>> adapters;
@@ -108,7 +122,7 @@ void run_serve(const ServeCli& o) {
         reply["error_type"] = serve::error_type(r.error_kind);
         ++failed;
       }
-      std::cout << reply.dump() << "\n";
+      std::cout << reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
     std::cout.flush();
   }
@@ -125,8 +139,9 @@ void add_serve_command(CLI::App& app) {
       "serve",
       "Serve several adapters on one base model held once in memory: JSON Lines requests on "
       "stdin ({\"adapter\": NAME, \"text\": \"...\", \"id\": ...}, or the fields of the adapter's "
-      "task instead of \"text\"), one JSON line per request on stdout, in order; \"base\" names "
-      "the model without adapter");
+      "task instead of \"text\"; \"parameters\" with TGI's names), one JSON line per request on "
+      "stdout, in order; \"base\" names the model without adapter. --http [HOST:]PORT serves "
+      "HTTP instead (POST /generate, /generate_stream; GET /health, /info, /adapters, /metrics)");
   add_model_options(*cmd, o->model);
   cmd->add_option("-a,--adapter", o->adapters,
                   "NAME=DIR, or DIR (named by its folder; RUN/best_adapter by RUN); repeatable");
@@ -146,6 +161,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--api-key", o->api_key,
                   "with --http: every endpoint requires \"Authorization: Bearer KEY\" (default: "
                   "the environment's COMPACTER_API_KEY; none: no key)");
+  cmd->add_option("--api-key-file", o->api_key_file,
+                  "with --http: the API key as the first line of this file");
   o->server.limits.for_each([&](const char* name, int64_t& field, const char* help) {
     cmd->add_option(flag_name(name), field, help)
         ->capture_default_str()

@@ -144,9 +144,12 @@ struct Metrics {
   }
 };
 
+// Text a tokenizer decoded may hold invalid UTF-8 (a byte-level piece on its own): it is sent
+// with U+FFFD in its place instead of failing the reply.
 void send_json(httplib::Response& res, int status, const nlohmann::json& j) {
   res.status = status;
-  res.set_content(j.dump() + "\n", "application/json");
+  res.set_content(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                  "application/json");
 }
 
 void send_error(httplib::Response& res, int status, const std::string& message,
@@ -280,7 +283,8 @@ struct HttpServer {
                           {"generated_tokens", details["generated_tokens"]},
                           {"seed", details["seed"]}};
         }
-        events += "data:" + e.dump() + "\n\n";
+        events +=
+            "data:" + e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
       }
     }
     res.status = 200;
