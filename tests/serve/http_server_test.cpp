@@ -325,6 +325,32 @@ TEST_F(HttpServe, GreedyEqualsDecodingTheAdapterDirectly) {
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list[0]["generated_text"], e0);
   EXPECT_EQ(list[1]["generated_text"], e1);
+
+  // One adapter, three settings in one request: each input decoded with its own settings.
+  auto beams = settings();
+  beams.num_beams = 3;
+  auto ngram = settings();
+  ngram.no_repeat_ngram_size = 1;
+  std::string g, b, n;
+  reference("lora", texts[1], settings(), &g);
+  reference("lora", texts[1], beams, &b);
+  reference("lora", texts[1], ngram, &n);
+  EXPECT_NE(g, n);  // the settings matter for this input
+  auto mixed =
+      post("/generate",
+           nlohmann::json::array(
+               {{{"inputs", texts[1]}, {"parameters", {{"adapter", "lora"}}}},
+                {{"inputs", texts[1]}, {"parameters", {{"adapter", "lora"}, {"num_beams", 3}}}},
+                {{"inputs", texts[1]},
+                 {"parameters", {{"adapter", "lora"}, {"no_repeat_ngram_size", 1}}}}})
+               .dump());
+  ASSERT_TRUE(mixed);
+  ASSERT_EQ(mixed->status, 200) << mixed->body;
+  const auto m = body_of(mixed);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[0]["generated_text"], g);
+  EXPECT_EQ(m[1]["generated_text"], b);
+  EXPECT_EQ(m[2]["generated_text"], n);
 }
 
 TEST_F(HttpServe, BeamsGiveTheNBestWithTokenDetails) {
@@ -383,6 +409,20 @@ TEST_F(HttpServe, SamplingWithASeedRepeatsAndStreamingSendsOneEventPerToken) {
   ASSERT_EQ(a->status, 200) << a->body;
   EXPECT_EQ(body_of(a), body_of(b));
   EXPECT_EQ(body_of(a)["details"]["seed"], 1234);
+  // In one list (answered in one batch) each sampled input still gets what it gets alone.
+  auto twice = post("/generate", "[" + body + ", " + body + "]");
+  ASSERT_TRUE(twice);
+  ASSERT_EQ(twice->status, 200) << twice->body;
+  const auto both = body_of(twice);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0], body_of(a));
+  EXPECT_EQ(both[1], body_of(a));
+  // The draws follow the seed: another seed gives other samples (7 tokens from 32,100).
+  nlohmann::json other_body = nlohmann::json::parse(body);
+  other_body["parameters"]["seed"] = 99;
+  auto other = post("/generate", other_body.dump());
+  ASSERT_TRUE(other);
+  EXPECT_NE(body_of(other)["generated_text"], body_of(a)["generated_text"]);
 
   auto whole = post("/generate", R"({"inputs": "stream me", "parameters": {"adapter": "lora",
                                      "details": true}})");

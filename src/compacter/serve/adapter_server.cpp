@@ -177,7 +177,12 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
       continue;
     }
     const nlohmann::json labels = r.labels ? nlohmann::json(*r.labels) : nlohmann::json();
-    groups[nlohmann::json::array({r.adapter, options::to_json(g), labels}).dump()].push_back(i);
+    // A sampled request is decoded alone: its draws then depend on its seed only, not on what
+    // else was waiting (rows of one batch share the random stream).
+    const nlohmann::json alone =
+        options_.sample_alone && g.do_sample && labels.is_null() ? nlohmann::json(i) : nullptr;
+    groups[nlohmann::json::array({r.adapter, options::to_json(g), labels, alone}).dump()].push_back(
+        i);
   }
   size_t total = 0, done_before = 0;
   for (const auto& [key, indices] : groups) total += indices.size();

@@ -55,6 +55,10 @@ struct ServerOptions {
   // generation: the output is the most probable label, with the distribution over all.
   std::vector<std::string> labels;
   ServerLimits limits;
+  // Sampled requests are decoded one at a time, so that a request's seed alone decides its draws
+  // (rows of one batch share the random stream); false: batched like the others (`predict`,
+  // whose inputs are one run).
+  bool sample_alone = true;
 };
 
 // Why a request failed, as HTTP tells it (the program maps each to a status code).
@@ -79,7 +83,7 @@ struct Request {
   std::string error;      // non-empty: the request was malformed; answered with this error
   ErrorKind error_kind = ErrorKind::bad_request;  // with `error`
   // Per-request settings ("parameters"); none: the server's. Requests are decoded together only
-  // with the same adapter and equal settings.
+  // with the same adapter and equal settings; a sampled one alone (ServerOptions::sample_alone).
   std::optional<decoding::GenerationConfig> generation;
   std::optional<std::vector<std::string>> labels;
   bool details = false;  // the reply's sequences carry their tokens' texts
