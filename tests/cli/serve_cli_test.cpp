@@ -141,6 +141,46 @@ TEST_F(ServeCli, BadRequestsGetAnErrorLineEachAndANonZeroExit) {
   EXPECT_EQ(last["adapter"], "adapter-bitfit");
 }
 
+TEST_F(ServeCli, ParametersGiveNBestAndDetailsAndNamedErrors) {
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string requests =
+      "{\"text\": \"one\", \"id\": 1, \"parameters\": {\"num_beams\": 3, "
+      "\"num_return_sequences\": 2, \"details\": true, \"max_new_tokens\": 4}}\n"
+      "{\"text\": \"one\", \"id\": 2, \"parameters\": {\"num_beams\": 99}}\n"
+      "{\"text\": \"one\", \"id\": 3, \"parameters\": {\"beams\": 2}}\n"
+      "{\"text\": \"one\", \"id\": 4, \"parameters\": {\"labels\": [\"yes\", \"no\"]}}\n"
+      "{\"text\": \"one\", \"id\": 5}\n";
+  auto r = testing::run_compacter("serve " + common_args() + " --adapter " + adapter_dir("lora"),
+                                  requests);
+  EXPECT_NE(r.exit_code, 0);  // two requests failed
+  const auto replies = lines_of(r.out);
+  ASSERT_EQ(replies.size(), 5u) << r.out << r.err;
+  const auto nbest = nlohmann::json::parse(replies[0]);
+  EXPECT_TRUE(nbest["output"].is_string());  // the existing fields stay
+  EXPECT_EQ(nbest["adapter"], "adapter-lora");
+  ASSERT_EQ(nbest["details"]["best_of_sequences"].size(), 1u) << replies[0];
+  EXPECT_LE(nbest["details"]["generated_tokens"].get<int>(), 4);
+  EXPECT_EQ(nbest["details"]["tokens"].size(), nbest["details"]["generated_tokens"]);
+  EXPECT_GE(nbest["details"]["score"].get<double>(),
+            nbest["details"]["best_of_sequences"][0]["score"].get<double>());
+  const auto limit = nlohmann::json::parse(replies[1]);
+  EXPECT_EQ(limit["error_type"], "validation");
+  EXPECT_NE(limit["error"].get<std::string>().find(
+                "line 2: parameters.num_beams is 99, above the server's limit max_request_beams"),
+            std::string::npos)
+      << replies[1];
+  const auto unknown = nlohmann::json::parse(replies[2]);
+  EXPECT_EQ(unknown["error_type"], "bad_request");
+  EXPECT_NE(unknown["error"].get<std::string>().find("unknown field \"beams\""), std::string::npos);
+  const auto labels = nlohmann::json::parse(replies[3]);
+  ASSERT_TRUE(labels["label_probabilities"].is_object()) << replies[3];
+  EXPECT_NEAR(labels["label_probabilities"]["yes"].get<double>() +
+                  labels["label_probabilities"]["no"].get<double>(),
+              1.0, 1e-9);
+  const auto plain = nlohmann::json::parse(replies[4]);
+  EXPECT_FALSE(plain.contains("details"));  // as before without parameters
+}
+
 TEST_F(ServeCli, BadOptionsAreRefusedBeforeServing) {
   REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
   const std::string bitfit = adapter_dir("bitfit");

@@ -4,6 +4,7 @@
 // formatted them; the output line is then the label the generated text stands for ("entailment"
 // for RTE's "0"; the number for STS-B), else the generated text.
 #include <iostream>
+#include <limits>
 
 #include "commands.h"
 #include "common.h"
@@ -53,6 +54,10 @@ void run_predict(const PredictCli& o) {
       }
     }
   }
+  // A local command: long inputs are cut to --max-source-length as always, not refused (the
+  // server's limit on input tokens is for requests from others).
+  options.limits.max_input_tokens = std::numeric_limits<int64_t>::max();
+  options.sample_alone = false;  // one run: sampled inputs share the seed's stream, batched
   serve::AdapterServer server(std::move(base), options);
   const bool token_logprobs = server.generation().output_scores;
   const std::string name = o.adapter.empty() ? serve::kBaseName : "adapter";

@@ -3,7 +3,14 @@
 // ANY}, or with the fields of the adapter's task instead of "text" ({"adapter": "rte",
 // "sentence1": "...", "sentence2": "..."}, formatted as training formatted them); each gets one
 // line on stdout, in order, {"id", "adapter", "output"(, "label")} or {"id", "line", "error"}.
-// Requests that are waiting when a batch starts are decoded together.
+// Requests that are waiting when a batch starts are decoded together. A request may carry
+// "parameters" (TGI's names: serve/requests.h); a reply then adds "details" (n-best, tokens and
+// their log-probabilities, finish_reason) and "label_probabilities" as the HTTP reply has them,
+// and an error line adds "error_type".
+// With --http [HOST:]PORT the same server answers HTTP instead (http_serve.h).
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include "commands.h"
@@ -11,7 +18,9 @@
 #include "compacter/core/error.h"
 #include "compacter/core/units.h"
 #include "compacter/serve/adapter_server.h"
+#include "compacter/serve/requests.h"
 #include "decoding_options.h"
+#include "http_serve.h"
 #include "stderr_progress.h"
 #include "stdin_lines.h"
 
@@ -23,10 +32,34 @@ struct ServeCli {
   std::vector<std::string> adapters;  // NAME=DIR or DIR
   serve::ServerOptions server;
   DecodingFlags decoding;
+  std::string http;  // [HOST:]PORT: serve HTTP instead of JSON Lines
+  std::string api_key;
+  std::string api_key_file;
 };
 
 void run_serve(const ServeCli& o) {
   StderrProgress progress;
+  HttpOptions http;
+  if (!o.http.empty()) {
+    parse_listen_address(o.http, http);
+    check_usage(o.api_key.empty() || o.api_key_file.empty(),
+                "give --api-key or --api-key-file, not both");
+    http.api_key = o.api_key;
+    if (!o.api_key_file.empty()) {
+      std::ifstream in(o.api_key_file);
+      check(in.good(), "--api-key-file ", o.api_key_file, ": cannot be read");
+      std::getline(in, http.api_key);
+      while (!http.api_key.empty() && std::isspace(static_cast<unsigned char>(http.api_key.back())))
+        http.api_key.pop_back();
+      check(!http.api_key.empty(), "--api-key-file ", o.api_key_file,
+            ": the first line (the key) is empty");
+    }
+    if (http.api_key.empty())
+      if (const char* key = std::getenv("COMPACTER_API_KEY")) http.api_key = key;
+    http.model_dir = o.model.dir;
+  } else {
+    check_usage(o.api_key.empty() && o.api_key_file.empty(), "--api-key is for --http");
+  }
   // Every adapter argument is checked before the model loads.
   std::vector<std::pair<std::string, std::string>> adapters;
   for (const std::string& arg : o.adapters) adapters.push_back(serve::adapter_name_and_dir(arg));
@@ -52,6 +85,11 @@ void run_serve(const ServeCli& o) {
                                                   : "";
   std::string names;
   for (const auto& a : server.list()) names += " " + a.name;
+  if (!o.http.empty()) {
+    http.default_adapter = only;
+    serve_http(server, http, progress);
+    return;
+  }
   progress.info(cat("reading JSON Lines requests on stdin ({\"adapter\": NAME, \"text\": \"...\", ",
                     "\"id\": ...}; adapters:", names, ")"));
 
@@ -63,7 +101,8 @@ void run_serve(const ServeCli& o) {
     for (const std::string& text : lines) {
       ++line_no;
       if (text.find_first_not_of(" \t") == std::string::npos) continue;  // blank line
-      requests.push_back(serve::parse_request_line(text, line_no, only));
+      requests.push_back(
+          serve::parse_request_line(text, line_no, only, server.options(), server.generation()));
     }
     const std::vector<serve::Reply> replies = server.answer(requests);
     for (size_t i = 0; i < replies.size(); ++i) {
@@ -73,13 +112,17 @@ void run_serve(const ServeCli& o) {
         reply["adapter"] = r.adapter;
         reply["output"] = r.output;
         if (!r.label.is_null()) reply["label"] = r.label;
+        const nlohmann::json full = serve::generate_reply_json(r);
+        for (const char* extra : {"details", "label_probabilities"})
+          if (full.contains(extra)) reply[extra] = full[extra];
         ++answered;
       } else {
         reply["line"] = requests[i].line;
         reply["error"] = r.error;
+        reply["error_type"] = serve::error_type(r.error_kind);
         ++failed;
       }
-      std::cout << reply.dump() << "\n";
+      std::cout << reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
     std::cout.flush();
   }
@@ -96,8 +139,9 @@ void add_serve_command(CLI::App& app) {
       "serve",
       "Serve several adapters on one base model held once in memory: JSON Lines requests on "
       "stdin ({\"adapter\": NAME, \"text\": \"...\", \"id\": ...}, or the fields of the adapter's "
-      "task instead of \"text\"), one JSON line per request on stdout, in order; \"base\" names "
-      "the model without adapter");
+      "task instead of \"text\"; \"parameters\" with TGI's names), one JSON line per request on "
+      "stdout, in order; \"base\" names the model without adapter. --http [HOST:]PORT serves "
+      "HTTP instead (POST /generate, /generate_stream; GET /health, /info, /adapters, /metrics)");
   add_model_options(*cmd, o->model);
   cmd->add_option("-a,--adapter", o->adapters,
                   "NAME=DIR, or DIR (named by its folder; RUN/best_adapter by RUN); repeatable");
@@ -111,6 +155,20 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-source-length", o->server.max_source_length,
                   "input tokens kept (with </s>)")
       ->capture_default_str();
+  cmd->add_option("--http", o->http,
+                  "[HOST:]PORT: serve HTTP there instead of JSON Lines on stdin (HOST: "
+                  "127.0.0.1 unless given; port 0: a free one, printed once listening)");
+  cmd->add_option("--api-key", o->api_key,
+                  "with --http: every endpoint requires \"Authorization: Bearer KEY\" (default: "
+                  "the environment's COMPACTER_API_KEY; none: no key)");
+  cmd->add_option("--api-key-file", o->api_key_file,
+                  "with --http: the API key as the first line of this file");
+  o->server.limits.for_each([&](const char* name, int64_t& field, const char* help) {
+    cmd->add_option(flag_name(name), field, help)
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber)
+        ->group("Limits (a request above one is refused, naming it)");
+  });
   cmd->callback([o] { run_serve(*o); });
 }
 

@@ -7,6 +7,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/peft/adapter_file.h"
+#include "compacter/serve/requests.h"
 #include "compacter/train/evaluate.h"
 
 namespace compacter::serve {
@@ -22,6 +23,35 @@ std::map<const void*, int64_t> storages_of(const torch::nn::Module& model) {
   for (const auto& t : model.parameters(true)) add(t);
   for (const auto& t : model.buffers(true)) add(t);
   return out;
+}
+
+// Elements of `model`'s parameters and buffers whose storage is not in `shared`.
+int64_t elements_not_in(const torch::nn::Module& model,
+                        const std::map<const void*, int64_t>& shared) {
+  int64_t n = 0;
+  std::set<const void*> seen;
+  auto add = [&](const torch::Tensor& t) {
+    if (!t.defined() || shared.count(t.storage().data())) return;
+    if (seen.insert(t.storage().data()).second) n += t.numel();
+  };
+  for (const auto& t : model.parameters(true)) add(t);
+  for (const auto& t : model.buffers(true)) add(t);
+  return n;
+}
+
+// The text each token adds to the text decoded so far (special tokens add nothing), and which
+// are special.
+void token_texts(const T5Tokenizer& tokenizer, ReplySequence& s) {
+  std::vector<int64_t> prefix;
+  std::string before;
+  for (int64_t id : s.sequence.tokens) {
+    prefix.push_back(id);
+    std::string now = tokenizer.decode(prefix, true);
+    s.token_texts.push_back(now.compare(0, before.size(), before) == 0 ? now.substr(before.size())
+                                                                       : now);
+    s.token_special.push_back(tokenizer.is_special(id));
+    before = std::move(now);
+  }
 }
 
 // Bytes of the storages in `own` that are not in `shared`.
@@ -61,6 +91,7 @@ AdapterServer::AdapterServer(train::BaseModel base, ServerOptions options)
   auto served = std::make_unique<Served>();
   served->model = base_.model;
   served->info.name = kBaseName;
+  served->info.base_fingerprint = base_.identity.fingerprint;
   served_.emplace(kBaseName, std::move(served));
 }
 
@@ -83,6 +114,10 @@ const AdapterInfo& AdapterServer::add(const std::string& name, const std::string
           .method;
   served->info.warnings = warnings.lines;
   const nlohmann::json config = peft::read_adapter_config(dir);
+  if (config.contains("base") && config["base"].is_object() &&
+      config["base"].contains("weights_fingerprint") &&
+      config["base"]["weights_fingerprint"].is_string())
+    served->info.base_fingerprint = config["base"]["weights_fingerprint"].get<std::string>();
   if (config.contains("task") && config["task"].is_string())
     served->info.task = config["task"].get<std::string>();
   if (config.contains("inputs"))
@@ -93,7 +128,9 @@ const AdapterInfo& AdapterServer::add(const std::string& name, const std::string
   served->model->eval();
   served->info.name = name;
   served->info.dir = dir;
-  served->info.own_bytes = bytes_not_in(storages_of(*served->model), storages_of(*base_.model));
+  const auto base_storages = storages_of(*base_.model);
+  served->info.own_bytes = bytes_not_in(storages_of(*served->model), base_storages);
+  served->info.own_parameters = elements_not_in(*served->model, base_storages);
   return served_.emplace(name, std::move(served)).first->second->info;
 }
 
@@ -117,31 +154,51 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
                                          ProgressSink& progress) {
   torch::NoGradGuard no_grad;
   std::vector<Reply> replies(requests.size());
-  std::map<std::string, std::vector<size_t>> by_adapter;
+  // Requests decoded together: the same adapter and equal settings (the key holds both).
+  std::map<std::string, std::vector<size_t>> groups;
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& r = requests[i];
-    replies[i].id = r.id;
-    replies[i].adapter = r.adapter;
-    replies[i].error = r.error;
+    Reply& reply = replies[i];
+    reply.id = r.id;
+    reply.adapter = r.adapter;
+    reply.error = r.error;
+    reply.error_kind = r.error.empty() ? ErrorKind::none : r.error_kind;
+    reply.details = r.details;
+    const decoding::GenerationConfig& g = r.generation ? *r.generation : generation_;
+    reply.seed = g.seed;
+    reply.sampled = g.do_sample;
     if (!r.error.empty()) continue;
     if (!served_.count(r.adapter)) {
       std::string known;
       for (const auto& [name, s] : served_) known += (known.empty() ? "" : ", ") + name;
-      replies[i].error = cat(r.line > 0 ? cat("line ", r.line, ": ") : std::string(),
-                             "unknown adapter \"", r.adapter, "\" (serving: ", known, ")");
+      reply.error = cat(r.line > 0 ? cat("line ", r.line, ": ") : std::string(),
+                        "unknown adapter \"", r.adapter, "\" (serving: ", known, ")");
+      reply.error_kind = ErrorKind::not_found;
       continue;
     }
-    by_adapter[r.adapter].push_back(i);
+    const nlohmann::json labels = r.labels ? nlohmann::json(*r.labels) : nlohmann::json();
+    // A sampled request is decoded alone: its draws then depend on its seed only, not on what
+    // else was waiting (rows of one batch share the random stream).
+    const nlohmann::json alone =
+        options_.sample_alone && g.do_sample && labels.is_null() ? nlohmann::json(i) : nullptr;
+    groups[nlohmann::json::array({r.adapter, options::to_json(g), labels, alone}).dump()].push_back(
+        i);
   }
   size_t total = 0, done_before = 0;
-  for (const auto& [name, indices] : by_adapter) total += indices.size();
+  for (const auto& [key, indices] : groups) total += indices.size();
   PeriodicStatus status(progress, "generating", "inputs");
-  for (auto& [name, indices] : by_adapter) {
+  for (auto& [key, indices] : groups) {
+    const Request& first = requests[indices.front()];
+    const std::string& name = first.adapter;
+    const decoding::GenerationConfig& generation =
+        first.generation ? *first.generation : generation_;
+    const std::vector<std::string>& labels = first.labels ? *first.labels : options_.labels;
     const AdapterInfo& info = served_.at(name)->info;
     std::vector<std::vector<int64_t>> sources;
     std::vector<size_t> answered;
     for (size_t i : indices) {
       const Request& r = requests[i];
+      const std::string where = r.line > 0 ? cat("line ", r.line) : std::string("request");
       std::string text = r.text;
       if (r.fields.is_object()) {
         try {
@@ -150,40 +207,49 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
                                   : std::string("records no task format (saved before adapters "
                                                 "did)"),
                 ": send \"text\" instead of fields");
-          text = tasks::format_fields(
-              *info.inputs, r.fields,
-              tasks::Where{r.line > 0 ? cat("line ", r.line) : std::string("request"), 0});
+          text = tasks::format_fields(*info.inputs, r.fields, tasks::Where{where, 0});
         } catch (const Error& e) {
           replies[i].error = info.inputs ? cat(e.what(), " (", info.task, " takes the fields ",
                                                tasks::field_names(*info.inputs), ")")
                                          : std::string(e.what());
+          replies[i].error_kind = ErrorKind::bad_request;
           continue;
         }
       }
       // Fields are cut as training cut the task's sources (§4.3); text by the server's option.
       const int64_t max_length = r.fields.is_object() ? tasks::max_source_length(*info.inputs)
                                                       : options_.max_source_length;
-      sources.push_back(base_.tokenizer.encode(text, max_length));
+      std::vector<int64_t> ids = base_.tokenizer.encode(text);
+      if (static_cast<int64_t>(ids.size()) > options_.limits.max_input_tokens) {
+        replies[i].error = cat(where, ": the input has ", ids.size(),
+                               " tokens, above the server's limit max_input_tokens = ",
+                               options_.limits.max_input_tokens);
+        replies[i].error_kind = ErrorKind::invalid;
+        continue;
+      }
+      if (static_cast<int64_t>(ids.size()) > max_length)
+        ids = base_.tokenizer.encode(text, max_length);
+      sources.push_back(std::move(ids));
       answered.push_back(i);
     }
     const auto on_batch = [&](size_t done, size_t) { status(done_before + done, total); };
-    if (!options_.labels.empty()) {
-      const auto dists = train::classify_sources(*served_.at(name)->model, base_.tokenizer, sources,
-                                                 options_.batch_size, options_.labels,
-                                                 base_.precision.autocast, on_batch);
+    if (!labels.empty()) {
+      const auto dists =
+          train::classify_sources(*served_.at(name)->model, base_.tokenizer, sources,
+                                  options_.batch_size, labels, base_.precision.autocast, on_batch);
       done_before += indices.size();
       for (size_t k = 0; k < answered.size(); ++k) {
         Reply& reply = replies[answered[k]];
-        reply.output = options_.labels[static_cast<size_t>(dists[k].best)];
+        reply.output = labels[static_cast<size_t>(dists[k].best)];
         if (info.inputs) reply.label = tasks::interpret_output(*info.inputs, reply.output);
         reply.label_probabilities = nlohmann::json::object();
-        for (size_t i = 0; i < options_.labels.size(); ++i)
-          reply.label_probabilities[options_.labels[i]] = dists[k].probabilities[i];
+        for (size_t i = 0; i < labels.size(); ++i)
+          reply.label_probabilities[labels[i]] = dists[k].probabilities[i];
       }
       continue;
     }
     auto generated = train::generate_sequences(*served_.at(name)->model, base_.tokenizer, sources,
-                                               options_.batch_size, generation_,
+                                               options_.batch_size, generation,
                                                base_.precision.autocast, on_batch);
     done_before += indices.size();
     for (size_t k = 0; k < answered.size(); ++k) {
@@ -193,6 +259,7 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
         if (info.inputs) rs.label = tasks::interpret_output(*info.inputs, g.text);
         rs.text = std::move(g.text);
         rs.sequence = std::move(g.sequence);
+        if (reply.details) token_texts(base_.tokenizer, rs);
         reply.sequences.push_back(std::move(rs));
       }
       if (reply.sequences.empty()) continue;
@@ -226,54 +293,64 @@ std::pair<std::string, std::string> adapter_name_and_dir(const std::string& arg)
 }
 
 Request parse_request_line(const std::string& text, int64_t line,
-                           const std::string& default_adapter) {
+                           const std::string& default_adapter, const ServerOptions& options,
+                           const decoding::GenerationConfig& defaults) {
   Request r;
   r.line = line;
   r.id = line;
+  auto fail = [&](ErrorKind kind, const std::string& message) {
+    r.error = cat("line ", line, ": ", message);
+    r.error_kind = kind;
+    return r;
+  };
+  if (static_cast<int64_t>(text.size()) > options.limits.max_body_bytes)
+    return fail(ErrorKind::too_large, cat("the request has ", text.size(),
+                                          " bytes, above the server's limit max_body_bytes = ",
+                                          options.limits.max_body_bytes));
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception&) {
-    r.error = cat("line ", line, ": not JSON (expected {\"adapter\": NAME, \"text\": \"...\"})");
-    return r;
+    return fail(ErrorKind::bad_request,
+                "not JSON (expected {\"adapter\": NAME, \"text\": \"...\"})");
   }
-  if (!j.is_object()) {
-    r.error = cat("line ", line, ": expected a JSON object, got ", j.type_name());
-    return r;
-  }
+  if (!j.is_object())
+    return fail(ErrorKind::bad_request, cat("expected a JSON object, got ", j.type_name()));
   if (j.contains("id")) r.id = j["id"];
   nlohmann::json fields = nlohmann::json::object();
   for (const auto& item : j.items())
-    if (item.key() != "id" && item.key() != "adapter" && item.key() != "text")
+    if (item.key() != "id" && item.key() != "adapter" && item.key() != "text" &&
+        item.key() != "parameters")
       fields[item.key()] = item.value();
   if (j.contains("text")) {
-    if (!j["text"].is_string()) {
-      r.error = cat("line ", line, ": \"text\" must be a string");
-      return r;
-    }
-    if (!fields.empty()) {
-      r.error = cat("line ", line, ": give \"text\" or the task's fields (such as \"",
-                    fields.items().begin().key(), "\"), not both");
-      return r;
-    }
+    if (!j["text"].is_string()) return fail(ErrorKind::bad_request, "\"text\" must be a string");
+    if (!fields.empty())
+      return fail(ErrorKind::bad_request, cat("give \"text\" or the task's fields (such as \"",
+                                              fields.items().begin().key(), "\"), not both"));
     r.text = j["text"].get<std::string>();
   } else if (fields.empty()) {
-    r.error =
-        cat("line ", line, ": no input (expected \"text\", or the fields of the adapter's task)");
-    return r;
+    return fail(ErrorKind::bad_request,
+                "no input (expected \"text\", or the fields of the adapter's task)");
   } else {
     r.fields = std::move(fields);
   }
   if (j.contains("adapter")) {
-    if (!j["adapter"].is_string()) {
-      r.error = cat("line ", line, ": \"adapter\" must be a string");
-      return r;
-    }
+    if (!j["adapter"].is_string())
+      return fail(ErrorKind::bad_request, "\"adapter\" must be a string");
     r.adapter = j["adapter"].get<std::string>();
-  } else if (!default_adapter.empty()) {
+  }
+  if (j.contains("parameters")) {
+    try {
+      parse_parameters(j["parameters"], options.limits, defaults, "parameters", r);
+    } catch (const RequestError& e) {
+      return fail(e.kind(), e.what());
+    }
+  }
+  if (r.adapter.empty()) {
+    if (default_adapter.empty())
+      return fail(ErrorKind::bad_request,
+                  "\"adapter\" is required when several adapters are served");
     r.adapter = default_adapter;
-  } else {
-    r.error = cat("line ", line, ": \"adapter\" is required when several adapters are served");
   }
   return r;
 }

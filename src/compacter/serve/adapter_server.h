@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "compacter/core/options.h"
 #include "compacter/tasks/inputs.h"
 #include "compacter/train/base_model.h"
 #include "compacter/train/decoding/decode.h"
@@ -22,6 +23,23 @@ namespace compacter::serve {
 
 // The name of the base model without adapter.
 constexpr const char* kBaseName = "base";
+
+// What a request may ask for at most (refused, naming the limit, when it asks for more), declared
+// once: X(type, name, default, help). The program makes them flags and `GET /info` lists them.
+#define COMPACTER_SERVER_LIMITS(X)                                                              \
+  X(int64_t, max_request_new_tokens, 512, "a request's max_new_tokens at most")                 \
+  X(int64_t, max_request_beams, 8, "a request's num_beams at most")                             \
+  X(int64_t, max_request_sequences, 8, "a request's num_return_sequences at most")              \
+  X(int64_t, max_request_labels, 64, "labels of a request's constrained decoding at most")      \
+  X(int64_t, max_input_tokens, 2048,                                                            \
+    "input tokens (with </s>, before --max-source-length cuts them) at most")                   \
+  X(int64_t, max_body_bytes, 1048576, "bytes of a request (an HTTP body, a JSON line) at most") \
+  X(int64_t, max_inputs_per_request, 64, "inputs of one HTTP request (a JSON list) at most")    \
+  X(int64_t, max_queue, 256, "HTTP: inputs waiting to be decoded at most (more: 503)")
+
+struct ServerLimits {
+  COMPACTER_OPTIONS_BODY(COMPACTER_SERVER_LIMITS)
+};
 
 struct ServerOptions {
   int64_t batch_size = 100;  // sources decoded together at most
@@ -36,7 +54,25 @@ struct ServerOptions {
   // Non-empty: constrained decoding to these label texts (decoding/label_scores.h) instead of
   // generation: the output is the most probable label, with the distribution over all.
   std::vector<std::string> labels;
+  ServerLimits limits;
+  // Sampled requests are decoded one at a time, so that a request's seed alone decides its draws
+  // (rows of one batch share the random stream); false: batched like the others (`predict`,
+  // whose inputs are one run).
+  bool sample_alone = true;
 };
+
+// Why a request failed, as HTTP tells it (the program maps each to a status code).
+enum class ErrorKind {
+  none,
+  bad_request,  // 400: malformed JSON, an unknown field, a wrong type, bad task fields
+  not_found,    // 404: an unknown adapter
+  too_large,    // 413: the request is larger than max_body_bytes
+  invalid,      // 422: a value out of range, or a server limit exceeded (named)
+  internal,     // 500: decoding failed
+};
+
+// "bad_request", "not_found", "payload_too_large", "validation", "generation".
+const char* error_type(ErrorKind kind);
 
 struct Request {
   int64_t line = 0;       // > 0: the request's line, named in its error messages
@@ -45,6 +81,12 @@ struct Request {
   std::string text;       // the input as the model sees it, or
   nlohmann::json fields;  // an object: the adapter's task's own fields, formatted as in training
   std::string error;      // non-empty: the request was malformed; answered with this error
+  ErrorKind error_kind = ErrorKind::bad_request;  // with `error`
+  // Per-request settings ("parameters"); none: the server's. Requests are decoded together only
+  // with the same adapter and equal settings; a sampled one alone (ServerOptions::sample_alone).
+  std::optional<decoding::GenerationConfig> generation;
+  std::optional<std::vector<std::string>> labels;
+  bool details = false;  // the reply's sequences carry their tokens' texts
 };
 
 // One generated sequence: its text, the label it stands for and its scores.
@@ -52,6 +94,10 @@ struct ReplySequence {
   std::string text;
   nlohmann::json label;  // null: no label
   decoding::Sequence sequence;
+  // With Request::details: each token's text, what it adds to the text decoded so far (special
+  // tokens add ""), and whether it is a special token.
+  std::vector<std::string> token_texts;
+  std::vector<bool> token_special;
 };
 
 struct Reply {
@@ -60,17 +106,24 @@ struct Reply {
   std::string output;    // the generated text (the first sequence's)
   nlohmann::json label;  // what the output means for the adapter's task (null: no label)
   std::string error;     // non-empty instead of an output
+  ErrorKind error_kind = ErrorKind::none;
   std::vector<ReplySequence> sequences;  // num_return_sequences of them, best first for beams
-  // With ServerOptions::labels: {"label text": probability, ...} (the sequences stay empty).
+  // With labels: {"label text": probability, ...} (the sequences stay empty).
   nlohmann::json label_probabilities;
+  bool details = false;  // as the request asked
+  uint64_t seed = 0;     // the sampling seed used
+  bool sampled = false;  // do_sample was on
 };
 
 struct AdapterInfo {
   std::string name;
   std::string dir;
   std::string method;
-  int64_t own_bytes = 0;                     // tensor bytes not shared with the base
-  std::string task;                          // the task it was trained on ("" when not recorded)
+  int64_t own_bytes = 0;         // tensor bytes not shared with the base
+  int64_t own_parameters = 0;    // their elements
+  std::string base_fingerprint;  // weights of the base it was trained on (the base: its own; "":
+                                 // not recorded)
+  std::string task;              // the task it was trained on ("" when not recorded)
   std::optional<tasks::InputFormat> inputs;  // how its task's fields become text, if recorded
   std::vector<std::string> warnings;         // from loading it (an unchecked or other base)
 };
@@ -88,11 +141,13 @@ class AdapterServer {
   bool has(const std::string& name) const;
   int64_t base_bytes() const;  // the base model's tensor bytes
 
-  // The decoding settings requests are answered with.
+  // The decoding settings requests are answered with (unless a request sets its own).
   const decoding::GenerationConfig& generation() const { return generation_; }
+  const ServerOptions& options() const { return options_; }
+  const train::BaseModel& base() const { return base_; }
 
   // Answers every request (requests with an error, or for an unknown adapter, get an error
-  // reply); replies are in the requests' order.
+  // reply); replies are in the requests' order. Requests are grouped by adapter and settings.
   // Long batches report "generating: done/total inputs" to `progress` every 2 s.
   std::vector<Reply> answer(const std::vector<Request>& requests,
                             ProgressSink& progress = no_progress());
@@ -108,11 +163,14 @@ class AdapterServer {
 // NAME=DIR, or DIR named by its last component (RUN/best_adapter by RUN's name).
 std::pair<std::string, std::string> adapter_name_and_dir(const std::string& arg);
 
-// One JSON Lines request, {"adapter": NAME, "text": "...", "id": ANY}, or instead of "text" the
-// fields of the adapter's task ({"adapter": "rte", "sentence1": "...", "sentence2": "..."};
-// "adapter" may be left out when `default_adapter` is not empty). A malformed line gives a
-// Request whose `error` says why, naming the line.
+// One JSON Lines request, {"adapter": NAME, "text": "...", "id": ANY, "parameters": {...}}, or
+// instead of "text" the fields of the adapter's task ({"adapter": "rte", "sentence1": "...",
+// "sentence2": "..."}; "adapter" may be left out when `default_adapter` is not empty, or given in
+// "parameters"). "parameters" as parse_parameters (requests.h) reads them, against `options`'
+// limits and `defaults` (the server's settings). A malformed line gives a Request whose `error`
+// says why, naming the line.
 Request parse_request_line(const std::string& text, int64_t line,
-                           const std::string& default_adapter);
+                           const std::string& default_adapter, const ServerOptions& options = {},
+                           const decoding::GenerationConfig& defaults = {});
 
 }  // namespace compacter::serve

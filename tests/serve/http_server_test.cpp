@@ -1,0 +1,613 @@
+// `compacter serve --http 127.0.0.1:0` as a separate process, talked to with a real HTTP client
+// (cpp-httplib's) over loopback: every endpoint and error status, auth on and off, a list
+// request, per-request settings, streaming, and shutdown with a request in flight. Outputs are
+// checked against decoding run directly in this process (nn::load_t5 + peft::load_adapter +
+// decoding::generate: no server code), not against the server itself.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "compacter/data/tokenizer.h"
+#include "compacter/nn/checkpoint.h"
+#include "compacter/nn/fingerprint.h"
+#include "compacter/peft/adapter_file.h"
+#include "compacter/peft/methods.h"
+#include "compacter/train/decoding/decode.h"
+#include "support/test_support.h"
+
+extern char** environ;
+
+namespace compacter {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The program started with `args`, its stderr collected; ready once it prints its address.
+class ServerProcess {
+ public:
+  ServerProcess(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+    std::vector<std::string> all = {COMPACTER_BINARY};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::vector<std::string> env_strings(env);
+    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], 2);
+      close(fds[0]);
+      close(fds[1]);
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    reader_ = std::thread([this, fd = fds[0]] {
+      char buf[4096];
+      for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        err_.append(buf, static_cast<size_t>(n));
+        changed_.notify_all();
+      }
+      close(fd);
+      std::lock_guard<std::mutex> lock(mutex_);
+      eof_ = true;
+      changed_.notify_all();
+    });
+    // Up to 60 s for the model to load and the line "listening on http://127.0.0.1:PORT".
+    std::unique_lock<std::mutex> lock(mutex_);
+    const std::regex address("listening on http://127\\.0\\.0\\.1:([0-9]+)");
+    changed_.wait_for(lock, std::chrono::seconds(60), [&] {
+      std::smatch m;
+      if (std::regex_search(err_, m, address)) port_ = std::stoi(m[1]);
+      return port_ > 0 || eof_;
+    });
+  }
+  ~ServerProcess() {
+    if (pid_ > 0 && status_ < 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (reader_.joinable()) reader_.join();
+  }
+  int port() const { return port_; }
+  std::string err() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return err_;
+  }
+  // Sends `sig` and waits up to `seconds` for the exit; the exit code (-1: still running, then
+  // killed; 128 + n: killed by signal n).
+  int stop(int sig, int seconds) {
+    kill(pid_, sig);
+    const auto until = Clock::now() + std::chrono::seconds(seconds);
+    int status = 0;
+    while (Clock::now() < until) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return status_;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  int status_ = -1;
+  std::thread reader_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string err_;
+  bool eof_ = false;
+};
+
+nlohmann::json body_of(const httplib::Result& r) {
+  return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
+}
+
+class HttpServe : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::shared_exists("data/t5-tokenizer/spiece.model")) return;
+    dir_ = new testing::TempDir();
+    auto r = testing::init_tiny_t5_with_t5_vocabulary(model_dir());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    torch::manual_seed(11);
+    for (const std::string method : {"lora", "compacter++"}) {
+      nn::T5Model model = nn::load_t5(model_dir()).model;
+      model->resize_vocab(32100);
+      peft::PeftOptions o = peft::method_defaults(method);
+      o.reduction_factor = 4;
+      o.n = 2;
+      peft::attach(method, o, *model, 1);
+      {
+        torch::NoGradGuard no_grad;
+        for (auto& p : peft::trainable_parameters(*model)) p.add_(torch::randn_like(p) * 0.5);
+      }
+      peft::save_adapter(*model, {method, o, 1}, adapter_dir(method));
+    }
+    server_ = new ServerProcess({"serve",
+                                 "--model",
+                                 model_dir(),
+                                 "--tokenizer",
+                                 tokenizer(),
+                                 "--max-new-tokens",
+                                 "7",
+                                 "--adapter",
+                                 "lora=" + adapter_dir("lora"),
+                                 "--adapter",
+                                 "cpp=" + adapter_dir("compacter++"),
+                                 "--http",
+                                 "127.0.0.1:0",
+                                 "--max-queue",
+                                 "3",
+                                 "--max-inputs-per-request",
+                                 "4",
+                                 "--max-request-new-tokens",
+                                 "20",
+                                 "--max-body-bytes",
+                                 "20000",
+                                 "--max-input-tokens",
+                                 "64"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete dir_;
+    server_ = nullptr;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+    ASSERT_GT(server_->port(), 0) << server_->err();
+  }
+  static std::string model_dir() { return dir_->path() + "/model"; }
+  static std::string adapter_dir(const std::string& m) { return dir_->path() + "/adapter-" + m; }
+  static std::string tokenizer() { return testing::shared_path("data/t5-tokenizer/spiece.model"); }
+  static httplib::Client client(int port) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(10);
+    c.set_read_timeout(60);
+    return c;
+  }
+  static httplib::Result post(const std::string& path, const std::string& body) {
+    return client(server_->port()).Post(path.c_str(), body, "application/json");
+  }
+
+  // The adapter's sequences for `text`, decoded in this process without the server.
+  static std::vector<decoding::Sequence> reference(const std::string& method,
+                                                   const std::string& text,
+                                                   const decoding::GenerationConfig& settings,
+                                                   std::string* first_text = nullptr) {
+    torch::NoGradGuard no_grad;
+    nn::T5Model model = nn::load_t5(model_dir()).model;
+    model->resize_vocab(32100);
+    peft::load_adapter(*model, adapter_dir(method));
+    model->eval();
+    const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
+    const std::vector<int64_t> ids = tok.encode(text, 512);
+    const torch::Tensor input = torch::tensor(ids, torch::kLong).unsqueeze(0);
+    auto out = decoding::generate(*model, input, torch::ones_like(input), settings);
+    if (first_text) *first_text = tok.decode(out[0][0].tokens);
+    return out[0];
+  }
+  static decoding::GenerationConfig settings() {
+    decoding::GenerationConfig c;
+    c.eos_token_id = 1;
+    c.pad_token_id = 0;
+    c.decoder_start_token_id = 0;
+    c.max_new_tokens = 7;
+    return c;
+  }
+
+  static testing::TempDir* dir_;
+  static ServerProcess* server_;
+};
+testing::TempDir* HttpServe::dir_ = nullptr;
+ServerProcess* HttpServe::server_ = nullptr;
+
+TEST_F(HttpServe, HealthInfoAdaptersAndMetrics) {
+  auto c = client(server_->port());
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(body_of(health)["status"], "ok");
+
+  auto info = c.Get("/info");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->status, 200);
+  const auto i = body_of(info);
+  EXPECT_EQ(i["model_id"], model_dir());
+  EXPECT_EQ(i["model_dtype"], "float32");
+  EXPECT_EQ(i["model_device_type"], "cpu");
+  EXPECT_EQ(i["version"], COMPACTER_VERSION);
+  EXPECT_EQ(i["limits"]["max_queue"], 3);
+  EXPECT_EQ(i["limits"]["max_request_new_tokens"], 20);
+  EXPECT_EQ(i["default_parameters"]["max_new_tokens"], 7);
+
+  auto adapters = c.Get("/adapters");
+  ASSERT_TRUE(adapters);
+  EXPECT_EQ(adapters->status, 200);
+  const auto a = body_of(adapters);
+  ASSERT_EQ(a.size(), 3u) << a.dump();
+  EXPECT_EQ(a[0]["name"], "base");
+  std::map<std::string, nlohmann::json> by_name;
+  for (const auto& x : a) by_name[x["name"]] = x;
+  EXPECT_EQ(by_name["lora"]["method"], "lora");
+  EXPECT_EQ(by_name["cpp"]["method"], "compacter++");
+  EXPECT_EQ(by_name["lora"]["dir"], adapter_dir("lora"));
+  // The adapter's own tensors, counted here from its file.
+  for (const std::string name : {"lora", "cpp"}) {
+    const std::string method = name == "cpp" ? "compacter++" : name;
+    nn::T5Model model = nn::load_t5(model_dir()).model;
+    model->resize_vocab(32100);
+    peft::load_adapter(*model, adapter_dir(method));
+    int64_t trained = 0;
+    for (const auto& p : peft::trainable_parameters(*model)) trained += p.numel();
+    EXPECT_GE(by_name[name]["own_parameters"].get<int64_t>(), trained) << name;
+    EXPECT_EQ(by_name[name]["own_bytes"].get<int64_t>() % 4, 0);
+    EXPECT_TRUE(by_name[name]["base_fingerprint"].is_null());  // saved without a base record
+  }
+  {
+    nn::T5Model base = nn::load_t5(model_dir()).model;
+    base->resize_vocab(32100);
+    EXPECT_EQ(by_name["base"]["base_fingerprint"], nn::weights_fingerprint(*base));
+  }
+  ASSERT_TRUE(post("/generate", R"({"inputs": "metrics", "parameters": {"adapter": "lora"}})"));
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->body.find(
+                "compacter_requests_total{endpoint=\"generate\",status=\"200\",adapter=\"lora\"}"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("compacter_queue_inputs 0"), std::string::npos);
+  EXPECT_NE(metrics->body.find("compacter_batch_inputs_bucket{le=\"+Inf\"}"), std::string::npos);
+  EXPECT_NE(metrics->body.find("compacter_request_duration_seconds_count"), std::string::npos);
+}
+
+TEST_F(HttpServe, GreedyEqualsDecodingTheAdapterDirectly) {
+  const std::vector<std::string> texts = {"rte sentence1: A cat sat. sentence2: A cat sits.",
+                                          "hello world"};
+  std::set<std::string> distinct;  // the adapters disagree, so a mix-up would show
+  for (const std::string name : {"lora", "cpp"}) {
+    const std::string method = name == "cpp" ? "compacter++" : name;
+    for (const auto& text : texts) {
+      std::string expected;
+      const auto seqs = reference(method, text, settings(), &expected);
+      distinct.insert(expected);
+      auto r = post("/generate",
+                    nlohmann::json{{"inputs", text}, {"parameters", {{"adapter", name}}}}.dump());
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      const auto j = body_of(r);
+      EXPECT_EQ(j["generated_text"], expected) << name << ": " << text;
+      EXPECT_EQ(j["adapter"], name);
+      EXPECT_FALSE(j.contains("details"));  // TGI's bare reply unless asked
+    }
+  }
+  EXPECT_GE(distinct.size(), 3u);
+  // A list: replies in order, each as alone; settings may differ between inputs.
+  std::string e0, e1;
+  reference("lora", texts[0], settings(), &e0);
+  auto three = settings();
+  three.max_new_tokens = 3;
+  reference("compacter++", texts[1], three, &e1);
+  auto r = post(
+      "/generate",
+      nlohmann::json::array(
+          {{{"inputs", texts[0]}, {"parameters", {{"adapter", "lora"}}}},
+           {{"inputs", texts[1]}, {"parameters", {{"adapter", "cpp"}, {"max_new_tokens", 3}}}}})
+          .dump());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto list = body_of(r);
+  ASSERT_TRUE(list.is_array());
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["generated_text"], e0);
+  EXPECT_EQ(list[1]["generated_text"], e1);
+
+  // One adapter, three settings in one request: each input decoded with its own settings.
+  auto beams = settings();
+  beams.num_beams = 3;
+  auto ngram = settings();
+  ngram.no_repeat_ngram_size = 1;
+  std::string g, b, n;
+  reference("lora", texts[1], settings(), &g);
+  reference("lora", texts[1], beams, &b);
+  reference("lora", texts[1], ngram, &n);
+  EXPECT_NE(g, n);  // the settings matter for this input
+  auto mixed =
+      post("/generate",
+           nlohmann::json::array(
+               {{{"inputs", texts[1]}, {"parameters", {{"adapter", "lora"}}}},
+                {{"inputs", texts[1]}, {"parameters", {{"adapter", "lora"}, {"num_beams", 3}}}},
+                {{"inputs", texts[1]},
+                 {"parameters", {{"adapter", "lora"}, {"no_repeat_ngram_size", 1}}}}})
+               .dump());
+  ASSERT_TRUE(mixed);
+  ASSERT_EQ(mixed->status, 200) << mixed->body;
+  const auto m = body_of(mixed);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[0]["generated_text"], g);
+  EXPECT_EQ(m[1]["generated_text"], b);
+  EXPECT_EQ(m[2]["generated_text"], n);
+}
+
+TEST_F(HttpServe, BeamsGiveTheNBestWithTokenDetails) {
+  const std::string text = "translate English to German: The house is wonderful.";
+  auto beams = settings();
+  beams.num_beams = 4;
+  beams.num_return_sequences = 3;
+  const auto expected = reference("lora", text, beams);
+  ASSERT_EQ(expected.size(), 3u);
+  const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
+  auto r = post(
+      "/generate",
+      nlohmann::json{
+          {"inputs", text},
+          {"parameters",
+           {{"adapter", "lora"}, {"num_beams", 4}, {"num_return_sequences", 3}, {"details", true}}}}
+          .dump());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto j = body_of(r);
+  const auto& d = j["details"];
+  ASSERT_EQ(d["best_of_sequences"].size(), 2u) << j.dump();
+  std::vector<nlohmann::json> seqs = {d};
+  for (const auto& o : d["best_of_sequences"]) seqs.push_back(o);
+  seqs[0]["generated_text"] = j["generated_text"];
+  for (size_t k = 0; k < 3; ++k) {
+    const auto& s = seqs[k];
+    EXPECT_EQ(s["generated_text"], tok.decode(expected[k].tokens)) << k;
+    EXPECT_NEAR(s["score"].get<double>(), expected[k].score, 1e-5) << k;
+    EXPECT_EQ(s["generated_tokens"], expected[k].tokens.size());
+    EXPECT_EQ(s["finish_reason"], expected[k].finished ? "eos_token" : "length");
+    ASSERT_EQ(s["tokens"].size(), expected[k].tokens.size());
+    std::string joined;
+    for (size_t t = 0; t < expected[k].tokens.size(); ++t) {
+      EXPECT_EQ(s["tokens"][t]["id"], expected[k].tokens[t]);
+      EXPECT_NEAR(s["tokens"][t]["logprob"].get<double>(), expected[k].token_logprobs[t], 1e-5);
+      joined += s["tokens"][t]["text"].get<std::string>();
+    }
+    EXPECT_EQ(joined, s["generated_text"]) << "token texts add up to the text";
+  }
+}
+
+TEST_F(HttpServe, SamplingWithASeedRepeatsAndStreamingSendsOneEventPerToken) {
+  const std::string body = nlohmann::json{
+      {"inputs", "sample me"},
+      {"parameters",
+       {{"adapter", "cpp"},
+        {"do_sample", true},
+        {"seed", 1234},
+        {"top_k", 20},
+        {"num_return_sequences",
+         2}}}}.dump();
+  auto a = post("/generate", body);
+  auto b = post("/generate", body);
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->status, 200) << a->body;
+  EXPECT_EQ(body_of(a), body_of(b));
+  EXPECT_EQ(body_of(a)["details"]["seed"], 1234);
+  // In one list (answered in one batch) each sampled input still gets what it gets alone.
+  auto twice = post("/generate", "[" + body + ", " + body + "]");
+  ASSERT_TRUE(twice);
+  ASSERT_EQ(twice->status, 200) << twice->body;
+  const auto both = body_of(twice);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0], body_of(a));
+  EXPECT_EQ(both[1], body_of(a));
+  // The draws follow the seed: another seed gives other samples (7 tokens from 32,100).
+  nlohmann::json other_body = nlohmann::json::parse(body);
+  other_body["parameters"]["seed"] = 99;
+  auto other = post("/generate", other_body.dump());
+  ASSERT_TRUE(other);
+  EXPECT_NE(body_of(other)["generated_text"], body_of(a)["generated_text"]);
+
+  auto whole = post("/generate", R"({"inputs": "stream me", "parameters": {"adapter": "lora",
+                                     "details": true}})");
+  auto stream = post("/generate_stream", R"({"inputs": "stream me", "parameters":
+                                              {"adapter": "lora"}})");
+  ASSERT_TRUE(whole && stream);
+  ASSERT_EQ(stream->status, 200) << stream->body;
+  EXPECT_EQ(stream->get_header_value("Content-Type"), "text/event-stream");
+  const auto w = body_of(whole);
+  std::vector<nlohmann::json> events;
+  std::istringstream lines(stream->body);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("data:", 0) == 0) events.push_back(nlohmann::json::parse(line.substr(5)));
+  ASSERT_EQ(events.size(), w["details"]["tokens"].size()) << stream->body;
+  for (size_t t = 0; t < events.size(); ++t) {
+    EXPECT_EQ(events[t]["token"], w["details"]["tokens"][t]);
+    if (t + 1 < events.size()) {
+      EXPECT_TRUE(events[t]["generated_text"].is_null());
+    }
+  }
+  EXPECT_EQ(events.back()["generated_text"], w["generated_text"]);
+  EXPECT_EQ(events.back()["details"]["finish_reason"], w["details"]["finish_reason"]);
+}
+
+TEST_F(HttpServe, EveryErrorStatusNamesWhatIsWrong) {
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string type, message;
+  };
+  const std::vector<Case> cases = {
+      {"/generate", "{\"inputs\": ", 400, "bad_request", "not JSON"},
+      {"/generate", R"({"inputs": "x", "parameters": {"adapter": "lora", "nope": 1}})", 400,
+       "bad_request", "unknown field \"nope\""},
+      {"/generate", R"({"inputs": "x", "parameters": {"adapter": "lora", "top_k": "5"}})", 400,
+       "bad_request", "parameters.top_k must be an integer"},
+      {"/generate", R"({"inputs": "x"})", 400, "bad_request", "parameters.adapter is required"},
+      {"/generate", R"({"sentence1": "x", "parameters": {"adapter": "lora"}})", 400, "bad_request",
+       "records no task format"},
+      {"/generate", R"({"inputs": "x", "parameters": {"adapter": "nope"}})", 404, "not_found",
+       "unknown adapter \"nope\" (serving: base, cpp, lora)"},
+      {"/nowhere", "{}", 404, "not_found", "no endpoint POST /nowhere"},
+      {"/generate", "{\"inputs\": \"" + std::string(30000, 'x') + "\"}", 413, "payload_too_large",
+       "max_body_bytes = 20000"},
+      {"/generate", R"({"inputs": "x", "parameters": {"adapter": "lora", "max_new_tokens": 21}})",
+       422, "validation", "above the server's limit max_request_new_tokens = 20"},
+      {"/generate", R"({"inputs": "x", "parameters": {"adapter": "lora", "num_beams": 9}})", 422,
+       "validation", "max_request_beams = 8"},
+      {"/generate",
+       R"({"inputs": "x", "parameters": {"adapter": "lora", "num_beams": 2,
+           "num_return_sequences": 9}})",
+       422, "validation", "max_request_sequences = 8"},
+      {"/generate", R"([{"inputs": "a"}, {"inputs": "b"}, {"inputs": "c"}, {"inputs": "d"},
+                        {"inputs": "e"}])",
+       422, "validation", "max_inputs_per_request = 4"},
+      {"/generate_stream",
+       R"({"inputs": "x", "parameters": {"adapter": "lora", "num_beams": 2,
+           "num_return_sequences": 2}})",
+       422, "validation", "not streamed"},
+  };
+  for (const Case& c : cases) {
+    auto r = post(c.path, c.body);
+    ASSERT_TRUE(r) << c.body.substr(0, 100);
+    EXPECT_EQ(r->status, c.status) << c.body.substr(0, 100) << "\n" << r->body;
+    const auto j = body_of(r);
+    EXPECT_EQ(j["error_type"], c.type) << r->body;
+    EXPECT_NE(j["error"].get<std::string>().find(c.message), std::string::npos) << r->body;
+  }
+  // Many words: more input tokens than max_input_tokens (64), named.
+  std::string words;
+  for (int i = 0; i < 100; ++i) words += "word ";
+  auto r = post("/generate",
+                nlohmann::json{{"inputs", words}, {"parameters", {{"adapter", "lora"}}}}.dump());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 422);
+  EXPECT_NE(r->body.find("above the server's limit max_input_tokens = 64"), std::string::npos)
+      << r->body;
+  // 503 with Retry-After: more inputs than the queue holds (max_queue 3) cannot be queued.
+  auto full = post("/generate", R"([{"inputs": "a", "parameters": {"adapter": "lora"}},
+                                     {"inputs": "b", "parameters": {"adapter": "lora"}},
+                                     {"inputs": "c", "parameters": {"adapter": "lora"}},
+                                     {"inputs": "d", "parameters": {"adapter": "lora"}}])");
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->status, 503) << full->body;
+  EXPECT_EQ(full->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(body_of(full)["error_type"], "overloaded");
+  // A GET where only POST is served.
+  auto get = client(server_->port()).Get("/generate");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 404);
+}
+
+TEST_F(HttpServe, AnApiKeyGuardsEveryEndpoint) {
+  ServerProcess keyed({"serve", "--model", model_dir(), "--tokenizer", tokenizer(),
+                       "--max-new-tokens", "3", "--http", "127.0.0.1:0"},
+                      {"COMPACTER_API_KEY=s3cret"});
+  ASSERT_GT(keyed.port(), 0) << keyed.err();
+  EXPECT_NE(keyed.err().find("(API key required)"), std::string::npos) << keyed.err();
+  auto c = client(keyed.port());
+  for (const std::string path : {"/health", "/info", "/adapters", "/metrics"}) {
+    auto none = c.Get(path.c_str());
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->status, 401) << path;
+    EXPECT_EQ(body_of(none)["error_type"], "unauthorized");
+    auto wrong = c.Get(path.c_str(), {{"Authorization", "Bearer s3creT"}});
+    ASSERT_TRUE(wrong);
+    EXPECT_EQ(wrong->status, 401) << path;
+    auto right = c.Get(path.c_str(), {{"Authorization", "Bearer s3cret"}});
+    ASSERT_TRUE(right);
+    EXPECT_EQ(right->status, 200) << path;
+  }
+  auto denied = c.Post("/generate", R"({"inputs": "x"})", "application/json");
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 401);
+  auto ok = c.Post("/generate", {{"Authorization", "Bearer s3cret"}}, R"({"inputs": "x"})",
+                   "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  EXPECT_EQ(body_of(ok)["adapter"], "base");  // the only model: requests need not name it
+  EXPECT_EQ(keyed.stop(SIGINT, 30), 0) << keyed.err();
+
+  // The key from a file (its first line), which wins over nothing else: both at once are refused.
+  const std::string key_file = dir_->file("key.txt");
+  testing::write_file(key_file, "fr0m-file\n");
+  ServerProcess from_file({"serve", "--model", model_dir(), "--tokenizer", tokenizer(), "--http",
+                           "127.0.0.1:0", "--api-key-file", key_file});
+  ASSERT_GT(from_file.port(), 0) << from_file.err();
+  auto f = client(from_file.port());
+  auto no = f.Get("/health");
+  ASSERT_TRUE(no);
+  EXPECT_EQ(no->status, 401);
+  auto yes = f.Get("/health", {{"Authorization", "Bearer fr0m-file"}});
+  ASSERT_TRUE(yes);
+  EXPECT_EQ(yes->status, 200);
+  EXPECT_EQ(from_file.stop(SIGTERM, 30), 0) << from_file.err();
+  auto both = testing::run_compacter("serve --model " + model_dir() + " --http 0 --api-key a " +
+                                     "--api-key-file " + key_file);
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.err.find("give --api-key or --api-key-file, not both"), std::string::npos)
+      << both.err;
+  auto jsonl = testing::run_compacter("serve --model " + model_dir() + " --api-key a", "");
+  EXPECT_NE(jsonl.exit_code, 0);
+  EXPECT_NE(jsonl.err.find("--api-key is for --http"), std::string::npos) << jsonl.err;
+}
+
+TEST_F(HttpServe, SigtermAnswersTheRequestInFlightAndExitsZero) {
+  // Every request decodes 300 tokens (min_new_tokens forbids </s> before), 4 inputs x 4 beams.
+  ServerProcess slow({"serve", "--model", model_dir(), "--tokenizer", tokenizer(),
+                      "--max-new-tokens", "300", "--min-new-tokens", "300", "--http",
+                      "127.0.0.1:0"});
+  ASSERT_GT(slow.port(), 0) << slow.err();
+  std::atomic<bool> answered{false};
+  int status = 0;
+  nlohmann::json reply;
+  std::thread request([&] {
+    auto c = client(slow.port());
+    auto r = c.Post("/generate", R"([{"inputs": "one", "parameters": {"num_beams": 4}},
+                                     {"inputs": "two", "parameters": {"num_beams": 4}},
+                                     {"inputs": "three", "parameters": {"num_beams": 4}},
+                                     {"inputs": "four", "parameters": {"num_beams": 4}}])",
+                    "application/json");
+    if (r) {
+      status = r->status;
+      reply = body_of(r);
+    }
+    answered = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const bool in_flight = !answered;
+  const int code = slow.stop(SIGTERM, 60);
+  request.join();
+  EXPECT_TRUE(in_flight) << "the request ended before the signal: make it longer";
+  EXPECT_EQ(code, 0) << slow.err();
+  EXPECT_EQ(status, 200);
+  ASSERT_TRUE(reply.is_array()) << reply.dump();
+  ASSERT_EQ(reply.size(), 4u);
+  for (const auto& x : reply) {
+    EXPECT_TRUE(x["generated_text"].is_string());
+  }
+  EXPECT_NE(slow.err().find("every request in flight was answered"), std::string::npos)
+      << slow.err();
+  // Nothing listens any more.
+  auto after = client(slow.port()).Get("/health");
+  EXPECT_FALSE(after);
+}
+
+}  // namespace
+}  // namespace compacter
