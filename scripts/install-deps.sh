@@ -3,9 +3,10 @@
 # Extra package names given as arguments are installed too (the demo adds wordnet-base).
 set -euo pipefail
 # libopenblas0-openmp: without it libtorch's BLAS resolves to the reference BLAS (libblas3), and
-# matrix products run ~15x slower (measured: 6 vs 90 GFLOP/s per core).
+# matrix products run ~15x slower (measured: 6 vs 90 GFLOP/s per core). libgloo-dev: the headers
+# that c10d's ProcessGroupGloo (data-parallel training) is compiled against.
 pkgs=(build-essential cmake pkg-config libtorch-dev libopenblas0-openmp libsentencepiece-dev
-      sentencepiece nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev "$@")
+      sentencepiece nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev libgloo-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
