@@ -67,8 +67,9 @@ struct ProcessGroup::Impl {
   int64_t waits = 0;
 
   // Runs `f`, turning c10d's and Gloo's exceptions into an Error that says what failed.
+  // timed: counted in `seconds` (the collectives, not the rendezvous or the waits).
   template <typename F>
-  void guarded(const std::string& op, F&& f) {
+  void guarded(const std::string& op, F&& f, bool timed = true) {
     const auto t0 = Clock::now();
     try {
       f();
@@ -81,7 +82,7 @@ struct ProcessGroup::Impl {
                       ": ", peer, " stopped or did not answer within the ",
                       timeout.count() / 1000.0, " s timeout (", first_line(e.what()), ")"));
     }
-    seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    if (timed) seconds += std::chrono::duration<double>(Clock::now() - t0).count();
   }
 };
 
@@ -91,22 +92,26 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
   check(timeout.count() > 0, "the collective timeout must be positive");
   impl_->env = env;
   impl_->timeout = timeout;
-  impl_->guarded(cat("rendezvous at ", env.master_addr, ":", env.master_port), [&] {
-    ::c10d::TCPStoreOptions so;
-    so.port = static_cast<std::uint16_t>(env.master_port);
-    so.isServer = env.rank == 0;
-    so.numWorkers = static_cast<size_t>(env.world_size);
-    so.timeout = timeout;
-    impl_->store = c10::make_intrusive<::c10d::TCPStore>(env.master_addr, so);
-    auto options = ::c10d::ProcessGroupGloo::Options::create();
-    options->timeout = timeout;
-    options->threads = 1;
-    options->devices.push_back(loopback(env.master_addr)
-                                   ? ::c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                   : ::c10d::ProcessGroupGloo::createDefaultDevice());
-    impl_->group = c10::make_intrusive<::c10d::ProcessGroupGloo>(
-        impl_->store, static_cast<int>(env.rank), static_cast<int>(env.world_size), options);
-  });
+  impl_->guarded(
+      cat("rendezvous at ", env.master_addr, ":", env.master_port),
+      [&] {
+        ::c10d::TCPStoreOptions so;
+        so.port = static_cast<std::uint16_t>(env.master_port);
+        so.isServer = env.rank == 0;
+        so.numWorkers = static_cast<size_t>(env.world_size);
+        so.timeout = timeout;
+        impl_->store = c10::make_intrusive<::c10d::TCPStore>(env.master_addr, so);
+        auto options = ::c10d::ProcessGroupGloo::Options::create();
+        options->timeout = timeout;
+        options->threads = 1;
+        options->devices.push_back(
+            loopback(env.master_addr)
+                ? ::c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                : ::c10d::ProcessGroupGloo::createDefaultDevice());
+        impl_->group = c10::make_intrusive<::c10d::ProcessGroupGloo>(
+            impl_->store, static_cast<int>(env.rank), static_cast<int>(env.world_size), options);
+      },
+      false);
 }
 
 ProcessGroup::~ProcessGroup() = default;
@@ -141,10 +146,14 @@ void ProcessGroup::wait_for_all(const std::string& what, std::chrono::millisecon
   const std::string key = cat("compacter/wait/", impl_->waits++);
   const auto saved = impl_->timeout;
   impl_->timeout = timeout;
-  impl_->guarded(cat("wait (", what, ")"), [&] {
-    if (impl_->store->add(key, 1) == impl_->env.world_size) impl_->store->set(key + "/all", {1});
-    impl_->store->wait({key + "/all"}, timeout);
-  });
+  impl_->guarded(
+      cat("wait (", what, ")"),
+      [&] {
+        if (impl_->store->add(key, 1) == impl_->env.world_size)
+          impl_->store->set(key + "/all", {1});
+        impl_->store->wait({key + "/all"}, timeout);
+      },
+      false);
   impl_->timeout = saved;
 }
 
