@@ -182,7 +182,9 @@ TEST_P(DataParallelTrain, TwoRanksGiveOneProcesssLossesAndTensors) {
   const auto results = nlohmann::json::parse(testing::read_file(two + "/results.json"));
   EXPECT_EQ(results["distributed"]["world_size"], 2);
   EXPECT_EQ(results["distributed"]["backend"], "gloo");
-  EXPECT_GT(results["distributed"]["bytes_per_step"].get<int64_t>(), 0);
+  // One fp32 gradient per trainable parameter crosses per step.
+  EXPECT_EQ(results["distributed"]["gradient_bytes_per_step"].get<int64_t>(),
+            4 * results["parameters"]["trainable"].get<int64_t>());
   EXPECT_EQ(results["steps"], 3);
 
   const auto la = losses(one), lb = losses(two);
@@ -269,6 +271,50 @@ TEST_F(DataParallelTrain, ARankThatNeverComesTimesOut) {
   EXPECT_NE(err.find("data-parallel rendezvous at 127.0.0.1:"), std::string::npos) << err;
   EXPECT_NE(err.find("within the 2 s timeout"), std::string::npos) << err;
   EXPECT_LT(seconds, 20.0);
+}
+
+// A rank killed mid-run (SIGKILL after the first checkpoint): `train --nproc 2` exits non-zero
+// naming it; `--resume --nproc 2` finishes the run with exactly the losses and tensors of an
+// uninterrupted two-rank run, with dropout on (each rank's generator is saved and restored).
+TEST_F(DataParallelTrain, KilledRankThenResumeEqualsAnUninterruptedRun) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string model = dir_->path() + "/model-dropout";
+  std::filesystem::create_directories(model);
+  for (const char* f : {"model.safetensors", "config.json"})
+    std::filesystem::copy_file(dir_->path() + "/model/" + f, model + "/" + f);
+  auto config = nlohmann::json::parse(testing::read_file(model + "/config.json"));
+  config["dropout_rate"] = 0.1;
+  testing::write_file(model + "/config.json", config.dump());
+  auto args = [&](const std::string& out) {
+    std::string a = train_args("compacter++", out);
+    a.replace(a.find(dir_->path() + "/model "), dir_->path().size() + 7, model + " ");
+    a.replace(a.find("--max-steps 3"), 13, "--max-steps 12 --save-steps 2");
+    return a + " --nproc 2 --dist-timeout 30";
+  };
+  const std::string whole = dir_->path() + "/whole", cut = dir_->path() + "/cut";
+  auto w = testing::run_compacter(args(whole));
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  // Rank 1 is the process whose environment holds RANK=1 among those training into `cut`.
+  const std::string bin = std::string("'") + COMPACTER_BINARY + "' ";
+  const int code = shell(
+      "(" + bin + args(cut) + " 2>" + dir_->file("cut.err") + "; echo $? >" +
+      dir_->file("cut.code") + ") & i=0; while [ ! -e " + cut +
+      "/checkpoint/state.json ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; for p in "
+      "$(pgrep -f 'out " +
+      cut + " '); do tr '\\0' '\\n' </proc/$p/environ | grep -qx RANK=1 && kill -9 $p; done; wait");
+  (void)code;
+  EXPECT_EQ(testing::read_file(dir_->file("cut.code")), "1\n");
+  const std::string err = testing::read_file(dir_->file("cut.err"));
+  EXPECT_NE(err.find("rank 1 failed (killed by signal 9)"), std::string::npos) << err;
+  ASSERT_FALSE(std::filesystem::exists(cut + "/results.json"));
+  auto r = testing::run_compacter(args(cut) + " --resume");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming at step "), std::string::npos) << r.err;
+  EXPECT_EQ(losses(cut), losses(whole));
+  EXPECT_EQ(losses(whole).size(), 12u);
+  EXPECT_EQ(testing::read_file(cut + "/best_adapter/adapter_model.safetensors"),
+            testing::read_file(whole + "/best_adapter/adapter_model.safetensors"));
 }
 
 }  // namespace

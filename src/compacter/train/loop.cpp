@@ -426,6 +426,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   r.evaluations = s.evaluations;
   if (group) {
     r.world_size = world;
+    for (const auto& p : step.tensors()) r.gradient_bytes_per_step += p.numel() * p.element_size();
     r.communicated_bytes = group->bytes_communicated();
     r.communication_seconds = group->seconds_communicating();
   }

@@ -50,6 +50,7 @@ struct LoopResult {
   // Data parallelism (1 and zeros without a process group): this rank's collective payload and
   // wall time over the run.
   int64_t world_size = 1;
+  int64_t gradient_bytes_per_step = 0;  // the all-reduced gradients of one step
   int64_t communicated_bytes = 0;
   double communication_seconds = 0.0;
 };
