@@ -122,6 +122,20 @@ TEST(DistLaunch, FirstFailureStopsTheOthers) {
   EXPECT_LT(seconds, 10.0);
   const auto ok = dist::launch_local_ranks("/bin/sh", {"-c", "exit 0"}, 2);
   EXPECT_TRUE(ok.succeeded());
+  EXPECT_FALSE(ok.interrupted);
+}
+
+// A rank that exits with 130 (Ctrl-C) does not stop the others: rank 0 may still be saving the
+// checkpoint.
+TEST(DistLaunch, AnInterruptedRankLetsTheOthersFinish) {
+  testing::TempDir dir;
+  const auto r = dist::launch_local_ranks(
+      "/bin/sh",
+      {"-c", "if [ \"$RANK\" = 1 ]; then exit 130; fi; sleep 0.5; touch " + dir.file("saved")}, 2,
+      5.0);
+  EXPECT_TRUE(r.succeeded());
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("saved")));
 }
 
 // ---- `compacter train` with two ranks (tiny T5 with T5's vocabulary, RTE, dropout 0) ----

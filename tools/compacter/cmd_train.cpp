@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "common.h"
 #include "compacter/core/error.h"
+#include "compacter/core/interrupt.h"
 #include "compacter/core/subprocess.h"
 #include "compacter/dist/environment.h"
 #include "compacter/dist/launch.h"
@@ -66,6 +67,8 @@ void launch_ranks(const TrainCli& o) {
   const dist::LaunchResult r = dist::launch_local_ranks(current_executable(), arguments(), o.nproc);
   check(r.succeeded(), "train --nproc ", o.nproc, ": rank ", r.failed_rank, " failed (", r.failure,
         "); the other ranks were stopped");
+  if (r.interrupted)
+    throw Interrupted(cat("train --nproc ", o.nproc, ": interrupted (continue with --resume)"));
 }
 
 void run_train(TrainCli& o) {

@@ -28,6 +28,10 @@ std::string describe(int status) {
   return "ended abnormally";
 }
 
+bool interrupted(int status) {
+  return WIFEXITED(status) && WEXITSTATUS(status) == 130;
+}
+
 bool succeeded(int status) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
@@ -96,6 +100,19 @@ LaunchResult launch_local_ranks(const std::string& exe, const std::vector<std::s
   check(nproc >= 1, "--nproc must be at least 1, got ", nproc);
   const int port = free_local_port();
   std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
+  // The ranks get SIGINT and SIGTERM's default action back (ignored here while they run).
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+  struct sigaction ignore {
+  }, saved_int{};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGINT, &ignore, &saved_int);
   for (int64_t r = 0; r < nproc; ++r) {
     std::vector<std::string> all{exe};
     all.insert(all.end(), args.begin(), args.end());
@@ -107,9 +124,11 @@ LaunchResult launch_local_ranks(const std::string& exe, const std::vector<std::s
     for (auto& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
     pid_t pid = 0;
-    const int err = posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), envp.data());
+    const int err = posix_spawn(&pid, exe.c_str(), nullptr, &attr, argv.data(), envp.data());
     if (err != 0) {
       stop_all(pids, grace_seconds);
+      posix_spawnattr_destroy(&attr);
+      sigaction(SIGINT, &saved_int, nullptr);
       throw Error(cat("cannot start rank ", r, " (", exe, "): ", std::strerror(err)));
     }
     pids[static_cast<size_t>(r)] = pid;
@@ -127,7 +146,9 @@ LaunchResult launch_local_ranks(const std::string& exe, const std::vector<std::s
       if (pids[static_cast<size_t>(r)] != pid) continue;
       pids[static_cast<size_t>(r)] = -1;
       --running;
-      if (!succeeded(status) && result.succeeded()) {
+      if (interrupted(status)) {
+        result.interrupted = true;
+      } else if (!succeeded(status) && result.succeeded()) {
         result.failed_rank = r;
         result.failure = describe(status);
         stop_all(pids, grace_seconds);
@@ -135,6 +156,9 @@ LaunchResult launch_local_ranks(const std::string& exe, const std::vector<std::s
       }
     }
   }
+  posix_spawnattr_destroy(&attr);
+  sigaction(SIGINT, &saved_int, nullptr);
+  if (!result.succeeded()) result.interrupted = false;
   return result;
 }
 
