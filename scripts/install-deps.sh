@@ -6,9 +6,10 @@ set -euo pipefail
 # matrix products run ~15x slower (measured: 6 vs 90 GFLOP/s per core).
 # libgoogle-perftools-dev: TCMalloc, the program's allocator (CMakeLists.txt, COMPACTER_TCMALLOC).
 # libcpp-httplib-dev: the HTTP server of `serve --http` (tools/compacter/http_serve.cpp).
+# libgloo-dev: the headers that c10d's ProcessGroupGloo (data-parallel training) is compiled against.
 pkgs=(build-essential cmake pkg-config libtorch-dev libopenblas0-openmp libsentencepiece-dev
       sentencepiece nlohmann-json3-dev libcli11-dev libgtest-dev libbenchmark-dev
-      libgoogle-perftools-dev libcpp-httplib-dev "$@")
+      libgoogle-perftools-dev libcpp-httplib-dev libgloo-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -47,6 +47,11 @@ std::string& invocation() {
   return line;
 }
 
+std::vector<std::string>& arguments() {
+  static std::vector<std::string> args;
+  return args;
+}
+
 std::string shell_quoted(int argc, char** argv) {
   std::string out = "compacter";  // the program's name as the README writes it
   for (int i = 1; i < argc; ++i) {

@@ -29,6 +29,9 @@ nlohmann::json read_json_file(const std::string& path);
 // The command line this program was started with, shell-quoted where needed (set by main; for
 // the records that say how a file was made, such as an adapter's card).
 std::string& invocation();
+// The program's arguments (argv[1..], deprecated flags replaced), for a command that starts
+// copies of itself (train --nproc).
+std::vector<std::string>& arguments();
 std::string shell_quoted(int argc, char** argv);
 
 // Text lines: the --text values, or else every line of stdin.

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   compacter::cli::invocation() = compacter::cli::shell_quoted(argc, argv);
   try {
     std::vector<std::string> args = compacter::cli::replace_deprecated_flags(argc, argv, std::cerr);
+    compacter::cli::arguments() = args;
     std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last to first
     app.parse(args);
   } catch (const CLI::ParseError& e) {

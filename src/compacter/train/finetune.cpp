@@ -8,6 +8,7 @@
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/interrupt.h"
+#include "compacter/dist/process_group.h"
 #include "compacter/kernels/report.h"
 #include "compacter/nn/int8_linear.h"
 #include "compacter/peft/adapter_card.h"
@@ -155,21 +156,26 @@ nlohmann::json finetune_effective_config(const FinetuneConfig& c) {
   const tasks::DataOptions data = data_options(c.data, c.method);
   TrainOptions training = c.training;
   if (nn::parse_precision(c.model.dtype).autocast) training.bf16_autocast = true;
-  return {{"model", c.model.dir},
-          {"tokenizer", c.model.tokenizer},
-          {"vocab_rows", c.model.vocab_rows},
-          {"task", c.data.task},
-          {"data_dir", data.data_dir},
-          {"method", c.method},
-          {"method_options", peft::options_to_json(c.method_options)},
-          {"init_seed", c.init_seed.value_or(c.training.seed)},
-          {"training", train_options_to_json(training)},
-          {"data", data_json(c.data, data)},
-          {"max_new_tokens",
-           c.max_new_tokens > 0 ? c.max_new_tokens : task_info(c.data).generation_max_length - 1},
-          {"device", c.model.device},
-          {"dtype", c.model.dtype},
-          {"threads", torch::get_num_threads()}};
+  nlohmann::json j = {
+      {"model", c.model.dir},
+      {"tokenizer", c.model.tokenizer},
+      {"vocab_rows", c.model.vocab_rows},
+      {"task", c.data.task},
+      {"data_dir", data.data_dir},
+      {"method", c.method},
+      {"method_options", peft::options_to_json(c.method_options)},
+      {"init_seed", c.init_seed.value_or(c.training.seed)},
+      {"training", train_options_to_json(training)},
+      {"data", data_json(c.data, data)},
+      {"max_new_tokens",
+       c.max_new_tokens > 0 ? c.max_new_tokens : task_info(c.data).generation_max_length - 1},
+      {"device", c.model.device},
+      {"dtype", c.model.dtype},
+      {"threads", torch::get_num_threads()}};
+  // Only when distributed: runs of one process keep the run_config.json they always had.
+  if (c.distributed.distributed())
+    j["distributed"] = {{"world_size", c.distributed.world_size}, {"backend", "gloo"}};
+  return j;
 }
 
 nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
@@ -183,6 +189,15 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
   greedy.max_new_tokens = max_new_tokens_for(c.max_new_tokens, info);
   const RunLayout layout = finetune_layout();
   RunDirectory::check_usable(c.out, layout, c.mode);
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (c.distributed.distributed()) {
+    check_usage(c.collective_timeout_seconds > 0, "the collective timeout must be positive, got ",
+                c.collective_timeout_seconds);
+    group = std::make_unique<dist::ProcessGroup>(
+        c.distributed, std::chrono::milliseconds(
+                           static_cast<int64_t>(c.collective_timeout_seconds * 1000.0 + 0.5)));
+  }
+  const bool writer = c.distributed.rank == 0;
 
   const kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
   progress.info(kernels::kernels_line(kernels));
@@ -209,9 +224,16 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
                     counts.percent(), "% of ", counts.backbone, ")"));
 
   const nlohmann::json effective = finetune_effective_config(c);
-  const RunDirectory run = RunDirectory::open(c.out, layout, c.mode, effective);
-  const bool from_checkpoint = run.resuming() && run.has_checkpoint();
-  if (run.resuming() && !from_checkpoint)
+  // Rank 0 opens (or creates) the run directory; the others learn from it whether to resume.
+  std::optional<RunDirectory> opened;
+  if (writer) opened.emplace(RunDirectory::open(c.out, layout, c.mode, effective));
+  bool from_checkpoint = writer && opened->resuming() && opened->has_checkpoint();
+  if (group) {
+    torch::Tensor flag = torch::tensor({from_checkpoint ? 1 : 0}, torch::kInt64);
+    group->broadcast({flag});
+    from_checkpoint = flag.item<int64_t>() != 0;
+  }
+  if (writer && opened->resuming() && !from_checkpoint)
     progress.info("no checkpoint was written before the run stopped: starting again from step 0");
 
   InterruptScope interrupts;  // also covers the final evaluations below
@@ -235,7 +257,9 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
     };
   }
   const LoopResult r =
-      run_training(*base.model, encoded, t, run.path(), from_checkpoint, cb, progress);
+      run_training(*base.model, encoded, t, c.out, from_checkpoint, cb, progress, group.get());
+  if (!writer) return {{"rank", c.distributed.rank}};
+  const RunDirectory& run = *opened;
 
   // The best adapter, reloaded from its files, on validation and test.
   peft::load_adapter_tensors(*base.model, run.file("best_adapter"));
@@ -275,6 +299,12 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
          "train_seconds and examples_per_second: training steps only; evaluation_seconds: the "
          "evaluations during training; total_seconds: both"}}},
       {"peak_memory_bytes", r.peak_memory_bytes},
+      {"distributed",
+       {{"world_size", r.world_size},
+        {"backend", group ? group->backend() : "none"},
+        {"gradient_bytes_per_step", r.gradient_bytes_per_step},
+        {"rank0_communicated_bytes", r.communicated_bytes},
+        {"rank0_communication_seconds", r.communication_seconds}}},
       {"adapter_bytes",
        fs::file_size(run.file(std::string("best_adapter/") + peft::kAdapterWeightsFile))},
       {"config", effective},

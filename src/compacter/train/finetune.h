@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "compacter/core/progress.h"
+#include "compacter/dist/environment.h"
 #include "compacter/peft/methods.h"
 #include "compacter/tasks/tasks.h"
 #include "compacter/train/base_model.h"
@@ -44,6 +45,11 @@ struct FinetuneConfig {
   std::string out;              // the run directory
   RunMode mode = RunMode::kNew;
   std::string command;  // how the run was asked for, for the adapter's card (not a setting)
+  // Data parallelism (train/loop.h): this process's rank; world size 1 runs alone. Rank 0 alone
+  // writes the run directory and scores the best adapter; run_finetune returns {"rank": r} on
+  // the others.
+  dist::DistEnv distributed;
+  double collective_timeout_seconds = 300.0;  // a rank silent this long stops the others
 };
 
 // run_config.json: every setting of `config` that can change a result.

@@ -64,7 +64,8 @@ void write_records(const std::string& path, const std::vector<nlohmann::json>& r
   write_text_atomically(path, text);
 }
 
-void save_checkpoint(const std::string& run_dir, const RunState& s, const AdamW& opt) {
+void save_checkpoint(const std::string& run_dir, const RunState& s, const AdamW& opt,
+                     const std::vector<torch::Tensor>& rank_rng) {
   const std::string fresh = run_dir + "/checkpoint.new";
   fs::remove_all(fresh);
   fs::create_directories(fresh);
@@ -72,6 +73,8 @@ void save_checkpoint(const std::string& run_dir, const RunState& s, const AdamW&
   for (const auto& [name, p] : opt.params()) tensors.emplace_back("param." + name, p.detach());
   for (const auto& [name, t] : opt.state()) tensors.emplace_back("optim." + name, t);
   tensors.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
+  for (size_t r = 1; r < rank_rng.size(); ++r)
+    tensors.emplace_back(cat("rng.cpu.rank", r), rank_rng[r]);
   safetensors::save(fresh + "/state.safetensors", tensors);
   nlohmann::json j = {{"step", s.step},
                       {"epoch", s.epoch},
@@ -92,7 +95,7 @@ void save_checkpoint(const std::string& run_dir, const RunState& s, const AdamW&
   replace_directory(fresh, run_dir + "/checkpoint");
 }
 
-RunState load_checkpoint(const std::string& run_dir, AdamW& opt) {
+RunState load_checkpoint(const std::string& run_dir, AdamW& opt, int64_t rank) {
   std::string dir = run_dir + "/checkpoint";
   if (!fs::exists(dir + "/state.json") && fs::exists(run_dir + "/checkpoint.old/state.json"))
     dir = run_dir + "/checkpoint.old";
@@ -139,7 +142,10 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt) {
       optim.emplace_back(info.name.substr(6), file.load(info.name));
   opt.load_state(optim, j.at("optimizer_steps").get<int64_t>());
   at::Generator dropout_rng = at::detail::getDefaultCPUGenerator();  // shares the global state
-  dropout_rng.set_state(file.load("rng.cpu"));
+  const std::string rng = rank == 0 ? "rng.cpu" : cat("rng.cpu.rank", rank);
+  check(file.contains(rng), dir, "/state.safetensors: no \"", rng,
+        "\": the checkpoint was written by a run with fewer ranks");
+  dropout_rng.set_state(file.load(rng));
   std::ifstream records(dir + "/metrics.jsonl");
   std::string line;
   while (std::getline(records, line))
@@ -175,8 +181,12 @@ int64_t run_peak_memory_bytes(const torch::Device& device) {
 
 LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::EncodedExample>& train,
                         const TrainOptions& o, const std::string& run_dir, bool resume,
-                        const LoopCallbacks& cb, ProgressSink& progress) {
+                        const LoopCallbacks& cb, ProgressSink& progress,
+                        dist::ProcessGroup* group) {
   check(!train.empty(), "the train split is empty");
+  const int64_t rank = group ? group->rank() : 0;
+  const int64_t world = group ? group->world_size() : 1;
+  const bool writer = rank == 0;  // writes run_dir and evaluates
   o.validate();
   StepOptions so;
   so.gradient_accumulation = o.gradient_accumulation;
@@ -194,14 +204,34 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   const int64_t total_epochs = (total + steps_per_epoch - 1) / steps_per_epoch;
   const torch::Device device = model.shared->weight.device();
 
-  fs::create_directories(run_dir);
+  if (writer) fs::create_directories(run_dir);
   RunState s;
   if (resume) {
-    s = load_checkpoint(run_dir, opt);
+    s = load_checkpoint(run_dir, opt, rank);
     progress.info(cat("resuming at step ", s.step, " of ", total, " (epoch ", s.epoch + 1, ")"));
   } else {
-    torch::manual_seed(o.seed);  // dropout
+    // Dropout; rank r > 0 draws its own stream, reproducible from the seed.
+    torch::manual_seed(o.seed + static_cast<uint64_t>(rank) * 1000003u);
   }
+  if (group) {
+    group->broadcast(step.tensors());  // rank 0's tensors on every rank
+    progress.info(cat("data-parallel: world size ", world, ", backend ", group->backend(),
+                      ", global batch ", o.batch_size, " (", o.batch_size / world, "-",
+                      (o.batch_size + world - 1) / world, " examples per rank), timeout ",
+                      group->timeout_seconds(), " s"));
+  }
+  // This rank's contiguous share of a global batch.
+  auto share_of = [&](const std::vector<size_t>& global) {
+    const int64_t n = static_cast<int64_t>(global.size());
+    return std::vector<size_t>(global.begin() + n * rank / world,
+                               global.begin() + n * (rank + 1) / world);
+  };
+  auto target_tokens = [&](const std::vector<size_t>& indices) {
+    int64_t count = 0;
+    for (size_t i : indices)
+      for (int64_t id : train[i].target_ids) count += id != -100;
+    return count;
+  };
 
   InterruptScope interrupts;
   model.train();
@@ -219,6 +249,11 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   auto elapsed = [&] { return seconds_before + seconds_since(run_start); };
   auto evaluate = [&] {
     if (!cb.evaluate) return;
+    if (!writer) {  // rank 0 evaluates alone; the others wait for it
+      s.evaluations.push_back({{"step", s.step}});
+      group->wait_for_all("rank 0 evaluates", std::chrono::hours(24 * 7));
+      return;
+    }
     progress.info(cat("evaluating at step ", s.step, " ..."));
     const auto t0 = Clock::now();
     const Evaluation e = cb.evaluate();
@@ -247,12 +282,17 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
     progress.info(cat("eval step ", s.step, ": ", nlohmann::json(e.metrics).dump(), " selection ",
                       e.selection, better ? " (best so far)" : "", " [", std::fixed,
                       std::setprecision(1), seconds, " s]"));
+    if (group) group->wait_for_all("rank 0 evaluates", std::chrono::hours(24 * 7));
   };
   auto checkpoint = [&] {
     s.train_seconds = elapsed();
+    std::vector<torch::Tensor> rank_rng;  // every rank's dropout generator, for rank 0 to save
+    if (group) rank_rng = group->all_gather(at::detail::getDefaultCPUGenerator().get_state());
+    if (!writer) return;
     write_records(run_dir + "/metrics.jsonl", s.records);
-    save_checkpoint(run_dir, s, opt);
+    save_checkpoint(run_dir, s, opt, rank_rng);
   };
+  bool stop_requested = false;  // with a process group: Ctrl-C on any rank
 
   while (s.step < total) {
     auto batches = tasks::make_batches(train, o.batch_size, true, o.group_by_length,
@@ -265,13 +305,47 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
         first_step_start = Clock::now();
         evaluation_at_first_step = s.evaluation_seconds;
       }
+      double share_loss = 0.0;  // this rank's part of the micro-batches' mean losses
       for (int64_t a = 0; a < o.gradient_accumulation && b < static_cast<int64_t>(batches.size());
            ++a, ++b) {
-        tasks::Batch batch = tasks::collate(train, batches[static_cast<size_t>(b)]);
-        loss_sum += step.accumulate(batch.input_ids, batch.attention_mask, batch.labels);
+        const std::vector<size_t>& global = batches[static_cast<size_t>(b)];
+        if (!group) {
+          tasks::Batch batch = tasks::collate(train, global);
+          loss_sum += step.accumulate(batch.input_ids, batch.attention_mask, batch.labels);
+        } else {
+          // Weighted by tokens: sum over ranks of (share's mean x share tokens / all tokens)
+          // = the micro-batch's mean, in the loss and in its gradient.
+          const std::vector<size_t> mine = share_of(global);
+          const int64_t tokens = target_tokens(global), my_tokens = target_tokens(mine);
+          if (my_tokens > 0) {  // an empty share adds zeros to the all-reduce
+            tasks::Batch batch = tasks::collate(train, mine);
+            const double fraction = static_cast<double>(my_tokens) / static_cast<double>(tokens);
+            const double mean =
+                step.accumulate_weighted(batch.input_ids, batch.attention_mask, batch.labels,
+                                         fraction / static_cast<double>(o.gradient_accumulation));
+            share_loss += mean * fraction;
+          }
+        }
         ++loss_count;
-        examples_since_log += batch.input_ids.size(0);
-        s.examples += batch.input_ids.size(0);
+        examples_since_log += static_cast<int64_t>(global.size());
+        s.examples += static_cast<int64_t>(global.size());
+      }
+      if (group) {
+        // The trainable tensors' gradients summed over ranks (one buffer), then the loss and
+        // any rank's Ctrl-C.
+        torch::NoGradGuard no_grad;
+        std::vector<torch::Tensor> grads;
+        for (const auto& p : step.tensors()) {
+          if (!p.grad().defined())
+            const_cast<torch::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
+          grads.push_back(p.grad());
+        }
+        group->all_reduce_sum(grads);
+        torch::Tensor stats =
+            torch::tensor({share_loss, interrupt_requested() ? 1.0 : 0.0}, torch::kFloat64);
+        group->all_reduce_sum({stats});
+        loss_sum += stats[0].item<double>();
+        stop_requested = stats[1].item<double>() > 0;
       }
       const double lr = linear_schedule(s.step, o.warmup_steps, total, o.learning_rate);
       step.finish(lr);
@@ -307,7 +381,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
       const bool eval_now = o.eval_steps > 0 && s.step % o.eval_steps == 0;
       if (eval_now) evaluate();
       if (eval_now || (o.save_steps > 0 && s.step % o.save_steps == 0)) checkpoint();
-      if (interrupt_requested()) {
+      if (group ? stop_requested : interrupt_requested()) {
         checkpoint();
         throw Interrupted(cat("interrupted at step ", s.step, "; checkpoint saved in ", run_dir,
                               "/checkpoint (continue with --resume)"));
@@ -327,15 +401,15 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   const bool evaluated_last =
       !s.evaluations.empty() && s.evaluations.back()["step"].get<int64_t>() == s.step;
   if (cb.evaluate && !evaluated_last) evaluate();
-  if (!cb.evaluate) {  // no selection: the final tensors are the result
+  if (!cb.evaluate && writer) {  // no selection: the final tensors are the result
     const std::string fresh = run_dir + "/best_adapter.new";
     fs::remove_all(fresh);
     cb.save_adapter(fresh);
     replace_directory(fresh, run_dir + "/best_adapter");
-    s.best_step = s.step;
   }
+  if (!cb.evaluate) s.best_step = s.step;
   s.train_seconds = elapsed();
-  write_records(run_dir + "/metrics.jsonl", s.records);
+  if (writer) write_records(run_dir + "/metrics.jsonl", s.records);
 
   LoopResult r;
   r.steps = s.step;
@@ -350,6 +424,12 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   r.examples_per_second = r.train_seconds > 0 ? s.examples / r.train_seconds : 0.0;
   r.peak_memory_bytes = run_peak_memory_bytes(device);
   r.evaluations = s.evaluations;
+  if (group) {
+    r.world_size = world;
+    for (const auto& p : step.tensors()) r.gradient_bytes_per_step += p.numel() * p.element_size();
+    r.communicated_bytes = group->bytes_communicated();
+    r.communication_seconds = group->seconds_communicating();
+  }
   return r;
 }
 

@@ -17,6 +17,7 @@
 
 #include "compacter/core/interrupt.h"
 #include "compacter/core/progress.h"
+#include "compacter/dist/process_group.h"
 #include "compacter/nn/t5.h"
 #include "compacter/tasks/tasks.h"
 #include "compacter/train/options.h"
@@ -46,6 +47,12 @@ struct LoopResult {
   double examples_per_second = 0.0;   // examples / train_seconds: the training throughput
   int64_t peak_memory_bytes = 0;      // CPU: peak resident set; CUDA: peak allocated
   std::vector<nlohmann::json> evaluations;
+  // Data parallelism (1 and zeros without a process group): this rank's collective payload and
+  // wall time over the run.
+  int64_t world_size = 1;
+  int64_t gradient_bytes_per_step = 0;  // the all-reduced gradients of one step
+  int64_t communicated_bytes = 0;
+  double communication_seconds = 0.0;
 };
 
 // Trains `model` (its requires_grad set is the trainable set) on `train` with `o`. run_dir gets
@@ -54,9 +61,20 @@ struct LoopResult {
 // until the caller has written the run's results (RunDirectory::finish), so that a kill at any
 // later moment can still be resumed. Progress lines go to `progress`. Throws Interrupted after a
 // Ctrl-C, once a checkpoint is written.
+//
+// With a process group (data parallelism, dist/process_group.h), every rank calls it with the
+// same examples and options: o.batch_size stays the global batch; each rank takes its contiguous
+// share of every global batch (the same order from the seed on every rank); rank 0's trainable
+// tensors are broadcast first; the backward of each share is weighted by its target tokens over
+// the whole batch's (x 1/accumulation), so the all-reduced sum of the trainable tensors' gradients
+// is one process's gradient, and clipping, AdamW and the schedule see what one process would.
+// Dropout streams are seeded from seed and rank (rank 0: seed, as one process). Only rank 0 writes
+// run_dir and evaluates (the others wait for it); every rank reads the checkpoint to resume (the
+// same world size; a shared file system across machines).
 LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::EncodedExample>& train,
                         const TrainOptions& o, const std::string& run_dir, bool resume,
-                        const LoopCallbacks& callbacks, ProgressSink& progress = no_progress());
+                        const LoopCallbacks& callbacks, ProgressSink& progress = no_progress(),
+                        dist::ProcessGroup* group = nullptr);
 
 // The progress line's estimate of the time left: the training time per step since this process's
 // first step (time spent in evaluations left out; start-up work never counts) times the steps

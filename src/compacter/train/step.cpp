@@ -40,6 +40,18 @@ double TrainStep::accumulate(const torch::Tensor& input_ids, const torch::Tensor
   return out.loss.item<double>();
 }
 
+double TrainStep::accumulate_weighted(const torch::Tensor& input_ids,
+                                      const torch::Tensor& attention_mask,
+                                      const torch::Tensor& labels, double weight) {
+  nn::Seq2SeqOutput out;
+  {
+    nn::AutocastScope autocast(device_, options_.bf16_autocast);
+    out = model_.forward(input_ids.to(device_), attention_mask.to(device_), {}, labels.to(device_));
+  }
+  (out.loss * weight).backward();
+  return out.loss.item<double>();
+}
+
 void TrainStep::finish(double learning_rate) {
   if (options_.max_grad_norm > 0) clip_grad_norm(tensors_, options_.max_grad_norm);
   optimizer_.step(learning_rate);

@@ -32,6 +32,13 @@ class TrainStep {
   // ignored positions; moved to the model's device). Returns the micro-batch's mean loss.
   double accumulate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                     const torch::Tensor& labels);
+  // The same for one rank's share of a data-parallel micro-batch: the backward of the share's
+  // mean loss times `weight` (its target tokens / (the whole micro-batch's x accumulation), so
+  // that the sum over ranks is one process's gradient). Returns the share's mean loss.
+  double accumulate_weighted(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                             const torch::Tensor& labels, double weight);
+  // The trainable tensors, in the optimizer's order.
+  const std::vector<torch::Tensor>& tensors() const { return tensors_; }
   // Clips the accumulated gradients, updates the tensors at `learning_rate` and zeroes the
   // gradients.
   void finish(double learning_rate);

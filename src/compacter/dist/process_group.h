@@ -1,0 +1,64 @@
+// The collectives of data-parallel training, on libtorch's c10d: rank 0 serves a TCPStore at
+// MASTER_ADDR:MASTER_PORT for the rendezvous, and every rank joins a ProcessGroupGloo (CPU
+// tensors, TCP). Tensors travel flattened into one buffer per dtype (one collective for all
+// gradients, not one per tensor). Every wait has a timeout: a rank that dies or stops answering
+// makes the others throw Error (naming this rank, the operation, the peer when the world has two
+// ranks, and the timeout) instead of hanging. No transport of our own.
+#pragma once
+#include <torch/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compacter/dist/environment.h"
+
+namespace compacter::dist {
+
+// Whether this build has c10d's Gloo backend (needs Gloo's headers at build time; Debian:
+// libgloo-dev).
+bool gloo_available();
+
+class ProcessGroup {
+ public:
+  // Joins the group of env.world_size (> 1) ranks as env.rank; waits at most `timeout` for the
+  // others to arrive, and `timeout` for each collective later. Throws Error when the rendezvous
+  // fails or this build has no Gloo.
+  ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout);
+  ~ProcessGroup();
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+
+  int64_t rank() const;
+  int64_t world_size() const;
+  std::string backend() const;  // "gloo"
+  double timeout_seconds() const;
+
+  // Every rank's `tensors` (same shapes and dtypes on every rank, any device the backend takes)
+  // become rank 0's, in place.
+  void broadcast(const std::vector<torch::Tensor>& tensors);
+  // Every rank's `tensors` become the element-wise sum over ranks, in place.
+  void all_reduce_sum(const std::vector<torch::Tensor>& tensors);
+  // ... the element-wise mean over ranks.
+  void all_reduce_mean(const std::vector<torch::Tensor>& tensors);
+  // Waits until every rank has called it (the collective timeout).
+  void barrier();
+  // Waits until every rank has called it, up to `timeout` (for a rank that waits while rank 0
+  // does work of its own, such as an evaluation); a rank that exits still ends the wait at once
+  // with an Error.
+  void wait_for_all(const std::string& what, std::chrono::milliseconds timeout);
+  // Every rank's `value` (same shape and dtype on every rank), in rank order, on every rank.
+  std::vector<torch::Tensor> all_gather(const torch::Tensor& value);
+
+  // Payload bytes this rank sent into collectives so far, and the wall time spent in them.
+  int64_t bytes_communicated() const;
+  double seconds_communicating() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace compacter::dist

@@ -1,0 +1,335 @@
+// Data-parallel training (issue #12, README "Data-parallel training"): the torchrun environment is
+// parsed strictly; `train --nproc 2` (two ranks, one thread each, Gloo on loopback) gives the
+// per-step losses and the trained tensors of one process with the same global batch (the
+// reference: the single-process path, which has no process group); a rank that fails or never
+// arrives makes the others exit non-zero within the collective timeout, naming the rank.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compacter/core/error.h"
+#include "compacter/dist/environment.h"
+#include "compacter/dist/launch.h"
+#include "compacter/io/safetensors.h"
+#include "support/test_support.h"
+
+namespace compacter {
+namespace {
+
+using Env = std::map<std::string, std::string>;
+
+dist::DistEnv parse(const Env& env) {
+  return dist::parse_dist_env([&](const std::string& name) -> std::optional<std::string> {
+    const auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+// The Error message of parse(env), or "" when it does not throw.
+std::string parse_error(const Env& env) {
+  try {
+    parse(env);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const Env kTwoRanks = {{"WORLD_SIZE", "2"},
+                       {"RANK", "1"},
+                       {"LOCAL_RANK", "1"},
+                       {"MASTER_ADDR", "127.0.0.1"},
+                       {"MASTER_PORT", "29500"}};
+
+TEST(DistEnvironment, UnsetOrOneIsOneProcess) {
+  EXPECT_FALSE(parse({}).distributed());
+  EXPECT_EQ(parse({}).world_size, 1);
+  // WORLD_SIZE=1 needs nothing else (torchrun --nproc-per-node 1 sets it all anyway).
+  const auto one = parse({{"WORLD_SIZE", "1"}});
+  EXPECT_FALSE(one.distributed());
+  EXPECT_EQ(one.rank, 0);
+}
+
+TEST(DistEnvironment, TorchrunVariables) {
+  const auto e = parse(kTwoRanks);
+  EXPECT_TRUE(e.distributed());
+  EXPECT_EQ(e.world_size, 2);
+  EXPECT_EQ(e.rank, 1);
+  EXPECT_EQ(e.local_rank, 1);
+  EXPECT_EQ(e.master_addr, "127.0.0.1");
+  EXPECT_EQ(e.master_port, 29500);
+  Env no_local = kTwoRanks;
+  no_local.erase("LOCAL_RANK");
+  EXPECT_EQ(parse(no_local).local_rank, 1);  // defaults to RANK
+}
+
+TEST(DistEnvironment, BadValuesNameTheVariable) {
+  struct Case {
+    std::string name, value, expected;
+  };
+  const std::vector<Case> cases = {
+      {"WORLD_SIZE", "two", "WORLD_SIZE=\"two\": expected a whole number"},
+      {"WORLD_SIZE", "0", "WORLD_SIZE=0: expected at least 1"},
+      {"WORLD_SIZE", "", "WORLD_SIZE=\"\": expected a whole number"},
+      {"RANK", "2", "RANK=2: expected 0 to 1"},
+      {"RANK", "-1", "RANK=-1: expected 0 to 1"},
+      {"RANK", "1x", "RANK=\"1x\": expected a whole number"},
+      {"LOCAL_RANK", "5", "LOCAL_RANK=5: expected 0 to 1"},
+      {"MASTER_ADDR", "", "MASTER_ADDR is empty"},
+      {"MASTER_PORT", "0", "MASTER_PORT=0: expected a port from 1 to 65535"},
+      {"MASTER_PORT", "70000", "MASTER_PORT=70000: expected a port from 1 to 65535"},
+      {"MASTER_PORT", "http", "MASTER_PORT=\"http\": expected a whole number"},
+  };
+  for (const auto& c : cases) {
+    Env env = kTwoRanks;
+    env[c.name] = c.value;
+    const std::string message = parse_error(env);
+    EXPECT_NE(message.find(c.expected), std::string::npos)
+        << c.name << "=" << c.value << ": " << message;
+  }
+  for (const std::string name : {"RANK", "MASTER_ADDR", "MASTER_PORT"}) {
+    Env env = kTwoRanks;
+    env.erase(name);
+    const std::string message = parse_error(env);
+    EXPECT_NE(message.find("environment variable " + name + " is not set"), std::string::npos)
+        << message;
+  }
+}
+
+// The launcher: every rank gets its environment; the first failure stops the others (a rank
+// that would sleep 60 s is stopped at once) and is named.
+TEST(DistLaunch, FirstFailureStopsTheOthers) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = dist::launch_local_ranks(
+      "/bin/sh",
+      {"-c",
+       "test \"$WORLD_SIZE $MASTER_ADDR $LOCAL_RANK\" = \"3 127.0.0.1 $RANK\" || exit 9; "
+       "test \"$MASTER_PORT\" -gt 0 || exit 9; if [ \"$RANK\" = 2 ]; then exit 3; fi; exec sleep "
+       "60"},
+      3, 5.0);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.failed_rank, 2);
+  EXPECT_EQ(r.failure, "exit code 3");
+  EXPECT_LT(seconds, 10.0);
+  const auto ok = dist::launch_local_ranks("/bin/sh", {"-c", "exit 0"}, 2);
+  EXPECT_TRUE(ok.succeeded());
+  EXPECT_FALSE(ok.interrupted);
+}
+
+// A rank that exits with 130 (Ctrl-C) does not stop the others: rank 0 may still be saving the
+// checkpoint.
+TEST(DistLaunch, AnInterruptedRankLetsTheOthersFinish) {
+  testing::TempDir dir;
+  const auto r = dist::launch_local_ranks(
+      "/bin/sh",
+      {"-c", "if [ \"$RANK\" = 1 ]; then exit 130; fi; sleep 0.5; touch " + dir.file("saved")}, 2,
+      5.0);
+  EXPECT_TRUE(r.succeeded());
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("saved")));
+}
+
+// ---- `compacter train` with two ranks (tiny T5 with T5's vocabulary, RTE, dropout 0) ----
+
+class DataParallelTrain : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    const std::string model = dir_->path() + "/model";
+    auto r = testing::init_tiny_t5_with_t5_vocabulary(model);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // Dropout off: the two runs must compute the same function.
+    auto config = nlohmann::json::parse(testing::read_file(model + "/config.json"));
+    config["dropout_rate"] = 0.0;
+    testing::write_file(model + "/config.json", config.dump());
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  // Global batch 7 (shares of 3 and 4 examples) with 2 micro-batches per step: the per-token
+  // weighting and the accumulation are both exercised; 24 examples, so step 2 crosses the epoch
+  // end (a last batch of 3). One evaluation, after the last step: best_adapter holds the final
+  // tensors.
+  static std::string train_args(const std::string& method, const std::string& out) {
+    return "train --model " + dir_->path() + "/model --tokenizer " +
+           testing::shared_path("data/t5-tokenizer/spiece.model") + " --task rte --data-dir " +
+           testing::shared_path("data/glue/RTE") + " --method " + method +
+           " --max-train-samples 24 --max-steps 3 --batch-size 7 --gradient-accumulation 2"
+           " --eval-batch-size 70 --eval-steps 1000 --warmup-steps 1 --learning-rate 3e-3"
+           " --log-steps 1"
+           " --reduction-factor 4 --n 2 --max-new-tokens 2 --out " +
+           out;
+  }
+  static std::vector<double> losses(const std::string& run) {
+    std::vector<double> out;
+    for (const auto& line : testing::lines_of(testing::read_file(run + "/metrics.jsonl"))) {
+      const auto j = nlohmann::json::parse(line);
+      if (j["type"] == "train") out.push_back(j["loss"].get<double>());
+    }
+    return out;
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* DataParallelTrain::dir_ = nullptr;
+
+TEST_P(DataParallelTrain, TwoRanksGiveOneProcesssLossesAndTensors) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string method = GetParam();
+  const std::string one = dir_->path() + "/one-" + method, two = dir_->path() + "/two-" + method;
+  auto a = testing::run_compacter(train_args(method, one));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  auto b = testing::run_compacter(train_args(method, two) + " --nproc 2 --dist-timeout 60");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(b.err.find("data-parallel: world size 2, backend gloo, global batch 7"),
+            std::string::npos)
+      << b.err;
+  // Rank 0 alone reports: one results line on stdout, one progress line per step.
+  EXPECT_EQ(testing::lines_of(b.out).size(), 1u) << b.out;
+  const auto results = nlohmann::json::parse(testing::read_file(two + "/results.json"));
+  EXPECT_EQ(results["distributed"]["world_size"], 2);
+  EXPECT_EQ(results["distributed"]["backend"], "gloo");
+  // One fp32 gradient per trainable parameter crosses per step.
+  EXPECT_EQ(results["distributed"]["gradient_bytes_per_step"].get<int64_t>(),
+            4 * results["parameters"]["trainable"].get<int64_t>());
+  EXPECT_EQ(results["steps"], 3);
+
+  const auto la = losses(one), lb = losses(two);
+  ASSERT_EQ(la.size(), 3u);
+  ASSERT_EQ(lb.size(), la.size());
+  double worst = 0;
+  for (size_t i = 0; i < la.size(); ++i) worst = std::max(worst, std::abs(lb[i] / la[i] - 1));
+  EXPECT_LT(worst, 1e-5) << "step losses differ by " << worst << " relative";
+  std::cout << "[ measured ] " << method << ": step losses max relative difference " << worst
+            << "\n";
+
+  const auto ta = safetensors::File::open(one + "/best_adapter/adapter_model.safetensors");
+  const auto tb = safetensors::File::open(two + "/best_adapter/adapter_model.safetensors");
+  ASSERT_EQ(ta.header().tensors.size(), tb.header().tensors.size());
+  double worst_tensor = 0;
+  for (const auto& info : ta.header().tensors) {
+    ASSERT_TRUE(tb.contains(info.name)) << info.name;
+    const torch::Tensor x = ta.load(info.name).to(torch::kFloat64);
+    const torch::Tensor y = tb.load(info.name).to(torch::kFloat64);
+    ASSERT_EQ(x.sizes(), y.sizes()) << info.name;
+    const double scale = std::max(x.abs().max().item<double>(), 1e-12);
+    worst_tensor = std::max(worst_tensor, (x - y).abs().max().item<double>() / scale);
+  }
+  EXPECT_LT(worst_tensor, 1e-5);
+  std::cout << "[ measured ] " << method << ": trained tensors max difference / max magnitude "
+            << worst_tensor << "\n";
+  // The steps trained: the loss moved (equal losses over equal tensors would prove little).
+  EXPECT_NE(la[0], la[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Method, DataParallelTrain, ::testing::Values("compacter++", "full"),
+                         testing::method_test_name);
+
+// Runs `command` in a shell; returns its exit code.
+int shell(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Rank 1 leaves after the rendezvous (its --data-dir does not exist): rank 0 stops within the
+// timeout with an error naming rank 1, not hanging.
+TEST_F(DataParallelTrain, ARankThatLeavesStopsTheOther) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string run = dir_->path() + "/leaves";
+  const std::string env =
+      "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(dist::free_local_port());
+  const std::string bin = std::string("'") + COMPACTER_BINARY + "' ";
+  std::string rank1 = train_args("compacter++", run);
+  rank1.replace(rank1.find(testing::shared_path("data/glue/RTE")),
+                testing::shared_path("data/glue/RTE").size(), dir_->path() + "/no-such-folder");
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code =
+      shell("(" + env + " RANK=0 " + bin + train_args("compacter++", run) + " --dist-timeout 5 2>" +
+            dir_->file("r0.err") + "; echo $? >" + dir_->file("r0.code") + ") & " + env +
+            " RANK=1 " + bin + rank1 + " --dist-timeout 5 2>" + dir_->file("r1.err") + "; wait");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  (void)code;
+  EXPECT_NE(testing::read_file(dir_->file("r1.err")).find("no-such-folder"), std::string::npos);
+  EXPECT_EQ(testing::read_file(dir_->file("r0.code")), "1\n");
+  const std::string err0 = testing::read_file(dir_->file("r0.err"));
+  EXPECT_NE(err0.find("failed on rank 0 of 2: rank 1 stopped or did not answer within the 5 s"),
+            std::string::npos)
+      << err0;
+  EXPECT_LT(seconds, 30.0);
+  EXPECT_FALSE(std::filesystem::exists(run + "/results.json"));
+}
+
+// A rank that never comes: rank 0 gives up after the timeout.
+TEST_F(DataParallelTrain, ARankThatNeverComesTimesOut) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string env = "WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                          std::to_string(dist::free_local_port()) + " ";
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code = shell(env + "'" + COMPACTER_BINARY + "' " +
+                         train_args("compacter++", dir_->path() + "/alone") +
+                         " --dist-timeout 2 2>" + dir_->file("alone.err"));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(code, 1);
+  const std::string err = testing::read_file(dir_->file("alone.err"));
+  EXPECT_NE(err.find("data-parallel rendezvous at 127.0.0.1:"), std::string::npos) << err;
+  EXPECT_NE(err.find("within the 2 s timeout"), std::string::npos) << err;
+  EXPECT_LT(seconds, 20.0);
+}
+
+// A rank killed mid-run (SIGKILL after the first checkpoint): `train --nproc 2` exits non-zero
+// naming it; `--resume --nproc 2` finishes the run with exactly the losses and tensors of an
+// uninterrupted two-rank run, with dropout on (each rank's generator is saved and restored).
+TEST_F(DataParallelTrain, KilledRankThenResumeEqualsAnUninterruptedRun) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string model = dir_->path() + "/model-dropout";
+  std::filesystem::create_directories(model);
+  for (const char* f : {"model.safetensors", "config.json"})
+    std::filesystem::copy_file(dir_->path() + "/model/" + f, model + "/" + f);
+  auto config = nlohmann::json::parse(testing::read_file(model + "/config.json"));
+  config["dropout_rate"] = 0.1;
+  testing::write_file(model + "/config.json", config.dump());
+  auto args = [&](const std::string& out) {
+    std::string a = train_args("compacter++", out);
+    a.replace(a.find(dir_->path() + "/model "), dir_->path().size() + 7, model + " ");
+    a.replace(a.find("--max-steps 3"), 13, "--max-steps 12 --save-steps 2");
+    return a + " --nproc 2 --dist-timeout 30";
+  };
+  const std::string whole = dir_->path() + "/whole", cut = dir_->path() + "/cut";
+  auto w = testing::run_compacter(args(whole));
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  // Rank 1 is the process whose environment holds RANK=1 among those training into `cut`.
+  const std::string bin = std::string("'") + COMPACTER_BINARY + "' ";
+  const int code = shell(
+      "(" + bin + args(cut) + " 2>" + dir_->file("cut.err") + "; echo $? >" +
+      dir_->file("cut.code") + ") & i=0; while [ ! -e " + cut +
+      "/checkpoint/state.json ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; for p in "
+      "$(pgrep -f 'out " +
+      cut + " '); do tr '\\0' '\\n' </proc/$p/environ | grep -qx RANK=1 && kill -9 $p; done; wait");
+  (void)code;
+  EXPECT_EQ(testing::read_file(dir_->file("cut.code")), "1\n");
+  const std::string err = testing::read_file(dir_->file("cut.err"));
+  EXPECT_NE(err.find("rank 1 failed (killed by signal 9)"), std::string::npos) << err;
+  ASSERT_FALSE(std::filesystem::exists(cut + "/results.json"));
+  auto r = testing::run_compacter(args(cut) + " --resume");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming at step "), std::string::npos) << r.err;
+  EXPECT_EQ(losses(cut), losses(whole));
+  EXPECT_EQ(losses(whole).size(), 12u);
+  EXPECT_EQ(testing::read_file(cut + "/best_adapter/adapter_model.safetensors"),
+            testing::read_file(whole + "/best_adapter/adapter_model.safetensors"));
+}
+
+}  // namespace
+}  // namespace compacter
