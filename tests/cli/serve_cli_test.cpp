@@ -25,20 +25,8 @@ class ServeCli : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     // Adapters moved well away from their init, so that their outputs differ.
     torch::manual_seed(7);
-    for (const std::string method : {"compacter++", "bitfit", "full", "prompt-r", "lora", "ia3"}) {
-      nn::T5Model model = nn::load_t5(model_dir()).model;
-      model->resize_vocab(32100);  // what serve and predict do with T5's tokenizer
-      peft::PeftOptions o = peft::method_defaults(method);
-      o.reduction_factor = 4;
-      o.n = 2;
-      o.prompt_length = 4;
-      peft::attach(method, o, *model, 1);
-      {
-        torch::NoGradGuard no_grad;
-        for (auto& p : peft::trainable_parameters(*model)) p.add_(torch::randn_like(p) * 0.5);
-      }
-      peft::save_adapter(*model, {method, o, 1}, adapter_dir(method));
-    }
+    for (const std::string method : {"compacter++", "bitfit", "full", "prompt-r", "lora", "ia3"})
+      testing::write_moved_adapter(model_dir(), method, adapter_dir(method));
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string model_dir() { return dir_->path() + "/model"; }

@@ -133,19 +133,8 @@ class HttpServe : public ::testing::Test {
     auto r = testing::init_tiny_t5_with_t5_vocabulary(model_dir());
     ASSERT_EQ(r.exit_code, 0) << r.err;
     torch::manual_seed(11);
-    for (const std::string method : {"lora", "compacter++"}) {
-      nn::T5Model model = nn::load_t5(model_dir()).model;
-      model->resize_vocab(32100);
-      peft::PeftOptions o = peft::method_defaults(method);
-      o.reduction_factor = 4;
-      o.n = 2;
-      peft::attach(method, o, *model, 1);
-      {
-        torch::NoGradGuard no_grad;
-        for (auto& p : peft::trainable_parameters(*model)) p.add_(torch::randn_like(p) * 0.5);
-      }
-      peft::save_adapter(*model, {method, o, 1}, adapter_dir(method));
-    }
+    for (const std::string method : {"lora", "compacter++"})
+      testing::write_moved_adapter(model_dir(), method, adapter_dir(method));
     server_ = new ServerProcess({"serve",
                                  "--model",
                                  model_dir(),

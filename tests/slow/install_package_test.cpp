@@ -135,18 +135,8 @@ class InstallPackage : public ::testing::Test {
     ASSERT_EQ(init.exit_code, 0) << init.err;
     fs::copy_file(testing::shared_path("data/t5-tokenizer/spiece.model"),
                   model_dir() + "/spiece.model");
-    {
-      torch::manual_seed(11);
-      nn::T5Model model = nn::load_t5(model_dir()).model;
-      model->resize_vocab(32100);  // what predict and the example do with T5's tokenizer
-      peft::PeftOptions o = peft::method_defaults("compacter++");
-      o.reduction_factor = 4;
-      o.n = 2;
-      peft::attach("compacter++", o, *model, 1);
-      torch::NoGradGuard no_grad;
-      for (auto& p : peft::trainable_parameters(*model)) p.add_(torch::randn_like(p) * 0.5);
-      peft::save_adapter(*model, {"compacter++", o, 1}, adapter_dir());
-    }
+    torch::manual_seed(11);
+    testing::write_moved_adapter(model_dir(), "compacter++", adapter_dir());
     std::string stdin_text;
     for (const auto& t : texts_) stdin_text += t + "\n";
     testing::write_file(texts_file(), stdin_text);

@@ -5,6 +5,7 @@
 
 #include "compacter/io/t5_config.h"
 #include "compacter/nn/checkpoint.h"
+#include "compacter/peft/adapter_file.h"
 #include "compacter/peft/methods.h"
 
 #include <sys/wait.h>
@@ -118,6 +119,22 @@ std::string method_test_name(const ::testing::TestParamInfo<std::string>& info) 
       out += c == '+' ? "_plus" : "_";
   }
   return out;
+}
+
+void write_moved_adapter(const std::string& model_dir, const std::string& method,
+                         const std::string& out) {
+  nn::T5Model model = nn::load_t5(model_dir).model;
+  model->resize_vocab(32100);
+  peft::PeftOptions o = peft::method_defaults(method);
+  o.reduction_factor = 4;
+  o.n = 2;
+  o.prompt_length = 4;
+  peft::attach(method, o, *model, 1);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : peft::trainable_parameters(*model)) p.add_(torch::randn_like(p) * 0.5);
+  }
+  peft::save_adapter(*model, {method, o, 1}, out);
 }
 
 }  // namespace compacter::testing

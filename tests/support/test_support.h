@@ -50,6 +50,14 @@ std::string write_tiny_t5_config(const TempDir& dir, int64_t vocab_size);
 // returns exit code 0, or 1 with the error in `err`.
 CommandResult init_tiny_t5_with_t5_vocabulary(const std::string& dir);
 
+// Saves into `out` an adapter of `method` (its paper settings, reduction factor 4, n = 2, prompt
+// length 4, init seed 1) on the T5 in `model_dir` with its vocabulary cut to T5's tokenizer's
+// 32,100 ids, as serve and predict cut it. Its trainable tensors are moved from their init by
+// N(0, 0.5^2) noise from torch's global generator (seed it first), so that adapters' outputs
+// differ from each other and from the base model's.
+void write_moved_adapter(const std::string& model_dir, const std::string& method,
+                         const std::string& out);
+
 // Every method's name (peft::all_methods), for tests parameterised by method, and the test name
 // GoogleTest allows for one (letters, digits, '_'): "compacter++" -> "compacter_plus_plus",
 // "prompt-r" -> "prompt_r".
