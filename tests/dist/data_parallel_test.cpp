@@ -1,8 +1,9 @@
 // Data-parallel training (issue #12, README "Data-parallel training"): the torchrun environment is
 // parsed strictly; `train --nproc 2` (two ranks, one thread each, Gloo on loopback) gives the
 // per-step losses and the trained tensors of one process with the same global batch (the
-// reference: the single-process path, which has no process group); a rank that fails or never
-// arrives makes the others exit non-zero within the collective timeout, naming the rank.
+// reference: the single-process path, which has no process group), and its sharded evaluations
+// the same predictions; `pretrain --nproc 2` likewise; a rank that fails or never arrives makes
+// the others exit non-zero within the collective timeout, naming the rank.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <nlohmann/json.hpp>
@@ -227,6 +228,20 @@ TEST_P(DataParallelTrain, TwoRanksGiveOneProcesssLossesAndTensors) {
             << worst_tensor << "\n";
   // The steps trained: the loss moved (equal losses over equal tensors would prove little).
   EXPECT_NE(la[0], la[1]);
+
+  // Sharded evaluation (example i on rank i mod 2, gathered): rank 0's prediction files hold
+  // every example, in order, with what one process predicts (the adapters differ by rounding).
+  for (const std::string split : {"validation", "test"}) {
+    const auto pa = testing::lines_of(testing::read_file(one + "/predictions_" + split + ".jsonl"));
+    const auto pb = testing::lines_of(testing::read_file(two + "/predictions_" + split + ".jsonl"));
+    ASSERT_GT(pa.size(), 10u) << split;
+    ASSERT_EQ(pa.size(), pb.size()) << split;
+    size_t differ = 0;
+    for (size_t i = 0; i < pa.size(); ++i) differ += pa[i] != pb[i];
+    EXPECT_EQ(differ, 0u) << split << ": first lines " << pa[0] << " / " << pb[0];
+  }
+  const auto results_one = nlohmann::json::parse(testing::read_file(one + "/results.json"));
+  EXPECT_EQ(results_one["metrics"], results["metrics"]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Method, DataParallelTrain, ::testing::Values("compacter++", "full"),
@@ -329,6 +344,72 @@ TEST_F(DataParallelTrain, KilledRankThenResumeEqualsAnUninterruptedRun) {
   EXPECT_EQ(losses(whole).size(), 12u);
   EXPECT_EQ(testing::read_file(cut + "/best_adapter/adapter_model.safetensors"),
             testing::read_file(whole + "/best_adapter/adapter_model.safetensors"));
+}
+
+// ---- `compacter pretrain` with two ranks: the same path as train's ----
+
+// A tiny pretraining with a vocabulary trained by rank 0 (and sent to rank 1): 2 ranks give one
+// process's per-step losses, tensors and vocabulary; rank 0 alone writes the folder.
+TEST(DataParallelPretrain, TwoRanksGiveOneProcesssLossesAndModel) {
+  testing::TempDir dir;
+  const char* subjects[] = {"the cat", "a dog", "my neighbour", "the old farmer", "a child"};
+  const char* verbs[] = {"sees", "carries", "paints", "likes"};
+  const char* objects[] = {"a red boat", "the green door", "two small birds", "the river"};
+  std::string text;
+  for (const char* s : subjects)
+    for (const char* v : verbs)
+      for (const char* o : objects) text += std::string(s) + " " + v + " " + o + " today.\n";
+  testing::write_file(dir.path() + "/corpus.txt", text);
+  const std::string args =
+      "pretrain --text " + dir.path() +
+      "/corpus.txt --d-model 32 --d-kv 8 --d-ff 64 --num-layers 2 --num-heads 4 "
+      "--dropout-rate 0 --vocab-size 120 --input-length 30 --batch-size 7 "
+      "--gradient-accumulation 2 --max-steps 4 --learning-rate 1e-2 --warmup-steps 1 "
+      "--log-steps 1 --seed 3 --out ";
+  const std::string one = dir.path() + "/one", two = dir.path() + "/two";
+  auto a = testing::run_compacter(args + one);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  auto b = testing::run_compacter(args + two + " --nproc 2 --dist-timeout 60");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(b.err.find("data-parallel: world size 2, backend gloo, global batch 7"),
+            std::string::npos)
+      << b.err;
+  EXPECT_EQ(testing::lines_of(b.out).size(), 1u) << b.out;  // rank 0 alone reports
+  EXPECT_EQ(testing::read_file(one + "/spiece.model"), testing::read_file(two + "/spiece.model"));
+  const auto results = nlohmann::json::parse(testing::read_file(two + "/pretrain_results.json"));
+  EXPECT_EQ(results["distributed"]["world_size"], 2);
+
+  auto losses = [](const std::string& run) {
+    std::vector<double> out;
+    for (const auto& line : testing::lines_of(testing::read_file(run + "/metrics.jsonl"))) {
+      const auto j = nlohmann::json::parse(line);
+      if (j["type"] == "train") out.push_back(j["loss"].get<double>());
+    }
+    return out;
+  };
+  const auto la = losses(one), lb = losses(two);
+  ASSERT_EQ(la.size(), 4u);
+  ASSERT_EQ(lb.size(), la.size());
+  for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(lb[i] / la[i], 1.0, 1e-5) << "step " << i;
+  EXPECT_NE(la[0], la[3]);
+
+  const auto ta = safetensors::File::open(one + "/model.safetensors");
+  const auto tb = safetensors::File::open(two + "/model.safetensors");
+  ASSERT_EQ(ta.header().tensors.size(), tb.header().tensors.size());
+  double worst = 0;
+  for (const auto& info : ta.header().tensors) {
+    ASSERT_TRUE(tb.contains(info.name)) << info.name;
+    const torch::Tensor x = ta.load(info.name).to(torch::kFloat64);
+    const torch::Tensor y = tb.load(info.name).to(torch::kFloat64);
+    const double scale = std::max(x.abs().max().item<double>(), 1e-12);
+    worst = std::max(worst, (x - y).abs().max().item<double>() / scale);
+  }
+  EXPECT_LT(worst, 1e-5);
+  std::cout << "[ measured ] pretrain: tensors max difference / max magnitude " << worst << "\n";
+  // Nothing of rank 1 is left behind (its private copy of the vocabulary).
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path()))
+    EXPECT_EQ(e.path().filename().string().rfind("compacter-spiece-rank1-", 0), std::string::npos)
+        << e.path();
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 // `compacter pretrain` (issue #6): options and one library call, train::run_pretraining
 // (train/pretraining.h): pretrains a T5 from scratch on plain-text files with T5's span
 // corruption and writes a Hugging Face T5 folder (config.json, model.safetensors, spiece.model, or
-// tokenizer_config.json for ByT5's bytes).
+// tokenizer_config.json for ByT5's bytes). Data-parallel like `train` (data_parallel.h).
 #include <iostream>
+#include <optional>
 
 #include "commands.h"
 #include "compacter/train/pretraining.h"
+#include "data_parallel.h"
 #include "option_flags.h"
 #include "stderr_progress.h"
 
@@ -15,6 +17,7 @@ namespace {
 
 struct PretrainCli {
   train::PretrainConfig config;
+  DataParallelCli parallel;
   bool resume = false, overwrite = false;
   GivenFlags given;  // the training flags (their values land in config.training directly)
 };
@@ -24,8 +27,14 @@ void run_pretrain(PretrainCli& o) {
   o.config.mode = o.resume      ? train::RunMode::kResume
                   : o.overwrite ? train::RunMode::kOverwrite
                                 : train::RunMode::kNew;
-  StderrProgress progress;
+  const std::optional<dist::DistEnv> rank = rank_environment(o.parallel, "pretrain");
+  if (!rank) return;  // --nproc N: the ranks ran
+  o.config.distributed = *rank;
+  o.config.collective_timeout_seconds = o.parallel.dist_timeout;
+  StderrProgress stderr_progress;
+  RankProgress progress(stderr_progress, rank->rank);
   const nlohmann::json r = train::run_pretraining(o.config, progress);
+  if (rank->rank != 0) return;  // rank 0 reports
   std::cout << nlohmann::json({{"model", o.config.out},
                                {"steps", r["steps"]},
                                {"final_train_loss", r["final_train_loss"]},
@@ -52,6 +61,7 @@ void add_pretrain_command(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "continue the unfinished pretraining in --out");
   cmd->add_flag("--overwrite", o->overwrite, "replace a model or pretraining already in --out");
   cmd->add_option("--device", c.device, "cpu, cuda or cuda:N")->capture_default_str();
+  add_data_parallel_options(*cmd, o->parallel);
   cmd->add_option("--dtype", c.dtype,
                   "fp32, or autocast-bf16 (fp32 weights and optimizer, bf16 matrix products)")
       ->capture_default_str()

@@ -9,6 +9,8 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "compacter/core/error.h"
@@ -194,6 +196,43 @@ std::vector<torch::Tensor> ProcessGroup::all_gather(const torch::Tensor& value) 
 }
 
 #endif
+
+std::vector<std::string> ProcessGroup::all_gather_bytes(const std::string& mine) {
+  const torch::Tensor length = torch::tensor({static_cast<int64_t>(mine.size())}, torch::kInt64);
+  std::vector<int64_t> lengths;
+  int64_t longest = 1;  // never an empty buffer
+  for (const auto& l : all_gather(length)) {
+    lengths.push_back(l.item<int64_t>());
+    longest = std::max(longest, lengths.back());
+  }
+  torch::Tensor buffer = torch::zeros({longest}, torch::kUInt8);
+  std::memcpy(buffer.data_ptr<uint8_t>(), mine.data(), mine.size());
+  const std::vector<torch::Tensor> all = all_gather(buffer);
+  std::vector<std::string> out;
+  for (size_t r = 0; r < all.size(); ++r) {
+    const torch::Tensor b = all[r].contiguous();
+    out.emplace_back(reinterpret_cast<const char*>(b.data_ptr<uint8_t>()),
+                     static_cast<size_t>(lengths[r]));
+  }
+  return out;
+}
+
+void ProcessGroup::broadcast_bytes(std::string& bytes) {
+  torch::Tensor length = torch::tensor({static_cast<int64_t>(bytes.size())}, torch::kInt64);
+  broadcast({length});
+  const int64_t n = length.item<int64_t>();
+  torch::Tensor buffer = torch::zeros({std::max<int64_t>(n, 1)}, torch::kUInt8);
+  if (rank() == 0) std::memcpy(buffer.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  broadcast({buffer});
+  bytes.assign(reinterpret_cast<const char*>(buffer.data_ptr<uint8_t>()), static_cast<size_t>(n));
+}
+
+std::unique_ptr<ProcessGroup> join_process_group(const DistEnv& env, double timeout_seconds) {
+  if (!env.distributed()) return nullptr;
+  check_usage(timeout_seconds > 0, "--dist-timeout must be positive, got ", timeout_seconds);
+  return std::make_unique<ProcessGroup>(
+      env, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000.0 + 0.5)));
+}
 
 int64_t ProcessGroup::rank() const {
   return impl_->env.rank;

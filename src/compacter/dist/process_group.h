@@ -51,6 +51,11 @@ class ProcessGroup {
   void wait_for_all(const std::string& what, std::chrono::milliseconds timeout);
   // Every rank's `value` (same shape and dtype on every rank), in rank order, on every rank.
   std::vector<torch::Tensor> all_gather(const torch::Tensor& value);
+  // Every rank's bytes (any length, each rank its own), in rank order, on every rank: two
+  // all-gathers (the lengths, then the bytes padded to the longest).
+  std::vector<std::string> all_gather_bytes(const std::string& mine);
+  // Rank 0's `bytes` on every rank (in place): two broadcasts (the length, then the bytes).
+  void broadcast_bytes(std::string& bytes);
 
   // Payload bytes this rank sent into collectives so far, and the wall time spent in them.
   int64_t bytes_communicated() const;
@@ -60,5 +65,10 @@ class ProcessGroup {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The process group of a data-parallel run, or nullptr for one process (env.world_size 1):
+// joins with the collective timeout `timeout_seconds` (> 0, else UsageError naming
+// --dist-timeout).
+std::unique_ptr<ProcessGroup> join_process_group(const DistEnv& env, double timeout_seconds);
 
 }  // namespace compacter::dist

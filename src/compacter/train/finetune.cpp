@@ -13,6 +13,7 @@
 #include "compacter/nn/int8_linear.h"
 #include "compacter/peft/adapter_card.h"
 #include "compacter/peft/adapter_file.h"
+#include "compacter/peft/methods.h"
 #include "compacter/tasks/inputs.h"
 #include "compacter/train/evaluate.h"
 #include "compacter/train/loop.h"
@@ -75,14 +76,20 @@ struct Scored {
 // probable label instead; a status line every 2 s for long ones), scored when they are labelled.
 // stop_on_interrupt: a Ctrl-C stops between batches (a final evaluation, which --resume
 // repeats); otherwise the training loop stops after the evaluation, at a checkpoint.
+// With a process group every rank calls it and decodes its shard (example i on rank
+// i mod world_size, so that long and short examples spread evenly); the predictions are gathered
+// and every rank returns all of them, in order, with the metrics.
 Scored evaluate_examples(BaseModel& base, const DataSpec& d, const tasks::TaskInfo& info,
                          const std::vector<tasks::Example>& examples, int64_t batch_size,
                          const decoding::GenerationConfig& generation, const std::string& what,
                          bool stop_on_interrupt, ProgressSink& progress,
-                         const std::vector<std::string>& labels = {}) {
+                         const std::vector<std::string>& labels = {},
+                         dist::ProcessGroup* group = nullptr) {
+  const size_t world = group ? static_cast<size_t>(group->world_size()) : 1;
+  const size_t rank = group ? static_cast<size_t>(group->rank()) : 0;
   std::vector<std::vector<int64_t>> sources;
-  for (const auto& e : examples)
-    sources.push_back(tasks::encode_example(e, info, base.tokenizer, 1).source_ids);
+  for (size_t i = rank; i < examples.size(); i += world)
+    sources.push_back(tasks::encode_example(examples[i], info, base.tokenizer, 1).source_ids);
   PeriodicStatus status(progress, what, "examples");
   Scored s;
   const BatchDone on_batch = [&](size_t done, size_t total) {
@@ -90,13 +97,25 @@ Scored evaluate_examples(BaseModel& base, const DataSpec& d, const tasks::TaskIn
       throw Interrupted(cat("interrupted during ", what, " (continue with --resume)"));
     status(done, total);
   };
-  if (labels.empty()) {
-    s.predictions = generate_texts(*base.model, base.tokenizer, sources, batch_size, generation,
-                                   base.precision.autocast, on_batch);
+  std::vector<std::string> mine;
+  if (sources.empty()) {
+  } else if (labels.empty()) {
+    mine = generate_texts(*base.model, base.tokenizer, sources, batch_size, generation,
+                          base.precision.autocast, on_batch);
   } else {  // constrained to the task's labels: the most probable one
     for (const auto& dist : classify_sources(*base.model, base.tokenizer, sources, batch_size,
                                              labels, base.precision.autocast, on_batch))
-      s.predictions.push_back(labels[static_cast<size_t>(dist.best)]);
+      mine.push_back(labels[static_cast<size_t>(dist.best)]);
+  }
+  if (!group) {
+    s.predictions = std::move(mine);
+  } else {
+    s.predictions.resize(examples.size());
+    const std::vector<std::string> shards = group->all_gather_bytes(nlohmann::json(mine).dump());
+    for (size_t r = 0; r < shards.size(); ++r) {
+      const auto shard = nlohmann::json::parse(shards[r]).get<std::vector<std::string>>();
+      for (size_t k = 0; k < shard.size(); ++k) s.predictions.at(r + k * world) = shard[k];
+    }
   }
   if (labelled(examples)) s.metrics = score_examples(d, s.predictions, examples);
   return s;
@@ -189,14 +208,8 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
   greedy.max_new_tokens = max_new_tokens_for(c.max_new_tokens, info);
   const RunLayout layout = finetune_layout();
   RunDirectory::check_usable(c.out, layout, c.mode);
-  std::unique_ptr<dist::ProcessGroup> group;
-  if (c.distributed.distributed()) {
-    check_usage(c.collective_timeout_seconds > 0, "the collective timeout must be positive, got ",
-                c.collective_timeout_seconds);
-    group = std::make_unique<dist::ProcessGroup>(
-        c.distributed, std::chrono::milliseconds(
-                           static_cast<int64_t>(c.collective_timeout_seconds * 1000.0 + 0.5)));
-  }
+  const std::unique_ptr<dist::ProcessGroup> group =
+      dist::join_process_group(c.distributed, c.collective_timeout_seconds);
   const bool writer = c.distributed.rank == 0;
 
   const kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
@@ -247,9 +260,10 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
     peft::save_adapter(*base.model, spec, dir, adapter_extra);
   };
   if (labelled(validation)) {
+    cb.evaluate_on_every_rank = true;  // each rank decodes its shard (evaluate_examples)
     cb.evaluate = [&] {
       Scored s = evaluate_examples(base, c.data, info, validation, t.eval_batch_size, greedy,
-                                   "evaluation", false, progress);
+                                   "evaluation", false, progress, {}, group.get());
       Evaluation e;
       e.metrics = s.metrics;
       e.selection = selection_of(c.data, s.metrics);
@@ -258,11 +272,16 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
   }
   const LoopResult r =
       run_training(*base.model, encoded, t, c.out, from_checkpoint, cb, progress, group.get());
-  if (!writer) return {{"rank", c.distributed.rank}};
-  const RunDirectory& run = *opened;
 
-  // The best adapter, reloaded from its files, on validation and test.
-  peft::load_adapter_tensors(*base.model, run.file("best_adapter"));
+  // The best adapter, reloaded from its files (by rank 0, which sends it to the others), on
+  // validation and test.
+  if (writer) peft::load_adapter_tensors(*base.model, opened->file("best_adapter"));
+  if (group) {
+    std::vector<torch::Tensor> trained;
+    for (const auto& [name, p] : peft::trainable_named_parameters(*base.model))
+      trained.push_back(p);
+    group->broadcast(trained);
+  }
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& [split, examples] :
        std::vector<std::pair<std::string, const std::vector<tasks::Example>*>>{
@@ -271,10 +290,13 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
     progress.info(
         cat("scoring the best adapter on ", split, " (", examples->size(), " examples) ..."));
     Scored s = evaluate_examples(base, c.data, info, *examples, t.eval_batch_size, greedy,
-                                 "final " + split + " evaluation", true, progress);
-    write_predictions(run.file("predictions_" + split + ".jsonl"), *examples, s.predictions);
+                                 "final " + split + " evaluation", true, progress, {}, group.get());
+    if (writer)
+      write_predictions(opened->file("predictions_" + split + ".jsonl"), *examples, s.predictions);
     metrics[split] = s.metrics.empty() ? nlohmann::json() : nlohmann::json(s.metrics);
   }
+  if (!writer) return {{"rank", c.distributed.rank}};
+  const RunDirectory& run = *opened;
   peft::update_adapter_card_scores(run.file("best_adapter"), metrics);
   nlohmann::json results = {
       {"library_version", COMPACTER_VERSION},

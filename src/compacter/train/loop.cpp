@@ -249,7 +249,9 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   auto elapsed = [&] { return seconds_before + seconds_since(run_start); };
   auto evaluate = [&] {
     if (!cb.evaluate) return;
-    if (!writer) {  // rank 0 evaluates alone; the others wait for it
+    if (!writer) {  // rank 0 keeps the records; the others take their share or wait
+      if (cb.evaluate_on_every_rank) cb.evaluate();
+      model.train();
       s.evaluations.push_back({{"step", s.step}});
       group->wait_for_all("rank 0 evaluates", std::chrono::hours(24 * 7));
       return;

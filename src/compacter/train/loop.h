@@ -32,6 +32,9 @@ struct Evaluation {
 struct LoopCallbacks {
   std::function<Evaluation()> evaluate;                      // empty: no evaluation
   std::function<void(const std::string& dir)> save_adapter;  // writes an adapter directory
+  // With a process group: every rank calls `evaluate` (which shares the work among the ranks and
+  // gives each the same result); false: rank 0 evaluates alone while the others wait.
+  bool evaluate_on_every_rank = false;
 };
 
 struct LoopResult {

@@ -3,12 +3,17 @@
 
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/data/tokenizer.h"
+#include "compacter/dist/process_group.h"
 #include "compacter/io/t5_config.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/pretrain/corpus.h"
@@ -128,6 +133,9 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   resolve_t5_config(o.model_config);  // a bad name or file fails before anything is written
   const RunLayout layout = pretraining_layout();
   RunDirectory::check_usable(o.out, layout, o.mode);
+  const std::unique_ptr<dist::ProcessGroup> group =
+      dist::join_process_group(o.distributed, o.collective_timeout_seconds);
+  const bool writer = o.distributed.rank == 0;  // writes the folder; trains the vocabulary
 
   // Data: packed chunks. With bytes, read before anything is written (a text byte that would
   // look like a sentinel is refused with nothing written); a vocabulary to train comes first.
@@ -141,15 +149,16 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   const std::string tok_config = o.out + "/tokenizer_config.json";
   if (bytes) pack(T5Tokenizer::byte_level(125, cat("ByT5 bytes, ", tok_config)));
 
-  if (o.mode == RunMode::kOverwrite)
+  if (writer && o.mode == RunMode::kOverwrite)
     for (const auto& f : layout.files) fs::remove_all(o.out + "/" + f);
-  fs::create_directories(o.out);
+  if (writer) fs::create_directories(o.out);
   const std::string spiece = o.out + "/spiece.model";
   const bool resuming = o.mode == RunMode::kResume;
 
   // Vocabulary: ByT5's bytes (a tokenizer_config.json naming ByT5Tokenizer, as ByT5 folders
   // have), the given one (copied beside the model), the one a resumed run trained, or a new.
-  if (bytes) {
+  if (!writer) {
+  } else if (bytes) {
     if (!resuming || !fs::exists(tok_config))
       write_text_atomically(
           tok_config,
@@ -166,8 +175,32 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
     const int64_t pieces = train_sentencepiece(o.text_files, spiece, o.spm);
     progress.info(cat("wrote ", spiece, " (", pieces, " pieces + 100 sentinels)"));
   }
+  // The other ranks get rank 0's spiece.model over the process group (no shared folder needed),
+  // once rank 0 has it (training one can take longer than a collective's timeout).
+  std::string spiece_copy;  // a rank > 0's private copy
+  if (group && !bytes) {
+    group->wait_for_all("rank 0 prepares the vocabulary", std::chrono::hours(24 * 7));
+    std::string model_bytes;
+    if (writer) {
+      std::ifstream in(spiece, std::ios::binary);
+      check(static_cast<bool>(in), "cannot read ", spiece);
+      model_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    group->broadcast_bytes(model_bytes);
+    if (!writer) {
+      spiece_copy = (fs::temp_directory_path() /
+                     cat("compacter-spiece-rank", o.distributed.rank, "-", ::getpid(), ".model"))
+                        .string();
+      write_atomically(spiece_copy, [&](const std::string& tmp) {
+        std::ofstream out(tmp, std::ios::binary);
+        out.write(model_bytes.data(), static_cast<std::streamsize>(model_bytes.size()));
+        check(static_cast<bool>(out), "cannot write ", tmp);
+      });
+    }
+  }
   const auto tok = bytes ? T5Tokenizer::byte_level(125, cat("ByT5 bytes, ", tok_config))
-                         : T5Tokenizer::load(spiece);
+                         : T5Tokenizer::load(spiece_copy.empty() ? spiece : spiece_copy);
+  if (!spiece_copy.empty()) fs::remove(spiece_copy);
   const T5Config config = model_config(o, tok.vocab_size());
   pretrain::SpanCorruption sc;
   sc.noise_density = o.noise_density;
@@ -190,8 +223,12 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
       {"training", train_options_to_json(o.training)},
       {"device", o.device},
       {"threads", torch::get_num_threads()}};
-  const RunDirectory run =
-      RunDirectory::open(o.out, layout, resuming ? RunMode::kResume : RunMode::kNew, effective);
+  nlohmann::json recorded = effective;
+  if (group) recorded["distributed"] = {{"world_size", group->world_size()}, {"backend", "gloo"}};
+  std::optional<RunDirectory> opened;  // rank 0's
+  if (writer)
+    opened.emplace(
+        RunDirectory::open(o.out, layout, resuming ? RunMode::kResume : RunMode::kNew, recorded));
 
   // One fresh corruption of the chunks per epoch (or per pass the step budget needs).
   if (!bytes) pack(tok);
@@ -212,8 +249,13 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   // Model: Hugging Face's initialisation from the seed, every parameter trainable.
   nn::T5Model model(config, /*initialise=*/false);
   model->init_weights(ot.seed);
-  const bool from_checkpoint = run.resuming() && run.has_checkpoint();
-  if (o.init_embeddings == "ppmi" && !from_checkpoint) {
+  bool from_checkpoint = writer && opened->resuming() && opened->has_checkpoint();
+  if (group) {  // the others learn from rank 0 whether to resume
+    torch::Tensor flag = torch::tensor({from_checkpoint ? 1 : 0}, torch::kInt64);
+    group->broadcast({flag});
+    from_checkpoint = flag.item<int64_t>() != 0;
+  }
+  if (o.init_embeddings == "ppmi" && !from_checkpoint && writer) {  // sent to the others
     progress.info(cat("embeddings: PPMI of co-occurrence within ", o.ppmi_window,
                       " tokens, randomised SVD to ", config.d_model, " dimensions ..."));
     const torch::Tensor e = pretrain::ppmi_embeddings(chunks, config.vocab_size, config.d_model,
@@ -232,14 +274,17 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
 
   LoopCallbacks cb;
   cb.save_adapter = [&](const std::string& dir) { nn::save_t5(*model, dir); };
-  const LoopResult r = run_training(*model, examples, t, run.path(), from_checkpoint, cb, progress);
+  const LoopResult r =
+      run_training(*model, examples, t, o.out, from_checkpoint, cb, progress, group.get());
+  if (!writer) return {{"rank", o.distributed.rank}};
+  const RunDirectory& run = *opened;
 
   // The Hugging Face folder: config.json and model.safetensors move up beside spiece.model.
   for (const char* f : {"config.json", "model.safetensors"})
     fs::rename(run.file(std::string("best_adapter/") + f), run.file(f));
   fs::remove_all(run.file("best_adapter"));
   const double loss = last_train_loss(run.file("metrics.jsonl"));
-  const nlohmann::json results = {
+  nlohmann::json results = {
       {"library_version", COMPACTER_VERSION},
       {"steps", r.steps},
       {"final_train_loss", loss},
@@ -253,6 +298,11 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
        {{"train_seconds", r.train_seconds}, {"examples_per_second", r.examples_per_second}}},
       {"peak_memory_bytes", r.peak_memory_bytes},
       {"config", effective}};
+  if (group)
+    results["distributed"] = {{"world_size", r.world_size},
+                              {"backend", "gloo"},
+                              {"rank0_communicated_bytes", r.communicated_bytes},
+                              {"rank0_communication_seconds", r.communication_seconds}};
   write_text_atomically(run.file(layout.results), results.dump(2) + "\n");
   fs::remove_all(run.file("checkpoint"));
   fs::remove_all(run.file("checkpoint.old"));

@@ -2,7 +2,9 @@
 // files with T5's span-corruption objective (pretrain/span_corruption.h; optionally mixed with
 // prefix LM), training a SentencePiece vocabulary first when none is given, optionally starting
 // the embedding table from PPMI word vectors (pretrain/embeddings.h). The training loop is
-// run_training (every parameter trainable, no evaluator), with its checkpoints and --resume.
+// run_training (every parameter trainable, no evaluator), with its checkpoints and --resume, and
+// its data parallelism: every rank corrupts the same chunks from the seed and trains on its
+// share of each global batch.
 //
 // The output folder is a Hugging Face T5 directory (config.json, model.safetensors, spiece.model
 // or, for ByT5's bytes, tokenizer_config.json)
@@ -16,6 +18,7 @@
 
 #include "compacter/core/progress.h"
 #include "compacter/data/sentencepiece.h"
+#include "compacter/dist/environment.h"
 #include "compacter/train/options.h"
 #include "compacter/train/run_directory.h"
 
@@ -45,6 +48,10 @@ struct PretrainConfig {
   std::string device = "cpu";
   std::string dtype = "fp32";  // fp32 | autocast-bf16 (sets training.bf16_autocast)
   TrainOptions training = pretraining_defaults();
+  // Data parallelism (README "Data-parallel training"), as `train` has it: this process's rank;
+  // rank 0 alone writes the folder and sends the vocabulary to the others.
+  dist::DistEnv distributed;
+  double collective_timeout_seconds = 300.0;  // a rank silent this long stops the others
 
   // The loop's fine-tuning defaults do not fit training from scratch.
   static TrainOptions pretraining_defaults();
