@@ -34,9 +34,13 @@ TEST(GenerationConfig, TransformersDefaultsWithTheModelsIds) {
   EXPECT_EQ(c.early_stopping, "false");
   EXPECT_EQ(c.top_k, 50);
   EXPECT_EQ(c.top_p, 1.0);
-  EXPECT_EQ(c.max_length, 20);
-  EXPECT_EQ(c.new_token_limit(), 19);  // max_length counts the decoder start token
+  // transformers 5.x: no length set -> 20 new tokens; max_length counts the decoder start
+  // token; max_new_tokens wins over both.
+  EXPECT_EQ(c.max_length, -1);
+  EXPECT_EQ(c.new_token_limit(), 20);
   GenerationConfig d = c;
+  d.max_length = 20;
+  EXPECT_EQ(d.new_token_limit(), 19);
   d.max_new_tokens = 5;
   EXPECT_EQ(d.new_token_limit(), 5);
   GenerationConfig unset;
@@ -73,7 +77,11 @@ TEST(GenerationConfig, BadValuesNameTheFileAndField) {
       {R"({"early_stopping": "sometimes"})", "early_stopping"},
       {R"({"num_beams": 2, "num_return_sequences": 3})", "num_return_sequences"},
       {R"({"num_return_sequences": 2})", "num_return_sequences"},
-      {R"({"do_sample": true, "top_p": 1.5})", "top_p"},
+      {R"({"do_sample": true, "top_p": -0.5})", "top_p"},  // 1.5: off, as in transformers
+      {R"({"max_new_tokens": 0})", "max_new_tokens"},      // transformers refuses 0
+      {R"({"max_length": 1})", "max_length"},              // only the start token
+      {R"({"bad_words_ids": []})", "bad_words_ids"},
+      {R"({"top_h": 0.5})", "top_h"},
       {R"({"do_sample": true, "temperature": 0})", "temperature"},
       {R"({"do_sample": true, "typical_p": 0})", "typical_p"},
       {R"({"repetition_penalty": 0})", "repetition_penalty"},
@@ -159,6 +167,23 @@ TEST(LogitsProcessors, HandComputed) {
     decoding::LogitsProcessors q(l);
     expect_row(q.process({{0, 4}}, row({1, 1, 1})), {1, -kInf, 1});
     expect_row(q.process({{0, 4, 5}}, row({1, 1, 1})), {1, 1, 1});
+    // Both set: min_new_tokens replaces min_length (transformers 5.x: min_length =
+    // min_new_tokens + 1), so min_length 6 does not keep </s> banned after 1 new token; an
+    // explicit min_new_tokens 0 lifts min_length altogether.
+    GenerationConfig both = c;
+    both.min_length = 6;
+    both.min_new_tokens = 1;
+    decoding::LogitsProcessors r(both);
+    expect_row(r.process({{0}}, row({1, 1, 1})), {1, -kInf, 1});
+    expect_row(r.process({{0, 4}}, row({1, 1, 1})), {1, 1, 1});
+    both.min_new_tokens = 0;
+    expect_row(decoding::LogitsProcessors(both).process({{0}}, row({1, 1, 1})), {1, 1, 1});
+  }
+  {
+    // A bad word outside the vocabulary is refused (transformers' SequenceBiasLogitsProcessor).
+    GenerationConfig b = c;
+    b.bad_words_ids = "[[2], [9]]";
+    EXPECT_THROW(decoding::LogitsProcessors(b).process({{0}}, row({1, 1, 1})), UsageError);
   }
   {
     // Warpers apply only when sampling: temperature 2, then top-k 2.

@@ -175,8 +175,9 @@ TEST(Decoding, BeamSearchWithEnoughBeamsFindsTheExhaustiveOptimum) {
   }
 }
 
-// transformers' beam search written plainly: every step re-runs the full decoder on every
-// running prefix (no cache); hypotheses kept as transformers' BeamHypotheses keeps them.
+// transformers' beam search (5.x's _beam_search) written plainly: every step re-runs the full
+// decoder on every running prefix (no cache); finished hypotheses scored in float32; an input
+// stops when its best running beam, over the new tokens so far, cannot beat the worst finished.
 struct NaiveHyp {
   double score;
   std::vector<int64_t> tokens;
@@ -193,7 +194,7 @@ std::vector<NaiveHyp> naive_beam_search(nn::T5ModelImpl& model, const torch::Ten
   std::vector<NaiveHyp> hyps;
   double worst = 1e9;
   auto add = [&](std::vector<int64_t> tokens, float sum, int64_t len) {
-    const double s = static_cast<double>(sum) / std::pow(static_cast<double>(len), lp);
+    const double s = sum / static_cast<float>(std::pow(static_cast<double>(len), lp));
     if (static_cast<int64_t>(hyps.size()) < K || s > worst) {
       hyps.push_back({s, std::move(tokens)});
       if (static_cast<int64_t>(hyps.size()) > K) {
@@ -238,9 +239,10 @@ std::vector<NaiveHyp> naive_beam_search(nn::T5ModelImpl& model, const torch::Ten
     }
     beams = next;
     scores = next_scores;
-    const double best = std::get<0>(cand[0]);
+    const float best_running = next_scores[0];
     if (static_cast<int64_t>(hyps.size()) >= K &&
-        worst >= best / std::pow(static_cast<double>(step + 1), lp))
+        !(best_running / static_cast<float>(std::pow(static_cast<double>(step + 1), lp)) >
+          static_cast<float>(worst)))
       break;  // early_stopping false
     if (step + 1 == max_new)
       for (int64_t k = 0; k < K; ++k) add(beams[k], scores[k], step + 1);

@@ -68,9 +68,9 @@ void run_generate(const GenerateCliOptions& o) {
           " rows): is the tokenizer (", tok.source(), ") this model's?");
     const auto out = decoding::generate(*model, input.to(dev), mask.to(dev), gen);
     // Text: one line per sequence (num_return_sequences lines per input), the ids padded to the
-    // batch's longest as greedy search returns them; JSON: one object per input.
+    // batch's longest as transformers' generate returns them; JSON: one object per input.
     const torch::Tensor padded =
-        decoding::padded_tokens(out, gen.resolved(model->config()).pad_token_id);
+        decoding::padded_tokens(out, decoding::output_padding_id(gen.resolved(model->config())));
     int64_t flat = 0;
     for (int64_t r = 0; r < rows; ++r) {
       if (o.output_json) {

@@ -144,7 +144,7 @@ void add_predict_command(CLI::App& app) {
       ->capture_default_str();
   pr->add_option("--max-new-tokens", p->server.max_new_tokens,
                  "tokens generated at most (default: the model's generation_config.json, else "
-                 "19: transformers' max_length 20)");
+                 "20 as transformers 5's generate)");
   pr->add_flag("--json,--output-json", p->output_json,
                "print one JSON line per input: {\"output\", \"label\", \"sequences\": "
                "[{\"text\", \"label\", \"score\", \"logprob_sum\", \"tokens\", "

@@ -150,7 +150,7 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-new-tokens", o->server.max_new_tokens,
                   "tokens generated at most (default: the model's generation_config.json, else "
-                  "19: transformers' max_length 20)");
+                  "20 as transformers 5's generate)");
   add_decoding_flags(*cmd, o->decoding);
   cmd->add_option("--max-source-length", o->server.max_source_length,
                   "input tokens kept (with </s>)")

@@ -43,8 +43,8 @@ struct ServerLimits {
 
 struct ServerOptions {
   int64_t batch_size = 100;  // sources decoded together at most
-  // Generated tokens at most; -1: the decoding settings' (max_new_tokens, else max_length - 1:
-  // 19 with transformers' default max_length 20, the paper's).
+  // Generated tokens at most; -1: the decoding settings' (max_new_tokens, else max_length - 1,
+  // else 20 as transformers 5.x's generate).
   int64_t max_new_tokens = -1;
   int64_t max_source_length = 512;   // input tokens kept (with </s>)
   bool allow_base_mismatch = false;  // serve adapters trained on another base (with a warning)

@@ -207,10 +207,11 @@ void parse_parameters(const nlohmann::json& parameters, const ServerLimits& limi
       r.details = boolean();
     } else if (key == "temperature") {
       g.temperature = number();
-    } else if (key == "top_p") {
-      g.top_p = number();
-    } else if (key == "typical_p") {
-      g.typical_p = number();
+    } else if (key == "top_p" || key == "typical_p") {
+      // TGI's ranges: 0 < p < 1 (transformers would take 1 or more as off).
+      const double p = number();
+      if (!(p > 0.0 && p < 1.0)) invalid(cat("must be above 0 and below 1, got ", v.dump()));
+      (key == "top_p" ? g.top_p : g.typical_p) = p;
     } else if (key == "repetition_penalty") {
       g.repetition_penalty = number();
     } else if (key == "seed") {

@@ -13,6 +13,8 @@ torch::Tensor greedy_generate(nn::T5ModelImpl& model, const torch::Tensor& input
                               const torch::Tensor& attention_mask, const GenerateOptions& options) {
   check(input_ids.dim() == 2, "input_ids must be [batch, length]");
   check(options.max_new_tokens >= 0, "max_new_tokens must be >= 0");
+  if (options.max_new_tokens == 0)  // nothing to generate (transformers refuses 0)
+    return torch::zeros({input_ids.size(0), 0}, input_ids.options().dtype(torch::kLong));
   decoding::GenerationConfig config = decoding::from_model_config(model.config());
   config.max_new_tokens = options.max_new_tokens;
   decoding::DecodeOptions d;

@@ -1,6 +1,6 @@
-// Beam search with transformers' semantics (generation/utils.py _beam_search and
-// beam_search.py BeamSearchScorer / BeamHypotheses, 4.36 to 4.4x), for encoder-decoder models
-// (decoder_prompt_len 1: the decoder start token). Per step:
+// Beam search with transformers' semantics (generation/utils.py _beam_search, vectorised since
+// 4.50, as in 5.x), for encoder-decoder models (decoder_prompt_len 1: the decoder start token).
+// Per step:
 //   1. log_softmax of the next-token logits (float32), then the logits processors;
 //   2. + each beam's running score (float32); at the first step only beam 0 counts (the
 //      others start at -1e9);
@@ -8,18 +8,18 @@
 //   4. in rank order: a </s> candidate among the first num_beams ranks becomes a finished
 //      hypothesis with generated_len = new tokens including </s>; other candidates fill the
 //      num_beams running beams; the rest are dropped;
-//   5. the input is done when BeamHypotheses.is_done(best candidate score, cur_len) holds;
-//      done inputs leave the batch (transformers pads them; no other row changes);
+//   5. the input is done when BeamHypotheses::is_done(the best running beam's score, cur_len)
+//      holds; done inputs leave the batch (transformers keeps computing them but accepts no
+//      more hypotheses for them; no other row changes);
 //   6. the self-attention caches follow each running beam's parent (index_select).
 // At the length limit, the running beams of inputs not done are added as hypotheses with
-// generated_len = the limit. The result: the best num_return_sequences hypotheses per input,
-// sequences_scores as transformers returns them (float32).
+// generated_len = the limit (transformers adds the top num_beams candidates of the last step;
+// the extra ones added here all score below those, so the n-best list is the same). The result:
+// the best num_return_sequences hypotheses per input, sequences_scores as transformers returns
+// them (float32).
 //
-// Differences from the newest transformers (its vectorised _beam_search, 4.5x): there the stop
-// heuristic compares the best *running* beam (here: the best candidate, </s> ones included),
-// and at the length limit only the top num_beams candidates can finish (here: every running
-// beam, as the 4.3x scorer's finalize adds them). Lengths and scores are otherwise the same.
-// transformers before 4.36 (no decoder_prompt_len) divided beams cut at the limit by
+// Older transformers: 4.3x-4.4x stopped on the best *candidate* (a </s> one included) and divided
+// in double; before 4.36 (no decoder_prompt_len) beams cut at the limit were divided by
 // (generated_len + 1)^length_penalty.
 #include "compacter/train/decoding/beam_search.h"
 
@@ -42,14 +42,23 @@ BeamHypotheses::BeamHypotheses(int64_t num_beams, double length_penalty, std::st
       early_stopping_(std::move(early_stopping)),
       max_length_(max_length) {}
 
+namespace {
+
+// transformers' `float32 tensor / (length ** length_penalty)`: the power in double (Python's
+// float), the division in float32.
+float length_normalised(float sum_logprobs, int64_t length, double length_penalty) {
+  return sum_logprobs / static_cast<float>(std::pow(static_cast<double>(length), length_penalty));
+}
+
+}  // namespace
+
 void BeamHypotheses::add(Hypothesis h, int64_t generated_len) {
-  h.score = static_cast<double>(h.sum_logprobs) /
-            std::pow(static_cast<double>(generated_len), length_penalty_);
+  h.score = length_normalised(h.sum_logprobs, generated_len, length_penalty_);
   if (static_cast<int64_t>(beams_.size()) < num_beams_ || h.score > worst_score_) {
-    const double score = h.score;
+    const float score = h.score;
     beams_.push_back(std::move(h));
     if (static_cast<int64_t>(beams_.size()) > num_beams_) {
-      std::vector<std::pair<double, size_t>> sorted;
+      std::vector<std::pair<float, size_t>> sorted;
       for (size_t i = 0; i < beams_.size(); ++i) sorted.emplace_back(beams_[i].score, i);
       std::sort(sorted.begin(), sorted.end());
       beams_.erase(beams_.begin() + static_cast<std::ptrdiff_t>(sorted[0].second));
@@ -60,17 +69,13 @@ void BeamHypotheses::add(Hypothesis h, int64_t generated_len) {
   }
 }
 
-bool BeamHypotheses::is_done(double best_sum_logprobs, int64_t cur_len) const {
+bool BeamHypotheses::is_done(float best_running, int64_t cur_len) const {
   if (static_cast<int64_t>(beams_.size()) < num_beams_) return false;
   if (early_stopping_ == "true") return true;
   const int64_t prompt = 1;
-  double highest;
-  if (early_stopping_ == "never" && length_penalty_ > 0.0)
-    highest =
-        best_sum_logprobs / std::pow(static_cast<double>(max_length_ - prompt), length_penalty_);
-  else
-    highest = best_sum_logprobs / std::pow(static_cast<double>(cur_len - prompt), length_penalty_);
-  return worst_score_ >= highest;
+  const int64_t length =
+      early_stopping_ == "never" && length_penalty_ > 0.0 ? max_length_ - prompt : cur_len - prompt;
+  return !(length_normalised(best_running, length, length_penalty_) > worst_score_);
 }
 
 std::vector<Hypothesis> BeamHypotheses::best(int64_t n) const {
@@ -172,7 +177,7 @@ std::vector<std::vector<Sequence>> beam_search(nn::T5ModelImpl& model,
           next_beams[slot].token_logprobs.push_back(token_lp[i]);
         }
         check(filled == K, "beam search: fewer than num_beams candidates that are not </s>");
-        const bool done = !fixed_work && h.is_done(score[b * 2 * K], cur_len);
+        const bool done = !fixed_work && h.is_done(next_scores[b * K], cur_len);
         if (!done) still.push_back(b);
       }
       if (options.on_step) options.on_step(step, torch::tensor(next_tokens, torch::kLong));
@@ -221,7 +226,7 @@ std::vector<std::vector<Sequence>> beam_search(nn::T5ModelImpl& model,
       s.tokens = std::move(h.tokens);
       s.token_logprobs = std::move(h.token_logprobs);
       s.logprob_sum = h.sum_logprobs;
-      s.score = static_cast<float>(h.score);
+      s.score = h.score;
       s.finished = h.finished;
       out[b].push_back(std::move(s));
     }

@@ -1,5 +1,7 @@
-// transformers' BeamHypotheses (generation/beam_search.py, 4.36 to 4.4x): the n-best list of
-// finished hypotheses of one input, and when beam search may stop for it.
+// The finished hypotheses of one input in transformers' beam search (generation/utils.py
+// _beam_search and its helpers _update_finished_beams and _check_early_stop_heuristic, 4.50 to
+// 5.x; before them the BeamHypotheses class of beam_search.py): the n-best list, and when beam
+// search stops for the input. Scores are float32 divisions, as transformers' tensors compute them.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -11,7 +13,7 @@ struct Hypothesis {
   std::vector<int64_t> tokens;  // new tokens, </s> included when it ended with one
   std::vector<double> token_logprobs;
   float sum_logprobs = 0.0f;  // the beam's running score (float32, as transformers keeps it)
-  double score = 0.0;         // sum_logprobs / generated_len^length_penalty
+  float score = 0.0f;         // sum_logprobs / float(generated_len^length_penalty), in float32
   bool finished = false;      // ended with </s>
 };
 
@@ -21,13 +23,18 @@ class BeamHypotheses {
   BeamHypotheses(int64_t num_beams, double length_penalty, std::string early_stopping,
                  int64_t max_length);
 
-  // BeamHypotheses.add: score = sum_logprobs / generated_len^length_penalty; kept when fewer
-  // than num_beams are held or it beats the worst, which is then dropped.
+  // score = sum_logprobs / generated_len^length_penalty (float32); kept when fewer than
+  // num_beams are held or it beats the worst, which is then dropped (transformers keeps the top
+  // num_beams of the finished and the new ones).
   void add(Hypothesis h, int64_t generated_len);
 
-  // BeamHypotheses.is_done(best_sum_logprobs, cur_len, decoder_prompt_len = 1), cur_len being
-  // the decoder input's length after this step's token (start token included).
-  bool is_done(double best_sum_logprobs, int64_t cur_len) const;
+  // Whether the input is done (_check_early_stop_heuristic with decoder_prompt_len 1): every
+  // num_beams slot is filled and either early_stopping is true, or the best running beam's score
+  // (best_running: its float32 running sum after this step) cannot beat the worst finished one:
+  //   best_running / L^length_penalty <= worst (float32), with L = max_length - 1 for "never"
+  //   and a positive length_penalty, else L = cur_len - 1 (the new tokens so far), cur_len being
+  //   the decoder input's length after this step's token (start token included).
+  bool is_done(float best_running, int64_t cur_len) const;
 
   size_t size() const { return beams_.size(); }
   // The best n (n <= size()), best first; equal scores: the later added first (transformers
@@ -40,7 +47,7 @@ class BeamHypotheses {
   std::string early_stopping_;
   int64_t max_length_;
   std::vector<Hypothesis> beams_;
-  double worst_score_ = 1e9;
+  float worst_score_ = 1e9f;
 };
 
 }  // namespace compacter::decoding

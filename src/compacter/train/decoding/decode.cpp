@@ -27,6 +27,11 @@ std::vector<std::vector<Sequence>> generate(nn::T5ModelImpl& model, const torch:
   return sample_or_greedy(model, input_ids, attention_mask, config, options);
 }
 
+int64_t output_padding_id(const GenerationConfig& config) {
+  if (config.is_beam_search() && config.pad_token_id == 0) return config.eos_token_id;
+  return config.pad_token_id;
+}
+
 torch::Tensor padded_tokens(const std::vector<std::vector<Sequence>>& sequences, int64_t pad,
                             int64_t min_width) {
   int64_t rows = 0, width = min_width;

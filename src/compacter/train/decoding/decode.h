@@ -1,7 +1,7 @@
 // Decoding as transformers' GenerationMixin.generate does it for encoder-decoder models
-// (transformers 4.3x): greedy search (num_beams 1), multinomial sampling (do_sample) and beam
-// search (num_beams > 1), with the logits processors of logits_processors.h, an n-best list per
-// input and scores. Docs: docs/decoding.md.
+// (transformers 5.x; docs/decoding.md says where 4.3x differed): greedy search (num_beams 1),
+// multinomial sampling (do_sample) and beam search (num_beams > 1), with the logits processors of
+// logits_processors.h, an n-best list per input and scores. Docs: docs/decoding.md.
 //
 // Scores:
 //   beam search  score = transformers' sequences_scores: sum_logprobs / length^length_penalty
@@ -54,6 +54,11 @@ std::vector<std::vector<Sequence>> generate(nn::T5ModelImpl& model, const torch:
 // `min_width` when larger).
 torch::Tensor padded_tokens(const std::vector<std::vector<Sequence>>& sequences, int64_t pad,
                             int64_t min_width = 0);
+
+// The id transformers' generate pads its returned sequences with (`config` resolved): pad_token_id
+// for greedy search and sampling; for beam search `pad_token_id or eos_token_id`, i.e. </s> when
+// the pad id is 0, as T5's is (5.x's _beam_search).
+int64_t output_padding_id(const GenerationConfig& config);
 
 // Greedy search or sampling (num_beams 1), and beam search: the two loops `generate` picks from
 // (`config` resolved and validated).

@@ -1,5 +1,6 @@
 // GenerationConfig: defaults from the model config, generation_config.json, and the checks that
-// transformers' GenerationConfig.validate and its logits processors make (4.3x).
+// transformers' GenerationConfig.validate, _validate_generated_length and its logits processors
+// make (5.x).
 #include "compacter/train/decoding/generation_config.h"
 
 #include <cmath>
@@ -28,7 +29,8 @@ std::vector<std::vector<int64_t>> parse_bad_words(const std::string& text) {
   } catch (const nlohmann::json::exception&) {
     throw std::string("is not JSON (expected [[id, ...], ...])");
   }
-  if (!j.is_array()) throw std::string("must be a list of lists of token ids");
+  if (!j.is_array() || j.empty())
+    throw std::string("must be a non-empty list of lists of token ids");
   for (const auto& seq : j) {
     if (!seq.is_array() || seq.empty())
       throw std::string("must be a list of non-empty lists of token ids");
@@ -54,7 +56,9 @@ GenerationConfig GenerationConfig::resolved(const T5Config& model) const {
 }
 
 int64_t GenerationConfig::new_token_limit() const {
-  return max_new_tokens >= 0 ? max_new_tokens : std::max<int64_t>(0, max_length - 1);
+  if (max_new_tokens >= 0) return max_new_tokens;
+  if (max_length >= 0) return std::max<int64_t>(0, max_length - 1);
+  return 20;  // transformers 5.x: neither set
 }
 
 std::vector<std::vector<int64_t>> GenerationConfig::bad_words() const {
@@ -69,10 +73,14 @@ void GenerationConfig::validate(const std::string& source, bool usage) const {
   auto bad = [&](const char* field, const std::string& why) {
     fail(usage, cat(source, ": generation option \"", field, "\" ", why));
   };
-  if (max_new_tokens < -1)
-    bad("max_new_tokens", cat("must be >= 0 (or -1: unset), got ", max_new_tokens));
-  if (max_length < 1) bad("max_length", cat("must be >= 1, got ", max_length));
-  if (min_new_tokens < 0) bad("min_new_tokens", cat("must be >= 0, got ", min_new_tokens));
+  if (max_new_tokens == 0 || max_new_tokens < -1)
+    bad("max_new_tokens", cat("must be >= 1 (or -1: unset), got ", max_new_tokens));
+  if (max_length == 0 || max_length == 1 || max_length < -1)
+    bad("max_length",
+        cat("must be >= 2, the decoder start token and one new token (or -1: unset), got ",
+            max_length));
+  if (min_new_tokens < -1)
+    bad("min_new_tokens", cat("must be >= 0 (or -1: unset), got ", min_new_tokens));
   if (min_length < 0) bad("min_length", cat("must be >= 0, got ", min_length));
   if (num_beams < 1) bad("num_beams", cat("must be >= 1, got ", num_beams));
   if (!std::isfinite(length_penalty)) bad("length_penalty", "must be a finite number");
@@ -107,9 +115,10 @@ void GenerationConfig::validate(const std::string& source, bool usage) const {
     if (!(temperature > 0.0) || !std::isfinite(temperature))
       bad("temperature", cat("must be a strictly positive number, got ", temperature));
     if (top_k < 0) bad("top_k", cat("must be >= 0 (0: off), got ", top_k));
-    if (!(top_p >= 0.0 && top_p <= 1.0)) bad("top_p", cat("must be in [0, 1], got ", top_p));
-    if (!(typical_p > 0.0 && typical_p <= 1.0))
-      bad("typical_p", cat("must be in (0, 1], got ", typical_p));
+    // transformers builds these two only below 1 (1 and above: off) and checks them there.
+    if (!(top_p >= 0.0)) bad("top_p", cat("must be in [0, 1] (1 or more: off), got ", top_p));
+    if (!(typical_p > 0.0))
+      bad("typical_p", cat("must be in (0, 1) (1 or more: off), got ", typical_p));
   }
 }
 
@@ -155,7 +164,9 @@ void apply_generation_json(const nlohmann::json& j, const std::string& source,
       {"stop_strings", nullptr},
       {"watermarking_config", nullptr},
       {"prompt_lookup_num_tokens", nullptr},
-      {"token_healing", false}};
+      {"token_healing", false},
+      {"top_h", nullptr},
+      {"use_mtp", false}};
   for (const auto& [key, value] : neutral) {
     if (!j.contains(key) || j.at(key).is_null() || j.at(key) == value) continue;
     throw Error(cat(source, ": \"", key, "\" is ", j.at(key).dump(),

@@ -6,9 +6,11 @@
 // config.json (GenerationConfig.from_model_config), then the model folder's
 // generation_config.json when present, then what a call or a command line sets.
 //
-// Length: transformers' max_length counts the decoder start token, so max_length 20 (its default)
-// is 19 new tokens; max_new_tokens, when set (>= 0), wins over max_length. min_length likewise
-// counts the start token; min_new_tokens does not.
+// Length, as transformers 5.x's generate (_prepare_generated_length): max_new_tokens when set;
+// else max_length, which counts the decoder start token (max_length 20 is 19 new tokens); else,
+// neither set, 20 new tokens (transformers 4.3x gave 19: its max_length defaulted to 20).
+// min_length likewise counts the start token; min_new_tokens, when set, replaces it
+// (min_length = min_new_tokens + 1).
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -23,9 +25,12 @@ namespace compacter::decoding {
 
 // X(type, name, default, help). -1 for an id: the model config's.
 #define COMPACTER_GENERATION_OPTIONS(X)                                                           \
-  X(int64_t, max_new_tokens, -1, "tokens generated at most; -1: max_length - 1")                  \
-  X(int64_t, max_length, 20, "generated tokens + the decoder start token, at most")               \
-  X(int64_t, min_new_tokens, 0, "</s> is forbidden before this many new tokens")                  \
+  X(int64_t, max_new_tokens, -1,                                                                  \
+    "tokens generated at most (>= 1); -1: max_length - 1, or 20 when max_length is unset too")    \
+  X(int64_t, max_length, -1,                                                                      \
+    "generated tokens + the decoder start token, at most (>= 2; -1: unset)")                      \
+  X(int64_t, min_new_tokens, -1,                                                                  \
+    "</s> is forbidden before this many new tokens; when set (>= 0) it replaces min_length")      \
   X(int64_t, min_length, 0, "</s> is forbidden while new tokens + 1 (the start token) < this")    \
   X(int64_t, num_beams, 1, "beams (1: greedy search, or sampling with --do-sample)")              \
   X(double, length_penalty, 1.0,                                                                  \
@@ -57,7 +62,7 @@ struct GenerationConfig {
 
   // The ids -1 replaced by the model's (from_model_config).
   GenerationConfig resolved(const T5Config& model) const;
-  // New tokens at most: max_new_tokens when >= 0, else max_length - 1.
+  // New tokens at most: max_new_tokens when set, else max_length - 1 when set, else 20.
   int64_t new_token_limit() const;
   // Greedy search, beam search or sampling (transformers' generation mode).
   bool is_beam_search() const { return num_beams > 1; }

@@ -1,5 +1,5 @@
-// Logits processors and warpers with transformers' semantics (logits_process.py, 4.3x); see the
-// header for the order.
+// Logits processors and warpers with transformers' semantics (logits_process.py, 4.3x to 5.x);
+// see the header for the order.
 #include "compacter/train/decoding/logits_processors.h"
 
 #include <torch/torch.h>
@@ -19,8 +19,9 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 LogitsProcessors::LogitsProcessors(const GenerationConfig& c)
     : repetition_penalty_(c.repetition_penalty),
       no_repeat_ngram_size_(c.no_repeat_ngram_size),
-      min_length_(c.min_length),
-      min_new_tokens_(c.min_new_tokens),
+      // _prepare_generated_length: a set min_new_tokens replaces min_length.
+      min_length_(c.min_new_tokens >= 0 ? c.min_new_tokens + 1 : c.min_length),
+      min_new_tokens_(std::max<int64_t>(0, c.min_new_tokens)),
       eos_(c.eos_token_id),
       temperature_(c.do_sample ? c.temperature : 1.0),
       top_k_(c.do_sample ? c.top_k : 0),
@@ -68,6 +69,11 @@ torch::Tensor LogitsProcessors::process(const std::vector<History>& histories,
     ban_rows.push_back(r);
     ban_tokens.push_back(t);
   };
+  // transformers refuses a bad word outside the vocabulary (SequenceBiasLogitsProcessor).
+  for (const auto& seq : bad_words_)
+    for (int64_t t : seq)
+      check_usage(t < vocab, "generation option \"bad_words_ids\": token id ", t,
+                  " is outside the model's vocabulary (", vocab, " ids)");
   if (no_repeat_ngram_size_ > 0)
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t t : banned_ngram_tokens(histories[r], no_repeat_ngram_size_)) ban(r, t);

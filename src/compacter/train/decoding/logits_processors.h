@@ -1,5 +1,6 @@
-// transformers' logits processors and sampling warpers (generation/logits_process.py, 4.3x), in
-// the order GenerationMixin._get_logits_processor and _get_logits_warper build them:
+// transformers' logits processors and sampling warpers (generation/logits_process.py, 4.3x to
+// 5.x), in the order GenerationMixin._get_logits_processor builds them (before 4.42 the warpers
+// came from _get_logits_warper, in the same order):
 //   processors: RepetitionPenalty -> NoRepeatNGram -> NoBadWords -> MinLength -> MinNewTokensLength
 //   warpers (sampling only): Temperature -> TopK -> TopP -> Typical (min_tokens_to_keep 1)
 // Greedy and sampling apply them to the raw logits; beam search to log_softmax(logits). Each
