@@ -19,7 +19,10 @@ T read_field(const nlohmann::json& j, const char* name, const std::string& sourc
   const nlohmann::json& v = j.at(name);
   try {
     if constexpr (std::is_same_v<T, int64_t>) {
-      check(v.is_number_integer(), "expected an integer");
+      // A JSON integer above 2^63 - 1 would wrap around to a negative one.
+      check(v.is_number_integer() &&
+                !(v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)),
+            "expected an integer (at most 2^63 - 1)");
     } else if constexpr (std::is_same_v<T, double>) {
       check(v.is_number(), "expected a number");
     } else if constexpr (std::is_same_v<T, bool>) {
@@ -69,18 +72,29 @@ std::string T5Config::activation() const {
 
 void T5Config::validate() const {
   check_model_type(model_type, "the config");
-  auto positive = [](int64_t v, const char* name) {
+  // Each size between 1 and its limit (T5ConfigLimits in t5_config.h), so that no config.json can
+  // make a model allocate without bound before its weights are read.
+  auto in_range = [](int64_t v, const char* name, int64_t limit) {
     check(v > 0, "config field \"", name, "\" must be positive, got ", v);
+    check(v <= limit, "config field \"", name, "\" is ", v, ", above the limit ", limit);
   };
-  positive(vocab_size, "vocab_size");
-  positive(d_model, "d_model");
-  positive(d_kv, "d_kv");
-  positive(d_ff, "d_ff");
-  positive(num_layers, "num_layers");
-  positive(decoder_layers(), "num_decoder_layers");
-  positive(num_heads, "num_heads");
-  positive(relative_attention_num_buckets, "relative_attention_num_buckets");
-  positive(relative_attention_max_distance, "relative_attention_max_distance");
+  const T5ConfigLimits l;
+  in_range(vocab_size, "vocab_size", l.vocab_size);
+  in_range(d_model, "d_model", l.width);
+  in_range(d_kv, "d_kv", l.width);
+  in_range(d_ff, "d_ff", l.width);
+  in_range(num_layers, "num_layers", l.layers);
+  in_range(decoder_layers(), "num_decoder_layers", l.layers);
+  in_range(num_heads, "num_heads", l.heads);
+  in_range(relative_attention_num_buckets, "relative_attention_num_buckets", l.buckets);
+  in_range(relative_attention_max_distance, "relative_attention_max_distance", l.distance);
+  // The weights at most: embeddings, attention and feed-forward matrices of every block.
+  const double weights = static_cast<double>(vocab_size) * d_model * 2 +
+                         static_cast<double>(num_layers + 2 * decoder_layers()) *
+                             (4.0 * d_model * num_heads * d_kv + 3.0 * d_model * d_ff);
+  check(weights <= static_cast<double>(l.parameters), "config: about ", weights,
+        " weights, above the limit ", l.parameters,
+        " (d_model, d_ff, num_heads x d_kv, vocab_size and the layers together)");
   check(dropout_rate >= 0 && dropout_rate < 1,
         "config field \"dropout_rate\" must be in [0, 1), got ", dropout_rate);
   check(layer_norm_epsilon > 0, "config field \"layer_norm_epsilon\" must be positive");

@@ -34,6 +34,19 @@ namespace compacter {
   X(int64_t, eos_token_id, 1, false, "end-of-sequence id")                                      \
   X(int64_t, decoder_start_token_id, 0, false, "first decoder input id")
 
+// The largest sizes a config.json may ask for (T5Config::validate), far above every released
+// T5 (t5-11b: d_ff 65,536, 128 heads; mT5: 250,112 ids; ByT5-xxl: 36 encoder blocks) and bounded
+// so that a hostile file cannot make a model allocate without bound: 2^40 weights at most.
+struct T5ConfigLimits {
+  int64_t vocab_size = int64_t{1} << 22;  // 4,194,304 ids
+  int64_t width = int64_t{1} << 18;       // d_model, d_kv, d_ff: 262,144
+  int64_t layers = 1024;                  // encoder or decoder blocks
+  int64_t heads = 1024;
+  int64_t buckets = 4096;                 // relative_attention_num_buckets
+  int64_t distance = int64_t{1} << 20;    // relative_attention_max_distance
+  int64_t parameters = int64_t{1} << 40;  // weights of the model as a whole
+};
+
 struct T5Config {
 #define COMPACTER_DECLARE_FIELD(type, name, def, required, help) type name = def;
   COMPACTER_T5_CONFIG_FIELDS(COMPACTER_DECLARE_FIELD)

@@ -182,9 +182,10 @@ void read_jsonl(const std::string& path, bool skip_invalid, int64_t* skipped,
       nlohmann::json row;
       try {
         row = nlohmann::json::parse(lines[i]);
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: 1e999
         std::string what = e.what();
-        const size_t colon = what.find("parse error");
+        size_t colon = what.find("parse error");
+        if (colon == std::string::npos) colon = what.find("number overflow");
         throw Error(cat(w.str(), ": bad JSON (expected one JSON object per line): ",
                         colon == std::string::npos ? what : what.substr(colon)));
       }

@@ -109,7 +109,9 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt, int64_t rank) {
     throw Error(cat(dir, "/state.json: not valid JSON (", e.what(), ")"));
   }
   RunState s;
+  int64_t optimizer_steps = 0;
   try {
+    optimizer_steps = j.at("optimizer_steps").get<int64_t>();
     s.step = j.at("step");
     s.epoch = j.at("epoch");
     s.batch_in_epoch = j.at("batch_in_epoch");
@@ -140,7 +142,7 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt, int64_t rank) {
   for (const auto& info : file.header().tensors)
     if (info.name.rfind("optim.", 0) == 0)
       optim.emplace_back(info.name.substr(6), file.load(info.name));
-  opt.load_state(optim, j.at("optimizer_steps").get<int64_t>());
+  opt.load_state(optim, optimizer_steps);
   at::Generator dropout_rng = at::detail::getDefaultCPUGenerator();  // shares the global state
   const std::string rng = rank == 0 ? "rng.cpu" : cat("rng.cpu.rank", rank);
   check(file.contains(rng), dir, "/state.safetensors: no \"", rng,
@@ -148,8 +150,15 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt, int64_t rank) {
   dropout_rng.set_state(file.load(rng));
   std::ifstream records(dir + "/metrics.jsonl");
   std::string line;
-  while (std::getline(records, line))
-    if (!line.empty()) s.records.push_back(nlohmann::json::parse(line));
+  for (int64_t number = 1; std::getline(records, line); ++number) {
+    if (line.empty()) continue;
+    try {
+      s.records.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(cat(dir, "/metrics.jsonl:", number, ": not a JSON record (", e.what(),
+                      "); the checkpoint is damaged: start again with --overwrite"));
+    }
+  }
   return s;
 }
 

@@ -4,6 +4,7 @@
 #include "compacter/train/decoding/generation_config.h"
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -188,7 +189,9 @@ void apply_generation_json(const nlohmann::json& j, const std::string& source,
         field = v[0].get<int64_t>();
         return;
       }
-      if (!v.is_number_integer()) wrong(key, "an integer");
+      if (!v.is_number_integer() ||
+          (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)))
+        wrong(key, "an integer (at most 2^63 - 1)");  // above: it would wrap around
       field = v.get<int64_t>();
     } else if constexpr (std::is_same_v<T, uint64_t>) {
       if (!v.is_number_unsigned()) wrong(key, "an integer >= 0");

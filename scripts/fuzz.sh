@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The long fuzzing run (fuzz/README.md): builds every libFuzzer target with clang, AddressSanitizer
+# and UndefinedBehaviorSanitizer into build-fuzz/, seeds each corpus from the committed seeds
+# (fuzz/corpus/TARGET/) plus real files of ../shared/data where the target reads such files, and
+# runs each target for SECONDS (default 60) with its dictionary. Findings are written to
+# out/fuzz/TARGET/ as crash-* / timeout-* / oom-*; the summary (executions, corpus size, coverage,
+# findings per target) is printed as one JSON object and written to out/fuzz/summary.json.
+# CI does not run this script: it replays the committed seeds (ctest -R fuzz_).
+#
+#   bash scripts/fuzz.sh [SECONDS=60] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=(safetensors pytorch_bin config_json task_rows)
+shared=${COMPACTER_SHARED_DIR:-../shared}
+command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang (apt-get install clang)" >&2; exit 2; }
+cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+  -DCOMPACTER_FUZZ=ON -DCOMPACTER_BUILD_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j"$(nproc)" $(printf -- "--target fuzz_%s " "${targets[@]}") >/dev/null
+out=out/fuzz
+mkdir -p "$out"
+summary=()
+for t in "${targets[@]}"; do
+  work=$out/$t
+  corpus=$work/corpus
+  rm -rf "$work" && mkdir -p "$corpus"
+  cp fuzz/corpus/"$t"/* "$corpus"/
+  # Real files as seeds (never committed: they stay in ../shared).
+  if [[ -d $shared/data ]]; then
+    case $t in
+      config_json)
+        i=0
+        for f in "$shared"/data/*/config.json "$shared"/data/*/generation_config.json; do
+          [[ -f $f ]] && cp "$f" "$corpus/shared-$((i++))"
+        done
+        ;;
+      task_rows)
+        i=0
+        for f in "$shared"/data/glue/*/*.tsv; do
+          { printf '\x00'; head -c 4000 "$f"; } >"$corpus/shared-tsv-$((i++))"
+        done
+        for f in "$shared"/data/superglue/*/*.jsonl; do
+          { printf '\x03'; head -c 4000 "$f"; } >"$corpus/shared-jsonl-$((i++))"
+        done
+        ;;
+      safetensors)
+        cp "$shared"/data/tiny-t5/reference.safetensors "$corpus/shared-reference" 2>/dev/null || true
+        ;;
+    esac
+  fi
+  dict=fuzz/$t.dict
+  log=$work/log.txt
+  echo "fuzzing $t for ${seconds}s ($(ls "$corpus" | wc -l) seeds)" >&2
+  set +e
+  (cd "$work" && "$OLDPWD/build-fuzz/fuzz/fuzz_$t" -dict="$OLDPWD/$dict" -max_len=8192 \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    corpus) >"$log" 2>&1
+  rc=$?
+  set -e
+  execs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" || echo 0)
+  cov=$(grep -oE "cov: [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)
+  findings=$(find "$work" -maxdepth 1 -name 'crash-*' -o -maxdepth 1 -name 'timeout-*' \
+    -o -maxdepth 1 -name 'oom-*' -o -maxdepth 1 -name 'leak-*' | wc -l)
+  summary+=("\"$t\": {\"seconds\": $seconds, \"executions\": $execs, \"corpus\": $(ls "$corpus" | wc -l), \"coverage_edges\": $cov, \"findings\": $findings, \"exit_code\": $rc}")
+done
+json="{$(IFS=,; echo "${summary[*]}")}"
+echo "$json" | python3 -m json.tool | tee "$out/summary.json"
