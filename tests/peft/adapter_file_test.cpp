@@ -194,9 +194,31 @@ TEST_F(AdapterFileErrors, BadJsonAndMissingFiles) {
   expect_refused("not an adapter directory");
 }
 
+TEST_F(AdapterFileErrors, DamagedWeightsFailTheChecksum) {
+  const std::string weights = dir_ + "/adapter_model.safetensors";
+  const std::string original = testing::read_file(weights);
+  EXPECT_TRUE(config().contains("weights_fnv1a64"));
+  {  // one flipped bit in the last tensor's data: still a valid file, other values
+    std::string flipped = original;
+    flipped[flipped.size() - 3] = static_cast<char>(flipped[flipped.size() - 3] ^ 0x10);
+    testing::write_file(weights, flipped);
+    expect_refused("do not match the checksum in adapter_config.json");
+  }
+  testing::write_file(weights, original.substr(0, original.size() - 10));  // a partial copy
+  expect_refused("do not match the checksum");
+  testing::write_file(weights, original);
+  auto model = base_model();
+  EXPECT_NO_THROW(load_adapter(*model, dir_));
+}
+
 TEST_F(AdapterFileErrors, TensorsMissingExtraMisshapenOrTruncated) {
   const std::string weights = dir_ + "/adapter_model.safetensors";
   const std::string original = testing::read_file(weights);
+  {  // without its checksum (an adapter of an older version): the structure is still checked
+    auto j = config();
+    j.erase("weights_fnv1a64");
+    write_config(j);
+  }
   // An adapter of another method: its tensors are not this method's.
   {
     auto model = base_model();

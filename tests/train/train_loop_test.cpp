@@ -246,6 +246,40 @@ TEST(TrainLoop, ResumeReproducesAnUninterruptedRun) {
   EXPECT_EQ(eval_epoch[6], 3);
 }
 
+// A damaged checkpoint is refused on --resume with a message, never resumed from other values:
+// a flipped bit in state.safetensors (caught by state.json's checksum), a truncated metrics.jsonl
+// line, a mistyped state.json field.
+TEST(TrainLoop, DamagedCheckpointIsRefusedOnResume) {
+  testing::TempDir dir;
+  const std::string run = dir.path() + "/run", ckpt = run + "/checkpoint";
+  EXPECT_THROW(train_toy(run, false, 3), Interrupted);
+  const std::string state = testing::read_file(ckpt + "/state.safetensors");
+  const std::string json = testing::read_file(ckpt + "/state.json");
+  const std::string metrics = testing::read_file(ckpt + "/metrics.jsonl");
+  auto refused = [&](const std::string& fragment) {
+    try {
+      train_toy(run, true, 0);
+      ADD_FAILURE() << "resumed";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  std::string flipped = state;
+  flipped[flipped.size() - 5] = static_cast<char>(flipped[flipped.size() - 5] ^ 0x01);
+  testing::write_file(ckpt + "/state.safetensors", flipped);
+  refused("state.safetensors: its bytes do not match the checksum in state.json");
+  testing::write_file(ckpt + "/state.safetensors", state);
+  testing::write_file(ckpt + "/metrics.jsonl", metrics.substr(0, metrics.size() / 2));
+  refused("metrics.jsonl:");
+  testing::write_file(ckpt + "/metrics.jsonl", metrics);
+  auto j = nlohmann::json::parse(json);
+  j["optimizer_steps"] = "three";
+  testing::write_file(ckpt + "/state.json", j.dump());
+  refused("state.json: missing or mistyped field");
+  testing::write_file(ckpt + "/state.json", json);
+  EXPECT_NO_THROW(train_toy(run, true, 0));  // the intact checkpoint still resumes
+}
+
 TEST(TrainLoop, EtaCountsTrainingTimeFromTheFirstStep) {
   // 10 steps in 25 s, 5 of them in an evaluation: 2 s per step; 40 steps left: 80 s.
   EXPECT_DOUBLE_EQ(eta_seconds(25.0, 5.0, 10, 40), 80.0);

@@ -10,6 +10,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/fingerprint.h"
 #include "compacter/core/options.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/nn/fingerprint.h"
@@ -54,6 +55,8 @@ void save_adapter(nn::T5ModelImpl& model, const AdapterSpec& spec, const std::st
   j["seed"] = spec.seed;
   j["options"] = options_to_json(spec.options);
   j["base_model"] = base_shape(model);
+  // A checksum of the weights file, which has none of its own (checked by load_adapter_tensors).
+  j["weights_fnv1a64"] = file_fingerprint(dir + "/" + kAdapterWeightsFile);
   write_text_atomically(dir + "/" + kAdapterConfigFile, j.dump(2) + "\n");
   int64_t parameters = 0;
   for (const auto& [name, t] : tensors) parameters += t.numel();
@@ -170,6 +173,13 @@ Attachment load_adapter(nn::T5ModelImpl& model, const std::string& dir,
 void load_adapter_tensors(nn::T5ModelImpl& model, const std::string& dir) {
   const AdapterSpec spec = read_adapter_spec(dir);
   const std::string weights = dir + "/" + kAdapterWeightsFile;
+  const nlohmann::json config = read_adapter_config(dir);
+  if (config.contains("weights_fnv1a64"))  // adapters written before it have none
+    check(config["weights_fnv1a64"] == file_fingerprint(weights), weights,
+          ": its bytes do not match the checksum in ", kAdapterConfigFile,
+          " (the file is damaged: a partial copy or a flipped bit; or it was replaced: then "
+          "remove \"weights_fnv1a64\" from ",
+          kAdapterConfigFile, ")");
   const safetensors::File file = safetensors::File::open(weights);
   std::set<std::string> expected;
   torch::NoGradGuard no_grad;

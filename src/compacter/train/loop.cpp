@@ -12,6 +12,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/fingerprint.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/tasks/batching.h"
 #include "compacter/train/adamw.h"
@@ -89,7 +90,10 @@ void save_checkpoint(const std::string& run_dir, const RunState& s, const AdamW&
                       {"loss_count", s.loss_count},
                       {"epoch_seconds", s.epoch_seconds},
                       {"evaluations", s.evaluations},
-                      {"optimizer_steps", opt.steps()}};
+                      {"optimizer_steps", opt.steps()},
+                      // A checksum of the tensors' file, which has none of its own: a damaged
+                      // checkpoint is refused on --resume instead of resuming from other values.
+                      {"state_fnv1a64", file_fingerprint(fresh + "/state.safetensors")}};
   write_text_atomically(fresh + "/state.json", j.dump(2) + "\n");
   write_records(fresh + "/metrics.jsonl", s.records);
   replace_directory(fresh, run_dir + "/checkpoint");
@@ -128,6 +132,10 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt, int64_t rank) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(dir, "/state.json: missing or mistyped field (", e.what(), ")"));
   }
+  if (j.contains("state_fnv1a64"))  // checkpoints written before it have none
+    check(j["state_fnv1a64"] == file_fingerprint(dir + "/state.safetensors"), dir,
+          "/state.safetensors: its bytes do not match the checksum in state.json (the file is "
+          "damaged: a partial copy or a flipped bit); start again with --overwrite");
   const auto file = safetensors::File::open(dir + "/state.safetensors");
   torch::NoGradGuard no_grad;
   std::vector<std::pair<std::string, torch::Tensor>> optim;

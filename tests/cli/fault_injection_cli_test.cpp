@@ -1,0 +1,98 @@
+// Faults injected into the running program (issue #13): a full disk, simulated with a file-size
+// limit (RLIMIT_FSIZE; SIGXFSZ ignored, so a write past it fails with EFBIG as on a full disk),
+// while `init-model --force` replaces a model and while `train` saves its checkpoint. Each time:
+// a clear error naming the file, exit 1, the previous files byte for byte as they were, and no
+// partial or temporary file left behind.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "support/test_support.h"
+
+namespace compacter {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::read_file;
+using testing::TempDir;
+
+// Runs `compacter ARGS` through /bin/sh with files limited to `max_bytes`; stderr into `err`.
+int run_with_file_limit(const std::string& args, rlim_t max_bytes, std::string& err,
+                        const TempDir& tmp) {
+  const std::string command = std::string("'") + COMPACTER_BINARY + "' " + args + " >" +
+                              tmp.file("out") + " 2>" + tmp.file("err");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    rlimit limit{max_bytes, max_bytes};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    signal(SIGXFSZ, SIG_IGN);  // inherited across exec: writes fail with EFBIG instead
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  err = read_file(tmp.file("err"));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Every file under `dir` (relative path -> bytes).
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out[fs::relative(e.path(), dir).string()] = read_file(e.path());
+  return out;
+}
+
+TEST(FaultInjection, FullDiskWhileReplacingAModelKeepsThePreviousOne) {
+  TempDir dir;
+  const std::string config = testing::write_tiny_t5_config(dir, 5000);  // ~0.8 MB of weights
+  const std::string model = dir.path() + "/model";
+  auto r = testing::run_compacter("init-model --model-config " + config + " --out " + model +
+                                  " --seed 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto before = snapshot(model);
+  std::string err;
+  const int code = run_with_file_limit(
+      "init-model --model-config " + config + " --out " + model + " --seed 2 --force", 64 << 10,
+      err, dir);
+  EXPECT_EQ(code, 1) << err;
+  EXPECT_NE(err.find(model + "/model.safetensors"), std::string::npos) << err;
+  EXPECT_NE(err.find("File too large"), std::string::npos) << err;
+  EXPECT_EQ(snapshot(model), before);  // same files, same bytes, nothing added
+}
+
+TEST(FaultInjection, FullDiskWhileTrainingSavesLeavesNoPartialFile) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  TempDir dir;
+  const std::string model = dir.path() + "/model";
+  auto init = testing::init_tiny_t5_with_t5_vocabulary(model);  // ~4 MB: no checkpoint fits
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  const std::string run = dir.path() + "/run";
+  std::string err;
+  const int code = run_with_file_limit(
+      "train --model " + model + " --tokenizer " +
+          testing::shared_path("data/t5-tokenizer/spiece.model") + " --task rte --data-dir " +
+          testing::shared_path("data/glue/RTE") +
+          " --method full --max-train-samples 8 --max-steps 2 --batch-size 4 --save-steps 1"
+          " --eval-steps 1000 --max-new-tokens 2 --out " +
+          run,
+      256 << 10, err, dir);
+  EXPECT_EQ(code, 1) << err;
+  EXPECT_NE(err.find("File too large"), std::string::npos) << err;
+  for (const auto& [name, bytes] : snapshot(run)) {
+    EXPECT_EQ(name.find(".tmp"), std::string::npos) << "left behind: " << name;
+    EXPECT_EQ(name.find(".new"), std::string::npos) << "left behind: " << name;
+    EXPECT_LE(bytes.size(), size_t{256} << 10) << name;
+  }
+  EXPECT_FALSE(fs::exists(run + "/checkpoint/state.json"));  // no checkpoint half-written
+}
+
+}  // namespace
+}  // namespace compacter
