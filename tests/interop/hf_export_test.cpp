@@ -207,6 +207,14 @@ TEST(HfExport, RefusesWithoutWritingAnything) {
   for (const auto& e : fs::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 
+  // Never an output folder that holds the input, even with overwrite.
+  o.out = dir.path();
+  o.overwrite = true;
+  EXPECT_THROW(export_hf(o), UsageError);
+  EXPECT_TRUE(fs::exists(dir.file("full/adapter_config.json")));
+  o.out = dir.file("hf");
+  o.overwrite = false;
+
   // An existing folder needs overwrite, which replaces it whole.
   write_adapter(dir.file("base"), "full", dir.file("full"));
   fs::create_directories(o.out);

@@ -283,7 +283,8 @@ void read_lora(const PeftConfig& c, const Tensors& tensors, const std::string& f
   c.require("trainable_token_indices", {}, "trained embedding rows have no counterpart here");
   c.require("target_parameters", {nlohmann::json::array()},
             "LoRA on parameters (not modules) has no counterpart here");
-  c.require("init_lora_weights", {true, false, "gaussian"},
+  c.require("use_qalora", {false}, "QA-LoRA pools the input of A; ours does not");
+  c.require("init_lora_weights", {true, false, "gaussian", "eva", "orthogonal"},
             "this initialisation rewrites the base model's weights (the adapter then needs that "
             "rewritten base); convert it to a plain LoRA in PEFT first");
   check_modules_to_save(c);

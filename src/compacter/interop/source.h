@@ -1,6 +1,7 @@
-// What `compacter export` reads: an adapter folder (adapter_config.json, docs/adapter-format.md),
-// or a training run's folder, whose best_adapter/ is exported and whose run_config.json names
-// the base model it was trained on.
+// What every export and import shares (docs/interop.md). `compacter export` reads an adapter
+// folder (adapter_config.json, docs/adapter-format.md) or a training run's folder, whose
+// best_adapter/ is exported and whose run_config.json names the base model it was trained on;
+// `compacter import` loads the base as every command does; both report what they wrote.
 #pragma once
 #include <torch/types.h>
 #include <nlohmann/json.hpp>
@@ -36,10 +37,6 @@ std::vector<std::pair<std::string, torch::Tensor>> read_tensor_file(const std::s
 
 // dir/STEM.safetensors, else dir/STEM.bin; Error naming both when neither exists.
 std::string find_weights_file(const std::string& dir, const std::string& stem);
-
-}  // namespace compacter::interop
-
-namespace compacter::interop {
 
 // What `compacter import` reads and writes.
 struct ImportOptions {

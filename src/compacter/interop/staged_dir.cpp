@@ -39,6 +39,8 @@ StagedDir::StagedDir(const std::string& out, bool overwrite, const std::string& 
   check_usage(!out.empty(), "--out is empty");
   check_usage(source.empty() || !inside(out, source), "the output folder ", out,
               " is (or is inside) the input folder ", source, "; give another");
+  check_usage(source.empty() || !inside(source, out), "the output folder ", out,
+              " holds the input folder ", source, "; give another");
   check_usage(overwrite || !fs::exists(out), out, " already exists (pass --force to replace it)");
   check_usage(!fs::exists(out) || fs::is_directory(out), out,
               " exists and is not a folder; give another --out");

@@ -1,7 +1,7 @@
 // An output folder written all at once: files go into a hidden sibling folder
-// (OUT.tmp-<pid>-<n>), which replaces OUT only when every file is written (commit). A failure or
-// an exception before commit removes the sibling, so OUT is never left half written; an existing
-// OUT is refused unless `overwrite` (the commands' --force).
+// (.NAME.tmp-<pid>-<n> beside OUT), which replaces OUT only when every file is written (commit). A
+// failure or an exception before commit removes the sibling, so OUT is never left half written; an
+// existing OUT is refused unless `overwrite` (the commands' --force).
 #pragma once
 #include <string>
 
@@ -9,7 +9,8 @@ namespace compacter::interop {
 
 class StagedDir {
  public:
-  // Throws UsageError when `out` exists and !overwrite, or when it is (or lies inside) `source`.
+  // Throws UsageError when `out` exists and !overwrite, or when it is, lies inside or holds
+  // `source` (replacing it would remove what is being read).
   StagedDir(const std::string& out, bool overwrite, const std::string& source = "");
   ~StagedDir();
   StagedDir(const StagedDir&) = delete;
