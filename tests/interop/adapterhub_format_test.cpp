@@ -16,8 +16,10 @@
 #include "compacter/interop/adapterhub_format.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/nn/checkpoint.h"
+#include "compacter/nn/hooks.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/peft/methods.h"
+#include "support/tensor_near.h"
 #include "support/test_support.h"
 #include "support/tiny_t5.h"
 
@@ -239,6 +241,49 @@ TEST(AdapterHubFormat, EveryMappedMethodRoundTrips) {
   }
 }
 
+// AdapterHub's PHMLayer computed naively from its definition (methods/modeling.py):
+// W[p] = W_left[p] W_right[p], H = sum_p kronecker_product(rule[p], W[p]) with
+// kronecker_product(a, b)[i K + k, j L + l] = a[i, j] b[k, l], and y = x H + b.
+torch::Tensor naive_phm(const torch::Tensor& x, const torch::Tensor& rule,
+                        const torch::Tensor& left, const torch::Tensor& right,
+                        const torch::Tensor& bias) {
+  const int64_t n = rule.size(0), K = left.size(1), L = right.size(2);
+  torch::Tensor H = torch::zeros({n * K, n * L}, torch::kFloat64);
+  const torch::Tensor R = rule.to(torch::kFloat64);
+  auto r = R.accessor<double, 3>();
+  const torch::Tensor W = torch::bmm(left.to(torch::kFloat64), right.to(torch::kFloat64));
+  auto w = W.accessor<double, 3>();
+  auto h = H.accessor<double, 2>();
+  for (int64_t p = 0; p < n; ++p)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t l = 0; l < L; ++l) h[i * K + k][j * L + l] += r[p][i][j] * w[p][k][l];
+  return (torch::matmul(x.to(torch::kFloat64), H) + bias.to(torch::kFloat64)).to(x.scalar_type());
+}
+
+// AdapterHub's Adapter in a T5 layer with original_ln_before false, residual_before_ln true,
+// original_ln_after true, no layer norms (methods/modeling.py, methods/bottleneck.py): the
+// sublayer output h becomes h + up(gelu(down(h))), to which the layer adds its input x.
+class NaiveHubAdapter : public nn::OutputHook {
+ public:
+  NaiveHubAdapter(const std::map<std::string, torch::Tensor>& t, const std::string& prefix,
+                  const std::string& rule)
+      : t_(t), p_(prefix), rule_(rule) {}
+  torch::Tensor forward(const torch::Tensor& h) override {
+    const torch::Tensor down =
+        naive_phm(h, t_.at(rule_), t_.at(p_ + "adapter_down.0.W_left"),
+                  t_.at(p_ + "adapter_down.0.W_right"), t_.at(p_ + "adapter_down.0.b"));
+    const torch::Tensor act = 0.5 * down * (1.0 + torch::erf(down / std::sqrt(2.0)));  // "gelu"
+    return h + naive_phm(act, t_.at(rule_), t_.at(p_ + "adapter_up.W_left"),
+                         t_.at(p_ + "adapter_up.W_right"), t_.at(p_ + "adapter_up.b"));
+  }
+
+ private:
+  std::map<std::string, torch::Tensor> t_;
+  std::string p_, rule_;
+};
+
 // A hand-written AdapterHub folder: T5ForConditionalGeneration's names (no "transformer."),
 // CompacterConfig's fields; imported, its tensors land on ours, and export gives them back.
 TEST(AdapterHubFormat, HandWrittenCompacterImports) {
@@ -298,6 +343,25 @@ TEST(AdapterHubFormat, HandWrittenCompacterImports) {
                            hub.at("decoder.block.1.layer.2.adapters.x.adapter_up.W_right")));
   EXPECT_TRUE(torch::equal(ours.at("encoder.block.0.layer.0.adapter.down_sampler.W_left"),
                            hub.at("encoder.block.0.layer.0.adapters.x.adapter_down.0.W_left")));
+  // Its outputs: a plain T5 with AdapterHub's adapter computed naively after self-attention and
+  // feed-forward (not after cross-attention).
+  {
+    nn::T5Model imported = base.model();
+    peft::load_adapter(*imported, base.dir.file("ours"));
+    imported->eval();
+    nn::T5Model plain = base.model();
+    plain->for_each_sublayer([&](const std::string& stack, int64_t block, nn::HookSite site,
+                                 nn::SublayerImpl& layer) {
+      if (site == nn::HookSite::kCrossAttention) return;
+      const int64_t index = site == nn::HookSite::kSelfAttention ? 0 : (stack == "encoder" ? 1 : 2);
+      const std::string prefix = cat(stack, ".block.", block, ".layer.", index, ".adapters.x.");
+      layer.set_output_hook("adapter", std::make_shared<NaiveHubAdapter>(
+                                           hub, prefix, "shared_parameters.x.phm_rule"));
+    });
+    plain->eval();
+    EXPECT_TENSOR_NEAR(logits_of(*imported), logits_of(*plain), 1e-5);
+    EXPECT_GT((logits_of(*imported) - logits_of(*base.model())).abs().max().item<double>(), 1e-3);
+  }
   export_adapterhub({base.dir.file("ours"), "x", "", base.dir.file("again"), false});
   Tensors prefixed;
   for (const auto& [k, v] : t) prefixed.emplace_back("transformer." + k, v);
