@@ -24,5 +24,6 @@ void add_score_command(CLI::App& app);       // cmd_score.cpp
 void add_serve_command(CLI::App& app);       // cmd_serve.cpp
 void add_merge_command(CLI::App& app);       // cmd_merge.cpp
 void add_convert_command(CLI::App& app);     // cmd_convert.cpp
+void add_interop_commands(CLI::App& app);    // cmd_interop.cpp: export, import
 
 }  // namespace compacter::cli

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   compacter::cli::add_serve_command(app);
   compacter::cli::add_merge_command(app);
   compacter::cli::add_convert_command(app);
+  compacter::cli::add_interop_commands(app);
   compacter::cli::add_wordnet_command(app);
   compacter::cli::add_pretrain_command(app);
   compacter::cli::add_report_command(app);

@@ -1,0 +1,118 @@
+// Adapters saved by PEFT itself (tests/fixtures/peft, written by make_peft_fixtures.py where peft
+// and transformers are installed): each case imported onto the tiny T5 of ../shared gives PEFT's
+// logits within 1e-5, exports back to PEFT's tensors bit for bit, and writes only config keys that
+// PEFT's own file has, with its values. Registered only when tests/fixtures/peft/cases.json
+// exists (no fixtures: no tests, rather than skips counted as passes).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "compacter/core/error.h"
+#include "compacter/interop/peft_format.h"
+#include "compacter/io/safetensors.h"
+#include "compacter/nn/checkpoint.h"
+#include "compacter/peft/adapter_file.h"
+#include "support/tensor_near.h"
+#include "support/test_support.h"
+
+namespace compacter::interop::peft_fixtures_test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string& fixtures() {
+  static const std::string dir = std::string(COMPACTER_SOURCE_DIR) + "/tests/fixtures/peft";
+  return dir;
+}
+
+nlohmann::json json_of(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+class PeftFixture : public ::testing::Test {
+ public:
+  explicit PeftFixture(std::string name) : name_(std::move(name)) {}
+  void TestBody() override;
+
+ private:
+  std::string name_;
+};
+
+void PeftFixture::TestBody() {
+  REQUIRE_SHARED("data/tiny-t5");
+  const std::string tiny = testing::shared_path("data/tiny-t5");
+  const std::string from = fixtures() + "/" + name_;
+  const safetensors::File logits = safetensors::File::open(fixtures() + "/logits.safetensors");
+  testing::TempDir dir;
+  ImportOptions o;
+  o.dir = from;
+  o.base.dir = tiny;
+  o.base.tokenizer = "byte";
+  o.base.vocab_rows = 512;  // PEFT's model keeps every row
+  o.out = dir.file("ours");
+  import_peft(o);
+
+  nn::T5Model model = nn::load_t5(tiny).model;
+  peft::load_adapter(*model, dir.file("ours"));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor got = model
+                                ->forward(logits.load("input_ids"), logits.load("attention_mask"),
+                                          logits.load("decoder_input_ids"), {})
+                                .logits;
+  EXPECT_TENSOR_NEAR(got, logits.load(name_ + ".logits"), 1e-5);
+
+  // Back out: PEFT's tensors (prompt tuning: the rows PEFT's seq2seq model reads).
+  export_peft({dir.file("ours"), "", dir.file("peft"), false});
+  const safetensors::File want = safetensors::File::open(from + "/adapter_model.safetensors");
+  const safetensors::File back =
+      safetensors::File::open(dir.file("peft/adapter_model.safetensors"));
+  ASSERT_EQ(back.header().tensors.size(), want.header().tensors.size());
+  for (const auto& t : want.header().tensors) {
+    ASSERT_TRUE(back.contains(t.name)) << t.name;
+    torch::Tensor w = want.load(t.name);
+    const torch::Tensor b = back.load(t.name);
+    if (t.name == "prompt_embeddings") w = w.narrow(0, 0, b.size(0));
+    EXPECT_TRUE(torch::equal(b, w.to(torch::kFloat32))) << t.name;
+  }
+  const nlohmann::json peft_config = json_of(from + "/adapter_config.json");
+  const nlohmann::json ours = json_of(dir.file("peft/adapter_config.json"));
+  for (const auto& item : ours.items()) {
+    EXPECT_TRUE(peft_config.contains(item.key())) << item.key() << " is not a key of PEFT's";
+  }
+  for (const char* key : {"peft_type", "task_type", "r", "lora_alpha", "num_virtual_tokens",
+                          "token_dim", "num_attention_heads", "num_layers"}) {
+    if (!peft_config.contains(key)) continue;
+    if (std::string(key) == "lora_alpha" && peft_config.value("use_rslora", false)) continue;
+    EXPECT_EQ(ours.at(key), peft_config.at(key)) << key;
+  }
+  for (const char* key : {"target_modules", "feedforward_modules"}) {
+    if (!peft_config.contains(key) || !peft_config[key].is_array()) continue;
+    std::set<std::string> a, b;
+    for (const auto& v : ours.at(key)) a.insert(v.get<std::string>());
+    for (const auto& v : peft_config.at(key)) b.insert(v.get<std::string>());
+    EXPECT_EQ(a, b) << key;
+  }
+}
+
+// One test per case PEFT saved (cases.json), when the fixtures are there.
+const bool registered = [] {
+  const std::string cases = fixtures() + "/cases.json";
+  if (!fs::exists(cases)) return false;
+  const nlohmann::json j = json_of(cases);
+  for (const auto& item : j.at("cases").items()) {
+    if (item.value().contains("error")) continue;
+    const std::string name = item.key();
+    ::testing::RegisterTest("PeftFixtures", name.c_str(), nullptr, nullptr, __FILE__, __LINE__,
+                            [name]() -> ::testing::Test* { return new PeftFixture(name); });
+  }
+  return true;
+}();
+
+}  // namespace
+}  // namespace compacter::interop::peft_fixtures_test
