@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <regex>
 #include <set>
@@ -121,6 +122,29 @@ class ServerProcess {
   bool eof_ = false;
 };
 
+// Equal JSON, numbers other than integers within 1e-5.
+void expect_same_reply(const nlohmann::json& got, const nlohmann::json& want,
+                       const std::string& where) {
+  if (got.is_number_float() && want.is_number()) {
+    EXPECT_NEAR(got.get<double>(), want.get<double>(), 1e-5) << where;
+    return;
+  }
+  ASSERT_EQ(got.type(), want.type()) << where;
+  if (got.is_object()) {
+    ASSERT_EQ(got.size(), want.size()) << where;
+    for (const auto& item : want.items()) {
+      ASSERT_TRUE(got.contains(item.key())) << where << "/" << item.key();
+      expect_same_reply(got[item.key()], item.value(), where + "/" + item.key());
+    }
+  } else if (got.is_array()) {
+    ASSERT_EQ(got.size(), want.size()) << where;
+    for (size_t i = 0; i < got.size(); ++i)
+      expect_same_reply(got[i], want[i], where + "/" + std::to_string(i));
+  } else {
+    EXPECT_EQ(got, want) << where;
+  }
+}
+
 nlohmann::json body_of(const httplib::Result& r) {
   return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
 }
@@ -135,6 +159,14 @@ class HttpServe : public ::testing::Test {
     torch::manual_seed(11);
     for (const std::string method : {"lora", "compacter++"})
       testing::write_moved_adapter(model_dir(), method, adapter_dir(method));
+    // The folder runtime loads may read from: an adapter, a link out of it, a folder whose
+    // config links out.
+    std::filesystem::create_directories(root());
+    testing::write_moved_adapter(model_dir(), "ia3", root() + "/ia3");
+    std::filesystem::create_directory_symlink(adapter_dir("lora"), root() + "/escape");
+    std::filesystem::create_directories(root() + "/sneaky");
+    std::filesystem::create_symlink(adapter_dir("lora") + "/adapter_config.json",
+                                    root() + "/sneaky/adapter_config.json");
     server_ = new ServerProcess({"serve",
                                  "--model",
                                  model_dir(),
@@ -157,7 +189,11 @@ class HttpServe : public ::testing::Test {
                                  "--max-body-bytes",
                                  "20000",
                                  "--max-input-tokens",
-                                 "64"});
+                                 "64",
+                                 "--admin-token",
+                                 "4dmin",
+                                 "--adapter-root",
+                                 root()});
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -171,6 +207,7 @@ class HttpServe : public ::testing::Test {
   }
   static std::string model_dir() { return dir_->path() + "/model"; }
   static std::string adapter_dir(const std::string& m) { return dir_->path() + "/adapter-" + m; }
+  static std::string root() { return dir_->path() + "/root"; }
   static std::string tokenizer() { return testing::shared_path("data/t5-tokenizer/spiece.model"); }
   static httplib::Client client(int port) {
     httplib::Client c("127.0.0.1", port);
@@ -181,6 +218,14 @@ class HttpServe : public ::testing::Test {
   static httplib::Result post(const std::string& path, const std::string& body) {
     return client(server_->port()).Post(path.c_str(), body, "application/json");
   }
+  // post(), again after a 503 (the suite's server queues 3 inputs at most), 100 tries at most.
+  static httplib::Result post_retrying(const std::string& path, const std::string& body) {
+    for (int i = 0;; ++i) {
+      auto r = post(path, body);
+      if (!r || r->status != 503 || i == 100) return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
 
   // The adapter's sequences for `text`, decoded in this process without the server.
   static std::vector<decoding::Sequence> reference(const std::string& method,
@@ -190,7 +235,8 @@ class HttpServe : public ::testing::Test {
     torch::NoGradGuard no_grad;
     nn::T5Model model = nn::load_t5(model_dir()).model;
     model->resize_vocab(32100);
-    peft::load_adapter(*model, adapter_dir(method));
+    peft::load_adapter(*model,
+                       method.find('/') == std::string::npos ? adapter_dir(method) : method);
     model->eval();
     const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
     const std::vector<int64_t> ids = tok.encode(text, 512);
@@ -398,14 +444,16 @@ TEST_F(HttpServe, SamplingWithASeedRepeatsAndStreamingSendsOneEventPerToken) {
   ASSERT_EQ(a->status, 200) << a->body;
   EXPECT_EQ(body_of(a), body_of(b));
   EXPECT_EQ(body_of(a)["details"]["seed"], 1234);
-  // In one list (answered in one batch) each sampled input still gets what it gets alone.
+  // In one list (decoded in one batch, each input with its own random stream) each sampled
+  // input still gets what it gets alone: the same samples, scores equal up to the rounding of
+  // products over another number of rows.
   auto twice = post("/generate", "[" + body + ", " + body + "]");
   ASSERT_TRUE(twice);
   ASSERT_EQ(twice->status, 200) << twice->body;
   const auto both = body_of(twice);
   ASSERT_EQ(both.size(), 2u);
-  EXPECT_EQ(both[0], body_of(a));
-  EXPECT_EQ(both[1], body_of(a));
+  expect_same_reply(both[0], body_of(a), "");
+  expect_same_reply(both[1], body_of(a), "");
   // The draws follow the seed: another seed gives other samples (7 tokens from 32,100).
   nlohmann::json other_body = nlohmann::json::parse(body);
   other_body["parameters"]["seed"] = 99;
@@ -504,6 +552,146 @@ TEST_F(HttpServe, EveryErrorStatusNamesWhatIsWrong) {
   EXPECT_EQ(get->status, 404);
 }
 
+// POST /adapters and DELETE /adapters/NAME while another adapter's requests keep coming: every
+// one of those is answered (as alone), the loaded adapter answers as decoding it directly does,
+// and paths that leave --adapter-root are refused.
+TEST_F(HttpServe, AdaptersLoadAndUnloadUnderTraffic) {
+  std::string expected;
+  reference("lora", "hello world", settings(), &expected);
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0}, good{0};
+  std::thread traffic([&] {
+    auto c = client(server_->port());
+    for (int i = 0; i < 200 && !stop; ++i) {
+      auto r =
+          c.Post("/generate", R"({"inputs": "hello world", "parameters": {"adapter": "lora"}})",
+                 "application/json");
+      ++sent;
+      if (r && r->status == 200 && body_of(r)["generated_text"] == expected) ++good;
+    }
+  });
+  auto c = client(server_->port());
+  const httplib::Headers admin = {{"Authorization", "Bearer 4dmin"}};
+  auto load = [&](const nlohmann::json& body, const httplib::Headers& h) {
+    return c.Post("/adapters", h, body.dump(), "application/json");
+  };
+  struct Refusal {
+    nlohmann::json body;
+    httplib::Headers headers;
+    int status;
+    std::string message;
+  };
+  const std::vector<Refusal> refusals = {
+      {{{"name", "x"}, {"path", "ia3"}}, {}, 401, "admin token"},
+      {{{"name", "x"}, {"path", "ia3"}}, {{"Authorization", "Bearer 4dmiN"}}, 401, "admin token"},
+      {{{"name", "x"}, {"path", "../adapter-lora"}}, admin, 403, "\"..\" is not allowed"},
+      {{{"name", "x"}, {"path", adapter_dir("lora")}}, admin, 403, "outside --adapter-root"},
+      {{{"name", "x"}, {"path", "escape"}}, admin, 403, "outside --adapter-root"},
+      {{{"name", "x"}, {"path", "sneaky"}}, admin, 403, "adapter_config.json resolves outside"},
+      {{{"name", "x"}, {"path", "missing"}}, admin, 404, "no such folder"},
+      {{{"name", "lora"}, {"path", "ia3"}}, admin, 409, "served already"},
+      {{{"name", "base"}, {"path", "ia3"}}, admin, 409, "reserved"},
+      {{{"name", "a/b"}, {"path", "ia3"}}, admin, 400, "\"name\""},
+      {{{"name", "x"}, {"path", "ia3"}, {"extra", 1}}, admin, 400, "unknown field \"extra\""},
+  };
+  for (const auto& r : refusals) {
+    auto res = load(r.body, r.headers);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, r.status) << r.body.dump() << ": " << res->body;
+    EXPECT_NE(body_of(res)["error"].get<std::string>().find(r.message), std::string::npos)
+        << r.body.dump() << ": " << res->body;
+  }
+  auto loaded = load({{"name", "late"}, {"path", "ia3"}}, admin);
+  ASSERT_TRUE(loaded);
+  ASSERT_EQ(loaded->status, 201) << loaded->body;
+  EXPECT_EQ(body_of(loaded)["method"], "ia3");
+  EXPECT_EQ(body_of(loaded)["mixed_batches"], true);
+  std::string late;
+  reference(root() + "/ia3", "hello world", settings(), &late);
+  auto gen = post("/generate", R"({"inputs": "hello world", "parameters": {"adapter": "late"}})");
+  ASSERT_TRUE(gen);
+  ASSERT_EQ(gen->status, 200) << gen->body;
+  EXPECT_EQ(body_of(gen)["generated_text"], late);
+  EXPECT_NE(late, expected);
+  auto listed = c.Get("/adapters");
+  ASSERT_TRUE(listed);
+  EXPECT_NE(listed->body.find("\"late\""), std::string::npos);
+  auto no_token = c.Delete("/adapters/late");
+  ASSERT_TRUE(no_token);
+  EXPECT_EQ(no_token->status, 401);
+  auto removed = c.Delete("/adapters/late", admin);
+  ASSERT_TRUE(removed);
+  EXPECT_EQ(removed->status, 200) << removed->body;
+  auto gone = post("/generate", R"({"inputs": "hello world", "parameters": {"adapter": "late"}})");
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->status, 404) << gone->body;
+  auto again = c.Delete("/adapters/late", admin);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 404);
+  auto base = c.Delete("/adapters/base", admin);
+  ASSERT_TRUE(base);
+  EXPECT_EQ(base->status, 422);
+  stop = true;
+  traffic.join();
+  EXPECT_GT(sent.load(), 0);
+  EXPECT_EQ(good.load(), sent.load()) << "every request of the traffic answered as alone";
+}
+
+// Requests for different adapters sent at once (each its own HTTP request, so they meet in the
+// continuous batch) each get what decoding alone gives, streamed ones too.
+TEST_F(HttpServe, ConcurrentRequestsForDifferentAdaptersMatchDecodingAlone) {
+  const std::vector<std::pair<std::string, std::string>> jobs = {{"lora", "one two three"},
+                                                                 {"cpp", "four five"},
+                                                                 {"base", "six"},
+                                                                 {"lora", "seven eight"},
+                                                                 {"cpp", "nine ten eleven twelve"},
+                                                                 {"base", "thirteen"}};
+  std::vector<std::string> expected, got(jobs.size()), streamed(jobs.size());
+  for (const auto& [name, text] : jobs) {
+    std::string e;
+    if (name == "base") {
+      torch::NoGradGuard no_grad;
+      nn::T5Model model = nn::load_t5(model_dir()).model;
+      model->resize_vocab(32100);
+      model->eval();
+      const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
+      const torch::Tensor input = torch::tensor(tok.encode(text, 512), torch::kLong).unsqueeze(0);
+      e = tok.decode(
+          decoding::generate(*model, input, torch::ones_like(input), settings())[0][0].tokens);
+    } else {
+      reference(name == "cpp" ? "compacter++" : name, text, settings(), &e);
+    }
+    expected.push_back(e);
+  }
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < jobs.size(); ++i)
+    threads.emplace_back([&, i] {
+      const std::string body =
+          nlohmann::json{{"inputs", jobs[i].second}, {"parameters", {{"adapter", jobs[i].first}}}}
+              .dump();
+      auto r = post_retrying("/generate", body);
+      if (r && r->status == 200) got[i] = body_of(r)["generated_text"];
+      auto s = post_retrying("/generate_stream", body);
+      if (!s || s->status != 200) return;
+      std::istringstream lines(s->body);
+      for (std::string line; std::getline(lines, line);)
+        if (line.rfind("data:", 0) == 0) {
+          const auto e = nlohmann::json::parse(line.substr(5));
+          if (e["generated_text"].is_string()) streamed[i] = e["generated_text"];
+        }
+    });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(got[i], expected[i]) << jobs[i].first << ": " << jobs[i].second;
+    EXPECT_EQ(streamed[i], expected[i]) << jobs[i].first << ": " << jobs[i].second;
+  }
+  auto metrics = client(server_->port()).Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("compacter_time_to_first_token_seconds_count"), std::string::npos);
+  EXPECT_NE(metrics->body.find("compacter_adapter_bytes{adapter=\"lora\"}"), std::string::npos);
+  EXPECT_NE(metrics->body.find("compacter_running_rows"), std::string::npos);
+}
+
 TEST_F(HttpServe, AnApiKeyGuardsEveryEndpoint) {
   ServerProcess keyed({"serve", "--model", model_dir(), "--tokenizer", tokenizer(),
                        "--max-new-tokens", "3", "--http", "127.0.0.1:0"},
@@ -523,6 +711,10 @@ TEST_F(HttpServe, AnApiKeyGuardsEveryEndpoint) {
     ASSERT_TRUE(right);
     EXPECT_EQ(right->status, 200) << path;
   }
+  auto off = c.Post("/adapters", {{"Authorization", "Bearer s3cret"}}, "{}", "application/json");
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->status, 403) << "no admin token: runtime loading is off";
+  EXPECT_NE(off->body.find("--admin-token"), std::string::npos) << off->body;
   auto denied = c.Post("/generate", R"({"inputs": "x"})", "application/json");
   ASSERT_TRUE(denied);
   EXPECT_EQ(denied->status, 401);

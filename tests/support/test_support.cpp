@@ -122,17 +122,18 @@ std::string method_test_name(const ::testing::TestParamInfo<std::string>& info) 
 }
 
 void write_moved_adapter(const std::string& model_dir, const std::string& method,
-                         const std::string& out) {
+                         const std::string& out, double noise) {
   nn::T5Model model = nn::load_t5(model_dir).model;
   model->resize_vocab(32100);
   peft::PeftOptions o = peft::method_defaults(method);
   o.reduction_factor = 4;
   o.n = 2;
   o.prompt_length = 4;
+  o.adapterdrop_layers = "0";
   peft::attach(method, o, *model, 1);
   {
     torch::NoGradGuard no_grad;
-    for (auto& p : peft::trainable_parameters(*model)) p.add_(torch::randn_like(p) * 0.5);
+    for (auto& p : peft::trainable_parameters(*model)) p.add_(torch::randn_like(p) * noise);
   }
   peft::save_adapter(*model, {method, o, 1}, out);
 }

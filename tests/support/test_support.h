@@ -55,8 +55,9 @@ CommandResult init_tiny_t5_with_t5_vocabulary(const std::string& dir);
 // 32,100 ids, as serve and predict cut it. Its trainable tensors are moved from their init by
 // N(0, 0.5^2) noise from torch's global generator (seed it first), so that adapters' outputs
 // differ from each other and from the base model's.
+// `noise` sets that standard deviation; AdapterDrop drops block 0 only (the tiny T5 has 2).
 void write_moved_adapter(const std::string& model_dir, const std::string& method,
-                         const std::string& out);
+                         const std::string& out, double noise = 0.5);
 
 // Every method's name (peft::all_methods), for tests parameterised by method, and the test name
 // GoogleTest allows for one (letters, digits, '_'): "compacter++" -> "compacter_plus_plus",

@@ -10,6 +10,7 @@
 // With --http [HOST:]PORT the same server answers HTTP instead (http_serve.h).
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -35,36 +36,63 @@ struct ServeCli {
   std::string http;  // [HOST:]PORT: serve HTTP instead of JSON Lines
   std::string api_key;
   std::string api_key_file;
+  std::string admin_token;
+  std::string admin_token_file;
+  std::string adapter_root;
+  bool no_continuous = false;
+  bool no_mixed = false;
 };
+
+// A secret from --FLAG, --FLAG-file (its first line) or the environment's ENV, in that order;
+// "" when none is given.
+std::string read_secret(const std::string& value, const std::string& file, const char* flag,
+                        const char* env) {
+  check_usage(value.empty() || file.empty(), "give --", flag, " or --", flag, "-file, not both");
+  std::string secret = value;
+  if (!file.empty()) {
+    std::ifstream in(file);
+    check(in.good(), "--", flag, "-file ", file, ": cannot be read");
+    std::getline(in, secret);
+    while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back())))
+      secret.pop_back();
+    check(!secret.empty(), "--", flag, "-file ", file, ": the first line (the secret) is empty");
+  }
+  if (secret.empty())
+    if (const char* from_env = std::getenv(env)) secret = from_env;
+  return secret;
+}
 
 void run_serve(const ServeCli& o) {
   StderrProgress progress;
   HttpOptions http;
   if (!o.http.empty()) {
     parse_listen_address(o.http, http);
-    check_usage(o.api_key.empty() || o.api_key_file.empty(),
-                "give --api-key or --api-key-file, not both");
-    http.api_key = o.api_key;
-    if (!o.api_key_file.empty()) {
-      std::ifstream in(o.api_key_file);
-      check(in.good(), "--api-key-file ", o.api_key_file, ": cannot be read");
-      std::getline(in, http.api_key);
-      while (!http.api_key.empty() && std::isspace(static_cast<unsigned char>(http.api_key.back())))
-        http.api_key.pop_back();
-      check(!http.api_key.empty(), "--api-key-file ", o.api_key_file,
-            ": the first line (the key) is empty");
+    http.api_key = read_secret(o.api_key, o.api_key_file, "api-key", "COMPACTER_API_KEY");
+    http.admin_token =
+        read_secret(o.admin_token, o.admin_token_file, "admin-token", "COMPACTER_ADMIN_TOKEN");
+    check_usage(http.admin_token.empty() || !o.adapter_root.empty(),
+                "--admin-token needs --adapter-root (the folder adapters may be loaded from)");
+    if (!o.adapter_root.empty()) {
+      std::error_code ec;
+      const auto root = std::filesystem::canonical(o.adapter_root, ec);
+      check(!ec && std::filesystem::is_directory(root), "--adapter-root ", o.adapter_root,
+            ": not a folder");
+      check_usage(root != "/", "--adapter-root / would allow any folder; name a narrower one");
+      http.adapter_root = root.string();
     }
-    if (http.api_key.empty())
-      if (const char* key = std::getenv("COMPACTER_API_KEY")) http.api_key = key;
+    http.continuous = !o.no_continuous;
     http.model_dir = o.model.dir;
   } else {
     check_usage(o.api_key.empty() && o.api_key_file.empty(), "--api-key is for --http");
+    check_usage(o.admin_token.empty() && o.admin_token_file.empty() && o.adapter_root.empty(),
+                "--admin-token and --adapter-root are for --http");
   }
   // Every adapter argument is checked before the model loads.
   std::vector<std::pair<std::string, std::string>> adapters;
   for (const std::string& arg : o.adapters) adapters.push_back(serve::adapter_name_and_dir(arg));
   train::BaseModel base = train::load_base_model(o.model, progress);
   serve::ServerOptions options = o.server;
+  options.mixed_batches = !o.no_mixed;
   options.generation = with_decoding_flags(o.decoding, base.generation);
   serve::AdapterServer server(std::move(base), options);
   progress.info(
@@ -163,6 +191,21 @@ void add_serve_command(CLI::App& app) {
                   "the environment's COMPACTER_API_KEY; none: no key)");
   cmd->add_option("--api-key-file", o->api_key_file,
                   "with --http: the API key as the first line of this file");
+  cmd->add_option("--admin-token", o->admin_token,
+                  "with --http: turns on POST /adapters and DELETE /adapters/NAME, which require "
+                  "\"Authorization: Bearer TOKEN\" (default: the environment's "
+                  "COMPACTER_ADMIN_TOKEN; none: off)");
+  cmd->add_option("--admin-token-file", o->admin_token_file,
+                  "with --http: the admin token as the first line of this file");
+  cmd->add_option("--adapter-root", o->adapter_root,
+                  "with --admin-token: POST /adapters loads only folders under this one (no "
+                  "'..', no symbolic links leading out)");
+  cmd->add_flag("--no-mixed-batches", o->no_mixed,
+                "decode each adapter's requests in batches of their own (default: adapters whose "
+                "method allows it share batches)");
+  cmd->add_flag("--no-continuous-batching", o->no_continuous,
+                "with --http: answer what waits at each batch boundary in one go instead of "
+                "decoding step by step with requests joining and leaving");
   o->server.limits.for_each([&](const char* name, int64_t& field, const char* help) {
     cmd->add_option(flag_name(name), field, help)
         ->capture_default_str()

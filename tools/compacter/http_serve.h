@@ -17,6 +17,11 @@ struct HttpOptions {
   std::string api_key;  // non-empty: every endpoint needs "Authorization: Bearer KEY"
   std::string model_dir;
   std::string default_adapter;  // the adapter of requests that name none ("": one is required)
+  // Non-empty: POST /adapters and DELETE /adapters/NAME are on, with "Authorization: Bearer
+  // TOKEN", for folders under adapter_root (canonical, no trailing '/').
+  std::string admin_token;
+  std::string adapter_root;
+  bool continuous = true;  // continuous batching (serve/continuous.h); false: batch per boundary
 };
 
 // "[HOST:]PORT" (HOST may be "[::1]"): the host (default 127.0.0.1) and port (0-65535).

@@ -76,8 +76,8 @@ torch::Tensor T5AttentionImpl::forward(const torch::Tensor& hidden, const torch:
     value = cache->value;
   } else {
     const torch::Tensor& source = cross ? key_value : hidden;
-    key = split_heads(apply_scale(k(source), key_scale));
-    value = split_heads(apply_scale(v(source), value_scale));
+    key = split_heads(apply_scale(k(source), key_scale, row_key_scale));
+    value = split_heads(apply_scale(v(source), value_scale, row_value_scale));
     if (cache && !cross && cache->key.defined()) {
       key = torch::cat({cache->key, key}, 2);
       value = torch::cat({cache->value, value}, 2);

@@ -41,6 +41,8 @@ class T5AttentionImpl : public torch::nn::Module {
   // by feature by these tensors (H*d_kv elements each, in order, any shape) before the heads are
   // split and cached. Whoever sets them owns (registers) the tensors.
   torch::Tensor key_scale, value_scale;
+  // Per-row key and value scales (nn/rows.h: tables [V, H*d_kv]), used instead when set.
+  std::shared_ptr<RowTable> row_key_scale, row_value_scale;
 
  private:
   torch::Tensor split_heads(const torch::Tensor& x) const;  // [B, T, H*dk] -> [B, H, T, dk]

@@ -18,10 +18,11 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   torch::Tensor y;
   if (int8_) {
     y = int8_->forward(x);
-    if (bias.defined()) y = y + bias;
+    if (bias.defined() && !row_bias) y = y + bias;
   } else {
-    y = torch::linear(x, weight, bias);
+    y = torch::linear(x, weight, row_bias ? torch::Tensor() : bias);
   }
+  if (row_bias) y = y + row_bias->for_rows(y);
   if (hook_) return (y + hook_->forward(x)).to(y.scalar_type());
   return y;
 }
@@ -29,6 +30,16 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
 void LinearImpl::set_hook(const std::string& name, std::shared_ptr<LinearHook> hook) {
   check(!hook_, "a hook is already installed on this linear layer");
   hook_ = register_module(name, std::move(hook));
+}
+
+void LinearImpl::remove_hook() {
+  if (!hook_) return;
+  for (const auto& item : named_children())
+    if (item.value().get() == hook_.get()) {
+      unregister_module(item.key());
+      break;
+    }
+  hook_.reset();
 }
 
 void LinearImpl::enable_bias() {
@@ -54,8 +65,11 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = x * torch::rsqrt(variance + eps);
   if (weight.scalar_type() == torch::kBFloat16 || weight.scalar_type() == torch::kHalf)
     h = h.to(weight.scalar_type());
-  h = weight * h;
-  if (bias.defined()) h = h + bias;
+  h = value_for_rows(weight, row_weight, h) * h;
+  if (row_bias)
+    h = h + row_bias->for_rows(h);
+  else if (bias.defined())
+    h = h + bias;
   return h;
 }
 
@@ -72,7 +86,9 @@ torch::Tensor EmbeddingTableImpl::forward(const torch::Tensor& ids) {
   return torch::embedding(weight, ids);
 }
 
-torch::Tensor apply_scale(const torch::Tensor& x, const torch::Tensor& scale) {
+torch::Tensor apply_scale(const torch::Tensor& x, const torch::Tensor& scale,
+                          const std::shared_ptr<RowTable>& rows) {
+  if (rows) return (x * rows->for_rows(x)).to(x.scalar_type());
   if (!scale.defined()) return x;
   return (x * scale.reshape({-1})).to(x.scalar_type());
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "compacter/nn/hooks.h"
+#include "compacter/nn/rows.h"
 
 namespace compacter::nn {
 
@@ -25,6 +26,7 @@ class LinearImpl : public torch::nn::Module {
   // method registered on this layer directly (e.g. "lora_A", as Hugging Face PEFT names them).
   void set_hook(const std::string& name, std::shared_ptr<LinearHook> hook);
   const std::shared_ptr<LinearHook>& hook() const { return hook_; }
+  void remove_hook();  // unregisters the hook, if any
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }
   // Inference with W quantised to int8 (nn/int8_linear.h) instead of `weight`; nullptr: fp32.
@@ -32,6 +34,8 @@ class LinearImpl : public torch::nn::Module {
   bool is_int8() const { return int8_ != nullptr; }
   torch::Tensor weight;
   torch::Tensor bias;  // undefined unless enabled
+  // Per-row bias (nn/rows.h), used instead of `bias` when set.
+  std::shared_ptr<RowTable> row_bias;
 
  private:
   std::shared_ptr<LinearHook> hook_;
@@ -49,6 +53,8 @@ class RMSNormImpl : public torch::nn::Module {
   torch::Tensor weight;
   torch::Tensor bias;
   double eps;
+  // Per-row weight and bias (nn/rows.h), used instead of `weight` / `bias` when set.
+  std::shared_ptr<RowTable> row_weight, row_bias;
 };
 TORCH_MODULE(RMSNorm);
 
@@ -63,7 +69,9 @@ TORCH_MODULE(EmbeddingTable);
 
 // A scale point (nn/hooks.h): x [..., F] times the F elements of `scale` (any shape, in order),
 // in x's dtype; x itself when `scale` is undefined.
-torch::Tensor apply_scale(const torch::Tensor& x, const torch::Tensor& scale);
+// With `rows` set, each row of x is scaled by its own value (rows' table: [V, F]) instead.
+torch::Tensor apply_scale(const torch::Tensor& x, const torch::Tensor& scale,
+                          const std::shared_ptr<RowTable>& rows = nullptr);
 
 // relu | gelu (erf) | gelu_new (tanh approximation, HF's NewGELUActivation) | silu.
 torch::Tensor activation(const std::string& name, const torch::Tensor& x);

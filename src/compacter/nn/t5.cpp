@@ -55,6 +55,16 @@ void SublayerImpl::set_output_hook(const std::string& name, std::shared_ptr<Outp
   hook_ = register_module(name, std::move(hook));
 }
 
+void SublayerImpl::remove_output_hook() {
+  if (!hook_) return;
+  for (const auto& item : named_children())
+    if (item.value().get() == hook_.get()) {
+      unregister_module(item.key());
+      break;
+    }
+  hook_.reset();
+}
+
 torch::Tensor SublayerImpl::finish(const torch::Tensor& h, torch::Tensor y) {
   if (hook_) y = hook_->forward(y);
   return h + nn::dropout(y, dropout_, is_training());
@@ -101,7 +111,7 @@ torch::Tensor T5DenseImpl::forward(const torch::Tensor& x) {
            : activation(activation_, wi_0->forward(x)) * wi_1->forward(x);
     h = nn::dropout(h, dropout_, is_training());
   }
-  return wo->forward(apply_scale(h, hidden_scale));
+  return wo->forward(apply_scale(h, hidden_scale, row_hidden_scale));
 }
 
 T5LayerFFImpl::T5LayerFFImpl(const T5Config& c) : SublayerImpl(c) {
@@ -174,6 +184,16 @@ void T5StackImpl::set_input_hook(const std::string& name, std::shared_ptr<InputH
   input_hook_ = register_module(name, std::move(hook));
 }
 
+void T5StackImpl::remove_input_hook() {
+  if (!input_hook_) return;
+  for (const auto& item : named_children())
+    if (item.value().get() == input_hook_.get()) {
+      unregister_module(item.key());
+      break;
+    }
+  input_hook_.reset();
+}
+
 std::pair<torch::Tensor, torch::Tensor> T5StackImpl::encode(const torch::Tensor& ids,
                                                             const torch::Tensor& mask_in) {
   torch::Tensor x = shared_->forward(ids);
@@ -210,10 +230,17 @@ torch::Tensor T5StackImpl::decode(const torch::Tensor& ids, const torch::Tensor&
     causal = (1.0 - (k <= q).to(dtype)).view({1, 1, len, total}) * lowest(dtype);
   }
   // T5: block 0's position bias serves every block; UMT5: each block adds its own.
+  torch::Tensor key_padding;  // [B, 1, 1, total] when the cache holds left-padded rows
+  if (cache && cache->key_mask.defined()) {
+    cache->key_mask = torch::cat(
+        {cache->key_mask, torch::ones({ids.size(0), len}, cache->key_mask.options())}, 1);
+    key_padding = padding_bias(cache->key_mask, dtype);
+  }
   auto self_bias = [&](size_t i) {
     torch::Tensor b =
         blocks[i]->self_attention->SelfAttention->position_bias(len, total, past).to(dtype);
-    return causal.defined() ? b + causal : b;
+    if (causal.defined()) b = b + causal;
+    return key_padding.defined() ? b + key_padding : b;
   };
   torch::Tensor cross_mask =
       encoder_mask.defined() ? padding_bias(encoder_mask, dtype) : torch::Tensor();
@@ -242,7 +269,9 @@ LMHeadImpl::LMHeadImpl(const T5Config& c, EmbeddingTable shared)
 }
 
 torch::Tensor LMHeadImpl::forward(const torch::Tensor& h) {
-  return torch::linear(scale_ == 1.0 ? h : h * scale_, matrix(), bias);
+  torch::Tensor y =
+      torch::linear(scale_ == 1.0 ? h : h * scale_, matrix(), row_bias ? torch::Tensor() : bias);
+  return row_bias ? y + row_bias->for_rows(y) : y;
 }
 
 void LMHeadImpl::enable_bias() {

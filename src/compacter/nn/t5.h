@@ -18,6 +18,7 @@
 #include "compacter/nn/attention.h"
 #include "compacter/nn/hooks.h"
 #include "compacter/nn/layers.h"
+#include "compacter/nn/rows.h"
 
 namespace compacter::nn {
 
@@ -28,6 +29,7 @@ class SublayerImpl : public torch::nn::Module {
   // Installs `hook` under `name` (its parameters appear as <sublayer path>.<name>.*).
   void set_output_hook(const std::string& name, std::shared_ptr<OutputHook> hook);
   const std::shared_ptr<OutputHook>& output_hook() const { return hook_; }
+  void remove_output_hook();  // unregisters the hook, if any
   RMSNorm layer_norm{nullptr};
 
  protected:
@@ -66,6 +68,8 @@ class T5DenseImpl : public torch::nn::Module {
   // Scale point (nn/hooks.h): when defined, the hidden activation (d_ff features, after the
   // dropout: the input of wo) is multiplied feature by feature by this tensor (d_ff elements).
   torch::Tensor hidden_scale;
+  // Per-row hidden scale (nn/rows.h: a table [V, d_ff]), used instead when set.
+  std::shared_ptr<RowTable> row_hidden_scale;
 
  private:
   std::string activation_;
@@ -87,6 +91,11 @@ struct DecoderCache {
   std::vector<AttentionCache> self_attention;
   std::vector<AttentionCache> cross_attention;
   int64_t length = 0;  // decoder positions already processed
+  // Rows of different lengths in one cache (a server's continuous batching): [B, length], 1 for
+  // a position the row holds, 0 for padding in front of it; undefined: every position is real.
+  // With each row's positions right-aligned, the relative distance of every key to the new
+  // position is the same for all rows, so one position bias serves them all.
+  torch::Tensor key_mask;
 };
 
 class T5BlockImpl : public torch::nn::Module {
@@ -116,6 +125,7 @@ class T5StackImpl : public torch::nn::Module {
                        const torch::Tensor& encoder_mask, DecoderCache* cache);
   void set_input_hook(const std::string& name, std::shared_ptr<InputHook> hook);
   const std::shared_ptr<InputHook>& input_hook() const { return input_hook_; }
+  void remove_input_hook();  // unregisters the hook, if any
 
   torch::nn::ModuleList block{nullptr};
   std::vector<T5Block> blocks;  // typed view of `block`
@@ -138,8 +148,9 @@ class LMHeadImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& h);
   void enable_bias();
   const torch::Tensor& matrix() const { return weight.defined() ? weight : shared_->weight; }
-  torch::Tensor weight;  // undefined when tied
-  torch::Tensor bias;    // undefined unless enabled
+  torch::Tensor weight;                // undefined when tied
+  torch::Tensor bias;                  // undefined unless enabled
+  std::shared_ptr<RowTable> row_bias;  // per-row bias (nn/rows.h), used instead when set
 
  private:
   EmbeddingTable shared_;
@@ -191,6 +202,10 @@ class T5ModelImpl : public torch::nn::Module {
   // Called at the start of forward() and of greedy generation when set: a method whose tensors
   // are computed from others (a reparameterisation) recomputes them here.
   std::function<void()> before_forward;
+
+  // Which variant of its per-row tensors each batch row uses (nn/rows.h); null: none. Whoever
+  // repeats, drops or reorders a batch's rows between forward calls keeps it in step.
+  std::shared_ptr<RowVariants> rows;
 
   EmbeddingTable shared{nullptr};
   T5Stack encoder{nullptr}, decoder{nullptr};

@@ -3,10 +3,12 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <set>
 
 #include "compacter/core/error.h"
 #include "compacter/peft/adapter_file.h"
+#include "compacter/serve/mixed_batch.h"
 #include "compacter/serve/requests.h"
 #include "compacter/train/evaluate.h"
 
@@ -101,42 +103,71 @@ int64_t AdapterServer::base_bytes() const {
   return bytes_not_in(storages_of(*base_.model), {});
 }
 
-const AdapterInfo& AdapterServer::add(const std::string& name, const std::string& dir) {
+void AdapterServer::check_name(const std::string& name) const {
   check_usage(!name.empty(), "an adapter needs a name (NAME=DIR)");
   check_usage(name != kBaseName, "the name \"", name, "\" is reserved for the base model");
   check_usage(!served_.count(name), "the name \"", name, "\" is given twice");
-  auto served = std::make_unique<Served>();
-  served->model = nn::share_weights(*base_.model);
+}
+
+LoadedAdapter AdapterServer::load(const std::string& name, const std::string& dir) const {
+  const auto start = std::chrono::steady_clock::now();
+  LoadedAdapter out;
+  AdapterInfo& info = out.info;
+  out.model = nn::share_weights(*base_.model.ptr());
   CollectWarnings warnings;
-  served->info.method =
-      peft::load_adapter(*served->model, dir,
+  info.method =
+      peft::load_adapter(*out.model, dir,
                          train::adapter_checks(base_, options_.allow_base_mismatch, warnings))
           .method;
-  served->info.warnings = warnings.lines;
+  info.warnings = warnings.lines;
   const nlohmann::json config = peft::read_adapter_config(dir);
   if (config.contains("base") && config["base"].is_object() &&
       config["base"].contains("weights_fingerprint") &&
       config["base"]["weights_fingerprint"].is_string())
-    served->info.base_fingerprint = config["base"]["weights_fingerprint"].get<std::string>();
+    info.base_fingerprint = config["base"]["weights_fingerprint"].get<std::string>();
   if (config.contains("task") && config["task"].is_string())
-    served->info.task = config["task"].get<std::string>();
+    info.task = config["task"].get<std::string>();
   if (config.contains("inputs"))
-    served->info.inputs = tasks::input_format_from_json(
+    info.inputs = tasks::input_format_from_json(
         config["inputs"], cat(dir, "/", peft::kAdapterConfigFile, ": inputs"));
-  if (served->info.inputs && served->info.inputs->task == "user")
-    served->info.task = served->info.inputs->user.name;  // the name the user gave their task
-  served->model->eval();
-  served->info.name = name;
-  served->info.dir = dir;
+  if (info.inputs && info.inputs->task == "user")
+    info.task = info.inputs->user.name;  // the name the user gave their task
+  out.model->eval();
+  info.name = name;
+  info.dir = dir;
   const auto base_storages = storages_of(*base_.model);
-  served->info.own_bytes = bytes_not_in(storages_of(*served->model), base_storages);
-  served->info.own_parameters = elements_not_in(*served->model, base_storages);
+  info.own_bytes = bytes_not_in(storages_of(*out.model), base_storages);
+  info.own_parameters = elements_not_in(*out.model, base_storages);
+  info.mixed_refusal = mixed_batch_refusal(*base_.model.ptr(), *out.model, info.method);
+  info.load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+const AdapterInfo& AdapterServer::add(LoadedAdapter adapter) {
+  check_name(adapter.info.name);
+  auto served = std::make_unique<Served>();
+  served->model = std::move(adapter.model);
+  served->info = std::move(adapter.info);
+  const std::string name = served->info.name;
   return served_.emplace(name, std::move(served)).first->second->info;
+}
+
+const AdapterInfo& AdapterServer::add(const std::string& name, const std::string& dir) {
+  check_name(name);
+  return add(load(name, dir));
 }
 
 void AdapterServer::remove(const std::string& name) {
   check_usage(name != kBaseName, "the base model cannot be removed");
-  check_usage(served_.erase(name) == 1, "no adapter named \"", name, "\"");
+  check_usage(served_.count(name) == 1, "no adapter named \"", name, "\"");
+  if (mixed_) mixed_->set_variants({base_.model.get()});  // drops its hooks and tables
+  served_.erase(name);
+}
+
+MixedBatchModel& AdapterServer::mixed() {
+  if (!mixed_) mixed_ = std::make_unique<MixedBatchModel>(*base_.model);
+  return *mixed_;
 }
 
 bool AdapterServer::has(const std::string& name) const {
@@ -150,38 +181,111 @@ std::vector<AdapterInfo> AdapterServer::list() const {
   return out;
 }
 
+const decoding::GenerationConfig& AdapterServer::settings_of(const Request& r) const {
+  return r.generation ? *r.generation : generation_;
+}
+
+nn::T5Model AdapterServer::model_of(const std::string& name) const {
+  return served_.at(name)->model;
+}
+
+const AdapterInfo& AdapterServer::info_of(const std::string& name) const {
+  return served_.at(name)->info;
+}
+
+std::optional<std::vector<int64_t>> AdapterServer::prepare(const Request& r, Reply& reply) const {
+  reply.id = r.id;
+  reply.adapter = r.adapter;
+  reply.error = r.error;
+  reply.error_kind = r.error.empty() ? ErrorKind::none : r.error_kind;
+  reply.details = r.details;
+  const decoding::GenerationConfig& g = settings_of(r);
+  reply.seed = g.seed;
+  reply.sampled = g.do_sample;
+  if (!r.error.empty()) return std::nullopt;
+  if (!served_.count(r.adapter)) {
+    std::string known;
+    for (const auto& [name, s] : served_) known += (known.empty() ? "" : ", ") + name;
+    reply.error = cat(r.line > 0 ? cat("line ", r.line, ": ") : std::string(), "unknown adapter \"",
+                      r.adapter, "\" (serving: ", known, ")");
+    reply.error_kind = ErrorKind::not_found;
+    return std::nullopt;
+  }
+  const std::string& name = r.adapter;
+  const AdapterInfo& info = served_.at(name)->info;
+  const std::string where = r.line > 0 ? cat("line ", r.line) : std::string("request");
+  std::string text = r.text;
+  if (r.fields.is_object()) {
+    try {
+      check(info.inputs.has_value(), "adapter \"", name, "\" ",
+            name == kBaseName ? std::string("is the base model, which has no task")
+                              : std::string("records no task format (saved before adapters did)"),
+            ": send \"text\" instead of fields");
+      text = tasks::format_fields(*info.inputs, r.fields, tasks::Where{where, 0});
+    } catch (const Error& e) {
+      reply.error = info.inputs ? cat(e.what(), " (", info.task, " takes the fields ",
+                                      tasks::field_names(*info.inputs), ")")
+                                : std::string(e.what());
+      reply.error_kind = ErrorKind::bad_request;
+      return std::nullopt;
+    }
+  }
+  // Fields are cut as training cut the task's sources (§4.3); text by the server's option.
+  const int64_t max_length =
+      r.fields.is_object() ? tasks::max_source_length(*info.inputs) : options_.max_source_length;
+  std::vector<int64_t> ids = base_.tokenizer.encode(text);
+  if (static_cast<int64_t>(ids.size()) > options_.limits.max_input_tokens) {
+    reply.error = cat(
+        where, ": the input has ", ids.size(),
+        " tokens, above the server's limit max_input_tokens = ", options_.limits.max_input_tokens);
+    reply.error_kind = ErrorKind::invalid;
+    return std::nullopt;
+  }
+  if (static_cast<int64_t>(ids.size()) > max_length) ids = base_.tokenizer.encode(text, max_length);
+  return ids;
+}
+
+void AdapterServer::finish(Reply& reply, std::vector<train::GeneratedText> generated) const {
+  const AdapterInfo& info = served_.at(reply.adapter)->info;
+  for (train::GeneratedText& g : generated) {
+    ReplySequence rs;
+    if (info.inputs) rs.label = tasks::interpret_output(*info.inputs, g.text);
+    rs.text = std::move(g.text);
+    rs.sequence = std::move(g.sequence);
+    if (reply.details) token_texts(base_.tokenizer, rs);
+    reply.sequences.push_back(std::move(rs));
+  }
+  if (reply.sequences.empty()) return;
+  reply.output = reply.sequences.front().text;
+  reply.label = reply.sequences.front().label;
+}
+
+bool AdapterServer::mixable(const Request& r) const {
+  return options_.mixed_batches && !r.labels && options_.labels.empty() &&
+         served_.count(r.adapter) && served_.at(r.adapter)->info.mixed_refusal.empty();
+}
+
 std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
                                          ProgressSink& progress) {
   torch::NoGradGuard no_grad;
   std::vector<Reply> replies(requests.size());
-  // Requests decoded together: the same adapter and equal settings (the key holds both).
+  std::vector<std::vector<int64_t>> source(requests.size());
+  // Requests decoded together: equal settings and the same adapter, or any adapters that can
+  // share a mixed batch (the key holds both).
   std::map<std::string, std::vector<size_t>> groups;
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& r = requests[i];
-    Reply& reply = replies[i];
-    reply.id = r.id;
-    reply.adapter = r.adapter;
-    reply.error = r.error;
-    reply.error_kind = r.error.empty() ? ErrorKind::none : r.error_kind;
-    reply.details = r.details;
-    const decoding::GenerationConfig& g = r.generation ? *r.generation : generation_;
-    reply.seed = g.seed;
-    reply.sampled = g.do_sample;
-    if (!r.error.empty()) continue;
-    if (!served_.count(r.adapter)) {
-      std::string known;
-      for (const auto& [name, s] : served_) known += (known.empty() ? "" : ", ") + name;
-      reply.error = cat(r.line > 0 ? cat("line ", r.line, ": ") : std::string(),
-                        "unknown adapter \"", r.adapter, "\" (serving: ", known, ")");
-      reply.error_kind = ErrorKind::not_found;
-      continue;
-    }
+    auto ids = prepare(r, replies[i]);
+    if (!ids) continue;
+    source[i] = std::move(*ids);
+    const decoding::GenerationConfig& g = settings_of(r);
     const nlohmann::json labels = r.labels ? nlohmann::json(*r.labels) : nlohmann::json();
     // A sampled request is decoded alone: its draws then depend on its seed only, not on what
     // else was waiting (rows of one batch share the random stream).
     const nlohmann::json alone =
         options_.sample_alone && g.do_sample && labels.is_null() ? nlohmann::json(i) : nullptr;
-    groups[nlohmann::json::array({r.adapter, options::to_json(g), labels, alone}).dump()].push_back(
+    const nlohmann::json adapter = mixable(r) ? nlohmann::json(nullptr) : nlohmann::json(r.adapter);
+    groups[nlohmann::json::array({adapter, options::to_json(g), labels, alone}).dump()].push_back(
         i);
   }
   size_t total = 0, done_before = 0;
@@ -189,57 +293,20 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
   PeriodicStatus status(progress, "generating", "inputs");
   for (auto& [key, indices] : groups) {
     const Request& first = requests[indices.front()];
-    const std::string& name = first.adapter;
-    const decoding::GenerationConfig& generation =
-        first.generation ? *first.generation : generation_;
+    const bool mixed_group = nlohmann::json::parse(key)[0].is_null();
+    const decoding::GenerationConfig& generation = settings_of(first);
     const std::vector<std::string>& labels = first.labels ? *first.labels : options_.labels;
-    const AdapterInfo& info = served_.at(name)->info;
     std::vector<std::vector<int64_t>> sources;
-    std::vector<size_t> answered;
-    for (size_t i : indices) {
-      const Request& r = requests[i];
-      const std::string where = r.line > 0 ? cat("line ", r.line) : std::string("request");
-      std::string text = r.text;
-      if (r.fields.is_object()) {
-        try {
-          check(info.inputs.has_value(), "adapter \"", name, "\" ",
-                name == kBaseName ? std::string("is the base model, which has no task")
-                                  : std::string("records no task format (saved before adapters "
-                                                "did)"),
-                ": send \"text\" instead of fields");
-          text = tasks::format_fields(*info.inputs, r.fields, tasks::Where{where, 0});
-        } catch (const Error& e) {
-          replies[i].error = info.inputs ? cat(e.what(), " (", info.task, " takes the fields ",
-                                               tasks::field_names(*info.inputs), ")")
-                                         : std::string(e.what());
-          replies[i].error_kind = ErrorKind::bad_request;
-          continue;
-        }
-      }
-      // Fields are cut as training cut the task's sources (§4.3); text by the server's option.
-      const int64_t max_length = r.fields.is_object() ? tasks::max_source_length(*info.inputs)
-                                                      : options_.max_source_length;
-      std::vector<int64_t> ids = base_.tokenizer.encode(text);
-      if (static_cast<int64_t>(ids.size()) > options_.limits.max_input_tokens) {
-        replies[i].error = cat(where, ": the input has ", ids.size(),
-                               " tokens, above the server's limit max_input_tokens = ",
-                               options_.limits.max_input_tokens);
-        replies[i].error_kind = ErrorKind::invalid;
-        continue;
-      }
-      if (static_cast<int64_t>(ids.size()) > max_length)
-        ids = base_.tokenizer.encode(text, max_length);
-      sources.push_back(std::move(ids));
-      answered.push_back(i);
-    }
+    for (size_t i : indices) sources.push_back(std::move(source[i]));
     const auto on_batch = [&](size_t done, size_t) { status(done_before + done, total); };
     if (!labels.empty()) {
+      const AdapterInfo& info = served_.at(first.adapter)->info;
       const auto dists =
-          train::classify_sources(*served_.at(name)->model, base_.tokenizer, sources,
+          train::classify_sources(*served_.at(first.adapter)->model, base_.tokenizer, sources,
                                   options_.batch_size, labels, base_.precision.autocast, on_batch);
       done_before += indices.size();
-      for (size_t k = 0; k < answered.size(); ++k) {
-        Reply& reply = replies[answered[k]];
+      for (size_t k = 0; k < indices.size(); ++k) {
+        Reply& reply = replies[indices[k]];
         reply.output = labels[static_cast<size_t>(dists[k].best)];
         if (info.inputs) reply.label = tasks::interpret_output(*info.inputs, reply.output);
         reply.label_probabilities = nlohmann::json::object();
@@ -248,24 +315,35 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
       }
       continue;
     }
-    auto generated = train::generate_sequences(*served_.at(name)->model, base_.tokenizer, sources,
-                                               options_.batch_size, generation,
-                                               base_.precision.autocast, on_batch);
-    done_before += indices.size();
-    for (size_t k = 0; k < answered.size(); ++k) {
-      Reply& reply = replies[answered[k]];
-      for (train::GeneratedText& g : generated[k]) {
-        ReplySequence rs;
-        if (info.inputs) rs.label = tasks::interpret_output(*info.inputs, g.text);
-        rs.text = std::move(g.text);
-        rs.sequence = std::move(g.sequence);
-        if (reply.details) token_texts(base_.tokenizer, rs);
-        reply.sequences.push_back(std::move(rs));
+    std::vector<std::vector<train::GeneratedText>> generated;
+    if (mixed_group) {
+      // The adapters of this group, each a variant of the mixed model; each source's variant.
+      std::vector<nn::T5ModelImpl*> variants;
+      std::map<std::string, int64_t> variant_of;
+      std::vector<int64_t> source_variant;
+      for (size_t i : indices) {
+        const std::string& name = requests[i].adapter;
+        auto [it, fresh] = variant_of.emplace(name, static_cast<int64_t>(variants.size()));
+        if (fresh) variants.push_back(served_.at(name)->model.get());
+        source_variant.push_back(it->second);
       }
-      if (reply.sequences.empty()) continue;
-      reply.output = reply.sequences.front().text;
-      reply.label = reply.sequences.front().label;
+      MixedBatchModel& model = mixed();
+      model.set_variants(variants);
+      generated = train::generate_sequences(
+          model.model(), base_.tokenizer, sources, options_.batch_size, generation,
+          base_.precision.autocast, on_batch, [&](const std::vector<size_t>& positions) {
+            std::vector<int64_t> rows;
+            for (size_t p : positions) rows.push_back(source_variant[p]);
+            model.set_rows(std::move(rows));
+          });
+    } else {
+      generated = train::generate_sequences(*served_.at(first.adapter)->model, base_.tokenizer,
+                                            sources, options_.batch_size, generation,
+                                            base_.precision.autocast, on_batch);
     }
+    done_before += indices.size();
+    for (size_t k = 0; k < indices.size(); ++k)
+      finish(replies[indices[k]], std::move(generated[k]));
   }
   return replies;
 }

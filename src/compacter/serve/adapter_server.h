@@ -18,6 +18,7 @@
 #include "compacter/tasks/inputs.h"
 #include "compacter/train/base_model.h"
 #include "compacter/train/decoding/decode.h"
+#include "compacter/train/evaluate.h"
 
 namespace compacter::serve {
 
@@ -26,16 +27,19 @@ constexpr const char* kBaseName = "base";
 
 // What a request may ask for at most (refused, naming the limit, when it asks for more), declared
 // once: X(type, name, default, help). The program makes them flags and `GET /info` lists them.
-#define COMPACTER_SERVER_LIMITS(X)                                                              \
-  X(int64_t, max_request_new_tokens, 512, "a request's max_new_tokens at most")                 \
-  X(int64_t, max_request_beams, 8, "a request's num_beams at most")                             \
-  X(int64_t, max_request_sequences, 8, "a request's num_return_sequences at most")              \
-  X(int64_t, max_request_labels, 64, "labels of a request's constrained decoding at most")      \
-  X(int64_t, max_input_tokens, 2048,                                                            \
-    "input tokens (with </s>, before --max-source-length cuts them) at most")                   \
-  X(int64_t, max_body_bytes, 1048576, "bytes of a request (an HTTP body, a JSON line) at most") \
-  X(int64_t, max_inputs_per_request, 64, "inputs of one HTTP request (a JSON list) at most")    \
-  X(int64_t, max_queue, 256, "HTTP: inputs waiting to be decoded at most (more: 503)")
+#define COMPACTER_SERVER_LIMITS(X)                                                               \
+  X(int64_t, max_request_new_tokens, 512, "a request's max_new_tokens at most")                  \
+  X(int64_t, max_request_beams, 8, "a request's num_beams at most")                              \
+  X(int64_t, max_request_sequences, 8, "a request's num_return_sequences at most")               \
+  X(int64_t, max_request_labels, 64, "labels of a request's constrained decoding at most")       \
+  X(int64_t, max_input_tokens, 2048,                                                             \
+    "input tokens (with </s>, before --max-source-length cuts them) at most")                    \
+  X(int64_t, max_body_bytes, 1048576, "bytes of a request (an HTTP body, a JSON line) at most")  \
+  X(int64_t, max_inputs_per_request, 64, "inputs of one HTTP request (a JSON list) at most")     \
+  X(int64_t, max_queue, 256, "HTTP: inputs waiting to be decoded at most (more: 503)")           \
+  X(int64_t, max_batch_rows, 64, "HTTP: rows decoding together in the continuous batch at most") \
+  X(int64_t, max_batch_tokens, 32768,                                                            \
+    "HTTP: source plus new tokens of the rows decoding together at most")
 
 struct ServerLimits {
   COMPACTER_OPTIONS_BODY(COMPACTER_SERVER_LIMITS)
@@ -59,6 +63,9 @@ struct ServerOptions {
   // (rows of one batch share the random stream); false: batched like the others (`predict`,
   // whose inputs are one run).
   bool sample_alone = true;
+  // Requests for different adapters decode in one batch (serve/mixed_batch.h) when their
+  // methods allow it; false: one batch per adapter.
+  bool mixed_batches = true;
 };
 
 // Why a request failed, as HTTP tells it (the program maps each to a status code).
@@ -69,9 +76,13 @@ enum class ErrorKind {
   too_large,    // 413: the request is larger than max_body_bytes
   invalid,      // 422: a value out of range, or a server limit exceeded (named)
   internal,     // 500: decoding failed
+  forbidden,    // 403: not allowed (a path outside --adapter-root)
+  conflict,     // 409: a name taken
+  unavailable,  // 503: the server is stopping
 };
 
-// "bad_request", "not_found", "payload_too_large", "validation", "generation".
+// "bad_request", "not_found", "payload_too_large", "validation", "generation", "forbidden",
+// "conflict", "overloaded".
 const char* error_type(ErrorKind kind);
 
 struct Request {
@@ -126,7 +137,18 @@ struct AdapterInfo {
   std::string task;              // the task it was trained on ("" when not recorded)
   std::optional<tasks::InputFormat> inputs;  // how its task's fields become text, if recorded
   std::vector<std::string> warnings;         // from loading it (an unchecked or other base)
+  // Why it is kept out of mixed-adapter batches ("": it takes part; serve/mixed_batch.h).
+  std::string mixed_refusal;
+  double load_seconds = 0.0;  // the time loading it took
 };
+
+// An adapter read from its folder, not yet served (AdapterServer::load).
+struct LoadedAdapter {
+  nn::T5Model model{nullptr};
+  AdapterInfo info;
+};
+
+class MixedBatchModel;
 
 class AdapterServer {
  public:
@@ -136,6 +158,12 @@ class AdapterServer {
   // Loads the adapter in `dir` under `name` (UsageError for an empty, duplicate or reserved
   // name; Error for a bad adapter, or one trained on another base model unless allowed).
   const AdapterInfo& add(const std::string& name, const std::string& dir);
+  // The same in two parts: load() reads the adapter onto a model sharing the base's tensors
+  // (it changes nothing of the server's, so another thread may run it while the server
+  // decodes); add() then serves it (UsageError for a bad or taken name).
+  LoadedAdapter load(const std::string& name, const std::string& dir) const;
+  const AdapterInfo& add(LoadedAdapter adapter);
+  void check_name(const std::string& name) const;  // UsageError: empty, reserved or taken
   void remove(const std::string& name);
   std::vector<AdapterInfo> list() const;  // by name, the base first
   bool has(const std::string& name) const;
@@ -152,12 +180,30 @@ class AdapterServer {
   std::vector<Reply> answer(const std::vector<Request>& requests,
                             ProgressSink& progress = no_progress());
 
+  // The parts of answer() that a step-by-step decoder (serve/continuous.h) shares:
+  // The settings a request is decoded with.
+  const decoding::GenerationConfig& settings_of(const Request& r) const;
+  // Starts `reply` for `r` (id, adapter, details, seed) and returns its source ids: the text or
+  // the task's fields formatted, tokenized and cut; none, with reply.error set, when `r` has an
+  // error, names an unknown adapter, has bad fields or is above max_input_tokens.
+  std::optional<std::vector<int64_t>> prepare(const Request& r, Reply& reply) const;
+  // Fills `reply`'s sequences, output and label from what was generated for it.
+  void finish(Reply& reply, std::vector<train::GeneratedText> generated) const;
+  // Whether `r` may decode in a mixed-adapter batch (its adapter's method allows it, no labels).
+  bool mixable(const Request& r) const;
+  // The served model of an adapter (a model sharing the base's tensors), its description.
+  nn::T5Model model_of(const std::string& name) const;
+  const AdapterInfo& info_of(const std::string& name) const;
+  // The model that decodes mixed-adapter batches (made on first use).
+  MixedBatchModel& mixed();
+
  private:
   struct Served;
   train::BaseModel base_;
   ServerOptions options_;
   decoding::GenerationConfig generation_;
   std::map<std::string, std::unique_ptr<Served>> served_;
+  std::unique_ptr<MixedBatchModel> mixed_;  // made on first use
 };
 
 // NAME=DIR, or DIR named by its last component (RUN/best_adapter by RUN's name).

@@ -121,6 +121,12 @@ const char* error_type(ErrorKind kind) {
       return "validation";
     case ErrorKind::internal:
       return "generation";
+    case ErrorKind::forbidden:
+      return "forbidden";
+    case ErrorKind::conflict:
+      return "conflict";
+    case ErrorKind::unavailable:
+      return "overloaded";
   }
   return "generation";
 }
@@ -139,6 +145,12 @@ int http_status(ErrorKind kind) {
       return 422;
     case ErrorKind::internal:
       return 500;
+    case ErrorKind::forbidden:
+      return 403;
+    case ErrorKind::conflict:
+      return 409;
+    case ErrorKind::unavailable:
+      return 503;
   }
   return 500;
 }

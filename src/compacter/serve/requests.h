@@ -43,6 +43,12 @@ class RequestError : public Error {
   ErrorKind kind_;
 };
 
+// Throws RequestError(kind, the parts joined) unless `condition`.
+template <class... Parts>
+void check_request(bool condition, ErrorKind kind, const Parts&... parts) {
+  if (!condition) throw RequestError(kind, cat(parts...));
+}
+
 // Applies a "parameters" object to `r`: its adapter ("adapter", which must agree with one given
 // already), its settings (`defaults` with the fields given, validated), labels and details.
 // Throws RequestError naming `where` ("parameters" or "line 3: parameters") and the field.

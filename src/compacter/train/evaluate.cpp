@@ -51,7 +51,8 @@ void for_each_batch(const std::vector<std::vector<int64_t>>& sources, int64_t ba
 std::vector<std::vector<GeneratedText>> generate_sequences(
     nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
     const std::vector<std::vector<int64_t>>& sources, int64_t batch_size,
-    const decoding::GenerationConfig& config, bool autocast, const BatchDone& on_batch) {
+    const decoding::GenerationConfig& config, bool autocast, const BatchDone& on_batch,
+    const BatchStart& on_batch_start) {
   config.validate("decoding", true);
   check_usage(config.new_token_limit() >= 1, "max_new_tokens must be at least 1, got ",
               config.new_token_limit());
@@ -61,6 +62,7 @@ std::vector<std::vector<GeneratedText>> generate_sequences(
                  [&](const torch::Tensor& input, const torch::Tensor& mask,
                      const std::vector<size_t>& positions) {
                    std::vector<std::vector<decoding::Sequence>> generated;
+                   if (on_batch_start) on_batch_start(positions);
                    {
                      nn::AutocastScope scope(device, autocast);
                      generated = decoding::generate(model, input, mask, config);

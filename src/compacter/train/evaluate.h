@@ -19,6 +19,9 @@ namespace compacter::train {
 // Called after each batch with the number of sources done and their total; it may throw (e.g.
 // Interrupted) to stop.
 using BatchDone = std::function<void(size_t done, size_t total)>;
+// Called before each batch with the source index of each of its rows (e.g. to give the rows
+// their variants: nn/rows.h).
+using BatchStart = std::function<void(const std::vector<size_t>& positions)>;
 
 // One generated sequence as text, with its scores (decoding::Sequence).
 struct GeneratedText {
@@ -32,8 +35,8 @@ struct GeneratedText {
 std::vector<std::vector<GeneratedText>> generate_sequences(
     nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
     const std::vector<std::vector<int64_t>>& sources, int64_t batch_size,
-    const decoding::GenerationConfig& config, bool autocast = false,
-    const BatchDone& on_batch = {});
+    const decoding::GenerationConfig& config, bool autocast = false, const BatchDone& on_batch = {},
+    const BatchStart& on_batch_start = {});
 
 // The first sequence's text per source.
 std::vector<std::string> generate_texts(nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,

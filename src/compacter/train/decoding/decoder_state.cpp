@@ -13,6 +13,7 @@ DecoderState::DecoderState(nn::T5ModelImpl& model, const torch::Tensor& input_id
   check(input_ids.dim() == 2, "input_ids must be [batch, length]");
   if (model.before_forward) model.before_forward();
   std::tie(encoder_states_, encoder_mask_) = model.encoder->encode(input_ids, attention_mask);
+  if (model.rows) model.rows->repeat_interleave(rows_per_input);  // per-row variants follow
   if (rows_per_input > 1) {
     encoder_states_ = encoder_states_.repeat_interleave(rows_per_input, 0);
     if (encoder_mask_.defined()) encoder_mask_ = encoder_mask_.repeat_interleave(rows_per_input, 0);
@@ -37,6 +38,7 @@ void DecoderState::reorder_self_attention(const torch::Tensor& index) {
 void DecoderState::keep_rows(const torch::Tensor& index) {
   const torch::Tensor i = index.to(encoder_states_.device(), torch::kLong);
   reorder_self_attention(i);
+  if (model_.rows) model_.rows->keep(i);
   for (auto& c : cache_.cross_attention) {
     if (!c.key.defined()) continue;
     c.key = c.key.index_select(0, i);

@@ -1,0 +1,208 @@
+// Continuous batching (serve/continuous.h): requests for different adapters join a running
+// batch at step boundaries and leave when they end, and each still gets exactly what
+// decoding::generate gives it decoded alone on a fresh model with its adapter attached the
+// ordinary way (no serving code): greedy with logits processors, sampling with its seed (two
+// return sequences), different lengths and limits; token ids identical, scores within 1e-5.
+// The streamed tokens are the reply's. A batch limit of 2 rows makes later jobs wait and join
+// as rows leave, with the same results.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "compacter/data/tokenizer.h"
+#include "compacter/nn/checkpoint.h"
+#include "compacter/peft/adapter_file.h"
+#include "compacter/serve/continuous.h"
+#include "compacter/train/base_model.h"
+#include "compacter/train/decoding/decode.h"
+#include "support/test_support.h"
+
+namespace compacter {
+namespace {
+
+class Continuous : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::shared_exists("data/t5-tokenizer/spiece.model")) return;
+    dir_ = new testing::TempDir();
+    auto r = testing::init_tiny_t5_with_t5_vocabulary(model_dir());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    torch::manual_seed(9);
+    for (const std::string method : {"compacter++", "lora", "prompt-r", "ia3"})
+      testing::write_moved_adapter(model_dir(), method, adapter_dir(method), 0.2);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override { REQUIRE_SHARED("data/t5-tokenizer/spiece.model"); }
+  static std::string model_dir() { return dir_->path() + "/model"; }
+  static std::string adapter_dir(const std::string& m) { return dir_->path() + "/adapter-" + m; }
+  static std::string tokenizer() { return testing::shared_path("data/t5-tokenizer/spiece.model"); }
+
+  static std::unique_ptr<serve::AdapterServer> make_server() {
+    train::ModelSpec spec;
+    spec.dir = model_dir();
+    spec.tokenizer = tokenizer();
+    serve::ServerOptions options;
+    decoding::GenerationConfig g;
+    g.eos_token_id = 1;
+    g.pad_token_id = 0;
+    g.decoder_start_token_id = 0;
+    g.max_new_tokens = 6;
+    options.generation = g;
+    auto server = std::make_unique<serve::AdapterServer>(train::load_base_model(spec), options);
+    for (const std::string method : {"compacter++", "lora", "prompt-r", "ia3"})
+      server->add(method, adapter_dir(method));
+    return server;
+  }
+
+  static std::vector<decoding::Sequence> alone(const std::string& method, const std::string& text,
+                                               const decoding::GenerationConfig& c) {
+    torch::NoGradGuard no_grad;
+    nn::T5Model model = nn::load_t5(model_dir()).model;
+    model->resize_vocab(32100);
+    if (method != "base") peft::load_adapter(*model, adapter_dir(method));
+    model->eval();
+    const std::vector<int64_t> ids = T5Tokenizer::load(tokenizer()).encode(text, 512);
+    const torch::Tensor input = torch::tensor(ids, torch::kLong).unsqueeze(0);
+    return decoding::generate(*model, input, torch::ones_like(input), c)[0];
+  }
+
+  struct Case {
+    std::string adapter, text;
+    decoding::GenerationConfig settings;
+  };
+  static std::vector<Case> cases() {
+    decoding::GenerationConfig base;
+    base.eos_token_id = 1;
+    base.pad_token_id = 0;
+    base.decoder_start_token_id = 0;
+    base.max_new_tokens = 6;
+    auto longer = base;
+    longer.max_new_tokens = 11;
+    longer.repetition_penalty = 1.3;
+    auto sampled = base;
+    sampled.do_sample = true;
+    sampled.seed = 77;
+    sampled.top_k = 30;
+    sampled.temperature = 0.8;
+    sampled.num_return_sequences = 2;
+    sampled.max_new_tokens = 9;
+    auto short_one = base;
+    short_one.max_new_tokens = 2;
+    auto ngram = base;
+    ngram.no_repeat_ngram_size = 1;
+    ngram.max_new_tokens = 8;
+    return {{"lora", "translate English to German: The house is wonderful.", base},
+            {"compacter++", "cola sentence: the cat sat", longer},
+            {"prompt-r", "summarize: a b c d e f g h i j k l m n o p", sampled},
+            {"base", "hello", short_one},
+            {"ia3", "stsb sentence1: one. sentence2: two.", ngram},
+            {"lora", "hello world", sampled}};
+  }
+
+  // Runs the cases through a batch, job k added before step k (so they join a running batch),
+  // and checks each reply and its streamed tokens against decoding alone.
+  static void run(int64_t max_rows) {
+    auto server = make_server();
+    serve::ContinuousBatch batch(*server, max_rows, 100000);
+    const auto all = cases();
+    std::map<size_t, std::vector<serve::Reply>> replies;
+    std::map<size_t, std::vector<int64_t>> streamed;
+    size_t next = 0;
+    int64_t steps = 0;
+    while (next < all.size() || !batch.idle()) {
+      if (next < all.size()) {
+        serve::Request r;
+        r.adapter = all[next].adapter;
+        r.text = all[next].text;
+        r.generation = all[next].settings;
+        const size_t k = next++;
+        batch.add(serve::BatchJob{
+            {r},
+            [&streamed, k](size_t input, const serve::StreamToken& t) {
+              EXPECT_EQ(input, 0u);
+              streamed[k].push_back(t.id);
+            },
+            [&replies, k](std::vector<serve::Reply> rs) { replies[k] = std::move(rs); },
+            [](std::exception_ptr e) { std::rethrow_exception(e); },
+            nullptr});
+      }
+      batch.step();
+      ASSERT_LE(batch.running_rows(), max_rows);
+      ASSERT_LT(++steps, 200);
+    }
+    ASSERT_EQ(replies.size(), all.size());
+    std::set<std::string> distinct;  // the cases' outputs differ, so a mix-up would show
+    for (size_t k = 0; k < all.size(); ++k) {
+      const std::string what = all[k].adapter + " case " + std::to_string(k);
+      ASSERT_EQ(replies[k].size(), 1u);
+      const serve::Reply& reply = replies[k][0];
+      ASSERT_EQ(reply.error, "") << what;
+      const auto want = alone(all[k].adapter, all[k].text, all[k].settings);
+      ASSERT_EQ(reply.sequences.size(), want.size()) << what;
+      for (size_t s = 0; s < want.size(); ++s) {
+        const decoding::Sequence& got = reply.sequences[s].sequence;
+        EXPECT_EQ(got.tokens, want[s].tokens) << what << " sequence " << s;
+        EXPECT_NEAR(got.score, want[s].score, 1e-5) << what;
+        EXPECT_EQ(got.finished, want[s].finished) << what;
+        ASSERT_EQ(got.token_logprobs.size(), want[s].token_logprobs.size()) << what;
+        for (size_t t = 0; t < got.token_logprobs.size(); ++t)
+          EXPECT_NEAR(got.token_logprobs[t], want[s].token_logprobs[t], 1e-5) << what;
+      }
+      EXPECT_EQ(streamed[k], want[0].tokens) << what << ": the stream is the first sequence";
+      distinct.insert(reply.output);
+    }
+    EXPECT_EQ(distinct.size(), all.size());
+  }
+
+  static testing::TempDir* dir_;
+};
+testing::TempDir* Continuous::dir_ = nullptr;
+
+TEST_F(Continuous, RequestsJoiningARunningBatchGetWhatTheyGetAlone) {
+  run(64);
+}
+
+TEST_F(Continuous, ABatchLimitMakesJobsWaitWithTheSameResults) {
+  run(2);
+}
+
+// A cancelled job leaves at the next step and is answered with an error; the others finish.
+TEST_F(Continuous, ACancelledJobLeaves) {
+  auto server = make_server();
+  serve::ContinuousBatch batch(*server, 64, 100000);
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  std::vector<serve::Reply> a, b;
+  serve::Request r;
+  r.adapter = "lora";
+  r.text = "hello world";
+  decoding::GenerationConfig g;
+  g.eos_token_id = 1;
+  g.pad_token_id = 0;
+  g.decoder_start_token_id = 0;
+  g.max_new_tokens = 12;
+  g.min_new_tokens = 12;  // runs all 12 steps
+  r.generation = g;
+  batch.add({{r}, {}, [&](std::vector<serve::Reply> x) { a = std::move(x); }, {}, cancelled});
+  batch.add({{r}, {}, [&](std::vector<serve::Reply> x) { b = std::move(x); }, {}, nullptr});
+  batch.step();
+  batch.step();
+  EXPECT_EQ(batch.running_rows(), 2);
+  *cancelled = true;
+  batch.step();
+  EXPECT_EQ(batch.running_rows(), 1);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_NE(a[0].error.find("cancelled"), std::string::npos);
+  while (!batch.idle()) batch.step();
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].sequences.at(0).sequence.tokens, alone("lora", r.text, g)[0].tokens);
+}
+
+}  // namespace
+}  // namespace compacter

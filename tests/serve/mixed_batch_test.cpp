@@ -1,0 +1,210 @@
+// Mixed-adapter batches (serve/mixed_batch.h): one batch whose rows use different adapters -
+// every method that can be applied per row (the adapter family, bitfit, prompt tuning, lora,
+// ia3), each with moved (non-initial) tensors, trained layer norms included - gives each row
+// exactly what it gets decoded alone with its adapter attached the ordinary way (nn::load_t5 +
+// peft::load_adapter + decoding::generate on one input: no serving code): token ids identical,
+// scores and token log-probabilities within 1e-5. Greedy and beam search (n-best), in one
+// decoding::generate call on the mixed model and through AdapterServer::answer. Methods that
+// rewrite base weights are kept out with a reason and still answered correctly.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "compacter/data/tokenizer.h"
+#include "compacter/nn/checkpoint.h"
+#include "compacter/peft/adapter_file.h"
+#include "compacter/peft/methods.h"
+#include "compacter/serve/adapter_server.h"
+#include "compacter/serve/mixed_batch.h"
+#include "compacter/train/base_model.h"
+#include "compacter/train/decoding/decode.h"
+#include "support/test_support.h"
+
+namespace compacter {
+namespace {
+
+// Each adapter's trainable tensors moved by N(0, 0.2^2): enough for every method's output to
+// differ from the others' (checked), not so much that activations grow huge (fp32 rounding of
+// differently shaped products grows with them).
+constexpr double kNoise = 0.2;
+
+const char* kTexts[] = {"translate English to German: The house is wonderful.",
+                        "cola sentence: the cat sat", "summarize: a b c d e f g h i j k l m"};
+
+std::vector<std::string> batchable_methods() {
+  std::vector<std::string> out;
+  for (const peft::MethodInfo& m : peft::all_methods())
+    if (!m.rewrites_backbone) out.push_back(m.name);
+  return out;
+}
+
+class MixedBatch : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::shared_exists("data/t5-tokenizer/spiece.model")) return;
+    dir_ = new testing::TempDir();
+    auto r = testing::init_tiny_t5_with_t5_vocabulary(model_dir());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    torch::manual_seed(5);
+    for (const std::string& method : batchable_methods())
+      testing::write_moved_adapter(model_dir(), method, adapter_dir(method), kNoise);
+    testing::write_moved_adapter(model_dir(), "said", adapter_dir("said"), kNoise);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  void SetUp() override { REQUIRE_SHARED("data/t5-tokenizer/spiece.model"); }
+  static std::string model_dir() { return dir_->path() + "/model"; }
+  static std::string adapter_dir(const std::string& m) { return dir_->path() + "/adapter-" + m; }
+  static std::string tokenizer() { return testing::shared_path("data/t5-tokenizer/spiece.model"); }
+  static decoding::GenerationConfig settings(int64_t beams, int64_t sequences) {
+    decoding::GenerationConfig c;
+    c.eos_token_id = 1;
+    c.pad_token_id = 0;
+    c.decoder_start_token_id = 0;
+    c.max_new_tokens = 6;
+    c.num_beams = beams;
+    c.num_return_sequences = sequences;
+    return c;
+  }
+  // `text` decoded alone by a fresh model with `method` attached ("base": none).
+  static std::vector<decoding::Sequence> alone(const std::string& method, const std::string& text,
+                                               const decoding::GenerationConfig& c) {
+    torch::NoGradGuard no_grad;
+    static std::map<std::string, nn::T5Model> models;  // each loaded once per run
+    nn::T5Model& model = models.emplace(method, nullptr).first->second;
+    if (!model) {
+      model = nn::load_t5(model_dir()).model;
+      model->resize_vocab(32100);
+      if (method != "base") peft::load_adapter(*model, adapter_dir(method));
+      model->eval();
+    }
+    static const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
+    const std::vector<int64_t> ids = tok.encode(text, 512);
+    const torch::Tensor input = torch::tensor(ids, torch::kLong).unsqueeze(0);
+    return decoding::generate(*model, input, torch::ones_like(input), c)[0];
+  }
+  static void expect_same(const std::vector<decoding::Sequence>& got,
+                          const std::vector<decoding::Sequence>& want, const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    for (size_t s = 0; s < got.size(); ++s) {
+      EXPECT_EQ(got[s].tokens, want[s].tokens) << what << " sequence " << s;
+      EXPECT_NEAR(got[s].score, want[s].score, 1e-5) << what << " sequence " << s;
+      ASSERT_EQ(got[s].token_logprobs.size(), want[s].token_logprobs.size()) << what;
+      for (size_t t = 0; t < got[s].token_logprobs.size(); ++t)
+        EXPECT_NEAR(got[s].token_logprobs[t], want[s].token_logprobs[t], 1e-5)
+            << what << " sequence " << s << " token " << t;
+    }
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* MixedBatch::dir_ = nullptr;
+
+// Every batchable method (and the base) in one generate call: rows of all of them in one batch.
+TEST_F(MixedBatch, OneBatchOfEveryMethodMatchesEachAlone) {
+  torch::NoGradGuard no_grad;
+  nn::T5Model base = nn::load_t5(model_dir()).model;
+  base->resize_vocab(32100);
+  base->eval();
+  std::vector<std::string> methods = batchable_methods();
+  methods.insert(methods.begin(), "base");
+  std::vector<nn::T5Model> adapted;
+  std::vector<nn::T5ModelImpl*> variants;
+  for (const std::string& m : methods) {
+    if (m == "base") {
+      variants.push_back(base.get());
+      continue;
+    }
+    adapted.push_back(nn::share_weights(*base));
+    const std::string method = peft::load_adapter(*adapted.back(), adapter_dir(m)).method;
+    adapted.back()->eval();
+    EXPECT_EQ(serve::mixed_batch_refusal(*base, *adapted.back(), method), "") << m;
+    variants.push_back(adapted.back().get());
+  }
+  const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
+  // Rows: method k with text k % 3 and (k + 1) % 3, interleaved so groups are not contiguous.
+  std::vector<std::pair<size_t, size_t>> rows;  // (method, text)
+  for (size_t pass = 0; pass < 2; ++pass)
+    for (size_t k = 0; k < methods.size(); ++k) rows.emplace_back(k, (k + pass) % 3);
+  int64_t width = 0;
+  std::vector<std::vector<int64_t>> ids;
+  for (auto& [k, t] : rows) {
+    ids.push_back(tok.encode(kTexts[t], 512));
+    width = std::max<int64_t>(width, static_cast<int64_t>(ids.back().size()));
+  }
+  torch::Tensor input = torch::zeros({static_cast<int64_t>(rows.size()), width}, torch::kLong);
+  torch::Tensor mask = torch::zeros_like(input);
+  for (size_t r = 0; r < ids.size(); ++r) {
+    const int64_t n = static_cast<int64_t>(ids[r].size());
+    input[static_cast<int64_t>(r)].narrow(0, 0, n).copy_(torch::tensor(ids[r], torch::kLong));
+    mask[static_cast<int64_t>(r)].narrow(0, 0, n).fill_(1);
+  }
+  serve::MixedBatchModel mixed(*base);
+  mixed.set_variants(variants);
+  // (text, tokens): the adapters disagree with each other, so a mix-up would show.
+  std::set<std::pair<size_t, std::vector<int64_t>>> distinct;
+  for (const auto& c : {settings(1, 1), settings(3, 2)}) {
+    std::vector<int64_t> of_row;
+    for (auto& [k, t] : rows) of_row.push_back(static_cast<int64_t>(k));
+    mixed.set_rows(of_row);
+    const auto got = decoding::generate(mixed.model(), input, mask, c);
+    ASSERT_EQ(got.size(), rows.size());
+    for (size_t r = 0; r < rows.size(); ++r) {
+      expect_same(got[r], alone(methods[rows[r].first], kTexts[rows[r].second], c),
+                  methods[rows[r].first] + " / text " + std::to_string(rows[r].second) +
+                      " / beams " + std::to_string(c.num_beams));
+      if (c.num_beams == 1) distinct.emplace(rows[r].second, got[r][0].tokens);
+    }
+  }
+  EXPECT_GE(distinct.size(), rows.size() / 2) << "of " << rows.size() << " rows";
+}
+
+// Through the server: mixed requests, a SAID adapter among them (refused from mixed batches,
+// answered in its own), each reply what its adapter gives alone.
+TEST_F(MixedBatch, ServerAnswersMixedRequestsAsAlone) {
+  train::ModelSpec spec;
+  spec.dir = model_dir();
+  spec.tokenizer = tokenizer();
+  serve::ServerOptions options;
+  options.generation = settings(1, 1);
+  serve::AdapterServer server(train::load_base_model(spec), options);
+  const std::vector<std::string> methods = {"compacter++", "lora",     "ia3",
+                                            "bitfit",      "prompt-t", "said"};
+  for (const std::string& m : methods) server.add(m, adapter_dir(m));
+  for (const serve::AdapterInfo& info : server.list()) {
+    if (info.method == "said")
+      EXPECT_NE(info.mixed_refusal.find("rewrites the base weights"), std::string::npos)
+          << info.mixed_refusal;
+    else
+      EXPECT_EQ(info.mixed_refusal, "") << info.name;
+  }
+  std::vector<serve::Request> requests;
+  for (size_t pass = 0; pass < 2; ++pass)
+    for (size_t k = 0; k < methods.size(); ++k) {
+      serve::Request r;
+      r.adapter = methods[k];
+      r.text = kTexts[(k + pass) % 3];
+      requests.push_back(r);
+    }
+  serve::Request b;
+  b.adapter = serve::kBaseName;
+  b.text = kTexts[0];
+  requests.push_back(b);
+  const auto replies = server.answer(requests);
+  ASSERT_EQ(replies.size(), requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_EQ(replies[i].error, "") << requests[i].adapter;
+    std::vector<decoding::Sequence> got;
+    for (const auto& s : replies[i].sequences) got.push_back(s.sequence);
+    expect_same(got, alone(requests[i].adapter, requests[i].text, settings(1, 1)),
+                requests[i].adapter);
+  }
+}
+
+}  // namespace
+}  // namespace compacter
