@@ -70,6 +70,14 @@ TEST(DistEnvironment, TorchrunVariables) {
   Env no_local = kTwoRanks;
   no_local.erase("LOCAL_RANK");
   EXPECT_EQ(parse(no_local).local_rank, 1);  // defaults to RANK
+  // torchrun's agent serves the store (TORCHELASTIC_USE_AGENT_STORE=True, as torch 2.x's
+  // torchrun sets it): rank 0 then connects instead of binding MASTER_PORT a second time.
+  EXPECT_FALSE(e.agent_store);
+  Env agent = kTwoRanks;
+  agent["TORCHELASTIC_USE_AGENT_STORE"] = "True";
+  EXPECT_TRUE(parse(agent).agent_store);
+  agent["TORCHELASTIC_USE_AGENT_STORE"] = "False";
+  EXPECT_FALSE(parse(agent).agent_store);
 }
 
 TEST(DistEnvironment, BadValuesNameTheVariable) {

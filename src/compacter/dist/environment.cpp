@@ -52,6 +52,10 @@ DistEnv parse_dist_env(const EnvLookup& lookup) {
   check(port >= 1 && port <= 65535, "environment variable MASTER_PORT=", port,
         ": expected a port from 1 to 65535");
   e.master_port = static_cast<int>(port);
+  // torchrun (torch >= 1.x elastic) serves the store itself and says so in this variable; rank 0
+  // then joins as a client, as PyTorch's own env:// initialisation does.
+  const auto agent = lookup("TORCHELASTIC_USE_AGENT_STORE");
+  e.agent_store = agent && (*agent == "True" || *agent == "true" || *agent == "1");
   return e;
 }
 

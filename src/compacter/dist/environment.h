@@ -16,6 +16,9 @@ struct DistEnv {
   int64_t local_rank = 0;
   std::string master_addr;  // where rank 0's TCPStore listens
   int master_port = 0;
+  // TORCHELASTIC_USE_AGENT_STORE=True: torchrun's agent already serves the TCPStore at
+  // MASTER_ADDR:MASTER_PORT, so rank 0 connects to it instead of serving one.
+  bool agent_store = false;
   bool distributed() const { return world_size > 1; }
 };
 

@@ -99,7 +99,7 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
       [&] {
         ::c10d::TCPStoreOptions so;
         so.port = static_cast<std::uint16_t>(env.master_port);
-        so.isServer = env.rank == 0;
+        so.isServer = env.rank == 0 && !env.agent_store;
         so.numWorkers = static_cast<size_t>(env.world_size);
         so.timeout = timeout;
         impl_->store = c10::make_intrusive<::c10d::TCPStore>(env.master_addr, so);
