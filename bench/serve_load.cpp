@@ -150,9 +150,7 @@ nlohmann::json scenario(int port, int clients, int adapters, const Options& o) {
         req.set_header("Content-Type", "application/json");
         req.body = nlohmann::json{{"inputs", texts[(c + r) % 4]},
                                   {"parameters",
-                                   {{"adapter", adapter},
-                                    {"max_new_tokens", o.max_new_tokens},
-                                    {"min_new_tokens", o.max_new_tokens}}}}
+                                   {{"adapter", adapter}, {"max_new_tokens", o.max_new_tokens}}}}
                        .dump();
         const auto sent = Clock::now();
         double first = -1;
@@ -265,9 +263,10 @@ int main(int argc, char** argv) {
   for (int k = 0; k < most; ++k)
     args.insert(args.end(),
                 {"--adapter", "a" + std::to_string(k) + "=" + o.work + "/a" + std::to_string(k)});
-  args.insert(args.end(),
-              {"--http", "127.0.0.1:0", "--max-queue", "1024", "--max-request-new-tokens",
-               std::to_string(std::max(o.max_new_tokens, 1))});
+  // Every request generates exactly max_new_tokens tokens (no early </s>): fixed work.
+  const std::string tokens = std::to_string(std::max(o.max_new_tokens, 1));
+  args.insert(args.end(), {"--http", "127.0.0.1:0", "--max-queue", "1024",
+                           "--max-request-new-tokens", tokens, "--min-new-tokens", tokens});
   for (const auto& f : o.server_flags) args.push_back(f);
   Server server(args);
   std::cerr << "serve_load: server on port " << server.port() << " with " << most << " " << o.method

@@ -173,7 +173,8 @@ TEST_F(Continuous, ABatchLimitMakesJobsWaitWithTheSameResults) {
   run(2);
 }
 
-// A cancelled job leaves at the next step and is answered with an error; the others finish.
+// A cancelled job leaves at the next step and is answered with an error; one past its deadline
+// gets a timeout; the others finish as alone.
 TEST_F(Continuous, ACancelledJobLeaves) {
   auto server = make_server();
   serve::ContinuousBatch batch(*server, 64, 100000);
@@ -199,6 +200,15 @@ TEST_F(Continuous, ACancelledJobLeaves) {
   EXPECT_EQ(batch.running_rows(), 1);
   ASSERT_EQ(a.size(), 1u);
   EXPECT_NE(a[0].error.find("cancelled"), std::string::npos);
+  // A job past its deadline is answered with a timeout, undecoded.
+  std::vector<serve::Reply> late;
+  serve::BatchJob expired{{r}, {},      [&](std::vector<serve::Reply> x) { late = std::move(x); },
+                          {},  nullptr, std::chrono::steady_clock::now() - std::chrono::seconds(1)};
+  batch.add(std::move(expired));
+  batch.step();
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0].error_kind, serve::ErrorKind::timeout);
+  EXPECT_TRUE(late[0].sequences.empty());
   while (!batch.idle()) batch.step();
   ASSERT_EQ(b.size(), 1u);
   EXPECT_EQ(b[0].sequences.at(0).sequence.tokens, alone("lora", r.text, g)[0].tokens);

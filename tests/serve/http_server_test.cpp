@@ -692,6 +692,25 @@ TEST_F(HttpServe, ConcurrentRequestsForDifferentAdaptersMatchDecodingAlone) {
   EXPECT_NE(metrics->body.find("compacter_running_rows"), std::string::npos);
 }
 
+// "X-Deadline-Ms": a request that cannot finish in time gets 504 (its rows leave the batch);
+// a bad value is 400; a generous one changes nothing.
+TEST_F(HttpServe, ADeadlineEndsARequestWith504) {
+  auto c = client(server_->port());
+  const std::string body =
+      R"({"inputs": "x", "parameters": {"adapter": "lora", "max_new_tokens": 20}})";
+  auto late = c.Post("/generate", {{"X-Deadline-Ms", "1"}}, body, "application/json");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->status, 504) << late->body;
+  EXPECT_EQ(body_of(late)["error_type"], "timeout");
+  auto bad = c.Post("/generate", {{"X-Deadline-Ms", "soon"}}, body, "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("X-Deadline-Ms"), std::string::npos);
+  auto fine = c.Post("/generate", {{"X-Deadline-Ms", "60000"}}, body, "application/json");
+  ASSERT_TRUE(fine);
+  EXPECT_EQ(fine->status, 200) << fine->body;
+}
+
 TEST_F(HttpServe, AnApiKeyGuardsEveryEndpoint) {
   ServerProcess keyed({"serve", "--model", model_dir(), "--tokenizer", tokenizer(),
                        "--max-new-tokens", "3", "--http", "127.0.0.1:0"},

@@ -20,8 +20,9 @@
 // 401 missing or wrong API key or admin token; 403 adapter loading disabled, or a path outside
 // --adapter-root; 404 unknown adapter or path; 409 an adapter name taken; 413 body above
 // max_body_bytes; 422 a value out of range or a limit exceeded (named), a bad adapter folder;
-// 503 with Retry-After when the queue is full or the server is stopping; 500 when decoding
-// failed.
+// 503 with Retry-After when the queue is full or the server is stopping; 504 when the
+// request's deadline ("X-Deadline-Ms: N", milliseconds from its arrival) passed before it was
+// answered (decoding stops at the next step); 500 when decoding failed.
 #include "http_serve.h"
 
 #include <httplib.h>
@@ -338,6 +339,25 @@ struct HttpServer {
     };
   }
 
+  // The deadline a request sets with "X-Deadline-Ms: N" (milliseconds from its arrival), or
+  // none; false after writing the error reply for a bad value.
+  bool deadline_of(const httplib::Request& req, httplib::Response& res, const std::string& endpoint,
+                   Clock::time_point start, Clock::time_point& deadline) {
+    deadline = Clock::time_point::max();
+    if (!req.has_header("X-Deadline-Ms")) return true;
+    const std::string v = req.get_header_value("X-Deadline-Ms");
+    if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos ||
+        std::stol(v) < 1) {
+      send_error(res,
+                 cat("X-Deadline-Ms: expected milliseconds from 1 to 999999999, got \"", v, "\""),
+                 ErrorKind::bad_request);
+      metrics.request(endpoint, res.status, "", 0.0);
+      return false;
+    }
+    deadline = start + std::chrono::milliseconds(std::stol(v));
+    return true;
+  }
+
   void overloaded(httplib::Response& res, const std::string& endpoint, const std::string& adapter,
                   double seconds) {
     res.set_header("Retry-After", "1");
@@ -370,9 +390,12 @@ struct HttpServer {
     bool is_list = false;
     std::vector<serve::Request> requests;
     if (!parse(req, res, "generate", false, is_list, requests)) return;
+    Clock::time_point deadline;
+    if (!deadline_of(req, res, "generate", start, deadline)) return;
     std::vector<std::string> names;
     for (const auto& r : requests) names.push_back(r.adapter);
-    auto future = scheduler.submit(std::move(requests), timed_sink(start, names.size()));
+    auto future =
+        scheduler.submit(std::move(requests), timed_sink(start, names.size()), nullptr, deadline);
     if (!future) return overloaded(res, "generate", names.front(), seconds());
     std::vector<serve::Reply> replies;
     try {
@@ -409,13 +432,15 @@ struct HttpServer {
     bool is_list = false;
     std::vector<serve::Request> requests;
     if (!parse(req, res, "generate_stream", true, is_list, requests)) return;
+    Clock::time_point deadline;
+    if (!deadline_of(req, res, "generate_stream", start, deadline)) return;
     const std::string adapter = requests.front().adapter;
     auto queue = std::make_shared<TokenQueue>();
     auto cancelled = std::make_shared<std::atomic<bool>>(false);
     auto submitted = scheduler.submit(
         std::move(requests),
         timed_sink(start, 1, [queue](size_t, const serve::StreamToken& t) { queue->push(t); }),
-        cancelled);
+        cancelled, deadline);
     if (!submitted) return overloaded(res, "generate_stream", adapter, seconds());
     auto future =
         std::make_shared<std::shared_future<std::vector<serve::Reply>>>(submitted->share());

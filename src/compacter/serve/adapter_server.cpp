@@ -316,7 +316,10 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
       continue;
     }
     std::vector<std::vector<train::GeneratedText>> generated;
-    if (mixed_group) {
+    // A group of one adapter decodes on its own model (what every batch did before mixing).
+    bool one_adapter = true;
+    for (size_t i : indices) one_adapter = one_adapter && requests[i].adapter == first.adapter;
+    if (mixed_group && !one_adapter) {
       // The adapters of this group, each a variant of the mixed model; each source's variant.
       std::vector<nn::T5ModelImpl*> variants;
       std::map<std::string, int64_t> variant_of;

@@ -79,10 +79,11 @@ enum class ErrorKind {
   forbidden,    // 403: not allowed (a path outside --adapter-root)
   conflict,     // 409: a name taken
   unavailable,  // 503: the server is stopping
+  timeout,      // 504: the request's deadline passed before it was answered
 };
 
 // "bad_request", "not_found", "payload_too_large", "validation", "generation", "forbidden",
-// "conflict", "overloaded".
+// "conflict", "overloaded", "timeout".
 const char* error_type(ErrorKind kind);
 
 struct Request {

@@ -15,7 +15,8 @@
 
 namespace compacter::serve {
 
-namespace {
+// Named (not anonymous): ContinuousBatch::State holds these types.
+namespace continuous_detail {
 
 // One input of a job: its settings, processors, random stream and sequences.
 struct InputState {
@@ -40,6 +41,14 @@ struct JobState {
     job.done(std::move(replies));
   }
   bool cancelled() const { return job.cancelled && job.cancelled->load(); }
+  bool expired() const { return std::chrono::steady_clock::now() > job.deadline; }
+  // Why its rows leave before they end ("": they do not).
+  std::pair<std::string, ErrorKind> dropped() const {
+    if (cancelled()) return {"cancelled: the client went away", ErrorKind::internal};
+    if (expired())
+      return {"the request's deadline passed before it was answered", ErrorKind::timeout};
+    return {"", ErrorKind::none};
+  }
 };
 
 // One decoding row: an input's sample.
@@ -140,7 +149,9 @@ void keep_rows(Ragged& r, const std::vector<int64_t>& keep) {
   r.cache.length = length;
 }
 
-}  // namespace
+}  // namespace continuous_detail
+
+using namespace continuous_detail;
 
 struct ContinuousBatch::State {
   AdapterServer& server;
@@ -243,14 +254,14 @@ struct ContinuousBatch::State {
     }
   }
 
-  // Rows that ended (or whose job was cancelled) leave; inputs and jobs that are complete are
-  // answered.
+  // Rows that ended (or whose job was cancelled or is past its deadline) leave; inputs and
+  // jobs that are complete are answered.
   void retire(std::vector<Row>& rs, Ragged& r) {
     std::vector<int64_t> keep;
     std::vector<Row> kept;
     for (size_t i = 0; i < rs.size(); ++i) {
       Row& row = rs[i];
-      if (row.ended || row.job->cancelled()) {
+      if (row.ended || !row.job->dropped().first.empty()) {
         if (--row.in().rows_left == 0) finish_input(*row.job, row.input);
         continue;
       }
@@ -268,9 +279,10 @@ struct ContinuousBatch::State {
       s.score = s.logprob_sum;
       generated.push_back({server.base().tokenizer.decode(s.tokens), std::move(s)});
     }
-    if (job.cancelled()) {
-      job.replies[input].error = "cancelled: the client went away";
-      job.replies[input].error_kind = ErrorKind::internal;
+    const auto [why, kind] = job.dropped();
+    if (!why.empty()) {
+      job.replies[input].error = why;
+      job.replies[input].error_kind = kind;
     } else {
       server.finish(job.replies[input], std::move(generated));
     }
@@ -383,11 +395,11 @@ struct ContinuousBatch::State {
     int64_t joined_inputs = 0, joined_rows = 0;
     while (!waiting.empty()) {
       const auto& js = waiting.front();
-      if (js->cancelled()) {  // nobody waits for it: answered without decoding
+      if (const auto [why, kind] = js->dropped(); !why.empty()) {  // answered undecoded
         for (Reply& reply : js->replies)
           if (reply.error.empty()) {
-            reply.error = "cancelled: the client went away";
-            reply.error_kind = ErrorKind::internal;
+            reply.error = why;
+            reply.error_kind = kind;
           }
         joined_inputs += static_cast<int64_t>(js->job.requests.size());
         js->answer();

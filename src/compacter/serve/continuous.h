@@ -16,6 +16,7 @@
 // Beam search and label scoring stay with AdapterServer::answer (batched per boundary).
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -48,6 +49,9 @@ struct BatchJob {
   // Set by another thread when nobody waits for the replies any more (a client that
   // disconnected): the job's rows leave at the next step.
   std::shared_ptr<std::atomic<bool>> cancelled;
+  // When the replies are no longer wanted: the job's rows leave at the next step after it, and
+  // its inputs not yet answered get a `timeout` error.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 class ContinuousBatch {

@@ -127,6 +127,8 @@ const char* error_type(ErrorKind kind) {
       return "conflict";
     case ErrorKind::unavailable:
       return "overloaded";
+    case ErrorKind::timeout:
+      return "timeout";
   }
   return "generation";
 }
@@ -151,6 +153,8 @@ int http_status(ErrorKind kind) {
       return 409;
     case ErrorKind::unavailable:
       return 503;
+    case ErrorKind::timeout:
+      return 504;
   }
   return 500;
 }

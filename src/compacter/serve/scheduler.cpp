@@ -21,12 +21,13 @@ Scheduler::~Scheduler() {
 }
 
 std::optional<std::future<std::vector<Reply>>> Scheduler::submit(
-    std::vector<Request> requests, TokenSink on_token,
-    std::shared_ptr<std::atomic<bool>> cancelled) {
+    std::vector<Request> requests, TokenSink on_token, std::shared_ptr<std::atomic<bool>> cancelled,
+    std::chrono::steady_clock::time_point deadline) {
   std::lock_guard<std::mutex> lock(mutex_);
   const int64_t n = static_cast<int64_t>(requests.size());
   if (stopping_ || queued_inputs_ + n > capacity_) return std::nullopt;
-  queue_.push_back(Job{std::move(requests), {}, std::move(on_token), std::move(cancelled)});
+  queue_.push_back(
+      Job{std::move(requests), {}, std::move(on_token), std::move(cancelled), deadline});
   auto future = queue_.back().done.get_future();
   queued_inputs_ += n;
   wake_.notify_one();
@@ -91,7 +92,17 @@ void Scheduler::work() {
             std::move(job.requests), std::move(job.on_token),
             [promise](std::vector<Reply> replies) { promise->set_value(std::move(replies)); },
             [promise](std::exception_ptr e) { promise->set_exception(e); },
-            std::move(job.cancelled)});
+            std::move(job.cancelled), job.deadline});
+      } else if (Clock::now() > job.deadline) {  // not started: past its deadline
+        std::vector<Reply> replies(job.requests.size());
+        for (size_t i = 0; i < replies.size(); ++i) {
+          replies[i].id = job.requests[i].id;
+          replies[i].adapter = job.requests[i].adapter;
+          replies[i].error = "the request's deadline passed before it was answered";
+          replies[i].error_kind = ErrorKind::timeout;
+        }
+        job.done.set_value(std::move(replies));
+        answered_now += static_cast<int64_t>(job.requests.size());
       } else {
         others.push_back(&job);
         answered_now += static_cast<int64_t>(job.requests.size());

@@ -12,6 +12,7 @@
 // No HTTP here: the program's server (tools/compacter/http_serve.cpp) sits on top.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -45,10 +46,14 @@ class Scheduler {
 
   // The replies to `requests`, in their order, once the worker has answered them (an exception
   // from the server's answer reaches the future). None when the queue is full or stopped.
-  // on_token: each token as decoded (continuous jobs only); cancelled: set it to drop the job.
+  // on_token: each token as decoded (continuous jobs only); cancelled: set it to drop the job;
+  // deadline: after it, what is not answered yet gets a `timeout` error (continuous jobs stop
+  // decoding at the next step; others are not started).
   std::optional<std::future<std::vector<Reply>>> submit(
       std::vector<Request> requests, TokenSink on_token = {},
-      std::shared_ptr<std::atomic<bool>> cancelled = {});
+      std::shared_ptr<std::atomic<bool>> cancelled = {},
+      std::chrono::steady_clock::time_point deadline =
+          std::chrono::steady_clock::time_point::max());
 
   // Runs `task` on the worker at the next step boundary (e.g. AdapterServer::add); its
   // exception reaches the future. None when stopped.
@@ -66,6 +71,7 @@ class Scheduler {
     std::promise<std::vector<Reply>> done;
     TokenSink on_token;
     std::shared_ptr<std::atomic<bool>> cancelled;
+    std::chrono::steady_clock::time_point deadline;
   };
   struct Task {
     std::function<void(AdapterServer&)> task;
