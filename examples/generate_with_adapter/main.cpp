@@ -36,9 +36,12 @@ int main(int argc, char** argv) {
     std::vector<std::vector<int64_t>> sources;
     for (const std::string& text : texts)
       sources.push_back(base.tokenizer.encode(text, /*max_length=*/512));
-    const std::vector<std::string> outputs =
-        train::generate_texts(*base.model, base.tokenizer, sources, train::kDefaultGenerationBatch,
-                              train::kDefaultMaxNewTokens);
+    // Greedy search with the folder's generation_config.json when it has one, else transformers'
+    // defaults (20 new tokens), as predict decodes.
+    const decoding::GenerationConfig generation =
+        decoding::load_generation_config(model_dir, base.model->config());
+    const std::vector<std::string> outputs = train::generate_texts(
+        *base.model, base.tokenizer, sources, train::kDefaultGenerationBatch, generation);
     for (const std::string& output : outputs) std::cout << output << "\n";
   } catch (const std::exception& e) {  // compacter::Error names the file and what was wrong
     std::cerr << "generate_with_adapter: " << e.what() << "\n";

@@ -93,7 +93,8 @@ EvaluateResult evaluate_adapter(const EvaluateConfig& config,
 // examples: its epochs, batch 40, evaluation and checkpoint every 250 steps.
 void apply_low_resource_protocol(int64_t max_train_samples, TrainOptions& training);
 
-// Default generation length when none is given: the paper's max_length 20, i.e. 19 new tokens.
+// The paper's generation length (max_length 20, i.e. 19 new tokens); commands that decode without a
+// task (generate, predict, serve) use transformers' defaults instead (20 new tokens).
 constexpr int64_t kDefaultMaxNewTokens = 19;
 // Default generation batch (eval, predict, generate, serve, and train's evaluations).
 constexpr int64_t kDefaultGenerationBatch = 100;
