@@ -11,6 +11,13 @@
 //
 // The adapters are written by this program (peft::attach with seed k, then N(0, 0.1^2) noise
 // on the trainable tensors so that they differ). Not a Google Benchmark: built beside them.
+//
+// Memory per adapter (--memory 1,10,100,1000): instead of the load scenarios, starts the server
+// with the base alone (admin token, --adapter-root WORK), answers one request, then loads adapter
+// a0's folder again and again under new names through POST /adapters, and reads the server's
+// resident memory (VmRSS of /proc/PID/status) at each count; reports the growth per adapter
+// against the base alone, the adapters' own tensor bytes (GET /adapters), and checks with one
+// request that the last adapter answers.
 #include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -23,6 +30,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <regex>
@@ -47,6 +55,7 @@ struct Options {
   int max_new_tokens = 16;
   int vocab_rows = 32100;
   std::vector<std::string> server_flags;  // passed on to `serve`
+  std::vector<int> memory;                // adapter counts to read the memory at (--memory)
 };
 
 std::vector<int> int_list(const std::string& s) {
@@ -103,6 +112,7 @@ class Server {
     if (reader_.joinable()) reader_.join();
   }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string err() {
     std::lock_guard<std::mutex> lock(mutex_);
     return err_;
@@ -195,6 +205,69 @@ nlohmann::json scenario(int port, int clients, int adapters, const Options& o) {
           {"first_token_p99_s", percentile(first_token, 99)}};
 }
 
+// The resident memory of process `pid` in MiB (VmRSS), or -1.
+double rss_mib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
+  return -1.0;
+}
+
+// One greedy request to `adapter`; whether it was answered.
+bool answers(httplib::Client& client, const std::string& adapter) {
+  const std::string body =
+      nlohmann::json{{"inputs", "summarize: the quick brown fox"},
+                     {"parameters", {{"adapter", adapter}, {"max_new_tokens", 4}}}}
+          .dump();
+  auto res = client.Post("/generate", body, "application/json");
+  return res && res->status == 200;
+}
+
+// --memory: the server's resident memory as adapters are loaded at run time (see the top).
+nlohmann::json memory_scenario(const Options& o) {
+  const std::string token = "serve-load-admin";
+  std::vector<std::string> args = {o.compacter,      "serve",
+                                   "--model",        o.model,
+                                   "--http",         "127.0.0.1:0",
+                                   "--admin-token",  token,
+                                   "--adapter-root", std::filesystem::canonical(o.work).string()};
+  if (!o.tokenizer.empty()) args.insert(args.end(), {"--tokenizer", o.tokenizer});
+  for (const auto& f : o.server_flags) args.push_back(f);
+  Server server(args);
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(600);
+  const httplib::Headers admin = {{"Authorization", "Bearer " + token}};
+  if (!answers(client, "base")) throw std::runtime_error("the base did not answer");
+  const double base = rss_mib(server.pid());
+  nlohmann::json points = nlohmann::json::array();
+  const int most = *std::max_element(o.memory.begin(), o.memory.end());
+  const auto start = Clock::now();
+  for (int k = 1; k <= most; ++k) {
+    const std::string body =
+        nlohmann::json{{"name", "m" + std::to_string(k)}, {"path", "a0"}}.dump();
+    auto res = client.Post("/adapters", admin, body, "application/json");
+    if (!res || (res->status != 200 && res->status != 201))
+      throw std::runtime_error("POST /adapters failed at adapter " + std::to_string(k) + ": " +
+                               (res ? res->body : std::string("no reply")));
+    if (std::find(o.memory.begin(), o.memory.end(), k) == o.memory.end()) continue;
+    const double rss = rss_mib(server.pid());
+    int64_t own = 0;
+    if (auto list = client.Get("/adapters"); list && list->status == 200)
+      for (const auto& a : nlohmann::json::parse(list->body))
+        if (a.contains("own_bytes") && a["name"] != "base") own += a["own_bytes"].get<int64_t>();
+    nlohmann::json p = {
+        {"adapters", k},
+        {"rss_mib", rss},
+        {"growth_per_adapter_mib", (rss - base) / k},
+        {"own_tensor_mib_per_adapter", static_cast<double>(own) / k / 1048576.0},
+        {"seconds_loading", std::chrono::duration<double>(Clock::now() - start).count()}};
+    std::cerr << "serve_load: " << p.dump() << "\n";
+    points.push_back(p);
+  }
+  const bool last_answers = answers(client, "m" + std::to_string(most));
+  return {{"base_rss_mib", base}, {"points", points}, {"last_adapter_answers", last_answers}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -227,6 +300,8 @@ int main(int argc, char** argv) {
       o.max_new_tokens = std::stoi(value());
     else if (a == "--server-flag")
       o.server_flags.push_back(value());
+    else if (a == "--memory")
+      o.memory = int_list(value());
     else {
       std::cerr << "serve_load: unknown argument " << a
                 << " (see the top of bench/serve_load.cpp)\n";
@@ -241,6 +316,8 @@ int main(int argc, char** argv) {
   o.requests = std::min(o.requests, 2048);
   o.max_seconds = std::min(o.max_seconds, 600.0);
   for (int& c : o.clients) c = std::max(1, std::min(c, 256));
+  for (int& m : o.memory) m = std::max(1, std::min(m, 10000));
+  if (!o.memory.empty()) o.adapters = {1};  // adapter a0 is loaded again and again
   const int most = *std::max_element(o.adapters.begin(), o.adapters.end());
   std::filesystem::create_directories(o.work);
   {
@@ -257,6 +334,14 @@ int main(int argc, char** argv) {
         p.add_(torch::randn_like(p) * 0.1);
       compacter::peft::save_adapter(*model, {o.method, po, static_cast<uint64_t>(k + 1)}, dir);
     }
+  }
+  if (!o.memory.empty()) {
+    nlohmann::json out = {{"model", o.model},
+                          {"method", o.method},
+                          {"server_flags", o.server_flags},
+                          {"memory", memory_scenario(o)}};
+    std::cout << out.dump(2) << std::endl;
+    return 0;
   }
   std::vector<std::string> args = {o.compacter, "serve", "--model", o.model};
   if (!o.tokenizer.empty()) args.insert(args.end(), {"--tokenizer", o.tokenizer});

@@ -16,6 +16,7 @@
 
 #include "compacter/data/tokenizer.h"
 #include "compacter/nn/checkpoint.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/peft/methods.h"
 #include "compacter/serve/adapter_server.h"
@@ -53,6 +54,7 @@ class MixedBatch : public ::testing::Test {
     for (const std::string& method : batchable_methods())
       testing::write_moved_adapter(model_dir(), method, adapter_dir(method), kNoise);
     testing::write_moved_adapter(model_dir(), "said", adapter_dir("said"), kNoise);
+    testing::write_moved_adapter(model_dir(), "full", adapter_dir("full"), 0.05);
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -204,6 +206,49 @@ TEST_F(MixedBatch, ServerAnswersMixedRequestsAsAlone) {
     expect_same(got, alone(requests[i].adapter, requests[i].text, settings(1, 1)),
                 requests[i].adapter);
   }
+}
+
+// int8 serving (--dtype int8): the base's linear layers are quantised once and shared by every
+// adapter, except those a method retrained (`full`), which get their own. Each request answered
+// alone must equal a fresh model with its adapter attached and then quantised the way `eval` and
+// `generate` do it (nn::quantize_linears_int8 after peft::load_adapter). Requests are answered
+// one at a time: dynamic int8 quantises a product's whole input over its range, so a row's
+// result depends on the rows batched with it, as in PyTorch's quantize_dynamic.
+TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
+  if (!nn::int8_available()) GTEST_SKIP() << "this libtorch has no int8 engine (oneDNN)";
+  train::ModelSpec spec;
+  spec.dir = model_dir();
+  spec.tokenizer = tokenizer();
+  spec.dtype = "int8";
+  serve::ServerOptions options;
+  options.generation = settings(1, 1);
+  serve::AdapterServer server(train::load_base_model(spec), options);
+  const std::vector<std::string> methods = {"compacter++", "lora", "ia3", "prompt-t", "full"};
+  for (const std::string& m : methods) server.add(m, adapter_dir(m));
+  EXPECT_THROW(server.add("said", adapter_dir("said")), Error);
+  const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
+  std::set<std::vector<int64_t>> outputs;
+  for (const std::string& m : methods) {
+    torch::NoGradGuard no_grad;
+    nn::T5Model model = nn::load_t5(model_dir()).model;
+    model->resize_vocab(32100);
+    peft::load_adapter(*model, adapter_dir(m));
+    EXPECT_GT(nn::quantize_linears_int8(*model), 0);
+    model->eval();
+    for (const char* text : kTexts) {
+      serve::Request r;
+      r.adapter = m;
+      r.text = text;
+      const auto replies = server.answer({r});
+      ASSERT_EQ(replies.size(), 1u);
+      ASSERT_EQ(replies[0].error, "") << m;
+      const torch::Tensor input = torch::tensor(tok.encode(text, 512), torch::kLong).unsqueeze(0);
+      const auto want = decoding::generate(*model, input, torch::ones_like(input), settings(1, 1));
+      expect_same({replies[0].sequences.at(0).sequence}, want[0], m + " / " + text);
+      outputs.insert(want[0][0].tokens);
+    }
+  }
+  EXPECT_GE(outputs.size(), methods.size()) << "the adapters should disagree";
 }
 
 }  // namespace

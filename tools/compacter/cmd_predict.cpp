@@ -128,7 +128,7 @@ void add_predict_command(CLI::App& app) {
       "predict",
       "Generate from input lines (--text or stdin; text, or the task's fields as JSON) with a base "
       "model and an adapter");
-  add_model_options(*pr, p->model);
+  add_model_options(*pr, p->model, true, /*int8=*/true);
   pr->add_option("--adapter", p->adapter, "adapter directory (none: the base model)");
   add_allow_base_mismatch_flag(*pr, p->server.allow_base_mismatch);
   pr->add_option("--input", p->input,

@@ -170,7 +170,7 @@ void add_serve_command(CLI::App& app) {
       "task instead of \"text\"; \"parameters\" with TGI's names), one JSON line per request on "
       "stdout, in order; \"base\" names the model without adapter. --http [HOST:]PORT serves "
       "HTTP instead (POST /generate, /generate_stream; GET /health, /info, /adapters, /metrics)");
-  add_model_options(*cmd, o->model);
+  add_model_options(*cmd, o->model, true, /*int8=*/true);
   cmd->add_option("-a,--adapter", o->adapters,
                   "NAME=DIR, or DIR (named by its folder; RUN/best_adapter by RUN); repeatable");
   add_allow_base_mismatch_flag(*cmd, o->server.allow_base_mismatch);

@@ -637,6 +637,8 @@ struct HttpServer {
     nlohmann::json j = {{"model_id", options.model_dir},
                         {"model_dtype", dtype_name(base.precision.weights)},
                         {"autocast_bf16", base.precision.autocast},
+                        // TGI's field: the quantisation of the base's linear layers, or null.
+                        {"quantize", base.precision.int8 ? nlohmann::json("int8") : nullptr},
                         {"model_device_type", base.device.str()},
                         {"version", COMPACTER_VERSION},
                         {"router", "compacter serve --http"},

@@ -1,10 +1,11 @@
-// Atomic file writes (write to a temporary sibling, then rename).
+// Atomic file writes (write to a temporary sibling, then rename) and whole-file reads.
 #include "compacter/core/atomic_file.h"
 
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "compacter/core/error.h"
 
@@ -34,6 +35,18 @@ void write_text_atomically(const std::string& path, const std::string& content) 
     out.close();
     check(static_cast<bool>(out), "cannot write ", tmp, " (disk full?)");
   });
+}
+
+std::string read_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  check(fs::exists(path, ec), path, ": file not found");
+  check(!fs::is_directory(path, ec), path, ": is a folder, expected a file");
+  std::ifstream in(path, std::ios::binary);
+  check(static_cast<bool>(in), path, ": cannot open for reading");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check(!in.bad(), path, ": read failed");
+  return bytes;
 }
 
 }  // namespace compacter

@@ -1,5 +1,6 @@
-// Atomic file writes: content goes to a temporary file in the target's folder, which is then
-// renamed over the target, so readers never see a partial file.
+// Whole-file I/O. Atomic writes: content goes to a temporary file in the target's folder, which
+// is then renamed over the target, so readers never see a partial file. Whole reads: a file's
+// bytes, or an Error naming it.
 #pragma once
 #include <functional>
 #include <string>
@@ -13,5 +14,8 @@ void write_atomically(const std::string& path,
 
 // Writes `content` to `path` atomically.
 void write_text_atomically(const std::string& path, const std::string& content);
+
+// The bytes of the file `path` (Error naming it: missing, a folder, unreadable).
+std::string read_file(const std::string& path);
 
 }  // namespace compacter

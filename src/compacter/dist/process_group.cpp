@@ -227,6 +227,12 @@ void ProcessGroup::broadcast_bytes(std::string& bytes) {
   bytes.assign(reinterpret_cast<const char*>(buffer.data_ptr<uint8_t>()), static_cast<size_t>(n));
 }
 
+bool ProcessGroup::broadcast_bool(bool value) {
+  torch::Tensor flag = torch::tensor({value ? 1 : 0}, torch::kInt64);
+  broadcast({flag});
+  return flag.item<int64_t>() != 0;
+}
+
 std::unique_ptr<ProcessGroup> join_process_group(const DistEnv& env, double timeout_seconds) {
   if (!env.distributed()) return nullptr;
   check_usage(timeout_seconds > 0, "--dist-timeout must be positive, got ", timeout_seconds);

@@ -56,6 +56,8 @@ class ProcessGroup {
   std::vector<std::string> all_gather_bytes(const std::string& mine);
   // Rank 0's `bytes` on every rank (in place): two broadcasts (the length, then the bytes).
   void broadcast_bytes(std::string& bytes);
+  // Rank 0's `value` on every rank (one broadcast), e.g. whether a run resumes from a checkpoint.
+  bool broadcast_bool(bool value);
 
   // Payload bytes this rank sent into collectives so far, and the wall time spent in them.
   int64_t bytes_communicated() const;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/io/json_keys.h"
 
@@ -43,10 +44,7 @@ struct WeightMapDuplicates : JsonKeys {
 }  // namespace
 
 std::map<std::string, std::string> read_weight_map(const std::string& ipath) {
-  std::ifstream in(ipath, std::ios::binary);
-  check(static_cast<bool>(in), ipath, ": cannot open for reading");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  check(!in.bad(), ipath, ": read failed");
+  const std::string text = read_file(ipath);
   WeightMapDuplicates dups;
   nlohmann::json j;
   try {

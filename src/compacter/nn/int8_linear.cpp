@@ -5,6 +5,7 @@
 #include <ATen/native/quantized/PackedParams.h>
 
 #include <algorithm>
+#include <map>
 
 #include "compacter/core/error.h"
 #include "compacter/nn/layers.h"
@@ -79,6 +80,38 @@ int64_t quantize_linears_int8(T5ModelImpl& model) {
     ++count;
   });
   return count;
+}
+
+int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model) {
+  std::map<std::string, LinearImpl*> quantised;
+  base.for_each_linear([&](const std::string& path, LinearImpl& linear) {
+    if (linear.is_int8()) quantised.emplace(path, &linear);
+  });
+  if (quantised.empty()) return 0;
+  check(!model.before_forward, "int8: this adapter's method recomputes the backbone's weights at ",
+        "every forward pass (a reparameterised backbone, e.g. SAID); quantised copies of them ",
+        "would go stale (serve it with --dtype fp32)");
+  int64_t own = 0;
+  model.for_each_linear([&](const std::string& path, LinearImpl& linear) {
+    const auto it = quantised.find(path);
+    if (it == quantised.end()) return;
+    const torch::Tensor& from = it->second->weight;
+    const bool shared =
+        linear.weight.is_same(from) ||
+        (linear.weight.data_ptr() == from.data_ptr() && linear.weight.sizes() == from.sizes() &&
+         linear.weight.strides() == from.strides() &&
+         linear.weight.scalar_type() == from.scalar_type());
+    if (shared) {
+      linear.set_int8(it->second->int8());
+    } else {
+      check(linear.weight.device().is_cpu() && linear.weight.scalar_type() == torch::kFloat32,
+            "int8: ", path, " is ", linear.weight.scalar_type(), " on ", linear.weight.device(),
+            " (int8 quantises an fp32 model on the CPU)");
+      linear.set_int8(std::make_shared<Int8Weight>(linear.weight));
+      ++own;
+    }
+  });
+  return own;
 }
 
 }  // namespace compacter::nn

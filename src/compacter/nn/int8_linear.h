@@ -44,4 +44,12 @@ class Int8Weight {
 bool keeps_fp32(const std::string& linear_path);  // "...DenseReluDense.wo"
 int64_t quantize_linears_int8(T5ModelImpl& model);
 
+// For a model made from `base` by share_weights (a served adapter, serve/adapter_server.h), after
+// its method was attached: each of its linear layers whose counterpart in `base` is int8 runs in
+// int8 too, with the base's quantised weight when it still shares the base's fp32 weight, or
+// with its own weight quantised when its method retrained it (`full`, a merged LoRA). Returns
+// how many layers got their own quantised weight. Throws for a model that recomputes its
+// weights at every forward pass (SAID), as quantize_linears_int8 does.
+int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model);
+
 }  // namespace compacter::nn

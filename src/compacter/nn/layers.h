@@ -32,6 +32,7 @@ class LinearImpl : public torch::nn::Module {
   // Inference with W quantised to int8 (nn/int8_linear.h) instead of `weight`; nullptr: fp32.
   void set_int8(std::shared_ptr<const Int8Weight> w) { int8_ = std::move(w); }
   bool is_int8() const { return int8_ != nullptr; }
+  const std::shared_ptr<const Int8Weight>& int8() const { return int8_; }
   torch::Tensor weight;
   torch::Tensor bias;  // undefined unless enabled
   // Per-row bias (nn/rows.h), used instead of `bias` when set.

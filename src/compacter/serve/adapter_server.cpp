@@ -7,6 +7,7 @@
 #include <set>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/serve/mixed_batch.h"
 #include "compacter/serve/requests.h"
@@ -90,6 +91,8 @@ AdapterServer::AdapterServer(train::BaseModel base, ServerOptions options)
               generation_.new_token_limit());
   check_usage(options_.max_source_length >= 1, "--max-source-length must be at least 1, got ",
               options_.max_source_length);
+  // int8 (CPU): the base's linear layers are quantised once; adapters share them (load()).
+  if (base_.precision.int8) nn::quantize_linears_int8(*base_.model);
   auto served = std::make_unique<Served>();
   served->model = base_.model;
   served->info.name = kBaseName;
@@ -120,6 +123,9 @@ LoadedAdapter AdapterServer::load(const std::string& name, const std::string& di
                          train::adapter_checks(base_, options_.allow_base_mismatch, warnings))
           .method;
   info.warnings = warnings.lines;
+  // int8: the adapter's model runs the base's quantised layers; the layers its method retrained
+  // get their own (nn/int8_linear.h).
+  if (base_.precision.int8) nn::share_int8(*base_.model.ptr(), *out.model);
   const nlohmann::json config = peft::read_adapter_config(dir);
   if (config.contains("base") && config["base"].is_object() &&
       config["base"].contains("weights_fingerprint") &&

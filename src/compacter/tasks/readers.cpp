@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/tasks/text.h"
 
@@ -19,13 +20,7 @@ std::string Where::str() const {
 namespace {
 
 std::string read_whole(const std::string& path) {
-  check(fs::exists(path), path, ": file not found");
-  check(!fs::is_directory(path), path, ": is a folder, expected a file");
-  std::ifstream in(path, std::ios::binary);
-  check(static_cast<bool>(in), path, ": cannot open for reading");
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string content = s.str();
+  std::string content = read_file(path);
   check(!content.empty(), path, ": file is empty (expected at least one row)");
   return content;
 }

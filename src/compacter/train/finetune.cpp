@@ -241,11 +241,7 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
   std::optional<RunDirectory> opened;
   if (writer) opened.emplace(RunDirectory::open(c.out, layout, c.mode, effective));
   bool from_checkpoint = writer && opened->resuming() && opened->has_checkpoint();
-  if (group) {
-    torch::Tensor flag = torch::tensor({from_checkpoint ? 1 : 0}, torch::kInt64);
-    group->broadcast({flag});
-    from_checkpoint = flag.item<int64_t>() != 0;
-  }
+  if (group) from_checkpoint = group->broadcast_bool(from_checkpoint);
   if (writer && opened->resuming() && !from_checkpoint)
     progress.info("no checkpoint was written before the run stopped: starting again from step 0");
 

@@ -181,11 +181,7 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   if (group && !bytes) {
     group->wait_for_all("rank 0 prepares the vocabulary", std::chrono::hours(24 * 7));
     std::string model_bytes;
-    if (writer) {
-      std::ifstream in(spiece, std::ios::binary);
-      check(static_cast<bool>(in), "cannot read ", spiece);
-      model_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    if (writer) model_bytes = read_file(spiece);
     group->broadcast_bytes(model_bytes);
     if (!writer) {
       spiece_copy = (fs::temp_directory_path() /
@@ -250,11 +246,8 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   nn::T5Model model(config, /*initialise=*/false);
   model->init_weights(ot.seed);
   bool from_checkpoint = writer && opened->resuming() && opened->has_checkpoint();
-  if (group) {  // the others learn from rank 0 whether to resume
-    torch::Tensor flag = torch::tensor({from_checkpoint ? 1 : 0}, torch::kInt64);
-    group->broadcast({flag});
-    from_checkpoint = flag.item<int64_t>() != 0;
-  }
+  // The others learn from rank 0 whether to resume.
+  if (group) from_checkpoint = group->broadcast_bool(from_checkpoint);
   if (o.init_embeddings == "ppmi" && !from_checkpoint && writer) {  // sent to the others
     progress.info(cat("embeddings: PPMI of co-occurrence within ", o.ppmi_window,
                       " tokens, randomised SVD to ", config.d_model, " dimensions ..."));
