@@ -270,7 +270,7 @@ nlohmann::json memory_scenario(const Options& o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -376,4 +376,13 @@ int main(int argc, char** argv) {
     }
   std::cout << out.dump(2) << std::endl;
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {  // caught, so that the server process is stopped on the way out (~Server)
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "serve_load: " << e.what() << "\n";
+    return 1;
+  }
 }
