@@ -138,6 +138,7 @@ double percentile(std::vector<double> v, double p) {
 nlohmann::json scenario(int port, int clients, int adapters, const Options& o) {
   std::mutex mutex;
   std::vector<double> latency, first_token;
+  nlohmann::json failures = nlohmann::json::array();  // the first few failures, why
   int64_t ok = 0, overloaded = 0, failed = 0, tokens = 0;
   std::atomic<int> started{0};
   const auto start = Clock::now();
@@ -184,6 +185,10 @@ nlohmann::json scenario(int port, int clients, int adapters, const Options& o) {
           ++overloaded;
         } else {
           ++failed;
+          if (failures.size() < 5)
+            failures.push_back(res ? "HTTP " + std::to_string(res->status) + ": " +
+                                         body.substr(0, 300)
+                                   : "no reply: " + httplib::to_string(res.error()));
         }
       }
     });
@@ -202,7 +207,8 @@ nlohmann::json scenario(int port, int clients, int adapters, const Options& o) {
           {"latency_p99_s", percentile(latency, 99)},
           {"first_token_p50_s", percentile(first_token, 50)},
           {"first_token_p95_s", percentile(first_token, 95)},
-          {"first_token_p99_s", percentile(first_token, 99)}};
+          {"first_token_p99_s", percentile(first_token, 99)},
+          {"failures", failures}};
 }
 
 // The resident memory of process `pid` in MiB (VmRSS), or -1.
@@ -374,6 +380,20 @@ int run(int argc, char** argv) {
       std::cerr << "serve_load: " << r.dump() << "\n";
       out["scenarios"].push_back(r);
     }
+  // What the server counted, by endpoint and status (failures on our side show up here too).
+  httplib::Client client("127.0.0.1", server.port());
+  nlohmann::json statuses = nlohmann::json::object();
+  if (auto m = client.Get("/metrics"); m && m->status == 200) {
+    const std::regex line(
+        "compacter_requests_total\\{endpoint=\"([a-z_]+)\",status=\"([0-9]+)\"[^}]*\\} "
+        "([0-9.e+]+)");
+    for (auto it = std::sregex_iterator(m->body.begin(), m->body.end(), line);
+         it != std::sregex_iterator(); ++it) {
+      const std::string key = (*it)[1].str() + " " + (*it)[2].str();
+      statuses[key] = statuses.value(key, 0.0) + std::stod((*it)[3].str());
+    }
+  }
+  out["server_counted"] = statuses;
   std::cout << out.dump(2) << std::endl;
   return 0;
 }

@@ -694,6 +694,19 @@ TEST_F(HttpServe, ConcurrentRequestsForDifferentAdaptersMatchDecodingAlone) {
 
 // "X-Deadline-Ms": a request that cannot finish in time gets 504 (its rows leave the batch);
 // a bad value is 400; a generous one changes nothing.
+// A second server on a port in use fails with a message and a non-zero exit (httplib's default
+// SO_REUSEPORT would let it start and share the first one's traffic).
+TEST_F(HttpServe, APortInUseIsRefused) {
+  ServerProcess second({"serve", "--model", model_dir(), "--tokenizer", tokenizer(), "--http",
+                        "127.0.0.1:" + std::to_string(server_->port())});
+  EXPECT_EQ(second.port(), 0) << second.err();
+  EXPECT_NE(second.stop(0, 30), 0) << second.err();
+  EXPECT_NE(second.err().find("cannot listen there"), std::string::npos) << second.err();
+  auto r = client(server_->port()).Get("/health");  // the first one still answers
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST_F(HttpServe, ADeadlineEndsARequestWith504) {
   auto c = client(server_->port());
   const std::string body =

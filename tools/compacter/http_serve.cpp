@@ -26,6 +26,7 @@
 #include "http_serve.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -701,6 +702,13 @@ void serve_http(serve::AdapterServer& server, const HttpOptions& options, Progre
   HttpServer state(server, options);
   httplib::Server http;
   http.set_payload_max_length(static_cast<size_t>(state.limits.max_body_bytes));
+  // One handler thread per connection being served (cpp-httplib's default is 8, which would
+  // cap the requests decoding together at 8 and queue the rest unseen); they mostly wait for
+  // the worker, so many are cheap.
+  check_usage(state.limits.max_connections >= 1, "--max-connections must be at least 1, got ",
+              state.limits.max_connections);
+  const size_t threads = static_cast<size_t>(state.limits.max_connections);
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_keep_alive_timeout(2);  // idle keep-alive connections delay a shutdown this long
   // Auth: POST / DELETE /adapters need the admin token; every other endpoint the API key (when
   // one is set; the admin token is accepted there too).
@@ -796,6 +804,16 @@ void serve_http(serve::AdapterServer& server, const HttpOptions& options, Progre
         "text/plain; version=0.0.4");
   });
 
+  // The listening socket: SO_REUSEADDR but not httplib's default SO_REUSEPORT (with it a second
+  // server on the same port would start and share the traffic instead of failing), and a
+  // backlog of SOMAXCONN instead of httplib's 5, so that a burst of clients is not dropped
+  // while they connect (seen as replies lost with 32 and more clients at once).
+  int listening = -1;
+  http.set_socket_options([&listening](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listening = sock;
+  });
   int port = options.port;
   if (port == 0) {
     port = http.bind_to_any_port(options.host);
@@ -804,6 +822,7 @@ void serve_http(serve::AdapterServer& server, const HttpOptions& options, Progre
     check(http.bind_to_port(options.host, port), "--http ", options.host, ":", port,
           ": cannot listen there (in use, or not an address of this machine)");
   }
+  if (listening >= 0) ::listen(listening, SOMAXCONN);  // raises the backlog; keeps listening
   g_stop = false;
   const auto previous_int = std::signal(SIGINT, on_stop_signal);
   const auto previous_term = std::signal(SIGTERM, on_stop_signal);

@@ -39,7 +39,9 @@ constexpr const char* kBaseName = "base";
   X(int64_t, max_queue, 256, "HTTP: inputs waiting to be decoded at most (more: 503)")           \
   X(int64_t, max_batch_rows, 64, "HTTP: rows decoding together in the continuous batch at most") \
   X(int64_t, max_batch_tokens, 32768,                                                            \
-    "HTTP: source plus new tokens of the rows decoding together at most")
+    "HTTP: source plus new tokens of the rows decoding together at most")                        \
+  X(int64_t, max_connections, 256,                                                               \
+    "HTTP: connections handled at once (handler threads; more wait to be accepted)")
 
 struct ServerLimits {
   COMPACTER_OPTIONS_BODY(COMPACTER_SERVER_LIMITS)
