@@ -93,6 +93,10 @@ nlohmann::json kernels_json(const KernelsReport& r) {
           {"probe_gflops_one_thread", optional_number(r.probe_gflops)},
           {"fp32_gflops", optional_number(r.fp32_gflops)},
           {"bf16_gflops", optional_number(r.bf16_gflops)},
+          {"onednn_fp32_gflops", optional_number(r.onednn_fp32_gflops)},
+          {"onednn_bf16_gflops", optional_number(r.onednn_bf16_gflops)},
+          {"fastest_fp32", r.fastest_fp32},
+          {"fastest_bf16", r.fastest_bf16},
           {"line", kernels_line(r)}};
 }
 
@@ -105,6 +109,11 @@ std::string kernels_line(const KernelsReport& r) {
   out << std::fixed << std::setprecision(1);
   if (r.fp32_gflops) out << "; fp32 GEMM " << *r.fp32_gflops << " GFLOP/s";
   if (r.bf16_gflops) out << "; bf16 GEMM " << *r.bf16_gflops << " GFLOP/s";
+  if (r.onednn_fp32_gflops && r.onednn_bf16_gflops)
+    out << "; oneDNN linear fp32 " << *r.onednn_fp32_gflops << ", bf16 " << *r.onednn_bf16_gflops
+        << " GFLOP/s";
+  if (!r.fastest_fp32.empty() && !r.fastest_bf16.empty())
+    out << "; fastest: fp32 " << r.fastest_fp32 << ", bf16 " << r.fastest_bf16;
   if (!r.fp32_gflops && r.probe_gflops)
     out << "; fp32 GEMM " << *r.probe_gflops << " GFLOP/s on one thread at start-up";
   return out.str();

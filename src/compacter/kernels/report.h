@@ -25,6 +25,12 @@ struct KernelsReport {
   std::optional<double> probe_gflops;  // the running core's fp32 rate in the probe, one thread
   std::optional<double> fp32_gflops;   // measured by the caller
   std::optional<double> bf16_gflops;   // measured by the caller
+  // The alternative, linear layers through oneDNN (train/bench.h, measure_onednn_linear), on the
+  // representative shape, and which is fastest per dtype among the correct ones ("OpenBLAS" or
+  // "oneDNN" for fp32; "libtorch" (its own bf16 mm) or "oneDNN" for bf16); measured by the caller.
+  std::optional<double> onednn_fp32_gflops;
+  std::optional<double> onednn_bf16_gflops;
+  std::string fastest_fp32, fastest_bf16;
 };
 
 // The report from what the loaded BLAS says (`live_core`, `live_config`: "" when it says

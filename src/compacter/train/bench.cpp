@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <iomanip>
 #include <memory>
@@ -152,6 +153,45 @@ GemmRate measure_gemm(int64_t m, int64_t n, int64_t k, torch::Device device,
   g.best_gflops = flops / seconds.front() / 1e9;
   g.median_gflops = flops / seconds[seconds.size() / 2] / 1e9;
   return g;
+}
+
+OnednnRate measure_onednn_linear(int64_t m, int64_t n, int64_t k, torch::ScalarType dtype,
+                                 int warmup, int repeats) {
+  check(m > 0 && n > 0 && k > 0 && repeats > 0, "GEMM shape and repeats must be positive");
+  check(dtype == torch::kFloat32 || dtype == torch::kBFloat16, "oneDNN linear: fp32 or bf16, got ",
+        dtype);
+  OnednnRate r;
+  r.available = at::hasMKLDNN();
+  if (!r.available) return r;
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({m, k}).to(dtype), w = torch::randn({n, k}).to(dtype);
+  const torch::Tensor w_dnn = w.to_mkldnn();
+  auto linear = [&] { return at::mkldnn_linear(x.to_mkldnn(), w_dnn, {}).to_dense(); };
+  // Correctness first: every element of y against its bound.
+  {
+    const torch::Tensor y = linear().to(torch::kDouble);
+    const torch::Tensor xd = x.to(torch::kDouble), wd = w.to(torch::kDouble);
+    const torch::Tensor ref = torch::mm(xd, wd.t());
+    const double u = dtype == torch::kBFloat16 ? std::ldexp(1.0, -8) : 0.0;
+    const torch::Tensor bound =
+        (static_cast<double>(k) * std::ldexp(1.0, -23) + u) * torch::mm(xd.abs(), wd.abs().t()) +
+        1e-30;
+    r.worst_error_over_bound = ((y - ref).abs() / bound).max().item<double>();
+    r.correct = r.worst_error_over_bound <= 1.0;
+  }
+  for (int i = 0; i < warmup; ++i) linear();
+  std::vector<double> seconds;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = Clock::now();
+    torch::Tensor out = linear();
+    seconds.push_back(seconds_since(t0));
+  }
+  std::sort(seconds.begin(), seconds.end());
+  const double flops =
+      2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  r.best_gflops = flops / seconds.front() / 1e9;
+  r.median_gflops = flops / seconds[seconds.size() / 2] / 1e9;
+  return r;
 }
 
 int64_t cuda_peak_allocated_bytes(torch::Device device) {

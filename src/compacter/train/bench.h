@@ -72,6 +72,22 @@ struct GemmRate {
 GemmRate measure_gemm(int64_t m, int64_t n, int64_t k, torch::Device device,
                       torch::ScalarType dtype, int warmup = 2, int repeats = 5);
 
+// The alternative to the BLAS (issue #8): the same product as a linear layer through oneDNN
+// (at::mkldnn_linear, libdnnl 2.6 inside Debian's libtorch), the weight in oneDNN's layout once
+// and the input converted to it and back at every call, as a layer would pay; fp32 or bf16, on
+// the CPU. `correct`: the result is within the dtype's error bound of a double-precision product
+// of the same (dtype-rounded) inputs: |y - y_ref| <= (k 2^-23 + u) (|a| |b|) element-wise, u =
+// 2^-8 for a bf16 result, 0 for fp32.
+struct OnednnRate {
+  bool available = false;  // this libtorch has oneDNN (MKLDNN) on the CPU
+  double best_gflops = 0.0;
+  double median_gflops = 0.0;
+  bool correct = false;
+  double worst_error_over_bound = 0.0;  // max |y - y_ref| / bound (<= 1 when correct)
+};
+OnednnRate measure_onednn_linear(int64_t m, int64_t n, int64_t k, torch::ScalarType dtype,
+                                 int warmup = 2, int repeats = 5);
+
 // Peak bytes allocated on a CUDA device by the caching allocator since the process started, or
 // -1 where this build cannot read it (a libtorch without CUDA).
 int64_t cuda_peak_allocated_bytes(torch::Device device);

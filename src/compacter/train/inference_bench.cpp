@@ -410,10 +410,7 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
   if (any_bf16 || !device.is_cuda())
     gemm["bf16"] = measure_gemm_rates(config, rows, device, torch::kBFloat16);
   kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
-  if (!device.is_cuda()) {
-    kernels.fp32_gflops = gemm["fp32"]["best_gflops"].get<double>();
-    kernels.bf16_gflops = gemm["bf16"]["best_gflops"].get<double>();
-  }
+  if (!device.is_cuda()) add_cpu_kernel_rates(kernels, gemm, config, rows);
 
   std::vector<json> rows_out;
   std::vector<std::string> methods;

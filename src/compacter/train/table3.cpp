@@ -62,6 +62,40 @@ json measure_gemm_rates(const T5Config& c, int64_t rows, torch::Device device,
           {"best_gflops", std::max(shape.best_gflops, sq.best_gflops)}};
 }
 
+void add_cpu_kernel_rates(kernels::KernelsReport& kernels, json& gemm, const T5Config& c,
+                          int64_t rows) {
+  const torch::Device cpu = torch::kCPU;
+  if (!gemm.contains("fp32")) gemm["fp32"] = measure_gemm_rates(c, rows, cpu, torch::kFloat32);
+  if (!gemm.contains("bf16")) gemm["bf16"] = measure_gemm_rates(c, rows, cpu, torch::kBFloat16);
+  kernels.fp32_gflops = gemm["fp32"]["best_gflops"].get<double>();
+  kernels.bf16_gflops = gemm["bf16"]["best_gflops"].get<double>();
+  struct Path {
+    const char* dtype;
+    torch::ScalarType type;
+    const char* ours;  // what the program's layers use
+    std::optional<double>* onednn;
+    std::string* fastest;
+  };
+  for (const Path& p : {Path{"fp32", torch::kFloat32, "OpenBLAS", &kernels.onednn_fp32_gflops,
+                             &kernels.fastest_fp32},
+                        Path{"bf16", torch::kBFloat16, "libtorch", &kernels.onednn_bf16_gflops,
+                             &kernels.fastest_bf16}}) {
+    const OnednnRate r = measure_onednn_linear(rows, c.d_ff, c.d_model, p.type, 2, kGemmRepeats);
+    const double ours = gemm[p.dtype]["representative"]["best_gflops"].get<double>();
+    gemm[cat("onednn_", p.dtype)] = {{"available", r.available},
+                                     {"correct", r.correct},
+                                     {"worst_error_over_bound", r.worst_error_over_bound},
+                                     {"best_gflops", r.best_gflops},
+                                     {"median_gflops", r.median_gflops},
+                                     {"m", rows},
+                                     {"n", c.d_ff},
+                                     {"k", c.d_model}};
+    if (!r.available) continue;
+    *p.onednn = r.best_gflops;
+    *p.fastest = r.correct && r.best_gflops > ours ? "oneDNN" : p.ours;
+  }
+}
+
 int gemm_repeats() {
   return kGemmRepeats;
 }
@@ -239,13 +273,7 @@ json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
   const double gemm_best = gemm[st.dtype]["best_gflops"].get<double>();
   // The kernels' report (README "Kernels at start-up") gives the CPU's fp32 and bf16 rates.
   kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
-  if (!device.is_cuda()) {
-    const json bf16 = gemm.contains("bf16")
-                          ? gemm["bf16"]
-                          : measure_gemm_rates(config, rows, device, torch::kBFloat16);
-    kernels.fp32_gflops = gemm["fp32"]["best_gflops"].get<double>();
-    kernels.bf16_gflops = bf16["best_gflops"].get<double>();
-  }
+  if (!device.is_cuda()) add_cpu_kernel_rates(kernels, gemm, config, rows);
 
   std::vector<json> results;
   std::vector<std::string> failed, methods;

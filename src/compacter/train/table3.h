@@ -68,6 +68,14 @@ nlohmann::json run_table3(const std::vector<MethodJob>& jobs, const std::string&
 // CUDA); "best_gflops" is the higher.
 nlohmann::json measure_gemm_rates(const T5Config& config, int64_t rows, torch::Device device,
                                   torch::ScalarType dtype);
+
+// On the CPU: the kernels' report gets the fp32 and bf16 GEMM rates of `gemm` (bf16 measured
+// when missing), and the alternative, linear layers through oneDNN in fp32 and bf16 on the
+// representative shape (rows x d_ff x d_model; gemm["onednn_fp32"], gemm["onednn_bf16"]), with
+// the fastest correct path per dtype (issue #8). The program's layers keep the BLAS for fp32 and
+// libtorch's own bf16 products; the report says when oneDNN would be faster.
+void add_cpu_kernel_rates(kernels::KernelsReport& kernels, nlohmann::json& gemm,
+                          const T5Config& config, int64_t rows);
 int gemm_repeats();
 
 // A report's "machine" section: threads, the environment variables that steer the kernels, the
