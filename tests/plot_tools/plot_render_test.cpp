@@ -208,10 +208,21 @@ TEST(PlotTools, HeadlessChromiumRendersFigure1) {
   const double l0 = std::log10(0.05), l1 = 2, pad = (l1 - l0) * 0.05;
   const double x = 80 + (l0 - (l0 - pad)) / (l1 - l0 + 2 * pad) * 460;
   const double y = 380 - (52.0 - 50) / 30 * 320;
-  const size_t at = (size_t(std::lround(y)) * w + size_t(std::lround(x))) * 3;
-  EXPECT_NEAR(img.rgb[at], 0x2b, 12);
-  EXPECT_NEAR(img.rgb[at + 1], 0x6c, 12);
-  EXPECT_NEAR(img.rgb[at + 2], 0xb0, 12);
+  // Its disc: the pixels of about its colour within 12 px, whose centre (pixel i covers
+  // [i, i + 1)) is the point's within a pixel, and whose area is about pi r^2 = 50 px.
+  double sx = 0, sy = 0;
+  int count = 0;
+  for (int py = int(y) - 12; py <= int(y) + 12; ++py)
+    for (int pxl = int(x) - 12; pxl <= int(x) + 12; ++pxl) {
+      if (py < 0 || pxl < 0 || py >= h || pxl >= w) continue;
+      const uint8_t* c = &img.rgb[(size_t(py) * w + pxl) * 3];
+      if (std::abs(c[0] - 0x2b) + std::abs(c[1] - 0x6c) + std::abs(c[2] - 0xb0) > 40) continue;
+      sx += pxl + 0.5, sy += py + 0.5, ++count;
+    }
+  ASSERT_GE(count, 30) << "no disc of the first colour near (" << x << ", " << y << ")";
+  EXPECT_LE(count, 80);
+  EXPECT_NEAR(sx / count, x, 1.0);
+  EXPECT_NEAR(sy / count, y, 1.0);
 }
 
 }  // namespace

@@ -163,7 +163,11 @@ std::string render_xy(const XYChart& c) {
       if (s.markers)
         out += "<circle class=\"point\" " + data + " cx=\"" + px(x) + "\" cy=\"" + px(y) +
                "\" r=\"" + px(kPointRadius) + "\" fill=\"" + colour(i) + "\"/>\n";
-      if (!s.labels.empty()) out += text(x + 7, y - 7, s.labels[k], "start", 11);
+      // Labels right of their point, or left of it in the plot's right third (off the legend).
+      if (!s.labels.empty()) {
+        const bool left = x > kPlotLeft + (kPlotRight - kPlotLeft) * 2 / 3;
+        out += text(left ? x - 7 : x + 7, y - 7, s.labels[k], left ? "end" : "start", 11);
+      }
     }
     out += "</g>\n";
   }
