@@ -24,6 +24,13 @@ void write_run(const std::string& dir, const std::string& method, double percent
   testing::write_file(dir + "/metrics.jsonl", "{\"type\":\"train\",\"step\":5,\"loss\":1.5}\n");
 }
 
+size_t points_in(const std::string& svg) {
+  size_t n = 0;
+  for (size_t at = 0; (at = svg.find("<circle class=\"point\"", at)) != std::string::npos; ++at)
+    ++n;
+  return n;
+}
+
 TEST(PlotCli, ReportWritesTheFiguresItHasDataFor) {
   testing::TempDir dir;
   write_run(dir.file("a"), "bitfit", 0.1, 50);
@@ -67,6 +74,33 @@ TEST(PlotCli, BenchPlotsASavedDocument) {
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find(dir.file("broken.json")), std::string::npos) << bad.err;
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.svg")));
+}
+
+TEST(PlotCli, BenchRunsWriteTheirFigure) {
+  testing::TempDir dir;
+  const std::string config = testing::write_tiny_t5_config(dir, 128);
+  auto r = testing::run_compacter("bench --model-config '" + config +
+                                  "' --methods full,bitfit --batch-size 2 --source-len 8 "
+                                  "--target-len 3 --max-steps 1 --plot " +
+                                  dir.file("t3.svg"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string bars = testing::read_file(dir.file("t3.svg"));
+  EXPECT_NE(bars.find("data-series=\"time per step\""), std::string::npos);
+  EXPECT_NE(r.err.find("wrote " + dir.file("t3.svg")), std::string::npos) << r.err;
+
+  auto inference = testing::run_compacter(
+      "bench --inference --model-config '" + config +
+      "' --methods none --batch-sizes 1,2 --source-len 6 --max-new-tokens 2 --repeats 1 "
+      "--warmup 1 --plot " +
+      dir.file("inference.svg"));
+  ASSERT_EQ(inference.exit_code, 0) << inference.err;
+  EXPECT_EQ(points_in(testing::read_file(dir.file("inference.svg"))), 2u);
+
+  // A missing folder is refused before anything runs.
+  auto missing = testing::run_compacter("bench --model-config '" + config +
+                                        "' --methods full --plot " + dir.file("no/t3.svg"));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find(dir.file("no")), std::string::npos) << missing.err;
 }
 
 }  // namespace
