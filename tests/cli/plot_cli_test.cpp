@@ -88,11 +88,11 @@ TEST(PlotCli, BenchRunsWriteTheirFigure) {
   EXPECT_NE(bars.find("data-series=\"time per step\""), std::string::npos);
   EXPECT_NE(r.err.find("wrote " + dir.file("t3.svg")), std::string::npos) << r.err;
 
-  auto inference = testing::run_compacter(
-      "bench --inference --model-config '" + config +
-      "' --methods none --batch-sizes 1,2 --source-len 6 --max-new-tokens 2 --repeats 1 "
-      "--warmup 1 --plot " +
-      dir.file("inference.svg"));
+  auto inference = testing::run_compacter("bench --inference --model-config '" + config +
+                                          "' --methods none --dtypes fp32 --batch-sizes 1,2 "
+                                          "--source-len 6 --max-new-tokens 2 --repeats 1 "
+                                          "--warmup 1 --plot " +
+                                          dir.file("inference.svg"));
   ASSERT_EQ(inference.exit_code, 0) << inference.err;
   EXPECT_EQ(points_in(testing::read_file(dir.file("inference.svg"))), 2u);
 
