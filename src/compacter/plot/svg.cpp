@@ -2,8 +2,6 @@
 #include "compacter/plot/svg.h"
 
 #include <algorithm>
-#include <numeric>
-#include <sstream>
 
 #include "compacter/core/error.h"
 
