@@ -13,7 +13,8 @@
 #     Compacter++ and full fine-tuning on the same T5 untrained, each keeping its best adapter on
 #     validation;
 #  5. the table (`compacter report`): test accuracy, trainable parameters and adapter file sizes,
-#     with the majority-class baseline; then a few test definitions with their predictions.
+#     with the majority-class baseline, and the runs' figures as SVG (`report --plot`, in
+#     $out/plots); then a few test definitions with their predictions.
 # Everything goes to $COMPACTER_DEMO_OUT (default out/demo). Takes about 9.5 minutes on a quiet
 # 2-core machine, plus the package downloads on a fresh one. The time is mostly the build (~2.5
 # min) and CPU-bound training (pretraining ~2.5 min, five fine-tunes ~40 s each), so other
@@ -80,7 +81,8 @@ finetune full-untrained "$untrained" full 1e-3 300
 
 say "6/6 results on the held-out test definitions"
 "$bin" report "$out/runs/compacter++" "$out/runs/full" "$out/runs/bitfit" \
-  "$out/runs/compacter++-untrained" "$out/runs/full-untrained"
+  "$out/runs/compacter++-untrained" "$out/runs/full-untrained" --plot "$out/plots"
+echo "figures (SVG, open in a browser): $out/plots (docs/plots.md)"
 majority=$(sed -n 's/.*"test_majority_class": "\(.*\)".*/\1/p' "$data/summary.json")
 share=$(sed -n 's/.*"test_majority_share": \(.*\),*/\1/p' "$data/summary.json" | tr -d ,)
 awk -v c="$majority" -v s="$share" \

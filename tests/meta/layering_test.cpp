@@ -1,8 +1,8 @@
 // The layer ladder of the README's "Layout": core -> dist -> kernels -> io -> data -> nn -> peft
-// -> tasks -> pretrain -> train -> interop -> serve -> tools. A file under src/compacter/<layer>/
-// may include "compacter/<same or lower layer>/..." only; nothing under src/ includes tools/ (the
-// command-line program). Checked on this source tree (COMPACTER_SOURCE_DIR), and the checker itself
-// on fake trees, so that the check is known to fail when it should.
+// -> tasks -> pretrain -> train -> interop -> serve -> plot -> tools. A file under
+// src/compacter/<layer>/ may include "compacter/<same or lower layer>/..." only; nothing under src/
+// includes tools/ (the command-line program). Checked on this source tree (COMPACTER_SOURCE_DIR),
+// and the checker itself on fake trees, so that the check is known to fail when it should.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,9 +23,9 @@ namespace fs = std::filesystem;
 // Lowest first. A layer folder that does not exist yet (serve) is fine; a folder under
 // src/compacter that is not listed here is reported, so that the ladder stays complete.
 const std::vector<std::string>& ladder() {
-  static const std::vector<std::string> layers = {"core",     "dist",  "kernels", "io",
-                                                  "data",     "nn",    "peft",    "tasks",
-                                                  "pretrain", "train", "interop", "serve"};
+  static const std::vector<std::string> layers = {
+      "core",  "dist",     "kernels", "io",      "data",  "nn",  "peft",
+      "tasks", "pretrain", "train",   "interop", "serve", "plot"};
   return layers;
 }
 

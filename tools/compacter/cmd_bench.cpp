@@ -4,14 +4,17 @@
 // same for generation, train::run_inference_bench (train/inference_bench.h), one worker process
 // per configuration (`bench-inference-worker --job JSON`). The two share the flags both option
 // sets declare (--model-config, --source-len, --warmup, --device, --seed).
+#include <filesystem>
 #include <iostream>
 #include <set>
 
 #include "commands.h"
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/subprocess.h"
 #include "compacter/io/t5_config.h"
 #include "compacter/peft/adapter_file.h"
+#include "compacter/plot/figures.h"
 #include "compacter/train/inference_bench.h"
 #include "compacter/train/table3.h"
 #include "method_options.h"
@@ -32,8 +35,21 @@ struct BenchCli {
   std::string methods = "all";
   CLI::Option* methods_flag = nullptr;
   bool json_output = false;
+  std::string plot_file;  // non-empty: the results as an SVG figure there
+  std::string plot_from;  // non-empty: plot this saved --json document, run nothing
   MethodOptions method;
 };
+
+// bench --plot FILE: the figure of a bench document (plot/figures.h), or why there is none.
+void write_bench_plot(const nlohmann::json& report, const std::string& file) {
+  const plot::Figure f = plot::bench_figure(report);
+  if (f.svg.empty()) {
+    std::cerr << "[bench] --plot: no figure written (" << f.what << "): " << f.skipped << "\n";
+    return;
+  }
+  write_text_atomically(file, f.svg);
+  std::cerr << "[bench] wrote " << file << " (" << f.what << ")\n";
+}
 
 // The names of the fields of the training bench's settings that the inference bench has too.
 std::set<std::string> shared_fields() {
@@ -77,11 +93,26 @@ void run_inference(BenchCli& o) {
   StderrProgress progress("[bench] ");
   const nlohmann::json report = train::run_inference_bench(jobs, current_executable(), progress);
   std::cout << (o.json_output ? report.dump(2) + "\n" : train::format_inference_bench(report));
+  if (!o.plot_file.empty()) write_bench_plot(report, o.plot_file);
   const int64_t failed = report["failed"].get<int64_t>();
   if (failed > 0) throw Error(cat(failed, " of ", jobs.size(), " configurations failed"));
 }
 
 void run_bench(BenchCli& o) {
+  if (!o.plot_from.empty()) {
+    check_usage(!o.plot_file.empty(), "--plot-from needs --plot FILE");
+    const nlohmann::json doc = plot::read_bench_json(o.plot_from);
+    try {
+      return write_bench_plot(doc, o.plot_file);
+    } catch (const Error& e) {
+      throw Error(cat(o.plot_from, ": ", e.what()));
+    }
+  }
+  if (!o.plot_file.empty()) {  // checked before a long bench, not after
+    const std::filesystem::path folder = std::filesystem::path(o.plot_file).parent_path();
+    check_usage(folder.empty() || std::filesystem::is_directory(folder), "--plot ", o.plot_file,
+                ": the folder ", folder.string(), " does not exist");
+  }
   if (o.inference) return run_inference(o);
   refuse_given(o.inference_given, {}, "needs --inference");
   // Everything that can be checked is checked before the first worker runs.
@@ -100,6 +131,7 @@ void run_bench(BenchCli& o) {
   StderrProgress progress("[bench] ");
   const nlohmann::json report = train::run_table3(jobs, current_executable(), progress);
   std::cout << (o.json_output ? report.dump(2) + "\n" : train::format_table3(report));
+  if (!o.plot_file.empty()) write_bench_plot(report, o.plot_file);
   const auto& failed = report["failed"];
   if (!failed.empty()) {
     std::string names;
@@ -134,6 +166,13 @@ void add_bench_commands(CLI::App& app) {
                                     "the base model alone; default compacter++)")
                         ->capture_default_str();
   cmd->add_flag("--json", o->json_output, "print one JSON document");
+  cmd->add_option("--plot", o->plot_file,
+                  "also write the results as a standalone SVG figure to FILE: time per step and "
+                  "peak memory relative to full fine-tuning (bars; needs full among --methods), "
+                  "or with --inference tokens/s against batch size (docs/plots.md)");
+  cmd->add_option("--plot-from", o->plot_from,
+                  "run nothing: draw --plot FILE from a saved `bench --json` document "
+                  "(e.g. bench/results/*.json)");
   cmd->add_option("--profile", o->profile_dir,
                   "write a Chrome trace of each method's timed steps (libtorch's profiler) to "
                   "DIR/profile-METHOD.json (--inference: of each configuration's timed requests, "

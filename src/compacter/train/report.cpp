@@ -66,10 +66,18 @@ nlohmann::json report_rows(const std::vector<std::string>& runs, const std::stri
       // Runs from before evaluation time was measured apart have no evaluation_seconds; their
       // train_seconds included the evaluations.
       const bool split_times = time.contains("evaluation_seconds");
+      // The task's name (a user task: its own name) and the low-resource subset's size (null:
+      // the whole training set), for the paper's Figure 4 (plot/figure4.h).
+      const nlohmann::json& data = r.at("config").value("data", nlohmann::json::object());
+      std::string task = r.value("task", std::string());
+      if (task == "user" && data.contains("user")) task = data["user"].value("name", task);
+      const int64_t samples = data.value("max_train_samples", int64_t{-1});
       rows.push_back(
           {{"run", std::filesystem::path(run).filename().string()},
            {"method", r.at("method")},
            {"model", r.at("config").at("model")},
+           {"task", task},
+           {"max_train_samples", samples > 0 ? nlohmann::json(samples) : nlohmann::json()},
            {"trainable", r.at("parameters").at("trainable")},
            {"percent_of_backbone", r.at("parameters").at("percent_of_backbone")},
            {"adapter_file_bytes", r.at("adapter_bytes")},

@@ -1,7 +1,8 @@
 // The comparison of finished fine-tuning runs that `compacter report` prints (one row per run
 // directory, read from its results.json): method, base model, trainable parameters and their
 // share of the backbone, the adapter file's size, test and validation scores, training time and
-// throughput (training steps only) and the time spent in evaluations during training.
+// throughput (training steps only) and the time spent in evaluations during training; also the
+// task's name and the low-resource subset's size (max_train_samples, null: the whole set).
 #pragma once
 #include <nlohmann/json.hpp>
 

@@ -1,0 +1,230 @@
+// Figures from finished training runs (figures.h): the paper's Figure 1 (score vs % of trained
+// parameters), Figure 4 (low-resource: score vs training-set size), and the loss and
+// validation-metric curves of metrics.jsonl.
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "compacter/core/error.h"
+#include "compacter/plot/figures.h"
+#include "compacter/plot/svg.h"
+
+namespace compacter::plot {
+
+using nlohmann::json;
+
+namespace {
+
+// Names in order of first appearance, with the values given under each.
+template <class V>
+struct Groups {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<V>> values;
+  void add(const std::string& name, V v) {
+    if (!values.count(name)) order.push_back(name);
+    values[name].push_back(v);
+  }
+};
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s / v.size();
+}
+
+// "accuracy on the test set (x100)" for the rows' scores; mixed metrics or splits say so.
+std::string score_label(const std::vector<const json*>& rows) {
+  std::set<std::string> metrics;
+  bool all_test = true;
+  for (const json* r : rows) {
+    metrics.insert((*r)["metric"].get<std::string>());
+    all_test = all_test && (*r)["test"].is_number();
+  }
+  const std::string metric = metrics.size() == 1 ? *metrics.begin() : "score";
+  return metric + (all_test ? " on the test set" : " (test set, else validation)") + " (x100)";
+}
+
+// "3 runs of rte, sst2" for a note.
+std::string runs_note(const std::vector<const json*>& rows) {
+  std::set<std::string> tasks;
+  for (const json* r : rows) tasks.insert(r->value("task", std::string("?")));
+  std::string list;
+  for (const std::string& t : tasks) list += (list.empty() ? "" : ", ") + t;
+  return cat(rows.size(), rows.size() == 1 ? " run" : " runs", " of ", list);
+}
+
+// The name a run is grouped under: its method, or "METHOD on MODEL" (the model folder's name)
+// when the rows use more than one base model.
+std::string group_name(const json& row, const std::vector<const json*>& rows) {
+  std::set<std::string> models;
+  for (const json* r : rows) models.insert(r->value("model", json("")).dump());
+  const std::string method = row["method"].get<std::string>();
+  if (models.size() <= 1 || !row.contains("model") || !row["model"].is_string()) return method;
+  std::string model = row["model"].get<std::string>();
+  while (model.size() > 1 && model.back() == '/') model.pop_back();
+  return method + " on " + model.substr(model.find_last_of('/') + 1);
+}
+
+}  // namespace
+
+std::vector<json> read_metrics_records(const std::string& run_dir) {
+  const std::string path = run_dir + "/metrics.jsonl";
+  std::ifstream in(path);
+  check(in.good(), "cannot open ", path, " (is ", run_dir, " a `compacter train` run?)");
+  std::vector<json> out;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::exception& e) {
+      throw Error(cat(path, ":", number, ": not a JSON record (", e.what(), ")"));
+    }
+    check(j.is_object(), path, ":", number, ": not a JSON object");
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+double row_score(const json& row) {
+  if (row["test"].is_number()) return row["test"].get<double>();
+  if (row["validation"].is_number()) return row["validation"].get<double>();
+  return NAN;
+}
+
+Figure figure1(const json& rows) {
+  Figure f{"figure1.svg", "Figure 1: score vs % of trained parameters, one point per method", "",
+           ""};
+  std::vector<const json*> used;
+  for (const json& r : rows)
+    if (std::isfinite(row_score(r)) && r["percent_of_backbone"].get<double>() > 0)
+      used.push_back(&r);
+  Groups<const json*> by_method;
+  for (const json* r : used) by_method.add(group_name(*r, used), r);
+  if (used.empty()) {
+    f.skipped = "no run with a test or validation score";
+    return f;
+  }
+  XYChart c;
+  c.title = "Score vs trained parameters (Figure 1)";
+  c.note = runs_note(used) + "; each point: the mean of a method's runs";
+  std::vector<double> xs, ys;
+  for (const std::string& method : by_method.order) {
+    std::vector<double> p, s;
+    for (const json* r : by_method.values[method]) {
+      p.push_back((*r)["percent_of_backbone"].get<double>());
+      s.push_back(row_score(*r));
+    }
+    Series series{method, {mean(p)}, {mean(s)}, {method}, false, true};
+    xs.push_back(series.x[0]), ys.push_back(series.y[0]);
+    c.series.push_back(std::move(series));
+  }
+  c.x = log_axis(xs, "trained parameters (% of the backbone's, log scale)");
+  c.y = linear_axis(ys, score_label(used));
+  f.svg = render_xy(c);
+  return f;
+}
+
+Figure figure4(const json& rows) {
+  Figure f{"figure4.svg", "Figure 4: score vs training-set size (low-resource runs)", "", ""};
+  std::vector<const json*> used;
+  for (const json& r : rows)
+    if (std::isfinite(row_score(r)) && r.value("max_train_samples", json()).is_number())
+      used.push_back(&r);
+  Groups<std::pair<double, double>> by_method;  // (size, score)
+  for (const json* r : used)
+    by_method.add(group_name(*r, used), {(*r)["max_train_samples"].get<double>(), row_score(*r)});
+  if (used.empty()) {
+    f.skipped = "no low-resource run (train --max-train-samples N) with a score";
+    return f;
+  }
+  XYChart c;
+  c.title = "Score vs training-set size (Figure 4)";
+  c.note = runs_note(used) + "; each point: the mean of a method's runs at that size";
+  std::vector<double> xs, ys;
+  for (const std::string& method : by_method.order) {
+    std::map<double, std::vector<double>> at;  // size -> scores, sorted by size
+    for (const auto& [size, score] : by_method.values[method]) at[size].push_back(score);
+    Series s;
+    s.name = method;
+    for (const auto& [size, scores] : at) {
+      s.x.push_back(size), s.y.push_back(mean(scores));
+      xs.push_back(size), ys.push_back(s.y.back());
+    }
+    c.series.push_back(std::move(s));
+  }
+  c.x = log_axis(xs, "training examples (--max-train-samples, log scale)");
+  c.y = linear_axis(ys, score_label(used));
+  f.svg = render_xy(c);
+  return f;
+}
+
+Figure loss_curves(const json& rows, const std::vector<std::vector<json>>& records) {
+  Figure f{"loss.svg", "training loss vs step, one line per run", "", ""};
+  XYChart c;
+  c.title = "Training loss";
+  std::vector<double> xs, ys;
+  for (size_t i = 0; i < rows.size() && i < records.size(); ++i) {
+    Series s;
+    s.name = rows[i]["run"].get<std::string>();
+    for (const json& r : records[i])
+      if (r.value("type", "") == "train" && r.contains("loss") && r["loss"].is_number() &&
+          r.contains("step") && r["step"].is_number()) {
+        s.x.push_back(r["step"].get<double>()), s.y.push_back(r["loss"].get<double>());
+        xs.push_back(s.x.back()), ys.push_back(s.y.back());
+      }
+    s.markers = s.x.size() <= 30;
+    if (!s.x.empty()) c.series.push_back(std::move(s));
+  }
+  if (c.series.empty()) {
+    f.skipped = "no training record (type \"train\" with a loss) in any metrics.jsonl";
+    return f;
+  }
+  c.note = cat(c.series.size(), c.series.size() == 1 ? " run" : " runs",
+               "; each point: the mean loss since the previous record (metrics.jsonl)");
+  c.x = linear_axis(xs, "training step", true);
+  c.y = linear_axis(ys, "training loss (cross-entropy, nats per target token)", true);
+  f.svg = render_xy(c);
+  return f;
+}
+
+Figure validation_curves(const json& rows, const std::vector<std::vector<json>>& records,
+                         const std::string& metric) {
+  Figure f{"validation.svg", "validation metric vs step, one line per run", "", ""};
+  XYChart c;
+  c.title = "Validation score during training";
+  std::vector<double> xs, ys;
+  std::set<std::string> names;
+  for (size_t i = 0; i < rows.size() && i < records.size(); ++i) {
+    Series s;
+    s.name = rows[i]["run"].get<std::string>();
+    for (const json& r : records[i]) {
+      if (r.value("type", "") != "eval" || !r.contains("metrics") || !r["metrics"].is_object() ||
+          r["metrics"].empty() || !r.contains("step"))
+        continue;
+      const json& m = r["metrics"];
+      const std::string name = metric.empty() ? m.begin().key() : metric;
+      if (!m.contains(name) || !m[name].is_number()) continue;
+      names.insert(name);
+      s.x.push_back(r["step"].get<double>()), s.y.push_back(m[name].get<double>());
+      xs.push_back(s.x.back()), ys.push_back(s.y.back());
+    }
+    if (!s.x.empty()) c.series.push_back(std::move(s));
+  }
+  if (c.series.empty()) {
+    f.skipped = metric.empty() ? "no evaluation record in any metrics.jsonl"
+                               : cat("no evaluation record with \"", metric, "\"");
+    return f;
+  }
+  c.note = cat(c.series.size(), c.series.size() == 1 ? " run" : " runs",
+               "; the evaluations during training (metrics.jsonl)");
+  c.x = linear_axis(xs, "training step", true);
+  c.y = linear_axis(ys, (names.size() == 1 ? *names.begin() : "score") +
+                            std::string(" on the validation set (x100)"));
+  f.svg = render_xy(c);
+  return f;
+}
+
+}  // namespace compacter::plot
