@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(safetensors pytorch_bin config_json task_rows run_state serve_requests adapter_config)
+[[ ${#targets[@]} -gt 0 ]] || targets=(safetensors pytorch_bin config_json task_rows run_state serve_requests adapter_config
+  sentencepiece)
 shared=${COMPACTER_SHARED_DIR:-../shared}
 command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang (apt-get install clang)" >&2; exit 2; }
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
