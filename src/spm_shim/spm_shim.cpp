@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -68,15 +69,25 @@ class FileLines : public sentencepiece::SentenceIterator {
 extern "C" {
 
 // Returns a processor, or nullptr with *error set (release it with cspm_release).
+// libsentencepiece also throws on some malformed models (found by fuzz_sentencepiece: a piece
+// with a NUL byte makes its trie builder throw Darts::Details::Exception); no exception crosses
+// this C interface.
 void* cspm_load(const char* path, char** error) {
-  auto* sp = new sentencepiece::SentencePieceProcessor();
-  const auto status = sp->Load(path);
-  if (!status.ok()) {
-    *error = copy_string(status.ToString());
-    delete sp;
+  auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
+  try {
+    const auto status = sp->Load(path);
+    if (!status.ok()) {
+      *error = copy_string(status.ToString());
+      return nullptr;
+    }
+  } catch (const std::exception& e) {
+    *error = copy_string(std::string("the model is malformed: ") + e.what());
+    return nullptr;
+  } catch (...) {
+    *error = copy_string("the model is malformed (libsentencepiece threw an unknown exception)");
     return nullptr;
   }
-  return sp;
+  return sp.release();
 }
 
 void cspm_free(void* sp) {
