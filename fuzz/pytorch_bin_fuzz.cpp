@@ -4,9 +4,7 @@
 // pickles are fuzzed without a zip container's CRC in the way. Every input must either be
 // accepted or throw compacter::Error; any other exception, crash, sanitizer report, allocation
 // beyond the input's size or hang is a bug. What was accepted is checked to be self-consistent.
-// With COMPACTER_FUZZ_REPLAY this file also has a main() (fuzz_pytorch_bin_replay): it runs the
-// target over files or folders given on the command line and checks the seeds' names: "ok-*"
-// files must be accepted, "bad-*" files rejected.
+// Built on the shared driver (fuzz_target.h; the replay main is replay_main.cpp).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,6 +15,7 @@
 #include "compacter/io/pytorch_bin_format.h"
 #include "compacter/io/state_dict_pickle.h"
 #include "compacter/io/zip_archive.h"
+#include "fuzz_target.h"
 
 namespace {
 
@@ -73,9 +72,10 @@ bool run_one(const uint8_t* data, size_t size, const std::string& name) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+bool compacter_fuzz_accepts(const uint8_t* data, size_t size) {
+  bool accepted = false;
   try {
-    run_one(data, size, "fuzz-input");
+    accepted = run_one(data, size, "fuzz-input");
   } catch (const compacter::Error&) {
   }
   if (!compacter::zip::looks_like_zip(data, size)) {
@@ -84,71 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const compacter::Error&) {
     }
   }
-  return 0;
+  return accepted;
 }
 
-#ifdef COMPACTER_FUZZ_REPLAY
-#include <algorithm>
-#include <exception>
-#include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <sstream>
-
-int main(int argc, char** argv) {
-  std::vector<std::pair<std::string, std::string>> inputs;
-  for (int i = 1; i < argc; ++i) {
-    std::vector<std::filesystem::path> files;
-    if (std::filesystem::is_directory(argv[i])) {
-      for (const auto& e : std::filesystem::directory_iterator(argv[i]))
-        if (e.is_regular_file()) files.push_back(e.path());
-    } else {
-      files.emplace_back(argv[i]);
-    }
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      if (!in) {
-        std::cerr << "cannot read " << f << "\n";
-        return 2;
-      }
-      std::ostringstream s;
-      s << in.rdbuf();
-      inputs.emplace_back(f.string(), s.str());
-    }
-  }
-  if (inputs.empty()) {
-    std::cerr << "usage: fuzz_pytorch_bin_replay FILE_OR_FOLDER...\n";
-    return 2;
-  }
-  int failures = 0;
-  for (const auto& [name, bytes] : inputs) {
-    const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-    const std::string base = std::filesystem::path(name).filename().string();
-    try {
-      LLVMFuzzerTestOneInput(data, bytes.size());  // what the fuzzer runs; must not crash
-      bool accepted = false;
-      std::string why;
-      try {
-        accepted = run_one(data, bytes.size(), name);
-      } catch (const compacter::Error& e) {
-        why = e.what();
-      }
-      if (base.rfind("ok-", 0) == 0 && !accepted) {
-        std::cerr << "FAIL " << name << ": expected to be accepted, got: " << why << "\n";
-        ++failures;
-      } else if (base.rfind("bad-", 0) == 0 && accepted) {
-        std::cerr << "FAIL " << name << ": expected an error, but it was accepted\n";
-        ++failures;
-      } else {
-        std::cout << (accepted ? "accepted " + name : "rejected " + why) << "\n";
-      }
-    } catch (const std::exception& e) {
-      std::cerr << "FAIL " << name << ": unexpected exception (a bug): " << e.what() << "\n";
-      ++failures;
-    }
-  }
-  std::cout << inputs.size() << " inputs, " << failures << " failures\n";
-  return failures == 0 ? 0 : 1;
-}
-#endif
+COMPACTER_FUZZ_ENTRY_POINT

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -68,15 +69,25 @@ class FileLines : public sentencepiece::SentenceIterator {
 extern "C" {
 
 // Returns a processor, or nullptr with *error set (release it with cspm_release).
+// libsentencepiece also throws on some malformed models (found by fuzz_sentencepiece: a piece
+// with a NUL byte makes its trie builder throw Darts::Details::Exception); no exception crosses
+// this C interface.
 void* cspm_load(const char* path, char** error) {
-  auto* sp = new sentencepiece::SentencePieceProcessor();
-  const auto status = sp->Load(path);
-  if (!status.ok()) {
-    *error = copy_string(status.ToString());
-    delete sp;
+  auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
+  try {
+    const auto status = sp->Load(path);
+    if (!status.ok()) {
+      *error = copy_string(status.ToString());
+      return nullptr;
+    }
+  } catch (const std::exception& e) {
+    *error = copy_string(std::string("the model is malformed: ") + e.what());
+    return nullptr;
+  } catch (...) {
+    *error = copy_string("the model is malformed (libsentencepiece threw an unknown exception)");
     return nullptr;
   }
-  return sp;
+  return sp.release();
 }
 
 void cspm_free(void* sp) {
@@ -94,10 +105,15 @@ int cspm_piece_size(void* sp) {
 // Encodes text[0:len] into *ids (malloc'ed); returns the count, or -1 with *error set.
 int cspm_encode(void* sp, const char* text, size_t len, int** ids, char** error) {
   std::vector<int> out;
-  const auto status =
-      static_cast<sentencepiece::SentencePieceProcessor*>(sp)->Encode(std::string(text, len), &out);
-  if (!status.ok()) {
-    *error = copy_string(status.ToString());
+  try {
+    const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(sp)->Encode(
+        std::string(text, len), &out);
+    if (!status.ok()) {
+      *error = copy_string(status.ToString());
+      return -1;
+    }
+  } catch (const std::exception& e) {
+    *error = copy_string(e.what());
     return -1;
   }
   *ids = static_cast<int*>(std::malloc(sizeof(int) * (out.empty() ? 1 : out.size())));
@@ -108,10 +124,15 @@ int cspm_encode(void* sp, const char* text, size_t len, int** ids, char** error)
 // Decodes ids into a malloc'ed NUL-terminated string; nullptr with *error set on failure.
 char* cspm_decode(void* sp, const int* ids, int n, char** error) {
   std::string text;
-  const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(sp)->Decode(
-      std::vector<int>(ids, ids + n), &text);
-  if (!status.ok()) {
-    *error = copy_string(status.ToString());
+  try {
+    const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(sp)->Decode(
+        std::vector<int>(ids, ids + n), &text);
+    if (!status.ok()) {
+      *error = copy_string(status.ToString());
+      return nullptr;
+    }
+  } catch (const std::exception& e) {
+    *error = copy_string(e.what());
     return nullptr;
   }
   return copy_string(text);

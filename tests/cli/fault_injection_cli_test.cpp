@@ -2,10 +2,14 @@
 // limit (RLIMIT_FSIZE; SIGXFSZ ignored, so a write past it fails with EFBIG as on a full disk),
 // while `init-model --force` replaces a model and while `train` saves its checkpoint. Each time:
 // a clear error naming the file, exit 1, the previous files byte for byte as they were, and no
-// partial or temporary file left behind.
+// partial or temporary file left behind. Also a read-only output folder: the tests run as root,
+// which file permissions do not stop, so the program runs as user nobody (65534, setuid in the
+// forked child before exec); where that is impossible the test is skipped, saying why.
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,16 +26,25 @@ namespace fs = std::filesystem;
 using testing::read_file;
 using testing::TempDir;
 
-// Runs `compacter ARGS` through /bin/sh with files limited to `max_bytes`; stderr into `err`.
-int run_with_file_limit(const std::string& args, rlim_t max_bytes, std::string& err,
-                        const TempDir& tmp) {
+constexpr int kCannotDropPrivileges = 99;
+
+// Runs `compacter ARGS` through /bin/sh in a forked child; stderr into `err`. With `max_bytes`,
+// files are limited to that many bytes; with `as_nobody` (when running as root), the child
+// becomes user and group 65534 first (exit kCannotDropPrivileges when it cannot).
+int run_child(const std::string& args, rlim_t max_bytes, bool as_nobody, std::string& err,
+              const TempDir& tmp) {
   const std::string command = std::string("'") + COMPACTER_BINARY + "' " + args + " >" +
                               tmp.file("out") + " 2>" + tmp.file("err");
   const pid_t pid = fork();
   if (pid == 0) {
-    rlimit limit{max_bytes, max_bytes};
-    setrlimit(RLIMIT_FSIZE, &limit);
-    signal(SIGXFSZ, SIG_IGN);  // inherited across exec: writes fail with EFBIG instead
+    if (max_bytes != RLIM_INFINITY) {
+      rlimit limit{max_bytes, max_bytes};
+      setrlimit(RLIMIT_FSIZE, &limit);
+      signal(SIGXFSZ, SIG_IGN);  // inherited across exec: writes fail with EFBIG instead
+    }
+    if (as_nobody && geteuid() == 0 &&
+        (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0))
+      _exit(kCannotDropPrivileges);
     execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -39,6 +52,11 @@ int run_with_file_limit(const std::string& args, rlim_t max_bytes, std::string& 
   waitpid(pid, &status, 0);
   err = read_file(tmp.file("err"));
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int run_with_file_limit(const std::string& args, rlim_t max_bytes, std::string& err,
+                        const TempDir& tmp) {
+  return run_child(args, max_bytes, false, err, tmp);
 }
 
 // Every file under `dir` (relative path -> bytes).
@@ -92,6 +110,52 @@ TEST(FaultInjection, FullDiskWhileTrainingSavesLeavesNoPartialFile) {
     EXPECT_LE(bytes.size(), size_t{256} << 10) << name;
   }
   EXPECT_FALSE(fs::exists(run + "/checkpoint/state.json"));  // no checkpoint half-written
+}
+
+TEST(FaultInjection, ReadOnlyOutputFolderIsAClearErrorAndKeepsTheModel) {
+  TempDir dir;
+  // nobody must reach the folder, read the config and write the err/out files; not the model.
+  fs::permissions(dir.path(), fs::perms::all);
+  const std::string config = testing::write_tiny_t5_config(dir, 500);
+  const std::string model = dir.path() + "/model";
+  auto r = testing::run_compacter("init-model --model-config " + config + " --out " + model +
+                                  " --seed 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  fs::permissions(model, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                             fs::perms::others_read | fs::perms::others_exec);
+  const auto before = snapshot(model);
+  std::string err;
+  // First: can this sandbox run the program as nobody at all?
+  const int probe = run_child("--version", RLIM_INFINITY, true, err, dir);
+  if (probe == kCannotDropPrivileges)
+    GTEST_SKIP() << "running as root and setuid(65534) failed: no way to make a folder read-only "
+                    "here";
+  if (probe != 0)
+    GTEST_SKIP() << "the program does not start as user nobody (exit " << probe
+                 << "; the build folder may not be readable to it): " << err;
+  // Is the folder really read-only to the child? (root without setuid would write.)
+  const int touch_probe = run_child("--version >/dev/null && touch '" + model + "/probe'",
+                                    RLIM_INFINITY, true, err, dir);
+  if (touch_probe == 0) {
+    fs::remove(model + "/probe");
+    GTEST_SKIP() << "the child can write into a 0755 folder it does not own: no read-only folder "
+                    "in this sandbox";
+  }
+  const int code =
+      run_child("init-model --model-config " + config + " --out " + model + " --seed 2 --force",
+                RLIM_INFINITY, true, err, dir);
+  EXPECT_EQ(code, 1) << err;
+  EXPECT_NE(err.find(model + "/"), std::string::npos) << err;  // names the file
+  EXPECT_NE(err.find("Permission denied"), std::string::npos) << err;
+  EXPECT_EQ(testing::lines_of(err).size(), 1u) << err;
+  EXPECT_EQ(snapshot(model), before);  // same files, same bytes, nothing added
+  // A new folder under a read-only one: refused, nothing created.
+  const int nested =
+      run_child("init-model --model-config " + config + " --out " + model + "/sub --seed 2",
+                RLIM_INFINITY, true, err, dir);
+  EXPECT_EQ(nested, 1) << err;
+  EXPECT_NE(err.find(model + "/sub"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(model + "/sub"));
 }
 
 }  // namespace

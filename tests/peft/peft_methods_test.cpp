@@ -70,6 +70,12 @@ TEST(PeftMethods, UnknownMethodListsKnownNames) {
   EXPECT_EQ(parse_block_list("0-2, 5"), (std::vector<int64_t>{0, 1, 2, 5}));
   EXPECT_TRUE(parse_block_list("").empty());
   EXPECT_THROW(parse_block_list("a-3"), Error);
+  // Found by fuzz_adapter_config: 20 digits made std::stoll throw out_of_range (not an Error), and
+  // a range to 10^11 filled memory; blocks above 65535 are refused by name.
+  EXPECT_THROW(parse_block_list("99999999999999999999"), Error);
+  EXPECT_THROW(parse_block_list("0-99999999999"), Error);
+  EXPECT_THROW(parse_block_list("65536"), Error);
+  EXPECT_EQ(parse_block_list("00065535").back(), 65535);
 }
 
 TEST(PeftMethods, RejectsBadOptions) {

@@ -228,6 +228,42 @@ TEST(ServeGenerateBody, JsonLinesTakeTheSameParameters) {
   EXPECT_EQ(big.error_kind, ErrorKind::too_large);
 }
 
+TEST(ServeAdapterLoadBody, NameAndPathOnly) {
+  const AdapterLoadBody ok = parse_adapter_load_body(R"({"name": "rte-2", "path": "runs/rte"})");
+  EXPECT_EQ(ok.name, "rte-2");
+  EXPECT_EQ(ok.path, "runs/rte");
+  const struct {
+    const char* body;
+    ErrorKind kind;
+    const char* message;
+  } cases[] = {
+      {"not json", ErrorKind::bad_request, "expected a JSON object"},
+      {R"(["a"])", ErrorKind::bad_request, "expected a JSON object"},
+      {R"({"name": "a", "path": "p", "x": 1})", ErrorKind::bad_request, "unknown field \"x\""},
+      {R"({"name": "a"})", ErrorKind::bad_request, "\"path\" must be a string"},
+      {R"({"name": 3, "path": "p"})", ErrorKind::bad_request, "\"name\" must be a string"},
+      {R"({"name": "-a", "path": "p"})", ErrorKind::bad_request, "expected 1 to 64 letters"},
+      {R"({"name": "", "path": "p"})", ErrorKind::bad_request, "expected 1 to 64 letters"},
+      {R"({"name": "a/b", "path": "p"})", ErrorKind::bad_request, "expected 1 to 64 letters"},
+      {R"({"name": "base", "path": "p"})", ErrorKind::conflict, "reserved for the base model"},
+  };
+  for (const auto& c : cases) {
+    try {
+      parse_adapter_load_body(c.body);
+      ADD_FAILURE() << c.body << " was accepted";
+    } catch (const RequestError& e) {
+      EXPECT_EQ(e.kind(), c.kind) << c.body;
+      EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << e.what();
+    }
+  }
+  // 64 characters are the most a name may have.
+  EXPECT_NO_THROW(parse_adapter_load_body(
+      nlohmann::json({{"name", std::string(64, 'a')}, {"path", "p"}}).dump()));
+  EXPECT_THROW(parse_adapter_load_body(
+                   nlohmann::json({{"name", std::string(65, 'a')}, {"path", "p"}}).dump()),
+               RequestError);
+}
+
 TEST(ServeReplyJson, TgiShapeWithNBestAndTokens) {
   Reply r;
   r.adapter = "rte";

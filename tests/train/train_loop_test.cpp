@@ -275,7 +275,7 @@ TEST(TrainLoop, DamagedCheckpointIsRefusedOnResume) {
   auto j = nlohmann::json::parse(json);
   j["optimizer_steps"] = "three";
   testing::write_file(ckpt + "/state.json", j.dump());
-  refused("state.json: missing or mistyped field");
+  refused("state.json: \"optimizer_steps\" must be an integer of at least 0");
   testing::write_file(ckpt + "/state.json", json);
   EXPECT_NO_THROW(train_toy(run, true, 0));  // the intact checkpoint still resumes
 }

@@ -35,7 +35,6 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
-#include <regex>
 #include <set>
 #include <thread>
 
@@ -558,22 +557,9 @@ struct HttpServer {
   void load_adapter(const httplib::Request& req, httplib::Response& res) {
     const auto start = Clock::now();
     try {
-      const nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-      check_request(body.is_object(), ErrorKind::bad_request,
-                    "expected a JSON object {\"name\": ..., \"path\": ...}");
-      for (const auto& item : body.items())
-        check_request(item.key() == "name" || item.key() == "path", ErrorKind::bad_request,
-                      "unknown field \"", item.key(), "\" (expected \"name\" and \"path\")");
-      for (const char* field : {"name", "path"})
-        check_request(body.contains(field) && body[field].is_string(), ErrorKind::bad_request, "\"",
-                      field, "\" must be a string");
-      const std::string name = body["name"].get<std::string>();
-      static const std::regex good_name("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
-      check_request(std::regex_match(name, good_name), ErrorKind::bad_request, "\"name\" \"", name,
-                    "\": expected 1 to 64 letters, digits, '.', '_' or '-'");
-      check_request(name != serve::kBaseName, ErrorKind::conflict, "the name \"", name,
-                    "\" is reserved for the base model");
-      const std::string dir = adapter_folder_under(options.adapter_root, body["path"]);
+      const serve::AdapterLoadBody body = serve::parse_adapter_load_body(req.body);
+      const std::string& name = body.name;
+      const std::string dir = adapter_folder_under(options.adapter_root, body.path);
       std::lock_guard<std::mutex> admin(admin_mutex);
       {
         std::lock_guard<std::mutex> lock(adapters_mutex);

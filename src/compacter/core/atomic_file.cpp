@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -30,7 +32,7 @@ void write_atomically(const std::string& path,
 void write_text_atomically(const std::string& path, const std::string& content) {
   write_atomically(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    check(static_cast<bool>(out), "cannot write ", tmp);
+    check(static_cast<bool>(out), "cannot write ", tmp, ": ", std::strerror(errno));
     out << content;
     out.close();
     check(static_cast<bool>(out), "cannot write ", tmp, " (disk full?)");

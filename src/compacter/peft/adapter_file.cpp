@@ -15,6 +15,7 @@
 #include "compacter/io/safetensors.h"
 #include "compacter/nn/fingerprint.h"
 #include "compacter/peft/adapter_card.h"
+#include "compacter/peft/adapter_config.h"
 
 namespace compacter::peft {
 
@@ -80,32 +81,13 @@ nlohmann::json read_adapter_config(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
   }
-  check(j.is_object() && j.value("format", "") == "compacter-adapter", path,
-        ": \"format\" must be \"compacter-adapter\"");
-  check(j.contains("format_version") && j["format_version"].is_number_integer(), path,
-        ": missing integer \"format_version\"");
-  const int version = j["format_version"].get<int>();
-  check(version <= kAdapterFormatVersion, path, ": format_version ", version,
-        " is newer than this compacter understands (", kAdapterFormatVersion,
-        "); upgrade compacter");
-  check(version >= 1, path, ": bad format_version ", version);
+  check_adapter_config_format(j, path);
   return j;
 }
 
 AdapterSpec read_adapter_spec(const std::string& dir) {
   const std::string path = dir + "/" + kAdapterConfigFile;
-  const nlohmann::json j = read_adapter_config(dir);
-  for (const char* key : {"method", "seed", "options", "base_model"})
-    check(j.contains(key), path, ": missing \"", key, "\"");
-  check(j["method"].is_string(), path, ": \"method\" must be a string");
-  check(j["seed"].is_number_unsigned(), path, ": \"seed\" must be a non-negative integer");
-  AdapterSpec spec;
-  spec.method = j["method"].get<std::string>();
-  find_method(spec.method);  // throws for an unknown method
-  spec.seed = j["seed"].get<uint64_t>();
-  spec.options = method_defaults(spec.method);
-  options_from_json(j["options"], path, spec.options);
-  return spec;
+  return adapter_spec_from_config(read_adapter_config(dir), path, method_defaults);
 }
 
 nlohmann::json base_identity_to_json(const BaseIdentity& base) {

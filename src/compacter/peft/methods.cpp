@@ -10,6 +10,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/io/hf_names.h"
+#include "compacter/peft/adapter_config.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/peft/adapter_methods.h"
 #include "compacter/peft/bitfit.h"
@@ -67,38 +68,11 @@ std::vector<std::pair<std::string, nlohmann::json>> method_settings(const std::s
 }
 
 std::vector<int64_t> parse_block_list(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream in(text);
-  std::string item;
-  auto number = [&](const std::string& s) -> int64_t {
-    check(!s.empty() && s.find_first_not_of("0123456789") == std::string::npos, "bad block list \"",
-          text, "\": expected entries like 3 or 0-4 separated by commas");
-    return std::stoll(s);
-  };
-  while (std::getline(in, item, ',')) {
-    item.erase(std::remove(item.begin(), item.end(), ' '), item.end());
-    if (item.empty()) continue;
-    const auto dash = item.find('-');
-    if (dash == std::string::npos) {
-      out.push_back(number(item));
-    } else {
-      const int64_t lo = number(item.substr(0, dash)), hi = number(item.substr(dash + 1));
-      check(lo <= hi, "bad block range \"", item, "\" in \"", text, "\"");
-      for (int64_t b = lo; b <= hi; ++b) out.push_back(b);
-    }
-  }
-  return out;
+  return block_list_from_text(text);
 }
 
 std::vector<std::string> parse_name_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    item.erase(std::remove(item.begin(), item.end(), ' '), item.end());
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
+  return name_list_from_text(text);
 }
 
 Attachment attach(const std::string& method, const PeftOptions& options, nn::T5ModelImpl& model,

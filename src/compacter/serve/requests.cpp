@@ -2,6 +2,7 @@
 #include "compacter/serve/requests.h"
 
 #include <limits>
+#include <regex>
 #include <set>
 
 namespace compacter::serve {
@@ -351,6 +352,90 @@ nlohmann::json generate_reply_json(const Reply& reply) {
   }
   j["details"] = std::move(details);
   return j;
+}
+
+// The JSON Lines reader of `serve` (declared in adapter_server.h): pure parsing, here with the
+// other request readers so that the fuzz target (fuzz/serve_requests_fuzz.cpp) reaches it.
+Request parse_request_line(const std::string& text, int64_t line,
+                           const std::string& default_adapter, const ServerOptions& options,
+                           const decoding::GenerationConfig& defaults) {
+  Request r;
+  r.line = line;
+  r.id = line;
+  auto fail = [&](ErrorKind kind, const std::string& message) {
+    r.error = cat("line ", line, ": ", message);
+    r.error_kind = kind;
+    return r;
+  };
+  if (static_cast<int64_t>(text.size()) > options.limits.max_body_bytes)
+    return fail(ErrorKind::too_large, cat("the request has ", text.size(),
+                                          " bytes, above the server's limit max_body_bytes = ",
+                                          options.limits.max_body_bytes));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception&) {
+    return fail(ErrorKind::bad_request,
+                "not JSON (expected {\"adapter\": NAME, \"text\": \"...\"})");
+  }
+  if (!j.is_object())
+    return fail(ErrorKind::bad_request, cat("expected a JSON object, got ", j.type_name()));
+  if (j.contains("id")) r.id = j["id"];
+  nlohmann::json fields = nlohmann::json::object();
+  for (const auto& item : j.items())
+    if (item.key() != "id" && item.key() != "adapter" && item.key() != "text" &&
+        item.key() != "parameters")
+      fields[item.key()] = item.value();
+  if (j.contains("text")) {
+    if (!j["text"].is_string()) return fail(ErrorKind::bad_request, "\"text\" must be a string");
+    if (!fields.empty())
+      return fail(ErrorKind::bad_request, cat("give \"text\" or the task's fields (such as \"",
+                                              fields.items().begin().key(), "\"), not both"));
+    r.text = j["text"].get<std::string>();
+  } else if (fields.empty()) {
+    return fail(ErrorKind::bad_request,
+                "no input (expected \"text\", or the fields of the adapter's task)");
+  } else {
+    r.fields = std::move(fields);
+  }
+  if (j.contains("adapter")) {
+    if (!j["adapter"].is_string())
+      return fail(ErrorKind::bad_request, "\"adapter\" must be a string");
+    r.adapter = j["adapter"].get<std::string>();
+  }
+  if (j.contains("parameters")) {
+    try {
+      parse_parameters(j["parameters"], options.limits, defaults, "parameters", r);
+    } catch (const RequestError& e) {
+      return fail(e.kind(), e.what());
+    }
+  }
+  if (r.adapter.empty()) {
+    if (default_adapter.empty())
+      return fail(ErrorKind::bad_request,
+                  "\"adapter\" is required when several adapters are served");
+    r.adapter = default_adapter;
+  }
+  return r;
+}
+
+AdapterLoadBody parse_adapter_load_body(const std::string& body) {
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  check_request(j.is_object(), ErrorKind::bad_request,
+                "expected a JSON object {\"name\": ..., \"path\": ...}");
+  for (const auto& item : j.items())
+    check_request(item.key() == "name" || item.key() == "path", ErrorKind::bad_request,
+                  "unknown field \"", item.key(), "\" (expected \"name\" and \"path\")");
+  for (const char* field : {"name", "path"})
+    check_request(j.contains(field) && j[field].is_string(), ErrorKind::bad_request, "\"", field,
+                  "\" must be a string");
+  AdapterLoadBody out{j["name"].get<std::string>(), j["path"].get<std::string>()};
+  static const std::regex good_name("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+  check_request(std::regex_match(out.name, good_name), ErrorKind::bad_request, "\"name\" \"",
+                out.name, "\": expected 1 to 64 letters, digits, '.', '_' or '-'");
+  check_request(out.name != kBaseName, ErrorKind::conflict, "the name \"", out.name,
+                "\" is reserved for the base model");
+  return out;
 }
 
 }  // namespace compacter::serve

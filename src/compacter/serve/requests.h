@@ -64,6 +64,16 @@ std::vector<Request> parse_generate_body(const std::string& body, const ServerLi
                                          const decoding::GenerationConfig& defaults,
                                          const std::string& default_adapter, bool& is_list);
 
+// The body of `POST /adapters`: {"name": NAME, "path": FOLDER}, nothing else. Throws
+// RequestError: 400 for another shape or a name other than 1 to 64 letters, digits, '.', '_', '-'
+// (not starting with one of the last three), 409 for the base model's name. The path is checked
+// against --adapter-root by the server.
+struct AdapterLoadBody {
+  std::string name;
+  std::string path;
+};
+AdapterLoadBody parse_adapter_load_body(const std::string& body);
+
 // The TGI-shaped reply of one answered request (see the top comment).
 nlohmann::json generate_reply_json(const Reply& reply);
 

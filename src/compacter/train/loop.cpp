@@ -37,20 +37,7 @@ std::string hms(double seconds) {
 }
 
 // Everything needed to continue a run exactly where it stopped.
-struct RunState {
-  int64_t step = 0;
-  int64_t epoch = 0;  // completed epochs
-  int64_t batch_in_epoch = 0;
-  double best = -1e300;
-  int64_t best_step = -1;
-  double train_seconds = 0.0;  // the loop's wall time so far, evaluations included
-  double evaluation_seconds = 0.0;
-  double epoch_seconds_so_far = 0.0;
-  int64_t examples = 0;
-  double loss_sum = 0.0;  // since the last progress record
-  int64_t loss_count = 0;
-  std::vector<double> epoch_seconds;
-  std::vector<nlohmann::json> evaluations;
+struct RunState : CheckpointState {
   std::vector<nlohmann::json> records;  // metrics.jsonl
 
   // The 1-based epoch of the last step taken (the epoch just completed at an epoch's end).
@@ -77,23 +64,11 @@ void save_checkpoint(const std::string& run_dir, const RunState& s, const AdamW&
   for (size_t r = 1; r < rank_rng.size(); ++r)
     tensors.emplace_back(cat("rng.cpu.rank", r), rank_rng[r]);
   safetensors::save(fresh + "/state.safetensors", tensors);
-  nlohmann::json j = {{"step", s.step},
-                      {"epoch", s.epoch},
-                      {"batch_in_epoch", s.batch_in_epoch},
-                      {"best", s.best},
-                      {"best_step", s.best_step},
-                      {"train_seconds", s.train_seconds},
-                      {"evaluation_seconds", s.evaluation_seconds},
-                      {"epoch_seconds_so_far", s.epoch_seconds_so_far},
-                      {"examples", s.examples},
-                      {"loss_sum", s.loss_sum},
-                      {"loss_count", s.loss_count},
-                      {"epoch_seconds", s.epoch_seconds},
-                      {"evaluations", s.evaluations},
-                      {"optimizer_steps", opt.steps()},
-                      // A checksum of the tensors' file, which has none of its own: a damaged
-                      // checkpoint is refused on --resume instead of resuming from other values.
-                      {"state_fnv1a64", file_fingerprint(fresh + "/state.safetensors")}};
+  nlohmann::json j = checkpoint_state_to_json(s);
+  j["optimizer_steps"] = opt.steps();
+  // A checksum of the tensors' file, which has none of its own: a damaged checkpoint is refused
+  // on --resume instead of resuming from other values.
+  j["state_fnv1a64"] = file_fingerprint(fresh + "/state.safetensors");
   write_text_atomically(fresh + "/state.json", j.dump(2) + "\n");
   write_records(fresh + "/metrics.jsonl", s.records);
   replace_directory(fresh, run_dir + "/checkpoint");
@@ -113,25 +88,8 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt, int64_t rank) {
     throw Error(cat(dir, "/state.json: not valid JSON (", e.what(), ")"));
   }
   RunState s;
-  int64_t optimizer_steps = 0;
-  try {
-    optimizer_steps = j.at("optimizer_steps").get<int64_t>();
-    s.step = j.at("step");
-    s.epoch = j.at("epoch");
-    s.batch_in_epoch = j.at("batch_in_epoch");
-    s.best = j.at("best");
-    s.best_step = j.at("best_step");
-    s.train_seconds = j.at("train_seconds");
-    s.evaluation_seconds = j.value("evaluation_seconds", 0.0);
-    s.epoch_seconds_so_far = j.at("epoch_seconds_so_far");
-    s.examples = j.at("examples");
-    s.loss_sum = j.at("loss_sum");
-    s.loss_count = j.at("loss_count");
-    s.epoch_seconds = j.at("epoch_seconds").get<std::vector<double>>();
-    for (const auto& e : j.at("evaluations")) s.evaluations.push_back(e);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(dir, "/state.json: missing or mistyped field (", e.what(), ")"));
-  }
+  static_cast<CheckpointState&>(s) = checkpoint_state_from_json(j, dir + "/state.json");
+  const int64_t optimizer_steps = s.optimizer_steps;
   if (j.contains("state_fnv1a64"))  // checkpoints written before it have none
     check(j["state_fnv1a64"] == file_fingerprint(dir + "/state.safetensors"), dir,
           "/state.safetensors: its bytes do not match the checksum in state.json (the file is "

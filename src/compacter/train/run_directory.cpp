@@ -160,4 +160,67 @@ void replace_directory(const std::string& fresh, const std::string& dir) {
   fs::remove_all(old);
 }
 
+nlohmann::json checkpoint_state_to_json(const CheckpointState& s) {
+  return {{"step", s.step},
+          {"epoch", s.epoch},
+          {"batch_in_epoch", s.batch_in_epoch},
+          {"best", s.best},
+          {"best_step", s.best_step},
+          {"train_seconds", s.train_seconds},
+          {"evaluation_seconds", s.evaluation_seconds},
+          {"epoch_seconds_so_far", s.epoch_seconds_so_far},
+          {"examples", s.examples},
+          {"loss_sum", s.loss_sum},
+          {"loss_count", s.loss_count},
+          {"epoch_seconds", s.epoch_seconds},
+          {"evaluations", s.evaluations},
+          {"optimizer_steps", s.optimizer_steps}};
+}
+
+CheckpointState checkpoint_state_from_json(const nlohmann::json& j, const std::string& source) {
+  check(j.is_object(), source, ": expected a JSON object, got ", j.type_name());
+  auto field = [&](const char* key) -> const nlohmann::json& {
+    const auto it = j.find(key);
+    check(it != j.end(), source, ": missing field \"", key, "\"");
+    return *it;
+  };
+  // A JSON integer within int64_t: a float (1e30) or an unsigned above 2^63 - 1 is refused
+  // instead of being cast out of range.
+  auto integer = [&](const char* key, int64_t minimum) {
+    const nlohmann::json& v = field(key);
+    check(v.is_number_integer() &&
+              (!v.is_number_unsigned() || v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) &&
+              v.get<int64_t>() >= minimum,
+          source, ": \"", key, "\" must be an integer of at least ", minimum, ", got ", v.dump());
+    return v.get<int64_t>();
+  };
+  auto number = [&](const nlohmann::json& v, const std::string& key) {
+    check(v.is_number(), source, ": \"", key, "\" must be a number, got ", v.dump());
+    return v.get<double>();
+  };
+  CheckpointState s;
+  s.optimizer_steps = integer("optimizer_steps", 0);
+  s.step = integer("step", 0);
+  s.epoch = integer("epoch", 0);
+  s.batch_in_epoch = integer("batch_in_epoch", 0);
+  s.best = number(field("best"), "best");
+  s.best_step = integer("best_step", -1);
+  check(s.best_step <= s.step, source, ": \"best_step\" ", s.best_step, " is after \"step\" ",
+        s.step);
+  s.train_seconds = number(field("train_seconds"), "train_seconds");
+  if (j.contains("evaluation_seconds"))  // checkpoints written before it have none
+    s.evaluation_seconds = number(j["evaluation_seconds"], "evaluation_seconds");
+  s.epoch_seconds_so_far = number(field("epoch_seconds_so_far"), "epoch_seconds_so_far");
+  s.examples = integer("examples", 0);
+  s.loss_sum = number(field("loss_sum"), "loss_sum");
+  s.loss_count = integer("loss_count", 0);
+  const nlohmann::json& epochs = field("epoch_seconds");
+  check(epochs.is_array(), source, ": \"epoch_seconds\" must be a list of numbers");
+  for (const auto& e : epochs) s.epoch_seconds.push_back(number(e, "epoch_seconds"));
+  const nlohmann::json& evaluations = field("evaluations");
+  check(evaluations.is_array(), source, ": \"evaluations\" must be a list");
+  for (const auto& e : evaluations) s.evaluations.push_back(e);
+  return s;
+}
+
 }  // namespace compacter::train

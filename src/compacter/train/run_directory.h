@@ -1,5 +1,6 @@
 // A run's folder, for `train` and `pretrain` alike: the create / resume / overwrite policy, the
-// effective-config check on --resume, and the repair of a directory swap a crash cut short.
+// effective-config check on --resume, the checkpoint's counters (state.json), and the repair of a
+// directory swap a crash cut short.
 //
 // States: a folder is *finished* when it holds the results file, *unfinished* when it holds the
 // run's config but no results (a run that was killed or interrupted at any moment, including its
@@ -10,6 +11,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -60,6 +62,31 @@ class RunDirectory {
 // equal). Keys in `path_settings` are compared as file paths.
 std::string first_config_difference(const nlohmann::json& recorded, const nlohmann::json& now,
                                     const std::set<std::string>& path_settings);
+
+// The counters of a checkpoint's state.json (written by the training loop, read by --resume): where
+// the run stopped and what it has measured so far. The tensors are in state.safetensors.
+struct CheckpointState {
+  int64_t step = 0;
+  int64_t epoch = 0;  // completed epochs
+  int64_t batch_in_epoch = 0;
+  double best = -1e300;
+  int64_t best_step = -1;
+  double train_seconds = 0.0;  // the loop's wall time so far, evaluations included
+  double evaluation_seconds = 0.0;
+  double epoch_seconds_so_far = 0.0;
+  int64_t examples = 0;
+  double loss_sum = 0.0;  // since the last progress record
+  int64_t loss_count = 0;
+  std::vector<double> epoch_seconds;
+  std::vector<nlohmann::json> evaluations;
+  int64_t optimizer_steps = 0;
+};
+
+// state.json's fields (without the checksum of state.safetensors, which the loop adds).
+nlohmann::json checkpoint_state_to_json(const CheckpointState& s);
+// Reads state.json's fields: each must be there with its type (integers as JSON integers from 0
+// to 2^63 - 1; best_step from -1 up to step), else an Error naming `source` and the field.
+CheckpointState checkpoint_state_from_json(const nlohmann::json& j, const std::string& source);
 
 // Replaces directory `dir` by `fresh` (a sibling written completely): dir -> dir.old, fresh ->
 // dir, then dir.old removed. A crash in between leaves dir.old, which open() moves back.
