@@ -12,6 +12,11 @@ namespace compacter {
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string&)>& write);
 
+// Removes the temporaries of earlier writes to `path` whose process no longer runs (files
+// "<name>.tmp-<pid>" left by a kill -9 between write and rename); write_atomically calls it.
+// A temporary whose process runs (or may: kill(pid, 0) does not say ESRCH) is kept.
+void remove_stale_temporaries(const std::string& path);
+
 // Writes `content` to `path` atomically.
 void write_text_atomically(const std::string& path, const std::string& content);
 
