@@ -105,6 +105,48 @@ void PeftFixture::TestBody() {
   }
 }
 
+// A PEFT LoRA adapter saved with torch.save (adapter_model.bin, as PEFT before 0.6 or with
+// safe_serialization=False saves it; tests/fixtures/peft-bin, made from PEFT's own lora_qv tensors
+// by make_peft_bin_fixture.py with real PyTorch) imports to the same tensors, bit for bit, as the
+// safetensors file PEFT wrote, and gives PEFT's logits.
+TEST(PeftFixturesBin, ATorchSaveAdapterImportsAsItsSafetensors) {
+  const std::string bin_dir =
+      std::string(COMPACTER_SOURCE_DIR) + "/tests/fixtures/peft-bin/lora_qv";
+  ASSERT_TRUE(fs::exists(bin_dir + "/adapter_model.bin"));
+  ASSERT_FALSE(fs::exists(bin_dir + "/adapter_model.safetensors"));
+  testing::TempDir dir;
+  for (const auto& [from, out] : {std::pair<std::string, std::string>{bin_dir, "from-bin"},
+                                  {fixtures() + "/lora_qv", "from-safetensors"}}) {
+    ImportOptions o;
+    o.dir = from;
+    o.base.dir = fixtures() + "/base";
+    o.base.tokenizer = "byte";
+    o.base.vocab_rows = 512;
+    o.out = dir.file(out);
+    import_peft(o);
+  }
+  const safetensors::File a =
+      safetensors::File::open(dir.file("from-bin/") + peft::kAdapterWeightsFile);
+  const safetensors::File b =
+      safetensors::File::open(dir.file("from-safetensors/") + peft::kAdapterWeightsFile);
+  ASSERT_EQ(a.header().tensors.size(), b.header().tensors.size());
+  ASSERT_GT(a.header().tensors.size(), 0u);
+  for (const auto& t : b.header().tensors) {
+    ASSERT_TRUE(a.contains(t.name)) << t.name;
+    EXPECT_TRUE(torch::equal(a.load(t.name), b.load(t.name))) << t.name;
+  }
+  nn::T5Model model = nn::load_t5(fixtures() + "/base").model;
+  peft::load_adapter(*model, dir.file("from-bin"));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const safetensors::File logits = safetensors::File::open(fixtures() + "/logits.safetensors");
+  const torch::Tensor got = model
+                                ->forward(logits.load("input_ids"), logits.load("attention_mask"),
+                                          logits.load("decoder_input_ids"), {})
+                                .logits;
+  EXPECT_TENSOR_NEAR(got, logits.load("lora_qv.logits"), 1e-5);
+}
+
 // One test per case PEFT saved (cases.json), when the fixtures are there.
 const bool registered = [] {
   const std::string cases = fixtures() + "/cases.json";
