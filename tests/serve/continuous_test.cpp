@@ -17,6 +17,7 @@
 #include "compacter/nn/checkpoint.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/serve/continuous.h"
+#include "compacter/serve/scheduler.h"
 #include "compacter/train/base_model.h"
 #include "compacter/train/decoding/decode.h"
 #include "support/test_support.h"
@@ -211,6 +212,34 @@ TEST_F(Continuous, ACancelledJobLeaves) {
   EXPECT_TRUE(late[0].sequences.empty());
   while (!batch.idle()) batch.step();
   ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].sequences.at(0).sequence.tokens, alone("lora", r.text, g)[0].tokens);
+}
+
+// A job the continuous batch does not take (beam search) whose client went away before the
+// worker reached it is answered with the cancellation, undecoded; the job beside it is decoded.
+TEST_F(Continuous, ACancelledBeamJobIsNeverStarted) {
+  auto server = make_server();
+  serve::Scheduler scheduler(*server, 16);
+  serve::Request r;
+  r.adapter = "lora";
+  r.text = "hello world";
+  decoding::GenerationConfig g;
+  g.eos_token_id = 1;
+  g.pad_token_id = 0;
+  g.decoder_start_token_id = 0;
+  g.max_new_tokens = 4;
+  g.num_beams = 2;
+  r.generation = g;
+  auto gone = std::make_shared<std::atomic<bool>>(true);
+  auto cancelled = scheduler.submit({r}, {}, gone);
+  auto kept = scheduler.submit({r}, {}, std::make_shared<std::atomic<bool>>(false));
+  ASSERT_TRUE(cancelled && kept);
+  const std::vector<serve::Reply> a = cancelled->get(), b = kept->get();
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_NE(a[0].error.find("cancelled"), std::string::npos) << a[0].error;
+  EXPECT_TRUE(a[0].sequences.empty());
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_TRUE(b[0].error.empty()) << b[0].error;
   EXPECT_EQ(b[0].sequences.at(0).sequence.tokens, alone("lora", r.text, g)[0].tokens);
 }
 

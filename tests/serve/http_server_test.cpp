@@ -3,9 +3,12 @@
 // request, per-request settings, streaming, and shutdown with a request in flight. Outputs are
 // checked against decoding run directly in this process (nn::load_t5 + peft::load_adapter +
 // decoding::generate: no server code), not against the server itself.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -820,6 +823,69 @@ TEST_F(HttpServe, SigtermAnswersTheRequestInFlightAndExitsZero) {
   // Nothing listens any more.
   auto after = client(slow.port()).Get("/health");
   EXPECT_FALSE(after);
+}
+
+// A raw connection to 127.0.0.1:`port` that has sent `path` with `body` and reads nothing; -1
+// when it could not connect.
+int send_and_leave_open(int port, const std::string& path, const std::string& body) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  const std::string request = "POST " + path +
+                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " +
+                              std::to_string(body.size()) + "\r\n\r\n" + body;
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// A client that closes its connection while its request decodes cancels it: the rows leave the
+// batch and the metrics count a 499 (nginx's "client closed request"), for a plain request
+// (noticed on its socket while it waits) and for a stream (noticed when a token is sent).
+TEST_F(HttpServe, AClientThatGoesAwayCancelsItsRequest) {
+  // Every request would decode 20000 tokens (min_new_tokens forbids </s> before): minutes.
+  ServerProcess slow({"serve", "--model", model_dir(), "--tokenizer", tokenizer(),
+                      "--max-new-tokens", "20000", "--min-new-tokens", "20000",
+                      "--max-request-new-tokens", "20000", "--http", "127.0.0.1:0"});
+  ASSERT_GT(slow.port(), 0) << slow.err();
+  auto c = client(slow.port());
+  // Waits up to `seconds` for the metrics to contain every line of `want`.
+  auto metrics_reach = [&](const std::vector<std::string>& want, int seconds) {
+    std::string body;
+    for (const auto until = Clock::now() + std::chrono::seconds(seconds); Clock::now() < until;) {
+      auto r = c.Get("/metrics");
+      body = r ? r->body : std::string();
+      bool all = true;
+      for (const auto& line : want) all = all && body.find(line + "\n") != std::string::npos;
+      if (all) return std::string();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return body;
+  };
+  for (const std::string endpoint : {"generate", "generate_stream"}) {
+    const int fd = send_and_leave_open(slow.port(), "/" + endpoint, R"({"inputs": "stay"})");
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    EXPECT_EQ(metrics_reach({"compacter_running_rows 1"}, 30), "") << "never decoding";
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    close(fd);
+    const std::string counted =
+        "compacter_requests_total{endpoint=\"" + endpoint + "\",status=\"499\",adapter=\"base\"} 1";
+    EXPECT_EQ(metrics_reach({counted, "compacter_running_rows 0"}, 10), "")
+        << endpoint << ": the request went on decoding after its client left";
+  }
+  auto r = c.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body.find("status=\"200\",adapter=\"base\""), std::string::npos)
+      << "a request ended on its own before its client left: make it longer\n"
+      << r->body;
+  EXPECT_EQ(slow.stop(SIGTERM, 30), 0) << slow.err();
 }
 
 }  // namespace

@@ -22,7 +22,8 @@
 // max_body_bytes; 422 a value out of range or a limit exceeded (named), a bad adapter folder;
 // 503 with Retry-After when the queue is full or the server is stopping; 504 when the
 // request's deadline ("X-Deadline-Ms: N", milliseconds from its arrival) passed before it was
-// answered (decoding stops at the next step); 500 when decoding failed.
+// answered (decoding stops at the next step); 500 when decoding failed. A client that closes its
+// connection cancels its request (the metrics count a 499).
 #include "http_serve.h"
 
 #include <httplib.h>
@@ -38,6 +39,7 @@
 #include <set>
 #include <thread>
 
+#include "client_socket.h"
 #include "compacter/core/error.h"
 #include "compacter/serve/requests.h"
 #include "compacter/serve/scheduler.h"
@@ -212,6 +214,28 @@ struct TokenQueue {
     return out;
   }
 };
+
+// Whether a request's client went away (client_socket.h); its socket is looked up at the first
+// question only, so that requests answered at once pay nothing.
+class ClientWatch {
+ public:
+  explicit ClientWatch(const httplib::Request& req) : req_(req) {}
+  bool gone() {
+    if (!looked_) {
+      fd_ = find_connection_socket(req_.local_port, req_.remote_addr, req_.remote_port);
+      looked_ = true;
+    }
+    return fd_ >= 0 && peer_went_away(fd_);
+  }
+
+ private:
+  const httplib::Request& req_;
+  int fd_ = -1;
+  bool looked_ = false;
+};
+
+// How often a handler waiting for decoding looks whether its client went away.
+constexpr std::chrono::milliseconds kClientCheck{50};
 
 // "data:<json>\n\n"
 std::string sse(const nlohmann::json& event) {
@@ -394,9 +418,19 @@ struct HttpServer {
     if (!deadline_of(req, res, "generate", start, deadline)) return;
     std::vector<std::string> names;
     for (const auto& r : requests) names.push_back(r.adapter);
+    auto cancelled = std::make_shared<std::atomic<bool>>(false);
     auto future =
-        scheduler.submit(std::move(requests), timed_sink(start, names.size()), nullptr, deadline);
+        scheduler.submit(std::move(requests), timed_sink(start, names.size()), cancelled, deadline);
     if (!future) return overloaded(res, "generate", names.front(), seconds());
+    // A client that goes away cancels its request: greedy and sampled rows leave the batch at
+    // the next step, a request not started yet is never decoded (nginx's 499 in the metrics).
+    ClientWatch client(req);
+    while (future->wait_for(kClientCheck) != std::future_status::ready)
+      if (client.gone()) {
+        *cancelled = true;
+        for (const auto& name : names) metrics.request("generate", 499, name, seconds());
+        return;
+      }
     std::vector<serve::Reply> replies;
     try {
       replies = future->get();
@@ -449,7 +483,18 @@ struct HttpServer {
     };
     // Up to the first token, or the end (an error gets its own status).
     std::deque<serve::StreamToken> first;
-    while (first.empty() && !ready()) first = queue->take(std::chrono::milliseconds(20));
+    ClientWatch client(req);
+    for (auto last_check = Clock::now(); first.empty() && !ready();) {
+      first = queue->take(std::chrono::milliseconds(20));
+      if (first.empty() && Clock::now() - last_check >= kClientCheck) {
+        last_check = Clock::now();
+        if (client.gone()) {
+          *cancelled = true;
+          metrics.request("generate_stream", 499, adapter, seconds());
+          return;
+        }
+      }
+    }
     if (first.empty()) {
       std::vector<serve::Reply> replies;
       try {
