@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compacter/data/tokenizer.h"
@@ -241,6 +242,38 @@ TEST_F(Continuous, ACancelledBeamJobIsNeverStarted) {
   ASSERT_EQ(b.size(), 1u);
   EXPECT_TRUE(b[0].error.empty()) << b[0].error;
   EXPECT_EQ(b[0].sequences.at(0).sequence.tokens, alone("lora", r.text, g)[0].tokens);
+}
+
+// A beam-search job whose client goes away while it decodes stops at the next step.
+TEST_F(Continuous, ABeamJobStopsWhenItsClientGoesAway) {
+  auto server = make_server();
+  serve::Scheduler scheduler(*server, 16);
+  serve::Request r;
+  r.adapter = "lora";
+  r.text = "hello world";
+  decoding::GenerationConfig g;
+  g.eos_token_id = 1;
+  g.pad_token_id = 0;
+  g.decoder_start_token_id = 0;
+  g.max_new_tokens = 20000;
+  g.min_new_tokens = 20000;  // minutes of decoding unless stopped
+  g.num_beams = 2;
+  r.generation = g;
+  auto gone = std::make_shared<std::atomic<bool>>(false);
+  auto job = scheduler.submit({r}, {}, gone);
+  ASSERT_TRUE(job);
+  // Once the worker has taken it (no input queued), it decodes; then its client leaves.
+  for (int i = 0; i < 1000 && scheduler.queued_inputs() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(scheduler.queued_inputs(), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  *gone = true;
+  ASSERT_EQ(job->wait_for(std::chrono::seconds(20)), std::future_status::ready)
+      << "the beam search went on after its client left";
+  const std::vector<serve::Reply> a = job->get();
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_NE(a[0].error.find("cancelled"), std::string::npos) << a[0].error;
+  EXPECT_TRUE(a[0].sequences.empty());
 }
 
 }  // namespace

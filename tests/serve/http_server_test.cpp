@@ -869,14 +869,28 @@ TEST_F(HttpServe, AClientThatGoesAwayCancelsItsRequest) {
     }
     return body;
   };
+  // Beam search (answered in one piece, not in the continuous batch): the worker's single answer
+  // returns (one batch in the metrics) instead of decoding for minutes.
+  const int beam = send_and_leave_open(slow.port(), "/generate",
+                                       R"({"inputs": "stay", "parameters": {"num_beams": 2}})");
+  ASSERT_GE(beam, 0) << std::strerror(errno);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  close(beam);
+  EXPECT_EQ(metrics_reach({"compacter_requests_total{endpoint=\"generate\",status=\"499\","
+                           "adapter=\"base\"} 1",
+                           "compacter_batch_inputs_count 1"},
+                          10),
+            "")
+      << "the beam search went on after its client left";
   for (const std::string endpoint : {"generate", "generate_stream"}) {
     const int fd = send_and_leave_open(slow.port(), "/" + endpoint, R"({"inputs": "stay"})");
     ASSERT_GE(fd, 0) << std::strerror(errno);
     EXPECT_EQ(metrics_reach({"compacter_running_rows 1"}, 30), "") << "never decoding";
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     close(fd);
-    const std::string counted =
-        "compacter_requests_total{endpoint=\"" + endpoint + "\",status=\"499\",adapter=\"base\"} 1";
+    const std::string counted = "compacter_requests_total{endpoint=\"" + endpoint +
+                                "\",status=\"499\",adapter=\"base\"} " +
+                                (endpoint == "generate" ? "2" : "1");
     EXPECT_EQ(metrics_reach({counted, "compacter_running_rows 0"}, 10), "")
         << endpoint << ": the request went on decoding after its client left";
   }

@@ -271,11 +271,27 @@ bool AdapterServer::mixable(const Request& r) const {
          served_.count(r.adapter) && served_.at(r.adapter)->info.mixed_refusal.empty();
 }
 
+namespace {
+
+// Thrown from a decoding step to stop a group whose clients all went away.
+struct GroupDropped {};
+
+constexpr const char* kClientWentAway = "cancelled: the client went away";
+
+}  // namespace
+
 std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
-                                         ProgressSink& progress) {
+                                         ProgressSink& progress,
+                                         const std::function<bool(size_t)>& dropped) {
   torch::NoGradGuard no_grad;
   std::vector<Reply> replies(requests.size());
   std::vector<std::vector<int64_t>> source(requests.size());
+  auto cancel = [&](size_t i) {
+    replies[i].sequences.clear();
+    replies[i].output.clear();
+    replies[i].error = kClientWentAway;
+    replies[i].error_kind = ErrorKind::internal;
+  };
   // Requests decoded together: equal settings and the same adapter, or any adapters that can
   // share a mixed batch (the key holds both).
   std::map<std::string, std::vector<size_t>> groups;
@@ -283,6 +299,10 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
     const Request& r = requests[i];
     auto ids = prepare(r, replies[i]);
     if (!ids) continue;
+    if (dropped && dropped(i)) {
+      cancel(i);
+      continue;
+    }
     source[i] = std::move(*ids);
     const decoding::GenerationConfig& g = settings_of(r);
     const nlohmann::json labels = r.labels ? nlohmann::json(*r.labels) : nlohmann::json();
@@ -304,57 +324,82 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
     const std::vector<std::string>& labels = first.labels ? *first.labels : options_.labels;
     std::vector<std::vector<int64_t>> sources;
     for (size_t i : indices) sources.push_back(std::move(source[i]));
-    const auto on_batch = [&](size_t done, size_t) { status(done_before + done, total); };
-    if (!labels.empty()) {
-      const AdapterInfo& info = served_.at(first.adapter)->info;
-      const auto dists =
-          train::classify_sources(*served_.at(first.adapter)->model, base_.tokenizer, sources,
-                                  options_.batch_size, labels, base_.precision.autocast, on_batch);
-      done_before += indices.size();
-      for (size_t k = 0; k < indices.size(); ++k) {
-        Reply& reply = replies[indices[k]];
-        reply.output = labels[static_cast<size_t>(dists[k].best)];
-        if (info.inputs) reply.label = tasks::interpret_output(*info.inputs, reply.output);
-        reply.label_probabilities = nlohmann::json::object();
-        for (size_t i = 0; i < labels.size(); ++i)
-          reply.label_probabilities[labels[i]] = dists[k].probabilities[i];
-      }
-      continue;
-    }
-    std::vector<std::vector<train::GeneratedText>> generated;
-    // A group of one adapter decodes on its own model (what every batch did before mixing).
-    bool one_adapter = true;
-    for (size_t i : indices) one_adapter = one_adapter && requests[i].adapter == first.adapter;
-    if (mixed_group && !one_adapter) {
-      // The adapters of this group, each a variant of the mixed model; each source's variant.
-      std::vector<nn::T5ModelImpl*> variants;
-      std::map<std::string, int64_t> variant_of;
-      std::vector<int64_t> source_variant;
-      for (size_t i : indices) {
-        const std::string& name = requests[i].adapter;
-        auto [it, fresh] = variant_of.emplace(name, static_cast<int64_t>(variants.size()));
-        if (fresh) variants.push_back(served_.at(name)->model.get());
-        source_variant.push_back(it->second);
-      }
-      MixedBatchModel& model = mixed();
-      model.set_variants(variants);
-      generated = train::generate_sequences(
-          model.model(), base_.tokenizer, sources, options_.batch_size, generation,
-          base_.precision.autocast, on_batch, [&](const std::vector<size_t>& positions) {
-            std::vector<int64_t> rows;
-            for (size_t p : positions) rows.push_back(source_variant[p]);
-            model.set_rows(std::move(rows));
-          });
-    } else {
-      generated = train::generate_sequences(*served_.at(first.adapter)->model, base_.tokenizer,
-                                            sources, options_.batch_size, generation,
-                                            base_.precision.autocast, on_batch);
+    const auto stop_if_dropped = [&] {
+      if (!dropped) return;
+      for (size_t i : indices)
+        if (!dropped(i)) return;
+      throw GroupDropped{};
+    };
+    const auto on_batch = [&](size_t done, size_t) {
+      status(done_before + done, total);
+      stop_if_dropped();
+    };
+    try {
+      answer_group(requests, indices, mixed_group, generation, labels, sources, on_batch,
+                   dropped ? train::StepDone(stop_if_dropped) : train::StepDone(), replies);
+    } catch (const GroupDropped&) {
+      for (size_t i : indices) cancel(i);
     }
     done_before += indices.size();
-    for (size_t k = 0; k < indices.size(); ++k)
-      finish(replies[indices[k]], std::move(generated[k]));
   }
   return replies;
+}
+
+void AdapterServer::answer_group(const std::vector<Request>& requests,
+                                 const std::vector<size_t>& indices, bool mixed_group,
+                                 const decoding::GenerationConfig& generation,
+                                 const std::vector<std::string>& labels,
+                                 const std::vector<std::vector<int64_t>>& sources,
+                                 const train::BatchDone& on_batch, const train::StepDone& on_step,
+                                 std::vector<Reply>& replies) {
+  const Request& first = requests[indices.front()];
+  if (!labels.empty()) {
+    const AdapterInfo& info = served_.at(first.adapter)->info;
+    const auto dists =
+        train::classify_sources(*served_.at(first.adapter)->model, base_.tokenizer, sources,
+                                options_.batch_size, labels, base_.precision.autocast, on_batch);
+    for (size_t k = 0; k < indices.size(); ++k) {
+      Reply& reply = replies[indices[k]];
+      reply.output = labels[static_cast<size_t>(dists[k].best)];
+      if (info.inputs) reply.label = tasks::interpret_output(*info.inputs, reply.output);
+      reply.label_probabilities = nlohmann::json::object();
+      for (size_t i = 0; i < labels.size(); ++i)
+        reply.label_probabilities[labels[i]] = dists[k].probabilities[i];
+    }
+    return;
+  }
+  std::vector<std::vector<train::GeneratedText>> generated;
+  // A group of one adapter decodes on its own model (what every batch did before mixing).
+  bool one_adapter = true;
+  for (size_t i : indices) one_adapter = one_adapter && requests[i].adapter == first.adapter;
+  if (mixed_group && !one_adapter) {
+    // The adapters of this group, each a variant of the mixed model; each source's variant.
+    std::vector<nn::T5ModelImpl*> variants;
+    std::map<std::string, int64_t> variant_of;
+    std::vector<int64_t> source_variant;
+    for (size_t i : indices) {
+      const std::string& name = requests[i].adapter;
+      auto [it, fresh] = variant_of.emplace(name, static_cast<int64_t>(variants.size()));
+      if (fresh) variants.push_back(served_.at(name)->model.get());
+      source_variant.push_back(it->second);
+    }
+    MixedBatchModel& model = mixed();
+    model.set_variants(variants);
+    generated = train::generate_sequences(
+        model.model(), base_.tokenizer, sources, options_.batch_size, generation,
+        base_.precision.autocast, on_batch,
+        [&](const std::vector<size_t>& positions) {
+          std::vector<int64_t> rows;
+          for (size_t p : positions) rows.push_back(source_variant[p]);
+          model.set_rows(std::move(rows));
+        },
+        on_step);
+  } else {
+    generated = train::generate_sequences(*served_.at(first.adapter)->model, base_.tokenizer,
+                                          sources, options_.batch_size, generation,
+                                          base_.precision.autocast, on_batch, {}, on_step);
+  }
+  for (size_t k = 0; k < indices.size(); ++k) finish(replies[indices[k]], std::move(generated[k]));
 }
 
 std::pair<std::string, std::string> adapter_name_and_dir(const std::string& arg) {

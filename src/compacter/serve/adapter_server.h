@@ -8,6 +8,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -180,8 +181,12 @@ class AdapterServer {
   // Answers every request (requests with an error, or for an unknown adapter, get an error
   // reply); replies are in the requests' order. Requests are grouped by adapter and settings.
   // Long batches report "generating: done/total inputs" to `progress` every 2 s.
+  // dropped(i): whether request i's client went away; such a request is not started, and a group
+  // whose every request is dropped stops at the next decoding step (or label batch). Their
+  // replies carry the error "cancelled: the client went away".
   std::vector<Reply> answer(const std::vector<Request>& requests,
-                            ProgressSink& progress = no_progress());
+                            ProgressSink& progress = no_progress(),
+                            const std::function<bool(size_t)>& dropped = {});
 
   // The parts of answer() that a step-by-step decoder (serve/continuous.h) shares:
   // The settings a request is decoded with.
@@ -202,6 +207,13 @@ class AdapterServer {
 
  private:
   struct Served;
+  // Decodes (or scores with `labels`) one group of answer()'s requests into `replies`.
+  void answer_group(const std::vector<Request>& requests, const std::vector<size_t>& indices,
+                    bool mixed_group, const decoding::GenerationConfig& generation,
+                    const std::vector<std::string>& labels,
+                    const std::vector<std::vector<int64_t>>& sources,
+                    const train::BatchDone& on_batch, const train::StepDone& on_step,
+                    std::vector<Reply>& replies);
   train::BaseModel base_;
   ServerOptions options_;
   decoding::GenerationConfig generation_;

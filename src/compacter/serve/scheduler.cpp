@@ -117,11 +117,18 @@ void Scheduler::work() {
     }
     if (!others.empty()) {
       std::vector<Request> all;
+      std::vector<const std::atomic<bool>*> cancelled_of;  // per input: its job's flag
       for (Job* job : others)
-        for (Request& r : job->requests) all.push_back(r);
+        for (Request& r : job->requests) {
+          all.push_back(r);
+          cancelled_of.push_back(job->cancelled.get());
+        }
+      const auto dropped = [&cancelled_of](size_t i) {
+        return cancelled_of[i] != nullptr && cancelled_of[i]->load();
+      };
       const auto start = Clock::now();
       try {
-        std::vector<Reply> replies = server_.answer(all);
+        std::vector<Reply> replies = server_.answer(all, no_progress(), dropped);
         if (on_batch_)
           on_batch_(others.size(), all.size(),
                     std::chrono::duration<double>(Clock::now() - start).count());

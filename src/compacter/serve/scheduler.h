@@ -47,7 +47,8 @@ class Scheduler {
   // The replies to `requests`, in their order, once the worker has answered them (an exception
   // from the server's answer reaches the future). None when the queue is full or stopped.
   // on_token: each token as decoded (continuous jobs only); cancelled: set it to drop the job
-  // (continuous jobs leave at the next step; others are not started if they have not been);
+  // (continuous jobs leave at the next step; others are not started, or stop at the next step
+  // when every job decoding with them was dropped too: AdapterServer::answer's `dropped`);
   // deadline: after it, what is not answered yet gets a `timeout` error (continuous jobs stop
   // decoding at the next step; others are not started).
   std::optional<std::future<std::vector<Reply>>> submit(

@@ -52,7 +52,7 @@ std::vector<std::vector<GeneratedText>> generate_sequences(
     nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
     const std::vector<std::vector<int64_t>>& sources, int64_t batch_size,
     const decoding::GenerationConfig& config, bool autocast, const BatchDone& on_batch,
-    const BatchStart& on_batch_start) {
+    const BatchStart& on_batch_start, const StepDone& on_step) {
   config.validate("decoding", true);
   check_usage(config.new_token_limit() >= 1, "max_new_tokens must be at least 1, got ",
               config.new_token_limit());
@@ -63,9 +63,11 @@ std::vector<std::vector<GeneratedText>> generate_sequences(
                      const std::vector<size_t>& positions) {
                    std::vector<std::vector<decoding::Sequence>> generated;
                    if (on_batch_start) on_batch_start(positions);
+                   decoding::DecodeOptions options;
+                   if (on_step) options.on_step = [&](int64_t, const torch::Tensor&) { on_step(); };
                    {
                      nn::AutocastScope scope(device, autocast);
-                     generated = decoding::generate(model, input, mask, config);
+                     generated = decoding::generate(model, input, mask, config, options);
                    }
                    for (size_t r = 0; r < positions.size(); ++r)
                      for (decoding::Sequence& s : generated[r]) {

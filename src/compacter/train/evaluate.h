@@ -29,6 +29,10 @@ struct GeneratedText {
   decoding::Sequence sequence;
 };
 
+// Called after each decoding step; it may throw to stop (e.g. when every client of the batch
+// went away).
+using StepDone = std::function<void()>;
+
 // Every source's num_return_sequences sequences (best first for beam search), decoded with
 // `config` (its ids resolved from the model). autocast: bf16 autocast of the passes
 // (nn/autocast.h).
@@ -36,7 +40,7 @@ std::vector<std::vector<GeneratedText>> generate_sequences(
     nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
     const std::vector<std::vector<int64_t>>& sources, int64_t batch_size,
     const decoding::GenerationConfig& config, bool autocast = false, const BatchDone& on_batch = {},
-    const BatchStart& on_batch_start = {});
+    const BatchStart& on_batch_start = {}, const StepDone& on_step = {});
 
 // The first sequence's text per source.
 std::vector<std::string> generate_texts(nn::T5ModelImpl& model, const T5Tokenizer& tokenizer,
