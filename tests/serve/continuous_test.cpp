@@ -216,11 +216,9 @@ TEST_F(Continuous, ACancelledJobLeaves) {
   EXPECT_EQ(b[0].sequences.at(0).sequence.tokens, alone("lora", r.text, g)[0].tokens);
 }
 
-// A job the continuous batch does not take (beam search) whose client went away before the
-// worker reached it is answered with the cancellation, undecoded; the job beside it is decoded.
-TEST_F(Continuous, ACancelledBeamJobIsNeverStarted) {
-  auto server = make_server();
-  serve::Scheduler scheduler(*server, 16);
+// A request for the lora adapter decoded with beam search (2 beams), `min_new_tokens` of
+// `max_new_tokens` forced.
+serve::Request beam_request(int64_t max_new_tokens, int64_t min_new_tokens) {
   serve::Request r;
   r.adapter = "lora";
   r.text = "hello world";
@@ -228,9 +226,19 @@ TEST_F(Continuous, ACancelledBeamJobIsNeverStarted) {
   g.eos_token_id = 1;
   g.pad_token_id = 0;
   g.decoder_start_token_id = 0;
-  g.max_new_tokens = 4;
+  g.max_new_tokens = max_new_tokens;
+  g.min_new_tokens = min_new_tokens;
   g.num_beams = 2;
   r.generation = g;
+  return r;
+}
+
+// A job the continuous batch does not take (beam search) whose client went away before the
+// worker reached it is answered with the cancellation, undecoded; the job beside it is decoded.
+TEST_F(Continuous, ACancelledBeamJobIsNeverStarted) {
+  auto server = make_server();
+  serve::Scheduler scheduler(*server, 16);
+  const serve::Request r = beam_request(4, 0);
   auto gone = std::make_shared<std::atomic<bool>>(true);
   auto cancelled = scheduler.submit({r}, {}, gone);
   auto kept = scheduler.submit({r}, {}, std::make_shared<std::atomic<bool>>(false));
@@ -241,24 +249,14 @@ TEST_F(Continuous, ACancelledBeamJobIsNeverStarted) {
   EXPECT_TRUE(a[0].sequences.empty());
   ASSERT_EQ(b.size(), 1u);
   EXPECT_TRUE(b[0].error.empty()) << b[0].error;
-  EXPECT_EQ(b[0].sequences.at(0).sequence.tokens, alone("lora", r.text, g)[0].tokens);
+  EXPECT_EQ(b[0].sequences.at(0).sequence.tokens, alone("lora", r.text, *r.generation)[0].tokens);
 }
 
 // A beam-search job whose client goes away while it decodes stops at the next step.
 TEST_F(Continuous, ABeamJobStopsWhenItsClientGoesAway) {
   auto server = make_server();
   serve::Scheduler scheduler(*server, 16);
-  serve::Request r;
-  r.adapter = "lora";
-  r.text = "hello world";
-  decoding::GenerationConfig g;
-  g.eos_token_id = 1;
-  g.pad_token_id = 0;
-  g.decoder_start_token_id = 0;
-  g.max_new_tokens = 20000;
-  g.min_new_tokens = 20000;  // minutes of decoding unless stopped
-  g.num_beams = 2;
-  r.generation = g;
+  const serve::Request r = beam_request(20000, 20000);  // minutes of decoding unless stopped
   auto gone = std::make_shared<std::atomic<bool>>(false);
   auto job = scheduler.submit({r}, {}, gone);
   ASSERT_TRUE(job);
