@@ -2,13 +2,14 @@
 // parameters), Figure 4 (low-resource: score vs training-set size), and the loss and
 // validation-metric curves of metrics.jsonl.
 #include <cmath>
-#include <fstream>
+#include <filesystem>
 #include <map>
 #include <set>
 
 #include "compacter/core/error.h"
 #include "compacter/plot/figures.h"
 #include "compacter/plot/svg.h"
+#include "compacter/train/metrics_file.h"
 
 namespace compacter::plot {
 
@@ -70,22 +71,9 @@ std::string group_name(const json& row, const std::vector<const json*>& rows) {
 
 std::vector<json> read_metrics_records(const std::string& run_dir) {
   const std::string path = run_dir + "/metrics.jsonl";
-  std::ifstream in(path);
-  check(in.good(), "cannot open ", path, " (is ", run_dir, " a `compacter train` run?)");
-  std::vector<json> out;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (line.empty()) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      throw Error(cat(path, ":", number, ": not a JSON record (", e.what(), ")"));
-    }
-    check(j.is_object(), path, ":", number, ": not a JSON object");
-    out.push_back(std::move(j));
-  }
-  return out;
+  check(std::filesystem::is_regular_file(path), "cannot open ", path, " (is ", run_dir,
+        " a `compacter train` run?)");
+  return train::read_metrics_file(path);
 }
 
 double row_score(const json& row) {
