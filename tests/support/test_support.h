@@ -68,7 +68,8 @@ std::string method_test_name(const ::testing::TestParamInfo<std::string>& info);
 // The lines of `text` (a program's output), without their '\n'.
 std::vector<std::string> lines_of(const std::string& text);
 
-// Reads a whole file into a string (throws when missing).
+// Reads a whole file into a string (core/atomic_file.h's read_file: compacter::Error naming it
+// when missing, a folder or unreadable).
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 
