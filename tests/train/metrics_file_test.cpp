@@ -12,16 +12,7 @@
 namespace compacter::train {
 namespace {
 
-// The message of the Error that `read` throws ("" when none).
-template <class F>
-std::string error_of(F read) {
-  try {
-    read();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(MetricsFile, ReadsEveryRecordInOrderAndSkipsEmptyLines) {
   testing::TempDir dir;
