@@ -14,7 +14,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(safetensors pytorch_bin config_json task_rows run_state serve_requests adapter_config
-  sentencepiece)
+  sentencepiece peft_config adapterhub_config)
 shared=${COMPACTER_SHARED_DIR:-../shared}
 command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang (apt-get install clang)" >&2; exit 2; }
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
@@ -46,7 +46,7 @@ for t in "${targets[@]}"; do
           { printf '\x03'; head -c 4000 "$f"; } >"$corpus/shared-jsonl-$((i++))"
         done
         ;;
-      adapter_config)
+      adapter_config | peft_config)
         i=0
         for f in tests/fixtures/peft/*/adapter_config.json; do
           [[ -f $f ]] && cp "$f" "$corpus/fixture-$((i++))"

@@ -247,16 +247,7 @@ TEST(PlotFigures, InferenceTokensPerSecondAgainstBatch) {
   EXPECT_NE(f.svg.find("generated tokens per second"), std::string::npos);
 }
 
-// The message of the Error `f` throws ("" when none).
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(PlotFigures, BadInputsNameTheFileAndWriteNothing) {
   testing::TempDir dir;

@@ -15,12 +15,11 @@
 #include <vector>
 
 #include "compacter/data/tokenizer.h"
-#include "compacter/nn/checkpoint.h"
-#include "compacter/peft/adapter_file.h"
 #include "compacter/serve/continuous.h"
 #include "compacter/serve/scheduler.h"
 #include "compacter/train/base_model.h"
 #include "compacter/train/decoding/decode.h"
+#include "support/adapter_models.h"
 #include "support/test_support.h"
 
 namespace compacter {
@@ -30,33 +29,25 @@ class Continuous : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!testing::shared_exists("data/t5-tokenizer/spiece.model")) return;
-    dir_ = new testing::TempDir();
-    auto r = testing::init_tiny_t5_with_t5_vocabulary(model_dir());
+    models_ = new testing::AdapterModels();
+    auto r = models_->write(9, {"compacter++", "lora", "prompt-r", "ia3"}, 0.2);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    torch::manual_seed(9);
-    for (const std::string method : {"compacter++", "lora", "prompt-r", "ia3"})
-      testing::write_moved_adapter(model_dir(), method, adapter_dir(method), 0.2);
   }
   static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
+    delete models_;
+    models_ = nullptr;
   }
   void SetUp() override { REQUIRE_SHARED("data/t5-tokenizer/spiece.model"); }
-  static std::string model_dir() { return dir_->path() + "/model"; }
-  static std::string adapter_dir(const std::string& m) { return dir_->path() + "/adapter-" + m; }
-  static std::string tokenizer() { return testing::shared_path("data/t5-tokenizer/spiece.model"); }
+  static std::string model_dir() { return models_->model_dir(); }
+  static std::string adapter_dir(const std::string& m) { return models_->adapter_dir(m); }
+  static std::string tokenizer() { return testing::AdapterModels::tokenizer(); }
 
   static std::unique_ptr<serve::AdapterServer> make_server() {
     train::ModelSpec spec;
     spec.dir = model_dir();
     spec.tokenizer = tokenizer();
     serve::ServerOptions options;
-    decoding::GenerationConfig g;
-    g.eos_token_id = 1;
-    g.pad_token_id = 0;
-    g.decoder_start_token_id = 0;
-    g.max_new_tokens = 6;
-    options.generation = g;
+    options.generation = testing::t5_generation(6);
     auto server = std::make_unique<serve::AdapterServer>(train::load_base_model(spec), options);
     for (const std::string method : {"compacter++", "lora", "prompt-r", "ia3"})
       server->add(method, adapter_dir(method));
@@ -65,14 +56,9 @@ class Continuous : public ::testing::Test {
 
   static std::vector<decoding::Sequence> alone(const std::string& method, const std::string& text,
                                                const decoding::GenerationConfig& c) {
-    torch::NoGradGuard no_grad;
-    nn::T5Model model = nn::load_t5(model_dir()).model;
-    model->resize_vocab(32100);
-    if (method != "base") peft::load_adapter(*model, adapter_dir(method));
-    model->eval();
-    const std::vector<int64_t> ids = T5Tokenizer::load(tokenizer()).encode(text, 512);
-    const torch::Tensor input = torch::tensor(ids, torch::kLong).unsqueeze(0);
-    return decoding::generate(*model, input, torch::ones_like(input), c)[0];
+    nn::T5Model model =
+        testing::load_with_adapter(model_dir(), method == "base" ? "" : adapter_dir(method));
+    return testing::decode_alone(*model, T5Tokenizer::load(tokenizer()), text, c);
   }
 
   struct Case {
@@ -80,11 +66,7 @@ class Continuous : public ::testing::Test {
     decoding::GenerationConfig settings;
   };
   static std::vector<Case> cases() {
-    decoding::GenerationConfig base;
-    base.eos_token_id = 1;
-    base.pad_token_id = 0;
-    base.decoder_start_token_id = 0;
-    base.max_new_tokens = 6;
+    const decoding::GenerationConfig base = testing::t5_generation(6);
     auto longer = base;
     longer.max_new_tokens = 11;
     longer.repetition_penalty = 1.3;
@@ -163,9 +145,9 @@ class Continuous : public ::testing::Test {
     EXPECT_EQ(distinct.size(), all.size());
   }
 
-  static testing::TempDir* dir_;
+  static testing::AdapterModels* models_;
 };
-testing::TempDir* Continuous::dir_ = nullptr;
+testing::AdapterModels* Continuous::models_ = nullptr;
 
 TEST_F(Continuous, RequestsJoiningARunningBatchGetWhatTheyGetAlone) {
   run(64);
@@ -185,11 +167,7 @@ TEST_F(Continuous, ACancelledJobLeaves) {
   serve::Request r;
   r.adapter = "lora";
   r.text = "hello world";
-  decoding::GenerationConfig g;
-  g.eos_token_id = 1;
-  g.pad_token_id = 0;
-  g.decoder_start_token_id = 0;
-  g.max_new_tokens = 12;
+  decoding::GenerationConfig g = testing::t5_generation(12);
   g.min_new_tokens = 12;  // runs all 12 steps
   r.generation = g;
   batch.add({{r}, {}, [&](std::vector<serve::Reply> x) { a = std::move(x); }, {}, cancelled});

@@ -31,6 +31,7 @@
 #include "compacter/peft/adapter_file.h"
 #include "compacter/peft/methods.h"
 #include "compacter/train/decoding/decode.h"
+#include "support/adapter_models.h"
 #include "support/test_support.h"
 
 extern char** environ;
@@ -156,12 +157,9 @@ class HttpServe : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!testing::shared_exists("data/t5-tokenizer/spiece.model")) return;
-    dir_ = new testing::TempDir();
-    auto r = testing::init_tiny_t5_with_t5_vocabulary(model_dir());
+    models_ = new testing::AdapterModels();
+    auto r = models_->write(11, {"lora", "compacter++"}, 0.5);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    torch::manual_seed(11);
-    for (const std::string method : {"lora", "compacter++"})
-      testing::write_moved_adapter(model_dir(), method, adapter_dir(method));
     // The folder runtime loads may read from: an adapter, a link out of it, a folder whose
     // config links out.
     std::filesystem::create_directories(root());
@@ -200,18 +198,18 @@ class HttpServe : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     delete server_;
-    delete dir_;
+    delete models_;
     server_ = nullptr;
-    dir_ = nullptr;
+    models_ = nullptr;
   }
   void SetUp() override {
     REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
     ASSERT_GT(server_->port(), 0) << server_->err();
   }
-  static std::string model_dir() { return dir_->path() + "/model"; }
-  static std::string adapter_dir(const std::string& m) { return dir_->path() + "/adapter-" + m; }
-  static std::string root() { return dir_->path() + "/root"; }
-  static std::string tokenizer() { return testing::shared_path("data/t5-tokenizer/spiece.model"); }
+  static std::string model_dir() { return models_->model_dir(); }
+  static std::string adapter_dir(const std::string& m) { return models_->adapter_dir(m); }
+  static std::string root() { return models_->dir().file("root"); }
+  static std::string tokenizer() { return testing::AdapterModels::tokenizer(); }
   static httplib::Client client(int port) {
     httplib::Client c("127.0.0.1", port);
     c.set_connection_timeout(10);
@@ -235,32 +233,19 @@ class HttpServe : public ::testing::Test {
                                                    const std::string& text,
                                                    const decoding::GenerationConfig& settings,
                                                    std::string* first_text = nullptr) {
-    torch::NoGradGuard no_grad;
-    nn::T5Model model = nn::load_t5(model_dir()).model;
-    model->resize_vocab(32100);
-    peft::load_adapter(*model,
-                       method.find('/') == std::string::npos ? adapter_dir(method) : method);
-    model->eval();
+    nn::T5Model model = testing::load_with_adapter(
+        model_dir(), method.find('/') == std::string::npos ? adapter_dir(method) : method);
     const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
-    const std::vector<int64_t> ids = tok.encode(text, 512);
-    const torch::Tensor input = torch::tensor(ids, torch::kLong).unsqueeze(0);
-    auto out = decoding::generate(*model, input, torch::ones_like(input), settings);
-    if (first_text) *first_text = tok.decode(out[0][0].tokens);
-    return out[0];
+    auto out = testing::decode_alone(*model, tok, text, settings);
+    if (first_text) *first_text = tok.decode(out[0].tokens);
+    return out;
   }
-  static decoding::GenerationConfig settings() {
-    decoding::GenerationConfig c;
-    c.eos_token_id = 1;
-    c.pad_token_id = 0;
-    c.decoder_start_token_id = 0;
-    c.max_new_tokens = 7;
-    return c;
-  }
+  static decoding::GenerationConfig settings() { return testing::t5_generation(7); }
 
-  static testing::TempDir* dir_;
+  static testing::AdapterModels* models_;
   static ServerProcess* server_;
 };
-testing::TempDir* HttpServe::dir_ = nullptr;
+testing::AdapterModels* HttpServe::models_ = nullptr;
 ServerProcess* HttpServe::server_ = nullptr;
 
 TEST_F(HttpServe, HealthInfoAdaptersAndMetrics) {
@@ -761,7 +746,7 @@ TEST_F(HttpServe, AnApiKeyGuardsEveryEndpoint) {
   EXPECT_EQ(keyed.stop(SIGINT, 30), 0) << keyed.err();
 
   // The key from a file (its first line), which wins over nothing else: both at once are refused.
-  const std::string key_file = dir_->file("key.txt");
+  const std::string key_file = models_->dir().file("key.txt");
   testing::write_file(key_file, "fr0m-file\n");
   ServerProcess from_file({"serve", "--model", model_dir(), "--tokenizer", tokenizer(), "--http",
                            "127.0.0.1:0", "--api-key-file", key_file});

@@ -23,6 +23,7 @@
 #include "compacter/serve/mixed_batch.h"
 #include "compacter/train/base_model.h"
 #include "compacter/train/decoding/decode.h"
+#include "support/adapter_models.h"
 #include "support/test_support.h"
 
 namespace compacter {
@@ -47,29 +48,23 @@ class MixedBatch : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!testing::shared_exists("data/t5-tokenizer/spiece.model")) return;
-    dir_ = new testing::TempDir();
-    auto r = testing::init_tiny_t5_with_t5_vocabulary(model_dir());
+    models_ = new testing::AdapterModels();
+    std::vector<std::string> methods = batchable_methods();
+    methods.push_back("said");
+    auto r = models_->write(5, methods, kNoise);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    torch::manual_seed(5);
-    for (const std::string& method : batchable_methods())
-      testing::write_moved_adapter(model_dir(), method, adapter_dir(method), kNoise);
-    testing::write_moved_adapter(model_dir(), "said", adapter_dir("said"), kNoise);
     testing::write_moved_adapter(model_dir(), "full", adapter_dir("full"), 0.05);
   }
   static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
+    delete models_;
+    models_ = nullptr;
   }
   void SetUp() override { REQUIRE_SHARED("data/t5-tokenizer/spiece.model"); }
-  static std::string model_dir() { return dir_->path() + "/model"; }
-  static std::string adapter_dir(const std::string& m) { return dir_->path() + "/adapter-" + m; }
-  static std::string tokenizer() { return testing::shared_path("data/t5-tokenizer/spiece.model"); }
+  static std::string model_dir() { return models_->model_dir(); }
+  static std::string adapter_dir(const std::string& m) { return models_->adapter_dir(m); }
+  static std::string tokenizer() { return testing::AdapterModels::tokenizer(); }
   static decoding::GenerationConfig settings(int64_t beams, int64_t sequences) {
-    decoding::GenerationConfig c;
-    c.eos_token_id = 1;
-    c.pad_token_id = 0;
-    c.decoder_start_token_id = 0;
-    c.max_new_tokens = 6;
+    decoding::GenerationConfig c = testing::t5_generation(6);
     c.num_beams = beams;
     c.num_return_sequences = sequences;
     return c;
@@ -77,19 +72,12 @@ class MixedBatch : public ::testing::Test {
   // `text` decoded alone by a fresh model with `method` attached ("base": none).
   static std::vector<decoding::Sequence> alone(const std::string& method, const std::string& text,
                                                const decoding::GenerationConfig& c) {
-    torch::NoGradGuard no_grad;
     static std::map<std::string, nn::T5Model> models;  // each loaded once per run
     nn::T5Model& model = models.emplace(method, nullptr).first->second;
-    if (!model) {
-      model = nn::load_t5(model_dir()).model;
-      model->resize_vocab(32100);
-      if (method != "base") peft::load_adapter(*model, adapter_dir(method));
-      model->eval();
-    }
+    if (!model)
+      model = testing::load_with_adapter(model_dir(), method == "base" ? "" : adapter_dir(method));
     static const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
-    const std::vector<int64_t> ids = tok.encode(text, 512);
-    const torch::Tensor input = torch::tensor(ids, torch::kLong).unsqueeze(0);
-    return decoding::generate(*model, input, torch::ones_like(input), c)[0];
+    return testing::decode_alone(*model, tok, text, c);
   }
   static void expect_same(const std::vector<decoding::Sequence>& got,
                           const std::vector<decoding::Sequence>& want, const std::string& what) {
@@ -103,9 +91,9 @@ class MixedBatch : public ::testing::Test {
             << what << " sequence " << s << " token " << t;
     }
   }
-  static testing::TempDir* dir_;
+  static testing::AdapterModels* models_;
 };
-testing::TempDir* MixedBatch::dir_ = nullptr;
+testing::AdapterModels* MixedBatch::models_ = nullptr;
 
 // Every batchable method (and the base) in one generate call: rows of all of them in one batch.
 TEST_F(MixedBatch, OneBatchOfEveryMethodMatchesEachAlone) {

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/io/t5_config.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/peft/adapter_file.h"
@@ -43,11 +44,7 @@ TempDir::~TempDir() {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return compacter::read_file(path);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {

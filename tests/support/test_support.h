@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "compacter/core/error.h"
+
 namespace compacter::testing {
 
 // Absolute path of a file or folder under the shared data folder (../shared).
@@ -68,7 +70,19 @@ std::string method_test_name(const ::testing::TestParamInfo<std::string>& info);
 // The lines of `text` (a program's output), without their '\n'.
 std::vector<std::string> lines_of(const std::string& text);
 
-// Reads a whole file into a string (throws when missing).
+// The message of the compacter::Error that `f` throws ("" when it throws none).
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const ::compacter::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Reads a whole file into a string (core/atomic_file.h's read_file: compacter::Error naming it
+// when missing, a folder or unreadable).
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 

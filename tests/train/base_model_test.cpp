@@ -34,17 +34,6 @@ train::ModelSpec spec_for(const std::string& dir, const std::string& tokenizer =
   return s;
 }
 
-// The message of the Error `fn` throws ("" when it throws none).
-template <typename Fn>
-std::string load_error(Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(BaseModelTokenizer, ByT5FromTokenizerConfig) {
   TempDir tmp;
   const std::string dir = byt5_folder(tmp, 384);
@@ -65,7 +54,7 @@ TEST(BaseModelTokenizer, ByT5FromTokenizerConfig) {
   EXPECT_EQ(train::load_tokenizer(spec_for(dir)).vocab_size(), 262);
   write_file(dir + "/tokenizer_config.json",
              R"({"tokenizer_class": "ByT5Tokenizer", "extra_ids": "many"})");
-  const std::string m = load_error([&] { train::load_tokenizer(spec_for(dir)); });
+  const std::string m = testing::error_of([&] { train::load_tokenizer(spec_for(dir)); });
   EXPECT_NE(m.find("tokenizer_config.json"), std::string::npos) << m;
   EXPECT_NE(m.find("extra_ids"), std::string::npos) << m;
 }
@@ -82,7 +71,7 @@ TEST(BaseModelTokenizer, ByT5FromConfigJson) {
   EXPECT_EQ(train::tokenizer_file(spec_for(dir)), dir + "/config.json");
   // tokenizer_config.json comes first when it names a class.
   write_file(dir + "/tokenizer_config.json", R"({"tokenizer_class": "T5Tokenizer"})");
-  const std::string m = load_error([&] { train::load_tokenizer(spec_for(dir)); });
+  const std::string m = testing::error_of([&] { train::load_tokenizer(spec_for(dir)); });
   EXPECT_NE(m.find("has no spiece.model"), std::string::npos) << m;
   // ... and is skipped when it names none.
   write_file(dir + "/tokenizer_config.json", R"({"model_max_length": 1024})");
@@ -93,7 +82,7 @@ TEST(BaseModelTokenizer, ExplicitByteAndRefusals) {
   TempDir tmp;
   const std::string dir = byt5_folder(tmp, 384);
   // No tokenizer information, no spiece.model: asks for --tokenizer, naming the choices.
-  std::string m = load_error([&] { train::load_tokenizer(spec_for(dir)); });
+  std::string m = testing::error_of([&] { train::load_tokenizer(spec_for(dir)); });
   EXPECT_NE(m.find("has no spiece.model"), std::string::npos) << m;
   EXPECT_NE(m.find("--tokenizer"), std::string::npos) << m;
   EXPECT_NE(m.find("byte"), std::string::npos) << m;
@@ -102,7 +91,7 @@ TEST(BaseModelTokenizer, ExplicitByteAndRefusals) {
   EXPECT_EQ(train::tokenizer_file(spec_for(dir, "byte")), "");
   // Another tokenizer class is refused by name and file.
   write_file(dir + "/tokenizer_config.json", R"({"tokenizer_class": "GPT2Tokenizer"})");
-  m = load_error([&] { train::load_tokenizer(spec_for(dir)); });
+  m = testing::error_of([&] { train::load_tokenizer(spec_for(dir)); });
   EXPECT_EQ(m.rfind("tokenizer_class \"GPT2Tokenizer\" in " + dir +
                         "/tokenizer_config.json: not supported",
                     0),
@@ -111,17 +100,17 @@ TEST(BaseModelTokenizer, ExplicitByteAndRefusals) {
   // ... unless a tokenizer is given.
   EXPECT_TRUE(train::load_tokenizer(spec_for(dir, "byte")).is_byte_level());
   write_file(dir + "/tokenizer_config.json", "{not json");
-  m = load_error([&] { train::load_tokenizer(spec_for(dir)); });
+  m = testing::error_of([&] { train::load_tokenizer(spec_for(dir)); });
   EXPECT_NE(m.find("tokenizer_config.json: not valid JSON"), std::string::npos) << m;
   // A missing model folder is reported as such first.
-  m = load_error([&] { train::load_tokenizer(spec_for(tmp.file("nothing"), "byte")); });
+  m = testing::error_of([&] { train::load_tokenizer(spec_for(tmp.file("nothing"), "byte")); });
   EXPECT_NE(m.find("model folder not found"), std::string::npos) << m;
 }
 
 TEST(BaseModelTokenizer, LargerThanTheModelIsOneClearError) {
   TempDir tmp;
   const std::string dir = byt5_folder(tmp, 40);
-  std::string m = load_error([&] { train::load_base_model(spec_for(dir, "byte")); });
+  std::string m = testing::error_of([&] { train::load_base_model(spec_for(dir, "byte")); });
   EXPECT_EQ(m,
             "the tokenizer (ByT5 bytes, --tokenizer byte) has 384 ids, more than the 40 "
             "vocabulary rows of the model (" +
@@ -133,7 +122,7 @@ TEST(BaseModelTokenizer, LargerThanTheModelIsOneClearError) {
   grown.vocab_rows = 400;
   EXPECT_EQ(train::load_base_model(grown).model->shared->weight.size(0), 400);
   grown.vocab_rows = 100;
-  m = load_error([&] { train::load_base_model(grown); });
+  m = testing::error_of([&] { train::load_base_model(grown); });
   EXPECT_NE(m.find("100 vocabulary rows"), std::string::npos) << m;
   EXPECT_NE(m.find("after --resize-vocab"), std::string::npos) << m;
 }
@@ -143,7 +132,7 @@ TEST(BaseModelTokenizer, SpieceLargerThanTheModel) {
   TempDir tmp;
   const std::string dir = byt5_folder(tmp, 512);
   const std::string spiece = testing::shared_path("data/t5-tokenizer/spiece.model");
-  const std::string m = load_error([&] { train::load_base_model(spec_for(dir, spiece)); });
+  const std::string m = testing::error_of([&] { train::load_base_model(spec_for(dir, spiece)); });
   EXPECT_NE(m.find("the tokenizer (" + spiece + ") has 32100 ids"), std::string::npos) << m;
   EXPECT_NE(m.find("512 vocabulary rows"), std::string::npos) << m;
   EXPECT_NE(m.find(dir + "/config.json"), std::string::npos) << m;
@@ -176,7 +165,7 @@ TEST(BaseModelTokenizer, SpieceExtraIdsFromTokenizerConfig) {
   EXPECT_EQ(t0.vocab_size(), 32000);
   EXPECT_GT(t0.encode("<extra_id_0>", -1, false).size(), 1u);  // no sentinel: plain pieces
   write_file(dir + "/tokenizer_config.json", R"({"extra_ids": -4})");
-  const std::string m = load_error([&] { train::load_tokenizer(spec_for(dir)); });
+  const std::string m = testing::error_of([&] { train::load_tokenizer(spec_for(dir)); });
   EXPECT_NE(m.find(dir + "/tokenizer_config.json: field \"extra_ids\""), std::string::npos) << m;
 }
 
@@ -187,7 +176,7 @@ TEST(BaseModelTokenizer, OtherModelTypesAreRefusedFirst) {
   j["model_type"] = "longt5";
   write_file(dir + "/config.json", j.dump());
   // No tokenizer either: the type is what the user hears about.
-  const std::string m = load_error([&] { train::load_base_model(spec_for(dir)); });
+  const std::string m = testing::error_of([&] { train::load_base_model(spec_for(dir)); });
   EXPECT_EQ(m, "model_type \"longt5\" in " + dir +
                    "/config.json: not supported; supported: t5, mt5, umt5");
 }

@@ -11,6 +11,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/interop/import_config.h"
 #include "compacter/interop/staged_dir.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/peft/adapter_file.h"
@@ -205,112 +206,27 @@ InteropReport export_adapterhub(const AdapterHubExportOptions& o) {
 // ---------------------------------------------------------------------------------------------
 // Import
 
-namespace {
-
-struct HubConfig {
-  std::string path;
-  nlohmann::json c;  // the "config" object
-
-  bool has(const char* key) const { return c.contains(key) && !c[key].is_null(); }
-  // Absent or null keys take BnConfig's defaults, which are the values ours needs.
-  void require(const char* key, const nlohmann::json& want, const std::string& why) const {
-    if (!has(key)) return;
-    check(c[key] == want, path, ": config.", key, " = ", c[key].dump(),
-          " cannot be imported (expected ", want.dump(), "): ", why);
-  }
-  bool flag(const char* key, bool fallback) const {
-    if (!has(key)) return fallback;
-    check(c[key].is_boolean(), path, ": config.", key, " must be true or false, got ",
-          c[key].dump());
-    return c[key].get<bool>();
-  }
-};
-
-}  // namespace
-
 InteropReport import_adapterhub(const ImportOptions& o) {
   check(fs::is_directory(o.dir), o.dir, ": no such folder (expected an AdapterHub adapter folder)");
   const std::string path = (fs::path(o.dir) / kConfigFile).string();
-  const nlohmann::json j = read_json_object(path);
-  check(j.contains("config") && j["config"].is_object(), path,
-        ": expected an object \"config\" (the adapter's full BnConfig, as adapters' save_adapter "
-        "writes it)");
-  HubConfig h{path, j["config"]};
-  check(!h.has("architecture"), path,
-        ": config.architecture = ", h.c.value("architecture", nlohmann::json()).dump(),
-        " cannot be imported (only bottleneck adapters: architecture null)");
-  if (j.contains("model_type") && j["model_type"].is_string())
-    check(j["model_type"] == "t5" || j["model_type"] == "mt5", path, ": model_type ",
-          j["model_type"].dump(), ", expected \"t5\"");
-  h.require("original_ln_before", false,
-            "the adapter then reads x + h (the sublayer's output plus its residual), ours reads h "
-            "(SeqBn / pfeiffer / CompacterPlusPlusConfig presets place it so)");
-  h.require("original_ln_after", true, "ours adds the residual after the adapter");
-  h.require("residual_before_ln", true, "ours adds the adapter to the sublayer's output");
-  h.require("adapter_residual_before_ln", false, "ours adds the residual after ln_after");
-  h.require("is_parallel", false, "ours is sequential");
-  h.require("use_gating", false, "ours has no gate");
-  h.require("inv_adapter", nullptr, "ours has no invertible adapters");
-  h.require("cross_adapter", false, "ours places no adapter after cross-attention");
-  h.require("shared_W_phm", false, "ours has no shared W");
-  h.require("factorized_phm_rule", false, "ours has an unfactorised A");
-  h.require("stochastic_depth", 0.0, "ours has no stochastic depth");
-  if (h.has("scaling"))
-    check(h.c["scaling"].is_number() && h.c["scaling"].get<double>() == 1.0, path,
-          ": config.scaling = ", h.c["scaling"].dump(),
-          " cannot be imported (ours adds A(h) unscaled)");
-  if (h.has("leave_out"))
-    check(h.c["leave_out"].is_array() && h.c["leave_out"].empty(), path,
-          ": config.leave_out = ", h.c["leave_out"].dump(),
-          " cannot be imported (ours puts adapters in every block)");
-  const bool self_attention = h.flag("mh_adapter", false),
-             feed_forward = h.flag("output_adapter", false);
-  const bool phm = h.flag("phm_layer", false);
-  if (phm) h.require("phm_bias", true, "ours has a PHM bias");
-  check(h.has("reduction_factor") && h.c["reduction_factor"].is_number(), path,
-        ": config.reduction_factor must be a number (a per-layer mapping cannot be imported)");
-  const double rf = h.c["reduction_factor"].get<double>();
-  check(rf >= 1.0 && rf == std::floor(rf), path, ": config.reduction_factor = ", rf,
-        " cannot be imported (ours takes a whole number >= 1)");
-
-  std::string method;
-  const bool shared = phm && h.flag("shared_phm_rule", true);
-  const bool factorized = phm && h.flag("factorized_phm_W", true);
-  if (!phm && self_attention && feed_forward)
-    method = "adapter";
-  else if (!phm && self_attention && !feed_forward)
-    method = "pfeiffer";
-  else if (phm && shared && factorized && self_attention && feed_forward)
-    method = "compacter";
-  else if (phm && shared && factorized && !self_attention && feed_forward)
-    method = "compacter++";
-  else if (phm && !shared && !factorized && self_attention && feed_forward)
-    method = "phm";
-  check(!method.empty(), path, ": config (mh_adapter ", self_attention, ", output_adapter ",
-        feed_forward, ", phm_layer ", phm,
-        phm ? cat(", shared_phm_rule ", shared, ", factorized_phm_W ", factorized) : std::string(),
-        ") matches none of our methods (adapter, pfeiffer: dense after both / after "
-        "self-attention; compacter, compacter++: shared A, factorised W after both / after the "
-        "feed-forward; phm: own A, full W after both)");
-
+  const AdapterHubImportConfig h = adapterhub_import_config(read_json_object(path), path);
+  const std::string& method = h.method;
   peft::PeftOptions options = peft::method_defaults(method);
-  options.reduction_factor = static_cast<int64_t>(rf);
-  options.non_linearity = h.has("non_linearity") ? h.c["non_linearity"].get<std::string>() : "relu";
-  for (char& ch : options.non_linearity) ch = static_cast<char>(std::tolower(ch));
-  options.layer_norm_before = h.flag("ln_before", false);
-  options.layer_norm_after = h.flag("ln_after", false);
-  if (phm) {
-    options.n = h.has("phm_dim") ? h.c["phm_dim"].get<int64_t>() : 4;
-    options.rank = h.has("phm_rank") ? h.c["phm_rank"].get<int64_t>() : 1;
-    options.shared_phm_rule = shared;
-    options.factorized_phm = factorized;
+  options.reduction_factor = h.reduction_factor;
+  options.non_linearity = h.non_linearity;
+  options.layer_norm_before = h.layer_norm_before;
+  options.layer_norm_after = h.layer_norm_after;
+  if (h.phm) {
+    options.n = h.phm_dim;
+    options.rank = h.phm_rank;
+    options.shared_phm_rule = h.shared_phm_rule;
+    options.factorized_phm = h.factorized_phm;
     // Ours stores A only when it trains; a fixed A of AdapterHub's is loaded as a trained one, so
     // that the file's values are used (it then trains if the adapter is trained further here).
     options.learn_phm = true;
-    if (h.has("phm_c_init")) options.phm_c_init = h.c["phm_c_init"].get<std::string>();
-    if (h.has("phm_init_range")) options.phm_init_range = h.c["phm_init_range"].get<double>();
-    if (h.has("hypercomplex_nonlinearity") && h.c["hypercomplex_nonlinearity"] != "phm")
-      options.weight_init = h.c["hypercomplex_nonlinearity"].get<std::string>();
+    if (h.phm_c_init) options.phm_c_init = *h.phm_c_init;
+    if (h.phm_init_range) options.phm_init_range = *h.phm_init_range;
+    if (h.weight_init) options.weight_init = *h.weight_init;
   }
 
   // The tensors, renamed to ours.
@@ -322,8 +238,7 @@ InteropReport import_adapterhub(const ImportOptions& o) {
   check(!file.empty(), o.dir, ": no weights (expected ", kAdapterHubWeights, " or ", kPickleWeights,
         ")");
   const Tensors tensors = read_tensor_file(file);
-  std::string name =
-      j.contains("name") && j["name"].is_string() ? j["name"].get<std::string>() : "";
+  std::string name = h.name;
   std::map<std::string, std::pair<std::string, torch::Tensor>> ours;  // ours -> (hub key, value)
   auto put = [&](const std::string& to, const std::string& key, const torch::Tensor& t) {
     const auto it = ours.find(to);
@@ -384,9 +299,9 @@ InteropReport import_adapterhub(const ImportOptions& o) {
   StagedDir out(o.out, o.overwrite, o.dir);
   train::BaseModel base = train::load_base_model(o.base);
   nn::T5ModelImpl& model = *base.model;
-  if (j.contains("hidden_size") && j["hidden_size"].is_number_integer())
-    check(j["hidden_size"].get<int64_t>() == model.config().d_model, path, ": hidden_size ",
-          j["hidden_size"].dump(), ", but the base model's d_model is ", model.config().d_model);
+  if (!h.hidden_size.is_null())
+    check(h.hidden_size.get<int64_t>() == model.config().d_model, path, ": hidden_size ",
+          h.hidden_size.dump(), ", but the base model's d_model is ", model.config().d_model);
   peft::attach(method, options, model, 0);
   {
     torch::NoGradGuard no_grad;
@@ -407,7 +322,7 @@ InteropReport import_adapterhub(const ImportOptions& o) {
                            {{"format", "adapterhub"},
                             {"dir", fs::absolute(o.dir).lexically_normal().string()},
                             {"name", name},
-                            {"model_name", j.value("model_name", nlohmann::json())}}}};
+                            {"model_name", h.model_name}}}};
   if (!o.command.empty()) extra["command"] = o.command;
   peft::save_adapter(model, {method, options, 0}, out.path(), extra);
   out.commit();
@@ -415,12 +330,7 @@ InteropReport import_adapterhub(const ImportOptions& o) {
   report.method = method;
   report.out = o.out;
   report.files = {peft::kAdapterWeightsFile, peft::kAdapterConfigFile, "README.md"};
-  if (phm && !h.flag("learn_phm", true))
-    report.notes.push_back(
-        "learn_phm false: the file's A is kept (recorded as learn_phm true, so that it is saved)");
-  if (h.has("dropout") && h.c["dropout"] != 0.0)
-    report.notes.push_back(cat("config.dropout = ", h.c["dropout"].dump(),
-                               " dropped: ours has no adapter dropout (it acts in training only)"));
+  report.notes = h.notes;
   if (!fs::exists(extra_file) && method == "compacter++")
     report.notes.push_back("no T5 layer norms with it: the base model's are used");
   return report;

@@ -11,6 +11,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/interop/import_config.h"
 #include "compacter/interop/staged_dir.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/peft/adapter_file.h"
@@ -157,37 +158,6 @@ InteropReport export_peft(const PeftExportOptions& o) {
 
 namespace {
 
-// A PEFT config being read: every check names the file and the key.
-struct PeftConfig {
-  std::string path;
-  nlohmann::json j;
-
-  bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
-  // Refuses a value outside `allowed` (absent and null are PEFT's defaults and pass).
-  void require(const char* key, std::initializer_list<nlohmann::json> allowed,
-               const std::string& why) const {
-    if (!has(key)) return;
-    for (const nlohmann::json& a : allowed)
-      if (j[key] == a) return;
-    throw Error(cat(path, ": ", key, " = ", j[key].dump(), " cannot be imported: ", why));
-  }
-  int64_t positive_int(const char* key) const {
-    check(has(key) && j[key].is_number_integer() && j[key].get<int64_t>() > 0, path,
-          ": expected a positive integer \"", key, "\"",
-          has(key) ? cat(", got ", j[key].dump()) : std::string());
-    return j[key].get<int64_t>();
-  }
-  double number(const char* key, double fallback) const {
-    if (!has(key)) return fallback;
-    check(j[key].is_number(), path, ": \"", key, "\" must be a number, got ", j[key].dump());
-    return j[key].get<double>();
-  }
-  std::string string(const char* key) const {
-    check(has(key) && j[key].is_string(), path, ": expected a string \"", key, "\"");
-    return j[key].get<std::string>();
-  }
-};
-
 // The model's linear layers by path.
 std::map<std::string, nn::LinearImpl*> linears_by_path(nn::T5ModelImpl& model) {
   std::map<std::string, nn::LinearImpl*> out;
@@ -251,57 +221,14 @@ void check_shape(const torch::Tensor& t, const std::vector<int64_t>& want, const
         ", expected ", c10::IntArrayRef(want), " (", why, ")");
 }
 
-void check_task_type(const PeftConfig& c, bool required) {
-  if (!required && !c.has("task_type")) return;
-  check(c.has("task_type") && c.j["task_type"] == "SEQ_2_SEQ_LM", c.path,
-        ": task_type = ", c.has("task_type") ? c.j["task_type"].dump() : std::string("null"),
-        ", expected \"SEQ_2_SEQ_LM\" (a T5 encoder-decoder adapter)");
-}
-
-void check_modules_to_save(const PeftConfig& c) {
-  c.require("modules_to_save", {nlohmann::json::array()},
-            "whole trained copies of modules have no place in our adapters");
-}
-
 // LoRA: options and our tensors (name -> value).
-void read_lora(const PeftConfig& c, const Tensors& tensors, const std::string& file,
+void read_lora(const PeftImportConfig& c, const Tensors& tensors, const std::string& file,
                nn::T5ModelImpl& model, peft::PeftOptions& o,
-               std::map<std::string, torch::Tensor>& ours, std::vector<std::string>& notes) {
-  check_task_type(c, false);
-  c.require("fan_in_fan_out", {false},
-            "weights stored transposed (Conv1D layers); T5's are Linear");
-  c.require("use_rslora", {false, true}, "expected true or false");
-  c.require("use_dora", {false}, "DoRA's magnitude vectors have no counterpart here");
-  c.require("rank_pattern", {nlohmann::json::object()},
-            "per-layer ranks; ours has one r for every layer");
-  c.require("alpha_pattern", {nlohmann::json::object()},
-            "per-layer alphas; ours has one lora_alpha for every layer");
-  c.require("layers_to_transform", {},
-            "LoRA on some blocks only; ours puts it in every block of both stacks");
-  c.require("layer_replication", {}, "replicated layers have no counterpart here");
-  c.require("lora_bias", {false}, "a trained bias of lora_B has no counterpart here");
-  c.require("trainable_token_indices", {}, "trained embedding rows have no counterpart here");
-  c.require("target_parameters", {nlohmann::json::array()},
-            "LoRA on parameters (not modules) has no counterpart here");
-  c.require("use_qalora", {false}, "QA-LoRA pools the input of A; ours does not");
-  c.require("init_lora_weights", {true, false, "gaussian", "eva", "orthogonal"},
-            "this initialisation rewrites the base model's weights (the adapter then needs that "
-            "rewritten base); convert it to a plain LoRA in PEFT first");
-  check_modules_to_save(c);
+               std::map<std::string, torch::Tensor>& ours) {
   o = peft::method_defaults("lora");
-  o.rank = c.positive_int("r");
-  o.lora_alpha = c.number("lora_alpha", 8.0);
-  if (c.has("use_rslora") && c.j["use_rslora"] == true) {
-    // Rank-stabilised LoRA scales by lora_alpha / sqrt(r); ours by lora_alpha / r.
-    const double alpha = o.lora_alpha;
-    o.lora_alpha = alpha * std::sqrt(static_cast<double>(o.rank));
-    notes.push_back(cat("use_rslora: PEFT's scaling lora_alpha / sqrt(r) = ", alpha, " / sqrt(",
-                        o.rank, ") is written as our lora_alpha = ", o.lora_alpha,
-                        " (scaling lora_alpha / r)"));
-  }
-  o.lora_dropout = c.number("lora_dropout", 0.0);
-  check(o.lora_dropout >= 0.0 && o.lora_dropout < 1.0, c.path,
-        ": lora_dropout must be in [0, 1), got ", o.lora_dropout);
+  o.rank = c.rank;
+  o.lora_alpha = c.lora_alpha;
+  o.lora_dropout = c.lora_dropout;
   o.train_layer_norms = false;
   o.train_lm_head = false;
   const auto linears = linears_by_path(model);
@@ -323,28 +250,9 @@ void read_lora(const PeftConfig& c, const Tensors& tensors, const std::string& f
   }
 }
 
-// Whether PEFT treats module `path` as a feed-forward one (scaling its input): as IA3Model's
-// _check_target_module_feedforward, a regular expression fully matching the path, or a list of
-// names one of which ends the path; absent, PEFT's default for the model type (t5: wo).
-bool peft_feedforward(const PeftConfig& c, const std::string& path, const std::string& model_type) {
-  if (!c.has("feedforward_modules")) return model_type == "t5" && last_component(path) == "wo";
-  const nlohmann::json& f = c.j["feedforward_modules"];
-  if (f.is_string()) return std::regex_match(path, std::regex(f.get<std::string>()));
-  check(f.is_array(), c.path, ": feedforward_modules must be a list or a string");
-  for (const auto& item : f) {
-    check(item.is_string(), c.path, ": feedforward_modules must hold strings");
-    if (ends_with(path, item.get<std::string>())) return true;  // PEFT: key.endswith(...)
-  }
-  return false;
-}
-
-void read_ia3(const PeftConfig& c, const Tensors& tensors, const std::string& file,
+void read_ia3(const PeftImportConfig& c, const Tensors& tensors, const std::string& file,
               nn::T5ModelImpl& model, peft::PeftOptions& o,
               std::map<std::string, torch::Tensor>& ours) {
-  check_task_type(c, false);
-  c.require("fan_in_fan_out", {false},
-            "weights stored transposed (Conv1D layers); T5's are Linear");
-  check_modules_to_save(c);
   o = peft::method_defaults("ia3");
   o.train_layer_norms = false;
   o.train_lm_head = false;
@@ -358,10 +266,10 @@ void read_ia3(const PeftConfig& c, const Tensors& tensors, const std::string& fi
   for (const auto& [path, v] : by.at(".ia3_l")) {
     const nn::LinearImpl& l = *linears.at(path);
     const bool ff = last_component(path) == "wo";
-    check(peft_feedforward(c, path, model.config().model_type) == ff, c.path,
-          ": feedforward_modules ", ff ? "leaves out " : "includes ", path,
-          ": PEFT then scales its ", ff ? "output" : "input", ", ours its ",
-          ff ? "input" : "output", " (ours: wo's input; k, v ", "and wi_1 outputs)");
+    check(c.feedforward(path, model.config().model_type) == ff, c.path, ": feedforward_modules ",
+          ff ? "leaves out " : "includes ", path, ": PEFT then scales its ",
+          ff ? "output" : "input", ", ours its ", ff ? "input" : "output",
+          " (ours: wo's input; k, v ", "and wi_1 outputs)");
     const std::string key = cat(kPeftKeyPrefix, path, ".ia3_l");
     if (ff)
       check_shape(v, {1, l.in_features()}, file, key, "a feed-forward layer's input scale");
@@ -371,21 +279,14 @@ void read_ia3(const PeftConfig& c, const Tensors& tensors, const std::string& fi
   }
 }
 
-void read_prompt(const PeftConfig& c, const Tensors& tensors, const std::string& file,
-                 nn::T5ModelImpl& model, std::string& method, peft::PeftOptions& o,
-                 std::map<std::string, torch::Tensor>& ours, std::vector<std::string>& notes) {
-  check_task_type(c, true);
-  const int64_t n = c.positive_int("num_virtual_tokens");
+void read_prompt(const PeftImportConfig& c, const Tensors& tensors, const std::string& file,
+                 nn::T5ModelImpl& model, peft::PeftOptions& o,
+                 std::map<std::string, torch::Tensor>& ours) {
+  const int64_t n = c.num_virtual_tokens, parts = c.transformer_submodules;
   const int64_t d = model.config().d_model;
-  if (c.has("token_dim"))
-    check(c.j["token_dim"] == d, c.path, ": token_dim = ", c.j["token_dim"].dump(),
+  if (!c.token_dim.is_null())
+    check(c.token_dim == d, c.path, ": token_dim = ", c.token_dim.dump(),
           ", but the base model's d_model is ", d);
-  int64_t parts = 2;  // PEFT's default for SEQ_2_SEQ_LM
-  if (c.has("num_transformer_submodules")) parts = c.positive_int("num_transformer_submodules");
-  check(parts == 1 || parts == 2, c.path, ": num_transformer_submodules = ", parts,
-        ", expected 1 or 2");
-  const std::string init = c.has("prompt_tuning_init") ? c.string("prompt_tuning_init") : "RANDOM";
-  method = init == "RANDOM" ? "prompt-r" : "prompt-t";
   check(tensors.size() == 1 && tensors[0].first == "prompt_embeddings", file,
         ": expected exactly one tensor, \"prompt_embeddings\"",
         tensors.empty() ? std::string() : cat(", found \"", tensors[0].first, "\""),
@@ -394,43 +295,36 @@ void read_prompt(const PeftConfig& c, const Tensors& tensors, const std::string&
   check_shape(
       p, {n * parts, d}, file, "prompt_embeddings",
       cat("num_virtual_tokens ", n, " x num_transformer_submodules ", parts, " by token_dim ", d));
-  o = peft::method_defaults(method);
+  o = peft::method_defaults(c.method);
   o.prompt_length = n;
   o.train_layer_norms = false;
   o.train_lm_head = false;
   ours["encoder.prompt.weight"] = p.narrow(0, 0, n).clone();
-  if (parts == 2)
-    notes.push_back(cat("prompt_embeddings rows ", n, "..", 2 * n - 1,
-                        " dropped: PEFT's seq2seq prompt tuning keeps them for the decoder but "
-                        "never reads them (peft_model.py prepends rows 0..",
-                        n - 1, " to the encoder input only)"));
 }
 
 }  // namespace
 
 InteropReport import_peft(const ImportOptions& o) {
   check(fs::is_directory(o.dir), o.dir, ": no such folder (expected a PEFT adapter folder)");
-  PeftConfig c{(fs::path(o.dir) / kPeftConfig).string(), {}};
-  c.j = read_json_object(c.path);
-  const std::string type = c.string("peft_type");
-  check(type == "LORA" || type == "IA3" || type == "PROMPT_TUNING", c.path, ": peft_type \"", type,
-        "\" cannot be imported (supported: LORA, IA3, PROMPT_TUNING)");
+  const std::string config_path = (fs::path(o.dir) / kPeftConfig).string();
+  const PeftImportConfig c = peft_import_config(read_json_object(config_path), config_path);
   const std::string file = find_weights_file(o.dir, "adapter_model");
   const Tensors tensors = read_tensor_file(file);
   StagedDir out(o.out, o.overwrite, o.dir);
 
   train::BaseModel base = train::load_base_model(o.base);
   nn::T5ModelImpl& model = *base.model;
-  std::string method = type == "LORA" ? "lora" : type == "IA3" ? "ia3" : "";
+  const std::string& method = c.method;
   peft::PeftOptions options;
   std::map<std::string, torch::Tensor> ours;
   InteropReport report;
-  if (type == "LORA")
-    read_lora(c, tensors, file, model, options, ours, report.notes);
-  else if (type == "IA3")
+  if (c.peft_type == "LORA")
+    read_lora(c, tensors, file, model, options, ours);
+  else if (c.peft_type == "IA3")
     read_ia3(c, tensors, file, model, options, ours);
   else
-    read_prompt(c, tensors, file, model, method, options, ours, report.notes);
+    read_prompt(c, tensors, file, model, options, ours);
+  report.notes = c.notes;
 
   peft::attach(method, options, model, 0);
   {
@@ -447,10 +341,8 @@ InteropReport import_peft(const ImportOptions& o) {
                           {"imported_from",
                            {{"format", "peft"},
                             {"dir", fs::absolute(o.dir).lexically_normal().string()},
-                            {"peft_type", type},
-                            {"base_model_name_or_path", c.has("base_model_name_or_path")
-                                                            ? c.j["base_model_name_or_path"]
-                                                            : nlohmann::json(nullptr)}}}};
+                            {"peft_type", c.peft_type},
+                            {"base_model_name_or_path", c.base_model_name_or_path}}}};
   if (!o.command.empty()) extra["command"] = o.command;
   peft::save_adapter(model, {method, options, 0}, out.path(), extra);
   out.commit();

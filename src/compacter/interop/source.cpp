@@ -2,9 +2,10 @@
 #include "compacter/interop/source.h"
 
 #include <filesystem>
-#include <fstream>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/interop/import_config.h"
 #include "compacter/io/pytorch_bin.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/peft/adapter_file.h"
@@ -15,16 +16,7 @@ namespace fs = std::filesystem;
 
 nlohmann::json read_json_object(const std::string& path) {
   check(fs::is_regular_file(path), path, ": not found");
-  std::ifstream in(path);
-  check(in.good(), path, ": cannot be read");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
-  }
-  check(j.is_object(), path, ": expected a JSON object");
-  return j;
+  return json_object_from_text(read_file(path), path);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> read_tensor_file(const std::string& path) {

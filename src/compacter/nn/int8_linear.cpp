@@ -67,16 +67,33 @@ bool keeps_fp32(const std::string& path) {
   return path.size() >= wo.size() && path.compare(path.size() - wo.size(), wo.size(), wo) == 0;
 }
 
+namespace {
+
+// Refuses a model that recomputes its backbone's weights at every forward pass: quantised copies
+// of them would go stale. `who`: what the message blames; `advice`: appended.
+void refuse_recomputed_weights(const T5ModelImpl& model, const char* who, const char* advice) {
+  check(!model.before_forward, "int8: ", who,
+        " recomputes the backbone's weights at every forward pass (a reparameterised backbone); "
+        "quantised copies of them would go stale",
+        advice);
+}
+
+// Quantises `linear` (at `path`) into its own int8 copy; its weight must be fp32 on the CPU.
+void quantize_own(const std::string& path, LinearImpl& linear) {
+  check(linear.weight.device().is_cpu() && linear.weight.scalar_type() == torch::kFloat32,
+        "int8: ", path, " is ", linear.weight.scalar_type(), " on ", linear.weight.device(),
+        " (int8 quantises an fp32 model on the CPU)");
+  linear.set_int8(std::make_shared<Int8Weight>(linear.weight));
+}
+
+}  // namespace
+
 int64_t quantize_linears_int8(T5ModelImpl& model) {
-  check(!model.before_forward, "int8: this model recomputes its weights at every forward pass ",
-        "(a reparameterised backbone); quantised copies of them would go stale");
+  refuse_recomputed_weights(model, "this model", "");
   int64_t count = 0;
   model.for_each_linear([&](const std::string& path, LinearImpl& linear) {
     if (keeps_fp32(path)) return;
-    check(linear.weight.device().is_cpu() && linear.weight.scalar_type() == torch::kFloat32,
-          "int8: ", path, " is ", linear.weight.scalar_type(), " on ", linear.weight.device(),
-          " (int8 quantises an fp32 model on the CPU)");
-    linear.set_int8(std::make_shared<Int8Weight>(linear.weight));
+    quantize_own(path, linear);
     ++count;
   });
   return count;
@@ -88,9 +105,7 @@ int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model) {
     if (linear.is_int8()) quantised.emplace(path, &linear);
   });
   if (quantised.empty()) return 0;
-  check(!model.before_forward, "int8: this adapter's method recomputes the backbone's weights at ",
-        "every forward pass (a reparameterised backbone, e.g. SAID); quantised copies of them ",
-        "would go stale (serve it with --dtype fp32)");
+  refuse_recomputed_weights(model, "this adapter's method", " (serve it with --dtype fp32)");
   int64_t own = 0;
   model.for_each_linear([&](const std::string& path, LinearImpl& linear) {
     const auto it = quantised.find(path);
@@ -104,10 +119,7 @@ int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model) {
     if (shared) {
       linear.set_int8(it->second->int8());
     } else {
-      check(linear.weight.device().is_cpu() && linear.weight.scalar_type() == torch::kFloat32,
-            "int8: ", path, " is ", linear.weight.scalar_type(), " on ", linear.weight.device(),
-            " (int8 quantises an fp32 model on the CPU)");
-      linear.set_int8(std::make_shared<Int8Weight>(linear.weight));
+      quantize_own(path, linear);
       ++own;
     }
   });

@@ -2,13 +2,14 @@
 // parameters), Figure 4 (low-resource: score vs training-set size), and the loss and
 // validation-metric curves of metrics.jsonl.
 #include <cmath>
-#include <fstream>
+#include <filesystem>
 #include <map>
 #include <set>
 
 #include "compacter/core/error.h"
 #include "compacter/plot/figures.h"
 #include "compacter/plot/svg.h"
+#include "compacter/train/metrics_file.h"
 
 namespace compacter::plot {
 
@@ -70,22 +71,9 @@ std::string group_name(const json& row, const std::vector<const json*>& rows) {
 
 std::vector<json> read_metrics_records(const std::string& run_dir) {
   const std::string path = run_dir + "/metrics.jsonl";
-  std::ifstream in(path);
-  check(in.good(), "cannot open ", path, " (is ", run_dir, " a `compacter train` run?)");
-  std::vector<json> out;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (line.empty()) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      throw Error(cat(path, ":", number, ": not a JSON record (", e.what(), ")"));
-    }
-    check(j.is_object(), path, ":", number, ": not a JSON object");
-    out.push_back(std::move(j));
-  }
-  return out;
+  check(std::filesystem::is_regular_file(path), "cannot open ", path, " (is ", run_dir,
+        " a `compacter train` run?)");
+  return train::read_metrics_file(path);
 }
 
 double row_score(const json& row) {
@@ -94,26 +82,51 @@ double row_score(const json& row) {
   return NAN;
 }
 
+namespace {
+
+// What Figures 1 and 4 share: the rows with a score that `keep` also accepts, grouped by
+// group_name in order of first appearance.
+struct ScoredRuns {
+  std::vector<const json*> used;
+  Groups<const json*> by_method;
+};
+
+template <class Keep>
+ScoredRuns scored_runs(const json& rows, Keep keep) {
+  ScoredRuns s;
+  for (const json& r : rows)
+    if (std::isfinite(row_score(r)) && keep(r)) s.used.push_back(&r);
+  for (const json* r : s.used) s.by_method.add(group_name(*r, s.used), r);
+  return s;
+}
+
+// Draws `c` into f.svg: x on a log axis labelled `x_label`, the score on a linear y axis.
+Figure drawn(Figure f, XYChart& c, const ScoredRuns& runs, const std::vector<double>& xs,
+             const std::vector<double>& ys, const std::string& x_label) {
+  c.x = log_axis(xs, x_label);
+  c.y = linear_axis(ys, score_label(runs.used));
+  f.svg = render_xy(c);
+  return f;
+}
+
+}  // namespace
+
 Figure figure1(const json& rows) {
   Figure f{"figure1.svg", "Figure 1: score vs % of trained parameters, one point per method", "",
            ""};
-  std::vector<const json*> used;
-  for (const json& r : rows)
-    if (std::isfinite(row_score(r)) && r["percent_of_backbone"].get<double>() > 0)
-      used.push_back(&r);
-  Groups<const json*> by_method;
-  for (const json* r : used) by_method.add(group_name(*r, used), r);
-  if (used.empty()) {
+  ScoredRuns runs =
+      scored_runs(rows, [](const json& r) { return r["percent_of_backbone"].get<double>() > 0; });
+  if (runs.used.empty()) {
     f.skipped = "no run with a test or validation score";
     return f;
   }
   XYChart c;
   c.title = "Score vs trained parameters (Figure 1)";
-  c.note = runs_note(used) + "; each point: the mean of a method's runs";
+  c.note = runs_note(runs.used) + "; each point: the mean of a method's runs";
   std::vector<double> xs, ys;
-  for (const std::string& method : by_method.order) {
+  for (const std::string& method : runs.by_method.order) {
     std::vector<double> p, s;
-    for (const json* r : by_method.values[method]) {
+    for (const json* r : runs.by_method.values[method]) {
       p.push_back((*r)["percent_of_backbone"].get<double>());
       s.push_back(row_score(*r));
     }
@@ -121,32 +134,25 @@ Figure figure1(const json& rows) {
     xs.push_back(series.x[0]), ys.push_back(series.y[0]);
     c.series.push_back(std::move(series));
   }
-  c.x = log_axis(xs, "trained parameters (% of the backbone's, log scale)");
-  c.y = linear_axis(ys, score_label(used));
-  f.svg = render_xy(c);
-  return f;
+  return drawn(f, c, runs, xs, ys, "trained parameters (% of the backbone's, log scale)");
 }
 
 Figure figure4(const json& rows) {
   Figure f{"figure4.svg", "Figure 4: score vs training-set size (low-resource runs)", "", ""};
-  std::vector<const json*> used;
-  for (const json& r : rows)
-    if (std::isfinite(row_score(r)) && r.value("max_train_samples", json()).is_number())
-      used.push_back(&r);
-  Groups<std::pair<double, double>> by_method;  // (size, score)
-  for (const json* r : used)
-    by_method.add(group_name(*r, used), {(*r)["max_train_samples"].get<double>(), row_score(*r)});
-  if (used.empty()) {
+  ScoredRuns runs = scored_runs(
+      rows, [](const json& r) { return r.value("max_train_samples", json()).is_number(); });
+  if (runs.used.empty()) {
     f.skipped = "no low-resource run (train --max-train-samples N) with a score";
     return f;
   }
   XYChart c;
   c.title = "Score vs training-set size (Figure 4)";
-  c.note = runs_note(used) + "; each point: the mean of a method's runs at that size";
+  c.note = runs_note(runs.used) + "; each point: the mean of a method's runs at that size";
   std::vector<double> xs, ys;
-  for (const std::string& method : by_method.order) {
+  for (const std::string& method : runs.by_method.order) {
     std::map<double, std::vector<double>> at;  // size -> scores, sorted by size
-    for (const auto& [size, score] : by_method.values[method]) at[size].push_back(score);
+    for (const json* r : runs.by_method.values[method])
+      at[(*r)["max_train_samples"].get<double>()].push_back(row_score(*r));
     Series s;
     s.name = method;
     for (const auto& [size, scores] : at) {
@@ -155,10 +161,7 @@ Figure figure4(const json& rows) {
     }
     c.series.push_back(std::move(s));
   }
-  c.x = log_axis(xs, "training examples (--max-train-samples, log scale)");
-  c.y = linear_axis(ys, score_label(used));
-  f.svg = render_xy(c);
-  return f;
+  return drawn(f, c, runs, xs, ys, "training examples (--max-train-samples, log scale)");
 }
 
 Figure loss_curves(const json& rows, const std::vector<std::vector<json>>& records) {

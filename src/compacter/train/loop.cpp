@@ -17,6 +17,7 @@
 #include "compacter/tasks/batching.h"
 #include "compacter/train/adamw.h"
 #include "compacter/train/bench.h"
+#include "compacter/train/metrics_file.h"
 #include "compacter/train/run_directory.h"
 #include "compacter/train/step.h"
 
@@ -114,17 +115,9 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt, int64_t rank) {
   check(file.contains(rng), dir, "/state.safetensors: no \"", rng,
         "\": the checkpoint was written by a run with fewer ranks");
   dropout_rng.set_state(file.load(rng));
-  std::ifstream records(dir + "/metrics.jsonl");
-  std::string line;
-  for (int64_t number = 1; std::getline(records, line); ++number) {
-    if (line.empty()) continue;
-    try {
-      s.records.push_back(nlohmann::json::parse(line));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(cat(dir, "/metrics.jsonl:", number, ": not a JSON record (", e.what(),
-                      "); the checkpoint is damaged: start again with --overwrite"));
-    }
-  }
+  if (fs::exists(dir + "/metrics.jsonl"))
+    s.records = read_metrics_file(dir + "/metrics.jsonl",
+                                  "; the checkpoint is damaged: start again with --overwrite");
   return s;
 }
 

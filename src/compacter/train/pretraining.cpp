@@ -20,6 +20,7 @@
 #include "compacter/pretrain/embeddings.h"
 #include "compacter/train/base_model.h"
 #include "compacter/train/loop.h"
+#include "compacter/train/metrics_file.h"
 
 namespace compacter::train {
 
@@ -60,14 +61,10 @@ T5Config model_config(const PretrainConfig& o, int64_t vocab_size) {
 }
 
 double last_train_loss(const std::string& metrics_path) {
-  std::ifstream in(metrics_path);
-  std::string line;
   double loss = 0.0;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.value("type", "") == "train") loss = j.value("loss", 0.0);
-  }
+  if (!fs::exists(metrics_path)) return loss;
+  for (const nlohmann::json& j : read_metrics_file(metrics_path))
+    if (j.value("type", "") == "train") loss = j.value("loss", 0.0);
   return loss;
 }
 
