@@ -200,11 +200,7 @@ serve::Request beam_request(int64_t max_new_tokens, int64_t min_new_tokens) {
   serve::Request r;
   r.adapter = "lora";
   r.text = "hello world";
-  decoding::GenerationConfig g;
-  g.eos_token_id = 1;
-  g.pad_token_id = 0;
-  g.decoder_start_token_id = 0;
-  g.max_new_tokens = max_new_tokens;
+  decoding::GenerationConfig g = testing::t5_generation(max_new_tokens);
   g.min_new_tokens = min_new_tokens;
   g.num_beams = 2;
   r.generation = g;
