@@ -3,7 +3,12 @@
 // per-step losses and the trained tensors of one process with the same global batch (the
 // reference: the single-process path, which has no process group), and its sharded evaluations
 // the same predictions; `pretrain --nproc 2` likewise; a rank that fails or never arrives makes
-// the others exit non-zero within the collective timeout, naming the rank.
+// the others exit non-zero within the collective timeout, naming the rank. The gradients'
+// all-reduce goes by buckets (planned as dist/gradient_sync.h says: checked against hand-made
+// plans) started during the backward (overlap): the two-rank runs use 1 KiB buckets so that
+// there are several, and overlap on and off give the same tensors, also when a rank's share of a
+// step's last micro-batch is empty (its hooks never fire; it starts every bucket after the
+// backward while the other starts them during its own).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <nlohmann/json.hpp>
@@ -17,6 +22,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/dist/environment.h"
+#include "compacter/dist/gradient_sync.h"
 #include "compacter/dist/launch.h"
 #include "compacter/io/safetensors.h"
 #include "support/test_support.h"
@@ -147,6 +153,26 @@ TEST(DistLaunch, AnInterruptedRankLetsTheOthersFinish) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("saved")));
 }
 
+// The buckets: reverse optimizer order, one dtype each, cut before a tensor that would pass the
+// cap (a tensor above the cap alone); plans written out by hand.
+TEST(GradientBuckets, ReverseOrderOneDtypeEachCutAtTheCap) {
+  auto f32 = [](int64_t n) { return torch::zeros({n}, torch::kFloat32); };  // 4n bytes
+  auto f64 = [](int64_t n) { return torch::zeros({n}, torch::kFloat64); };  // 8n bytes
+  using Plan = std::vector<std::vector<size_t>>;
+  // 40, 40, 40, 40 bytes; cap 100: from the end, 3+2 fill 80, 1 would make 120.
+  EXPECT_EQ(dist::plan_gradient_buckets({f32(10), f32(10), f32(10), f32(10)}, 100),
+            (Plan{{3, 2}, {1, 0}}));
+  // Exactly at the cap still fits; a tensor above the cap gets a bucket of its own.
+  EXPECT_EQ(dist::plan_gradient_buckets({f32(5), f32(5), f32(50), f32(20), f32(5)}, 100),
+            (Plan{{4, 3}, {2}, {1, 0}}));
+  // One bucket when everything fits (the default cap against a small adapter).
+  EXPECT_EQ(dist::plan_gradient_buckets({f32(3), f32(4), f32(5)}, 25 << 20), (Plan{{2, 1, 0}}));
+  // Dtypes never share a bucket; each dtype fills its own, numbered by first use.
+  EXPECT_EQ(dist::plan_gradient_buckets({f64(2), f32(4), f64(2), f32(4), f32(4)}, 32),
+            (Plan{{4, 3}, {2, 0}, {1}}));
+  EXPECT_THROW(dist::plan_gradient_buckets({f32(1)}, 0), Error);
+}
+
 // ---- `compacter train` with two ranks (tiny T5 with T5's vocabulary, RTE, dropout 0) ----
 
 class DataParallelTrain : public ::testing::TestWithParam<std::string> {
@@ -195,20 +221,34 @@ TEST_P(DataParallelTrain, TwoRanksGiveOneProcesssLossesAndTensors) {
   const std::string one = dir_->path() + "/one-" + method, two = dir_->path() + "/two-" + method;
   auto a = testing::run_compacter(train_args(method, one));
   ASSERT_EQ(a.exit_code, 0) << a.err;
-  auto b = testing::run_compacter(train_args(method, two) + " --nproc 2 --dist-timeout 60");
+  // 1 KiB buckets: several, started during the backward (overlap is the default).
+  auto b = testing::run_compacter(train_args(method, two) +
+                                  " --nproc 2 --dist-timeout 60 --dist-bucket-mb 0.001");
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_NE(b.err.find("data-parallel: world size 2, backend gloo, global batch 7"),
             std::string::npos)
       << b.err;
+  EXPECT_NE(b.err.find(" MiB, overlap on"), std::string::npos) << b.err;
   // Rank 0 alone reports: one results line on stdout, one progress line per step.
   EXPECT_EQ(testing::lines_of(b.out).size(), 1u) << b.out;
   const auto results = nlohmann::json::parse(testing::read_file(two + "/results.json"));
   EXPECT_EQ(results["distributed"]["world_size"], 2);
   EXPECT_EQ(results["distributed"]["backend"], "gloo");
   // One fp32 gradient per trainable parameter crosses per step.
-  EXPECT_EQ(results["distributed"]["gradient_bytes_per_step"].get<int64_t>(),
+  const auto& d = results["distributed"];
+  EXPECT_EQ(d["gradient_bytes_per_step"].get<int64_t>(),
             4 * results["parameters"]["trainable"].get<int64_t>());
   EXPECT_EQ(results["steps"], 3);
+  // 1 KiB buckets (the plan itself: GradientBuckets above) against 3,488 bytes or more.
+  EXPECT_GT(d["gradient_buckets"].get<int64_t>(), 2);
+  EXPECT_EQ(d["gradient_overlap"], true);
+  // Some buckets started during rank 0's backward; never more than every step's gradients.
+  const int64_t overlapped = d["rank0_gradient_bytes_overlapped"].get<int64_t>();
+  EXPECT_GT(overlapped, 0);
+  EXPECT_LE(overlapped, 3 * d["gradient_bytes_per_step"].get<int64_t>());
+  std::cout << "[ measured ] " << method << ": " << d["gradient_buckets"] << " buckets, "
+            << overlapped << " of " << 3 * d["gradient_bytes_per_step"].get<int64_t>()
+            << " gradient bytes started during rank 0's backward\n";
 
   const auto la = losses(one), lb = losses(two);
   ASSERT_EQ(la.size(), 3u);
@@ -250,6 +290,64 @@ TEST_P(DataParallelTrain, TwoRanksGiveOneProcesssLossesAndTensors) {
   }
   const auto results_one = nlohmann::json::parse(testing::read_file(one + "/results.json"));
   EXPECT_EQ(results_one["metrics"], results["metrics"]);
+}
+
+// 22 examples in global batches of 7: the 4th batch has 1 example, so rank 0's share of the last
+// micro-batch of step 2 is empty (rank 0 starts every bucket after the backward, rank 1 during
+// its own). Overlap on and off give the same tensors (the sums are element-wise: no reason for
+// even a rounding difference), and both give one process's.
+TEST_P(DataParallelTrain, OverlapOnAndOffAgreeWithAnEmptyShare) {
+  REQUIRE_SHARED("data/glue/RTE/train.tsv");
+  REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+  const std::string method = GetParam();
+  auto args = [&](const std::string& run) {
+    std::string a = train_args(method, dir_->path() + "/" + run + "-" + method);
+    a.replace(a.find("--max-train-samples 24"), 22, "--max-train-samples 22");
+    return a;
+  };
+  const std::string two = " --nproc 2 --dist-timeout 60 --dist-bucket-mb 0.001";
+  auto one = testing::run_compacter(args("empty-one"));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto on = testing::run_compacter(args("empty-on") + two + " --dist-overlap on");
+  ASSERT_EQ(on.exit_code, 0) << on.err;
+  auto off = testing::run_compacter(args("empty-off") + two + " --dist-overlap off");
+  ASSERT_EQ(off.exit_code, 0) << off.err;
+  EXPECT_NE(off.err.find(" MiB, overlap off"), std::string::npos) << off.err;
+  auto tensors = [&](const std::string& run) {
+    return safetensors::File::open(dir_->path() + "/" + run + "-" + method +
+                                   "/best_adapter/adapter_model.safetensors");
+  };
+  auto worst_difference = [](const safetensors::File& a, const safetensors::File& b) {
+    EXPECT_EQ(a.header().tensors.size(), b.header().tensors.size());
+    double worst = 0;
+    for (const auto& info : a.header().tensors) {
+      EXPECT_TRUE(b.contains(info.name)) << info.name;
+      if (!b.contains(info.name)) return 1e300;
+      const torch::Tensor x = a.load(info.name).to(torch::kFloat64);
+      const torch::Tensor y = b.load(info.name).to(torch::kFloat64);
+      EXPECT_EQ(x.sizes(), y.sizes()) << info.name;
+      const double scale = std::max(x.abs().max().item<double>(), 1e-12);
+      worst = std::max(worst, (x - y).abs().max().item<double>() / scale);
+    }
+    return worst;
+  };
+  const double on_off = worst_difference(tensors("empty-on"), tensors("empty-off"));
+  const double on_one = worst_difference(tensors("empty-on"), tensors("empty-one"));
+  EXPECT_LT(on_off, 1e-6);
+  EXPECT_LT(on_one, 1e-5);
+  std::cout << "[ measured ] " << method << ", empty share: overlap on vs off " << on_off
+            << ", 2 ranks vs 1 process " << on_one << " (max difference / max magnitude)\n";
+  const std::string prefix = dir_->path() + "/empty-";
+  const auto lo = losses(prefix + "one-" + method), ln = losses(prefix + "on-" + method);
+  ASSERT_EQ(lo.size(), 3u);
+  ASSERT_EQ(ln.size(), lo.size());
+  for (size_t i = 0; i < lo.size(); ++i) EXPECT_NEAR(ln[i] / lo[i], 1.0, 1e-5) << "step " << i;
+  EXPECT_EQ(losses(prefix + "off-" + method), ln);
+  // Without overlap nothing starts during a backward.
+  const auto r_off =
+      nlohmann::json::parse(testing::read_file(prefix + "off-" + method + "/results.json"));
+  EXPECT_EQ(r_off["distributed"]["gradient_overlap"], false);
+  EXPECT_EQ(r_off["distributed"]["rank0_gradient_bytes_overlapped"], 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Method, DataParallelTrain, ::testing::Values("compacter++", "full"),

@@ -31,6 +31,7 @@ void run_pretrain(PretrainCli& o) {
   if (!rank) return;  // --nproc N: the ranks ran
   o.config.distributed = *rank;
   o.config.collective_timeout_seconds = o.parallel.dist_timeout;
+  o.config.gradient_sync = o.parallel.gradient_sync();
   StderrProgress stderr_progress;
   RankProgress progress(stderr_progress, rank->rank);
   const nlohmann::json r = train::run_pretraining(o.config, progress);

@@ -70,6 +70,7 @@ void run_train(TrainCli& o) {
                          : train::RunMode::kNew;
   c.distributed = env;
   c.collective_timeout_seconds = o.parallel.dist_timeout;
+  c.gradient_sync = o.parallel.gradient_sync();
   StderrProgress stderr_progress;
   RankProgress progress(stderr_progress, env.rank);
   const nlohmann::json results = train::run_finetune(c, progress);

@@ -22,6 +22,14 @@ void add_data_parallel_options(CLI::App& cmd, DataParallelCli& o) {
                  "data-parallel: seconds a rank waits for the others in a collective before it "
                  "stops with an error")
       ->capture_default_str();
+  cmd.add_option("--dist-bucket-mb", o.dist_bucket_mb,
+                 "data-parallel: MiB of gradients per all-reduce bucket (as DDP's bucket_cap_mb)")
+      ->capture_default_str();
+  cmd.add_option("--dist-overlap", o.dist_overlap,
+                 "data-parallel: on: start each bucket's all-reduce during the backward as soon "
+                 "as its gradients are complete; off: all of them after the backward")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
 }
 
 std::optional<dist::DistEnv> rank_environment(const DataParallelCli& o,

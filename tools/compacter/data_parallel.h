@@ -10,15 +10,19 @@
 
 #include "compacter/core/progress.h"
 #include "compacter/dist/environment.h"
+#include "compacter/dist/gradient_sync.h"
 
 namespace compacter::cli {
 
 struct DataParallelCli {
   int64_t nproc = 1;
   double dist_timeout = 300.0;
+  double dist_bucket_mb = dist::GradientSyncOptions{}.bucket_cap_mb;
+  std::string dist_overlap = dist::GradientSyncOptions{}.overlap ? "on" : "off";
+  dist::GradientSyncOptions gradient_sync() const { return {dist_bucket_mb, dist_overlap == "on"}; }
 };
 
-// --nproc and --dist-timeout on `cmd`.
+// --nproc, --dist-timeout, --dist-bucket-mb and --dist-overlap on `cmd`.
 void add_data_parallel_options(CLI::App& cmd, DataParallelCli& o);
 
 // This process's rank environment, after checking --nproc against it; nullopt when --nproc N > 1

@@ -67,6 +67,7 @@ struct ProcessGroup::Impl {
   int64_t bytes = 0;
   double seconds = 0.0;
   int64_t waits = 0;
+  std::vector<c10::intrusive_ptr<::c10d::Work>> started;  // start_all_reduce_sum's, in order
 
   // Runs `f`, turning c10d's and Gloo's exceptions into an Error that says what failed.
   // timed: counted in `seconds` (the collectives, not the rendezvous or the waits).
@@ -140,6 +141,23 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors) {
   }
 }
 
+void ProcessGroup::start_all_reduce_sum(const torch::Tensor& buffer) {
+  check(buffer.is_contiguous(), "start_all_reduce_sum needs a contiguous buffer");
+  std::vector<torch::Tensor> tensors{buffer};
+  impl_->bytes += buffer.numel() * buffer.element_size();
+  impl_->guarded(
+      "all-reduce", [&] { impl_->started.push_back(impl_->group->allreduce(tensors)); }, false);
+}
+
+double ProcessGroup::wait_started() {
+  const double before = impl_->seconds;
+  impl_->guarded("all-reduce", [&] {
+    for (auto& work : impl_->started) work->wait(impl_->timeout);
+  });
+  impl_->started.clear();
+  return impl_->seconds - before;
+}
+
 void ProcessGroup::barrier() {
   impl_->guarded("barrier", [&] { impl_->group->barrier()->wait(); });
 }
@@ -189,6 +207,10 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
 ProcessGroup::~ProcessGroup() = default;
 void ProcessGroup::broadcast(const std::vector<torch::Tensor>&) {}
 void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>&) {}
+void ProcessGroup::start_all_reduce_sum(const torch::Tensor&) {}
+double ProcessGroup::wait_started() {
+  return 0.0;
+}
 void ProcessGroup::barrier() {}
 void ProcessGroup::wait_for_all(const std::string&, std::chrono::milliseconds) {}
 std::vector<torch::Tensor> ProcessGroup::all_gather(const torch::Tensor& value) {
@@ -233,11 +255,16 @@ bool ProcessGroup::broadcast_bool(bool value) {
   return flag.item<int64_t>() != 0;
 }
 
-std::unique_ptr<ProcessGroup> join_process_group(const DistEnv& env, double timeout_seconds) {
+std::unique_ptr<ProcessGroup> join_process_group(const DistEnv& env, double timeout_seconds,
+                                                 const GradientSyncOptions& sync) {
   if (!env.distributed()) return nullptr;
   check_usage(timeout_seconds > 0, "--dist-timeout must be positive, got ", timeout_seconds);
-  return std::make_unique<ProcessGroup>(
+  check_usage(sync.bucket_cap_mb > 0, "--dist-bucket-mb must be positive, got ",
+              sync.bucket_cap_mb);
+  auto group = std::make_unique<ProcessGroup>(
       env, std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000.0 + 0.5)));
+  group->set_gradient_sync(sync);
+  return group;
 }
 
 int64_t ProcessGroup::rank() const {

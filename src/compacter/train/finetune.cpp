@@ -209,7 +209,7 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
   const RunLayout layout = finetune_layout();
   RunDirectory::check_usable(c.out, layout, c.mode);
   const std::unique_ptr<dist::ProcessGroup> group =
-      dist::join_process_group(c.distributed, c.collective_timeout_seconds);
+      dist::join_process_group(c.distributed, c.collective_timeout_seconds, c.gradient_sync);
   const bool writer = c.distributed.rank == 0;
 
   const kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
@@ -328,6 +328,19 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
       {"config", effective},
       {"machine", {{"kernels", kernels::kernels_json(kernels)}}},
       {"evaluations", r.evaluations}};
+  if (group) {  // how the gradients went (runs of one process keep the fields they had)
+    nlohmann::json& d = results["distributed"];
+    d["gradient_buckets"] = r.gradient_buckets;
+    d["gradient_bucket_cap_mb"] = r.gradient_bucket_cap_mb;
+    d["gradient_overlap"] = r.gradient_overlap;
+    d["rank0_gradient_bytes_overlapped"] = r.gradient_overlapped_bytes;
+    d["rank0_gradient_wait_seconds"] = r.gradient_wait_seconds;
+    d["note"] =
+        "rank0_communication_seconds: the time rank 0 was blocked in collectives; of it, "
+        "rank0_gradient_wait_seconds waiting for the gradients' all-reduce after the backward "
+        "(with gradient_overlap, the buckets started during the backward, "
+        "rank0_gradient_bytes_overlapped of the gradient bytes, ran alongside it)";
+  }
   write_text_atomically(run.file("results.json"), results.dump(2) + "\n");
   fs::remove_all(run.file("checkpoint"));
   fs::remove_all(run.file("checkpoint.old"));

@@ -17,6 +17,7 @@
 
 #include "compacter/core/progress.h"
 #include "compacter/dist/environment.h"
+#include "compacter/dist/gradient_sync.h"
 #include "compacter/peft/methods.h"
 #include "compacter/tasks/tasks.h"
 #include "compacter/train/base_model.h"
@@ -50,6 +51,7 @@ struct FinetuneConfig {
   // the others.
   dist::DistEnv distributed;
   double collective_timeout_seconds = 300.0;  // a rank silent this long stops the others
+  dist::GradientSyncOptions gradient_sync;    // buckets and overlap of the gradients' all-reduce
 };
 
 // run_config.json: every setting of `config` that can change a result.

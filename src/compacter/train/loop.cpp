@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <memory>
 #include <sstream>
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/fingerprint.h"
+#include "compacter/dist/gradient_sync.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/tasks/batching.h"
 #include "compacter/train/adamw.h"
@@ -181,12 +183,18 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
     // Dropout; rank r > 0 draws its own stream, reproducible from the seed.
     torch::manual_seed(o.seed + static_cast<uint64_t>(rank) * 1000003u);
   }
+  // The gradients' all-reduce: buckets, started during the last micro-batch's backward with
+  // overlap (dist/gradient_sync.h).
+  std::unique_ptr<dist::GradientSync> sync;
   if (group) {
     group->broadcast(step.tensors());  // rank 0's tensors on every rank
+    sync = std::make_unique<dist::GradientSync>(*group, step.tensors(), group->gradient_sync());
     progress.info(cat("data-parallel: world size ", world, ", backend ", group->backend(),
                       ", global batch ", o.batch_size, " (", o.batch_size / world, "-",
                       (o.batch_size + world - 1) / world, " examples per rank), timeout ",
-                      group->timeout_seconds(), " s"));
+                      group->timeout_seconds(), " s, gradients in ", sync->bucket_count(),
+                      " bucket(s) of at most ", group->gradient_sync().bucket_cap_mb,
+                      " MiB, overlap ", group->gradient_sync().overlap ? "on" : "off"));
   }
   // This rank's contiguous share of a global batch.
   auto share_of = [&](const std::vector<size_t>& global) {
@@ -279,6 +287,9 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
       for (int64_t a = 0; a < o.gradient_accumulation && b < static_cast<int64_t>(batches.size());
            ++a, ++b) {
         const std::vector<size_t>& global = batches[static_cast<size_t>(b)];
+        const bool last_micro_batch =
+            a + 1 == o.gradient_accumulation || b + 1 == static_cast<int64_t>(batches.size());
+        if (group && last_micro_batch) sync->arm();  // its backward may start the all-reduce
         if (!group) {
           tasks::Batch batch = tasks::collate(train, global);
           loss_sum += step.accumulate(batch.input_ids, batch.attention_mask, batch.labels);
@@ -301,16 +312,10 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
         s.examples += static_cast<int64_t>(global.size());
       }
       if (group) {
-        // The trainable tensors' gradients summed over ranks (one buffer), then the loss and
-        // any rank's Ctrl-C.
+        // The trainable tensors' gradients summed over ranks (the buckets the backward did not
+        // start, then the wait for all), then the loss and any rank's Ctrl-C.
+        sync->finish();
         torch::NoGradGuard no_grad;
-        std::vector<torch::Tensor> grads;
-        for (const auto& p : step.tensors()) {
-          if (!p.grad().defined())
-            const_cast<torch::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
-          grads.push_back(p.grad());
-        }
-        group->all_reduce_sum(grads);
         torch::Tensor stats =
             torch::tensor({share_loss, interrupt_requested() ? 1.0 : 0.0}, torch::kFloat64);
         group->all_reduce_sum({stats});
@@ -396,7 +401,12 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   r.evaluations = s.evaluations;
   if (group) {
     r.world_size = world;
-    for (const auto& p : step.tensors()) r.gradient_bytes_per_step += p.numel() * p.element_size();
+    r.gradient_bytes_per_step = sync->bytes_per_step();
+    r.gradient_buckets = static_cast<int64_t>(sync->bucket_count());
+    r.gradient_overlap = group->gradient_sync().overlap;
+    r.gradient_bucket_cap_mb = group->gradient_sync().bucket_cap_mb;
+    r.gradient_overlapped_bytes = sync->overlapped_bytes();
+    r.gradient_wait_seconds = sync->exposed_seconds();
     r.communicated_bytes = group->bytes_communicated();
     r.communication_seconds = group->seconds_communicating();
   }

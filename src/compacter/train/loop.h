@@ -51,11 +51,17 @@ struct LoopResult {
   int64_t peak_memory_bytes = 0;      // CPU: peak resident set; CUDA: peak allocated
   std::vector<nlohmann::json> evaluations;
   // Data parallelism (1 and zeros without a process group): this rank's collective payload and
-  // wall time over the run.
+  // the wall time it was blocked in collectives over the run (for the gradients' all-reduce,
+  // started during the backward with overlap: only the wait after the backward).
   int64_t world_size = 1;
   int64_t gradient_bytes_per_step = 0;  // the all-reduced gradients of one step
-  int64_t communicated_bytes = 0;
-  double communication_seconds = 0.0;
+  int64_t gradient_buckets = 0;         // ... in this many all-reduces
+  double gradient_bucket_cap_mb = 0.0;
+  bool gradient_overlap = false;
+  int64_t gradient_overlapped_bytes = 0;  // of the gradient bytes, those started in a backward
+  double gradient_wait_seconds = 0.0;     // waiting for the gradients after the backward
+  int64_t communicated_bytes = 0;         // every collective's payload, the gradients' included
+  double communication_seconds = 0.0;     // blocked in any collective, the gradients' wait included
 };
 
 // Trains `model` (its requires_grad set is the trainable set) on `train` with `o`. run_dir gets
@@ -71,6 +77,8 @@ struct LoopResult {
 // tensors are broadcast first; the backward of each share is weighted by its target tokens over
 // the whole batch's (x 1/accumulation), so the all-reduced sum of the trainable tensors' gradients
 // is one process's gradient, and clipping, AdamW and the schedule see what one process would.
+// The gradients' all-reduce follows the group's gradient_sync(): buckets, started during the
+// backward of each step's last micro-batch with overlap, or after it (dist/gradient_sync.h).
 // Dropout streams are seeded from seed and rank (rank 0: seed, as one process). Only rank 0 writes
 // run_dir and evaluates (the others wait for it); every rank reads the checkpoint to resume (the
 // same world size; a shared file system across machines).

@@ -131,7 +131,7 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   const RunLayout layout = pretraining_layout();
   RunDirectory::check_usable(o.out, layout, o.mode);
   const std::unique_ptr<dist::ProcessGroup> group =
-      dist::join_process_group(o.distributed, o.collective_timeout_seconds);
+      dist::join_process_group(o.distributed, o.collective_timeout_seconds, o.gradient_sync);
   const bool writer = o.distributed.rank == 0;  // writes the folder; trains the vocabulary
 
   // Data: packed chunks. With bytes, read before anything is written (a text byte that would
@@ -291,6 +291,12 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
   if (group)
     results["distributed"] = {{"world_size", r.world_size},
                               {"backend", "gloo"},
+                              {"gradient_bytes_per_step", r.gradient_bytes_per_step},
+                              {"gradient_buckets", r.gradient_buckets},
+                              {"gradient_bucket_cap_mb", r.gradient_bucket_cap_mb},
+                              {"gradient_overlap", r.gradient_overlap},
+                              {"rank0_gradient_bytes_overlapped", r.gradient_overlapped_bytes},
+                              {"rank0_gradient_wait_seconds", r.gradient_wait_seconds},
                               {"rank0_communicated_bytes", r.communicated_bytes},
                               {"rank0_communication_seconds", r.communication_seconds}};
   write_text_atomically(run.file(layout.results), results.dump(2) + "\n");

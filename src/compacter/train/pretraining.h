@@ -19,6 +19,7 @@
 #include "compacter/core/progress.h"
 #include "compacter/data/sentencepiece.h"
 #include "compacter/dist/environment.h"
+#include "compacter/dist/gradient_sync.h"
 #include "compacter/train/options.h"
 #include "compacter/train/run_directory.h"
 
@@ -52,6 +53,7 @@ struct PretrainConfig {
   // rank 0 alone writes the folder and sends the vocabulary to the others.
   dist::DistEnv distributed;
   double collective_timeout_seconds = 300.0;  // a rank silent this long stops the others
+  dist::GradientSyncOptions gradient_sync;    // buckets and overlap of the gradients' all-reduce
 
   // The loop's fine-tuning defaults do not fit training from scratch.
   static TrainOptions pretraining_defaults();
