@@ -37,13 +37,10 @@ void check_invariants(const interop::AdapterHubImportConfig& c) {
 }  // namespace
 
 bool compacter_fuzz_accepts(const uint8_t* data, size_t size) {
-  try {
+  return compacter_fuzz_accepted_unless_error([&] {
     const std::string text(reinterpret_cast<const char*>(data), size);
     check_invariants(interop::adapterhub_import_config_from_text(text, "hub/adapter_config.json"));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
+  });
 }
 
 COMPACTER_FUZZ_ENTRY_POINT

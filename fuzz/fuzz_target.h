@@ -6,7 +6,21 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "compacter/core/error.h"
+
 bool compacter_fuzz_accepts(const uint8_t* data, size_t size);
+
+// The usual body of compacter_fuzz_accepts: true when `parse` returns (its invariants checked
+// with __builtin_trap), false when it refuses with compacter::Error; any other exception escapes.
+template <class Parse>
+bool compacter_fuzz_accepted_unless_error(Parse&& parse) {
+  try {
+    parse();
+    return true;
+  } catch (const compacter::Error&) {
+    return false;
+  }
+}
 
 #define COMPACTER_FUZZ_ENTRY_POINT                                          \
   extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { \

@@ -48,13 +48,10 @@ void check_invariants(const interop::PeftImportConfig& c) {
 }  // namespace
 
 bool compacter_fuzz_accepts(const uint8_t* data, size_t size) {
-  try {
+  return compacter_fuzz_accepted_unless_error([&] {
     const std::string text(reinterpret_cast<const char*>(data), size);
     check_invariants(interop::peft_import_config_from_text(text, "peft/adapter_config.json"));
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
+  });
 }
 
 COMPACTER_FUZZ_ENTRY_POINT

@@ -11,14 +11,11 @@
 #include "fuzz_target.h"
 
 bool compacter_fuzz_accepts(const uint8_t* data, size_t size) {
-  try {
+  return compacter_fuzz_accepted_unless_error([&] {
     const auto h = compacter::safetensors::parse_header(data, size, "fuzz-input");
     for (const auto& t : h.tensors)
       if (t.begin > t.end || h.data_start + t.end > size) __builtin_trap();
-    return true;
-  } catch (const compacter::Error&) {
-    return false;
-  }
+  });
 }
 
 COMPACTER_FUZZ_ENTRY_POINT

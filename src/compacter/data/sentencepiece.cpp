@@ -1,5 +1,9 @@
 // Loads the sentencepiece shim (found beside libcompacter.so: shim_candidates) with
-// dlopen(RTLD_LOCAL | RTLD_DEEPBIND) and calls its C API.
+// dlopen(RTLD_LOCAL | RTLD_DEEPBIND) and calls its C API. In builds with AddressSanitizer or
+// ThreadSanitizer, whose runtimes refuse RTLD_DEEPBIND (google/sanitizers#611), the shim is
+// opened with dlmopen into a link namespace of its own instead: the same isolation from libtorch's
+// protobuf, the shim itself uninstrumented (CMakeLists.txt). Every byte the shim allocates is freed
+// by the shim (cspm_release, cspm_free), so the two allocators never meet.
 #include "compacter/data/sentencepiece.h"
 
 #include <dlfcn.h>
@@ -13,9 +17,25 @@
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define COMPACTER_SPM_OWN_NAMESPACE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define COMPACTER_SPM_OWN_NAMESPACE 1
+#endif
+#endif
+
 namespace compacter {
 
 namespace {
+
+void* open_shim(const std::string& path) {
+#ifdef COMPACTER_SPM_OWN_NAMESPACE
+  return dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
+#else
+  return dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
+}
 
 struct ShimApi {
   void* (*load)(const char*, char**) = nullptr;
@@ -82,7 +102,7 @@ const ShimApi& shim() {
         tried += "\n  " + path + " (not found)";
         continue;
       }
-      lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      lib = open_shim(path);
       if (lib) break;
       tried += "\n  " + path + " (" + dlerror() + ")";
     }

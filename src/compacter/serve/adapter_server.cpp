@@ -276,8 +276,6 @@ namespace {
 // Thrown from a decoding step to stop a group whose clients all went away.
 struct GroupDropped {};
 
-constexpr const char* kClientWentAway = "cancelled: the client went away";
-
 }  // namespace
 
 std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,

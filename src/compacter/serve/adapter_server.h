@@ -89,6 +89,12 @@ enum class ErrorKind {
 // "conflict", "overloaded", "timeout".
 const char* error_type(ErrorKind kind);
 
+// The errors of requests answered without their output, in the same words on every path
+// (the continuous batch, the scheduler, AdapterServer::answer).
+inline constexpr const char* kClientWentAway = "cancelled: the client went away";
+inline constexpr const char* kDeadlinePassed =
+    "the request's deadline passed before it was answered";
+
 struct Request {
   int64_t line = 0;       // > 0: the request's line, named in its error messages
   nlohmann::json id;      // echoed in the reply

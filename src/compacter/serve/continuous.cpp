@@ -44,9 +44,8 @@ struct JobState {
   bool expired() const { return std::chrono::steady_clock::now() > job.deadline; }
   // Why its rows leave before they end ("": they do not).
   std::pair<std::string, ErrorKind> dropped() const {
-    if (cancelled()) return {"cancelled: the client went away", ErrorKind::internal};
-    if (expired())
-      return {"the request's deadline passed before it was answered", ErrorKind::timeout};
+    if (cancelled()) return {kClientWentAway, ErrorKind::internal};
+    if (expired()) return {kDeadlinePassed, ErrorKind::timeout};
     return {"", ErrorKind::none};
   }
 };

@@ -93,16 +93,15 @@ void Scheduler::work() {
             [promise](std::vector<Reply> replies) { promise->set_value(std::move(replies)); },
             [promise](std::exception_ptr e) { promise->set_exception(e); },
             std::move(job.cancelled), job.deadline});
-      } else if (Clock::now() > job.deadline || (job.cancelled && *job.cancelled)) {
-        // Not started: past its deadline, or its client went away.
-        const bool late = Clock::now() > job.deadline;
+      } else if (Clock::now() > job.deadline) {
+        // Not started: past its deadline. (A job whose client went away goes on to
+        // AdapterServer::answer, which starts none of its requests.)
         std::vector<Reply> replies(job.requests.size());
         for (size_t i = 0; i < replies.size(); ++i) {
           replies[i].id = job.requests[i].id;
           replies[i].adapter = job.requests[i].adapter;
-          replies[i].error = late ? "the request's deadline passed before it was answered"
-                                  : "cancelled: the client went away";
-          replies[i].error_kind = late ? ErrorKind::timeout : ErrorKind::internal;
+          replies[i].error = kDeadlinePassed;
+          replies[i].error_kind = ErrorKind::timeout;
         }
         job.done.set_value(std::move(replies));
         answered_now += static_cast<int64_t>(job.requests.size());
