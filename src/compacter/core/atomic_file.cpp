@@ -55,8 +55,10 @@ void write_text_atomically(const std::string& path, const std::string& content) 
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     check(static_cast<bool>(out), "cannot write ", tmp, ": ", std::strerror(errno));
     out << content;
+    out.flush();  // the failing write's errno, before close() can change it
+    check(static_cast<bool>(out), "cannot write ", tmp, ": ", std::strerror(errno));
     out.close();
-    check(static_cast<bool>(out), "cannot write ", tmp, " (disk full?)");
+    check(static_cast<bool>(out), "cannot write ", tmp, ": ", std::strerror(errno));
   });
 }
 

@@ -46,7 +46,8 @@ std::string current_executable() {
 ChildResult run_child(const std::string& exe, const std::vector<std::string>& args,
                       const std::function<void(const std::string&)>& on_stderr) {
   int out_pipe[2], err_pipe[2];
-  check(pipe2(out_pipe, O_CLOEXEC) == 0, "cannot create a pipe: ", std::strerror(errno));
+  const bool piped = pipe2(out_pipe, O_CLOEXEC) == 0;  // before errno is read below
+  check(piped, "cannot create a pipe: ", std::strerror(errno));
   if (pipe2(err_pipe, O_CLOEXEC) != 0) {
     close(out_pipe[0]);
     close(out_pipe[1]);

@@ -164,8 +164,8 @@ ConvertReport convert_to_safetensors(const std::string& model_dir, const std::st
   check(fs::is_directory(parent, ec), out_dir, ": its parent folder ", parent.string(),
         " does not exist");
   std::string tmp = (parent / ("." + out.filename().string() + ".tmp-XXXXXX")).string();
-  check(::mkdtemp(tmp.data()) != nullptr, out_dir,
-        ": cannot create a temporary folder next to it: ", std::strerror(errno));
+  const bool made = ::mkdtemp(tmp.data()) != nullptr;  // before errno is read below
+  check(made, out_dir, ": cannot create a temporary folder next to it: ", std::strerror(errno));
   try {
     safetensors::save(tmp + "/model.safetensors", tensors, {{"format", "pt"}});
     for (const fs::path& p : extra) {

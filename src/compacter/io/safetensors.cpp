@@ -299,8 +299,11 @@ void save(const std::string& path,
     for (const torch::Tensor& t : data) {
       write_all(fd, t.data_ptr(), t.numel() * t.element_size(), tmp);
     }
-    check(::fchmod(fd, 0644) == 0, tmp, ": chmod failed: ", std::strerror(errno));
-    check(::fsync(fd) == 0, tmp, ": fsync failed: ", std::strerror(errno));
+    // Each call before the check: its arguments (errno among them) are evaluated in any order.
+    const bool chmod_ok = ::fchmod(fd, 0644) == 0;
+    check(chmod_ok, tmp, ": chmod failed: ", std::strerror(errno));
+    const bool fsync_ok = ::fsync(fd) == 0;
+    check(fsync_ok, tmp, ": fsync failed: ", std::strerror(errno));
     const int rc = ::close(fd);
     fd = -1;
     check(rc == 0, tmp, ": close failed: ", std::strerror(errno));

@@ -57,24 +57,23 @@ void write_records(const std::string& path, const std::vector<nlohmann::json>& r
 
 void save_checkpoint(const std::string& run_dir, const RunState& s, const AdamW& opt,
                      const std::vector<torch::Tensor>& rank_rng) {
-  const std::string fresh = run_dir + "/checkpoint.new";
-  fs::remove_all(fresh);
-  fs::create_directories(fresh);
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& [name, p] : opt.params()) tensors.emplace_back("param." + name, p.detach());
-  for (const auto& [name, t] : opt.state()) tensors.emplace_back("optim." + name, t);
-  tensors.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
-  for (size_t r = 1; r < rank_rng.size(); ++r)
-    tensors.emplace_back(cat("rng.cpu.rank", r), rank_rng[r]);
-  safetensors::save(fresh + "/state.safetensors", tensors);
-  nlohmann::json j = checkpoint_state_to_json(s);
-  j["optimizer_steps"] = opt.steps();
-  // A checksum of the tensors' file, which has none of its own: a damaged checkpoint is refused
-  // on --resume instead of resuming from other values.
-  j["state_fnv1a64"] = file_fingerprint(fresh + "/state.safetensors");
-  write_text_atomically(fresh + "/state.json", j.dump(2) + "\n");
-  write_records(fresh + "/metrics.jsonl", s.records);
-  replace_directory(fresh, run_dir + "/checkpoint");
+  write_directory(run_dir + "/checkpoint", [&](const std::string& fresh) {
+    fs::create_directories(fresh);
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (const auto& [name, p] : opt.params()) tensors.emplace_back("param." + name, p.detach());
+    for (const auto& [name, t] : opt.state()) tensors.emplace_back("optim." + name, t);
+    tensors.emplace_back("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
+    for (size_t r = 1; r < rank_rng.size(); ++r)
+      tensors.emplace_back(cat("rng.cpu.rank", r), rank_rng[r]);
+    safetensors::save(fresh + "/state.safetensors", tensors);
+    nlohmann::json j = checkpoint_state_to_json(s);
+    j["optimizer_steps"] = opt.steps();
+    // A checksum of the tensors' file, which has none of its own: a damaged checkpoint is refused
+    // on --resume instead of resuming from other values.
+    j["state_fnv1a64"] = file_fingerprint(fresh + "/state.safetensors");
+    write_text_atomically(fresh + "/state.json", j.dump(2) + "\n");
+    write_records(fresh + "/metrics.jsonl", s.records);
+  });
 }
 
 RunState load_checkpoint(const std::string& run_dir, AdamW& opt, int64_t rank) {
@@ -245,10 +244,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
     if (better) {
       s.best = e.selection;
       s.best_step = s.step;
-      const std::string fresh = run_dir + "/best_adapter.new";
-      fs::remove_all(fresh);
-      cb.save_adapter(fresh);
-      replace_directory(fresh, run_dir + "/best_adapter");
+      write_directory(run_dir + "/best_adapter", cb.save_adapter);
     }
     record["best"] = better;
     s.evaluations.push_back(record);
@@ -377,10 +373,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
       !s.evaluations.empty() && s.evaluations.back()["step"].get<int64_t>() == s.step;
   if (cb.evaluate && !evaluated_last) evaluate();
   if (!cb.evaluate && writer) {  // no selection: the final tensors are the result
-    const std::string fresh = run_dir + "/best_adapter.new";
-    fs::remove_all(fresh);
-    cb.save_adapter(fresh);
-    replace_directory(fresh, run_dir + "/best_adapter");
+    write_directory(run_dir + "/best_adapter", cb.save_adapter);
   }
   if (!cb.evaluate) s.best_step = s.step;
   s.train_seconds = elapsed();

@@ -160,6 +160,19 @@ void replace_directory(const std::string& fresh, const std::string& dir) {
   fs::remove_all(old);
 }
 
+void write_directory(const std::string& dir, const std::function<void(const std::string&)>& fill) {
+  const std::string fresh = dir + ".new";
+  fs::remove_all(fresh);
+  try {
+    fill(fresh);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(fresh, ignored);
+    throw;
+  }
+  replace_directory(fresh, dir);
+}
+
 nlohmann::json checkpoint_state_to_json(const CheckpointState& s) {
   return {{"step", s.step},
           {"epoch", s.epoch},

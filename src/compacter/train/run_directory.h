@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -91,5 +92,10 @@ CheckpointState checkpoint_state_from_json(const nlohmann::json& j, const std::s
 // Replaces directory `dir` by `fresh` (a sibling written completely): dir -> dir.old, fresh ->
 // dir, then dir.old removed. A crash in between leaves dir.old, which open() moves back.
 void replace_directory(const std::string& fresh, const std::string& dir);
+
+// Writes directory `dir` whole or not at all: `fill` writes the files into the sibling
+// dir + ".new" (removed first), which then replaces `dir` (replace_directory). When `fill` throws
+// (a full disk, a read-only file system), dir + ".new" is removed and `dir` stays as it was.
+void write_directory(const std::string& dir, const std::function<void(const std::string&)>& fill);
 
 }  // namespace compacter::train
