@@ -3,15 +3,18 @@
 // kind of broken file (bytes crafted by hand), the tiny-t5 checkpoint and `compacter inspect`.
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "compacter/core/error.h"
+#include "compacter/core/fingerprint.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/io/t5_config.h"
 #include "support/test_support.h"
@@ -365,6 +368,100 @@ TEST(SafetensorsBroken, GapsBetweenTensorsAreAllowed) {
   const st::File f = st::File::open(path);
   EXPECT_TRUE(torch::equal(f.load("t"), torch::tensor({100, 101}, torch::kByte)));
   expect_error([&] { f.load("nope"); }, {path, "\"nope\""});
+}
+
+// ---- the data checksum of the models we write ----------------------------------------------
+
+// WordChecksum as fingerprint.h defines it, written plainly: bytes to little-endian words (the
+// last zero-padded), word i into lane i % 4 by FNV-1a 64, then FNV-1a 64 byte by byte over the
+// lanes and the byte count, each as 8 little-endian bytes.
+std::string naive_word_checksum(const std::string& bytes) {
+  const uint64_t basis = 14695981039346656037ULL, prime = 1099511628211ULL;
+  uint64_t lanes[4] = {basis, basis, basis, basis};
+  for (size_t i = 0, k = 0; i < bytes.size(); i += 8, ++k) {
+    uint64_t w = 0;
+    for (size_t b = 0; b < 8 && i + b < bytes.size(); ++b)
+      w |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i + b])) << (8 * b);
+    lanes[k % 4] = (lanes[k % 4] ^ w) * prime;
+  }
+  uint64_t h = basis;
+  auto add64 = [&](uint64_t v) {
+    for (int b = 0; b < 8; ++b) h = (h ^ ((v >> (8 * b)) & 0xff)) * prime;
+  };
+  for (uint64_t lane : lanes) add64(lane);
+  add64(bytes.size());
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string("w4fnv1a64:") + hex;
+}
+
+TEST(SafetensorsChecksum, WordChecksumMatchesTheDefinitionForAnySplit) {
+  std::mt19937 rng(7);
+  for (size_t size : {0, 1, 7, 8, 9, 31, 32, 33, 64, 100, 257}) {
+    std::string bytes(size, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng() & 0xff);
+    const std::string expected = naive_word_checksum(bytes);
+    for (int trial = 0; trial < 5; ++trial) {  // random cuts into add() calls
+      WordChecksum sum;
+      size_t at = 0;
+      while (at < size) {
+        const size_t n = std::min<size_t>(size - at, rng() % 13);
+        sum.add(bytes.data() + at, n);
+        at += n;
+      }
+      EXPECT_EQ(sum.hex(), expected) << size << " bytes, trial " << trial;
+    }
+  }
+  EXPECT_NE(naive_word_checksum(std::string(8, '\0')), naive_word_checksum(std::string(9, '\0')));
+}
+
+// A model file written with its checksum reads back; one flipped bit anywhere in its tensors'
+// bytes is refused by name; a file without the checksum (as transformers writes them) loads as
+// it is, flipped bit and all: safetensors itself has nothing to catch it with.
+TEST(SafetensorsChecksum, AFlippedBitInTheDataIsRefused) {
+  TempDir dir;
+  const std::string path = dir.file("model.safetensors");
+  const std::vector<std::pair<std::string, torch::Tensor>> tensors = {
+      {"a", torch::randn({5, 3})}, {"b", torch::arange(7, torch::kLong)}};
+  st::save(path, tensors, {{"format", "pt"}}, std::nullopt, /*checksum=*/true);
+  const st::File f = st::File::open(path);
+  EXPECT_EQ(f.header().metadata.at("format"), "pt");
+  const std::string original = read_file(path);
+  const uint64_t start = f.header().data_start;
+  EXPECT_EQ(f.header().metadata.at(st::kDataChecksumKey),
+            naive_word_checksum(original.substr(start)));
+  for (uint64_t at : {start, start + 17, static_cast<uint64_t>(original.size() - 1)}) {
+    std::string flipped = original;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0x04);
+    write_file(path, flipped);
+    expect_error([&] { st::File::open(path); }, {path, "do not match the checksum", "damaged"});
+  }
+  const std::string plain = dir.file("plain.safetensors");
+  st::save(plain, tensors, {{"format", "pt"}});
+  std::string flipped = read_file(plain);
+  flipped.back() = static_cast<char>(flipped.back() ^ 0x04);
+  write_file(plain, flipped);
+  EXPECT_EQ(st::File::open(plain).header().metadata.count(st::kDataChecksumKey), 0u);
+  EXPECT_THROW(st::save(path, tensors, {{st::kDataChecksumKey, "x"}}, std::nullopt, true), Error);
+}
+
+TEST(SafetensorsChecksum, InitModelWritesItAndAFlippedBitStopsTheProgram) {
+  TempDir dir;
+  const std::string config = testing::write_tiny_t5_config(dir, 500);
+  const std::string model = dir.path() + "/model";
+  auto r = testing::run_compacter("init-model --model-config " + config + " --out " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string path = model + "/model.safetensors";
+  std::string bytes = read_file(path);
+  const st::File f = st::File::open(path);
+  ASSERT_EQ(f.header().metadata.count(st::kDataChecksumKey), 1u);
+  const size_t at = f.header().data_start + (bytes.size() - f.header().data_start) / 2;
+  bytes[at] = static_cast<char>(bytes[at] ^ 0x01);
+  write_file(path, bytes);
+  r = testing::run_compacter("inspect '" + model + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(path + ": its tensor bytes do not match the checksum"), std::string::npos)
+      << r.err;
 }
 
 // ---- checkpoints ------------------------------------------------------------------------------

@@ -1,12 +1,63 @@
 // File fingerprints: see fingerprint.h.
 #include "compacter/core/fingerprint.h"
 
+#include <cstring>
 #include <fstream>
 #include <vector>
 
 #include "compacter/core/error.h"
 
 namespace compacter {
+
+void WordChecksum::add(const void* data, size_t size) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  bytes_ += size;
+  while (partial_size_ > 0 && partial_size_ < 8 && size > 0) {
+    partial_[partial_size_++] = *p++;
+    --size;
+  }
+  if (partial_size_ == 8) {
+    uint64_t w = 0;
+    for (int i = 7; i >= 0; --i) w = (w << 8) | partial_[i];
+    word(w);
+    partial_size_ = 0;
+  }
+  // Whole words: four independent chains, so that the multiplications overlap.
+  while (size >= 32) {
+    for (int k = 0; k < 4; ++k) {
+      uint64_t w;
+      std::memcpy(&w, p + 8 * k, 8);  // x86-64 and the other targets here are little-endian
+      lanes_[(count_ + k) % 4] = (lanes_[(count_ + k) % 4] ^ w) * 1099511628211ULL;
+    }
+    count_ += 4;
+    p += 32;
+    size -= 32;
+  }
+  while (size >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    word(w);
+    p += 8;
+    size -= 8;
+  }
+  while (size > 0) {
+    partial_[partial_size_++] = *p++;
+    --size;
+  }
+}
+
+std::string WordChecksum::hex() const {
+  uint64_t lanes[4] = {lanes_[0], lanes_[1], lanes_[2], lanes_[3]};
+  if (partial_size_ > 0) {
+    uint64_t w = 0;
+    for (size_t i = partial_size_; i-- > 0;) w = (w << 8) | partial_[i];
+    lanes[count_ % 4] = (lanes[count_ % 4] ^ w) * 1099511628211ULL;
+  }
+  Fnv1a64 h;
+  for (uint64_t lane : lanes) h.add(&lane, 8);
+  h.add(&bytes_, 8);
+  return "w4fnv1a64:" + h.hex();
+}
 
 std::string file_fingerprint(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -57,7 +57,7 @@ InteropReport export_hf(const HfExportOptions& o) {
   peft::load_adapter(*model, source.adapter_dir);
   model->eval();
   nn::T5Model merged = peft::merge_into_base(*model, spec.method);
-  nn::save_t5(*merged, out.path());
+  nn::save_t5(*merged, out.path(), torch::kFloat32, /*checksum=*/false);  // as transformers writes
 
   InteropReport report;
   report.method = spec.method;

@@ -167,6 +167,7 @@ ConvertReport convert_to_safetensors(const std::string& model_dir, const std::st
   const bool made = ::mkdtemp(tmp.data()) != nullptr;  // before errno is read below
   check(made, out_dir, ": cannot create a temporary folder next to it: ", std::strerror(errno));
   try {
+    // No checksum in the metadata: the file is byte for byte what transformers writes.
     safetensors::save(tmp + "/model.safetensors", tensors, {{"format", "pt"}});
     for (const fs::path& p : extra) {
       const fs::path dst = fs::path(tmp) / p.filename();

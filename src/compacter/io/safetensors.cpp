@@ -16,6 +16,7 @@
 #include <set>
 
 #include "compacter/core/error.h"
+#include "compacter/core/fingerprint.h"
 #include "compacter/io/weight_map.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -122,6 +123,23 @@ File File::open(const std::string& path) {
   f.header_ = parse_header_json(json.data(), json.size(), size, path);
   for (size_t i = 0; i < f.header_.tensors.size(); ++i)
     f.index_.emplace(f.header_.tensors[i].name, i);
+  if (const auto it = f.header_.metadata.find(kDataChecksumKey); it != f.header_.metadata.end()) {
+    WordChecksum sum;
+    std::vector<char> buffer(size_t{1} << 20);
+    uint64_t left = size - f.header_.data_start;
+    while (left > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, buffer.size()));
+      in.read(buffer.data(), static_cast<std::streamsize>(n));
+      check(static_cast<uint64_t>(in.gcount()) == n, path, ": could not read its data section");
+      sum.add(buffer.data(), n);
+      left -= n;
+    }
+    check(sum.hex() == it->second, path,
+          ": its tensor bytes do not match the checksum in its "
+          "header (",
+          kDataChecksumKey, " ", it->second, ", computed ", sum.hex(),
+          "): the file is damaged (a flipped bit or a partial copy)");
+  }
   return f;
 }
 
@@ -242,7 +260,7 @@ torch::Tensor Checkpoint::load(const std::string& name) const {
 void save(const std::string& path,
           const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
           const std::map<std::string, std::string>& metadata,
-          std::optional<torch::ScalarType> float_dtype) {
+          std::optional<torch::ScalarType> float_dtype, bool checksum) {
   if (float_dtype) {
     check(torch::isFloatingType(*float_dtype) && from_torch(*float_dtype).has_value(), path,
           ": float_dtype must be one of F64, F32, F16, BF16");
@@ -267,9 +285,18 @@ void save(const std::string& path,
   std::string header;
   try {
     nlohmann::ordered_json h = nlohmann::ordered_json::object();
-    if (!metadata.empty()) {
+    std::map<std::string, std::string> meta = metadata;
+    if (checksum) {
+      check(!metadata.count(kDataChecksumKey), path, ": metadata key \"", kDataChecksumKey,
+            "\" is reserved");
+      WordChecksum sum;
+      for (const torch::Tensor& t : data)
+        sum.add(t.data_ptr(), static_cast<size_t>(t.numel() * t.element_size()));
+      meta[kDataChecksumKey] = sum.hex();
+    }
+    if (!meta.empty()) {
       nlohmann::ordered_json m = nlohmann::ordered_json::object();
-      for (const auto& [k, v] : metadata) m[k] = v;
+      for (const auto& [k, v] : meta) m[k] = v;
       h["__metadata__"] = m;
     }
     uint64_t offset = 0;

@@ -21,7 +21,8 @@ namespace compacter::safetensors {
 // safetensors_header.h (torch-free, shared with the fuzz target).
 torch::ScalarType to_torch(DType d);
 
-// One safetensors file, validated at open; tensors are read on demand.
+// One safetensors file, validated at open (and its data checked against kDataChecksumKey when
+// its metadata has one); tensors are read on demand.
 class File {
  public:
   static File open(const std::string& path);
@@ -56,11 +57,18 @@ class Checkpoint {
   std::map<std::string, size_t> owner_;  // tensor name -> index into files_
 };
 
+// The metadata key of the checksum of the data section (core/fingerprint.h, WordChecksum) that
+// the models we write carry: safetensors has none, so a flipped bit in the weights would
+// otherwise load as a different model. File::open verifies it when present; files without it
+// (Hugging Face's own) load as they are.
+inline constexpr const char* kDataChecksumKey = "compacter_data_checksum";
+
 // Writes tensors (contiguous CPU copies are made as needed) atomically: to `path.tmp-XXXX`, then
 // rename. Floating tensors are converted to `float_dtype` when given (default: as they are).
+// With `checksum`, the metadata also gets kDataChecksumKey.
 void save(const std::string& path,
           const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
           const std::map<std::string, std::string>& metadata = {},
-          std::optional<torch::ScalarType> float_dtype = std::nullopt);
+          std::optional<torch::ScalarType> float_dtype = std::nullopt, bool checksum = false);
 
 }  // namespace compacter::safetensors

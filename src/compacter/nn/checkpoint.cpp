@@ -112,7 +112,8 @@ T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options) {
   return result;
 }
 
-void save_t5(T5ModelImpl& model, const std::string& dir, torch::ScalarType float_dtype) {
+void save_t5(T5ModelImpl& model, const std::string& dir, torch::ScalarType float_dtype,
+             bool checksum) {
   namespace fs = std::filesystem;
   fs::create_directories(dir);
   auto params = model.named_parameters(true);
@@ -122,7 +123,7 @@ void save_t5(T5ModelImpl& model, const std::string& dir, torch::ScalarType float
     check(p != nullptr, "internal: model has no parameter ", spec.name);
     tensors.emplace_back(spec.name, p->detach().to(torch::kCPU));
   }
-  safetensors::save(dir + "/model.safetensors", tensors, {{"format", "pt"}}, float_dtype);
+  safetensors::save(dir + "/model.safetensors", tensors, {{"format", "pt"}}, float_dtype, checksum);
   nlohmann::json cfg = t5_config_to_json(model.config());
   cfg["torch_dtype"] = float_dtype == torch::kBFloat16 ? "bfloat16"
                        : float_dtype == torch::kHalf   ? "float16"

@@ -29,8 +29,11 @@ T5Loaded load_t5(const std::string& dir, const T5LoadOptions& options = {});
 
 // Writes config.json and model.safetensors (base tensors only, HF names, tied ones once) into
 // `dir` (created if needed), each file atomically. Floating tensors are written as float_dtype.
+// With `checksum`, model.safetensors carries the checksum of its data that loading verifies
+// (safetensors::kDataChecksumKey); without, its metadata is {"format": "pt"} as transformers
+// writes it.
 void save_t5(T5ModelImpl& model, const std::string& dir,
-             torch::ScalarType float_dtype = torch::kFloat32);
+             torch::ScalarType float_dtype = torch::kFloat32, bool checksum = true);
 
 // Parses "cpu" / "cuda" / "cuda:1" (throws when CUDA is asked for but unavailable) and
 // "fp32" / "bf16" (UsageError for other names).
