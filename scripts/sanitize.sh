@@ -5,8 +5,10 @@
 # (or the CTest arguments given). With SANITIZER=thread: ThreadSanitizer into build-tsan/, for the
 # server and the data loader's threads (`serve`, `tasks` areas by default).
 # libtorch itself is not instrumented: reports inside it are out of scope, its allocations are
-# still checked where our code touches them. Prints the tests run and the findings; exit 1 when a
-# test fails or a sanitizer reports.
+# still checked where our code touches them. Every process's reports (the test programs and the
+# `compacter` processes they start, whose stderr the tests read) go to files in $dir.reports/.
+# Prints the tests run and the findings; exit 1 when a test fails or a sanitizer reports.
+# TSan reads scripts/tsan.supp (what it is and why, in that file).
 #
 #   bash scripts/sanitize.sh [CTEST ARGS...]        e.g. -R 'io|tasks'
 set -euo pipefail
@@ -18,6 +20,9 @@ if [[ $kind == thread ]]; then
   default_args=(-R '^(serve|tasks)$')
   # What those two entries run: their test programs and the CLI the HTTP tests start.
   build_args=(--target compacter compacter_core compacter_spm tests_serve tests_tasks)
+  # The instrumented server answers ~10x slower: tests that wait for a request to be under way
+  # wait that much longer (tests/support/test_support.h, time_scale).
+  export COMPACTER_TEST_TIME_SCALE=${COMPACTER_TEST_TIME_SCALE:-10}
 else
   dir=build-asan
   flags="-fsanitize=address,undefined -fno-sanitize-recover=all -O1 -g -fno-omit-frame-pointer"
@@ -32,15 +37,18 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$flags
 cmake --build "$dir" -j"$(nproc)" "${build_args[@]}" >"$dir.build.log" 2>&1 || { tail -30 "$dir.build.log"; exit 1; }
 # libtorch's own leaks at exit (static registries) are not ours: leak checking off; everything
 # else aborts the test with a report.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_odr_violation=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+reports=$PWD/$dir.reports
+rm -rf "$reports" && mkdir -p "$reports"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_odr_violation=0:log_path=$reports/asan}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:log_path=$reports/tsan:suppressions=$PWD/scripts/tsan.supp}
 log=$dir.test.log
 set +e
 (cd "$dir" && ctest -j"$(nproc)" --timeout 1200 --output-on-failure "${args[@]}") >"$log" 2>&1
 rc=$?
 set -e
 grep -E "tests passed|tests failed" "$log" || true
-findings=$(grep -cE "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer" "$log" || true)
-echo "sanitizer ($kind) reports: $findings (log: $log)"
+findings=$(cat "$log" "$reports"/* 2>/dev/null |
+  grep -cE "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer" || true)
+echo "sanitizer ($kind) reports: $findings (log: $log; reports: $reports/)"
 [[ $rc -eq 0 && $findings -eq 0 ]]

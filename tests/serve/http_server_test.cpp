@@ -791,9 +791,10 @@ TEST_F(HttpServe, SigtermAnswersTheRequestInFlightAndExitsZero) {
     }
     answered = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(static_cast<int>(300 * testing::time_scale())));
   const bool in_flight = !answered;
-  const int code = slow.stop(SIGTERM, 60);
+  const int code = slow.stop(SIGTERM, static_cast<int>(60 * testing::time_scale()));
   request.join();
   EXPECT_TRUE(in_flight) << "the request ended before the signal: make it longer";
   EXPECT_EQ(code, 0) << slow.err();

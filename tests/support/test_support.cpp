@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -26,6 +27,12 @@ std::string shared_path(const std::string& relative) {
   const char* env = std::getenv("COMPACTER_SHARED_DIR");
   std::string base = env && *env ? env : COMPACTER_SHARED_DIR;
   return base + "/" + relative;
+}
+
+double time_scale() {
+  const char* v = std::getenv("COMPACTER_TEST_TIME_SCALE");
+  const double scale = v && *v ? std::atof(v) : 1.0;
+  return scale >= 1.0 ? scale : 1.0;
 }
 
 bool shared_exists(const std::string& relative) {

@@ -15,6 +15,11 @@ std::string shared_path(const std::string& relative);
 // True when shared_path(relative) exists.
 bool shared_exists(const std::string& relative);
 
+// How many times slower than a plain build the programs under test run: $COMPACTER_TEST_TIME_SCALE
+// (scripts/sanitize.sh sets it for ThreadSanitizer), else 1. Tests that wait for something to
+// be under way scale their waits by it.
+double time_scale();
+
 // A fresh empty temporary directory, removed when the object dies.
 class TempDir {
  public:
