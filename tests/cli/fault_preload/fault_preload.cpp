@@ -142,6 +142,17 @@ int open_mode(int flags, va_list args) {
   return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(args, int) : 0;
 }
 
+// An open-like call through the real function `f`, with the fault decided before and the
+// descriptor watched after.
+template <class F, class... Args>
+int opened(F f, const char* path, bool writing, Args... args) {
+  bool watch = false;
+  if (before_open(path, writing, watch) < 0) return -1;
+  const int fd = f(args...);
+  after_open(fd, watch);
+  return fd;
+}
+
 }  // namespace
 
 extern "C" {
@@ -152,11 +163,7 @@ int open(const char* path, int flags, ...) {
   va_start(args, flags);
   const int mode = open_mode(flags, args);
   va_end(args);
-  bool watch = false;
-  if (before_open(path, opens_for_writing(flags), watch) < 0) return -1;
-  const int fd = f(path, flags, mode);
-  after_open(fd, watch);
-  return fd;
+  return opened(f, path, opens_for_writing(flags), path, flags, mode);
 }
 
 int open64(const char* path, int flags, ...) {
@@ -165,11 +172,7 @@ int open64(const char* path, int flags, ...) {
   va_start(args, flags);
   const int mode = open_mode(flags, args);
   va_end(args);
-  bool watch = false;
-  if (before_open(path, opens_for_writing(flags), watch) < 0) return -1;
-  const int fd = f(path, flags, mode);
-  after_open(fd, watch);
-  return fd;
+  return opened(f, path, opens_for_writing(flags), path, flags, mode);
 }
 
 int openat(int dirfd, const char* path, int flags, ...) {
@@ -178,11 +181,7 @@ int openat(int dirfd, const char* path, int flags, ...) {
   va_start(args, flags);
   const int mode = open_mode(flags, args);
   va_end(args);
-  bool watch = false;
-  if (before_open(path, opens_for_writing(flags), watch) < 0) return -1;
-  const int fd = f(dirfd, path, flags, mode);
-  after_open(fd, watch);
-  return fd;
+  return opened(f, path, opens_for_writing(flags), dirfd, path, flags, mode);
 }
 
 int openat64(int dirfd, const char* path, int flags, ...) {
@@ -191,11 +190,7 @@ int openat64(int dirfd, const char* path, int flags, ...) {
   va_start(args, flags);
   const int mode = open_mode(flags, args);
   va_end(args);
-  bool watch = false;
-  if (before_open(path, opens_for_writing(flags), watch) < 0) return -1;
-  const int fd = f(dirfd, path, flags, mode);
-  after_open(fd, watch);
-  return fd;
+  return opened(f, path, opens_for_writing(flags), dirfd, path, flags, mode);
 }
 
 int creat(const char* path, mode_t mode) {
@@ -226,29 +221,17 @@ FILE* fopen64(const char* path, const char* mode) {
 
 int mkstemp(char* name) {
   static auto f = real<int (*)(char*)>("mkstemp");
-  bool watch = false;
-  if (before_open(name, true, watch) < 0) return -1;
-  const int fd = f(name);
-  after_open(fd, watch);
-  return fd;
+  return opened(f, name, true, name);
 }
 
 int mkstemp64(char* name) {
   static auto f = real<int (*)(char*)>("mkstemp64");
-  bool watch = false;
-  if (before_open(name, true, watch) < 0) return -1;
-  const int fd = f(name);
-  after_open(fd, watch);
-  return fd;
+  return opened(f, name, true, name);
 }
 
 int mkostemp(char* name, int flags) {
   static auto f = real<int (*)(char*, int)>("mkostemp");
-  bool watch = false;
-  if (before_open(name, true, watch) < 0) return -1;
-  const int fd = f(name, flags);
-  after_open(fd, watch);
-  return fd;
+  return opened(f, name, true, name, flags);
 }
 
 char* mkdtemp(char* name) {
