@@ -4,7 +4,8 @@
 # (fuzz/corpus/TARGET/) plus real files of ../shared/data where the target reads such files, and
 # runs each target for SECONDS (default 60) with its dictionary. Findings are written to
 # out/fuzz/TARGET/ as crash-* / timeout-* / oom-*; the summary (executions, corpus size, coverage,
-# findings per target) is printed as one JSON object and written to out/fuzz/summary.json.
+# findings per target) is printed as one JSON object and written to out/fuzz/summary.json (and each
+# target's part to out/fuzz/TARGET/summary.json).
 # CI does not run this script: it replays the committed seeds (ctest -R fuzz_).
 # FUZZ_RUNS=N stops a target after N executions when that comes before SECONDS (the 10M goal:
 # FUZZ_RUNS=10000000 with a generous SECONDS).
@@ -75,6 +76,7 @@ for t in "${targets[@]}"; do
     -o -maxdepth 1 -name 'oom-*' -o -maxdepth 1 -name 'leak-*' | wc -l)
   took=$(grep -oE "Done [0-9]+ runs in [0-9]+ second" "$log" | grep -oE "[0-9]+ second" | grep -oE "[0-9]+" || echo "$seconds")
   summary+=("\"$t\": {\"seconds\": $took, \"executions\": $execs, \"corpus\": $(ls "$corpus" | wc -l), \"coverage_edges\": $cov, \"findings\": $findings, \"exit_code\": $rc}")
+  echo "{${summary[-1]}}" >"$work/summary.json"  # this target's line, kept when another run rewrites the summary
 done
 json="{$(IFS=,; echo "${summary[*]}")}"
 echo "$json" | python3 -m json.tool | tee "$out/summary.json"

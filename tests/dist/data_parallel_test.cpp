@@ -18,12 +18,14 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compacter/core/error.h"
 #include "compacter/dist/environment.h"
 #include "compacter/dist/gradient_sync.h"
 #include "compacter/dist/launch.h"
+#include "compacter/dist/process_group.h"
 #include "compacter/io/safetensors.h"
 #include "support/test_support.h"
 
@@ -171,6 +173,53 @@ TEST(GradientBuckets, ReverseOrderOneDtypeEachCutAtTheCap) {
   EXPECT_EQ(dist::plan_gradient_buckets({f64(2), f32(4), f64(2), f32(4), f32(4)}, 32),
             (Plan{{4, 3}, {2, 0}, {1}}));
   EXPECT_THROW(dist::plan_gradient_buckets({f32(1)}, 0), Error);
+}
+
+// "Held back": a bucket complete while an earlier one is not. Two ranks in threads of this
+// process (Gloo on loopback), one 16-byte tensor per bucket, and a backward whose order is known
+// from autograd's rules (a node with a higher sequence number runs first; a gradient
+// accumulator runs as soon as it is ready): loss = sum(x a) + sum(x b) + sum(x c) completes c,
+// then b, then a. With the optimizer order a, b, c the plan (c, b, a) is that order: nothing
+// waits. With c, b, a the plan (a, b, c) is the reverse: c and b each wait for a, 2 held back.
+// Either way every gradient becomes the sum over the ranks, 2 x.
+TEST(GradientSync, HeldBackCountsBucketsCompleteBeforeAnEarlierOne) {
+  if (!dist::gloo_available()) GTEST_SKIP() << "this build has no Gloo";
+  for (const bool reversed : {false, true}) {
+    const int port = dist::free_local_port();
+    std::vector<int64_t> held(2, -1);
+    std::vector<std::string> failures(2);
+    auto rank_main = [&](int64_t rank) {
+      try {
+        dist::DistEnv env;
+        env.rank = env.local_rank = rank;
+        env.world_size = 2;
+        env.master_addr = "127.0.0.1";
+        env.master_port = port;
+        const auto group = dist::join_process_group(env, 30.0);
+        const torch::Tensor x = torch::arange(1, 5, torch::kFloat32);
+        auto leaf = [] { return torch::zeros({4}, torch::kFloat32).requires_grad_(); };
+        const torch::Tensor a = leaf(), b = leaf(), c = leaf();
+        const std::vector<torch::Tensor> order =
+            reversed ? std::vector<torch::Tensor>{c, b, a} : std::vector<torch::Tensor>{a, b, c};
+        dist::GradientSync sync(*group, order, {16.0 / (1024 * 1024), true});
+        if (sync.bucket_count() != 3) throw Error(cat("buckets: ", sync.bucket_count()));
+        sync.arm();
+        ((x * a).sum() + (x * b).sum() + (x * c).sum()).backward();
+        sync.finish();
+        for (const torch::Tensor& t : {a, b, c})
+          if (!torch::equal(t.grad(), 2 * x)) throw Error("a gradient is not the sum over ranks");
+        held[static_cast<size_t>(rank)] = sync.held_back_buckets();
+      } catch (const std::exception& e) {
+        failures[static_cast<size_t>(rank)] = e.what();
+      }
+    };
+    std::thread other(rank_main, 1);
+    rank_main(0);
+    other.join();
+    EXPECT_EQ(failures, std::vector<std::string>(2)) << (reversed ? "c, b, a" : "a, b, c");
+    EXPECT_EQ(held, std::vector<int64_t>(2, reversed ? 2 : 0))
+        << (reversed ? "c, b, a" : "a, b, c");
+  }
 }
 
 // ---- `compacter train` with two ranks (tiny T5 with T5's vocabulary, RTE, dropout 0) ----

@@ -9,6 +9,12 @@
 
 namespace compacter {
 
+uint64_t WordChecksum::partial_word() const {
+  uint64_t w = 0;
+  for (size_t i = partial_size_; i-- > 0;) w = (w << 8) | partial_[i];
+  return w;
+}
+
 void WordChecksum::add(const void* data, size_t size) {
   const auto* p = static_cast<const unsigned char*>(data);
   bytes_ += size;
@@ -17,26 +23,23 @@ void WordChecksum::add(const void* data, size_t size) {
     --size;
   }
   if (partial_size_ == 8) {
-    uint64_t w = 0;
-    for (int i = 7; i >= 0; --i) w = (w << 8) | partial_[i];
-    word(w);
+    word(partial_word());
     partial_size_ = 0;
   }
-  // Whole words: four independent chains, so that the multiplications overlap.
+  // Whole words, four at a time: one to each lane, so that the four chains of multiplications
+  // overlap.
+  const auto load = [](const unsigned char* q) {
+    uint64_t w;
+    std::memcpy(&w, q, 8);  // x86-64 and the other targets here are little-endian
+    return w;
+  };
   while (size >= 32) {
-    for (int k = 0; k < 4; ++k) {
-      uint64_t w;
-      std::memcpy(&w, p + 8 * k, 8);  // x86-64 and the other targets here are little-endian
-      lanes_[(count_ + k) % 4] = (lanes_[(count_ + k) % 4] ^ w) * 1099511628211ULL;
-    }
-    count_ += 4;
+    for (int k = 0; k < 4; ++k) word(load(p + 8 * k));
     p += 32;
     size -= 32;
   }
   while (size >= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    word(w);
+    word(load(p));
     p += 8;
     size -= 8;
   }
@@ -48,11 +51,7 @@ void WordChecksum::add(const void* data, size_t size) {
 
 std::string WordChecksum::hex() const {
   uint64_t lanes[4] = {lanes_[0], lanes_[1], lanes_[2], lanes_[3]};
-  if (partial_size_ > 0) {
-    uint64_t w = 0;
-    for (size_t i = partial_size_; i-- > 0;) w = (w << 8) | partial_[i];
-    lanes[count_ % 4] = (lanes[count_ % 4] ^ w) * 1099511628211ULL;
-  }
+  if (partial_size_ > 0) lanes[count_ % 4] = mix(lanes[count_ % 4], partial_word());
   Fnv1a64 h;
   for (uint64_t lane : lanes) h.add(&lane, 8);
   h.add(&bytes_, 8);

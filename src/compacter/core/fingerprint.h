@@ -46,10 +46,12 @@ class WordChecksum {
   std::string hex() const;  // the total so far; add() may go on
 
  private:
+  static uint64_t mix(uint64_t lane, uint64_t w) { return (lane ^ w) * 1099511628211ULL; }
   void word(uint64_t w) {
-    lanes_[count_ % 4] = (lanes_[count_ % 4] ^ w) * 1099511628211ULL;
+    lanes_[count_ % 4] = mix(lanes_[count_ % 4], w);
     ++count_;
   }
+  uint64_t partial_word() const;  // the pending bytes as a little-endian word, zero-padded
   uint64_t lanes_[4] = {14695981039346656037ULL, 14695981039346656037ULL, 14695981039346656037ULL,
                         14695981039346656037ULL};
   uint64_t count_ = 0;        // whole words added

@@ -63,6 +63,7 @@ struct GradientSync::State {
   int64_t bytes_per_step = 0;
   int64_t overlapped_bytes = 0;
   double exposed_seconds = 0.0;
+  int64_t held_back = 0;
 
   State(ProcessGroup& g, const std::vector<torch::Tensor>& t, const GradientSyncOptions& o)
       : group(g), tensors(t), options(o) {}
@@ -97,7 +98,9 @@ struct GradientSync::State {
     check(!ready[i], "data-parallel: the gradient of trainable tensor ", i,
           " was completed twice in one backward pass");
     ready[i] = 1;
-    --buckets[bucket_of[i]].waiting;
+    // A bucket complete while an earlier one is not waits for it: the plan's order differs from
+    // the order the backward completes the gradients in.
+    if (--buckets[bucket_of[i]].waiting == 0 && bucket_of[i] > next) ++held_back;
     while (next < buckets.size() && buckets[next].waiting == 0) {
       start(buckets[next]);
       overlapped_bytes += buckets[next].buffer.numel() * buckets[next].buffer.element_size();
@@ -200,6 +203,9 @@ int64_t GradientSync::overlapped_bytes() const {
 }
 double GradientSync::exposed_seconds() const {
   return state_->exposed_seconds;
+}
+int64_t GradientSync::held_back_buckets() const {
+  return state_->held_back;
 }
 
 }  // namespace compacter::dist

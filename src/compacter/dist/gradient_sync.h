@@ -63,6 +63,10 @@ class GradientSync {
   // the steps did not hide (without overlap: all of it).
   int64_t overlapped_bytes() const;
   double exposed_seconds() const;
+  // Over the steps so far: how often a bucket was complete during the backward while an earlier
+  // one was not, and so waited for it (0 when the plan's order is the order in which the backward
+  // completes the gradients, at the granularity of buckets).
+  int64_t held_back_buckets() const;
 
   struct State;  // (shared with the hooks)
 

@@ -134,10 +134,10 @@ File File::open(const std::string& path) {
       sum.add(buffer.data(), n);
       left -= n;
     }
-    check(sum.hex() == it->second, path,
-          ": its tensor bytes do not match the checksum in its "
-          "header (",
-          kDataChecksumKey, " ", it->second, ", computed ", sum.hex(),
+    const std::string computed = sum.hex();
+    check(computed == it->second, path,
+          ": its tensor bytes do not match the checksum in its header (", kDataChecksumKey, " ",
+          it->second, ", computed ", computed,
           "): the file is damaged (a flipped bit or a partial copy)");
   }
   return f;

@@ -317,30 +317,12 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
          "train_seconds and examples_per_second: training steps only; evaluation_seconds: the "
          "evaluations during training; total_seconds: both"}}},
       {"peak_memory_bytes", r.peak_memory_bytes},
-      {"distributed",
-       {{"world_size", r.world_size},
-        {"backend", group ? group->backend() : "none"},
-        {"gradient_bytes_per_step", r.gradient_bytes_per_step},
-        {"rank0_communicated_bytes", r.communicated_bytes},
-        {"rank0_communication_seconds", r.communication_seconds}}},
+      {"distributed", distributed_results(r, group ? group->backend() : "none")},
       {"adapter_bytes",
        fs::file_size(run.file(std::string("best_adapter/") + peft::kAdapterWeightsFile))},
       {"config", effective},
       {"machine", {{"kernels", kernels::kernels_json(kernels)}}},
       {"evaluations", r.evaluations}};
-  if (group) {  // how the gradients went (runs of one process keep the fields they had)
-    nlohmann::json& d = results["distributed"];
-    d["gradient_buckets"] = r.gradient_buckets;
-    d["gradient_bucket_cap_mb"] = r.gradient_bucket_cap_mb;
-    d["gradient_overlap"] = r.gradient_overlap;
-    d["rank0_gradient_bytes_overlapped"] = r.gradient_overlapped_bytes;
-    d["rank0_gradient_wait_seconds"] = r.gradient_wait_seconds;
-    d["note"] =
-        "rank0_communication_seconds: the time rank 0 was blocked in collectives; of it, "
-        "rank0_gradient_wait_seconds waiting for the gradients' all-reduce after the backward "
-        "(with gradient_overlap, the buckets started during the backward, "
-        "rank0_gradient_bytes_overlapped of the gradient bytes, ran alongside it)";
-  }
   write_text_atomically(run.file("results.json"), results.dump(2) + "\n");
   fs::remove_all(run.file("checkpoint"));
   fs::remove_all(run.file("checkpoint.old"));

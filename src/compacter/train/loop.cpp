@@ -135,6 +135,29 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+nlohmann::json distributed_results(const LoopResult& r, const std::string& backend) {
+  nlohmann::json d = {{"world_size", r.world_size},
+                      {"backend", backend},
+                      {"gradient_bytes_per_step", r.gradient_bytes_per_step},
+                      {"rank0_communicated_bytes", r.communicated_bytes},
+                      {"rank0_communication_seconds", r.communication_seconds}};
+  if (r.world_size > 1) {
+    d["gradient_buckets"] = r.gradient_buckets;
+    d["gradient_bucket_cap_mb"] = r.gradient_bucket_cap_mb;
+    d["gradient_overlap"] = r.gradient_overlap;
+    d["rank0_gradient_bytes_overlapped"] = r.gradient_overlapped_bytes;
+    d["rank0_gradient_buckets_held_back"] = r.gradient_buckets_held_back;
+    d["rank0_gradient_wait_seconds"] = r.gradient_wait_seconds;
+    d["note"] =
+        "rank0_communication_seconds: the time rank 0 was blocked in collectives; of it, "
+        "rank0_gradient_wait_seconds waiting for the gradients' all-reduce after the backward "
+        "(with gradient_overlap, the buckets started during the backward, "
+        "rank0_gradient_bytes_overlapped of the gradient bytes, ran alongside it; "
+        "rank0_gradient_buckets_held_back: how often a complete bucket waited for an earlier one)";
+  }
+  return d;
+}
+
 int64_t peak_rss_bytes() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -400,6 +423,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
     r.gradient_bucket_cap_mb = group->gradient_sync().bucket_cap_mb;
     r.gradient_overlapped_bytes = sync->overlapped_bytes();
     r.gradient_wait_seconds = sync->exposed_seconds();
+    r.gradient_buckets_held_back = sync->held_back_buckets();
     r.communicated_bytes = group->bytes_communicated();
     r.communication_seconds = group->seconds_communicating();
   }

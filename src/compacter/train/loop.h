@@ -58,10 +58,11 @@ struct LoopResult {
   int64_t gradient_buckets = 0;         // ... in this many all-reduces
   double gradient_bucket_cap_mb = 0.0;
   bool gradient_overlap = false;
-  int64_t gradient_overlapped_bytes = 0;  // of the gradient bytes, those started in a backward
-  double gradient_wait_seconds = 0.0;     // waiting for the gradients after the backward
-  int64_t communicated_bytes = 0;         // every collective's payload, the gradients' included
-  double communication_seconds = 0.0;     // blocked in any collective, the gradients' wait included
+  int64_t gradient_overlapped_bytes = 0;   // of the gradient bytes, those started in a backward
+  int64_t gradient_buckets_held_back = 0;  // buckets complete that waited for an earlier one
+  double gradient_wait_seconds = 0.0;      // waiting for the gradients after the backward
+  int64_t communicated_bytes = 0;          // every collective's payload, the gradients' included
+  double communication_seconds = 0.0;  // blocked in any collective, the gradients' wait included
 };
 
 // Trains `model` (its requires_grad set is the trainable set) on `train` with `o`. run_dir gets
@@ -95,6 +96,10 @@ double eta_seconds(double seconds_since_first_step, double evaluation_seconds_si
 
 // Seconds from `t` until now, on the steady clock.
 double seconds_since(std::chrono::steady_clock::time_point t);
+
+// results.json's "distributed" section from the loop's figures (`backend`: "none" for one
+// process); with more than one rank, also how the gradients' buckets went.
+nlohmann::json distributed_results(const LoopResult& r, const std::string& backend);
 
 // Peak resident set of this process (VmHWM), in bytes.
 int64_t peak_rss_bytes();

@@ -288,17 +288,7 @@ nlohmann::json run_pretraining(const PretrainConfig& given, ProgressSink& progre
        {{"train_seconds", r.train_seconds}, {"examples_per_second", r.examples_per_second}}},
       {"peak_memory_bytes", r.peak_memory_bytes},
       {"config", effective}};
-  if (group)
-    results["distributed"] = {{"world_size", r.world_size},
-                              {"backend", "gloo"},
-                              {"gradient_bytes_per_step", r.gradient_bytes_per_step},
-                              {"gradient_buckets", r.gradient_buckets},
-                              {"gradient_bucket_cap_mb", r.gradient_bucket_cap_mb},
-                              {"gradient_overlap", r.gradient_overlap},
-                              {"rank0_gradient_bytes_overlapped", r.gradient_overlapped_bytes},
-                              {"rank0_gradient_wait_seconds", r.gradient_wait_seconds},
-                              {"rank0_communicated_bytes", r.communicated_bytes},
-                              {"rank0_communication_seconds", r.communication_seconds}};
+  if (group) results["distributed"] = distributed_results(r, group->backend());
   write_text_atomically(run.file(layout.results), results.dump(2) + "\n");
   fs::remove_all(run.file("checkpoint"));
   fs::remove_all(run.file("checkpoint.old"));
