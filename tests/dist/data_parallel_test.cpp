@@ -176,12 +176,11 @@ TEST(GradientBuckets, ReverseOrderOneDtypeEachCutAtTheCap) {
 }
 
 // "Held back": a bucket complete while an earlier one is not. Two ranks in threads of this
-// process (Gloo on loopback), one 16-byte tensor per bucket, and a backward whose order is known
-// from autograd's rules (a node with a higher sequence number runs first; a gradient
-// accumulator runs as soon as it is ready): loss = sum(x a) + sum(x b) + sum(x c) completes c,
-// then b, then a. With the optimizer order a, b, c the plan (c, b, a) is that order: nothing
-// waits. With c, b, a the plan (a, b, c) is the reverse: c and b each wait for a, 2 held back.
-// Either way every gradient becomes the sum over the ranks, 2 x.
+// process (Gloo on loopback), one 16-byte tensor per bucket, and gradients completed in a known
+// order: three backward passes in the armed step, c's, then b's, then a's. With the optimizer
+// order a, b, c the plan (c, b, a) is that order: nothing waits. With c, b, a the plan (a, b, c)
+// is the reverse: c and b each wait for a, 2 held back. Either way every gradient becomes the
+// sum over the ranks, 2 x.
 TEST(GradientSync, HeldBackCountsBucketsCompleteBeforeAnEarlierOne) {
   if (!dist::gloo_available()) GTEST_SKIP() << "this build has no Gloo";
   for (const bool reversed : {false, true}) {
@@ -204,7 +203,7 @@ TEST(GradientSync, HeldBackCountsBucketsCompleteBeforeAnEarlierOne) {
         dist::GradientSync sync(*group, order, {16.0 / (1024 * 1024), true});
         if (sync.bucket_count() != 3) throw Error(cat("buckets: ", sync.bucket_count()));
         sync.arm();
-        ((x * a).sum() + (x * b).sum() + (x * c).sum()).backward();
+        for (const torch::Tensor& t : {c, b, a}) (x * t).sum().backward();
         sync.finish();
         for (const torch::Tensor& t : {a, b, c})
           if (!torch::equal(t.grad(), 2 * x)) throw Error("a gradient is not the sum over ranks");
