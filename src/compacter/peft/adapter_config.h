@@ -25,8 +25,10 @@ constexpr int64_t kMaxBlockIndex = 65535;
 
 // "format": "compacter-adapter" and an integer "format_version" from 1 up to this compacter's.
 inline void check_adapter_config_format(const nlohmann::json& j, const std::string& path) {
-  check(j.is_object() && j.value("format", "") == "compacter-adapter", path,
-        ": \"format\" must be \"compacter-adapter\"");
+  // (j.value would throw nlohmann's type_error for a "format" that is not a string.)
+  check(j.is_object() && j.contains("format") && j["format"].is_string() &&
+            j["format"].get<std::string>() == "compacter-adapter",
+        path, ": \"format\" must be \"compacter-adapter\"");
   check(j.contains("format_version") && j["format_version"].is_number_integer(), path,
         ": missing integer \"format_version\"");
   const nlohmann::json& v = j["format_version"];
