@@ -75,4 +75,18 @@ TEST(AdapterBase, SavedAdaptersHaveACard) {
   EXPECT_NE(card.find("`compacter train --method lora`"), std::string::npos) << card;
 }
 
+TEST(AdapterBase, ACardFromAMistypedConfigIsAnErrorNamingTheField) {
+  // adapter_config.json is the user's file when update_adapter_card_scores re-reads it.
+  const nlohmann::json config = {{"method", "lora"},
+                                 {"task", "rte"},
+                                 {"inputs", {{"add_prefix", "yes"}, {"fix_quirks", false}}}};
+  const std::string m = testing::error_of([&] { adapter_card(config, 1, nullptr); });
+  EXPECT_NE(m.find("\"add_prefix\" must be true or false"), std::string::npos) << m;
+  EXPECT_NE(m.find("adapter_config.json"), std::string::npos) << m;
+  nlohmann::json fine = config;
+  fine["inputs"]["add_prefix"] = false;
+  EXPECT_NE(adapter_card(fine, 1, nullptr).find("without the task prefix; paper's formats"),
+            std::string::npos);
+}
+
 }  // namespace compacter::peft::adapter_base_test

@@ -261,6 +261,12 @@ TEST(PlotFigures, BadInputsNameTheFileAndWriteNothing) {
   EXPECT_NE(
       error_of([&] { plot::report_figures(runs, ""); }).find(dir.file("d") + "/metrics.jsonl:2"),
       std::string::npos);
+  // A record whose "type" is not a string (nlohmann's type_error used to escape, unnamed).
+  testing::write_file(dir.file("d") + "/metrics.jsonl", "{\"type\":\"train\"}\n{\"type\":3}\n");
+  const std::string mistyped = error_of([&] { plot::report_figures(runs, ""); });
+  EXPECT_NE(mistyped.find(dir.file("d") + "/metrics.jsonl:2: \"type\" must be a string"),
+            std::string::npos)
+      << mistyped;
   testing::write_file(dir.file("d") + "/results.json", "{\"method\":");
   EXPECT_NE(error_of([&] { plot::report_figures(runs, ""); }).find(dir.file("d") + "/results.json"),
             std::string::npos);

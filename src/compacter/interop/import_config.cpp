@@ -1,6 +1,7 @@
 // The configs `compacter import` reads, parsed without tensors or a model (see import_config.h).
 #include "compacter/interop/import_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "compacter/core/error.h"
@@ -22,6 +23,79 @@ namespace {
 
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// How many pattern atoms an ECMAScript regular expression holds once its counted repetitions are
+// written out: libstdc++'s compiler copies the repeated atom or group once per count ("a{3}" is
+// built as "aaa", "(ab){2,3}" as three copies of "(ab)", "x{4,}" as four copies and a star), so
+// the state machine, and the time to compile and match it, grow with this number rather than with
+// the text. Saturates above `limit`. A "{" that does not start a quantifier counts as a literal.
+size_t regex_expanded_atoms(const std::string& p, size_t limit) {
+  const auto saturate = [limit](size_t a) { return a > limit ? limit + 1 : a; };
+  std::vector<size_t> group{0};  // atoms so far in each open group, outermost first
+  size_t last = 0;               // atoms in the last atom or group, which a quantifier repeats
+  const auto atom = [&](size_t atoms) {
+    last = atoms;
+    group.back() = saturate(group.back() + atoms);
+  };
+  const auto digits = [&](size_t& i, size_t& value) {
+    const size_t start = i;
+    value = 0;
+    for (; i < p.size() && p[i] >= '0' && p[i] <= '9'; ++i)
+      value = saturate(value * 10 + (p[i] - '0'));
+    return i > start;
+  };
+  for (size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\\') {
+      ++i;  // the escaped character
+      atom(1);
+    } else if (c == '[') {
+      size_t k = i + 1;
+      if (k < p.size() && p[k] == '^') ++k;
+      for (; k < p.size() && p[k] != ']'; ++k)
+        if (p[k] == '\\') ++k;
+      i = k;
+      atom(1);
+    } else if (c == '(') {
+      group.push_back(0);
+      last = 0;
+    } else if (c == ')' && group.size() > 1) {
+      const size_t inner = group.back();
+      group.pop_back();
+      atom(inner);
+    } else if (c == '|') {
+      last = 0;
+    } else if (c == '*' || c == '+' || c == '?') {
+      // Repeats without copying.
+    } else if (c == '{') {
+      size_t k = i + 1, low = 0, high = 0;
+      if (!digits(k, low)) {
+        atom(1);
+        continue;
+      }
+      high = low;
+      if (k < p.size() && p[k] == ',') {
+        ++k;
+        if (!digits(k, high)) high = saturate(low + 1);  // {m,}: m copies and a star
+      }
+      if (k >= p.size() || p[k] != '}') {
+        atom(1);
+        continue;
+      }
+      i = k;
+      const size_t copies = std::max<size_t>(std::max(low, high), 1);
+      const size_t added =
+          last == 0 ? 0 : (copies - 1 > limit / last ? limit + 1 : (copies - 1) * last);
+      group.back() = saturate(group.back() + added);
+      last = saturate(last * std::min(copies, limit + 1));
+    } else {
+      atom(1);
+    }
+  }
+  size_t total = 0;
+  for (size_t atoms : group) total = saturate(total + atoms);
+  return total;
 }
 
 // A PEFT config being read: every check names the file and the key.
@@ -117,6 +191,11 @@ void read_ia3(const PeftConfig& c, PeftImportConfig& out) {
     check(pattern.size() <= kMaxPeftRegexLength, c.path,
           ": feedforward_modules is a regular expression of ", pattern.size(),
           " characters; at most ", kMaxPeftRegexLength, " are read");
+    const size_t atoms = regex_expanded_atoms(pattern, kMaxPeftRegexAtoms);
+    check(atoms <= kMaxPeftRegexAtoms, c.path, ": feedforward_modules ", f.dump(),
+          " repeats too much: written out, its counted repetitions ({n}, {m,n}) make ",
+          atoms > kMaxPeftRegexAtoms ? cat("more than ", kMaxPeftRegexAtoms) : cat(atoms),
+          " atoms; at most ", kMaxPeftRegexAtoms, " are compiled");
     try {
       // Polynomial matching (libstdc++'s Thompson-NFA executor, no back-references): the default
       // backtracking one takes exponential time on patterns such as "(.|.)*x".

@@ -6,6 +6,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_field.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/peft/adapter_file.h"
 
@@ -61,10 +62,13 @@ std::string adapter_card(const nlohmann::json& config, int64_t parameters,
   out << "| | |\n|---|---|\n";
   out << "| method | `" << method << "` (settings in `adapter_config.json`, \"options\") |\n";
   out << "| task | " << task;
-  if (inputs.is_object())
-    out << " (inputs " << (inputs.value("add_prefix", true) ? "with" : "without")
-        << " the task prefix; " << (inputs.value("fix_quirks", false) ? "corrected" : "paper's")
-        << " formats)";
+  if (inputs.is_object()) {
+    const std::string where = "adapter_config.json, \"inputs\"";
+    const bool prefix = field_or(inputs, "add_prefix", true, where);
+    const bool corrected = field_or(inputs, "fix_quirks", false, where);
+    out << " (inputs " << (prefix ? "with" : "without") << " the task prefix; "
+        << (corrected ? "corrected" : "paper's") << " formats)";
+  }
   out << " |\n";
   out << "| base model | " << base_name;
   if (base.contains("weights_fingerprint"))

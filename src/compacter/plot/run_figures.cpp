@@ -7,6 +7,7 @@
 #include <set>
 
 #include "compacter/core/error.h"
+#include "compacter/core/json_field.h"
 #include "compacter/plot/figures.h"
 #include "compacter/plot/svg.h"
 #include "compacter/train/metrics_file.h"
@@ -164,6 +165,15 @@ Figure figure4(const json& rows) {
   return drawn(f, c, runs, xs, ys, "training examples (--max-train-samples, log scale)");
 }
 
+namespace {
+
+// Where record `k` (from 0) of a run's metrics.jsonl is, for messages.
+std::string record_place(const std::string& run, size_t k) {
+  return cat(run, "/metrics.jsonl, record ", k + 1);
+}
+
+}  // namespace
+
 Figure loss_curves(const json& rows, const std::vector<std::vector<json>>& records) {
   Figure f{"loss.svg", "training loss vs step, one line per run", "", ""};
   XYChart c;
@@ -172,12 +182,14 @@ Figure loss_curves(const json& rows, const std::vector<std::vector<json>>& recor
   for (size_t i = 0; i < rows.size() && i < records.size(); ++i) {
     Series s;
     s.name = rows[i]["run"].get<std::string>();
-    for (const json& r : records[i])
-      if (r.value("type", "") == "train" && r.contains("loss") && r["loss"].is_number() &&
-          r.contains("step") && r["step"].is_number()) {
+    for (size_t k = 0; k < records[i].size(); ++k) {
+      const json& r = records[i][k];
+      if (field_or(r, "type", "", record_place(s.name, k)) == "train" && r.contains("loss") &&
+          r["loss"].is_number() && r.contains("step") && r["step"].is_number()) {
         s.x.push_back(r["step"].get<double>()), s.y.push_back(r["loss"].get<double>());
         xs.push_back(s.x.back()), ys.push_back(s.y.back());
       }
+    }
     s.markers = s.x.size() <= 30;
     if (!s.x.empty()) c.series.push_back(std::move(s));
   }
@@ -203,9 +215,11 @@ Figure validation_curves(const json& rows, const std::vector<std::vector<json>>&
   for (size_t i = 0; i < rows.size() && i < records.size(); ++i) {
     Series s;
     s.name = rows[i]["run"].get<std::string>();
-    for (const json& r : records[i]) {
-      if (r.value("type", "") != "eval" || !r.contains("metrics") || !r["metrics"].is_object() ||
-          r["metrics"].empty() || !r.contains("step"))
+    for (size_t k = 0; k < records[i].size(); ++k) {
+      const json& r = records[i][k];
+      if (field_or(r, "type", "", record_place(s.name, k)) != "eval" || !r.contains("metrics") ||
+          !r["metrics"].is_object() || r["metrics"].empty() || !r.contains("step") ||
+          !r["step"].is_number())
         continue;
       const json& m = r["metrics"];
       const std::string name = metric.empty() ? m.begin().key() : metric;

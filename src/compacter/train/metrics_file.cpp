@@ -22,6 +22,10 @@ std::vector<nlohmann::json> read_metrics_file(const std::string& path,
       throw Error(cat(path, ":", number, ": not a JSON record (", e.what(), ")", bad_line_advice));
     }
     check(j.is_object(), path, ":", number, ": not a JSON object", bad_line_advice);
+    const auto type = j.find("type");  // the record's kind ("train", "eval"), when given
+    if (type != j.end() && !type->is_string())
+      throw Error(cat(path, ":", number, ": \"type\" must be a string, got a JSON ",
+                      type->type_name(), bad_line_advice));
     out.push_back(std::move(j));
   }
   return out;

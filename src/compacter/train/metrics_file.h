@@ -12,8 +12,8 @@ namespace compacter::train {
 
 // Every record of the metrics.jsonl at `path`, in file order; empty lines are skipped. Throws
 // compacter::Error: "PATH: cannot be opened" when it cannot be read, and "PATH:LINE: not a JSON
-// record (why)" / "PATH:LINE: not a JSON object" for a bad line, with `bad_line_advice` appended
-// (e.g. "; start again with --overwrite").
+// record (why)" / "PATH:LINE: not a JSON object" / "PATH:LINE: \"type\" must be a string" for a
+// bad line, with `bad_line_advice` appended (e.g. "; start again with --overwrite").
 std::vector<nlohmann::json> read_metrics_file(const std::string& path,
                                               const std::string& bad_line_advice = "");
 

@@ -12,6 +12,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_field.h"
 #include "compacter/data/tokenizer.h"
 #include "compacter/dist/process_group.h"
 #include "compacter/io/t5_config.h"
@@ -64,7 +65,8 @@ double last_train_loss(const std::string& metrics_path) {
   double loss = 0.0;
   if (!fs::exists(metrics_path)) return loss;
   for (const nlohmann::json& j : read_metrics_file(metrics_path))
-    if (j.value("type", "") == "train") loss = j.value("loss", 0.0);
+    if (field_or(j, "type", "", metrics_path) == "train")
+      loss = field_or(j, "loss", 0.0, metrics_path);
   return loss;
 }
 

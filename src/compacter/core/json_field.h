@@ -1,0 +1,65 @@
+// Reading an optional field of a JSON object that came from a file: nlohmann's
+// `j.value(key, fallback)` throws its own type_error when the field holds another type (or `j` is
+// not an object), and that escapes past our errors without the file's name. field_or checks the
+// type first and throws compacter::Error naming the place, the key and the type expected.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <type_traits>
+
+#include "compacter/core/error.h"
+
+namespace compacter {
+
+namespace json_field_detail {
+
+template <class T>
+bool holds(const nlohmann::json& v) {
+  if constexpr (std::is_same_v<T, bool>)
+    return v.is_boolean();
+  else if constexpr (std::is_integral_v<T>)
+    return v.is_number_integer();
+  else if constexpr (std::is_floating_point_v<T>)
+    return v.is_number();
+  else if constexpr (std::is_same_v<T, std::string>)
+    return v.is_string();
+  else
+    static_assert(std::is_same_v<T, bool>, "field_or reads booleans, numbers and strings");
+}
+
+template <class T>
+const char* kind() {
+  if constexpr (std::is_same_v<T, bool>)
+    return "true or false";
+  else if constexpr (std::is_integral_v<T>)
+    return "an integer";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "a number";
+  else
+    return "a string";
+}
+
+}  // namespace json_field_detail
+
+// `object[key]` as T, or `fallback` when `object` has no `key` or it is null. An Error naming
+// `where` (the file, and the record or section in it) when `object` is not a JSON object or the
+// field holds anything but T (booleans, integers, any number for a floating T, strings).
+template <class T>
+T field_or(const nlohmann::json& object, const std::string& key, const T& fallback,
+           const std::string& where) {
+  check(object.is_object(), where, ": expected a JSON object, got a JSON ", object.type_name());
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  check(json_field_detail::holds<T>(*it), where, ": \"", key, "\" must be ",
+        json_field_detail::kind<T>(), ", got a JSON ", it->type_name());
+  return it->get<T>();
+}
+
+// The same for a string field with a literal fallback: field_or(j, "type", "", where).
+inline std::string field_or(const nlohmann::json& object, const std::string& key,
+                            const char* fallback, const std::string& where) {
+  return field_or<std::string>(object, key, std::string(fallback), where);
+}
+
+}  // namespace compacter
