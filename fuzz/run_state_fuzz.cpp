@@ -1,7 +1,8 @@
 // Fuzz target for what `compacter train --resume` reads before any tensor (train/run_directory.h):
 // the input's first byte picks the file, the rest is its text.
 //   even: checkpoint/state.json, through checkpoint_state_from_json (every counter a JSON integer
-//         within int64_t and not negative, best_step from -1 up to step, the times numbers);
+//         within int64_t and not negative, best_step from -1 up to step, the times numbers,
+//         gradient_bucket_order, when given, indices from 0);
 //   odd:  run_config.json, compared as --resume compares it (first_config_difference, paths as
 //         files) with the effective settings of a real run (kEffective below); accepted when
 //         they are equal, as --resume then continues.
@@ -32,12 +33,15 @@ bool state_json(const nlohmann::json& j) {
   if (s.step < 0 || s.epoch < 0 || s.batch_in_epoch < 0 || s.best_step < -1 ||
       s.best_step > s.step || s.examples < 0 || s.loss_count < 0 || s.optimizer_steps < 0)
     __builtin_trap();
+  for (const int64_t i : s.gradient_bucket_order)
+    if (i < 0) __builtin_trap();
   // What was read writes back the same (the numbers through a double may differ only for
   // integers that JSON gave as integers, and those are kept exactly).
   const CheckpointState again = compacter::train::checkpoint_state_from_json(
       compacter::train::checkpoint_state_to_json(s), "state.json (written back)");
   if (again.step != s.step || again.optimizer_steps != s.optimizer_steps ||
-      again.evaluations.size() != s.evaluations.size())
+      again.evaluations.size() != s.evaluations.size() ||
+      again.gradient_bucket_order != s.gradient_bucket_order)
     __builtin_trap();
   return true;
 }

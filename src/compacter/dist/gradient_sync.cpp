@@ -15,12 +15,28 @@
 namespace compacter::dist {
 
 std::vector<std::vector<size_t>> plan_gradient_buckets(const std::vector<torch::Tensor>& tensors,
-                                                       int64_t cap_bytes) {
+                                                       int64_t cap_bytes,
+                                                       const std::vector<int64_t>& order) {
   check(cap_bytes > 0, "the gradient bucket cap must be positive, got ", cap_bytes, " bytes");
+  std::vector<size_t> sequence;
+  if (order.empty()) {
+    for (size_t k = tensors.size(); k-- > 0;) sequence.push_back(k);
+  } else {
+    std::vector<char> seen(tensors.size(), 0);
+    for (const int64_t k : order) {
+      check(k >= 0 && static_cast<size_t>(k) < tensors.size() && !seen[static_cast<size_t>(k)],
+            "data-parallel: the gradient bucket order is not a permutation of the ", tensors.size(),
+            " trainable tensors (entry ", k, ")");
+      seen[static_cast<size_t>(k)] = 1;
+      sequence.push_back(static_cast<size_t>(k));
+    }
+    check(order.size() == tensors.size(), "data-parallel: the gradient bucket order has ",
+          order.size(), " entries for ", tensors.size(), " trainable tensors");
+  }
   std::vector<std::vector<size_t>> buckets;
   std::map<torch::ScalarType, size_t> open;  // each dtype's bucket being filled
   std::map<torch::ScalarType, int64_t> open_bytes;
-  for (size_t k = tensors.size(); k-- > 0;) {
+  for (const size_t k : sequence) {
     const torch::ScalarType dtype = tensors[k].scalar_type();
     const int64_t bytes = tensors[k].numel() * tensors[k].element_size();
     const auto it = open.find(dtype);
@@ -64,11 +80,61 @@ struct GradientSync::State {
   int64_t overlapped_bytes = 0;
   double exposed_seconds = 0.0;
   int64_t held_back = 0;
+  int64_t cap_bytes = 1;
+  std::vector<int64_t> order;     // the completion order planned in (empty: not re-planned yet)
+  std::vector<size_t> completed;  // the armed backward's completion order, until re-planned
 
   State(ProcessGroup& g, const std::vector<torch::Tensor>& t, const GradientSyncOptions& o)
       : group(g), tensors(t), options(o) {}
 
+  // Buckets, their buffers and bucket_of from a plan (plan_gradient_buckets).
+  void build(const std::vector<std::vector<size_t>>& plan) {
+    buckets.clear();
+    bucket_of.assign(tensors.size(), 0);
+    bytes_per_step = 0;
+    for (const auto& members : plan) {
+      Bucket b;
+      b.members = members;
+      int64_t numel = 0;
+      for (size_t i : members) {
+        b.offsets.push_back(numel);
+        numel += tensors[i].numel();
+        bucket_of[i] = buckets.size();
+      }
+      const torch::Tensor& first = tensors[members.front()];
+      b.buffer = torch::empty({numel}, first.options().requires_grad(false));
+      bytes_per_step += numel * first.element_size();
+      buckets.push_back(std::move(b));
+    }
+  }
+
+  // After the first overlapped step: rank 0's completion order (its gradients that never
+  // completed last, in reverse optimizer order) on every rank, and the buckets planned in it.
+  // When rank 0 saw no gradient complete (an empty share), every rank tries again next step.
+  void replan() {
+    const auto n = static_cast<int64_t>(tensors.size());
+    torch::Tensor shared = torch::full({n}, -1, torch::kInt64);
+    if (group.rank() == 0)
+      for (size_t k = 0; k < completed.size(); ++k)
+        shared[static_cast<int64_t>(k)] = static_cast<int64_t>(completed[k]);
+    group.broadcast({shared});
+    std::vector<int64_t> recorded;
+    std::vector<char> seen(tensors.size(), 0);
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t i = shared[k].item<int64_t>();
+      if (i < 0) break;
+      recorded.push_back(i);
+      seen[static_cast<size_t>(i)] = 1;
+    }
+    if (recorded.empty()) return;
+    for (int64_t i = n; i-- > 0;)
+      if (!seen[static_cast<size_t>(i)]) recorded.push_back(i);
+    build(plan_gradient_buckets(tensors, cap_bytes, recorded));
+    order = std::move(recorded);
+  }
+
   void reset() {
+    completed.clear();
     std::fill(ready.begin(), ready.end(), 0);
     for (auto& b : buckets) b.waiting = b.members.size();
     next = 0;
@@ -98,6 +164,7 @@ struct GradientSync::State {
     check(!ready[i], "data-parallel: the gradient of trainable tensor ", i,
           " was completed twice in one backward pass");
     ready[i] = 1;
+    if (order.empty()) completed.push_back(i);
     // A bucket complete while an earlier one is not waits for it: the plan's order differs from
     // the order the backward completes the gradients in.
     if (--buckets[bucket_of[i]].waiting == 0 && bucket_of[i] > next) ++held_back;
@@ -130,28 +197,15 @@ class ReadyHook : public torch::autograd::FunctionPostHook {
 }  // namespace
 
 GradientSync::GradientSync(ProcessGroup& group, const std::vector<torch::Tensor>& tensors,
-                           const GradientSyncOptions& options)
+                           const GradientSyncOptions& options, const std::vector<int64_t>& order)
     : state_(std::make_shared<State>(group, tensors, options)) {
   check_usage(options.bucket_cap_mb > 0, "--dist-bucket-mb must be positive, got ",
               options.bucket_cap_mb);
   State& s = *state_;
-  const auto cap = static_cast<int64_t>(options.bucket_cap_mb * 1024.0 * 1024.0);
-  s.bucket_of.resize(tensors.size());
+  s.cap_bytes = std::max<int64_t>(static_cast<int64_t>(options.bucket_cap_mb * 1024.0 * 1024.0), 1);
   s.ready.resize(tensors.size());
-  for (const auto& members : plan_gradient_buckets(tensors, std::max<int64_t>(cap, 1))) {
-    Bucket b;
-    b.members = members;
-    int64_t numel = 0;
-    for (size_t i : members) {
-      b.offsets.push_back(numel);
-      numel += tensors[i].numel();
-      s.bucket_of[i] = s.buckets.size();
-    }
-    const torch::Tensor& first = tensors[members.front()];
-    b.buffer = torch::empty({numel}, first.options().requires_grad(false));
-    s.bytes_per_step += numel * first.element_size();
-    s.buckets.push_back(std::move(b));
-  }
+  s.build(plan_gradient_buckets(tensors, s.cap_bytes, order));
+  s.order = order;
   s.reset();
   if (!options.overlap) return;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -189,6 +243,7 @@ void GradientSync::finish() {
       t.mutable_grad().copy_(
           b.buffer.slice(0, b.offsets[j], b.offsets[j] + t.numel()).view(t.sizes()));
     }
+  if (s.options.overlap && s.order.empty()) s.replan();
   s.reset();
 }
 
@@ -206,6 +261,9 @@ double GradientSync::exposed_seconds() const {
 }
 int64_t GradientSync::held_back_buckets() const {
   return state_->held_back;
+}
+const std::vector<int64_t>& GradientSync::order() const {
+  return state_->order;
 }
 
 }  // namespace compacter::dist

@@ -13,6 +13,14 @@
 //   and its all-reduce is started without waiting. Buckets start strictly in index order on every
 //   rank (Gloo pairs collectives by call order), so a bucket whose gradient comes late holds back
 //   the ones after it; the result never depends on the timing.
+// - Re-planning (DDP's bucket rebuild after its first iteration): the overlapped backward of the
+//   first step records the order in which the gradients complete; finish() then plans the
+//   buckets again in that order, rank 0's (broadcast: Gloo needs the same buckets on every rank;
+//   tensors rank 0 saw no gradient of come last, in reverse optimizer order), so that later
+//   buckets rarely wait for earlier ones. The order is kept in checkpoints (order()), and a
+//   resumed run plans with it from its first step: its buckets are those of the uninterrupted
+//   run (with three or more ranks, the order in which an all-reduce adds the ranks' values may
+//   depend on the buckets' layout).
 // - finish() (after the backward, before clipping): starts the buckets not started yet (all of
 //   them without overlap; those of tensors without a gradient on this rank, as zeros: a rank whose
 //   share was empty, a tensor the graph did not use), waits for all, and copies the sums back into
@@ -34,17 +42,22 @@ struct GradientSyncOptions {
 };
 
 // The buckets of `tensors` (given in optimizer order): lists of indices into `tensors`, in the
-// order in which they are all-reduced (see above). cap_bytes > 0.
+// order in which they are all-reduced (see above), filled in `order` (a permutation of the
+// indices; empty: reverse optimizer order). cap_bytes > 0. Error when `order` is not a
+// permutation of 0 .. tensors.size() - 1.
 std::vector<std::vector<size_t>> plan_gradient_buckets(const std::vector<torch::Tensor>& tensors,
-                                                       int64_t cap_bytes);
+                                                       int64_t cap_bytes,
+                                                       const std::vector<int64_t>& order = {});
 
 class GradientSync {
  public:
   // `tensors`: the trainable tensors (leaves with requires_grad), in the optimizer's order, the
   // same shapes and dtypes on every rank. With overlap, installs one hook per tensor (removed by
-  // the destructor).
+  // the destructor). `order`: a completion order recorded earlier (order() of the run a
+  // checkpoint continues), planned with at once and not re-planned; empty: re-plan after the
+  // first step (with overlap).
   GradientSync(ProcessGroup& group, const std::vector<torch::Tensor>& tensors,
-               const GradientSyncOptions& options);
+               const GradientSyncOptions& options, const std::vector<int64_t>& order = {});
   ~GradientSync();
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
@@ -67,6 +80,9 @@ class GradientSync {
   // one was not, and so waited for it (0 when the plan's order is the order in which the backward
   // completes the gradients, at the granularity of buckets).
   int64_t held_back_buckets() const;
+  // The completion order the buckets are planned in (indices into the tensors), once re-planned
+  // or given; empty before.
+  const std::vector<int64_t>& order() const;
 
   struct State;  // (shared with the hooks)
 

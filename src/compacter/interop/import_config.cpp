@@ -98,6 +98,33 @@ size_t regex_expanded_atoms(const std::string& p, size_t limit) {
   return total;
 }
 
+// Why libstdc++'s regex compiler must not see `p` ("" when it may): it reads the number of a
+// back-reference ("\\12") or of a repetition ("{12,34}") into a signed integer without a bound,
+// so a long one overflows (undefined behaviour, found by fuzz/peft_config_fuzz.cpp) before the
+// compiler gets to refuse it. Back-references are refused here (the polynomial matcher has none)
+// and repetition counts of more than 9 digits.
+std::string regex_number_problem(const std::string& p) {
+  const auto digits_from = [&](size_t i) {
+    size_t n = 0;
+    while (i + n < p.size() && p[i + n] >= '0' && p[i + n] <= '9') ++n;
+    return n;
+  };
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\\' && i + 1 < p.size()) {
+      if (p[i + 1] >= '1' && p[i + 1] <= '9')
+        return cat("holds a back-reference (\\", p.substr(i + 1, digits_from(i + 1)),
+                   "), which is not supported");
+      ++i;
+    } else if (p[i] == '{' && i + 1 < p.size()) {
+      const size_t low = digits_from(i + 1);
+      size_t high = 0;
+      if (i + 1 + low < p.size() && p[i + 1 + low] == ',') high = digits_from(i + 2 + low);
+      if (std::max(low, high) > 9) return "holds a repetition count of more than 9 digits";
+    }
+  }
+  return "";
+}
+
 // A PEFT config being read: every check names the file and the key.
 struct PeftConfig {
   std::string path;
@@ -191,6 +218,8 @@ void read_ia3(const PeftConfig& c, PeftImportConfig& out) {
     check(pattern.size() <= kMaxPeftRegexLength, c.path,
           ": feedforward_modules is a regular expression of ", pattern.size(),
           " characters; at most ", kMaxPeftRegexLength, " are read");
+    const std::string problem = regex_number_problem(pattern);
+    check(problem.empty(), c.path, ": feedforward_modules ", f.dump(), " ", problem);
     const size_t atoms = regex_expanded_atoms(pattern, kMaxPeftRegexAtoms);
     check(atoms <= kMaxPeftRegexAtoms, c.path, ": feedforward_modules ", f.dump(),
           " repeats too much: written out, its counted repetitions ({n}, {m,n}) make ",

@@ -147,13 +147,17 @@ nlohmann::json distributed_results(const LoopResult& r, const std::string& backe
     d["gradient_overlap"] = r.gradient_overlap;
     d["rank0_gradient_bytes_overlapped"] = r.gradient_overlapped_bytes;
     d["rank0_gradient_buckets_held_back"] = r.gradient_buckets_held_back;
+    d["gradient_buckets_replanned"] = r.gradient_buckets_replanned;
     d["rank0_gradient_wait_seconds"] = r.gradient_wait_seconds;
     d["note"] =
         "rank0_communication_seconds: the time rank 0 was blocked in collectives; of it, "
         "rank0_gradient_wait_seconds waiting for the gradients' all-reduce after the backward "
         "(with gradient_overlap, the buckets started during the backward, "
         "rank0_gradient_bytes_overlapped of the gradient bytes, ran alongside it; "
-        "rank0_gradient_buckets_held_back: how often a complete bucket waited for an earlier one)";
+        "rank0_gradient_buckets_held_back: how often a complete bucket waited for an earlier one; "
+        "gradient_buckets_replanned: whether the buckets were planned again, after the first "
+        "step, in the order the backward completed the gradients; gradient_buckets counts them "
+        "as they ended)";
   }
   return d;
 }
@@ -210,7 +214,9 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   std::unique_ptr<dist::GradientSync> sync;
   if (group) {
     group->broadcast(step.tensors());  // rank 0's tensors on every rank
-    sync = std::make_unique<dist::GradientSync>(*group, step.tensors(), group->gradient_sync());
+    // A resumed run plans its buckets in the order the run it continues re-planned them in.
+    sync = std::make_unique<dist::GradientSync>(*group, step.tensors(), group->gradient_sync(),
+                                                s.gradient_bucket_order);
     progress.info(cat("data-parallel: world size ", world, ", backend ", group->backend(),
                       ", global batch ", o.batch_size, " (", o.batch_size / world, "-",
                       (o.batch_size + world - 1) / world, " examples per rank), timeout ",
@@ -285,6 +291,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
     s.train_seconds = elapsed();
     std::vector<torch::Tensor> rank_rng;  // every rank's dropout generator, for rank 0 to save
     if (group) rank_rng = group->all_gather(at::detail::getDefaultCPUGenerator().get_state());
+    if (sync) s.gradient_bucket_order = sync->order();  // rank 0's, the same on every rank
     if (!writer) return;
     write_records(run_dir + "/metrics.jsonl", s.records);
     save_checkpoint(run_dir, s, opt, rank_rng);
@@ -424,6 +431,7 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
     r.gradient_overlapped_bytes = sync->overlapped_bytes();
     r.gradient_wait_seconds = sync->exposed_seconds();
     r.gradient_buckets_held_back = sync->held_back_buckets();
+    r.gradient_buckets_replanned = !sync->order().empty();
     r.communicated_bytes = group->bytes_communicated();
     r.communication_seconds = group->seconds_communicating();
   }

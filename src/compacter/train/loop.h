@@ -58,10 +58,11 @@ struct LoopResult {
   int64_t gradient_buckets = 0;         // ... in this many all-reduces
   double gradient_bucket_cap_mb = 0.0;
   bool gradient_overlap = false;
-  int64_t gradient_overlapped_bytes = 0;   // of the gradient bytes, those started in a backward
-  int64_t gradient_buckets_held_back = 0;  // buckets complete that waited for an earlier one
-  double gradient_wait_seconds = 0.0;      // waiting for the gradients after the backward
-  int64_t communicated_bytes = 0;          // every collective's payload, the gradients' included
+  int64_t gradient_overlapped_bytes = 0;    // of the gradient bytes, those started in a backward
+  int64_t gradient_buckets_held_back = 0;   // buckets complete that waited for an earlier one
+  bool gradient_buckets_replanned = false;  // planned again in the backward's completion order
+  double gradient_wait_seconds = 0.0;       // waiting for the gradients after the backward
+  int64_t communicated_bytes = 0;           // every collective's payload, the gradients' included
   double communication_seconds = 0.0;  // blocked in any collective, the gradients' wait included
 };
 

@@ -174,20 +174,22 @@ void write_directory(const std::string& dir, const std::function<void(const std:
 }
 
 nlohmann::json checkpoint_state_to_json(const CheckpointState& s) {
-  return {{"step", s.step},
-          {"epoch", s.epoch},
-          {"batch_in_epoch", s.batch_in_epoch},
-          {"best", s.best},
-          {"best_step", s.best_step},
-          {"train_seconds", s.train_seconds},
-          {"evaluation_seconds", s.evaluation_seconds},
-          {"epoch_seconds_so_far", s.epoch_seconds_so_far},
-          {"examples", s.examples},
-          {"loss_sum", s.loss_sum},
-          {"loss_count", s.loss_count},
-          {"epoch_seconds", s.epoch_seconds},
-          {"evaluations", s.evaluations},
-          {"optimizer_steps", s.optimizer_steps}};
+  nlohmann::json j = {{"step", s.step},
+                      {"epoch", s.epoch},
+                      {"batch_in_epoch", s.batch_in_epoch},
+                      {"best", s.best},
+                      {"best_step", s.best_step},
+                      {"train_seconds", s.train_seconds},
+                      {"evaluation_seconds", s.evaluation_seconds},
+                      {"epoch_seconds_so_far", s.epoch_seconds_so_far},
+                      {"examples", s.examples},
+                      {"loss_sum", s.loss_sum},
+                      {"loss_count", s.loss_count},
+                      {"epoch_seconds", s.epoch_seconds},
+                      {"evaluations", s.evaluations},
+                      {"optimizer_steps", s.optimizer_steps}};
+  if (!s.gradient_bucket_order.empty()) j["gradient_bucket_order"] = s.gradient_bucket_order;
+  return j;
 }
 
 CheckpointState checkpoint_state_from_json(const nlohmann::json& j, const std::string& source) {
@@ -233,6 +235,18 @@ CheckpointState checkpoint_state_from_json(const nlohmann::json& j, const std::s
   const nlohmann::json& evaluations = field("evaluations");
   check(evaluations.is_array(), source, ": \"evaluations\" must be a list");
   for (const auto& e : evaluations) s.evaluations.push_back(e);
+  if (j.contains("gradient_bucket_order")) {  // data-parallel runs that re-planned their buckets
+    const nlohmann::json& order = j["gradient_bucket_order"];
+    check(order.is_array(), source, ": \"gradient_bucket_order\" must be a list of indices");
+    for (const auto& i : order) {
+      const bool index =
+          i.is_number_integer() &&
+          (i.is_number_unsigned() ? i.get<uint64_t>() <= INT64_MAX : i.get<int64_t>() >= 0);
+      check(index, source, ": \"gradient_bucket_order\" must hold indices (integers from 0), got ",
+            i.dump());
+      s.gradient_bucket_order.push_back(i.get<int64_t>());
+    }
+  }
   return s;
 }
 

@@ -81,6 +81,10 @@ struct CheckpointState {
   std::vector<double> epoch_seconds;
   std::vector<nlohmann::json> evaluations;
   int64_t optimizer_steps = 0;
+  // Data-parallel: the completion order the gradient buckets were re-planned in
+  // (dist::GradientSync::order(); empty: not yet, or one process). Absent from state.json when
+  // empty.
+  std::vector<int64_t> gradient_bucket_order;
 };
 
 // state.json's fields (without the checksum of state.safetensors, which the loop adds).
