@@ -83,6 +83,7 @@ struct GradientSync::State {
   int64_t cap_bytes = 1;
   std::vector<int64_t> order;     // the completion order planned in (empty: not re-planned yet)
   std::vector<size_t> completed;  // the armed backward's completion order, until re-planned
+  bool replanned = false;         // by this object (not given an order)
 
   State(ProcessGroup& g, const std::vector<torch::Tensor>& t, const GradientSyncOptions& o)
       : group(g), tensors(t), options(o) {}
@@ -131,6 +132,7 @@ struct GradientSync::State {
       if (!seen[static_cast<size_t>(i)]) recorded.push_back(i);
     build(plan_gradient_buckets(tensors, cap_bytes, recorded));
     order = std::move(recorded);
+    replanned = true;
   }
 
   void reset() {
@@ -264,6 +266,9 @@ int64_t GradientSync::held_back_buckets() const {
 }
 const std::vector<int64_t>& GradientSync::order() const {
   return state_->order;
+}
+bool GradientSync::replanned() const {
+  return state_->replanned;
 }
 
 }  // namespace compacter::dist

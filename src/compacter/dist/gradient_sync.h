@@ -83,6 +83,8 @@ class GradientSync {
   // The completion order the buckets are planned in (indices into the tensors), once re-planned
   // or given; empty before.
   const std::vector<int64_t>& order() const;
+  // Whether this object re-planned its buckets (not when it was given an order).
+  bool replanned() const;
 
   struct State;  // (shared with the hooks)
 

@@ -63,8 +63,9 @@ size_t regex_expanded_atoms(const std::string& p, size_t limit) {
     } else if (c == ')' && group.size() > 1) {
       const size_t inner = group.back();
       group.pop_back();
-      atom(inner);
+      atom(std::max<size_t>(inner, 1));  // "()" is still a state libstdc++ copies
     } else if (c == '|') {
+      atom(1);  // an alternative is a state too ("(|){n}")
       last = 0;
     } else if (c == '*' || c == '+' || c == '?') {
       // Repeats without copying.
@@ -98,12 +99,16 @@ size_t regex_expanded_atoms(const std::string& p, size_t limit) {
   return total;
 }
 
-// Why libstdc++'s regex compiler must not see `p` ("" when it may): it reads the number of a
-// back-reference ("\\12") or of a repetition ("{12,34}") into a signed integer without a bound,
-// so a long one overflows (undefined behaviour, found by fuzz/peft_config_fuzz.cpp) before the
-// compiler gets to refuse it. Back-references are refused here (the polynomial matcher has none)
-// and repetition counts of more than 9 digits.
-std::string regex_number_problem(const std::string& p) {
+// Why libstdc++'s regex compiler must not see `p` ("" when it may):
+// - it reads the number of a back-reference ("\\12") or of a repetition ("{12,34}") into a
+//   signed integer without a bound, so a long one overflows (undefined behaviour, found by
+//   fuzz/peft_config_fuzz.cpp) before it gets to refuse it: back-references (the polynomial
+//   matcher has none) and counts of more than 9 digits are refused here;
+// - "\\cX" is one escape of three characters, which would put regex_expanded_atoms out of step
+//   with it: refused (no module path needs a control character);
+// - a lookahead ("(?=", "(?!") runs a matcher of its own at every position, so nested ones take
+//   time growing as the path's length to the power of their depth: refused.
+std::string regex_unsupported(const std::string& p) {
   const auto digits_from = [&](size_t i) {
     size_t n = 0;
     while (i + n < p.size() && p[i + n] >= '0' && p[i + n] <= '9') ++n;
@@ -114,7 +119,10 @@ std::string regex_number_problem(const std::string& p) {
       if (p[i + 1] >= '1' && p[i + 1] <= '9')
         return cat("holds a back-reference (\\", p.substr(i + 1, digits_from(i + 1)),
                    "), which is not supported");
+      if (p[i + 1] == 'c') return "holds a control escape (\\c), which is not supported";
       ++i;
+    } else if (p.compare(i, 3, "(?=") == 0 || p.compare(i, 3, "(?!") == 0) {
+      return "holds a lookahead ((?= or (?!), which is not supported";
     } else if (p[i] == '{' && i + 1 < p.size()) {
       const size_t low = digits_from(i + 1);
       size_t high = 0;
@@ -218,11 +226,11 @@ void read_ia3(const PeftConfig& c, PeftImportConfig& out) {
     check(pattern.size() <= kMaxPeftRegexLength, c.path,
           ": feedforward_modules is a regular expression of ", pattern.size(),
           " characters; at most ", kMaxPeftRegexLength, " are read");
-    const std::string problem = regex_number_problem(pattern);
+    const std::string problem = regex_unsupported(pattern);
     check(problem.empty(), c.path, ": feedforward_modules ", f.dump(), " ", problem);
     const size_t atoms = regex_expanded_atoms(pattern, kMaxPeftRegexAtoms);
     check(atoms <= kMaxPeftRegexAtoms, c.path, ": feedforward_modules ", f.dump(),
-          " repeats too much: written out, its counted repetitions ({n}, {m,n}) make ",
+          " repeats too much or is too long: written out (a count {n} as n copies), it makes ",
           atoms > kMaxPeftRegexAtoms ? cat("more than ", kMaxPeftRegexAtoms) : cat(atoms),
           " atoms; at most ", kMaxPeftRegexAtoms, " are compiled");
     try {

@@ -24,7 +24,7 @@ constexpr int64_t kMaxPeftVirtualTokens = int64_t{1} << 20;   // num_virtual_tok
 constexpr int64_t kMaxHubReductionFactor = int64_t{1} << 20;  // reduction_factor
 constexpr int64_t kMaxHubPhmDim = int64_t{1} << 20;           // phm_dim, phm_rank
 constexpr size_t kMaxPeftRegexLength = 1024;                  // feedforward_modules as a regex
-constexpr size_t kMaxPeftRegexAtoms = 1024;  // the same, its {n} repetitions written out
+constexpr size_t kMaxPeftRegexAtoms = 256;  // the same, its {n} repetitions written out
 
 // PEFT's adapter_config.json (LoraConfig / IA3Config / PromptTuningConfig).
 struct PeftImportConfig {

@@ -148,6 +148,7 @@ nlohmann::json distributed_results(const LoopResult& r, const std::string& backe
     d["rank0_gradient_bytes_overlapped"] = r.gradient_overlapped_bytes;
     d["rank0_gradient_buckets_held_back"] = r.gradient_buckets_held_back;
     d["gradient_buckets_replanned"] = r.gradient_buckets_replanned;
+    d["gradient_buckets_from_checkpoint"] = r.gradient_buckets_from_checkpoint;
     d["rank0_gradient_wait_seconds"] = r.gradient_wait_seconds;
     d["note"] =
         "rank0_communication_seconds: the time rank 0 was blocked in collectives; of it, "
@@ -155,9 +156,10 @@ nlohmann::json distributed_results(const LoopResult& r, const std::string& backe
         "(with gradient_overlap, the buckets started during the backward, "
         "rank0_gradient_bytes_overlapped of the gradient bytes, ran alongside it; "
         "rank0_gradient_buckets_held_back: how often a complete bucket waited for an earlier one; "
-        "gradient_buckets_replanned: whether the buckets were planned again, after the first "
-        "step, in the order the backward completed the gradients; gradient_buckets counts them "
-        "as they ended)";
+        "gradient_buckets_replanned: whether this run planned the buckets again, after its first "
+        "step, in the order the backward completed the gradients; "
+        "gradient_buckets_from_checkpoint: whether a resumed run planned them in the order "
+        "its checkpoint recorded; gradient_buckets counts them as they ended)";
   }
   return d;
 }
@@ -215,8 +217,20 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
   if (group) {
     group->broadcast(step.tensors());  // rank 0's tensors on every rank
     // A resumed run plans its buckets in the order the run it continues re-planned them in.
-    sync = std::make_unique<dist::GradientSync>(*group, step.tensors(), group->gradient_sync(),
-                                                s.gradient_bucket_order);
+    try {
+      sync = std::make_unique<dist::GradientSync>(*group, step.tensors(), group->gradient_sync(),
+                                                  s.gradient_bucket_order);
+    } catch (const UsageError&) {
+      throw;
+    } catch (const Error& e) {
+      if (s.gradient_bucket_order.empty()) throw;
+      throw Error(cat(run_dir,
+                      "/checkpoint/state.json: gradient_bucket_order does not fit this "
+                      "run (",
+                      e.what(),
+                      "); the checkpoint is damaged: start again with "
+                      "--overwrite"));
+    }
     progress.info(cat("data-parallel: world size ", world, ", backend ", group->backend(),
                       ", global batch ", o.batch_size, " (", o.batch_size / world, "-",
                       (o.batch_size + world - 1) / world, " examples per rank), timeout ",
@@ -431,7 +445,8 @@ LoopResult run_training(nn::T5ModelImpl& model, const std::vector<tasks::Encoded
     r.gradient_overlapped_bytes = sync->overlapped_bytes();
     r.gradient_wait_seconds = sync->exposed_seconds();
     r.gradient_buckets_held_back = sync->held_back_buckets();
-    r.gradient_buckets_replanned = !sync->order().empty();
+    r.gradient_buckets_replanned = sync->replanned();
+    r.gradient_buckets_from_checkpoint = !s.gradient_bucket_order.empty() && !sync->replanned();
     r.communicated_bytes = group->bytes_communicated();
     r.communication_seconds = group->seconds_communicating();
   }

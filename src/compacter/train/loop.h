@@ -61,8 +61,9 @@ struct LoopResult {
   int64_t gradient_overlapped_bytes = 0;    // of the gradient bytes, those started in a backward
   int64_t gradient_buckets_held_back = 0;   // buckets complete that waited for an earlier one
   bool gradient_buckets_replanned = false;  // planned again in the backward's completion order
-  double gradient_wait_seconds = 0.0;       // waiting for the gradients after the backward
-  int64_t communicated_bytes = 0;           // every collective's payload, the gradients' included
+  bool gradient_buckets_from_checkpoint = false;  // ... in the order its checkpoint recorded
+  double gradient_wait_seconds = 0.0;             // waiting for the gradients after the backward
+  int64_t communicated_bytes = 0;      // every collective's payload, the gradients' included
   double communication_seconds = 0.0;  // blocked in any collective, the gradients' wait included
 };
 

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -65,8 +66,9 @@ double last_train_loss(const std::string& metrics_path) {
   double loss = 0.0;
   if (!fs::exists(metrics_path)) return loss;
   for (const nlohmann::json& j : read_metrics_file(metrics_path))
-    if (field_or(j, "type", "", metrics_path) == "train")
-      loss = field_or(j, "loss", 0.0, metrics_path);
+    if (field_or(j, "type", "", metrics_path) == "train")  // a NaN loss is written as null
+      loss =
+          j.contains("loss") && j["loss"].is_null() ? NAN : field_or(j, "loss", 0.0, metrics_path);
   return loss;
 }
 
