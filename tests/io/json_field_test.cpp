@@ -42,6 +42,12 @@ TEST(JsonField, AMistypedFieldIsAnErrorNamingThePlaceTheKeyAndTheTypeExpected) {
   expect(error_of([&] { field_or(j, "type", "", where); }), "type", "must be a string");
   expect(error_of([&] { field_or(j, "loss", 0.0, where); }), "loss", "must be a number");
   expect(error_of([&] { field_or(j, "step", int64_t{0}, where); }), "step", "an integer");
+  // An integer is read only within the type's range, never cut to it.
+  const json big = json::parse(R"({"n": 3000000000, "m": -1, "u": 18446744073709551615})");
+  EXPECT_EQ(field_or(big, "n", int64_t{0}, where), 3000000000);
+  expect(error_of([&] { field_or(big, "n", 0, where); }), "n", "an integer from -2147483648");
+  expect(error_of([&] { field_or(big, "m", uint32_t{0}, where); }), "m", "an integer from 0");
+  expect(error_of([&] { field_or(big, "u", int64_t{0}, where); }), "u", "an integer from");
   expect(error_of([&] { field_or(j, "flag", false, where); }), "flag", "true or false");
   expect(error_of([&] { field_or(j["inputs"], "add_prefix", true, where); }), "add_prefix",
          "true or false");

@@ -5,6 +5,8 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 
@@ -18,8 +20,13 @@ template <class T>
 bool holds(const nlohmann::json& v) {
   if constexpr (std::is_same_v<T, bool>)
     return v.is_boolean();
-  else if constexpr (std::is_integral_v<T>)
-    return v.is_number_integer();
+  else if constexpr (std::is_integral_v<T>)  // within T's range, not cut to it
+    return v.is_number_integer() &&
+           (v.is_number_unsigned()
+                ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                : v.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                      (std::is_unsigned_v<T> ||
+                       v.get<int64_t>() <= static_cast<int64_t>(std::numeric_limits<T>::max())));
   else if constexpr (std::is_floating_point_v<T>)
     return v.is_number();
   else if constexpr (std::is_same_v<T, std::string>)
@@ -29,11 +36,12 @@ bool holds(const nlohmann::json& v) {
 }
 
 template <class T>
-const char* kind() {
+std::string kind() {
   if constexpr (std::is_same_v<T, bool>)
     return "true or false";
   else if constexpr (std::is_integral_v<T>)
-    return "an integer";
+    return cat("an integer from ", +std::numeric_limits<T>::min(), " to ",
+               +std::numeric_limits<T>::max());
   else if constexpr (std::is_floating_point_v<T>)
     return "a number";
   else
