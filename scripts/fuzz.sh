@@ -10,6 +10,9 @@
 # FUZZ_RUNS=N stops a target after N executions when that comes before SECONDS (the 10M goal:
 # FUZZ_RUNS=10000000 with a generous SECONDS). FUZZ_TIMEOUT=S (default 10): seconds one input may
 # take; libFuzzer counts wall-clock time, so a niced fuzzer beside a build needs more.
+# FUZZ_CONTINUE=1 starts from the corpus a previous run left in out/fuzz/TARGET/corpus (its log
+# and findings are moved to out/fuzz/TARGET/previous/) instead of from the seeds alone: a long
+# campaign in several runs, each run's executions counted apart.
 #
 #   [FUZZ_RUNS=N] [FUZZ_TIMEOUT=S] bash scripts/fuzz.sh [SECONDS=60] [TARGET...]
 set -euo pipefail
@@ -31,7 +34,12 @@ summary=()
 for t in "${targets[@]}"; do
   work=$out/$t
   corpus=$work/corpus
-  rm -rf "$work" && mkdir -p "$corpus"
+  if [[ ${FUZZ_CONTINUE:-0} == 1 && -d $corpus ]]; then
+    rm -rf "$work/previous" && mkdir -p "$work/previous"
+    find "$work" -maxdepth 1 -type f -exec mv {} "$work/previous/" \;
+  else
+    rm -rf "$work" && mkdir -p "$corpus"
+  fi
   cp fuzz/corpus/"$t"/* "$corpus"/
   # Real files as seeds (never committed: they stay in ../shared).
   if [[ -d $shared/data ]]; then

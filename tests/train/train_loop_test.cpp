@@ -276,6 +276,11 @@ TEST(TrainLoop, DamagedCheckpointIsRefusedOnResume) {
   j["optimizer_steps"] = "three";
   testing::write_file(ckpt + "/state.json", j.dump());
   refused("state.json: \"optimizer_steps\" must be an integer of at least 0");
+  j = nlohmann::json::parse(json);
+  j["gradient_bucket_order"] = {1, -2, 0};
+  testing::write_file(ckpt + "/state.json", j.dump());
+  refused(
+      "state.json: an item of \"gradient_bucket_order\" must be an integer of at least 0, got -2");
   testing::write_file(ckpt + "/state.json", json);
   EXPECT_NO_THROW(train_toy(run, true, 0));  // the intact checkpoint still resumes
 }

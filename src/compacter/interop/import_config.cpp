@@ -25,114 +25,6 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-// How many pattern atoms an ECMAScript regular expression holds once its counted repetitions are
-// written out: libstdc++'s compiler copies the repeated atom or group once per count ("a{3}" is
-// built as "aaa", "(ab){2,3}" as three copies of "(ab)", "x{4,}" as four copies and a star), so
-// the state machine, and the time to compile and match it, grow with this number rather than with
-// the text. Saturates above `limit`. A "{" that does not start a quantifier counts as a literal.
-size_t regex_expanded_atoms(const std::string& p, size_t limit) {
-  const auto saturate = [limit](size_t a) { return a > limit ? limit + 1 : a; };
-  std::vector<size_t> group{0};  // atoms so far in each open group, outermost first
-  size_t last = 0;               // atoms in the last atom or group, which a quantifier repeats
-  const auto atom = [&](size_t atoms) {
-    last = atoms;
-    group.back() = saturate(group.back() + atoms);
-  };
-  const auto digits = [&](size_t& i, size_t& value) {
-    const size_t start = i;
-    value = 0;
-    for (; i < p.size() && p[i] >= '0' && p[i] <= '9'; ++i)
-      value = saturate(value * 10 + (p[i] - '0'));
-    return i > start;
-  };
-  for (size_t i = 0; i < p.size(); ++i) {
-    const char c = p[i];
-    if (c == '\\') {
-      ++i;  // the escaped character
-      atom(1);
-    } else if (c == '[') {
-      size_t k = i + 1;
-      if (k < p.size() && p[k] == '^') ++k;
-      for (; k < p.size() && p[k] != ']'; ++k)
-        if (p[k] == '\\') ++k;
-      i = k;
-      atom(1);
-    } else if (c == '(') {
-      group.push_back(0);
-      last = 0;
-    } else if (c == ')' && group.size() > 1) {
-      const size_t inner = group.back();
-      group.pop_back();
-      atom(std::max<size_t>(inner, 1));  // "()" is still a state libstdc++ copies
-    } else if (c == '|') {
-      atom(1);  // an alternative is a state too ("(|){n}")
-      last = 0;
-    } else if (c == '*' || c == '+' || c == '?') {
-      // Repeats without copying.
-    } else if (c == '{') {
-      size_t k = i + 1, low = 0, high = 0;
-      if (!digits(k, low)) {
-        atom(1);
-        continue;
-      }
-      high = low;
-      if (k < p.size() && p[k] == ',') {
-        ++k;
-        if (!digits(k, high)) high = saturate(low + 1);  // {m,}: m copies and a star
-      }
-      if (k >= p.size() || p[k] != '}') {
-        atom(1);
-        continue;
-      }
-      i = k;
-      const size_t copies = std::max<size_t>(std::max(low, high), 1);
-      const size_t added =
-          last == 0 ? 0 : (copies - 1 > limit / last ? limit + 1 : (copies - 1) * last);
-      group.back() = saturate(group.back() + added);
-      last = saturate(last * std::min(copies, limit + 1));
-    } else {
-      atom(1);
-    }
-  }
-  size_t total = 0;
-  for (size_t atoms : group) total = saturate(total + atoms);
-  return total;
-}
-
-// Why libstdc++'s regex compiler must not see `p` ("" when it may):
-// - it reads the number of a back-reference ("\\12") or of a repetition ("{12,34}") into a
-//   signed integer without a bound, so a long one overflows (undefined behaviour, found by
-//   fuzz/peft_config_fuzz.cpp) before it gets to refuse it: back-references (the polynomial
-//   matcher has none) and counts of more than 9 digits are refused here;
-// - "\\cX" is one escape of three characters, which would put regex_expanded_atoms out of step
-//   with it: refused (no module path needs a control character);
-// - a lookahead ("(?=", "(?!") runs a matcher of its own at every position, so nested ones take
-//   time growing as the path's length to the power of their depth: refused.
-std::string regex_unsupported(const std::string& p) {
-  const auto digits_from = [&](size_t i) {
-    size_t n = 0;
-    while (i + n < p.size() && p[i + n] >= '0' && p[i + n] <= '9') ++n;
-    return n;
-  };
-  for (size_t i = 0; i < p.size(); ++i) {
-    if (p[i] == '\\' && i + 1 < p.size()) {
-      if (p[i + 1] >= '1' && p[i + 1] <= '9')
-        return cat("holds a back-reference (\\", p.substr(i + 1, digits_from(i + 1)),
-                   "), which is not supported");
-      if (p[i + 1] == 'c') return "holds a control escape (\\c), which is not supported";
-      ++i;
-    } else if (p.compare(i, 3, "(?=") == 0 || p.compare(i, 3, "(?!") == 0) {
-      return "holds a lookahead ((?= or (?!), which is not supported";
-    } else if (p[i] == '{' && i + 1 < p.size()) {
-      const size_t low = digits_from(i + 1);
-      size_t high = 0;
-      if (i + 1 + low < p.size() && p[i + 1 + low] == ',') high = digits_from(i + 2 + low);
-      if (std::max(low, high) > 9) return "holds a repetition count of more than 9 digits";
-    }
-  }
-  return "";
-}
-
 // A PEFT config being read: every check names the file and the key.
 struct PeftConfig {
   std::string path;
@@ -226,25 +118,11 @@ void read_ia3(const PeftConfig& c, PeftImportConfig& out) {
     check(pattern.size() <= kMaxPeftRegexLength, c.path,
           ": feedforward_modules is a regular expression of ", pattern.size(),
           " characters; at most ", kMaxPeftRegexLength, " are read");
-    const std::string problem = regex_unsupported(pattern);
-    check(problem.empty(), c.path, ": feedforward_modules ", f.dump(), " ", problem);
-    const size_t atoms = regex_expanded_atoms(pattern, kMaxPeftRegexAtoms);
-    check(atoms <= kMaxPeftRegexAtoms, c.path, ": feedforward_modules ", f.dump(),
-          " repeats too much or is too long: written out (a count {n} as n copies), it makes ",
-          atoms > kMaxPeftRegexAtoms ? cat("more than ", kMaxPeftRegexAtoms) : cat(atoms),
-          " atoms; at most ", kMaxPeftRegexAtoms, " are compiled");
     try {
-      // Polynomial matching (libstdc++'s Thompson-NFA executor, no back-references): the default
-      // backtracking one takes exponential time on patterns such as "(.|.)*x".
-#ifdef __GLIBCXX__
-      out.feedforward_regex.emplace(pattern,
-                                    std::regex::ECMAScript | std::regex_constants::__polynomial);
-#else
-      out.feedforward_regex.emplace(pattern);
-#endif
-    } catch (const std::regex_error& e) {
-      throw Error(cat(c.path, ": feedforward_modules ", f.dump(), " is not a regular expression (",
-                      e.what(), ")"));
+      out.feedforward_regex.emplace(pattern, kMaxPeftRegexStates);
+    } catch (const Error& e) {
+      throw Error(cat(c.path, ": feedforward_modules ", f.dump(),
+                      " is not a regular expression that can be read (", e.what(), ")"));
     }
     return;
   }
@@ -282,7 +160,7 @@ bool PeftImportConfig::feedforward(const std::string& module_path,
                                    const std::string& model_type) const {
   if (!feedforward_given)
     return model_type == "t5" && module_path.substr(module_path.rfind('.') + 1) == "wo";
-  if (feedforward_regex) return std::regex_match(module_path, *feedforward_regex);
+  if (feedforward_regex) return feedforward_regex->full_match(module_path);  // re.fullmatch
   for (const std::string& name : feedforward_names)
     if (ends_with(module_path, name)) return true;  // PEFT: key.endswith(...)
   return false;

@@ -10,9 +10,10 @@
 
 #include <cstdint>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
+
+#include "compacter/interop/python_regex.h"
 
 namespace compacter::interop {
 
@@ -24,7 +25,7 @@ constexpr int64_t kMaxPeftVirtualTokens = int64_t{1} << 20;   // num_virtual_tok
 constexpr int64_t kMaxHubReductionFactor = int64_t{1} << 20;  // reduction_factor
 constexpr int64_t kMaxHubPhmDim = int64_t{1} << 20;           // phm_dim, phm_rank
 constexpr size_t kMaxPeftRegexLength = 1024;                  // feedforward_modules as a regex
-constexpr size_t kMaxPeftRegexAtoms = 256;  // the same, its {n} repetitions written out
+constexpr size_t kMaxPeftRegexStates = 1024;  // the same, its automaton's states (python_regex.h)
 
 // PEFT's adapter_config.json (LoraConfig / IA3Config / PromptTuningConfig).
 struct PeftImportConfig {
@@ -42,7 +43,7 @@ struct PeftImportConfig {
   // IA3: feedforward_modules, absent (PEFT's default for the model type), a regular expression
   // that must match a whole module path, or names one of which must end it.
   bool feedforward_given = false;
-  std::optional<std::regex> feedforward_regex;
+  std::optional<PythonRegex> feedforward_regex;  // Python's re syntax, as PEFT reads it
   std::vector<std::string> feedforward_names;
 
   // PROMPT_TUNING: the encoder's prompt rows, and how many blocks of them the tensor holds

@@ -200,14 +200,16 @@ CheckpointState checkpoint_state_from_json(const nlohmann::json& j, const std::s
     return *it;
   };
   // A JSON integer within int64_t: a float (1e30) or an unsigned above 2^63 - 1 is refused
-  // instead of being cast out of range.
-  auto integer = [&](const char* key, int64_t minimum) {
-    const nlohmann::json& v = field(key);
+  // instead of being cast out of range. `what` names `v` in the message.
+  auto integer_value = [&](const nlohmann::json& v, const std::string& what, int64_t minimum) {
     check(v.is_number_integer() &&
               (!v.is_number_unsigned() || v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) &&
               v.get<int64_t>() >= minimum,
-          source, ": \"", key, "\" must be an integer of at least ", minimum, ", got ", v.dump());
+          source, ": ", what, " must be an integer of at least ", minimum, ", got ", v.dump());
     return v.get<int64_t>();
+  };
+  auto integer = [&](const char* key, int64_t minimum) {
+    return integer_value(field(key), cat("\"", key, "\""), minimum);
   };
   auto number = [&](const nlohmann::json& v, const std::string& key) {
     check(v.is_number(), source, ": \"", key, "\" must be a number, got ", v.dump());
@@ -238,14 +240,9 @@ CheckpointState checkpoint_state_from_json(const nlohmann::json& j, const std::s
   if (j.contains("gradient_bucket_order")) {  // data-parallel runs that re-planned their buckets
     const nlohmann::json& order = j["gradient_bucket_order"];
     check(order.is_array(), source, ": \"gradient_bucket_order\" must be a list of indices");
-    for (const auto& i : order) {
-      const bool index =
-          i.is_number_integer() &&
-          (i.is_number_unsigned() ? i.get<uint64_t>() <= INT64_MAX : i.get<int64_t>() >= 0);
-      check(index, source, ": \"gradient_bucket_order\" must hold indices (integers from 0), got ",
-            i.dump());
-      s.gradient_bucket_order.push_back(i.get<int64_t>());
-    }
+    for (const auto& i : order)
+      s.gradient_bucket_order.push_back(
+          integer_value(i, "an item of \"gradient_bucket_order\"", 0));
   }
   return s;
 }
