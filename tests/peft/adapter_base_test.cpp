@@ -73,6 +73,17 @@ TEST(AdapterBase, SavedAdaptersHaveACard) {
   EXPECT_NE(card.find("lora adapter for rte, on google/flan-t5-base"), std::string::npos) << card;
   EXPECT_NE(card.find("validation accuracy 61.1"), std::string::npos) << card;
   EXPECT_NE(card.find("`compacter train --method lora`"), std::string::npos) << card;
+  // A config mistyped by hand: the error names the adapter's folder and file; the card stands.
+  const std::string config_file = dir.path() + "/a/adapter_config.json";
+  nlohmann::json config = nlohmann::json::parse(testing::read_file(config_file));
+  config["inputs"] = {{"add_prefix", "yes"}};
+  testing::write_file(config_file, config.dump());
+  const std::string m =
+      testing::error_of([&] { update_adapter_card_scores(dir.path() + "/a", nullptr); });
+  EXPECT_NE(m.find(config_file + ", \"inputs\": \"add_prefix\" must be true or false"),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(testing::read_file(dir.path() + "/a/README.md"), card);
 }
 
 TEST(AdapterBase, ACardFromAMistypedConfigIsAnErrorNamingTheField) {

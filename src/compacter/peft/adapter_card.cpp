@@ -97,7 +97,13 @@ std::string adapter_card(const nlohmann::json& config, int64_t parameters,
 
 void write_adapter_card(const std::string& dir, const nlohmann::json& config, int64_t parameters,
                         const nlohmann::json& scores) {
-  write_text_atomically(dir + "/" + kAdapterCardFile, adapter_card(config, parameters, scores));
+  std::string card;
+  try {
+    card = adapter_card(config, parameters, scores);
+  } catch (const Error& e) {  // "adapter_config.json, ...": which adapter's
+    throw Error(cat(dir, "/", e.what()));
+  }
+  write_text_atomically(dir + "/" + kAdapterCardFile, card);
 }
 
 void update_adapter_card_scores(const std::string& dir, const nlohmann::json& scores) {
