@@ -5,7 +5,7 @@
 
 #include <algorithm>
 #include <limits>
-#include <set>
+#include <map>
 
 #include "compacter/core/error.h"
 
@@ -91,7 +91,8 @@ class Parser {
   const std::string& p_;
   std::vector<Chars>& sets_;
   size_t i_ = 0;
-  std::set<std::string> names_;
+  std::map<std::string, int> names_;  // a named group's number
+  int groups_ = 0;                    // capturing groups opened so far
 
   [[noreturn]] void fail(const std::string& why, size_t at) const {
     throw Error(cat(why, " at position ", at));
@@ -100,6 +101,8 @@ class Parser {
     throw Error(cat(what, " at position ", at, ", which is not supported"));
   }
   bool more() const { return i_ < p_.size(); }
+  // The item at `k` as sre's tokenizer reads it: a character, or a backslash and the next one.
+  std::string item_at(size_t k) const { return p_.substr(k, p_[k] == '\\' ? 2 : 1); }
   bool next_is(char c) const { return more() && p_[i_] == c; }
 
   Node set_node(const Chars& s) {
@@ -285,6 +288,7 @@ class Parser {
 
   // A group; its '(' at `at`. Returns false for a comment (nothing to add).
   bool group(size_t at, int depth, Node& out) {
+    if (!next_is('?')) ++groups_;
     if (next_is('?')) {
       ++i_;
       if (!more()) fail("unexpected end of pattern", i_);
@@ -292,20 +296,30 @@ class Parser {
       if (c == 'P') {
         if (next_is('<')) {
           ++i_;
-          const size_t close = p_.find('>', i_);
-          if (close == std::string::npos) fail("missing >, unterminated name", i_);
+          // sre's getuntil: a backslash and the character after it are one item.
+          size_t close = i_;
+          while (close < p_.size() && p_[close] != '>') close += p_[close] == '\\' ? 2 : 1;
+          if (close >= p_.size()) {
+            if (close == i_) fail("missing group name", i_);
+            fail("missing >, unterminated name", i_);
+          }
           const std::string name = p_.substr(i_, close - i_);
           if (name.empty()) fail("missing group name", i_);
           bool ok = !is_digit(name[0]);
           for (char ch : name) ok = ok && (is_word(static_cast<unsigned char>(ch)));
           if (!ok) fail(cat("bad character in group name '", name, "'"), i_);
-          if (!names_.insert(name).second) fail(cat("redefinition of group name '", name, "'"), i_);
+          const auto [it, fresh] = names_.emplace(name, groups_ + 1);
+          if (!fresh)
+            fail(cat("redefinition of group name '", name, "' as group ", groups_ + 1,
+                     "; was group ", it->second),
+                 i_);
           i_ = close + 1;
+          ++groups_;
         } else if (next_is('=')) {
           unsupported("a back-reference ((?P=name))", at);
         } else {
           if (!more()) fail("unexpected end of pattern", i_);
-          fail(cat("unknown extension ?P", p_[i_]), i_ - 1);
+          fail(cat("unknown extension ?P", item_at(i_)), at + 1);
         }
       } else if (c == ':') {
         // A group that captures nothing: the same to a whole match.
@@ -321,7 +335,7 @@ class Parser {
         }
       } else if (c == '<' && !(next_is('=') || next_is('!'))) {
         if (!more()) fail("unexpected end of pattern", i_);
-        fail(cat("unknown extension ?<", p_[i_]), i_ - 2);
+        fail(cat("unknown extension ?<", item_at(i_)), at + 1);
       } else if (c == '=' || c == '!' || c == '<') {
         unsupported("a lookaround ((?=, (?!, (?<= or (?<!)", at);
       } else if (c == '(') {
@@ -331,7 +345,7 @@ class Parser {
       } else if (std::string("aiLmsux-").find(c) != std::string::npos) {
         unsupported("an inline flag ((?aiLmsux))", at);
       } else {
-        fail(cat("unknown extension ?", c), i_ - 2);
+        fail(cat("unknown extension ?", item_at(i_ - 1)), at + 1);
       }
     }
     if (depth >= kMaxNesting)

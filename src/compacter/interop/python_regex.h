@@ -14,8 +14,12 @@
 // the anchors `^ $ \A \Z \b \B`. A pattern Python refuses is refused with Python's reason ("nothing
 // to repeat", "multiple repeat", "bad escape \q", "unterminated character set", ...). Valid Python
 // that has no automaton, or changes how text matches, is refused by name: back-references,
-// lookarounds, conditionals, atomic groups, possessive repetitions, inline flags. So are
-// characters beyond ASCII (module paths are ASCII; text is matched byte by byte).
+// lookarounds, conditionals, atomic groups, possessive repetitions, inline flags, named
+// characters (\N{...}) and groups nested more than 64 deep. So are characters beyond ASCII
+// (module paths are ASCII; text is matched byte by byte). Messages and positions are Python's,
+// but for some refusals of the constructs above (e.g. "\1" with no group 1 is refused as a
+// back-reference, Python says "invalid group reference 1") and for a pattern ending in a lone
+// backslash after an earlier error (Python reports the backslash first).
 #pragma once
 #include <bitset>
 #include <cstddef>
