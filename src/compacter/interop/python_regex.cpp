@@ -60,6 +60,15 @@ bool is_ascii_letter(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+// The character of \a \f \n \r \t \v \\ (sre's ESCAPES but \b, which is a boundary outside a
+// class and a backspace inside one), or -1.
+int simple_escape(char c) {
+  const std::string names = "afnrtv\\";
+  const int values[] = {7, 12, 10, 13, 9, 11, '\\'};
+  const size_t k = names.find(c);
+  return k == std::string::npos ? -1 : values[k];
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -163,23 +172,10 @@ class Parser {
         return anchor(kBoundary);
       case 'B':
         return anchor(kNonBoundary);
-      case 'a':
-        return literal(7);
-      case 'f':
-        return literal(12);
-      case 'n':
-        return literal(10);
-      case 'r':
-        return literal(13);
-      case 't':
-        return literal(9);
-      case 'v':
-        return literal(11);
-      case '\\':
-        return literal('\\');
       default:
         break;
     }
+    if (const int v = simple_escape(c); v >= 0) return literal(static_cast<unsigned char>(v));
     if (is_category(c)) return set_node(category(c));
     const int64_t v = numeric_escape(c, at);
     if (v >= 0) return literal(ascii(static_cast<uint64_t>(v), at));
@@ -212,11 +208,10 @@ class Parser {
     if (!more()) fail("bad escape (end of pattern)", at);
     const char c = p_[i_++];
     single = true;
-    const std::string simple = "afnrtvb\\";
-    const unsigned char simple_value[] = {7, 12, 10, 13, 9, 11, 8, '\\'};
-    const size_t s = simple.find(c);
-    if (s != std::string::npos) {
-      value = simple_value[s];
+    if (c == 'b') {  // a backspace inside a class
+      value = 8;
+    } else if (const int v = simple_escape(c); v >= 0) {
+      value = static_cast<unsigned char>(v);
     } else if (is_category(c)) {
       single = false;
       return category(c);
