@@ -2,6 +2,7 @@
 // T5: one child process per method, the Table 3 columns in JSON, and its errors.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -81,6 +82,40 @@ TEST(BenchCli, TheLauncherSetsTheSpinCountUnlessTheUserDid) {
   const json environment = json::parse(out)["machine"]["environment"];
   EXPECT_TRUE(environment["GOMP_SPINCOUNT"].is_null()) << environment.dump();
   EXPECT_EQ(environment["OMP_WAIT_POLICY"], "PASSIVE");
+}
+
+// COMPACTER_FP32_LINEAR overrides the launcher's choice of the fp32 linear layers' kernel
+// (kernels/choice.h); the report says which kernel ran and why.
+TEST(BenchCli, TheLinearLayersKernelCanBeForced) {
+  TempDir dir;
+  const std::string args =
+      "bench --model-config '" + testing::write_tiny_t5_config(dir, 128) +
+      "' --methods compacter++ --reduction-factor 4 --batch-size 1 --source-len 4 "
+      "--target-len 2 --max-steps 1 --warmup 0 --json";
+  setenv("COMPACTER_FP32_LINEAR", "fast", 1);
+  auto r = run_compacter(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("COMPACTER_FP32_LINEAR=fast: expected openblas or onednn"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(r.out.empty());
+  for (const std::string kernel : {"openblas", "onednn"}) {
+    setenv("COMPACTER_FP32_LINEAR", kernel.c_str(), 1);
+    r = run_compacter(args);
+    if (kernel == "onednn" && r.err.find("is not in this process") != std::string::npos) {
+      unsetenv("COMPACTER_FP32_LINEAR");
+      GTEST_SKIP() << r.err;
+    }
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json kernels = json::parse(r.out)["machine"]["kernels"];
+    EXPECT_EQ(kernels["fp32_linear"], kernel == "onednn" ? "oneDNN" : "OpenBLAS");
+    EXPECT_EQ(kernels["fp32_linear_how"], "set by COMPACTER_FP32_LINEAR");
+    EXPECT_NE(kernels["line"].get<std::string>().find(kernel == "onednn"
+                                                          ? "fp32 linear layers: oneDNN"
+                                                          : "fp32 linear layers: OpenBLAS"),
+              std::string::npos);
+  }
+  unsetenv("COMPACTER_FP32_LINEAR");
 }
 
 TEST(BenchCli, UnknownMethodIsAnErrorBeforeAnyRun) {

@@ -91,7 +91,37 @@ TEST(KernelsChoice, VerdictRoundTripsThroughJson) {
   const Verdict back = verdict_from_json(nlohmann::json::parse(verdict_to_json(v).dump()));
   EXPECT_EQ(verdict_to_json(back), verdict_to_json(v));
   EXPECT_TRUE(std::isinf(back.trials[1].error_ratio));
+  EXPECT_FALSE(back.linear.has_value());
+  v.fp32_linear = "OpenBLAS";
+  v.linear_summary = "OpenBLAS (oneDNN's sgemm failed its check: error inf x fp32's bound)";
+  v.linear = LinearTrial{2, "", INFINITY, 200, 300};
+  const Verdict linear = verdict_from_json(nlohmann::json::parse(verdict_to_json(v).dump()));
+  EXPECT_EQ(verdict_to_json(linear), verdict_to_json(v));
+  EXPECT_TRUE(std::isinf(linear.linear->onednn_error_ratio));
   EXPECT_THROW(verdict_from_json(nlohmann::json{{"mode", "auto"}}), nlohmann::json::exception);
+}
+
+TEST(KernelsChoice, TheLinearLayersKernel) {
+  // oneDNN must be correct and kLinearMinGain (5%) faster.
+  const LinearChoice faster = choose_linear({2, "", 0.5, 200, 211});
+  EXPECT_EQ(faster.kernel, "oneDNN");
+  EXPECT_EQ(faster.summary, "oneDNN (oneDNN 211.0 GFLOP/s, OpenBLAS 200.0 GFLOP/s on 2 threads)");
+  EXPECT_EQ(choose_linear({1, "", 0.5, 200, 209}).summary,
+            "OpenBLAS (oneDNN 209.0 GFLOP/s, OpenBLAS 200.0 GFLOP/s on 1 thread; oneDNN must be "
+            "1.05x faster)");
+  EXPECT_EQ(choose_linear({2, "", 1.5, 200, 400}).kernel, "OpenBLAS");
+  EXPECT_EQ(choose_linear({2, "", -1, 200, 400}).kernel, "OpenBLAS");  // unchecked
+  EXPECT_EQ(choose_linear({2, "cannot load libdnnl.so.2: not found", -1, 0, 0}).summary,
+            "OpenBLAS (oneDNN not compared: cannot load libdnnl.so.2: not found)");
+  // The program's choice: the variable first, then the verdict.
+  Verdict v;
+  v.fp32_linear = "oneDNN";
+  EXPECT_EQ(fp32_linear_kernel(nullptr, v), "oneDNN");
+  EXPECT_EQ(fp32_linear_kernel("openblas", v), "OpenBLAS");
+  EXPECT_EQ(fp32_linear_kernel("onednn", std::nullopt), "oneDNN");
+  EXPECT_EQ(fp32_linear_kernel(nullptr, std::nullopt), "OpenBLAS");
+  EXPECT_EQ(fp32_linear_kernel("oneDNN", v), std::nullopt);  // the values are lower case
+  EXPECT_EQ(fp32_linear_kernel("", v), std::nullopt);
 }
 
 TEST(KernelsChoice, ModeValues) {

@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <string>
+#include <vector>
 
 namespace compacter::kernels {
 namespace {
@@ -96,6 +99,74 @@ TEST(KernelsProbe, AMissingLibraryOrOneWithoutOpenBlasFails) {
   EXPECT_TRUE(r.loaded);
   EXPECT_FALSE(r.openblas);
   EXPECT_NE(r.trial.failure.find("not OpenBLAS"), std::string::npos);
+}
+
+// The linear layers' comparison (run_linear_trial) against the fake's dnnl_sgemm, whose
+// behaviour FAKE_DNNL sets (fake_blas/fake_openblas.cpp).
+LinearReport linear_with(const char* fake_dnnl, const std::string& core) {
+  ProbeSettings s = fake();
+  s.onednn_library = COMPACTER_FAKE_BLAS;
+  setenv("FAKE_DNNL", fake_dnnl, 1);  // the child inherits it
+  const LinearReport r = run_linear_trial(core, 2, checks(), s);
+  unsetenv("FAKE_DNNL");
+  return r;
+}
+
+TEST(KernelsLinearTrial, BothKernelsAreCheckedAndTimedOnTheCoreAsked) {
+  // Haswell: 2 ms per product; the fast oneDNN 1 ms.
+  LinearReport r = linear_with("fast", "Haswell");
+  EXPECT_EQ(r.trial.failure, "");
+  EXPECT_EQ(r.trial.threads, 2);
+  EXPECT_GE(r.trial.onednn_error_ratio, 0);
+  EXPECT_LE(r.trial.onednn_error_ratio, kMaxErrorRatio);
+  EXPECT_GT(r.trial.blas_gflops, 0);
+  EXPECT_GT(r.trial.onednn_gflops, 1.3 * r.trial.blas_gflops);
+  EXPECT_EQ(r.files, std::vector<std::string>{COMPACTER_FAKE_BLAS});
+  EXPECT_EQ(choose_linear(r.trial).kernel, "oneDNN");
+  // The default, Prescott: 20 ms per product; the slow oneDNN 40 ms.
+  r = linear_with("slow", "");
+  EXPECT_EQ(r.trial.failure, "");
+  EXPECT_GT(r.trial.blas_gflops, 1.3 * r.trial.onednn_gflops);
+  EXPECT_EQ(choose_linear(r.trial).kernel, "OpenBLAS");
+}
+
+TEST(KernelsLinearTrial, AWrongOneDnnFailsItsCheck) {
+  const LinearReport r = linear_with("wrong", "Haswell");
+  EXPECT_EQ(r.trial.failure, "");
+  EXPECT_GT(r.trial.onednn_error_ratio, kMaxErrorRatio);
+  const LinearChoice c = choose_linear(r.trial);
+  EXPECT_EQ(c.kernel, "OpenBLAS");  // although it is the faster
+  EXPECT_NE(c.summary.find("failed its check"), std::string::npos) << c.summary;
+}
+
+TEST(KernelsLinearTrial, ACrashOrAMissingLibraryKeepsOpenBlas) {
+  LinearReport r = linear_with("crash", "Haswell");
+  EXPECT_NE(r.trial.failure.find("crashed (signal"), std::string::npos) << r.trial.failure;
+  EXPECT_EQ(choose_linear(r.trial).kernel, "OpenBLAS");
+  ProbeSettings s = fake();
+  s.onednn_library = "/nonexistent/libdnnl.so.2";
+  r = run_linear_trial("", 1, checks(), s);
+  EXPECT_NE(r.trial.failure.find("cannot load /nonexistent/libdnnl.so.2"), std::string::npos)
+      << r.trial.failure;
+  s.onednn_library = "libc.so.6";
+  r = run_linear_trial("", 1, checks(), s);
+  EXPECT_EQ(r.trial.failure, "no dnnl_sgemm in libc.so.6");
+}
+
+// The real libraries libtorch links (Debian: libblas.so.3 -> OpenBLAS, libdnnl.so.2): only that
+// both compute correctly and get timed; which is faster depends on the machine.
+TEST(KernelsLinearTrial, TheRealLibraries) {
+  ProbeSettings s;
+  s.linear_rows = 256;
+  s.linear_rounds = 1;
+  const LinearReport r = run_linear_trial("", 1, checks(), s);
+  if (r.trial.failure.rfind("cannot load", 0) == 0 || r.trial.failure.rfind("no ", 0) == 0)
+    GTEST_SKIP() << r.trial.failure;
+  EXPECT_EQ(r.trial.failure, "");
+  EXPECT_GE(r.trial.onednn_error_ratio, 0);
+  EXPECT_LE(r.trial.onednn_error_ratio, kMaxErrorRatio);
+  EXPECT_GT(r.trial.blas_gflops, 0);
+  EXPECT_GT(r.trial.onednn_gflops, 0);
 }
 
 }  // namespace

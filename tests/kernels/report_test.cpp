@@ -26,7 +26,7 @@ TEST(KernelsReport, ChosenAtStartUp) {
   const KernelsReport r = make_report("SkylakeX", kConfig, chosen(), "SkylakeX", 2, "Xeon");
   EXPECT_EQ(kernels_line(r),
             "kernels: OpenBLAS 0.3.21 SkylakeX (chosen at start-up; default Prescott), 2 threads; "
-            "fp32 GEMM 250.0 GFLOP/s on one thread at start-up");
+            "fp32 linear layers: OpenBLAS; fp32 GEMM 250.0 GFLOP/s on one thread at start-up");
   const nlohmann::json j = kernels_json(r);
   EXPECT_EQ(j["core"], "SkylakeX");
   EXPECT_EQ(j["default_core"], "Prescott");
@@ -42,7 +42,7 @@ TEST(KernelsReport, MeasuredRatesAreShown) {
   r.bf16_gflops = 150.0;
   EXPECT_EQ(kernels_line(r),
             "kernels: OpenBLAS 0.3.21 SkylakeX (chosen at start-up; default Prescott), 2 threads; "
-            "fp32 GEMM 412.2 GFLOP/s; bf16 GEMM 150.0 GFLOP/s");
+            "fp32 linear layers: OpenBLAS; fp32 GEMM 412.2 GFLOP/s; bf16 GEMM 150.0 GFLOP/s");
   EXPECT_EQ(kernels_json(r)["bf16_gflops"], 150.0);
 }
 
@@ -51,25 +51,44 @@ TEST(KernelsReport, TheOtherWaysACoreComesAbout) {
   kept.core = "";
   kept.default_core = "Cooperlake";
   kept.trials = {{"", "Cooperlake", "", 0.1, 200}};
-  EXPECT_EQ(kernels_line(make_report("Cooperlake", kConfig, kept, "", 1, "")),
-            "kernels: OpenBLAS 0.3.21 Cooperlake (OpenBLAS's default, checked at start-up), 1 "
-            "thread; fp32 GEMM 200.0 GFLOP/s on one thread at start-up");
+  EXPECT_EQ(
+      kernels_line(make_report("Cooperlake", kConfig, kept, "", 1, "")),
+      "kernels: OpenBLAS 0.3.21 Cooperlake (OpenBLAS's default, checked at start-up), 1 "
+      "thread; fp32 linear layers: OpenBLAS; fp32 GEMM 200.0 GFLOP/s on one thread at start-up");
   Verdict user;
   user.mode = "user";
   EXPECT_EQ(kernels_line(make_report("Haswell", kConfig, user, "Haswell", 2, "")),
-            "kernels: OpenBLAS 0.3.21 Haswell (set by OPENBLAS_CORETYPE), 2 threads");
+            "kernels: OpenBLAS 0.3.21 Haswell (set by OPENBLAS_CORETYPE), 2 threads; fp32 linear "
+            "layers: OpenBLAS");
   Verdict off;
   off.mode = "default";
   off.reason = "--kernels default";
   EXPECT_EQ(kernels_line(make_report("Prescott", kConfig, off, "", 2, "")),
             "kernels: OpenBLAS 0.3.21 Prescott (OpenBLAS's default; start-up choice switched off "
-            "by --kernels default), 2 threads");
+            "by --kernels default), 2 threads; fp32 linear layers: OpenBLAS");
   EXPECT_EQ(kernels_line(make_report("Prescott", kConfig, std::nullopt, "", 2, "")),
             "kernels: OpenBLAS 0.3.21 Prescott (OpenBLAS's default; not checked (started without "
-            "the launcher)), 2 threads");
+            "the launcher)), 2 threads; fp32 linear layers: OpenBLAS");
   EXPECT_EQ(kernels_line(make_report("", "", std::nullopt, "", 2, "")),
             "kernels: BLAS (not OpenBLAS) (OpenBLAS's default; not checked (started without the "
-            "launcher)), 2 threads");
+            "launcher)), 2 threads; fp32 linear layers: OpenBLAS");
+}
+
+TEST(KernelsReport, TheLinearLayersKernelComesFromTheVerdict) {
+  Verdict v = chosen();
+  v.fp32_linear = "oneDNN";
+  v.linear_summary = "oneDNN (300.0 GFLOP/s, OpenBLAS 200.0 GFLOP/s on 2 threads)";
+  const KernelsReport r = make_report("SkylakeX", kConfig, v, "SkylakeX", 2, "Xeon");
+  EXPECT_EQ(kernels_line(r),
+            "kernels: OpenBLAS 0.3.21 SkylakeX (chosen at start-up; default Prescott), 2 threads; "
+            "fp32 linear layers: oneDNN; fp32 GEMM 250.0 GFLOP/s on one thread at start-up");
+  const nlohmann::json j = kernels_json(r);
+  EXPECT_EQ(j["fp32_linear"], "oneDNN");
+  EXPECT_EQ(j["fp32_linear_how"],
+            "chosen at start-up: oneDNN (300.0 GFLOP/s, OpenBLAS 200.0 GFLOP/s on 2 threads)");
+  // A verdict that compared nothing (switched off, or from before the comparison existed).
+  EXPECT_EQ(kernels_json(make_report("SkylakeX", kConfig, chosen(), "", 2, ""))["fp32_linear"],
+            "OpenBLAS");
 }
 
 }  // namespace

@@ -212,6 +212,64 @@ TEST(KernelsDecide, TheVerdictIsCachedUntilTheLibraryChanges) {
   EXPECT_EQ(decide(Request{}, xeon(cache), run).source, "cached");
 }
 
+// The linear layers' comparison runs once per probe, with the core the verdict sets, and is
+// cached with it; switched off or with a user's core it does not run.
+TEST(KernelsDecide, TheLinearLayersKernelIsComparedWithTheChosenCoreAndCached) {
+  testing::TempDir dir;
+  testing::write_file(dir.file("libblas.so.3"), "x");
+  testing::write_file(dir.file("libdnnl.so.2"), "y");
+  FakeProbe probe;
+  probe.files = {dir.file("libblas.so.3")};
+  std::vector<std::string> linear_calls;
+  double onednn = 300;
+  auto linear = [&](const std::string& core) {
+    linear_calls.push_back(core);
+    LinearReport r;
+    r.trial = {2, "", 0.3, 200, onednn};
+    r.files = {dir.file("libdnnl.so.2")};
+    return r;
+  };
+  auto run = [&](const std::string& c) { return probe(c); };
+  const std::string cache = dir.file("cache");
+  Verdict v = decide(Request{}, xeon(cache), run, linear);
+  EXPECT_EQ(linear_calls, std::vector<std::string>{"Cooperlake"});
+  EXPECT_EQ(v.fp32_linear, "oneDNN");
+  EXPECT_EQ(v.linear_summary, "oneDNN (oneDNN 300.0 GFLOP/s, OpenBLAS 200.0 GFLOP/s on 2 threads)");
+  ASSERT_TRUE(v.linear.has_value());
+  EXPECT_EQ(v.linear->onednn_gflops, 300);
+  // Cached with the core; the program gets it in the verdict.
+  v = decide(Request{}, xeon(cache), run, linear);
+  EXPECT_EQ(v.source, "cached");
+  EXPECT_EQ(linear_calls.size(), 1u);
+  EXPECT_EQ(v.fp32_linear, "oneDNN");
+  const Verdict passed =
+      verdict_from_json(nlohmann::json::parse(environment_for(v).at(kStartupVariable)));
+  EXPECT_EQ(passed.fp32_linear, "oneDNN");
+  EXPECT_EQ(passed.linear->blas_gflops, 200);
+  // An updated oneDNN invalidates the entry; now it is not 5% faster.
+  testing::write_file(dir.file("libdnnl.so.2"), "a newer version");
+  onednn = 205;
+  v = decide(Request{}, xeon(cache), run, linear);
+  EXPECT_EQ(v.source, "probed");
+  EXPECT_EQ(linear_calls.size(), 2u);
+  EXPECT_EQ(v.fp32_linear, "OpenBLAS");
+  // A default that needs no trials is compared too, with the default core ("").
+  FakeProbe fine;
+  fine.default_core = "Cooperlake";
+  v = decide(
+      Request{}, xeon(), [&](const std::string& c) { return fine(c); }, linear);
+  EXPECT_EQ(linear_calls.back(), "");
+  // Switched off, or a user's core: nothing runs, the layers keep OpenBLAS.
+  Request off;
+  off.mode = Mode::kDefault;
+  v = decide(off, xeon(), run, linear);
+  Request user;
+  user.user_core = "Zen";
+  v = decide(user, xeon(), run, linear);
+  EXPECT_EQ(linear_calls.size(), 3u);
+  EXPECT_EQ(v.fp32_linear, "");
+}
+
 TEST(KernelsDecide, ACacheThatCannotBeWrittenIsNoError) {
   testing::TempDir dir;
   testing::write_file(dir.file("libblas.so.3"), "x");

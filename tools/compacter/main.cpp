@@ -14,6 +14,8 @@
 #include "compacter/core/error.h"
 #include "compacter/core/interrupt.h"
 #include "compacter/kernels/choice.h"
+#include "compacter/kernels/report.h"
+#include "compacter/nn/linear_kernel.h"
 #include "deprecated_flags.h"
 
 int main(int argc, char** argv) {
@@ -54,6 +56,14 @@ int main(int argc, char** argv) {
   compacter::cli::add_score_command(app);
   compacter::cli::invocation() = compacter::cli::shell_quoted(argc, argv);
   try {
+    // The fp32 linear layers' kernel the launcher chose (or COMPACTER_FP32_LINEAR).
+    const std::string linear = compacter::kernels::fp32_linear_for_this_process().first;
+    compacter::check_usage(linear != "oneDNN" || compacter::nn::onednn_sgemm_available(),
+                           compacter::kernels::kFp32LinearVariable,
+                           "=onednn, but oneDNN's dnnl_sgemm is not in this process");
+    compacter::nn::set_fp32_linear_kernel(linear == "oneDNN"
+                                              ? compacter::nn::Fp32LinearKernel::kOnednn
+                                              : compacter::nn::Fp32LinearKernel::kBlas);
     std::vector<std::string> args = compacter::cli::replace_deprecated_flags(argc, argv, std::cerr);
     compacter::cli::arguments() = args;
     std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last to first

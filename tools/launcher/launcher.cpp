@@ -19,7 +19,8 @@
 // faster core types are tried in child processes (checked against a double-precision reference,
 // timed) and the fastest correct one is set; the verdict is cached per machine and handed to the
 // program in COMPACTER_KERNELS_STARTUP. `--kernels default` (before the command) or
-// COMPACTER_KERNELS=default switch it off.
+// COMPACTER_KERNELS=default switch it off. With the core type, the fp32 linear layers' kernel is
+// chosen: OpenBLAS or oneDNN's sgemm, whichever is faster on a T5 layer's products (checked).
 //
 // A variable the user set is never overridden; COMPACTER_LAUNCHER_KEEP_ENV=1 changes nothing.
 // For tests: COMPACTER_BLAS_LIBRARY (the BLAS to probe instead of libblas.so.3),
@@ -27,6 +28,7 @@
 // COMPACTER_CORE_PROGRAM (the program to run instead of compacter-core).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -78,10 +80,20 @@ void choose_kernels(int argc, char** argv) {
     if (const char* p = std::getenv("LD_LIBRARY_PATH")) s.ld_library_path = p;
     s.cache_folder = k::cache_folder(std::getenv("XDG_CACHE_HOME"), std::getenv("HOME"));
     std::vector<k::GemmCase> checks;  // their references cost milliseconds: only for a probe
-    const k::Verdict v = k::decide(request, s, [&](const std::string& core) {
-      if (checks.empty()) checks = k::check_cases();
-      return k::run_trial(core, checks, s.probe);
-    });
+    // The program's threads: OMP_NUM_THREADS, else every core (tools/compacter/main.cpp).
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    const int threads = omp && std::atoi(omp) > 0 ? std::atoi(omp)
+                                                  : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    const k::Verdict v = k::decide(
+        request, s,
+        [&](const std::string& core) {
+          if (checks.empty()) checks = k::check_cases();
+          return k::run_trial(core, checks, s.probe);
+        },
+        [&](const std::string& core) {
+          if (checks.empty()) checks = k::check_cases();
+          return k::run_linear_trial(core, std::max(1, threads), checks, s.probe);
+        });
     if (!v.warning.empty() && v.source == "probed") std::fprintf(stderr, "%s\n", v.warning.c_str());
     for (const auto& [name, value] : k::environment_for(v)) setenv(name.c_str(), value.c_str(), 1);
   } catch (const std::exception& e) {

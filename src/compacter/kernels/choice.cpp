@@ -18,7 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kCacheFormat = 1;
+constexpr int kCacheFormat = 2;  // 2: the linear layers' kernel
 
 std::string rate(double gflops) {
   std::ostringstream s;
@@ -109,6 +109,56 @@ Choice choose(const Trial& default_trial, const std::vector<Trial>& candidates, 
   return c;
 }
 
+namespace {
+
+json linear_json(const LinearTrial& t) {
+  return {{"threads", t.threads},
+          {"failure", t.failure},
+          {"onednn_error_ratio",
+           std::isfinite(t.onednn_error_ratio) ? json(t.onednn_error_ratio) : json("inf")},
+          {"blas_gflops", t.blas_gflops},
+          {"onednn_gflops", t.onednn_gflops}};
+}
+
+LinearTrial linear_from(const json& j) {
+  LinearTrial t;
+  t.threads = j.at("threads").get<int>();
+  t.failure = j.at("failure").get<std::string>();
+  const json& e = j.at("onednn_error_ratio");
+  t.onednn_error_ratio = e.is_string() ? INFINITY : e.get<double>();
+  t.blas_gflops = j.at("blas_gflops").get<double>();
+  t.onednn_gflops = j.at("onednn_gflops").get<double>();
+  return t;
+}
+
+}  // namespace
+
+LinearChoice choose_linear(const LinearTrial& t, double min_gain) {
+  if (!t.failure.empty())
+    return {"OpenBLAS", cat("OpenBLAS (oneDNN not compared: ", t.failure, ")")};
+  if (!(t.onednn_error_ratio >= 0 && t.onednn_error_ratio <= kMaxErrorRatio))
+    return {"OpenBLAS", cat("OpenBLAS (oneDNN's sgemm failed its check: error ",
+                            std::isfinite(t.onednn_error_ratio) ? cat(t.onednn_error_ratio)
+                                                                : std::string("inf"),
+                            " x fp32's bound)")};
+  const std::string rates =
+      cat("oneDNN ", rate(t.onednn_gflops), ", OpenBLAS ", rate(t.blas_gflops), " on ", t.threads,
+          t.threads == 1 ? " thread" : " threads");
+  if (t.onednn_gflops > min_gain * t.blas_gflops) return {"oneDNN", cat("oneDNN (", rates, ")")};
+  return {"OpenBLAS", cat("OpenBLAS (", rates, "; oneDNN must be ", min_gain, "x faster)")};
+}
+
+std::optional<std::string> fp32_linear_kernel(const char* variable,
+                                              const std::optional<Verdict>& verdict) {
+  if (variable) {
+    const std::string v = variable;
+    if (v == "openblas") return "OpenBLAS";
+    if (v == "onednn") return "oneDNN";
+    return std::nullopt;
+  }
+  return verdict && verdict->fp32_linear == "oneDNN" ? "oneDNN" : "OpenBLAS";
+}
+
 json verdict_to_json(const Verdict& v) {
   json trials = json::array();
   for (const Trial& t : v.trials) trials.push_back(trial_json(t));
@@ -122,7 +172,10 @@ json verdict_to_json(const Verdict& v) {
           {"summary", v.summary},
           {"warning", v.warning},
           {"trials", trials},
-          {"probe_threads", v.probe_threads}};
+          {"probe_threads", v.probe_threads},
+          {"fp32_linear", v.fp32_linear},
+          {"linear_summary", v.linear_summary},
+          {"linear", v.linear ? linear_json(*v.linear) : json()}};
 }
 
 Verdict verdict_from_json(const json& j) {
@@ -138,6 +191,9 @@ Verdict verdict_from_json(const json& j) {
   v.warning = j.at("warning").get<std::string>();
   for (const json& t : j.at("trials")) v.trials.push_back(trial_from(t));
   v.probe_threads = j.at("probe_threads").get<int>();
+  v.fp32_linear = j.at("fp32_linear").get<std::string>();
+  v.linear_summary = j.at("linear_summary").get<std::string>();
+  if (!j.at("linear").is_null()) v.linear = linear_from(j.at("linear"));
   return v;
 }
 

@@ -42,6 +42,28 @@ struct Choice {
 Choice choose(const Trial& default_trial, const std::vector<Trial>& candidates,
               double min_gain = 1.10);
 
+// How much faster oneDNN must be than OpenBLAS for the linear layers to move to it.
+constexpr double kLinearMinGain = 1.05;
+
+// The fp32 linear layers' two kernels compared (issue 16, point 1: "fp32 and bf16 linear layers
+// through oneDNN instead of OpenBLAS; use whichever is fastest and correct"): OpenBLAS's sgemm_
+// with the chosen core and oneDNN's dnnl_sgemm, timed on a T5 feed-forward layer's products at the
+// program's thread count (probe.h, run_linear_trial). bf16 needs no choice here: libtorch's own
+// bf16 product already calls oneDNN's matmul on AVX-512 CPUs.
+struct LinearTrial {
+  int threads = 0;
+  std::string failure;             // "" when both kernels were timed; else why not
+  double onednn_error_ratio = -1;  // gemm_error_ratio of oneDNN's checks; -1 when unchecked
+  double blas_gflops = 0, onednn_gflops = 0;
+};
+// The kernel the fp32 linear layers use: "oneDNN" when its checks pass and it is min_gain
+// faster than OpenBLAS, else "OpenBLAS"; with a one-line summary.
+struct LinearChoice {
+  std::string kernel;
+  std::string summary;
+};
+LinearChoice choose_linear(const LinearTrial& trial, double min_gain = kLinearMinGain);
+
 // What the launcher decided, handed to the program (environment variable kStartupVariable,
 // one JSON line) and kept in the cache.
 struct Verdict {
@@ -57,6 +79,11 @@ struct Verdict {
   std::string warning;
   std::vector<Trial> trials;  // the default's first
   int probe_threads = 1;      // the trials' BLAS threads
+  // The fp32 linear layers' kernel ("" when not compared: the layers use OpenBLAS), why, and
+  // the comparison (absent when none ran).
+  std::string fp32_linear;
+  std::string linear_summary;
+  std::optional<LinearTrial> linear;
 };
 nlohmann::json verdict_to_json(const Verdict& v);
 Verdict verdict_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception
@@ -64,6 +91,14 @@ Verdict verdict_from_json(const nlohmann::json& j);  // throws nlohmann::json::e
 // The variables: the verdict the launcher hands on, and the user's switch.
 constexpr const char* kStartupVariable = "COMPACTER_KERNELS_STARTUP";
 constexpr const char* kModeVariable = "COMPACTER_KERNELS";
+// The program's override of the fp32 linear layers' kernel: "openblas" or "onednn" (unset: the
+// launcher's verdict). For comparing the two in one benchmark; read by compacter-core.
+constexpr const char* kFp32LinearVariable = "COMPACTER_FP32_LINEAR";
+// The kernel the fp32 linear layers should use in this process: from kFp32LinearVariable when set
+// (nullopt for a value other than openblas / onednn: the caller reports it), else the verdict's
+// choice ("OpenBLAS" when there is none).
+std::optional<std::string> fp32_linear_kernel(const char* variable,
+                                              const std::optional<Verdict>& verdict);
 // The option, read by the launcher among the options before the command; compacter-core accepts
 // it there too (tools/compacter/main.cpp) with this help.
 constexpr const char* kOption = "--kernels";

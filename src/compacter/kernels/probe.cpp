@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -139,15 +140,132 @@ void call(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, const 
   _exit(0);
 }
 
-}  // namespace
+// oneDNN's row-major sgemm (dnnl.h, oneDNN 2.x): dnnl_dim_t is int64_t, 0 is dnnl_success.
+using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t);
 
-ProbeReport run_trial(const std::string& requested, const std::vector<GemmCase>& checks,
-                      const ProbeSettings& settings) {
-  ProbeReport r;
-  r.trial.requested = requested;
+// Row-major C[m, n] = op(A) op(B) through the column-major sgemm_: C^T = op(B)^T op(A)^T.
+void row_major(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float* c) {
+  const int im = static_cast<int>(n), in = static_cast<int>(m), ik = static_cast<int>(k);
+  const int ilda = static_cast<int>(ldb), ildb = static_cast<int>(lda), ildc = im;
+  const float one = 1, zero = 0;
+  sgemm(&tb, &ta, &im, &in, &ik, &one, b, &ilda, a, &ildb, &zero, c, &ildc, 1, 1);
+}
+
+// The linear comparison's side of a child: reports on fd, never returns.
+[[noreturn]] void linear_child(int fd, const std::string& core, int threads,
+                               const std::vector<GemmCase>& checks, const ProbeSettings& s) {
+  const int null = open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+  }
+  if (core.empty())
+    unsetenv("OPENBLAS_CORETYPE");
+  else
+    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+  setenv("OPENBLAS_NUM_THREADS", cat(threads).c_str(), 1);
+  setenv("OMP_NUM_THREADS", cat(threads).c_str(), 1);
+  void* blas = dlopen(s.library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  const auto sgemm = blas ? reinterpret_cast<Sgemm>(dlsym(blas, "sgemm_")) : nullptr;
+  if (!sgemm) {
+    say(fd, "failure no sgemm_ in " + s.library);
+    _exit(0);
+  }
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(blas, "openblas_set_num_threads")))
+    set(threads);
+  void* dnnl = dlopen(s.onednn_library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!dnnl) {
+    const char* why = dlerror();
+    say(fd, "failure cannot load " + s.onednn_library + ": " + one_line(why ? why : "?"));
+    _exit(0);
+  }
+  const auto dnnl_sgemm = reinterpret_cast<DnnlSgemm>(dlsym(dnnl, "dnnl_sgemm"));
+  if (!dnnl_sgemm) {
+    say(fd, "failure no dnnl_sgemm in " + s.onednn_library);
+    _exit(0);
+  }
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(dnnl_sgemm), &info) && info.dli_fname)
+    say(fd, cat("file ", info.dli_fname));
+  // The checks, column-major as gemm_check.h states them: C^T = op(B)^T op(A)^T row-major.
+  double worst = 0;
+  for (const GemmCase& c : checks) {
+    std::vector<float> out(static_cast<size_t>(c.m * c.n), NAN);
+    const int status = dnnl_sgemm(c.transb, c.transa, c.n, c.m, c.k, 1.0f, c.b.data(), c.ldb(),
+                                  c.a.data(), c.lda(), 0.0f, out.data(), c.m);
+    const double r = status == 0 ? gemm_error_ratio(c, out.data()) : INFINITY;
+    if (!(r <= worst)) worst = r;
+  }
+  say(fd, cat("onednn_error ", std::isfinite(worst) ? cat(worst) : std::string("inf")));
+  // A T5 feed-forward layer's products, row-major: x W_i^T, h W_o^T (forward), G W_i and G W_o
+  // (the input gradients of a frozen layer).
+  const int64_t rows = s.linear_rows, d = s.linear_width, f = s.linear_inner;
+  struct Product {
+    char ta, tb;
+    int64_t m, n, k;
+  };
+  const Product products[] = {{'N', 'T', rows, f, d},
+                              {'N', 'T', rows, d, f},
+                              {'N', 'N', rows, d, f},
+                              {'N', 'N', rows, f, d}};
+  std::vector<float> a(static_cast<size_t>(rows * f)), b(static_cast<size_t>(d * f)),
+      c(static_cast<size_t>(rows * f));
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i % 7) * 0.25f - 0.75f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(i % 5) * 0.5f - 1.0f;
+  auto run = [&](int kernel, const Product& p) {
+    const int64_t lda = p.k, ldb = p.tb == 'N' ? p.n : p.k;
+    if (kernel == 0)
+      row_major(sgemm, p.ta, p.tb, p.m, p.n, p.k, a.data(), lda, b.data(), ldb, c.data());
+    else
+      dnnl_sgemm(p.ta, p.tb, p.m, p.n, p.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(),
+                 p.n);
+  };
+  using Clock = std::chrono::steady_clock;
+  double best[2][4];
+  for (int kernel = 0; kernel < 2; ++kernel)
+    for (int i = 0; i < 4; ++i) {
+      run(kernel, products[i]);  // warm-up
+      best[kernel][i] = INFINITY;
+    }
+  for (int round = 0; round < s.linear_rounds; ++round)
+    for (int j = 0; j < 2; ++j) {
+      const int kernel = (round + j) % 2;  // alternate which kernel goes first
+      for (int i = 0; i < 4; ++i) {
+        const auto t0 = Clock::now();
+        run(kernel, products[i]);
+        best[kernel][i] =
+            std::min(best[kernel][i], std::chrono::duration<double>(Clock::now() - t0).count());
+      }
+    }
+  double flop = 0, seconds[2] = {0, 0};
+  for (int i = 0; i < 4; ++i) {
+    flop += 2.0 * static_cast<double>(products[i].m * products[i].n * products[i].k);
+    for (int kernel = 0; kernel < 2; ++kernel) seconds[kernel] += best[kernel][i];
+  }
+  say(fd, cat("blas_gflops ", flop / seconds[0] / 1e9));
+  say(fd, cat("onednn_gflops ", flop / seconds[1] / 1e9));
+  say(fd, "done");
+  _exit(0);
+}
+
+// What a child said on its pipe, and how it ended.
+struct ChildOutcome {
+  std::string text;
+  bool timed_out = false;
+  int status = 0;
+  std::string failure;  // the child could not be started
+};
+
+// Runs body(fd) in a forked child (which must _exit) and collects what it writes to fd until it
+// exits or `timeout_seconds` pass (then it is killed).
+ChildOutcome run_child(const std::function<void(int)>& body, double timeout_seconds) {
+  ChildOutcome r;
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
-    r.trial.failure = cat("cannot create a pipe: ", std::strerror(errno));
+    r.failure = cat("cannot create a pipe: ", std::strerror(errno));
     return r;
   }
   std::fflush(nullptr);
@@ -155,52 +273,74 @@ ProbeReport run_trial(const std::string& requested, const std::vector<GemmCase>&
   if (pid < 0) {
     close(fds[0]);
     close(fds[1]);
-    r.trial.failure = cat("cannot fork: ", std::strerror(errno));
+    r.failure = cat("cannot fork: ", std::strerror(errno));
     return r;
   }
   if (pid == 0) {
     close(fds[0]);
-    child(fds[1], requested, checks, settings);
+    body(fds[1]);
+    _exit(0);
   }
   close(fds[1]);
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                           std::chrono::duration<double>(settings.timeout_seconds));
+                                           std::chrono::duration<double>(timeout_seconds));
   auto left_ms = [&] {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     return static_cast<int>(std::max<int64_t>(0, left));
   };
-  std::string text;
-  bool timed_out = false;
   for (;;) {
     pollfd p{fds[0], POLLIN, 0};
     const int ready = poll(&p, 1, left_ms());
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) {
-      timed_out = true;
+      r.timed_out = true;
       break;
     }
     char buf[4096];
     const ssize_t n = read(fds[0], buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // the child closed the pipe: it exited
-    text.append(buf, static_cast<size_t>(n));
+    r.text.append(buf, static_cast<size_t>(n));
   }
   close(fds[0]);
-  int status = 0;
   for (;;) {
-    const pid_t w = waitpid(pid, &status, WNOHANG);
+    const pid_t w = waitpid(pid, &r.status, WNOHANG);
     if (w == pid) break;
     if (w < 0 && errno != EINTR) break;
-    if (timed_out || left_ms() == 0) {
-      timed_out = true;
+    if (r.timed_out || left_ms() == 0) {
+      r.timed_out = true;
       kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
+      waitpid(pid, &r.status, 0);
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  return r;
+}
+
+// Why a child that did not say "done" failed.
+std::string unfinished(const ChildOutcome& o, double timeout_seconds) {
+  if (o.timed_out) return cat("did not finish within ", timeout_seconds, " s");
+  if (WIFSIGNALED(o.status))
+    return cat("crashed (signal ", WTERMSIG(o.status), ", ", strsignal(WTERMSIG(o.status)), ")");
+  return cat("exited early (code ", WIFEXITED(o.status) ? WEXITSTATUS(o.status) : -1, ")");
+}
+
+}  // namespace
+
+ProbeReport run_trial(const std::string& requested, const std::vector<GemmCase>& checks,
+                      const ProbeSettings& settings) {
+  ProbeReport r;
+  r.trial.requested = requested;
+  const ChildOutcome o =
+      run_child([&](int fd) { child(fd, requested, checks, settings); }, settings.timeout_seconds);
+  if (!o.failure.empty()) {
+    r.trial.failure = o.failure;
+    return r;
+  }
+  const std::string& text = o.text;
 
   bool done = false;
   std::istringstream lines(text);
@@ -221,16 +361,38 @@ ProbeReport run_trial(const std::string& requested, const std::vector<GemmCase>&
     if (key == "gflops") r.trial.gflops = std::atof(value.c_str());
     if (key == "done") done = true;
   }
-  if (r.trial.failure.empty() && !done) {
-    if (timed_out)
-      r.trial.failure = cat("did not finish within ", settings.timeout_seconds, " s");
-    else if (WIFSIGNALED(status))
-      r.trial.failure =
-          cat("crashed (signal ", WTERMSIG(status), ", ", strsignal(WTERMSIG(status)), ")");
-    else
-      r.trial.failure =
-          cat("exited early (code ", WIFEXITED(status) ? WEXITSTATUS(status) : -1, ")");
+  if (r.trial.failure.empty() && !done) r.trial.failure = unfinished(o, settings.timeout_seconds);
+  return r;
+}
+
+LinearReport run_linear_trial(const std::string& core, int threads,
+                              const std::vector<GemmCase>& checks, const ProbeSettings& settings) {
+  LinearReport r;
+  r.trial.threads = threads;
+  const ChildOutcome o =
+      run_child([&](int fd) { linear_child(fd, core, threads, checks, settings); },
+                settings.linear_timeout_seconds);
+  if (!o.failure.empty()) {
+    r.trial.failure = o.failure;
+    return r;
   }
+  bool done = false;
+  std::istringstream lines(o.text);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t space = line.find(' ');
+    const std::string key = line.substr(0, space);
+    const std::string value = space == std::string::npos ? "" : line.substr(space + 1);
+    if (key == "file" && std::find(r.files.begin(), r.files.end(), value) == r.files.end())
+      r.files.push_back(value);
+    if (key == "failure") r.trial.failure = value;
+    if (key == "onednn_error")
+      r.trial.onednn_error_ratio = value == "inf" ? INFINITY : std::atof(value.c_str());
+    if (key == "blas_gflops") r.trial.blas_gflops = std::atof(value.c_str());
+    if (key == "onednn_gflops") r.trial.onednn_gflops = std::atof(value.c_str());
+    if (key == "done") done = true;
+  }
+  if (r.trial.failure.empty() && !done)
+    r.trial.failure = unfinished(o, settings.linear_timeout_seconds);
   return r;
 }
 

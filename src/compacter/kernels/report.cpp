@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iomanip>
 #include <sstream>
+#include <tuple>
 
 #include "compacter/core/error.h"
 #include "compacter/kernels/cpu.h"
@@ -51,6 +52,10 @@ KernelsReport make_report(const std::string& live_core, const std::string& live_
   }
   const Verdict& v = *verdict;
   r.detail = v.summary;
+  if (!v.fp32_linear.empty()) {
+    r.fp32_linear = v.fp32_linear;
+    r.fp32_linear_how = cat("chosen at start-up: ", v.linear_summary);
+  }
   r.default_core = v.default_core;
   if (r.core.empty()) r.core = !v.core.empty() ? v.core : v.default_core;
   if (v.mode == "user")
@@ -68,18 +73,40 @@ KernelsReport make_report(const std::string& live_core, const std::string& live_
   return r;
 }
 
-KernelsReport current_kernels(int threads) {
-  std::optional<Verdict> verdict;
+std::optional<Verdict> startup_verdict() {
   if (const char* text = std::getenv(kStartupVariable)) {
     try {
-      verdict = verdict_from_json(nlohmann::json::parse(text));
+      return verdict_from_json(nlohmann::json::parse(text));
     } catch (const nlohmann::json::exception&) {
-      verdict.reset();  // not the launcher's: reported as without it
+      // not the launcher's: reported as without it
     }
   }
+  return std::nullopt;
+}
+
+std::pair<std::string, std::string> fp32_linear_for_this_process() {
+  const char* variable = std::getenv(kFp32LinearVariable);
+  const std::optional<Verdict> verdict = startup_verdict();
+  const std::optional<std::string> kernel = fp32_linear_kernel(variable, verdict);
+  check_usage(kernel.has_value(), kFp32LinearVariable, "=", variable ? variable : "",
+              ": expected openblas or onednn");
+  if (variable) return {*kernel, cat("set by ", kFp32LinearVariable)};
+  if (verdict && !verdict->fp32_linear.empty())
+    return {*kernel, cat("chosen at start-up: ", verdict->linear_summary)};
+  return {*kernel, "not compared at start-up"};
+}
+
+KernelsReport current_kernels(int threads) {
+  const std::optional<Verdict> verdict = startup_verdict();
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-  return make_report(ask("openblas_get_corename"), ask("openblas_get_config"), verdict,
-                     coretype ? coretype : "", threads, detect_cpu().model_name);
+  KernelsReport r = make_report(ask("openblas_get_corename"), ask("openblas_get_config"), verdict,
+                                coretype ? coretype : "", threads, detect_cpu().model_name);
+  try {
+    std::tie(r.fp32_linear, r.fp32_linear_how) = fp32_linear_for_this_process();
+  } catch (const UsageError&) {
+    // the program refused the variable at start-up; a report shows what the layers use
+  }
+  return r;
 }
 
 nlohmann::json kernels_json(const KernelsReport& r) {
@@ -97,6 +124,8 @@ nlohmann::json kernels_json(const KernelsReport& r) {
           {"onednn_bf16_gflops", optional_number(r.onednn_bf16_gflops)},
           {"fastest_fp32", r.fastest_fp32},
           {"fastest_bf16", r.fastest_bf16},
+          {"fp32_linear", r.fp32_linear},
+          {"fp32_linear_how", r.fp32_linear_how},
           {"line", kernels_line(r)}};
 }
 
@@ -106,6 +135,7 @@ std::string kernels_line(const KernelsReport& r) {
   out << "kernels: " << (blas.empty() ? "BLAS (not OpenBLAS)" : blas);
   if (!r.core.empty()) out << " " << r.core;
   out << " (" << r.how << "), " << r.threads << (r.threads == 1 ? " thread" : " threads");
+  out << "; fp32 linear layers: " << r.fp32_linear;
   out << std::fixed << std::setprecision(1);
   if (r.fp32_gflops) out << "; fp32 GEMM " << *r.fp32_gflops << " GFLOP/s";
   if (r.bf16_gflops) out << "; bf16 GEMM " << *r.bf16_gflops << " GFLOP/s";

@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "compacter/kernels/choice.h"
 
@@ -31,6 +32,10 @@ struct KernelsReport {
   std::optional<double> onednn_fp32_gflops;
   std::optional<double> onednn_bf16_gflops;
   std::string fastest_fp32, fastest_bf16;
+  // The kernel this process's fp32 linear layers use ("OpenBLAS" or "oneDNN") and why (the
+  // verdict's choice in make_report; current_kernels also reads kFp32LinearVariable).
+  std::string fp32_linear = "OpenBLAS";
+  std::string fp32_linear_how = "not compared at start-up";
 };
 
 // The report from what the loaded BLAS says (`live_core`, `live_config`: "" when it says
@@ -42,6 +47,12 @@ KernelsReport make_report(const std::string& live_core, const std::string& live_
 
 // The report of this process: the loaded library's answers (dlsym), the variables, cpuid.
 KernelsReport current_kernels(int threads);
+
+// The launcher's verdict handed to this process (kStartupVariable); nullopt without one.
+std::optional<Verdict> startup_verdict();
+// The fp32 linear layers' kernel for this process and why: kFp32LinearVariable when set (throws
+// UsageError for a value other than openblas / onednn), else the verdict's choice.
+std::pair<std::string, std::string> fp32_linear_for_this_process();
 
 // Every field, and "line": kernels_line().
 nlohmann::json kernels_json(const KernelsReport& r);

@@ -89,7 +89,8 @@ Request read_request(const std::vector<std::string>& args,
   return r;
 }
 
-Verdict decide(const Request& request, const StartupSettings& s, const TrialRunner& trial) {
+Verdict decide(const Request& request, const StartupSettings& s, const TrialRunner& trial,
+               const LinearRunner& linear) {
   Verdict v;
   v.library = s.probe.library;
   v.reason = request.reason;
@@ -122,8 +123,19 @@ Verdict decide(const Request& request, const StartupSettings& s, const TrialRunn
   ProbeReport def = trial("");
   v.blas = def.config;
   v.default_core = def.trial.ran;
-  const std::vector<LibraryFile> files = describe(def.files);
+  std::vector<LibraryFile> files = describe(def.files);
+  // The linear layers' kernel, with the core type the verdict sets (before it is cached).
+  auto compare_linear = [&] {
+    if (!linear) return;
+    const LinearReport r = linear(v.core.empty() ? "" : v.core);
+    const LinearChoice c = choose_linear(r.trial);
+    v.linear = r.trial;
+    v.fp32_linear = c.kernel;
+    v.linear_summary = c.summary;
+    for (const LibraryFile& f : describe(r.files)) files.push_back(f);
+  };
   auto remember = [&] {
+    compare_linear();
     if (cache_path.empty() || files.empty()) return;
     try {
       std::error_code ec;

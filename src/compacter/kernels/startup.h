@@ -6,7 +6,8 @@
 //   2. in auto mode, the cached verdict for this CPU and BLAS library when there is one;
 //   3. else a probe: a trial of the library's default core; when it is below what the CPU
 //      supports (cpu.h), trials of the candidate core types, two interleaved rounds (the best
-//      rate of each), and choose() among them; the verdict goes to the cache.
+//      rate of each), and choose() among them; the verdict goes to the cache;
+//   4. with it, OpenBLAS (that core) against oneDNN for the fp32 linear layers (choose_linear).
 // Torch-free (the launcher compiles it).
 #pragma once
 #include <functional>
@@ -45,11 +46,16 @@ struct StartupSettings {
 
 // One trial of a core type ("" the default); run_trial() but for tests.
 using TrialRunner = std::function<ProbeReport(const std::string& requested)>;
+// The linear layers' comparison with a core type ("" the default); run_linear_trial() at the
+// program's threads, but for tests.
+using LinearRunner = std::function<LinearReport(const std::string& core)>;
 
 // The verdict (choice.h) for a request. Reads and writes the cache in settings.cache_folder
 // (a cache that cannot be written is not an error). Never throws for a failed probe: the verdict
-// then keeps the default and says why.
-Verdict decide(const Request& request, const StartupSettings& settings, const TrialRunner& trial);
+// then keeps the default and says why. When `linear` is given, a probed verdict also compares
+// the fp32 linear layers' kernels with the core type it sets (4.), before it is cached.
+Verdict decide(const Request& request, const StartupSettings& settings, const TrialRunner& trial,
+               const LinearRunner& linear = nullptr);
 
 // The environment the program should get: OPENBLAS_CORETYPE when a core was chosen, and
 // kStartupVariable with the verdict as one JSON line.

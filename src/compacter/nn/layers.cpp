@@ -7,6 +7,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/nn/int8_linear.h"
+#include "compacter/nn/linear_kernel.h"
 
 namespace compacter::nn {
 
@@ -20,7 +21,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     y = int8_->forward(x);
     if (bias.defined() && !row_bias) y = y + bias;
   } else {
-    y = torch::linear(x, weight, row_bias ? torch::Tensor() : bias);
+    y = nn::linear(x, weight, row_bias ? torch::Tensor() : bias);
   }
   if (row_bias) y = y + row_bias->for_rows(y);
   if (hook_) return (y + hook_->forward(x)).to(y.scalar_type());

@@ -10,6 +10,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/nn/dropout.h"
+#include "compacter/nn/linear_kernel.h"
 
 namespace compacter::nn {
 
@@ -270,7 +271,7 @@ LMHeadImpl::LMHeadImpl(const T5Config& c, EmbeddingTable shared)
 
 torch::Tensor LMHeadImpl::forward(const torch::Tensor& h) {
   torch::Tensor y =
-      torch::linear(scale_ == 1.0 ? h : h * scale_, matrix(), row_bias ? torch::Tensor() : bias);
+      nn::linear(scale_ == 1.0 ? h : h * scale_, matrix(), row_bias ? torch::Tensor() : bias);
   return row_bias ? y + row_bias->for_rows(y) : y;
 }
 

@@ -13,6 +13,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/nn/linear_kernel.h"
 #include "compacter/train/loop.h"
 #include "compacter/train/step.h"
 
@@ -161,12 +162,18 @@ OnednnRate measure_onednn_linear(int64_t m, int64_t n, int64_t k, torch::ScalarT
   check(dtype == torch::kFloat32 || dtype == torch::kBFloat16, "oneDNN linear: fp32 or bf16, got ",
         dtype);
   OnednnRate r;
-  r.available = at::hasMKLDNN();
+  const bool fp32 = dtype == torch::kFloat32;
+  r.available = fp32 ? nn::onednn_sgemm_available() : at::hasMKLDNN();
   if (!r.available) return r;
   torch::NoGradGuard no_grad;
   const torch::Tensor x = torch::randn({m, k}).to(dtype), w = torch::randn({n, k}).to(dtype);
-  const torch::Tensor w_dnn = w.to_mkldnn();
-  auto linear = [&] { return at::mkldnn_linear(x.to_mkldnn(), w_dnn, {}).to_dense(); };
+  const torch::Tensor w_dnn = fp32 ? torch::Tensor() : w.to_mkldnn();
+  // fp32: the path the linear layers take when oneDNN is chosen (nn/linear_kernel.h); bf16:
+  // oneDNN's linear operator, paying the input's layout conversion as a layer would.
+  auto linear = [&] {
+    return fp32 ? nn::onednn_linear(x, w, {})
+                : at::mkldnn_linear(x.to_mkldnn(), w_dnn, {}).to_dense();
+  };
   // Correctness first: every element of y against its bound.
   {
     const torch::Tensor y = linear().to(torch::kDouble);

@@ -12,11 +12,15 @@
 // FAKE_OPENBLAS_WRONG=NAME makes that core type wrong as well.
 // A large call (m n k > 2^24, the probe's timed one) only sleeps: its result is never checked.
 // Small calls compute C = alpha op(A) op(B) + beta C by naive loops in float.
+// It also exports oneDNN's row-major dnnl_sgemm, for the linear layers' comparison
+// (run_linear_trial), whose behaviour FAKE_DNNL sets: "fast" (the default; 1 ms per large call,
+// correct), "slow" (40 ms), "wrong" (1 ms, one element wrong), "crash" (SIGSEGV).
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -86,6 +90,28 @@ void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const in
       out = *alpha * sum + (*beta == 0 ? 0.0f : *beta * out);
     }
   if (g_wrong && *m > 0 && *n > 0) c[(*m / 2) + (*n / 2) * *ldc] += 0.5f;
+}
+
+int dnnl_sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const char* mode_env = std::getenv("FAKE_DNNL");
+  const std::string mode = mode_env ? mode_env : "fast";
+  if (mode == "crash") raise(SIGSEGV);
+  if (static_cast<double>(m) * n * k > 16777216.0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(mode == "slow" ? 40 : 1));
+    return 0;
+  }
+  const bool at = ta == 'T' || ta == 't', bt = tb == 'T' || tb == 't';
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float sum = 0;
+      for (int64_t p = 0; p < k; ++p)
+        sum += (at ? a[p * lda + i] : a[i * lda + p]) * (bt ? b[j * ldb + p] : b[p * ldb + j]);
+      float& out = c[i * ldc + j];
+      out = alpha * sum + (beta == 0 ? 0.0f : beta * out);
+    }
+  if (mode == "wrong" && m > 0 && n > 0) c[(m / 2) * ldc + n / 2] += 0.5f;
+  return 0;
 }
 
 }  // extern "C"

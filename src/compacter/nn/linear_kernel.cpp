@@ -1,0 +1,163 @@
+// Linear layers through oneDNN's sgemm or the BLAS (see linear_kernel.h).
+#include "compacter/nn/linear_kernel.h"
+
+#include <ATen/autocast_mode.h>
+#include <dlfcn.h>
+
+#include <atomic>
+
+#include "compacter/core/error.h"
+
+namespace compacter::nn {
+
+namespace {
+
+// oneDNN's C API (dnnl.h, oneDNN 2.x): row-major sgemm, dnnl_dim_t = int64_t, returns
+// dnnl_status_t (dnnl_success = 0).
+using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t);
+
+DnnlSgemm find_sgemm() {
+  // In the process already when libtorch_cpu links libdnnl (Debian); else the library by name.
+  if (void* f = dlsym(RTLD_DEFAULT, "dnnl_sgemm")) return reinterpret_cast<DnnlSgemm>(f);
+  if (void* lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL))
+    if (void* f = dlsym(lib, "dnnl_sgemm")) return reinterpret_cast<DnnlSgemm>(f);
+  return nullptr;
+}
+
+DnnlSgemm sgemm() {
+  static const DnnlSgemm f = find_sgemm();
+  return f;
+}
+
+std::atomic<Fp32LinearKernel> g_kernel{Fp32LinearKernel::kBlas};
+
+bool applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  if (!x.defined() || !w.defined() || w.dim() != 2 || x.dim() < 1) return false;
+  if (!x.device().is_cpu() || !w.device().is_cpu()) return false;
+  if (x.scalar_type() != torch::kFloat32 || w.scalar_type() != torch::kFloat32) return false;
+  if (b.defined() && (!b.device().is_cpu() || b.scalar_type() != torch::kFloat32 || b.dim() != 1 ||
+                      b.size(0) != w.size(0)))
+    return false;
+  if (at::autocast::is_cpu_enabled()) return false;  // autocast decides the products' dtype
+  if (x.is_conj() || w.is_conj() || x.is_neg() || w.is_neg()) return false;
+  if (x.size(-1) != w.size(1) || x.numel() == 0 || w.numel() == 0) return false;
+  return sgemm() != nullptr;
+}
+
+// x as a contiguous [M, K] matrix (a view when it already is one).
+torch::Tensor rows_of(const torch::Tensor& x) {
+  return x.reshape({-1, x.size(-1)}).contiguous();
+}
+
+std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
+  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
+  sizes.back() = last;
+  return sizes;
+}
+
+// y = x W^T (+ b) on contiguous x2 [M, K], W [N, K].
+torch::Tensor forward_product(const torch::Tensor& x2, const torch::Tensor& w,
+                              const torch::Tensor& b) {
+  const int64_t m = x2.size(0), k = x2.size(1), n = w.size(0);
+  torch::Tensor y = torch::empty({m, n}, x2.options());
+  onednn_sgemm('N', 'T', m, n, k, x2.data_ptr<float>(), k, w.data_ptr<float>(), k,
+               y.data_ptr<float>(), n);
+  if (b.defined()) y.add_(b);
+  return y;
+}
+
+// dX = G W (G [M, N], W [N, K]); dW = G^T X; db = sum over rows of G. b is empty for no bias.
+struct OnednnLinearFunction : torch::autograd::Function<OnednnLinearFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& w, const torch::Tensor& b) {
+    const torch::Tensor x2 = rows_of(x);
+    const torch::Tensor wc = w.contiguous();
+    // Keep only what the gradients asked for need: W for dX, X for dW.
+    ctx->save_for_backward(
+        {x.requires_grad() ? wc : torch::Tensor(), w.requires_grad() ? x2 : torch::Tensor()});
+    ctx->saved_data["x_sizes"] = x.sizes().vec();
+    return forward_product(x2, wc, b.numel() > 0 ? b : torch::Tensor())
+        .view(with_last(x, w.size(0)));
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const std::vector<int64_t> x_sizes = ctx->saved_data["x_sizes"].toIntVector();
+    const torch::Tensor g2 = rows_of(grads[0]);
+    const int64_t m = g2.size(0), n = g2.size(1);
+    torch::Tensor gx, gw, gb;
+    if (ctx->needs_input_grad(0)) {
+      const torch::Tensor& w = saved[0];
+      const int64_t k = w.size(1);
+      gx = torch::empty({m, k}, g2.options());
+      onednn_sgemm('N', 'N', m, k, n, g2.data_ptr<float>(), n, w.data_ptr<float>(), k,
+                   gx.data_ptr<float>(), k);
+      gx = gx.view(x_sizes);
+    }
+    if (ctx->needs_input_grad(1)) {
+      const torch::Tensor& x2 = saved[1];
+      const int64_t k = x2.size(1);
+      gw = torch::empty({n, k}, g2.options());
+      onednn_sgemm('T', 'N', n, k, m, g2.data_ptr<float>(), n, x2.data_ptr<float>(), k,
+                   gw.data_ptr<float>(), k);
+    }
+    if (ctx->needs_input_grad(2)) gb = g2.sum(0);  // b is defined (not the empty stand-in)
+    return {gx, gw, gb};
+  }
+};
+
+}  // namespace
+
+void set_fp32_linear_kernel(Fp32LinearKernel kernel) {
+  g_kernel.store(kernel);
+}
+
+Fp32LinearKernel fp32_linear_kernel() {
+  return g_kernel.load();
+}
+
+std::string fp32_linear_kernel_name(Fp32LinearKernel kernel) {
+  return kernel == Fp32LinearKernel::kOnednn ? "oneDNN" : "OpenBLAS";
+}
+
+bool onednn_sgemm_available() {
+  return sgemm() != nullptr;
+}
+
+void onednn_sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, const float* a,
+                  int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+  const DnnlSgemm f = sgemm();
+  check(f != nullptr, "oneDNN's dnnl_sgemm is not in this process (libdnnl.so.2 not found)");
+  const int status = f(transa, transb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+  check(status == 0,
+        cat("oneDNN's dnnl_sgemm failed (status ", status, ") on ", m, " x ", n, " x ", k));
+}
+
+bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
+                           const torch::Tensor& bias) {
+  return applies(x, weight, bias);
+}
+
+torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                            const torch::Tensor& bias) {
+  if (!applies(x, weight, bias)) return torch::linear(x, weight, bias);
+  const bool grads =
+      torch::GradMode::is_enabled() &&
+      (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  if (!grads)
+    return forward_product(rows_of(x), weight.contiguous(), bias)
+        .view(with_last(x, weight.size(0)));
+  // autograd functions take defined tensors: an empty one stands for "no bias".
+  return OnednnLinearFunction::apply(x, weight,
+                                     bias.defined() ? bias : torch::empty({0}, weight.options()));
+}
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
+                     const torch::Tensor& bias) {
+  if (g_kernel.load(std::memory_order_relaxed) == Fp32LinearKernel::kOnednn)
+    return onednn_linear(x, weight, bias);
+  return torch::linear(x, weight, bias);
+}
+
+}  // namespace compacter::nn

@@ -1,0 +1,44 @@
+// The fp32 linear layers' product, y = x W^T + b (HF's nn.Linear; T5's projections, feed-forward
+// and output layer), on either of the two CPU kernels libtorch brings (issue 16, point 1: "fp32
+// and bf16 linear layers through oneDNN instead of OpenBLAS; use whichever is fastest and
+// correct, per dtype"):
+//   - kBlas: torch::linear, i.e. the BLAS libtorch links (OpenBLAS here) through addmm / mm;
+//   - kOnednn: oneDNN's dnnl_sgemm (libdnnl, which libtorch_cpu links), called directly on the
+//     row-major operands, with its own autograd function (dX = G W, dW = G^T X, db = sum G).
+// The choice is process-wide (the launcher measures both and says which, kernels/choice.h);
+// kBlas by default. Anything the oneDNN path does not cover (CUDA, other dtypes, bf16 autocast,
+// empty or conjugate operands, no libdnnl in the process) is torch::linear whatever the choice.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+namespace compacter::nn {
+
+enum class Fp32LinearKernel { kBlas, kOnednn };
+
+// The process-wide choice (not thread-safe against concurrent products: set it at start-up).
+void set_fp32_linear_kernel(Fp32LinearKernel kernel);
+Fp32LinearKernel fp32_linear_kernel();
+// "OpenBLAS" (the BLAS libtorch links) or "oneDNN".
+std::string fp32_linear_kernel_name(Fp32LinearKernel kernel);
+
+// Whether dnnl_sgemm can be called in this process (looked up once).
+bool onednn_sgemm_available();
+
+// y = x W^T + b (b may be undefined), x [..., K], W [N, K]: through the process-wide choice.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
+                     const torch::Tensor& bias);
+// The same through oneDNN whatever the choice, where the path applies (else torch::linear).
+torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                            const torch::Tensor& bias);
+// Whether onednn_linear(x, weight, bias) takes the oneDNN path (for tests).
+bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
+                           const torch::Tensor& bias);
+
+// Row-major C[m, n] = op(A) op(B) through dnnl_sgemm, op 'N' or 'T' (A is m x k after op, with
+// leading dimension lda; likewise B, k x n). Throws when oneDNN is absent or reports a failure.
+void onednn_sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, const float* a,
+                  int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc);
+
+}  // namespace compacter::nn

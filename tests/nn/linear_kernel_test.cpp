@@ -1,0 +1,162 @@
+// nn::onednn_linear (the fp32 linear layers through oneDNN's dnnl_sgemm, nn/linear_kernel.h):
+// its products against naive loops in double precision within fp32's error bound, its
+// gradients against the analytic ones computed in double (dX = G W, dW = G^T X, db = sum G),
+// which tensors it keeps, where it falls back to torch::linear, and a whole T5 step with the
+// layers on oneDNN against the same step on the BLAS.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "compacter/nn/autocast.h"
+#include "compacter/nn/linear_kernel.h"
+#include "compacter/nn/t5.h"
+
+namespace compacter::nn {
+namespace {
+
+#define REQUIRE_ONEDNN() \
+  if (!onednn_sgemm_available()) GTEST_SKIP() << "no dnnl_sgemm in this process"
+
+// y[r, o] = sum_i x[r, i] w[o, i] + b[o] by loops, in double; with the magnitude
+// sum_i |x[r, i] w[o, i]| + |b[o]| that scales fp32's error.
+std::pair<torch::Tensor, torch::Tensor> naive(const torch::Tensor& x_in, const torch::Tensor& w_in,
+                                              const torch::Tensor& b_in) {
+  const torch::Tensor x = x_in.reshape({-1, x_in.size(-1)}).to(torch::kDouble).contiguous();
+  const torch::Tensor w = w_in.to(torch::kDouble).contiguous();
+  const int64_t rows = x.size(0), in = x.size(1), out = w.size(0);
+  torch::Tensor y = torch::zeros({rows, out}, torch::kDouble), mag = torch::zeros_like(y);
+  const double* xp = x.data_ptr<double>();
+  const double* wp = w.data_ptr<double>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      double s = b_in.defined() ? b_in[o].item<double>() : 0.0, m = std::abs(s);
+      for (int64_t i = 0; i < in; ++i) {
+        s += xp[r * in + i] * wp[o * in + i];
+        m += std::abs(xp[r * in + i] * wp[o * in + i]);
+      }
+      y[r][o] = s;
+      mag[r][o] = m;
+    }
+  std::vector<int64_t> sizes(x_in.sizes().begin(), x_in.sizes().end());
+  sizes.back() = out;
+  return {y.view(sizes), mag.view(sizes)};
+}
+
+// max |y - ref| / ((k + 1) 2^-23 magnitude): at most 1 for a correct fp32 product (one rounding
+// per term and the bias, twice the unit roundoff to allow any summation order).
+double error_over_bound(const torch::Tensor& y, const torch::Tensor& ref, const torch::Tensor& mag,
+                        int64_t k) {
+  const torch::Tensor bound = static_cast<double>(k + 1) * std::ldexp(1.0, -23) * mag + 1e-30;
+  return ((y.to(torch::kDouble) - ref).abs() / bound).max().item<double>();
+}
+
+TEST(OnednnLinear, ProductsWithinFp32sBoundOfNaiveLoops) {
+  REQUIRE_ONEDNN();
+  torch::manual_seed(1);
+  const torch::Tensor w = torch::randn({13, 37}), b = torch::randn({13});
+  const torch::Tensor x3 = torch::randn({3, 7, 37});
+  const torch::Tensor strided = torch::randn({37, 9}).t();  // not contiguous
+  for (const torch::Tensor& x : {x3, torch::randn({5, 37}), strided, torch::randn({37})})
+    for (bool bias : {false, true}) {
+      const torch::Tensor bb = bias ? b : torch::Tensor();
+      ASSERT_TRUE(onednn_linear_applies(x, w, bb));
+      const torch::Tensor y = onednn_linear(x, w, bb);
+      const auto [ref, mag] = naive(x, w, bb);
+      ASSERT_EQ(y.sizes(), ref.sizes());
+      EXPECT_LE(error_over_bound(y, ref, mag, 37), 1.0) << x.sizes() << " bias " << bias;
+    }
+}
+
+TEST(OnednnLinear, GradientsAreTheAnalyticOnes) {
+  REQUIRE_ONEDNN();
+  torch::manual_seed(2);
+  const torch::Tensor x0 = torch::randn({2, 6, 24}), w0 = torch::randn({10, 24}),
+                      b0 = torch::randn({10}), g = torch::randn({2, 6, 10});
+  // In double: dX = G W, dW = G^T X (over every row), db = sum of G's rows.
+  const torch::Tensor gd = g.to(torch::kDouble).reshape({-1, 10});
+  const torch::Tensor xd = x0.to(torch::kDouble).reshape({-1, 24}), wd = w0.to(torch::kDouble);
+  const torch::Tensor dx = gd.mm(wd).view({2, 6, 24}), dw = gd.t().mm(xd), db = gd.sum(0);
+  for (int mask = 1; mask < 8; ++mask) {
+    const torch::Tensor x = x0.clone().requires_grad_(mask & 1);
+    const torch::Tensor w = w0.clone().requires_grad_(mask & 2);
+    const torch::Tensor b = b0.clone().requires_grad_(mask & 4);
+    onednn_linear(x, w, b).backward(g);
+    auto near = [](const torch::Tensor& got, const torch::Tensor& want) {
+      return (got.to(torch::kDouble) - want).abs().max().item<double>() <
+             1e-5 * (1 + want.abs().max().item<double>());
+    };
+    EXPECT_EQ(x.grad().defined(), (mask & 1) != 0);
+    EXPECT_EQ(w.grad().defined(), (mask & 2) != 0);
+    EXPECT_EQ(b.grad().defined(), (mask & 4) != 0);
+    if (mask & 1) EXPECT_TRUE(near(x.grad(), dx)) << "mask " << mask;
+    if (mask & 2) EXPECT_TRUE(near(w.grad(), dw)) << "mask " << mask;
+    if (mask & 4) EXPECT_TRUE(near(b.grad(), db)) << "mask " << mask;
+  }
+}
+
+TEST(OnednnLinear, WhatItDoesNotCoverIsTorchLinear) {
+  REQUIRE_ONEDNN();
+  const torch::Tensor x = torch::randn({4, 8}), w = torch::randn({3, 8});
+  EXPECT_FALSE(onednn_linear_applies(x.to(torch::kDouble), w.to(torch::kDouble), {}));
+  EXPECT_FALSE(onednn_linear_applies(x.to(torch::kBFloat16), w.to(torch::kBFloat16), {}));
+  EXPECT_FALSE(onednn_linear_applies(torch::randn({4, 0}), torch::randn({3, 0}), {}));
+  EXPECT_FALSE(onednn_linear_applies(x, w, torch::randn({3}).to(torch::kDouble)));
+  {
+    AutocastScope scope(torch::kCPU, true);  // autocast picks bf16 for the product
+    EXPECT_FALSE(onednn_linear_applies(x, w, {}));
+    EXPECT_EQ(onednn_linear(x, w, {}).scalar_type(), torch::kBFloat16);
+  }
+  const torch::Tensor d = onednn_linear(x.to(torch::kDouble), w.to(torch::kDouble), {});
+  EXPECT_TRUE(torch::equal(d, torch::linear(x.to(torch::kDouble), w.to(torch::kDouble))));
+}
+
+TEST(OnednnLinear, TheProcessWideChoiceRoutesTheLayers) {
+  REQUIRE_ONEDNN();
+  const torch::Tensor x = torch::randn({5, 16}), w = torch::randn({7, 16});
+  ASSERT_EQ(fp32_linear_kernel(), Fp32LinearKernel::kBlas);  // the default
+  EXPECT_TRUE(torch::equal(nn::linear(x, w, {}), torch::linear(x, w)));
+  set_fp32_linear_kernel(Fp32LinearKernel::kOnednn);
+  EXPECT_TRUE(torch::equal(nn::linear(x, w, {}), onednn_linear(x, w, {})));
+  set_fp32_linear_kernel(Fp32LinearKernel::kBlas);
+  EXPECT_EQ(fp32_linear_kernel_name(Fp32LinearKernel::kOnednn), "oneDNN");
+  EXPECT_EQ(fp32_linear_kernel_name(Fp32LinearKernel::kBlas), "OpenBLAS");
+}
+
+// A T5 training step (dropout off) with every linear layer on oneDNN: the same loss and
+// gradients as on the BLAS, within fp32's rounding of two summation orders.
+TEST(OnednnLinear, AT5StepMatchesTheBlasStep) {
+  REQUIRE_ONEDNN();
+  T5Config c;
+  c.vocab_size = 50;
+  c.d_model = 32;
+  c.d_kv = 8;
+  c.d_ff = 64;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.dropout_rate = 0;
+  c.tie_word_embeddings = false;
+  torch::manual_seed(3);
+  T5Model model(c);
+  model->train();
+  const torch::Tensor ids = torch::randint(3, 50, {3, 9}, torch::kLong);
+  const torch::Tensor labels = torch::randint(3, 50, {3, 4}, torch::kLong);
+  auto step = [&](Fp32LinearKernel kernel) {
+    set_fp32_linear_kernel(kernel);
+    model->zero_grad();
+    const torch::Tensor loss = model->forward(ids, {}, {}, labels).loss;
+    loss.backward();
+    std::vector<torch::Tensor> grads{loss.detach().reshape({1})};
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().detach().flatten().clone());
+    set_fp32_linear_kernel(Fp32LinearKernel::kBlas);
+    return torch::cat(grads);
+  };
+  const torch::Tensor blas = step(Fp32LinearKernel::kBlas);
+  const torch::Tensor onednn = step(Fp32LinearKernel::kOnednn);
+  EXPECT_LT((blas - onednn).abs().max().item<double>(),
+            1e-5 * (1 + blas.abs().max().item<double>()));
+  EXPECT_FALSE(torch::equal(blas, torch::zeros_like(blas)));
+}
+
+}  // namespace
+}  // namespace compacter::nn
