@@ -4,7 +4,8 @@
 // a fresh cache folder (XDG_CACHE_HOME), and instead of compacter-core a script that prints the
 // environment the launcher hands on (COMPACTER_CORE_PROGRAM). The fake's default core (Prescott)
 // is slow; of the candidates, Cooperlake crashes, SkylakeX is the fastest but wrong, Haswell is
-// correct and fast: the launcher must choose Haswell.
+// correct and fast: the launcher must choose Haswell. The fake's dnnl_sgemm stands for oneDNN
+// (COMPACTER_ONEDNN_LIBRARY).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -36,6 +37,7 @@ Launch launch(const std::string& cache, const std::vector<std::string>& settings
                                 kStartupVariable,
                                 "XDG_CACHE_HOME=" + cache,
                                 std::string("COMPACTER_BLAS_LIBRARY=") + COMPACTER_FAKE_BLAS,
+                                std::string("COMPACTER_ONEDNN_LIBRARY=") + COMPACTER_FAKE_BLAS,
                                 "COMPACTER_KERNELS_TEST_CPU=GenuineIntel;6;207;sse3 avx fma avx2 "
                                 "avx512f avx512cd avx512bw avx512dq avx512vl avx512_bf16",
                                 std::string("COMPACTER_CORE_PROGRAM=") + COMPACTER_PRINT_ENV};
@@ -83,8 +85,15 @@ TEST(KernelsLauncher, NeverOverridesTheUsersCore) {
   testing::TempDir dir;
   Launch l = launch(dir.path(), {"OPENBLAS_CORETYPE=SkylakeX"});
   EXPECT_EQ(l.env["OPENBLAS_CORETYPE"], "SkylakeX");
-  EXPECT_EQ(verdict_of(l).mode, "user");
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/compacter/kernels.json"));  // no probe
+  const Verdict v = verdict_of(l);
+  EXPECT_EQ(v.mode, "user");
+  EXPECT_TRUE(v.trials.empty());  // no core trial
+  // Only the linear layers' kernel is compared with the user's core: the fake's SkylakeX and
+  // dnnl_sgemm both take 1 ms per product, so OpenBLAS stays.
+  ASSERT_TRUE(v.linear.has_value());
+  EXPECT_EQ(v.linear->failure, "");
+  EXPECT_EQ(v.fp32_linear, "OpenBLAS");
+  EXPECT_EQ(verdict_of(launch(dir.path(), {"OPENBLAS_CORETYPE=SkylakeX"})).source, "cached");
 }
 
 TEST(KernelsLauncher, SwitchedOffByTheOptionOrTheVariable) {

@@ -212,8 +212,8 @@ TEST(KernelsDecide, TheVerdictIsCachedUntilTheLibraryChanges) {
   EXPECT_EQ(decide(Request{}, xeon(cache), run).source, "cached");
 }
 
-// The linear layers' comparison runs once per probe, with the core the verdict sets, and is
-// cached with it; switched off or with a user's core it does not run.
+// The linear layers' comparison runs once per probe, with the core the verdict sets (or the
+// user's), and is cached with it; switched off it does not run.
 TEST(KernelsDecide, TheLinearLayersKernelIsComparedWithTheChosenCoreAndCached) {
   testing::TempDir dir;
   testing::write_file(dir.file("libblas.so.3"), "x");
@@ -259,15 +259,32 @@ TEST(KernelsDecide, TheLinearLayersKernelIsComparedWithTheChosenCoreAndCached) {
   v = decide(
       Request{}, xeon(), [&](const std::string& c) { return fine(c); }, linear);
   EXPECT_EQ(linear_calls.back(), "");
-  // Switched off, or a user's core: nothing runs, the layers keep OpenBLAS.
+  // Switched off: nothing runs, the layers keep OpenBLAS.
   Request off;
   off.mode = Mode::kDefault;
-  v = decide(off, xeon(), run, linear);
-  Request user;
-  user.user_core = "Zen";
-  v = decide(user, xeon(), run, linear);
+  v = decide(off, xeon(cache), run, linear);
   EXPECT_EQ(linear_calls.size(), 3u);
   EXPECT_EQ(v.fp32_linear, "");
+  // A user's core type is kept (never set by us) and the layers are compared with it, once.
+  Request user;
+  user.mode = Mode::kDefault;
+  user.user_core = "Zen";
+  onednn = 400;
+  const size_t core_trials = probe.calls.size();
+  v = decide(user, xeon(cache), run, linear);
+  EXPECT_EQ(linear_calls.back(), "Zen");
+  EXPECT_EQ(v.mode, "user");
+  EXPECT_EQ(v.source, "probed");
+  EXPECT_EQ(v.fp32_linear, "oneDNN");
+  EXPECT_EQ(environment_for(v).count("OPENBLAS_CORETYPE"), 0u);
+  v = decide(user, xeon(cache), run, linear);
+  EXPECT_EQ(v.source, "cached");
+  EXPECT_EQ(v.mode, "user");
+  EXPECT_EQ(v.fp32_linear, "oneDNN");
+  EXPECT_EQ(linear_calls.size(), 4u);
+  EXPECT_EQ(probe.calls.size(), core_trials);  // no core trial for a user's core
+  // The automatic entry is another one: still the earlier comparison.
+  EXPECT_EQ(decide(Request{}, xeon(cache), run, linear).fp32_linear, "OpenBLAS");
 }
 
 TEST(KernelsDecide, ACacheThatCannotBeWrittenIsNoError) {

@@ -24,6 +24,7 @@
 //
 // A variable the user set is never overridden; COMPACTER_LAUNCHER_KEEP_ENV=1 changes nothing.
 // For tests: COMPACTER_BLAS_LIBRARY (the BLAS to probe instead of libblas.so.3),
+// COMPACTER_ONEDNN_LIBRARY (the oneDNN to compare instead of libdnnl.so.2),
 // COMPACTER_KERNELS_TEST_CPU ("vendor;family;model;flags" instead of cpuid) and
 // COMPACTER_CORE_PROGRAM (the program to run instead of compacter-core).
 #include <unistd.h>
@@ -77,6 +78,7 @@ void choose_kernels(int argc, char** argv) {
     const char* test_cpu = std::getenv("COMPACTER_KERNELS_TEST_CPU");
     s.cpu = test_cpu ? k::parse_cpu(test_cpu) : k::detect_cpu();
     if (const char* lib = std::getenv("COMPACTER_BLAS_LIBRARY")) s.probe.library = lib;
+    if (const char* lib = std::getenv("COMPACTER_ONEDNN_LIBRARY")) s.probe.onednn_library = lib;
     if (const char* p = std::getenv("LD_LIBRARY_PATH")) s.ld_library_path = p;
     s.cache_folder = k::cache_folder(std::getenv("XDG_CACHE_HOME"), std::getenv("HOME"));
     std::vector<k::GemmCase> checks;  // their references cost milliseconds: only for a probe

@@ -176,6 +176,12 @@ void row_major(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, c
   }
   if (auto set = reinterpret_cast<SetThreads>(dlsym(blas, "openblas_set_num_threads")))
     set(threads);
+  Dl_info info;
+  link_map* map = nullptr;  // the BLAS's files, for the cache (as the core trials report them)
+  if (dlinfo(blas, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name && map->l_name[0])
+    say(fd, cat("file ", map->l_name));
+  if (dladdr(reinterpret_cast<void*>(sgemm), &info) && info.dli_fname)
+    say(fd, cat("file ", info.dli_fname));
   void* dnnl = dlopen(s.onednn_library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!dnnl) {
     const char* why = dlerror();
@@ -187,7 +193,6 @@ void row_major(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, c
     say(fd, "failure no dnnl_sgemm in " + s.onednn_library);
     _exit(0);
   }
-  Dl_info info;
   if (dladdr(reinterpret_cast<void*>(dnnl_sgemm), &info) && info.dli_fname)
     say(fd, cat("file ", info.dli_fname));
   // The checks, column-major as gemm_check.h states them: C^T = op(B)^T op(A)^T row-major.

@@ -49,7 +49,7 @@ ProbeReport run_trial(const std::string& requested, const std::vector<GemmCase>&
 // interleaved rounds, the best time of each; the rate is their FLOPs over the sum of those times.
 struct LinearReport {
   LinearTrial trial;
-  std::vector<std::string> files;  // oneDNN's library file
+  std::vector<std::string> files;  // the BLAS's and oneDNN's library files
 };
 LinearReport run_linear_trial(const std::string& core, int threads,
                               const std::vector<GemmCase>& checks, const ProbeSettings& settings);

@@ -94,21 +94,25 @@ Verdict decide(const Request& request, const StartupSettings& s, const TrialRunn
   Verdict v;
   v.library = s.probe.library;
   v.reason = request.reason;
-  if (!request.user_core.empty() || request.mode == Mode::kDefault) {
-    v.mode = request.user_core.empty() ? "default" : "user";
-    v.summary = request.user_core.empty()
-                    ? cat("switched off (", request.reason, "): OpenBLAS chose its kernels")
-                    : cat("OPENBLAS_CORETYPE=", request.user_core, " set by the user");
-    return v;
+  const bool user = !request.user_core.empty();
+  if (user || request.mode == Mode::kDefault) {
+    v.mode = user ? "user" : "default";
+    v.summary = user ? cat("OPENBLAS_CORETYPE=", request.user_core, " set by the user")
+                     : cat("switched off (", request.reason, "): OpenBLAS chose its kernels");
+    // Switched off: nothing is decided. A user's core type is kept, and the linear layers'
+    // kernel is still compared with it (cached per core type).
+    if (!user || !linear) return v;
+  } else {
+    v.mode = "auto";
   }
-  v.mode = "auto";
-  const std::string key = cache_key(s.cpu, s.probe.library, s.ld_library_path);
+  const std::string key = cache_key(s.cpu, s.probe.library, s.ld_library_path) +
+                          (user ? ";OPENBLAS_CORETYPE=" + request.user_core : "");
   const std::string cache_path =
       s.cache_folder.empty() ? "" : s.cache_folder + "/" + std::string(kCacheFile);
   std::string cached_text;
   if (!cache_path.empty()) {
     cached_text = read_text(cache_path);
-    if (request.mode == Mode::kAuto) {
+    if (request.mode == Mode::kAuto || user) {
       if (auto c = read_cache(cached_text, key, &library_files_unchanged)) {
         c->mode = v.mode;
         c->reason = v.reason;
@@ -116,6 +120,26 @@ Verdict decide(const Request& request, const StartupSettings& s, const TrialRunn
         return *c;
       }
     }
+  }
+  auto write_cache = [&](const std::vector<LibraryFile>& files) {
+    if (cache_path.empty() || files.empty()) return;
+    try {
+      std::error_code ec;
+      std::filesystem::create_directories(s.cache_folder, ec);
+      write_text_atomically(cache_path, cache_with(cached_text, key, files, v));
+    } catch (const std::exception&) {
+      // A cache that cannot be written costs the next start a probe, nothing else.
+    }
+  };
+  if (user) {
+    v.source = "probed";
+    const LinearReport r = linear(request.user_core);
+    const LinearChoice c = choose_linear(r.trial);
+    v.linear = r.trial;
+    v.fp32_linear = c.kernel;
+    v.linear_summary = c.summary;
+    write_cache(describe(r.files));
+    return v;
   }
 
   v.source = "probed";
@@ -136,14 +160,7 @@ Verdict decide(const Request& request, const StartupSettings& s, const TrialRunn
   };
   auto remember = [&] {
     compare_linear();
-    if (cache_path.empty() || files.empty()) return;
-    try {
-      std::error_code ec;
-      std::filesystem::create_directories(s.cache_folder, ec);
-      write_text_atomically(cache_path, cache_with(cached_text, key, files, v));
-    } catch (const std::exception&) {
-      // A cache that cannot be written costs the next start a probe, nothing else.
-    }
+    write_cache(files);
   };
   if (!def.loaded) {
     v.summary = cat("nothing to choose: ", def.trial.failure);

@@ -1,6 +1,7 @@
 // The launcher's decision about OpenBLAS's kernels (README "Kernels at start-up"; issue 16,
 // point 1), made before the program proper loads libtorch and with it OpenBLAS:
-//   1. what the user asked for: OPENBLAS_CORETYPE already set (never overridden), `--kernels
+//   1. what the user asked for: OPENBLAS_CORETYPE already set (never overridden; only the
+//      linear layers' kernel is compared with it, 4.), `--kernels
 //      auto|default` among the options before the command, COMPACTER_KERNELS, or
 //      COMPACTER_LAUNCHER_KEEP_ENV (leave the environment alone);
 //   2. in auto mode, the cached verdict for this CPU and BLAS library when there is one;
