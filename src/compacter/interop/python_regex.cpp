@@ -492,33 +492,28 @@ uint64_t states_for(const Node& n, uint64_t cap) {
 struct Builder {
   std::vector<PythonRegex::State>& states;
 
-  int32_t add(PythonRegex::State s) {
+  // A new state of `kind` going on to `next` (and, for a fork, to `alt`).
+  int32_t add(PythonRegex::State::Kind kind, int32_t next, int32_t alt = -1) {
+    PythonRegex::State s;
+    s.kind = kind;
+    s.next = next;
+    s.alt = alt;
     states.push_back(s);
     return static_cast<int32_t>(states.size() - 1);
   }
-  int32_t fork(int32_t next, int32_t alt) {
-    PythonRegex::State s;
-    s.kind = PythonRegex::State::kFork;
-    s.next = next;
-    s.alt = alt;
-    return add(s);
-  }
+  int32_t fork(int32_t next, int32_t alt) { return add(PythonRegex::State::kFork, next, alt); }
 
   int32_t build(const Node& n, int32_t next) {
     switch (n.kind) {
       case Node::kSet: {
-        PythonRegex::State s;
-        s.kind = PythonRegex::State::kChars;
-        s.chars = n.set;
-        s.next = next;
-        return add(s);
+        const int32_t s = add(PythonRegex::State::kChars, next);
+        states[static_cast<size_t>(s)].chars = n.set;
+        return s;
       }
       case Node::kAnchor: {
-        PythonRegex::State s;
-        s.kind = PythonRegex::State::kAnchor;
-        s.anchor = n.anchor;
-        s.next = next;
-        return add(s);
+        const int32_t s = add(PythonRegex::State::kAnchor, next);
+        states[static_cast<size_t>(s)].anchor = n.anchor;
+        return s;
       }
       case Node::kSequence:
         for (auto it = n.children.rbegin(); it != n.children.rend(); ++it) next = build(*it, next);
