@@ -56,21 +56,27 @@ void call(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, const 
   sgemm(&ta, &tb, &im, &in, &ik, &one, a, &ilda, b, &ildb, &zero, c, &ildc, 1, 1);
 }
 
-// The child's side: reports on fd, never returns.
-[[noreturn]] void child(int fd, const std::string& requested, const std::vector<GemmCase>& checks,
-                        const ProbeSettings& s) {
+// A child's set-up before it loads the BLAS: no standard streams (a library's messages must not
+// reach the user), OPENBLAS_CORETYPE = core ("" unset: the default) and the threads.
+void prepare_child(const std::string& core, int threads) {
   const int null = open("/dev/null", O_RDWR);
   if (null >= 0) {
     dup2(null, 0);
     dup2(null, 1);
     dup2(null, 2);
   }
-  if (requested.empty())
+  if (core.empty())
     unsetenv("OPENBLAS_CORETYPE");
   else
-    setenv("OPENBLAS_CORETYPE", requested.c_str(), 1);
-  setenv("OPENBLAS_NUM_THREADS", "1", 1);
-  setenv("OMP_NUM_THREADS", "1", 1);
+    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+  setenv("OPENBLAS_NUM_THREADS", cat(threads).c_str(), 1);
+  setenv("OMP_NUM_THREADS", cat(threads).c_str(), 1);
+}
+
+// The child's side: reports on fd, never returns.
+[[noreturn]] void child(int fd, const std::string& requested, const std::vector<GemmCase>& checks,
+                        const ProbeSettings& s) {
+  prepare_child(requested, 1);
   void* lib = dlopen(s.library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib) {
     const char* why = dlerror();
@@ -156,18 +162,7 @@ void row_major(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, c
 // The linear comparison's side of a child: reports on fd, never returns.
 [[noreturn]] void linear_child(int fd, const std::string& core, int threads,
                                const std::vector<GemmCase>& checks, const ProbeSettings& s) {
-  const int null = open("/dev/null", O_RDWR);
-  if (null >= 0) {
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-  }
-  if (core.empty())
-    unsetenv("OPENBLAS_CORETYPE");
-  else
-    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
-  setenv("OPENBLAS_NUM_THREADS", cat(threads).c_str(), 1);
-  setenv("OMP_NUM_THREADS", cat(threads).c_str(), 1);
+  prepare_child(core, threads);
   void* blas = dlopen(s.library.c_str(), RTLD_NOW | RTLD_LOCAL);
   const auto sgemm = blas ? reinterpret_cast<Sgemm>(dlsym(blas, "sgemm_")) : nullptr;
   if (!sgemm) {
