@@ -24,12 +24,21 @@ TEST(KernelsRequest, AutoByDefault) {
 }
 
 TEST(KernelsRequest, AUserCoreIsNeverOverridden) {
-  const Request r =
-      read_request({"compacter", "--kernels", "auto", "bench"},
+  // Whatever the mode (which still says whether the linear layers' kernel is compared).
+  Request r = read_request({"compacter", "--kernels", "auto", "bench"},
+                           {{"OPENBLAS_CORETYPE", "Haswell"}, {"COMPACTER_KERNELS", "probe"}});
+  EXPECT_EQ(r.user_core, "Haswell");
+  EXPECT_EQ(r.mode, Mode::kAuto);
+  EXPECT_EQ(r.reason, "OPENBLAS_CORETYPE=Haswell was set by the user; --kernels auto");
+  r = read_request({"compacter"},
                    {{"OPENBLAS_CORETYPE", "Haswell"}, {"COMPACTER_KERNELS", "probe"}});
+  EXPECT_EQ(r.mode, Mode::kProbe);
+  r = read_request({"compacter"},
+                   {{"OPENBLAS_CORETYPE", "Haswell"}, {"COMPACTER_LAUNCHER_KEEP_ENV", "1"}});
   EXPECT_EQ(r.user_core, "Haswell");
   EXPECT_EQ(r.mode, Mode::kDefault);
-  EXPECT_NE(r.reason.find("set by the user"), std::string::npos);
+  EXPECT_EQ(read_request({"compacter"}, {{"OPENBLAS_CORETYPE", "Zen"}}).reason,
+            "OPENBLAS_CORETYPE=Zen was set by the user");
 }
 
 TEST(KernelsRequest, TheOptionBeforeTheCommand) {
@@ -267,7 +276,6 @@ TEST(KernelsDecide, TheLinearLayersKernelIsComparedWithTheChosenCoreAndCached) {
   EXPECT_EQ(v.fp32_linear, "");
   // A user's core type is kept (never set by us) and the layers are compared with it, once.
   Request user;
-  user.mode = Mode::kDefault;
   user.user_core = "Zen";
   onednn = 400;
   const size_t core_trials = probe.calls.size();
@@ -285,6 +293,23 @@ TEST(KernelsDecide, TheLinearLayersKernelIsComparedWithTheChosenCoreAndCached) {
   EXPECT_EQ(probe.calls.size(), core_trials);  // no core trial for a user's core
   // The automatic entry is another one: still the earlier comparison.
   EXPECT_EQ(decide(Request{}, xeon(cache), run, linear).fp32_linear, "OpenBLAS");
+  // A user's core with the choice switched off (--kernels default, KEEP_ENV): nothing runs;
+  // with COMPACTER_KERNELS=probe the comparison runs again.
+  Request user_off = user;
+  user_off.mode = Mode::kDefault;
+  v = decide(user_off, xeon(cache), run, linear);
+  EXPECT_EQ(v.mode, "user");
+  EXPECT_EQ(v.fp32_linear, "");
+  EXPECT_EQ(linear_calls.size(), 4u);
+  Request user_probe = user;
+  user_probe.mode = Mode::kProbe;
+  EXPECT_EQ(decide(user_probe, xeon(cache), run, linear).source, "probed");
+  EXPECT_EQ(linear_calls.size(), 5u);
+  // Another thread count is another entry.
+  StartupSettings more = xeon(cache);
+  more.linear_threads = 8;
+  EXPECT_EQ(decide(user, more, run, linear).source, "probed");
+  EXPECT_EQ(linear_calls.size(), 6u);
 }
 
 TEST(KernelsDecide, ACacheThatCannotBeWrittenIsNoError) {

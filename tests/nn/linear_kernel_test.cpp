@@ -95,6 +95,29 @@ TEST(OnednnLinear, GradientsAreTheAnalyticOnes) {
   }
 }
 
+// What a caller may do with the output of torch::linear works here too: change it in place
+// under autograd, feed back a gradient that is not contiguous, use no bias, a 1-D input.
+TEST(OnednnLinear, BehavesLikeTorchLinearForItsCallers) {
+  REQUIRE_ONEDNN();
+  torch::manual_seed(4);
+  const torch::Tensor w0 = torch::randn({6, 5});
+  for (const torch::Tensor& x0 : {torch::randn({3, 4, 5}), torch::randn({5})}) {
+    const torch::Tensor x = x0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true);
+    const torch::Tensor xr = x0.clone().requires_grad_(true), wr = w0.clone().requires_grad_(true);
+    torch::Tensor y = onednn_linear(x, w, {});
+    torch::Tensor yr = torch::linear(xr, wr);
+    y.relu_();  // in place on the output, as torch::linear's allows
+    yr.relu_();
+    // A gradient with a zero stride (expanded): not contiguous.
+    const torch::Tensor g = torch::randn({6}).expand(y.sizes());
+    y.backward(g);
+    yr.backward(g);
+    EXPECT_LT((x.grad() - xr.grad()).abs().max().item<double>(), 1e-5) << x0.sizes();
+    EXPECT_LT((w.grad() - wr.grad()).abs().max().item<double>(), 1e-5) << x0.sizes();
+    EXPECT_EQ(x.grad().sizes(), x0.sizes());
+  }
+}
+
 TEST(OnednnLinear, WhatItDoesNotCoverIsTorchLinear) {
   REQUIRE_ONEDNN();
   const torch::Tensor x = torch::randn({4, 8}), w = torch::randn({3, 8});

@@ -57,13 +57,17 @@ int main(int argc, char** argv) {
   compacter::cli::invocation() = compacter::cli::shell_quoted(argc, argv);
   try {
     // The fp32 linear layers' kernel the launcher chose (or COMPACTER_FP32_LINEAR).
-    const std::string linear = compacter::kernels::fp32_linear_for_this_process().first;
-    compacter::check_usage(linear != "oneDNN" || compacter::nn::onednn_sgemm_available(),
-                           compacter::kernels::kFp32LinearVariable,
-                           "=onednn, but oneDNN's dnnl_sgemm is not in this process");
-    compacter::nn::set_fp32_linear_kernel(linear == "oneDNN"
-                                              ? compacter::nn::Fp32LinearKernel::kOnednn
-                                              : compacter::nn::Fp32LinearKernel::kBlas);
+    const bool forced = std::getenv(compacter::kernels::kFp32LinearVariable) != nullptr;
+    bool onednn = compacter::kernels::fp32_linear_for_this_process().first == "oneDNN";
+    if (onednn && !compacter::nn::onednn_sgemm_available()) {
+      compacter::check_usage(!forced, compacter::kernels::kFp32LinearVariable,
+                             "=onednn, but oneDNN's dnnl_sgemm is not in this process");
+      std::cerr << "compacter: warning: the start-up choice of oneDNN for the linear layers "
+                   "cannot be followed (dnnl_sgemm is not in this process); using OpenBLAS\n";
+      onednn = false;
+    }
+    compacter::nn::set_fp32_linear_kernel(onednn ? compacter::nn::Fp32LinearKernel::kOnednn
+                                                 : compacter::nn::Fp32LinearKernel::kBlas);
     std::vector<std::string> args = compacter::cli::replace_deprecated_flags(argc, argv, std::cerr);
     compacter::cli::arguments() = args;
     std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last to first

@@ -86,6 +86,7 @@ void choose_kernels(int argc, char** argv) {
     const char* omp = std::getenv("OMP_NUM_THREADS");
     const int threads = omp && std::atoi(omp) > 0 ? std::atoi(omp)
                                                   : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    s.linear_threads = std::max(1, threads);
     const k::Verdict v = k::decide(
         request, s,
         [&](const std::string& core) {
@@ -94,7 +95,7 @@ void choose_kernels(int argc, char** argv) {
         },
         [&](const std::string& core) {
           if (checks.empty()) checks = k::check_cases();
-          return k::run_linear_trial(core, std::max(1, threads), checks, s.probe);
+          return k::run_linear_trial(core, s.linear_threads, checks, s.probe);
         });
     if (!v.warning.empty() && v.source == "probed") std::fprintf(stderr, "%s\n", v.warning.c_str());
     for (const auto& [name, value] : k::environment_for(v)) setenv(name.c_str(), value.c_str(), 1);

@@ -26,7 +26,8 @@ struct ProbeSettings {
   int64_t linear_rows = 2048;                   // tokens of the timed products (batch 16 x 128)
   int64_t linear_width = 512;                   // d_model (t5-small)
   int64_t linear_inner = 2048;                  // d_ff
-  int linear_rounds = 3;  // interleaved rounds; the best time of each product and kernel
+  int linear_rounds = 3;             // interleaved rounds; the best time of each product and kernel
+  double linear_budget_seconds = 1;  // no further round once the rounds took this long
   double linear_timeout_seconds = 30;
 };
 

@@ -50,13 +50,6 @@ Request read_request(const std::vector<std::string>& args,
       given = true;
     }
   }
-  const std::string core = env_or(env, "OPENBLAS_CORETYPE");
-  if (!core.empty()) {
-    r.user_core = core;
-    r.reason = "OPENBLAS_CORETYPE=" + core + " was set by the user";
-    r.mode = Mode::kDefault;
-    return r;
-  }
   if (given) {
     const auto m = parse_mode(option);
     if (m && *m != Mode::kProbe) {
@@ -66,14 +59,10 @@ Request read_request(const std::vector<std::string>& args,
       r.mode = Mode::kDefault;
       r.reason = cat(kOption, " ", option, " (not auto or default)");
     }
-    return r;
-  }
-  if (env.count("COMPACTER_LAUNCHER_KEEP_ENV")) {
+  } else if (env.count("COMPACTER_LAUNCHER_KEEP_ENV")) {
     r.mode = Mode::kDefault;
     r.reason = "COMPACTER_LAUNCHER_KEEP_ENV";
-    return r;
-  }
-  if (env.count(kModeVariable)) {
+  } else if (env.count(kModeVariable)) {
     const std::string value = env_or(env, kModeVariable);
     const auto m = parse_mode(value);
     if (m) {
@@ -85,6 +74,14 @@ Request read_request(const std::vector<std::string>& args,
       r.warning = cat("compacter: warning: ", kModeVariable, "=", value,
                       " is not auto, default or probe; leaving OpenBLAS's kernels alone");
     }
+  }
+  // A core type the user set is never overridden, whatever the mode; the mode still decides
+  // whether the linear layers' kernel is compared with it.
+  const std::string core = env_or(env, "OPENBLAS_CORETYPE");
+  if (!core.empty()) {
+    r.user_core = core;
+    r.reason = cat("OPENBLAS_CORETYPE=", core, " was set by the user", r.reason.empty() ? "" : "; ",
+                   r.reason);
   }
   return r;
 }
@@ -99,20 +96,22 @@ Verdict decide(const Request& request, const StartupSettings& s, const TrialRunn
     v.mode = user ? "user" : "default";
     v.summary = user ? cat("OPENBLAS_CORETYPE=", request.user_core, " set by the user")
                      : cat("switched off (", request.reason, "): OpenBLAS chose its kernels");
-    // Switched off: nothing is decided. A user's core type is kept, and the linear layers'
-    // kernel is still compared with it (cached per core type).
-    if (!user || !linear) return v;
+    // Switched off: nothing is decided. A user's core type is kept, and unless switched off
+    // the linear layers' kernel is still compared with it (cached per core type).
+    if (!user || !linear || request.mode == Mode::kDefault) return v;
   } else {
     v.mode = "auto";
   }
+  // The comparison depends on the threads it ran with, and in user mode on the user's core.
   const std::string key = cache_key(s.cpu, s.probe.library, s.ld_library_path) +
+                          (linear ? cat(";threads=", s.linear_threads) : "") +
                           (user ? ";OPENBLAS_CORETYPE=" + request.user_core : "");
   const std::string cache_path =
       s.cache_folder.empty() ? "" : s.cache_folder + "/" + std::string(kCacheFile);
   std::string cached_text;
   if (!cache_path.empty()) {
     cached_text = read_text(cache_path);
-    if (request.mode == Mode::kAuto || user) {
+    if (request.mode == Mode::kAuto) {
       if (auto c = read_cache(cached_text, key, &library_files_unchanged)) {
         c->mode = v.mode;
         c->reason = v.reason;

@@ -32,7 +32,7 @@ struct Request {
 // From the program's arguments (args[0] the program; `--kernels X` or `--kernels=X` count only
 // among the options before the command, as compacter-core reads them) and environment (unset
 // variables absent). An unknown --kernels value disables the decision (compacter-core then
-// reports it as a usage error).
+// reports it as a usage error). OPENBLAS_CORETYPE sets user_core whatever the mode.
 Request read_request(const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env);
 
@@ -43,6 +43,7 @@ struct StartupSettings {
   std::string cache_folder;  // "" none (nothing cached)
   int rounds = 2;
   double min_gain = 1.10;
+  int linear_threads = 0;  // the threads the linear layers' comparison runs with (in the key)
 };
 
 // One trial of a core type ("" the default); run_trial() but for tests.

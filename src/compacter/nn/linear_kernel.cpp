@@ -35,6 +35,8 @@ std::atomic<Fp32LinearKernel> g_kernel{Fp32LinearKernel::kBlas};
 bool applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   if (!x.defined() || !w.defined() || w.dim() != 2 || x.dim() < 1) return false;
   if (!x.device().is_cpu() || !w.device().is_cpu()) return false;
+  if (x.layout() != torch::kStrided || w.layout() != torch::kStrided) return false;
+  if (b.defined() && b.layout() != torch::kStrided) return false;
   if (x.scalar_type() != torch::kFloat32 || w.scalar_type() != torch::kFloat32) return false;
   if (b.defined() && (!b.device().is_cpu() || b.scalar_type() != torch::kFloat32 || b.dim() != 1 ||
                       b.size(0) != w.size(0)))
@@ -56,11 +58,12 @@ std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
   return sizes;
 }
 
-// y = x W^T (+ b) on contiguous x2 [M, K], W [N, K].
-torch::Tensor forward_product(const torch::Tensor& x2, const torch::Tensor& w,
-                              const torch::Tensor& b) {
+// y = x W^T (+ b) on contiguous x2 [M, K], W [N, K], made with x's leading sizes (a tensor of
+// its own, not a view: autograd forbids in-place changes to a view a custom function returns).
+torch::Tensor forward_product(const torch::Tensor& x, const torch::Tensor& x2,
+                              const torch::Tensor& w, const torch::Tensor& b) {
   const int64_t m = x2.size(0), k = x2.size(1), n = w.size(0);
-  torch::Tensor y = torch::empty({m, n}, x2.options());
+  torch::Tensor y = torch::empty(with_last(x, n), x2.options());
   onednn_sgemm('N', 'T', m, n, k, x2.data_ptr<float>(), k, w.data_ptr<float>(), k,
                y.data_ptr<float>(), n);
   if (b.defined()) y.add_(b);
@@ -77,8 +80,7 @@ struct OnednnLinearFunction : torch::autograd::Function<OnednnLinearFunction> {
     ctx->save_for_backward(
         {x.requires_grad() ? wc : torch::Tensor(), w.requires_grad() ? x2 : torch::Tensor()});
     ctx->saved_data["x_sizes"] = x.sizes().vec();
-    return forward_product(x2, wc, b.numel() > 0 ? b : torch::Tensor())
-        .view(with_last(x, w.size(0)));
+    return forward_product(x, x2, wc, b.numel() > 0 ? b : torch::Tensor());
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
@@ -90,10 +92,9 @@ struct OnednnLinearFunction : torch::autograd::Function<OnednnLinearFunction> {
     if (ctx->needs_input_grad(0)) {
       const torch::Tensor& w = saved[0];
       const int64_t k = w.size(1);
-      gx = torch::empty({m, k}, g2.options());
+      gx = torch::empty(x_sizes, g2.options());  // row-major [M, K]
       onednn_sgemm('N', 'N', m, k, n, g2.data_ptr<float>(), n, w.data_ptr<float>(), k,
                    gx.data_ptr<float>(), k);
-      gx = gx.view(x_sizes);
     }
     if (ctx->needs_input_grad(1)) {
       const torch::Tensor& x2 = saved[1];
@@ -145,9 +146,7 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
   const bool grads =
       torch::GradMode::is_enabled() &&
       (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
-  if (!grads)
-    return forward_product(rows_of(x), weight.contiguous(), bias)
-        .view(with_last(x, weight.size(0)));
+  if (!grads) return forward_product(x, rows_of(x), weight.contiguous(), bias);
   // autograd functions take defined tensors: an empty one stands for "no bias".
   return OnednnLinearFunction::apply(x, weight,
                                      bias.defined() ? bias : torch::empty({0}, weight.options()));
