@@ -11,6 +11,7 @@
 #include "compacter/nn/autocast.h"
 #include "compacter/nn/linear_kernel.h"
 #include "compacter/nn/t5.h"
+#include "support/tiny_t5.h"
 
 namespace compacter::nn {
 namespace {
@@ -150,15 +151,15 @@ TEST(OnednnLinear, TheProcessWideChoiceRoutesTheLayers) {
 // gradients as on the BLAS, within fp32's rounding of two summation orders.
 TEST(OnednnLinear, AT5StepMatchesTheBlasStep) {
   REQUIRE_ONEDNN();
-  T5Config c;
-  c.vocab_size = 50;
-  c.d_model = 32;
-  c.d_kv = 8;
-  c.d_ff = 64;
-  c.num_layers = 2;
-  c.num_heads = 4;
+  testing::TinyT5 shape;
+  shape.vocab = 50;
+  shape.d_model = 32;
+  shape.d_kv = 8;
+  shape.heads = 4;
+  shape.d_ff = 64;
+  shape.v1_1 = true;  // an untied output layer: one more linear layer
+  T5Config c = testing::tiny_t5_config(shape);
   c.dropout_rate = 0;
-  c.tie_word_embeddings = false;
   torch::manual_seed(3);
   T5Model model(c);
   model->train();

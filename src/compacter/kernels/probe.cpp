@@ -153,10 +153,7 @@ using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const fl
 // Row-major C[m, n] = op(A) op(B) through the column-major sgemm_: C^T = op(B)^T op(A)^T.
 void row_major(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a,
                int64_t lda, const float* b, int64_t ldb, float* c) {
-  const int im = static_cast<int>(n), in = static_cast<int>(m), ik = static_cast<int>(k);
-  const int ilda = static_cast<int>(ldb), ildb = static_cast<int>(lda), ildc = im;
-  const float one = 1, zero = 0;
-  sgemm(&tb, &ta, &im, &in, &ik, &one, b, &ilda, a, &ildb, &zero, c, &ildc, 1, 1);
+  call(sgemm, tb, ta, n, m, k, b, ldb, a, lda, c);
 }
 
 // The linear comparison's side of a child: reports on fd, never returns.
@@ -328,6 +325,22 @@ ChildOutcome run_child(const std::function<void(int)>& body, double timeout_seco
   return r;
 }
 
+// A child's lines, "KEY VALUE" (the value may be empty), in order.
+std::vector<std::pair<std::string, std::string>> said(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t space = line.find(' ');
+    out.emplace_back(line.substr(0, space),
+                     space == std::string::npos ? "" : line.substr(space + 1));
+  }
+  return out;
+}
+
+void add_once(std::vector<std::string>& files, const std::string& file) {
+  if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(file);
+}
+
 // Why a child that did not say "done" failed.
 std::string unfinished(const ChildOutcome& o, double timeout_seconds) {
   if (o.timed_out) return cat("did not finish within ", timeout_seconds, " s");
@@ -348,17 +361,10 @@ ProbeReport run_trial(const std::string& requested, const std::vector<GemmCase>&
     r.trial.failure = o.failure;
     return r;
   }
-  const std::string& text = o.text;
-
   bool done = false;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    const size_t space = line.find(' ');
-    const std::string key = line.substr(0, space);
-    const std::string value = space == std::string::npos ? "" : line.substr(space + 1);
+  for (const auto& [key, value] : said(o.text)) {
     if (key == "loaded") r.loaded = true;
-    if (key == "file" && std::find(r.files.begin(), r.files.end(), value) == r.files.end())
-      r.files.push_back(value);
+    if (key == "file") add_once(r.files, value);
     if (key == "ran") {
       r.openblas = true;
       r.trial.ran = value;
@@ -385,13 +391,8 @@ LinearReport run_linear_trial(const std::string& core, int threads,
     return r;
   }
   bool done = false;
-  std::istringstream lines(o.text);
-  for (std::string line; std::getline(lines, line);) {
-    const size_t space = line.find(' ');
-    const std::string key = line.substr(0, space);
-    const std::string value = space == std::string::npos ? "" : line.substr(space + 1);
-    if (key == "file" && std::find(r.files.begin(), r.files.end(), value) == r.files.end())
-      r.files.push_back(value);
+  for (const auto& [key, value] : said(o.text)) {
+    if (key == "file") add_once(r.files, value);
     if (key == "failure") r.trial.failure = value;
     if (key == "onednn_error")
       r.trial.onednn_error_ratio = value == "inf" ? INFINITY : std::atof(value.c_str());

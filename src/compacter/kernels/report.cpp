@@ -35,6 +35,13 @@ std::string short_blas(const std::string& config) {
   return name.empty() ? "" : version.empty() ? name : name + " " + version;
 }
 
+// Why the linear layers use the verdict's kernel (kFp32LinearVariable aside).
+std::string linear_how(const std::optional<Verdict>& verdict) {
+  if (verdict && !verdict->fp32_linear.empty())
+    return cat("chosen at start-up: ", verdict->linear_summary);
+  return "not compared at start-up";
+}
+
 }  // namespace
 
 KernelsReport make_report(const std::string& live_core, const std::string& live_config,
@@ -54,7 +61,7 @@ KernelsReport make_report(const std::string& live_core, const std::string& live_
   r.detail = v.summary;
   if (!v.fp32_linear.empty()) {
     r.fp32_linear = v.fp32_linear;
-    r.fp32_linear_how = cat("chosen at start-up: ", v.linear_summary);
+    r.fp32_linear_how = linear_how(verdict);
   }
   r.default_core = v.default_core;
   if (r.core.empty()) r.core = !v.core.empty() ? v.core : v.default_core;
@@ -90,10 +97,7 @@ std::pair<std::string, std::string> fp32_linear_for_this_process() {
   const std::optional<std::string> kernel = fp32_linear_kernel(variable, verdict);
   check_usage(kernel.has_value(), kFp32LinearVariable, "=", variable ? variable : "",
               ": expected openblas or onednn");
-  if (variable) return {*kernel, cat("set by ", kFp32LinearVariable)};
-  if (verdict && !verdict->fp32_linear.empty())
-    return {*kernel, cat("chosen at start-up: ", verdict->linear_summary)};
-  return {*kernel, "not compared at start-up"};
+  return {*kernel, variable ? cat("set by ", kFp32LinearVariable) : linear_how(verdict)};
 }
 
 KernelsReport current_kernels(int threads) {

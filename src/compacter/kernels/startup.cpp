@@ -130,35 +130,30 @@ Verdict decide(const Request& request, const StartupSettings& s, const TrialRunn
       // A cache that cannot be written costs the next start a probe, nothing else.
     }
   };
-  if (user) {
-    v.source = "probed";
-    const LinearReport r = linear(request.user_core);
+  // The linear layers' comparison with a core ("" the default) into the verdict; its files.
+  auto compare_linear = [&](const std::string& core) {
+    const LinearReport r = linear(core);
     const LinearChoice c = choose_linear(r.trial);
     v.linear = r.trial;
     v.fp32_linear = c.kernel;
     v.linear_summary = c.summary;
-    write_cache(describe(r.files));
+    return describe(r.files);
+  };
+  v.source = "probed";
+  if (user) {
+    write_cache(compare_linear(request.user_core));
     return v;
   }
 
-  v.source = "probed";
   v.probe_threads = 1;
   ProbeReport def = trial("");
   v.blas = def.config;
   v.default_core = def.trial.ran;
   std::vector<LibraryFile> files = describe(def.files);
-  // The linear layers' kernel, with the core type the verdict sets (before it is cached).
-  auto compare_linear = [&] {
-    if (!linear) return;
-    const LinearReport r = linear(v.core.empty() ? "" : v.core);
-    const LinearChoice c = choose_linear(r.trial);
-    v.linear = r.trial;
-    v.fp32_linear = c.kernel;
-    v.linear_summary = c.summary;
-    for (const LibraryFile& f : describe(r.files)) files.push_back(f);
-  };
+  // Cached with the linear layers' kernel, compared with the core type the verdict sets.
   auto remember = [&] {
-    compare_linear();
+    if (linear)
+      for (const LibraryFile& f : compare_linear(v.core)) files.push_back(f);
     write_cache(files);
   };
   if (!def.loaded) {
