@@ -5,35 +5,12 @@
 // file, handed over as /proc/self/fd/N of an in-memory file. Beyond "accepted or
 // compacter::Error": every row of an accepted table has the header's (or the fixed) column count,
 // rows come in increasing line order, and every accepted JSON Lines row is an object.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <string>
 
 #include "compacter/core/error.h"
 #include "compacter/tasks/readers.h"
 #include "fuzz_target.h"
-
-namespace {
-
-// `bytes` as a file: an anonymous in-memory file, closed by the destructor.
-struct MemoryFile {
-  int fd = -1;
-  explicit MemoryFile(const uint8_t* data, size_t size) {
-    fd = memfd_create("compacter-fuzz", 0);
-    if (fd < 0) __builtin_trap();
-    size_t done = 0;
-    while (done < size) {
-      const ssize_t n = write(fd, data + done, size - done);
-      if (n <= 0) __builtin_trap();
-      done += static_cast<size_t>(n);
-    }
-  }
-  ~MemoryFile() { close(fd); }
-  std::string path() const { return "/proc/self/fd/" + std::to_string(fd); }
-};
-
-}  // namespace
+#include "memory_file.h"
 
 bool compacter_fuzz_accepts(const uint8_t* data, size_t size) {
   using namespace compacter::tasks;

@@ -22,7 +22,8 @@ runs=${FUZZ_RUNS:--1}
 shift || true
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(safetensors pytorch_bin config_json task_rows run_state serve_requests adapter_config
-  sentencepiece peft_config adapterhub_config)
+  sentencepiece peft_config adapterhub_config weight_map metrics_jsonl results_json bench_plot
+  tokenizer_config predict_fields)
 shared=${COMPACTER_SHARED_DIR:-../shared}
 command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang (apt-get install clang)" >&2; exit 2; }
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
@@ -67,6 +68,24 @@ for t in "${targets[@]}"; do
         ;;
       safetensors)
         cp "$shared"/data/tiny-t5/reference.safetensors "$corpus/shared-reference" 2>/dev/null || true
+        ;;
+      weight_map)
+        cp "$shared"/data/tiny-t5-bin/sharded/pytorch_model.bin.index.json "$corpus/shared-index" \
+          2>/dev/null || true
+        ;;
+      tokenizer_config)  # no tokenizer_config.json, a spiece.model, the real config.json
+        i=0
+        for f in "$shared"/data/*/config.json; do
+          [[ -f $f ]] && { printf '\x02\x00'; cat "$f"; } >"$corpus/shared-$((i++))"
+        done
+        ;;
+      predict_fields)  # the first rows of SuperGLUE's validation files, each with its task's byte
+        for pair in BoolQ:9 CB:10 COPA:11 MultiRC:12 WiC:14 RTE:15 WSC:16; do
+          f=$shared/data/superglue/${pair%%:*}/val.jsonl
+          [[ -f $f ]] || continue
+          head -n 3 "$f" | cut -c 1-4000 | awk -v k="${pair##*:}" -v out="$corpus/shared-${pair%%:*}" \
+            '{ printf "%c%s", k * 4 + 1, $0 > (out "-" NR) }'
+        done
         ;;
     esac
   fi

@@ -9,11 +9,13 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <regex>
 
 #include "compacter/core/error.h"
 #include "compacter/plot/axis.h"
 #include "compacter/plot/figures.h"
+#include "compacter/train/report.h"
 #include "support/test_support.h"
 
 namespace compacter {
@@ -282,6 +284,72 @@ TEST(PlotFigures, BadInputsNameTheFileAndWriteNothing) {
   EXPECT_TRUE(std::filesystem::exists(out + "/figure1.svg"));
   EXPECT_FALSE(std::filesystem::exists(out + "/figure4.svg"));  // skipped: no data
   EXPECT_EQ(testing::read_file(out + "/figure1.svg"), figures[0].svg);
+}
+
+// Fields of the wrong type or missing, found by the fuzz targets results_json and bench_plot:
+// each is an Error naming the file or document, the entry and the field (before: nlohmann's
+// type_error escaped from format_report unnamed, a float "trainable" was cast to an integer
+// (undefined beyond its range), and a configuration without "dtype" read past the end of the
+// JSON object, a heap overflow under AddressSanitizer).
+TEST(PlotFigures, MistypedFieldsAreErrorsNamingTheField) {
+  testing::TempDir dir;
+  const std::string run = dir.file("run");
+  write_run(run, "lora", 0.1, 60.0, "");
+  const std::string results = run + "/results.json";
+  const json good = json::parse(testing::read_file(results));
+  const auto report_error = [&](const std::function<void(json&)>& change) {
+    json r = good;
+    change(r);
+    testing::write_file(results, r.dump());
+    return error_of([&] { train::format_report(train::report_rows({run}, "")); });
+  };
+  std::string e = report_error([](json& r) { r["method"] = 7; });
+  EXPECT_NE(e.find(results + ": \"method\" must be a string"), std::string::npos) << e;
+  e = report_error([](json& r) { r["parameters"]["trainable"] = "many"; });
+  EXPECT_NE(e.find(results + ": \"parameters\": \"trainable\" must be an integer"),
+            std::string::npos)
+      << e;
+  e = report_error([](json& r) { r["parameters"]["trainable"] = 1e300; });
+  EXPECT_NE(e.find("\"trainable\" must be an integer"), std::string::npos) << e;
+  e = report_error([](json& r) { r["metrics"]["test"]["accuracy"] = "high"; });
+  EXPECT_NE(e.find(results + ": \"metrics\": test: \"accuracy\" must be a number"),
+            std::string::npos)
+      << e;
+  e = report_error([](json& r) { r.erase("adapter_bytes"); });
+  EXPECT_NE(e.find(results + ": missing field \"adapter_bytes\""), std::string::npos) << e;
+  e = report_error([](json& r) { r["config"]["data"] = 3; });
+  EXPECT_NE(e.find(results + ": \"config\": \"data\" must be a JSON object"), std::string::npos)
+      << e;
+  e = report_error([](json& r) { r["time"] = {{"evaluation_seconds", 1.0}}; });
+  EXPECT_NE(e.find(results + ": \"time\": missing field \"train_seconds\""), std::string::npos)
+      << e;
+
+  json bench = {{"methods",
+                 {{{"method", "full"}, {"seconds_per_step", 2.0}},
+                  {{"seconds_per_step", 1.0}},
+                  {{"method", "lora"}, {"seconds_per_step", "fast"}}}}};
+  e = error_of([&] { plot::bench_figure(bench); });
+  EXPECT_NE(e.find("\"methods\"[1]: missing field \"method\""), std::string::npos) << e;
+  bench["methods"].erase(1);
+  e = error_of([&] { plot::bench_figure(bench); });
+  EXPECT_NE(e.find("\"methods\"[1]: \"seconds_per_step\" must be a number"), std::string::npos)
+      << e;
+  json inference = {
+      {"kind", "inference"},
+      {"configurations", {{{"method", "none"}, {"batch", 1}, {"tokens_per_second", 10.0}}}}};
+  e = error_of([&] { plot::bench_figure(inference); });
+  EXPECT_NE(e.find("\"configurations\"[0]: missing field \"dtype\""), std::string::npos) << e;
+  inference["configurations"][0]["dtype"] = "fp32";
+  inference["configurations"][0]["search"] = "greedy";
+  inference["configurations"][0]["batch"] = 0;
+  e = error_of([&] { plot::bench_figure(inference); });
+  EXPECT_NE(e.find("\"batch\" must be at least 1"), std::string::npos) << e;
+
+  // Values whose span no double holds: refused by the axis, by name (found by metrics_jsonl).
+  e = error_of([] { plot::linear_axis({-1e308, 1e308}, "training step"); });
+  EXPECT_NE(e.find("plot axis \"training step\": the values span more than a double holds"),
+            std::string::npos)
+      << e;
 }
 
 }  // namespace

@@ -62,6 +62,45 @@ void write_text_atomically(const std::string& path, const std::string& content) 
   });
 }
 
+std::string read_stream(std::istream& in, const std::string& path, uint64_t max_bytes) {
+  const auto too_large = [&] {
+    const std::string bound =
+        max_bytes >= (1u << 20) ? cat(max_bytes >> 20, " MiB") : cat(max_bytes, " bytes");
+    return Error(cat(path, ": larger than ", bound,
+                     ", more than this file may have (a limit against files that would exhaust "
+                     "memory)"));
+  };
+  // A seekable stream (a file) is measured first, so that a huge file is refused unread.
+  const std::streampos start = in.tellg();
+  if (start != std::streampos(-1) && in.seekg(0, std::ios::end)) {
+    const std::streampos end = in.tellg();
+    in.seekg(start);
+    if (end != std::streampos(-1) && static_cast<uint64_t>(end - start) > max_bytes)
+      throw too_large();
+  }
+  in.clear();
+  std::string bytes;
+  char piece[1 << 16];
+  while (in) {
+    in.read(piece, sizeof piece);
+    const auto got = static_cast<uint64_t>(in.gcount());
+    if (bytes.size() + got > max_bytes) throw too_large();
+    bytes.append(piece, got);
+  }
+  check(!in.bad(), path, ": read failed");
+  return bytes;
+}
+
+std::string read_file(const std::string& path, uint64_t max_bytes) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  check(fs::exists(path, ec), path, ": file not found");
+  check(!fs::is_directory(path, ec), path, ": is a folder, expected a file");
+  std::ifstream in(path, std::ios::binary);
+  check(static_cast<bool>(in), path, ": cannot open for reading");
+  return read_stream(in, path, max_bytes);
+}
+
 std::string read_file(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;

@@ -64,6 +64,31 @@ T field_or(const nlohmann::json& object, const std::string& key, const T& fallba
   return it->get<T>();
 }
 
+// `object[key]` as T, which must be there: field_or's checks, and an Error naming `where` and
+// the key when it is missing or null.
+template <class T>
+T required_field(const nlohmann::json& object, const std::string& key, const std::string& where) {
+  check(object.is_object(), where, ": expected a JSON object, got a JSON ", object.type_name());
+  const auto it = object.find(key);
+  check(it != object.end() && !it->is_null(), where, ": missing field \"", key, "\" (",
+        json_field_detail::kind<T>(), ")");
+  return field_or<T>(object, key, T{}, where);
+}
+
+// `object[key]`, which must be a JSON object (`optional`: or missing or null, then an empty
+// object); an Error naming `where` and the key otherwise.
+inline const nlohmann::json& object_field(const nlohmann::json& object, const std::string& key,
+                                          const std::string& where, bool optional = false) {
+  static const nlohmann::json empty = nlohmann::json::object();
+  check(object.is_object(), where, ": expected a JSON object, got a JSON ", object.type_name());
+  const auto it = object.find(key);
+  if (optional && (it == object.end() || it->is_null())) return empty;
+  check(it != object.end(), where, ": missing field \"", key, "\" (a JSON object)");
+  check(it->is_object(), where, ": \"", key, "\" must be a JSON object, got a JSON ",
+        it->type_name());
+  return *it;
+}
+
 // The same for a string field with a literal fallback: field_or(j, "type", "", where).
 inline std::string field_or(const nlohmann::json& object, const std::string& key,
                             const char* fallback, const std::string& where) {

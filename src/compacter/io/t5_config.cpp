@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 
 namespace compacter {
@@ -135,9 +136,10 @@ T5Config t5_config_from_json(const nlohmann::json& j, const std::string& source)
 T5Config load_t5_config(const std::string& path) {
   std::ifstream in(path);
   check(static_cast<bool>(in), "cannot open ", path);
+  const std::string text = read_stream(in, path, kMaxJsonFileBytes);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(path, ": not valid JSON: ", e.what()));
   }

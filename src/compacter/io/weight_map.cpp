@@ -44,7 +44,7 @@ struct WeightMapDuplicates : JsonKeys {
 }  // namespace
 
 std::map<std::string, std::string> read_weight_map(const std::string& ipath) {
-  const std::string text = read_file(ipath);
+  const std::string text = read_file(ipath, kMaxJsonFileBytes);
   WeightMapDuplicates dups;
   nlohmann::json j;
   try {

@@ -50,6 +50,8 @@ Axis linear_axis(const std::vector<double>& values, std::string label, bool from
     mn -= pad, mx += pad;
   }
   if (from_zero && non_negative) mn = 0;
+  check(std::isfinite(mx - mn), "plot axis \"", label, "\": the values span more than a double ",
+        "holds (from ", mn, " to ", mx, " with the margins)");
   const double step = nice_step(mx - mn);
   Axis a;
   a.label = std::move(label);

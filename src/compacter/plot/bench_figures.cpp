@@ -6,7 +6,9 @@
 #include <fstream>
 #include <map>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_field.h"
 #include "compacter/core/units.h"
 #include "compacter/plot/figures.h"
 #include "compacter/plot/svg.h"
@@ -34,34 +36,50 @@ std::string seconds(double s) {
 Figure table3_bars(const json& bench) {
   Figure f{"table3.svg", "Table 3: time per step and peak memory relative to full fine-tuning", "",
            ""};
-  const json* full = nullptr;
-  std::vector<const json*> rows;
-  for (const json& r : bench.at("methods")) {
-    if (r.contains("error") || !r.value("seconds_per_step", json()).is_number()) continue;
-    rows.push_back(&r);
-    if (r["method"] == "full") full = &r;
+  // The methods that ran (no "error", a time per step); fields of the wrong type are refused.
+  struct Row {
+    std::string method;
+    double seconds = NAN, memory = NAN;
+  };
+  const Row* full = nullptr;
+  std::vector<Row> rows;
+  const json& methods = bench.at("methods");
+  for (size_t i = 0; i < methods.size(); ++i) {
+    const json& r = methods[i];
+    const std::string where = cat("bench document: \"methods\"[", i, "]");
+    check(r.is_object(), where, ": expected a JSON object, got a JSON ", r.type_name());
+    if (r.contains("error")) continue;
+    const double seconds = field_or<double>(r, "seconds_per_step", NAN, where);
+    if (std::isnan(seconds)) continue;
+    check(seconds >= 0, where, ": \"seconds_per_step\" must not be negative");
+    rows.push_back({required_field<std::string>(r, "method", where), seconds,
+                    field_or<double>(r, "peak_memory_bytes", NAN, where)});
   }
+  for (const Row& r : rows)
+    if (r.method == "full") full = &r;
   if (!full) {
     f.skipped = "no successful \"full\" method in the bench to compare to (--methods with full)";
     return f;
   }
+  if (!(full->seconds > 0)) {
+    f.skipped = "full fine-tuning's time per step is 0: nothing to compare to";
+    return f;
+  }
   BarChart c;
   c.title = "Time per step and peak memory (Table 3)";
-  const double t0 = (*full)["seconds_per_step"].get<double>();
-  const json& m0 = (*full)["peak_memory_bytes"];
-  c.note =
-      cat(setting(bench, "model_config"), ", batch ", setting(bench, "batch"), ", ",
-          setting(bench, "dtype"), " on ", setting(bench, "device"), "; full: ", seconds(t0),
-          "/step", m0.is_number() ? ", " + human_bytes(m0.get<double>()) + " peak" : std::string());
+  const double t0 = full->seconds, m0 = full->memory;
+  const bool has_m0 = std::isfinite(m0) && m0 > 0;
+  c.note = cat(setting(bench, "model_config"), ", batch ", setting(bench, "batch"), ", ",
+               setting(bench, "dtype"), " on ", setting(bench, "device"), "; full: ", seconds(t0),
+               "/step", has_m0 ? ", " + human_bytes(m0) + " peak" : std::string());
   BarSeries time{"time per step", {}}, memory{"peak memory", {}};
   bool any_memory = false;
   std::vector<double> all = {100.0};
-  for (const json* r : rows) {
-    c.categories.push_back((*r)["method"].get<std::string>());
-    time.values.push_back(100.0 * (*r)["seconds_per_step"].get<double>() / t0);
-    const json& m = (*r)["peak_memory_bytes"];
-    const bool has = m.is_number() && m0.is_number() && m0.get<double>() > 0;
-    memory.values.push_back(has ? 100.0 * m.get<double>() / m0.get<double>() : NAN);
+  for (const Row& r : rows) {
+    c.categories.push_back(r.method);
+    time.values.push_back(100.0 * r.seconds / t0);
+    const bool has = has_m0 && std::isfinite(r.memory);
+    memory.values.push_back(has ? 100.0 * r.memory / m0 : NAN);
     any_memory = any_memory || has;
     all.push_back(time.values.back());
     if (has) all.push_back(memory.values.back());
@@ -81,12 +99,22 @@ Figure inference_throughput(const json& bench) {
   std::vector<std::string> order;
   std::map<std::string, std::map<double, double>> lines;  // name -> batch -> tokens/s
   std::vector<double> batches, rates;
-  for (const json& r : bench.at("configurations")) {
-    if (r.contains("error") || !r.value("tokens_per_second", json()).is_number()) continue;
-    const std::string name = cat(r["method"].get<std::string>(), " ", r["dtype"].get<std::string>(),
-                                 " ", r["search"].get<std::string>());
+  const json& configurations = bench.at("configurations");
+  check(configurations.is_array(), "bench document: \"configurations\" must be a JSON array");
+  for (size_t i = 0; i < configurations.size(); ++i) {
+    const json& r = configurations[i];
+    const std::string where = cat("bench document: \"configurations\"[", i, "]");
+    check(r.is_object(), where, ": expected a JSON object, got a JSON ", r.type_name());
+    if (r.contains("error")) continue;
+    const double t = field_or<double>(r, "tokens_per_second", NAN, where);
+    if (std::isnan(t)) continue;
+    const auto method = required_field<std::string>(r, "method", where);  // in this order
+    const auto dtype = required_field<std::string>(r, "dtype", where);
+    const std::string name =
+        cat(method, " ", dtype, " ", required_field<std::string>(r, "search", where));
+    const double b = required_field<double>(r, "batch", where);
+    check(b >= 1, where, ": \"batch\" must be at least 1, got ", b);
     if (!lines.count(name)) order.push_back(name);
-    const double b = r["batch"].get<double>(), t = r["tokens_per_second"].get<double>();
     lines[name][b] = t;
     batches.push_back(b), rates.push_back(t);
   }
@@ -127,8 +155,9 @@ Figure bench_figure(const json& bench) {
 json read_bench_json(const std::string& path) {
   std::ifstream in(path);
   check(in.good(), "cannot open ", path);
+  const std::string text = read_stream(in, path, kMaxJsonFileBytes);
   try {
-    return json::parse(in);
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
   }

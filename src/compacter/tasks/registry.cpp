@@ -1,10 +1,9 @@
 // The task table (spec §4.1 sizes and split groups, §4.2 fields and labels, §4.5 lengths, §5.2
-// metrics), the prefix rule (§4.2, §9 #5), low-resource epochs (§4.6) and target lengths (§4.5).
+// metrics) and low-resource epochs (§4.6). Torch-free (the fuzz target `predict_fields` compiles
+// it); the prefix rule and the tokenizer's part are in encoding.cpp.
 #include <algorithm>
 
 #include "compacter/core/error.h"
-#include "compacter/data/tokenizer.h"
-#include "compacter/peft/methods.h"
 #include "compacter/tasks/metrics.h"
 #include "compacter/tasks/tasks.h"
 
@@ -134,11 +133,6 @@ TaskInfo user_task_info(const UserTaskOptions& o) {
   return t;
 }
 
-bool method_adds_prefix(const std::string& method, bool fix_quirks) {
-  const bool prefix = peft::find_method(method).task_prefix;  // throws for an unknown method
-  return prefix || fix_quirks;
-}
-
 const std::vector<std::pair<int64_t, int64_t>>& low_resource_epochs() {
   static const std::vector<std::pair<int64_t, int64_t>> table = {
       {100, 1000}, {500, 200}, {1000, 100}, {2000, 50}, {4000, 25}};
@@ -155,22 +149,6 @@ int64_t low_resource_epochs_for(int64_t train_samples) {
 std::vector<std::string> task_labels(const TaskInfo& task, bool fix_quirks) {
   if (fix_quirks && !task.label_names.empty()) return task.label_names;
   return task.labels;
-}
-
-int64_t target_length(const TaskInfo& task, const T5Tokenizer& tokenizer, bool fix_quirks) {
-  if (task.max_target_length > 0) return task.max_target_length;
-  int64_t longest = 1;
-  for (const std::string& label : task_labels(task, fix_quirks))
-    longest = std::max<int64_t>(longest, static_cast<int64_t>(tokenizer.encode(label).size()));
-  return longest;
-}
-
-EncodedExample encode_example(const Example& example, const TaskInfo& task,
-                              const T5Tokenizer& tokenizer, int64_t target_len) {
-  EncodedExample e;
-  e.source_ids = tokenizer.encode(example.source, task.max_source_length);
-  e.target_ids = tokenizer.encode(example.target, target_len);
-  return e;
 }
 
 }  // namespace compacter::tasks

@@ -9,101 +9,13 @@
 #include "compacter/core/fingerprint.h"
 #include "compacter/io/t5_config.h"
 #include "compacter/nn/fingerprint.h"
+#include "compacter/train/tokenizer_choice.h"
 
 namespace compacter::train {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// Where a spec's tokenizer comes from.
-struct TokenizerChoice {
-  bool byte_level = false;
-  std::string file;  // spiece.model, or the JSON file that chose the byte level ("" if none)
-  // From tokenizer_config.json, as transformers' T5Tokenizer / ByT5Tokenizer take it (mT5: 0,
-  // UMT5: 300); -1: the class's default (100 for SentencePiece, 125 for bytes).
-  int64_t extra_ids = -1;
-};
-
-// A JSON object file, or null when it does not exist; errors name the file.
-nlohmann::json read_optional_json(const std::string& path) {
-  if (!fs::exists(path)) return nullptr;
-  std::ifstream in(path);
-  check(static_cast<bool>(in), "cannot open ", path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON: ", e.what()));
-  }
-  check(j.is_object(), path, ": expected a JSON object");
-  return j;
-}
-
-// The "tokenizer_class" string of a config object, or "" when absent or null.
-std::string tokenizer_class(const nlohmann::json& j, const std::string& path) {
-  if (j.is_null() || !j.contains("tokenizer_class") || j.at("tokenizer_class").is_null()) return "";
-  check(j.at("tokenizer_class").is_string(), path,
-        ": field \"tokenizer_class\": expected a string, got ", j.at("tokenizer_class").dump());
-  return j.at("tokenizer_class").get<std::string>();
-}
-
-void check_model_folder(const ModelSpec& spec) {
-  check(fs::is_directory(spec.dir), "model folder not found: ", spec.dir,
-        " (expected a Hugging Face T5 folder with config.json and model.safetensors)");
-  check(fs::is_regular_file(spec.dir + "/config.json"), spec.dir,
-        " is not a Hugging Face T5 folder: it has no config.json");
-}
-
-TokenizerChoice choose_tokenizer(const ModelSpec& spec) {
-  check_model_folder(spec);
-  TokenizerChoice choice;
-  if (spec.tokenizer == kByteLevelTokenizerName) {
-    choice.byte_level = true;
-    return choice;
-  }
-  if (!spec.tokenizer.empty()) {
-    check(fs::is_regular_file(spec.tokenizer), "tokenizer not found: ", spec.tokenizer,
-          " (expected a SentencePiece spiece.model, or \"", kByteLevelTokenizerName,
-          "\" for the byte-level ByT5 tokenizer)");
-    choice.file = spec.tokenizer;
-    return choice;
-  }
-  // AutoTokenizer: tokenizer_config.json's tokenizer_class, else config.json's.
-  const std::string tok_config_path = spec.dir + "/tokenizer_config.json";
-  const nlohmann::json tok_config = read_optional_json(tok_config_path);
-  std::string from = tok_config_path;
-  std::string cls = tokenizer_class(tok_config, tok_config_path);
-  if (cls.empty()) {
-    from = spec.dir + "/config.json";
-    cls = tokenizer_class(read_optional_json(from), from);
-  }
-  if (!tok_config.is_null() && tok_config.contains("extra_ids") &&
-      !tok_config.at("extra_ids").is_null()) {
-    const auto& v = tok_config.at("extra_ids");
-    check(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= 100000,
-          tok_config_path, ": field \"extra_ids\": expected an integer from 0 to 100000, got ",
-          v.dump());
-    choice.extra_ids = v.get<int64_t>();
-  }
-  if (cls == "ByT5Tokenizer") {
-    choice.byte_level = true;
-    choice.file = from;
-    return choice;
-  }
-  check(cls.empty() || cls == "T5Tokenizer" || cls == "T5TokenizerFast" || cls == "MT5Tokenizer" ||
-            cls == "MT5TokenizerFast",
-        "tokenizer_class \"", cls, "\" in ", from,
-        ": not supported; supported: T5Tokenizer or MT5Tokenizer (spiece.model), ByT5Tokenizer "
-        "(bytes); or give --tokenizer spiece.model / --tokenizer ",
-        kByteLevelTokenizerName);
-  const std::string beside = spec.dir + "/spiece.model";
-  check(fs::exists(beside), spec.dir,
-        " has no spiece.model: give the tokenizer with --tokenizer (a spiece.model, or \"",
-        kByteLevelTokenizerName, "\" for ByT5's bytes)");
-  choice.file = beside;
-  return choice;
-}
 
 // config.json's "_name_or_path" (what transformers records: the hub name it came from), else
 // the folder's own name.
@@ -157,11 +69,11 @@ peft::AdapterLoadOptions adapter_checks(const BaseModel& base, bool allow_base_m
 }
 
 std::string tokenizer_file(const ModelSpec& spec) {
-  return choose_tokenizer(spec).file;
+  return choose_tokenizer(spec.dir, spec.tokenizer).file;
 }
 
 T5Tokenizer load_tokenizer(const ModelSpec& spec) {
-  const TokenizerChoice choice = choose_tokenizer(spec);
+  const TokenizerChoice choice = choose_tokenizer(spec.dir, spec.tokenizer);
   if (!choice.byte_level)
     return T5Tokenizer::load(choice.file, choice.extra_ids >= 0 ? choice.extra_ids : 100);
   const int64_t extra_ids = choice.extra_ids >= 0 ? choice.extra_ids : 125;
@@ -196,7 +108,7 @@ BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress) {
   const nn::Precision precision = nn::parse_precision(spec.dtype);
   const torch::Device device = nn::parse_device(spec.device);
   // The config before the tokenizer: a model of another type is refused as such (model_type).
-  check_model_folder(spec);
+  check_model_folder(spec.dir);
   const std::string config_file = spec.dir + "/config.json";
   const T5Config config = load_t5_config(config_file);
   decoding::GenerationConfig generation = decoding::load_generation_config(spec.dir, config);
@@ -209,14 +121,14 @@ BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress) {
   if (spec.vocab_rows <= 0 && loaded.model->shared->weight.size(0) > tokenizer.vocab_size())
     loaded.model->resize_vocab(tokenizer.vocab_size());
   peft::BaseIdentity identity{base_name(spec.dir), nn::weights_fingerprint(*loaded.model),
-                              tokenizer_fingerprint(choose_tokenizer(spec))};
+                              tokenizer_fingerprint(choose_tokenizer(spec.dir, spec.tokenizer))};
   return BaseModel{loaded.model, std::move(tokenizer), precision,
                    device,       std::move(identity),  std::move(generation)};
 }
 
 BaseWeights load_base_weights(const ModelSpec& spec, const std::string& adapter_dir,
                               ProgressSink& progress) {
-  check_model_folder(spec);
+  check_model_folder(spec.dir);
   int64_t rows = spec.vocab_rows;
   if (rows <= 0 && !adapter_dir.empty()) {
     const nlohmann::json config = peft::read_adapter_config(adapter_dir);

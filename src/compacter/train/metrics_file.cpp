@@ -2,18 +2,21 @@
 #include "compacter/train/metrics_file.h"
 
 #include <fstream>
+#include <sstream>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 
 namespace compacter::train {
 
 std::vector<nlohmann::json> read_metrics_file(const std::string& path,
                                               const std::string& bad_line_advice) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   check(in.good(), path, ": cannot be opened");
+  std::istringstream lines(read_stream(in, path, kMaxMetricsFileBytes));
   std::vector<nlohmann::json> out;
   std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
+  for (int64_t number = 1; std::getline(lines, line); ++number) {
     if (line.empty()) continue;
     nlohmann::json j;
     try {

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_field.h"
 #include "compacter/core/units.h"
 
 namespace compacter::train {
@@ -17,27 +19,24 @@ nlohmann::json read_results(const std::string& run) {
   const std::string path = run + "/results.json";
   std::ifstream in(path);
   check(in.good(), "cannot open ", path, " (is ", run, " a finished `compacter train` run?)");
+  const std::string text = read_stream(in, path, kMaxJsonFileBytes);
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
   }
 }
 
-// The chosen metric of one split's scores, or NaN when absent.
+// The chosen metric of one split's scores (`metrics[split]`, an object of numbers), or NaN when
+// the split has none; `name` is set to the metric's name. Errors name `where`.
 double split_metric(const nlohmann::json& metrics, const std::string& split,
-                    const std::string& wanted, std::string& name) {
-  if (!metrics.contains(split) || !metrics[split].is_object() || metrics[split].empty())
-    return std::nan("");
-  const auto& m = metrics[split];
-  if (!wanted.empty()) {
-    check(m.contains(wanted), "metric \"", wanted, "\" not in the ", split, " scores (", m.dump(),
-          ")");
-    name = wanted;
-    return m[wanted].get<double>();
-  }
-  name = m.begin().key();
-  return m.begin().value().get<double>();
+                    const std::string& wanted, std::string& name, const std::string& where) {
+  const nlohmann::json& m = object_field(metrics, split, where + ": \"metrics\"", true);
+  if (m.empty()) return std::nan("");
+  name = wanted.empty() ? m.begin().key() : wanted;
+  check(m.contains(name), where, ": metric \"", name, "\" not in the ", split, " scores (",
+        m.dump(), ")");
+  return required_field<double>(m, name, cat(where, ": \"metrics\": ", split));
 }
 
 nlohmann::json number_or_null(double v) {
@@ -57,40 +56,53 @@ nlohmann::json report_rows(const std::vector<std::string>& runs, const std::stri
   nlohmann::json rows = nlohmann::json::array();
   for (const std::string& run : runs) {
     const nlohmann::json r = read_results(run);
-    try {
-      std::string test_name, validation_name;
-      const double test = split_metric(r.at("metrics"), "test", metric, test_name);
-      const double validation =
-          split_metric(r.at("metrics"), "validation", metric, validation_name);
-      const nlohmann::json& time = r.at("time");
-      // Runs from before evaluation time was measured apart have no evaluation_seconds; their
-      // train_seconds included the evaluations.
-      const bool split_times = time.contains("evaluation_seconds");
-      // The task's name (a user task: its own name) and the low-resource subset's size (null:
-      // the whole training set), for the paper's Figure 4 (plot/figure4.h).
-      const nlohmann::json& data = r.at("config").value("data", nlohmann::json::object());
-      std::string task = r.value("task", std::string());
-      if (task == "user" && data.contains("user")) task = data["user"].value("name", task);
-      const int64_t samples = data.value("max_train_samples", int64_t{-1});
-      rows.push_back(
-          {{"run", std::filesystem::path(run).filename().string()},
-           {"method", r.at("method")},
-           {"model", r.at("config").at("model")},
-           {"task", task},
-           {"max_train_samples", samples > 0 ? nlohmann::json(samples) : nlohmann::json()},
-           {"trainable", r.at("parameters").at("trainable")},
-           {"percent_of_backbone", r.at("parameters").at("percent_of_backbone")},
-           {"adapter_file_bytes", r.at("adapter_bytes")},
-           {"metric", test_name.empty() ? validation_name : test_name},
-           {"test", number_or_null(test)},
-           {"validation", number_or_null(validation)},
-           {"train_seconds", split_times ? time.at("train_seconds") : nlohmann::json()},
-           {"evaluation_seconds", split_times ? time.at("evaluation_seconds") : nlohmann::json()},
-           {"examples_per_second",
-            split_times ? time.at("examples_per_second") : nlohmann::json()}});
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(cat(run, "/results.json: missing or mistyped field (", e.what(), ")"));
-    }
+    const std::string where = run + "/results.json";
+    check(r.is_object(), where, ": expected a JSON object, got a JSON ", r.type_name());
+    std::string test_name, validation_name;
+    const nlohmann::json& metrics = object_field(r, "metrics", where);
+    const double test = split_metric(metrics, "test", metric, test_name, where);
+    const double validation = split_metric(metrics, "validation", metric, validation_name, where);
+    // Runs from before evaluation time was measured apart have no evaluation_seconds; their
+    // train_seconds included the evaluations.
+    const nlohmann::json& time = object_field(r, "time", where);
+    const std::string time_where = where + ": \"time\"";
+    const bool split_times = time.contains("evaluation_seconds");
+    const auto seconds = [&](const char* key) {
+      return split_times ? nlohmann::json(required_field<double>(time, key, time_where))
+                         : nlohmann::json();
+    };
+    // The task's name (a user task: its own name) and the low-resource subset's size (null:
+    // the whole training set), for the paper's Figure 4 (plot/figure4.h).
+    const nlohmann::json& config = object_field(r, "config", where);
+    const std::string config_where = where + ": \"config\"";
+    const nlohmann::json& data = object_field(config, "data", config_where, true);
+    const std::string data_where = config_where + ": \"data\"";
+    std::string task = field_or(r, "task", "", where);
+    if (task == "user")
+      task = field_or(object_field(data, "user", data_where, true), "name", task,
+                      data_where + ": \"user\"");
+    const int64_t samples = field_or<int64_t>(data, "max_train_samples", -1, data_where);
+    const nlohmann::json& parameters = object_field(r, "parameters", where);
+    const std::string parameters_where = where + ": \"parameters\"";
+    const int64_t trainable = required_field<int64_t>(parameters, "trainable", parameters_where);
+    check(trainable >= 0, parameters_where, ": \"trainable\" must not be negative");
+    const int64_t adapter_bytes = required_field<int64_t>(r, "adapter_bytes", where);
+    check(adapter_bytes >= 0, where, ": \"adapter_bytes\" must not be negative");
+    rows.push_back({{"run", std::filesystem::path(run).filename().string()},
+                    {"method", required_field<std::string>(r, "method", where)},
+                    {"model", required_field<std::string>(config, "model", config_where)},
+                    {"task", task},
+                    {"max_train_samples", samples > 0 ? nlohmann::json(samples) : nlohmann::json()},
+                    {"trainable", trainable},
+                    {"percent_of_backbone",
+                     required_field<double>(parameters, "percent_of_backbone", parameters_where)},
+                    {"adapter_file_bytes", adapter_bytes},
+                    {"metric", test_name.empty() ? validation_name : test_name},
+                    {"test", number_or_null(test)},
+                    {"validation", number_or_null(validation)},
+                    {"train_seconds", seconds("train_seconds")},
+                    {"evaluation_seconds", seconds("evaluation_seconds")},
+                    {"examples_per_second", seconds("examples_per_second")}});
   }
   return rows;
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 
+#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 
 namespace compacter::decoding {
@@ -225,9 +226,10 @@ GenerationConfig load_generation_config(const std::string& dir, const T5Config& 
   if (dir.empty() || !std::filesystem::is_regular_file(path)) return c;
   std::ifstream in(path);
   check(in.good(), path.string(), ": cannot be read");
+  const std::string text = read_stream(in, path.string(), kMaxJsonFileBytes);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(cat(path.string(), ": not valid JSON (", e.what(), ")"));
   }
