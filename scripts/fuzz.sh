@@ -23,7 +23,7 @@ shift || true
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(safetensors pytorch_bin config_json task_rows run_state serve_requests adapter_config
   sentencepiece peft_config adapterhub_config weight_map metrics_jsonl results_json bench_plot
-  tokenizer_config predict_fields)
+  tokenizer_config predict_fields wordnet tokenizer_text)
 shared=${COMPACTER_SHARED_DIR:-../shared}
 command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang (apt-get install clang)" >&2; exit 2; }
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \

@@ -223,7 +223,8 @@ std::vector<std::string> read_lexicographer_files(const std::string& wordnet_dir
     std::replace(row.begin(), row.end(), '\t', ' ');
     const std::vector<std::string_view> fields = split_spaces(row);
     check(fields.size() >= 2, path, ":", number, ": expected 'number name category'");
-    const int64_t index = parse_number(fields[0], 10, 0, cat(path, ":", number), "file number");
+    // Two digits, as lexnames(5WN) writes them (00..44): a bound on the table's size too.
+    const int64_t index = parse_number(fields[0], 10, 2, cat(path, ":", number), "file number");
     if (static_cast<int64_t>(names.size()) <= index) names.resize(static_cast<size_t>(index) + 1);
     names[static_cast<size_t>(index)] = std::string(fields[1]);
   }
@@ -334,7 +335,9 @@ WordNetDataset build_wordnet_dataset(const std::vector<Synset>& nouns,
   std::stable_sort(corpus_synsets.begin(), corpus_synsets.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [hash, s] : corpus_synsets) {
-    if (!s->definition.empty()) data.corpus.push_back(corpus_head(*s, options.words_in_corpus));
+    // No line equal to a held-out definition, whatever made it (a head "word: text" included).
+    std::string head = s->definition.empty() ? "" : corpus_head(*s, options.words_in_corpus);
+    if (!head.empty() && !held_out.count(head)) data.corpus.push_back(std::move(head));
     for (const std::string& example : s->examples)
       if (!held_out.count(example)) data.corpus.push_back(example);
   }
