@@ -1,8 +1,9 @@
-// The bounds on users' files read whole (core/atomic_file.h: kMaxJsonFileBytes, 64 MiB;
-// kMaxMetricsFileBytes, 256 MiB): every reader of such a file refuses one a byte over its bound
-// with an Error naming the file, before parsing it, and a file at the bound is read. The big
-// files are sparse (fs::resize_file: a valid document, then a hole of NUL bytes), so the tests
-// write almost nothing; the message shows that the size refused them, before any parsing.
+// The bounds on users' files read whole (core/atomic_file.h): kMaxJsonFileBytes, 64 MiB, for
+// every JSON document (most through core/json_file.h), and kMaxMetricsFileBytes, 256 MiB, for
+// metrics.jsonl. Every reader of such a file refuses one a byte over its bound with an Error
+// naming the file, before parsing it, and a file at the bound is read. The big files are sparse
+// (fs::resize_file: a valid document, then a hole of NUL bytes), so the tests write almost
+// nothing; the message shows that the size refused them, before any parsing.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,8 +12,10 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/interop/source.h"
 #include "compacter/io/t5_config.h"
 #include "compacter/io/weight_map.h"
+#include "compacter/peft/adapter_file.h"
 #include "compacter/plot/figures.h"
 #include "compacter/train/decoding/generation_config.h"
 #include "compacter/train/metrics_file.h"
@@ -93,6 +96,15 @@ TEST(FileSizeLimits, EveryJsonReaderRefusesAFileOverItsBound) {
   write_padded(run + "/results.json", "{}", over);
   EXPECT_TRUE(says_too_large(error_of([&] { train::report_rows({run}, ""); }),
                              run + "/results.json", kMaxJsonFileBytes));
+
+  const std::string adapter = dir.file("adapter");
+  std::filesystem::create_directories(adapter);
+  write_padded(adapter + "/adapter_config.json", "{}", over);
+  EXPECT_TRUE(says_too_large(error_of([&] { peft::read_adapter_config(adapter); }),
+                             adapter + "/adapter_config.json", kMaxJsonFileBytes));
+  EXPECT_TRUE(
+      says_too_large(error_of([&] { interop::read_json_object(adapter + "/adapter_config.json"); }),
+                     adapter + "/adapter_config.json", kMaxJsonFileBytes));
 
   const std::string bench = dir.file("bench.json");
   write_padded(bench, R"({"methods": []})", over);

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "compacter/core/error.h"
+#include "compacter/core/json_file.h"
 #include "compacter/train/finetune.h"
 
 namespace compacter::cli {
@@ -78,13 +79,7 @@ void add_text_option(CLI::App& cmd, std::vector<std::string>& texts, const std::
 }
 
 nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  check(in.good(), "cannot open ", path);
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
-  }
+  return read_json_document(path);
 }
 
 std::vector<std::string> input_lines(const std::vector<std::string>& texts) {

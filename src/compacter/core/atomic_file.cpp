@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 
 #include "compacter/core/error.h"
 
@@ -71,15 +72,17 @@ std::string read_stream(std::istream& in, const std::string& path, uint64_t max_
                      "memory)"));
   };
   // A seekable stream (a file) is measured first, so that a huge file is refused unread.
+  std::string bytes;
   const std::streampos start = in.tellg();
   if (start != std::streampos(-1) && in.seekg(0, std::ios::end)) {
     const std::streampos end = in.tellg();
     in.seekg(start);
-    if (end != std::streampos(-1) && static_cast<uint64_t>(end - start) > max_bytes)
-      throw too_large();
+    if (end != std::streampos(-1)) {
+      if (static_cast<uint64_t>(end - start) > max_bytes) throw too_large();
+      bytes.reserve(static_cast<size_t>(end - start));
+    }
   }
   in.clear();
-  std::string bytes;
   char piece[1 << 16];
   while (in) {
     in.read(piece, sizeof piece);
@@ -102,15 +105,7 @@ std::string read_file(const std::string& path, uint64_t max_bytes) {
 }
 
 std::string read_file(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  check(fs::exists(path, ec), path, ": file not found");
-  check(!fs::is_directory(path, ec), path, ": is a folder, expected a file");
-  std::ifstream in(path, std::ios::binary);
-  check(static_cast<bool>(in), path, ": cannot open for reading");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  check(!in.bad(), path, ": read failed");
-  return bytes;
+  return read_file(path, std::numeric_limits<uint64_t>::max());
 }
 
 }  // namespace compacter

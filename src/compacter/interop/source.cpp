@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 nlohmann::json read_json_object(const std::string& path) {
   check(fs::is_regular_file(path), path, ": not found");
-  return json_object_from_text(read_file(path), path);
+  return json_object_from_text(read_file(path, kMaxJsonFileBytes), path);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> read_tensor_file(const std::string& path) {

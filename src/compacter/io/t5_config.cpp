@@ -10,6 +10,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_file.h"
 
 namespace compacter {
 
@@ -134,16 +135,7 @@ T5Config t5_config_from_json(const nlohmann::json& j, const std::string& source)
 }
 
 T5Config load_t5_config(const std::string& path) {
-  std::ifstream in(path);
-  check(static_cast<bool>(in), "cannot open ", path);
-  const std::string text = read_stream(in, path, kMaxJsonFileBytes);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON: ", e.what()));
-  }
-  return t5_config_from_json(j, path);
+  return t5_config_from_json(read_json_document(path), path);
 }
 
 nlohmann::json t5_config_to_json(const T5Config& c) {

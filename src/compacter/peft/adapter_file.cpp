@@ -10,6 +10,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_file.h"
 #include "compacter/core/fingerprint.h"
 #include "compacter/core/options.h"
 #include "compacter/io/safetensors.h"
@@ -75,12 +76,7 @@ nlohmann::json read_adapter_config(const std::string& dir) {
         dir, " is not an adapter directory (no ", kAdapterConfigFile, ")",
         run ? cat("; it is a training run: did you mean ", dir, "/best_adapter?") : std::string()));
   }
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
-  }
+  const nlohmann::json j = read_json_document(path);
   check_adapter_config_format(j, path);
   return j;
 }

@@ -9,6 +9,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_file.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/peft/methods.h"
@@ -19,8 +20,7 @@ namespace {
 
 int64_t adapter_vocab_rows(const std::string& adapter_dir) {
   const std::string path = adapter_dir + "/" + kAdapterConfigFile;
-  std::ifstream in(path);
-  const nlohmann::json j = nlohmann::json::parse(in);  // read_adapter_spec validated it
+  const nlohmann::json j = read_json_document(path);  // read_adapter_spec validated it
   const auto& base = j.at("base_model");
   check(base.is_object() && base.contains("vocab_rows") && base["vocab_rows"].is_number_integer(),
         path, ": base_model lacks an integer \"vocab_rows\"");

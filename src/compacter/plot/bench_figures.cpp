@@ -8,6 +8,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_file.h"
 #include "compacter/core/json_field.h"
 #include "compacter/core/units.h"
 #include "compacter/plot/figures.h"
@@ -153,14 +154,7 @@ Figure bench_figure(const json& bench) {
 }
 
 json read_bench_json(const std::string& path) {
-  std::ifstream in(path);
-  check(in.good(), "cannot open ", path);
-  const std::string text = read_stream(in, path, kMaxJsonFileBytes);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
-  }
+  return read_json_document(path);
 }
 
 }  // namespace compacter::plot

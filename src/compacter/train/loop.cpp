@@ -13,6 +13,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_file.h"
 #include "compacter/core/fingerprint.h"
 #include "compacter/dist/gradient_sync.h"
 #include "compacter/io/safetensors.h"
@@ -82,13 +83,7 @@ RunState load_checkpoint(const std::string& run_dir, AdamW& opt, int64_t rank) {
     dir = run_dir + "/checkpoint.old";
   check(fs::exists(dir + "/state.json"), "--resume: no checkpoint in ", run_dir, " (expected ",
         run_dir, "/checkpoint/state.json)");
-  std::ifstream in(dir + "/state.json");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(dir, "/state.json: not valid JSON (", e.what(), ")"));
-  }
+  const nlohmann::json j = read_json_document(dir + "/state.json");
   RunState s;
   static_cast<CheckpointState&>(s) = checkpoint_state_from_json(j, dir + "/state.json");
   const int64_t optimizer_steps = s.optimizer_steps;

@@ -9,6 +9,7 @@
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/json_field.h"
+#include "compacter/core/json_file.h"
 #include "compacter/core/units.h"
 
 namespace compacter::train {
@@ -17,14 +18,9 @@ namespace {
 
 nlohmann::json read_results(const std::string& run) {
   const std::string path = run + "/results.json";
-  std::ifstream in(path);
-  check(in.good(), "cannot open ", path, " (is ", run, " a finished `compacter train` run?)");
-  const std::string text = read_stream(in, path, kMaxJsonFileBytes);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON (", e.what(), ")"));
-  }
+  check(std::ifstream(path).good(), "cannot open ", path, " (is ", run,
+        " a finished `compacter train` run?)");
+  return read_json_document(path);
 }
 
 // The chosen metric of one split's scores (`metrics[split]`, an object of numbers), or NaN when

@@ -6,6 +6,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_file.h"
 
 namespace compacter::train {
 
@@ -120,16 +121,7 @@ RunDirectory RunDirectory::open(const std::string& dir, const RunLayout& layout,
   check_usable(dir, layout, mode);
   const std::string config = dir + "/" + layout.config;
   if (mode == RunMode::kResume) {
-    nlohmann::json recorded;
-    {
-      std::ifstream in(config);
-      check(in.good(), "cannot open ", config);
-      try {
-        recorded = nlohmann::json::parse(in);
-      } catch (const nlohmann::json::exception& e) {
-        throw Error(cat(config, ": not valid JSON (", e.what(), ")"));
-      }
-    }
+    const nlohmann::json recorded = read_json_document(config);
     const std::string diff = first_config_difference(recorded, effective, layout.path_settings);
     check_usage(diff.empty(), "--resume: a setting differs from the one the run started with (",
                 config, "): ", diff);

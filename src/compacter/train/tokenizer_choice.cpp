@@ -7,6 +7,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_file.h"
 #include "compacter/data/tokenizer.h"
 
 namespace compacter::train {
@@ -18,15 +19,7 @@ namespace {
 // A JSON object file, or null when it does not exist; errors name the file.
 nlohmann::json read_optional_json(const std::string& path) {
   if (!fs::exists(path)) return nullptr;
-  std::ifstream in(path);
-  check(static_cast<bool>(in), "cannot open ", path);
-  const std::string text = read_stream(in, path, kMaxJsonFileBytes);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path, ": not valid JSON: ", e.what()));
-  }
+  const nlohmann::json j = read_json_document(path);
   check(j.is_object(), path, ": expected a JSON object");
   return j;
 }

@@ -11,6 +11,7 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/core/json_file.h"
 
 namespace compacter::decoding {
 
@@ -224,16 +225,7 @@ GenerationConfig load_generation_config(const std::string& dir, const T5Config& 
   GenerationConfig c = from_model_config(model);
   const std::filesystem::path path = std::filesystem::path(dir) / "generation_config.json";
   if (dir.empty() || !std::filesystem::is_regular_file(path)) return c;
-  std::ifstream in(path);
-  check(in.good(), path.string(), ": cannot be read");
-  const std::string text = read_stream(in, path.string(), kMaxJsonFileBytes);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cat(path.string(), ": not valid JSON (", e.what(), ")"));
-  }
-  apply_generation_json(j, path.string(), c);
+  apply_generation_json(read_json_document(path.string()), path.string(), c);
   return c;
 }
 
