@@ -6,53 +6,21 @@
 // into one temporary model folder. Beyond "accepted or compacter::Error": an accepted choice is
 // ByT5's bytes chosen by one of the two JSON files, or the folder's spiece.model when it exists;
 // extra_ids is -1 (the default) or from 0 to 100000.
-#include <stdlib.h>
-
-#include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "compacter/train/tokenizer_choice.h"
 #include "fuzz_target.h"
-
-namespace {
-
-namespace fs = std::filesystem;
-
-// One temporary model folder for the process, removed at exit.
-struct ModelFolder {
-  std::string path;
-  ModelFolder() {
-    std::string pattern = (fs::temp_directory_path() / "compacter-fuzz-XXXXXX");
-    if (!mkdtemp(pattern.data())) __builtin_trap();
-    path = pattern;
-  }
-  ~ModelFolder() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  // Writes `name` with `bytes`, or removes it when `present` is false.
-  void put(const std::string& name, bool present, const std::string& bytes) const {
-    std::error_code ec;
-    fs::remove(path + "/" + name, ec);
-    if (!present) return;
-    std::ofstream out(path + "/" + name, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) __builtin_trap();
-  }
-};
-
-}  // namespace
+#include "temp_folder.h"
 
 bool compacter_fuzz_accepts(const uint8_t* data, size_t size) {
   if (size == 0) return false;
-  static const ModelFolder folder;
+  static const TempFolder folder;
   const bool has_tokenizer_config = (data[0] & 1) != 0, has_spiece = (data[0] & 2) != 0;
   const std::string rest(reinterpret_cast<const char*>(data + 1), size - 1);
   const size_t nul = rest.find('\0');
-  folder.put("tokenizer_config.json", has_tokenizer_config, rest.substr(0, nul));
-  folder.put("config.json", true, nul == std::string::npos ? "{}" : rest.substr(nul + 1));
-  folder.put("spiece.model", has_spiece, "");
+  folder.put("tokenizer_config.json", rest.substr(0, nul), has_tokenizer_config);
+  folder.put("config.json", nul == std::string::npos ? "{}" : rest.substr(nul + 1));
+  folder.put("spiece.model", "", has_spiece);
   return compacter_fuzz_accepted_unless_error([&] {
     const auto choice = compacter::train::choose_tokenizer(folder.path, "");
     if (choice.extra_ids < -1 || choice.extra_ids > 100000) __builtin_trap();

@@ -9,35 +9,17 @@
 // file from 0 to 99, a known type and at least one word; every example's label is a chosen
 // category; no definition is in two splits; no corpus line is a validation or test definition
 // (the corpus is leakage-free, as wordnet.h promises); a lexnames table has at most 100 names.
-#include <stdlib.h>
-
-#include <filesystem>
-#include <fstream>
 #include <set>
 #include <string>
 
 #include "compacter/pretrain/wordnet.h"
 #include "fuzz_target.h"
 #include "memory_file.h"
+#include "temp_folder.h"
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace compacter::pretrain;
-
-// One temporary WordNet folder for the process, removed at exit.
-struct WordNetFolder {
-  std::string path;
-  WordNetFolder() {
-    std::string pattern = (fs::temp_directory_path() / "compacter-fuzz-XXXXXX");
-    if (!mkdtemp(pattern.data())) __builtin_trap();
-    path = pattern;
-  }
-  ~WordNetFolder() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 void check_dataset(const std::vector<Synset>& synsets, const WordNetDataset& d) {
   for (const Synset& s : synsets)
@@ -64,12 +46,8 @@ bool compacter_fuzz_accepts(const uint8_t* data, size_t size) {
   if (size == 0) return false;
   const uint8_t mode = data[0];
   if (mode & 1) {
-    static const WordNetFolder folder;
-    {
-      std::ofstream out(folder.path + "/lexnames", std::ios::binary | std::ios::trunc);
-      out.write(reinterpret_cast<const char*>(data + 1), static_cast<std::streamsize>(size - 1));
-      if (!out) __builtin_trap();
-    }
+    static const TempFolder folder;
+    folder.put("lexnames", std::string(reinterpret_cast<const char*>(data + 1), size - 1));
     return compacter_fuzz_accepted_unless_error([&] {
       if (read_lexicographer_files(folder.path).size() > 100) __builtin_trap();
     });

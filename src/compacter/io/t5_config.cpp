@@ -3,12 +3,10 @@
 #include "compacter/io/t5_config.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
 
-#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/json_file.h"
 

@@ -4,7 +4,6 @@
 #include <torch/torch.h>
 
 #include <filesystem>
-#include <fstream>
 #include <vector>
 
 #include "compacter/core/atomic_file.h"

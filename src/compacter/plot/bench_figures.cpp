@@ -3,10 +3,8 @@
 // size.
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 
-#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/json_file.h"
 #include "compacter/core/json_field.h"

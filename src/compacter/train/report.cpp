@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/json_field.h"
 #include "compacter/core/json_file.h"

@@ -2,7 +2,6 @@
 #include "compacter/train/run_directory.h"
 
 #include <filesystem>
-#include <fstream>
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"

@@ -2,10 +2,8 @@
 #include "compacter/train/tokenizer_choice.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/json_file.h"
 #include "compacter/data/tokenizer.h"

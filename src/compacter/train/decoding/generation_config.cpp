@@ -6,10 +6,8 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
-#include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
 #include "compacter/core/json_file.h"
 
