@@ -10,8 +10,8 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
-#include "compacter/core/json_file.h"
 #include "compacter/core/fingerprint.h"
+#include "compacter/core/json_file.h"
 #include "compacter/core/options.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/nn/fingerprint.h"

@@ -6,8 +6,8 @@
 #include <map>
 
 #include "compacter/core/error.h"
-#include "compacter/core/json_file.h"
 #include "compacter/core/json_field.h"
+#include "compacter/core/json_file.h"
 #include "compacter/core/units.h"
 #include "compacter/plot/figures.h"
 #include "compacter/plot/svg.h"

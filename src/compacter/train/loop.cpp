@@ -13,8 +13,8 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
-#include "compacter/core/json_file.h"
 #include "compacter/core/fingerprint.h"
+#include "compacter/core/json_file.h"
 #include "compacter/dist/gradient_sync.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/tasks/batching.h"
