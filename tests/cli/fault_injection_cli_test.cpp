@@ -203,8 +203,8 @@ std::vector<std::string> leftovers(const std::string& dir) {
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
     if (name.find(".tmp") != std::string::npos ||
-        name.size() > 4 &&
-            (name.substr(name.size() - 4) == ".new" || name.substr(name.size() - 4) == ".old"))
+        (name.size() > 4 &&
+         (name.substr(name.size() - 4) == ".new" || name.substr(name.size() - 4) == ".old")))
       out.push_back(fs::relative(e.path(), dir).string());
   }
   return out;

@@ -315,7 +315,9 @@ std::vector<Reply> AdapterServer::answer(const std::vector<Request>& requests,
   size_t total = 0, done_before = 0;
   for (const auto& [key, indices] : groups) total += indices.size();
   PeriodicStatus status(progress, "generating", "inputs");
-  for (auto& [key, indices] : groups) {
+  for (auto& group : groups) {
+    const std::string& key = group.first;
+    const std::vector<size_t>& indices = group.second;  // a lambda below captures it (C++17)
     const Request& first = requests[indices.front()];
     const bool mixed_group = nlohmann::json::parse(key)[0].is_null();
     const decoding::GenerationConfig& generation = settings_of(first);
