@@ -38,6 +38,25 @@ TEST(TaskInputs, FieldsAreWrittenAsTheSpecWritesTheTask) {
             "superglue-boolq question: q? passage: p.");
 }
 
+TEST(TaskInputs, MultiRcFieldsNeedNoDatasetIndex) {
+  // §4.2's MultiRC format; the dataset's "idx" only groups answers for the exact-match score, so
+  // a question typed for `predict` or `serve` does without it. A malformed one is still refused.
+  const nlohmann::json typed = {
+      {"paragraph", "Tom <b>ran</b>."}, {"question", "Who ran?"}, {"answer", "Tom"}};
+  EXPECT_EQ(format_fields(format("multirc", true), typed, kWhere),
+            "superglue-multirc question: Who ran? answer: Tom paragraph: Tom ran.");
+  nlohmann::json bad = typed;
+  bad["idx"] = 4;
+  try {
+    format_fields(format("multirc", true), bad, kWhere);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("line 3: field \"idx\": expected an object"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(TaskInputs, UserTasksJoinTheirFields) {
   InputFormat f = format("user", true);
   f.user.name = "reviews";

@@ -532,10 +532,14 @@ std::vector<Example> format_row(const TaskInfo& t, const RawRow& r, const DataOp
     pieces.insert(pieces.end(),
                   {"question:", remove_markup(s("question")), "answer:", remove_markup(s("answer")),
                    "paragraph:", remove_markup(s("paragraph"))});
-    const json& idx = field(f, "idx", w);
-    check(idx.is_object() && idx.contains("question"), w.str(),
-          ": field \"idx\": expected an object with \"question\"");
-    ex.group = key_str(idx["question"]);
+    // The question's index groups the answers for the exact-match score; a row typed for
+    // `predict` has none, and scoring such rows is refused (score.cpp) rather than misgrouped.
+    if (f.contains("idx")) {
+      const json& idx = f["idx"];
+      check(idx.is_object() && idx.contains("question"), w.str(),
+            ": field \"idx\": expected an object with \"question\"");
+      ex.group = key_str(idx["question"]);
+    }
   } else if (n == "wic") {
     pieces.insert(pieces.end(),
                   {"sentence1:", s("sentence1"), "sentence2:", s("sentence2"), "word:", s("word")});
