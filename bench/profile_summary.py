@@ -13,9 +13,11 @@ import sys
 from collections import defaultdict
 
 GROUPS = [  # first match wins
-    ("matrix products", r"^aten::(mm|addmm|bmm|baddbmm|matmul|linear|_?mkldnn.*|addmv|mv|dot)$"),
+    ("matrix products", r"^aten::(mm|addmm|bmm|baddbmm|matmul|linear|_?mkldnn.*|addmv|mv|dot)$|"
+                        r"^compacter::(batched_matmul|onednn_linear)$|"
+                        r"(BatchedMatmulFunction|OnednnLinearFunction)"),  # their backward nodes
     ("softmax", r"softmax"),
-    ("dropout", r"dropout|bernoulli"),
+    ("dropout", r"(?i)dropout|bernoulli"),  # aten's, compacter::(relu_)dropout, HashDropout
     ("norms", r"^aten::(pow|mean|rsqrt|norm|linalg_vector_norm)"),
     ("loss and embedding", r"nll_loss|cross_entropy|embedding|log_softmax"),
     ("copies and layout", r"^aten::(copy_|contiguous|clone|_to_copy|to|cat|stack|transpose|t|permute|"

@@ -2,6 +2,7 @@
 #include "compacter/nn/linear_kernel.h"
 
 #include <ATen/autocast_mode.h>
+#include <ATen/record_function.h>
 #include <dlfcn.h>
 
 #include <atomic>
@@ -62,6 +63,8 @@ std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
 // its own, not a view: autograd forbids in-place changes to a view a custom function returns).
 torch::Tensor forward_product(const torch::Tensor& x, const torch::Tensor& x2,
                               const torch::Tensor& w, const torch::Tensor& b) {
+  // Named for libtorch's profiler (bench --profile), as the backward's products are.
+  RECORD_FUNCTION("compacter::onednn_linear", c10::ArrayRef<const c10::IValue>{});
   const int64_t m = x2.size(0), k = x2.size(1), n = w.size(0);
   torch::Tensor y = torch::empty(with_last(x, n), x2.options());
   onednn_sgemm('N', 'T', m, n, k, x2.data_ptr<float>(), k, w.data_ptr<float>(), k,
