@@ -81,7 +81,7 @@ log "configure"
 cmake -S . -B build-cuda "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="${spm_prefix:+$spm_prefix;}$deps/usr;$prefix" \
   ${spm_prefix:+-DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON} -DCOMPACTER_SHARED_DIR="$shared" "${gtest[@]}" \
-  -DCOMPACTER_TCMALLOC=OFF -DCOMPACTER_HTTP=OFF >"$logs/cmake.log" 2>&1 || {
+  -DCOMPACTER_TCMALLOC=OFF -DCOMPACTER_HTTP=OFF -DCOMPACTER_OPENMP=OFF >"$logs/cmake.log" 2>&1 || {
   tail -40 "$logs/cmake.log"
   exit 1
 }

@@ -18,6 +18,7 @@ if [[ $kind == thread ]]; then
   dir=build-tsan
   flags="-fsanitize=thread -O1 -g -fno-omit-frame-pointer"
   default_args=(-R '^(serve|tasks)$')
+  openmp=OFF  # libgomp is not instrumented: its barriers would read as races (CMakeLists.txt)
   # What those two entries run: their test programs and the CLI the HTTP tests start.
   build_args=(--target compacter compacter_core compacter_spm tests_serve tests_tasks)
   # The instrumented server answers ~10x slower: tests that wait for a request to be under way
@@ -27,13 +28,14 @@ else
   dir=build-asan
   flags="-fsanitize=address,undefined -fno-sanitize-recover=all -O1 -g -fno-omit-frame-pointer"
   default_args=(-L unit)
+  openmp=ON
   build_args=()
 fi
 args=("$@")
 [[ ${#args[@]} -gt 0 ]] || args=("${default_args[@]}")
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" \
-  -DCOMPACTER_TCMALLOC=OFF -DCOMPACTER_BUILD_BENCH=OFF >/dev/null
+  -DCOMPACTER_TCMALLOC=OFF -DCOMPACTER_BUILD_BENCH=OFF -DCOMPACTER_OPENMP="$openmp" >/dev/null
 cmake --build "$dir" -j"$(nproc)" "${build_args[@]}" >"$dir.build.log" 2>&1 || { tail -30 "$dir.build.log"; exit 1; }
 # libtorch's own leaks at exit (static registries) are not ours: leak checking off; everything
 # else aborts the test with a report.

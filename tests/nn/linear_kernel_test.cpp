@@ -90,9 +90,15 @@ TEST(OnednnLinear, GradientsAreTheAnalyticOnes) {
     EXPECT_EQ(x.grad().defined(), (mask & 1) != 0);
     EXPECT_EQ(w.grad().defined(), (mask & 2) != 0);
     EXPECT_EQ(b.grad().defined(), (mask & 4) != 0);
-    if (mask & 1) EXPECT_TRUE(near(x.grad(), dx)) << "mask " << mask;
-    if (mask & 2) EXPECT_TRUE(near(w.grad(), dw)) << "mask " << mask;
-    if (mask & 4) EXPECT_TRUE(near(b.grad(), db)) << "mask " << mask;
+    if (mask & 1) {
+      EXPECT_TRUE(near(x.grad(), dx)) << "mask " << mask;
+    }
+    if (mask & 2) {
+      EXPECT_TRUE(near(w.grad(), dw)) << "mask " << mask;
+    }
+    if (mask & 4) {
+      EXPECT_TRUE(near(b.grad(), db)) << "mask " << mask;
+    }
   }
 }
 
