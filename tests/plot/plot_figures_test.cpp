@@ -350,6 +350,16 @@ TEST(PlotFigures, MistypedFieldsAreErrorsNamingTheField) {
   EXPECT_NE(e.find("plot axis \"training step\": the values span more than a double holds"),
             std::string::npos)
       << e;
+  // On a log scale the margins of the smallest double, 5e-324, underflow to 0 (found by
+  // results_json: a run's percent_of_backbone on Figure 1's axis); 1e-300 still fits.
+  e = error_of([] { plot::log_axis({5e-324, 1}, "trainable parameters (%)"); });
+  EXPECT_NE(e.find("plot axis \"trainable parameters (%)\": the values span more than a double "
+                   "holds on a log scale"),
+            std::string::npos)
+      << e;
+  const plot::Axis tiny = plot::log_axis({1e-300, 1}, "p");
+  EXPECT_GT(tiny.lo, 0);
+  EXPECT_TRUE(std::isfinite(tiny.fraction(1e-300)));
 }
 
 }  // namespace

@@ -79,6 +79,11 @@ Axis log_axis(const std::vector<double>& values, std::string label,
   if (l1 - l0 < 1e-12) l0 -= 0.5, l1 += 0.5;
   const double pad = (l1 - l0) * 0.05;
   a.lo = std::pow(10.0, l0 - pad), a.hi = std::pow(10.0, l1 + pad);
+  // The margins can leave a double's range (a value of 5e-324 padded below underflows to 0):
+  // log10(0) would put every point at infinity.
+  check(a.lo > 0 && std::isfinite(a.hi), "plot axis \"", a.label,
+        "\": the values span more than a double holds on a log scale (from ", mn, " to ", mx,
+        " with the margins)");
   if (!ticks.empty()) {
     a.ticks = ticks;
     std::sort(a.ticks.begin(), a.ticks.end());
