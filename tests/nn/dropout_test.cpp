@@ -88,6 +88,33 @@ TEST(Dropout, EqualsInputTimesTheMaskOfTheDrawnSeed) {
   }
 }
 
+// A tensor large enough to be split over threads (chunks of 16384 elements, each starting its
+// hash mid-sequence) keeps the documented mask, with and without relu and the recorded pass
+// mask; fp32 (the vectorised path) and fp64.
+TEST(Dropout, ChunksSplitOverThreadsKeepTheDocumentedMask) {
+  const int threads = at::get_num_threads();
+  at::set_num_threads(4);  // 4 chunks whatever the machine has
+  for (const auto dtype : {torch::kFloat32, torch::kDouble}) {
+    for (const bool grad : {false, true}) {
+      torch::Tensor x = torch::randn({300, 211}).to(dtype);  // 63,300 elements, odd tail
+      x.view(-1).slice(0, 100, 140).zero_();
+      x.requires_grad_(grad);
+      torch::manual_seed(3);
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      const uint64_t seed = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+      const torch::Tensor mask = nn::dropout_mask(x.sizes(), 0.1, seed, dtype);
+      torch::manual_seed(3);
+      const torch::Tensor y = nn::dropout(x, 0.1, true);
+      torch::manual_seed(3);
+      const torch::Tensor r = nn::relu_dropout(x, 0.1, true);
+      torch::NoGradGuard no_grad;
+      EXPECT_TRUE(torch::equal(y, x * mask)) << dtype << " " << grad;
+      EXPECT_TRUE(torch::equal(r, torch::relu(x) * mask)) << dtype << " " << grad;
+    }
+  }
+  at::set_num_threads(threads);
+}
+
 // relu_dropout is dropout(relu(x)) fused: the same values and the same gradient, bit for bit,
 // for the same drawn seed, with exact zeros in x (relu's boundary): fused in fp32 and fp64, two
 // passes in bf16.
