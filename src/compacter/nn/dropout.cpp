@@ -80,8 +80,11 @@ inline __attribute__((always_inline)) void mask_chunk(const T* in, T* out, bool*
 
 // fp32, the training path, compiled twice: for AVX-512 (x86-64-v4) and the baseline, the CPU
 // choosing at load time (GCC's target_clones, an ifunc). The same results either way: the hash
-// is integer arithmetic and the product one multiply per element.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+// is integer arithmetic and the product one multiply per element. Not in sanitizer builds: the
+// ifunc's resolver runs while the library is relocated, before the sanitizer's runtime is set
+// up, and TSan's instrumentation of it crashed every program at start.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
+    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 __attribute__((target_clones("arch=x86-64-v4", "default")))
 #endif
 void mask_chunk_f32(const float* in, float* out, bool* pass, int64_t begin, int64_t end,
