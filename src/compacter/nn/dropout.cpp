@@ -16,6 +16,9 @@ namespace compacter::nn {
 
 namespace {
 
+// The hash's step between consecutive elements (2^64 / golden ratio, SplitMix64's increment).
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
+
 inline uint64_t splitmix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
@@ -29,7 +32,7 @@ uint64_t dropout_threshold(double p) {
 }
 
 inline bool dropout_keeps(uint64_t seed, int64_t i, uint64_t threshold) {
-  return (splitmix64(seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL) >> 40) >= threshold;
+  return (splitmix64(seed + static_cast<uint64_t>(i) * kGolden) >> 40) >= threshold;
 }
 
 uint64_t draw_seed() {
@@ -68,7 +71,6 @@ template <typename T, bool kRelu, bool kRecord>
 inline __attribute__((always_inline)) void mask_chunk(const T* in, T* out, bool* pass,
                                                       int64_t begin, int64_t end, uint64_t seed,
                                                       uint64_t threshold, T scale) {
-  constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
   uint64_t z = seed + static_cast<uint64_t>(begin) * kGolden;
   for (int64_t i = begin; i < end; ++i, z += kGolden) {
     const bool keep = (splitmix64(z) >> 40) >= threshold;
@@ -76,6 +78,22 @@ inline __attribute__((always_inline)) void mask_chunk(const T* in, T* out, bool*
     out[i] = passes ? static_cast<T>(in[i] * scale) : static_cast<T>(0);
     if constexpr (kRecord) pass[i] = passes;
   }
+}
+
+// mask_chunk's instantiation for `relu` and whether `pass` records (the four cases, said once).
+template <typename T>
+inline __attribute__((always_inline)) void mask_chunk_cases(const T* in, T* out, bool* pass,
+                                                            int64_t begin, int64_t end,
+                                                            uint64_t seed, uint64_t threshold,
+                                                            T scale, bool relu) {
+  if (relu && pass)
+    mask_chunk<T, true, true>(in, out, pass, begin, end, seed, threshold, scale);
+  else if (relu)
+    mask_chunk<T, true, false>(in, out, pass, begin, end, seed, threshold, scale);
+  else if (pass)
+    mask_chunk<T, false, true>(in, out, pass, begin, end, seed, threshold, scale);
+  else
+    mask_chunk<T, false, false>(in, out, pass, begin, end, seed, threshold, scale);
 }
 
 // fp32, the training path, compiled twice: for AVX-512 (x86-64-v4) and the baseline, the CPU
@@ -89,30 +107,16 @@ __attribute__((target_clones("arch=x86-64-v4", "default")))
 #endif
 void mask_chunk_f32(const float* in, float* out, bool* pass, int64_t begin, int64_t end,
                     uint64_t seed, uint64_t threshold, float scale, bool relu) {
-  if (relu && pass)
-    mask_chunk<float, true, true>(in, out, pass, begin, end, seed, threshold, scale);
-  else if (relu)
-    mask_chunk<float, true, false>(in, out, pass, begin, end, seed, threshold, scale);
-  else if (pass)
-    mask_chunk<float, false, true>(in, out, pass, begin, end, seed, threshold, scale);
-  else
-    mask_chunk<float, false, false>(in, out, pass, begin, end, seed, threshold, scale);
+  mask_chunk_cases<float>(in, out, pass, begin, end, seed, threshold, scale, relu);
 }
 
 template <typename T>
 void mask_chunk_any(const T* in, T* out, bool* pass, int64_t begin, int64_t end, uint64_t seed,
                     uint64_t threshold, T scale, bool relu) {
-  if constexpr (std::is_same_v<T, float>) {
+  if constexpr (std::is_same_v<T, float>)
     mask_chunk_f32(in, out, pass, begin, end, seed, threshold, scale, relu);
-  } else if (relu && pass) {
-    mask_chunk<T, true, true>(in, out, pass, begin, end, seed, threshold, scale);
-  } else if (relu) {
-    mask_chunk<T, true, false>(in, out, pass, begin, end, seed, threshold, scale);
-  } else if (pass) {
-    mask_chunk<T, false, true>(in, out, pass, begin, end, seed, threshold, scale);
-  } else {
-    mask_chunk<T, false, false>(in, out, pass, begin, end, seed, threshold, scale);
-  }
+  else
+    mask_chunk_cases<T>(in, out, pass, begin, end, seed, threshold, scale, relu);
 }
 
 // x * dropout_mask(x.sizes(), p, seed, dtype) in one pass (with relu: relu(x) * that mask): the
