@@ -89,10 +89,10 @@ TEST(KernelsLauncher, NeverOverridesTheUsersCore) {
   EXPECT_EQ(v.mode, "user");
   EXPECT_TRUE(v.trials.empty());  // no core trial
   // Only the linear layers' kernel is compared with the user's core: the fake's SkylakeX and
-  // dnnl_sgemm both take 1 ms per product, so OpenBLAS stays.
+  // dnnl_sgemm both take 1 ms per product, a tie, which goes to oneDNN (choice.h).
   ASSERT_TRUE(v.linear.has_value());
   EXPECT_EQ(v.linear->failure, "");
-  EXPECT_EQ(v.fp32_linear, "OpenBLAS");
+  EXPECT_EQ(v.fp32_linear, "oneDNN");
   EXPECT_EQ(verdict_of(launch(dir.path(), {"OPENBLAS_CORETYPE=SkylakeX"})).source, "cached");
 }
 

@@ -125,6 +125,53 @@ TEST(OnednnLinear, BehavesLikeTorchLinearForItsCallers) {
   }
 }
 
+// A frozen weight's W^T kept between calls (TransposedWeight): the same products and input
+// gradients as the loops, made where gradients flow and W needs none, made again when W is
+// written in place or is another tensor, dropped when W is trained again, never made for
+// inference.
+TEST(OnednnLinear, AFrozenWeightsKeptTransposeFollowsTheWeight) {
+  REQUIRE_ONEDNN();
+  torch::manual_seed(5);
+  torch::Tensor w = torch::randn({11, 19});
+  const torch::Tensor b = torch::randn({11}), g = torch::randn({2, 5, 11});
+  TransposedWeight frozen;
+  auto check_step = [&](const torch::Tensor& weight, const std::string& what) {
+    const torch::Tensor x = torch::randn({2, 5, 19}).requires_grad_(true);
+    const torch::Tensor y = onednn_linear(x, weight, b, &frozen);
+    const auto [ref, mag] = naive(x.detach(), weight, b);
+    EXPECT_LE(error_over_bound(y.detach(), ref, mag, 19), 1.0) << what;
+    y.backward(g);
+    const torch::Tensor dx = g.to(torch::kDouble).reshape({-1, 11}).mm(weight.to(torch::kDouble));
+    EXPECT_LT((x.grad().reshape({-1, 19}).to(torch::kDouble) - dx).abs().max().item<double>(),
+              1e-5 * (1 + dx.abs().max().item<double>()))
+        << what;
+    EXPECT_TRUE(frozen.holds()) << what;
+  };
+  check_step(w, "first use");
+  check_step(w, "reused");
+  {
+    torch::NoGradGuard no_grad;
+    w.mul_(-2).add_(1);  // in place: its version changes
+  }
+  check_step(w, "after an in-place change");
+  w = torch::randn({11, 19});  // another tensor
+  check_step(w, "another weight");
+  // Trained again: no W^T kept.
+  const torch::Tensor trained = w.clone().requires_grad_(true);
+  onednn_linear(torch::randn({3, 19}).requires_grad_(true), trained, b, &frozen).sum().backward();
+  EXPECT_FALSE(frozen.holds());
+  // Inference (no gradients): none made.
+  TransposedWeight unused;
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor x = torch::randn({4, 19});
+    const auto [ref, mag] = naive(x, w, b);
+    EXPECT_LE(error_over_bound(onednn_linear(x, w, b, &unused), ref, mag, 19), 1.0);
+  }
+  onednn_linear(torch::randn({4, 19}), w, b, &unused);  // nothing needs a gradient
+  EXPECT_FALSE(unused.holds());
+}
+
 TEST(OnednnLinear, WhatItDoesNotCoverIsTorchLinear) {
   REQUIRE_ONEDNN();
   const torch::Tensor x = torch::randn({4, 8}), w = torch::randn({3, 8});
@@ -154,7 +201,8 @@ TEST(OnednnLinear, TheProcessWideChoiceRoutesTheLayers) {
 }
 
 // A T5 training step (dropout off) with every linear layer on oneDNN: the same loss and
-// gradients as on the BLAS, within fp32's rounding of two summation orders.
+// gradients as on the BLAS, within fp32's rounding of two summation orders; also with the linear
+// layers frozen (as PEFT methods train), over two steps, the layers keeping W^T.
 TEST(OnednnLinear, AT5StepMatchesTheBlasStep) {
   REQUIRE_ONEDNN();
   testing::TinyT5 shape;
@@ -181,11 +229,28 @@ TEST(OnednnLinear, AT5StepMatchesTheBlasStep) {
     set_fp32_linear_kernel(Fp32LinearKernel::kBlas);
     return torch::cat(grads);
   };
-  const torch::Tensor blas = step(Fp32LinearKernel::kBlas);
-  const torch::Tensor onednn = step(Fp32LinearKernel::kOnednn);
-  EXPECT_LT((blas - onednn).abs().max().item<double>(),
-            1e-5 * (1 + blas.abs().max().item<double>()));
-  EXPECT_FALSE(torch::equal(blas, torch::zeros_like(blas)));
+  auto compare = [&](const std::string& what) {
+    const torch::Tensor blas = step(Fp32LinearKernel::kBlas);
+    const torch::Tensor onednn = step(Fp32LinearKernel::kOnednn);
+    EXPECT_LT((blas - onednn).abs().max().item<double>(),
+              1e-5 * (1 + blas.abs().max().item<double>()))
+        << what;
+    EXPECT_FALSE(torch::equal(blas, torch::zeros_like(blas))) << what;
+  };
+  compare("all trained");
+  int linear_layers = 0;
+  for (const auto& m : model->modules())
+    if (auto* l = dynamic_cast<LinearImpl*>(m.get())) {
+      l->weight.requires_grad_(false);
+      ++linear_layers;
+    }
+  ASSERT_GT(linear_layers, 0);
+  compare("linear layers frozen, first step");
+  compare("linear layers frozen, second step");
+  for (const auto& m : model->modules())
+    if (auto* l = dynamic_cast<LinearImpl*>(m.get())) {
+      EXPECT_TRUE(l->transposed_weight().holds());
+    }
 }
 
 }  // namespace

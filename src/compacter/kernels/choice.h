@@ -42,7 +42,11 @@ struct Choice {
 Choice choose(const Trial& default_trial, const std::vector<Trial>& candidates,
               double min_gain = 1.10);
 
-// How much faster oneDNN must be than OpenBLAS for the linear layers to move to it.
+// How much faster OpenBLAS must be than oneDNN for the linear layers to stay on it: within that
+// margin the trial is a tie, and ties go to oneDNN, whose layers keep W^T of a frozen weight
+// (nn/linear_kernel.h). Measured in whole steps on the 2-core EPYC VM (t5-small Compacter++, fp32,
+// bench/results/frozen-transposed-vm-20261206): 0.74 s per step on oneDNN against 0.83-0.96 s on
+// OpenBLAS, while the trial's rates were within 3% of each other.
 constexpr double kLinearMinGain = 1.05;
 
 // The fp32 linear layers' two kernels compared (issue 16, point 1: "fp32 and bf16 linear layers
@@ -56,8 +60,8 @@ struct LinearTrial {
   double onednn_error_ratio = -1;  // gemm_error_ratio of oneDNN's checks; -1 when unchecked
   double blas_gflops = 0, onednn_gflops = 0;
 };
-// The kernel the fp32 linear layers use: "oneDNN" when its checks pass and it is min_gain
-// faster than OpenBLAS, else "OpenBLAS"; with a one-line summary.
+// The kernel the fp32 linear layers use: "oneDNN" when its checks pass and OpenBLAS is not
+// min_gain faster than it, else "OpenBLAS"; with a one-line summary.
 struct LinearChoice {
   std::string kernel;
   std::string summary;

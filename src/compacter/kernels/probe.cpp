@@ -197,8 +197,10 @@ void row_major(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, c
     if (!(r <= worst)) worst = r;
   }
   say(fd, cat("onednn_error ", std::isfinite(worst) ? cat(worst) : std::string("inf")));
-  // A T5 feed-forward layer's products, row-major: x W_i^T, h W_o^T (forward), G W_i and G W_o
-  // (the input gradients of a frozen layer).
+  // A frozen T5 feed-forward layer's products, row-major, as each kernel's layers run them: x
+  // W_i^T, h W_o^T (forward), G W_i and G W_o (the input gradients). OpenBLAS (torch::linear) reads
+  // W transposed; oneDNN reads the W^T the layer keeps (nn/linear_kernel.h, TransposedWeight): 'N',
+  // 'N' on the same buffer.
   const int64_t rows = s.linear_rows, d = s.linear_width, f = s.linear_inner;
   struct Product {
     char ta, tb;
@@ -213,11 +215,12 @@ void row_major(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, c
   for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i % 7) * 0.25f - 0.75f;
   for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(i % 5) * 0.5f - 1.0f;
   auto run = [&](int kernel, const Product& p) {
-    const int64_t lda = p.k, ldb = p.tb == 'N' ? p.n : p.k;
+    const int64_t lda = p.k;
     if (kernel == 0) {
-      row_major(sgemm, p.ta, p.tb, p.m, p.n, p.k, a.data(), lda, b.data(), ldb, c.data());
-    } else if (const int status = dnnl_sgemm(p.ta, p.tb, p.m, p.n, p.k, 1.0f, a.data(), lda,
-                                             b.data(), ldb, 0.0f, c.data(), p.n)) {
+      row_major(sgemm, p.ta, p.tb, p.m, p.n, p.k, a.data(), lda, b.data(), p.tb == 'N' ? p.n : p.k,
+                c.data());
+    } else if (const int status = dnnl_sgemm(p.ta, 'N', p.m, p.n, p.k, 1.0f, a.data(), lda,
+                                             b.data(), p.n, 0.0f, c.data(), p.n)) {
       say(fd, cat("failure dnnl_sgemm returned status ", status));
       _exit(0);
     }

@@ -21,7 +21,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     y = int8_->forward(x);
     if (bias.defined() && !row_bias) y = y + bias;
   } else {
-    y = nn::linear(x, weight, row_bias ? torch::Tensor() : bias);
+    y = nn::linear(x, weight, row_bias ? torch::Tensor() : bias, frozen_.get());
   }
   if (row_bias) y = y + row_bias->for_rows(y);
   if (hook_) return (y + hook_->forward(x)).to(y.scalar_type());

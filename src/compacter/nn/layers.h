@@ -8,6 +8,7 @@
 #include <string>
 
 #include "compacter/nn/hooks.h"
+#include "compacter/nn/linear_kernel.h"
 #include "compacter/nn/rows.h"
 
 namespace compacter::nn {
@@ -37,9 +38,12 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor bias;  // undefined unless enabled
   // Per-row bias (nn/rows.h), used instead of `bias` when set.
   std::shared_ptr<RowTable> row_bias;
+  // W^T while `weight` is frozen and trained around on oneDNN (nn/linear_kernel.h).
+  const TransposedWeight& transposed_weight() const { return *frozen_; }
 
  private:
   std::shared_ptr<LinearHook> hook_;
+  std::unique_ptr<TransposedWeight> frozen_ = std::make_unique<TransposedWeight>();
   std::shared_ptr<const Int8Weight> int8_;
 };
 TORCH_MODULE(Linear);

@@ -61,29 +61,38 @@ std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
 
 // y = x W^T (+ b) on contiguous x2 [M, K], W [N, K], made with x's leading sizes (a tensor of
 // its own, not a view: autograd forbids in-place changes to a view a custom function returns).
+// With wt defined (W^T [K, N], contiguous), the product reads it instead of W.
 torch::Tensor forward_product(const torch::Tensor& x, const torch::Tensor& x2,
-                              const torch::Tensor& w, const torch::Tensor& b) {
+                              const torch::Tensor& w, const torch::Tensor& b,
+                              const torch::Tensor& wt = {}) {
   // Named for libtorch's profiler (bench --profile), as the backward's products are.
   RECORD_FUNCTION("compacter::onednn_linear", c10::ArrayRef<const c10::IValue>{});
   const int64_t m = x2.size(0), k = x2.size(1), n = w.size(0);
   torch::Tensor y = torch::empty(with_last(x, n), x2.options());
-  onednn_sgemm('N', 'T', m, n, k, x2.data_ptr<float>(), k, w.data_ptr<float>(), k,
-               y.data_ptr<float>(), n);
+  if (wt.defined())
+    onednn_sgemm('N', 'N', m, n, k, x2.data_ptr<float>(), k, wt.data_ptr<float>(), n,
+                 y.data_ptr<float>(), n);
+  else
+    onednn_sgemm('N', 'T', m, n, k, x2.data_ptr<float>(), k, w.data_ptr<float>(), k,
+                 y.data_ptr<float>(), n);
   if (b.defined()) y.add_(b);
   return y;
 }
 
-// dX = G W (G [M, N], W [N, K]); dW = G^T X; db = sum over rows of G. b is empty for no bias.
+// dX = G W (G [M, N], W [N, K]); dW = G^T X; db = sum over rows of G. b is empty for no bias;
+// wt, W^T for the forward's product, is empty when there is none.
 struct OnednnLinearFunction : torch::autograd::Function<OnednnLinearFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& w, const torch::Tensor& b) {
+                               const torch::Tensor& w, const torch::Tensor& b,
+                               const torch::Tensor& wt) {
     const torch::Tensor x2 = rows_of(x);
     const torch::Tensor wc = w.contiguous();
     // Keep only what the gradients asked for need: W for dX, X for dW.
     ctx->save_for_backward(
         {x.requires_grad() ? wc : torch::Tensor(), w.requires_grad() ? x2 : torch::Tensor()});
     ctx->saved_data["x_sizes"] = x.sizes().vec();
-    return forward_product(x, x2, wc, b.numel() > 0 ? b : torch::Tensor());
+    return forward_product(x, x2, wc, b.numel() > 0 ? b : torch::Tensor(),
+                           wt.numel() > 0 ? wt : torch::Tensor());
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
@@ -107,11 +116,34 @@ struct OnednnLinearFunction : torch::autograd::Function<OnednnLinearFunction> {
                    gw.data_ptr<float>(), k);
     }
     if (ctx->needs_input_grad(2)) gb = g2.sum(0);  // b is defined (not the empty stand-in)
-    return {gx, gw, gb};
+    return {gx, gw, gb, torch::Tensor()};
   }
 };
 
 }  // namespace
+
+torch::Tensor TransposedWeight::of(const torch::Tensor& w) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const bool same = source_ && source_->_unsafe_get_target() == w.unsafeGetTensorImpl() &&
+                    !source_->expired() && version_ == w._version() && data_ == w.data_ptr() &&
+                    wt_.defined() && wt_.size(0) == w.size(1) && wt_.size(1) == w.size(0);
+  if (!same) {
+    wt_ = torch::Tensor();  // the old copy freed before the new one is made
+    at::NoGradGuard no_grad;
+    wt_ = w.detach().t().contiguous();
+    source_.emplace(w.getIntrusivePtr());
+    version_ = w._version();
+    data_ = w.data_ptr();
+  }
+  return wt_;
+}
+
+void TransposedWeight::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  wt_ = torch::Tensor();
+  source_.reset();
+  data_ = nullptr;
+}
 
 void set_fp32_linear_kernel(Fp32LinearKernel kernel) {
   g_kernel.store(kernel);
@@ -144,21 +176,23 @@ bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
 }
 
 torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
-                            const torch::Tensor& bias) {
+                            const torch::Tensor& bias, TransposedWeight* frozen) {
   if (!applies(x, weight, bias)) return torch::linear(x, weight, bias);
   const bool grads =
       torch::GradMode::is_enabled() &&
       (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
   if (!grads) return forward_product(x, rows_of(x), weight.contiguous(), bias);
-  // autograd functions take defined tensors: an empty one stands for "no bias".
-  return OnednnLinearFunction::apply(x, weight,
-                                     bias.defined() ? bias : torch::empty({0}, weight.options()));
+  // autograd functions take defined tensors: an empty one stands for "no bias" / "no W^T".
+  const torch::Tensor none = torch::empty({0}, weight.options());
+  if (frozen && weight.requires_grad() && frozen->holds()) frozen->clear();  // trained again
+  const torch::Tensor wt = frozen && !weight.requires_grad() ? frozen->of(weight) : none;
+  return OnednnLinearFunction::apply(x, weight, bias.defined() ? bias : none, wt);
 }
 
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
-                     const torch::Tensor& bias) {
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     TransposedWeight* frozen) {
   if (g_kernel.load(std::memory_order_relaxed) == Fp32LinearKernel::kOnednn)
-    return onednn_linear(x, weight, bias);
+    return onednn_linear(x, weight, bias, frozen);
   return torch::linear(x, weight, bias);
 }
 

@@ -11,6 +11,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <mutex>
+#include <optional>
 #include <string>
 
 namespace compacter::nn {
@@ -26,12 +28,38 @@ std::string fp32_linear_kernel_name(Fp32LinearKernel kernel);
 // Whether dnnl_sgemm can be called in this process (looked up once).
 bool onednn_sgemm_available();
 
+// W^T [K, N] of a frozen weight, kept by its layer between training steps for oneDNN's forward
+// product: x W^T as sgemm('N', 'N') on W^T runs at 1.2-1.3x the rate of sgemm('N', 'T') on W for
+// T5's attention and output projections on the machines measured (bench/results/
+// frozen-transposed-*), and the backward's dX = G W reads W as it is. Made on first use, made
+// again when W is another tensor or was written in place (its version counter); costs one copy
+// of each frozen weight (t5-small: 168 MB). Used only where gradients flow (training): inference
+// keeps one copy of the weights.
+class TransposedWeight {
+ public:
+  // W^T for `w` (2-D fp32 CPU), made or reused.
+  torch::Tensor of(const torch::Tensor& w);
+  bool holds() const { return wt_.defined(); }
+  void clear();
+
+ private:
+  std::mutex mutex_;
+  // The weight W^T was made from (weakly: the layer owns W; a weak reference also keeps its
+  // address from being reused), its version and data when made.
+  std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> source_;
+  int64_t version_ = 0;
+  const void* data_ = nullptr;
+  torch::Tensor wt_;
+};
+
 // y = x W^T + b (b may be undefined), x [..., K], W [N, K]: through the process-wide choice.
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight,
-                     const torch::Tensor& bias);
+// With `frozen`, the layer's cache of W^T, used where the oneDNN path applies, gradients flow and
+// W needs none.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     TransposedWeight* frozen = nullptr);
 // The same through oneDNN whatever the choice, where the path applies (else torch::linear).
 torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
-                            const torch::Tensor& bias);
+                            const torch::Tensor& bias, TransposedWeight* frozen = nullptr);
 // Whether onednn_linear(x, weight, bias) takes the oneDNN path (for tests).
 bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
                            const torch::Tensor& bias);
