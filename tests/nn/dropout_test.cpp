@@ -90,13 +90,17 @@ TEST(Dropout, EqualsInputTimesTheMaskOfTheDrawnSeed) {
 
 // A tensor large enough to be split over threads (chunks of 16384 elements, each starting its
 // hash mid-sequence) keeps the documented mask, with and without relu and the recorded pass
-// mask; fp32 (the vectorised path) and fp64.
+// mask; fp32 and bf16 (the vectorised paths, bf16 on its bits with its own rounding, checked here
+// against libtorch's bf16 product) and fp64.
 TEST(Dropout, ChunksSplitOverThreadsKeepTheDocumentedMask) {
   const int threads = at::get_num_threads();
   at::set_num_threads(4);  // 4 chunks whatever the machine has
-  for (const auto dtype : {torch::kFloat32, torch::kDouble}) {
+  for (const auto dtype : {torch::kFloat32, torch::kBFloat16, torch::kDouble}) {
     for (const bool grad : {false, true}) {
-      torch::Tensor x = torch::randn({300, 211}).to(dtype);  // 63,300 elements, odd tail
+      // 63,300 elements (an odd tail), magnitudes 2^-30..2^30 (bf16 rounds its products).
+      torch::Tensor x = (torch::randn({300, 211}) *
+                         torch::pow(2.0, torch::randint(-30, 30, {300, 211}, torch::kDouble)))
+                            .to(dtype);
       x.view(-1).slice(0, 100, 140).zero_();
       x.requires_grad_(grad);
       torch::manual_seed(3);
@@ -116,8 +120,7 @@ TEST(Dropout, ChunksSplitOverThreadsKeepTheDocumentedMask) {
 }
 
 // relu_dropout is dropout(relu(x)) fused: the same values and the same gradient, bit for bit,
-// for the same drawn seed, with exact zeros in x (relu's boundary): fused in fp32 and fp64, two
-// passes in bf16.
+// for the same drawn seed, with exact zeros in x (relu's boundary): fused in fp32, fp64 and bf16.
 TEST(Dropout, ReluDropoutEqualsDropoutOfRelu) {
   for (const auto dtype : {torch::kFloat32, torch::kDouble, torch::kBFloat16}) {
     for (const bool transposed : {false, true}) {

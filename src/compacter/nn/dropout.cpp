@@ -7,6 +7,7 @@
 #include <ATen/record_function.h>
 
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <type_traits>
 
@@ -63,6 +64,34 @@ torch::Tensor dropout_mask(torch::IntArrayRef sizes, double p, uint64_t seed,
 
 namespace {
 
+// How mask_chunk reads an element and stores a product: as T itself (V = T; for bf16 and fp16,
+// c10's arithmetic, a product in fp32 rounded back), or, for bf16 held as its raw bits
+// (uint16_t), by bit operations the compiler vectorises: x = bits << 16 as fp32, the product
+// rounded to nearest-even as c10::BFloat16's conversion rounds it (a NaN to 0x7FC0): the same
+// bits as c10::BFloat16's product.
+template <typename T>
+struct Element {
+  using V = T;
+  static V load(T x) { return x; }
+  static T store(V v) { return static_cast<T>(v); }
+};
+template <>
+struct Element<uint16_t> {
+  using V = float;
+  static float load(uint16_t x) {
+    const uint32_t bits = static_cast<uint32_t>(x) << 16;
+    float v;
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+  }
+  static uint16_t store(float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    return v != v ? uint16_t{0x7FC0}
+                  : static_cast<uint16_t>((bits + ((bits >> 16) & 1u) + 0x7FFFu) >> 16);
+  }
+};
+
 // One chunk [begin, end) of apply_mask: out[i] = x[i] * scale where element i passes, else 0;
 // with kRecord, pass[i] says which passed. The hash's argument seed + i * golden advances by
 // golden per element (the same values, mod 2^64, without a multiply), and no branch depends on
@@ -70,12 +99,15 @@ namespace {
 template <typename T, bool kRelu, bool kRecord>
 inline __attribute__((always_inline)) void mask_chunk(const T* in, T* out, bool* pass,
                                                       int64_t begin, int64_t end, uint64_t seed,
-                                                      uint64_t threshold, T scale) {
+                                                      uint64_t threshold,
+                                                      typename Element<T>::V scale) {
+  using V = typename Element<T>::V;
   uint64_t z = seed + static_cast<uint64_t>(begin) * kGolden;
   for (int64_t i = begin; i < end; ++i, z += kGolden) {
     const bool keep = (splitmix64(z) >> 40) >= threshold;
-    const bool passes = kRelu ? keep & !(in[i] <= static_cast<T>(0)) : keep;
-    out[i] = passes ? static_cast<T>(in[i] * scale) : static_cast<T>(0);
+    const V x = Element<T>::load(in[i]);
+    const bool passes = kRelu ? keep & !(x <= static_cast<V>(0)) : keep;
+    out[i] = passes ? Element<T>::store(x * scale) : static_cast<T>(0);
     if constexpr (kRecord) pass[i] = passes;
   }
 }
@@ -85,7 +117,8 @@ template <typename T>
 inline __attribute__((always_inline)) void mask_chunk_cases(const T* in, T* out, bool* pass,
                                                             int64_t begin, int64_t end,
                                                             uint64_t seed, uint64_t threshold,
-                                                            T scale, bool relu) {
+                                                            typename Element<T>::V scale,
+                                                            bool relu) {
   if (relu && pass)
     mask_chunk<T, true, true>(in, out, pass, begin, end, seed, threshold, scale);
   else if (relu)
@@ -96,27 +129,42 @@ inline __attribute__((always_inline)) void mask_chunk_cases(const T* in, T* out,
     mask_chunk<T, false, false>(in, out, pass, begin, end, seed, threshold, scale);
 }
 
-// fp32, the training path, compiled twice: for AVX-512 (x86-64-v4) and the baseline, the CPU
-// choosing at load time (GCC's target_clones, an ifunc). The same results either way: the hash
-// is integer arithmetic and the product one multiply per element. Not in sanitizer builds: the
-// ifunc's resolver runs while the library is relocated, before the sanitizer's runtime is set
-// up, and TSan's instrumentation of it crashed every program at start.
+// fp32 (the training path) and bf16 (autocast's activations, as bits), compiled twice: for
+// AVX-512 (x86-64-v4) and the baseline, the CPU choosing at load time (GCC's target_clones, an
+// ifunc). The same results either way: the hash is integer arithmetic, the product one multiply
+// per element and bf16's rounding integer arithmetic. Not in sanitizer builds: the ifunc's
+// resolver runs while the library is relocated, before the sanitizer's runtime is set up, and
+// TSan's instrumentation of it crashed every program at start.
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
     !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("arch=x86-64-v4", "default")))
+#define COMPACTER_DROPOUT_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
+#define COMPACTER_DROPOUT_CLONES
 #endif
+COMPACTER_DROPOUT_CLONES
 void mask_chunk_f32(const float* in, float* out, bool* pass, int64_t begin, int64_t end,
                     uint64_t seed, uint64_t threshold, float scale, bool relu) {
   mask_chunk_cases<float>(in, out, pass, begin, end, seed, threshold, scale, relu);
 }
+COMPACTER_DROPOUT_CLONES
+void mask_chunk_bf16(const uint16_t* in, uint16_t* out, bool* pass, int64_t begin, int64_t end,
+                     uint64_t seed, uint64_t threshold, float scale, bool relu) {
+  mask_chunk_cases<uint16_t>(in, out, pass, begin, end, seed, threshold, scale, relu);
+}
+#undef COMPACTER_DROPOUT_CLONES
 
 template <typename T>
 void mask_chunk_any(const T* in, T* out, bool* pass, int64_t begin, int64_t end, uint64_t seed,
                     uint64_t threshold, T scale, bool relu) {
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<T, float>) {
     mask_chunk_f32(in, out, pass, begin, end, seed, threshold, scale, relu);
-  else
+  } else if constexpr (std::is_same_v<T, c10::BFloat16>) {
+    static_assert(sizeof(c10::BFloat16) == sizeof(uint16_t));
+    mask_chunk_bf16(reinterpret_cast<const uint16_t*>(in), reinterpret_cast<uint16_t*>(out), pass,
+                    begin, end, seed, threshold, static_cast<float>(scale), relu);
+  } else {
     mask_chunk_cases<T>(in, out, pass, begin, end, seed, threshold, scale, relu);
+  }
 }
 
 // x * dropout_mask(x.sizes(), p, seed, dtype) in one pass (with relu: relu(x) * that mask): the
@@ -182,10 +230,9 @@ torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
 }
 
 torch::Tensor relu_dropout(const torch::Tensor& x, double p, bool training) {
-  // Fused only where dropout() would run the hash pass on the CPU, and not in half types (measured
-  // slower fused in bf16, dropout.h); elsewhere the two passes.
-  const bool half = x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf;
-  if (!training || p == 0.0 || !x.device().is_cpu() || half)
+  // Fused only where dropout() would run the hash pass on the CPU, and not in fp16 (no vectorised
+  // loop: c10::Half's arithmetic); elsewhere the two passes.
+  if (!training || p == 0.0 || !x.device().is_cpu() || x.scalar_type() == torch::kHalf)
     return nn::dropout(torch::relu(x), p, training);
   check(p > 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
   return HashDropout::apply(x, p, static_cast<int64_t>(draw_seed()), true);

@@ -15,8 +15,9 @@ torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
 // dropout(relu(x), p, training), the same values and gradients. On the CPU in fp32 (and fp64) one
 // pass that keeps a 1-byte mask for the backward instead of relu's output (T5 v1.0's feed-forward:
 // 4M values per encoder layer at batch 16, source 128). Measured on a t5-small Compacter++ step
-// (2-core VM): fp32 peak memory 1542 -> 1410 MB, time 1.98-2.22 -> 1.94-2.00 s; in bf16 the same
-// fusion cost time (0.73 -> 0.82 s, for 1160 -> 1091 MB), so bf16 and fp16 keep relu + dropout.
+// (2-core VM): fp32 peak memory 1542 -> 1410 MB, time 1.98-2.22 -> 1.94-2.00 s. Also in bf16 since
+// its loop is vectorised (bench/results/bf16-dropout-vm-20261206: a bf16-autocast step 0.98-1.15
+// -> 0.81-0.88 s with the vectorised bf16 loop); fp16 keeps relu + dropout.
 torch::Tensor relu_dropout(const torch::Tensor& x, double p, bool training);
 
 // The mask dropout(x, p, true) multiplies by for a given seed: 0 or 1 / (1 - p), in `dtype`.
