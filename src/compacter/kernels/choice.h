@@ -46,7 +46,7 @@ Choice choose(const Trial& default_trial, const std::vector<Trial>& candidates,
 // margin the trial is a tie, and ties go to oneDNN, whose layers keep W^T of a frozen weight
 // (nn/linear_kernel.h). Measured in whole steps on the 2-core EPYC VM (t5-small Compacter++, fp32,
 // bench/results/frozen-transposed-vm-20261206): 0.74 s per step on oneDNN against 0.83-0.96 s on
-// OpenBLAS, while the trial's rates were within 3% of each other.
+// OpenBLAS, while the trial put the two within 8% of each other, either way, over five trials.
 constexpr double kLinearMinGain = 1.05;
 
 // The fp32 linear layers' two kernels compared (issue 16, point 1: "fp32 and bf16 linear layers
