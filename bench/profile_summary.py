@@ -18,7 +18,8 @@ GROUPS = [  # first match wins
                         r"(BatchedMatmulFunction|OnednnLinearFunction)"),  # their backward nodes
     ("softmax", r"softmax"),
     ("dropout", r"(?i)dropout|bernoulli"),  # aten's, compacter::(relu_)dropout, HashDropout
-    ("norms", r"^aten::(pow|mean|rsqrt|norm|linalg_vector_norm)"),
+    ("norms", r"^aten::(pow|mean|rsqrt|norm|linalg_vector_norm)|^compacter::rms_norm|"
+              r"FusedRmsNorm"),  # the fused kernel (nn/rms_norm.h) and its backward node
     ("loss and embedding", r"nll_loss|cross_entropy|embedding|log_softmax"),
     ("copies and layout", r"^aten::(copy_|contiguous|clone|_to_copy|to|cat|stack|transpose|t|permute|"
                           r"view|reshape|_reshape_alias|expand|as_strided|empty.*|zeros.*|ones.*|"

@@ -187,7 +187,9 @@ TEST(PeftFormat, ImportedRsLoraScalesByAlphaOverSqrtR) {
             (6.0 / std::sqrt(2.0)) * torch::mm(t[p + ".lora_B.weight"], t[p + ".lora_A.weight"]);
       }
   }
-  EXPECT_TENSOR_NEAR(logits_of(*adapted), logits_of(*plain), 1e-5);
+  // fp32: the hook's x A^T B^T against x (W + s B A)^T, the merged weight rounded once more
+  // (up to 2.0e-5 on logits of about 1 was seen).
+  EXPECT_TENSOR_NEAR(logits_of(*adapted), logits_of(*plain), 3e-5);
 }
 
 TEST(PeftFormat, ExportWritesPeftsNamesAndConfig) {

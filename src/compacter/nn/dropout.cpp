@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/cpu_clones.h"
 
 namespace compacter::nn {
 
@@ -129,29 +130,19 @@ inline __attribute__((always_inline)) void mask_chunk_cases(const T* in, T* out,
     mask_chunk<T, false, false>(in, out, pass, begin, end, seed, threshold, scale);
 }
 
-// fp32 (the training path) and bf16 (autocast's activations, as bits), compiled twice: for
-// AVX-512 (x86-64-v4) and the baseline, the CPU choosing at load time (GCC's target_clones, an
-// ifunc). The same results either way: the hash is integer arithmetic, the product one multiply
-// per element and bf16's rounding integer arithmetic. Not in sanitizer builds: the ifunc's
-// resolver runs while the library is relocated, before the sanitizer's runtime is set up, and
-// TSan's instrumentation of it crashed every program at start.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && \
-    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-#define COMPACTER_DROPOUT_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
-#else
-#define COMPACTER_DROPOUT_CLONES
-#endif
-COMPACTER_DROPOUT_CLONES
+// fp32 (the training path) and bf16 (autocast's activations, as bits), compiled for AVX-512 and
+// the baseline (nn/cpu_clones.h). The same results either way: the hash is integer arithmetic,
+// the product one multiply per element and bf16's rounding integer arithmetic.
+COMPACTER_CPU_CLONES
 void mask_chunk_f32(const float* in, float* out, bool* pass, int64_t begin, int64_t end,
                     uint64_t seed, uint64_t threshold, float scale, bool relu) {
   mask_chunk_cases<float>(in, out, pass, begin, end, seed, threshold, scale, relu);
 }
-COMPACTER_DROPOUT_CLONES
+COMPACTER_CPU_CLONES
 void mask_chunk_bf16(const uint16_t* in, uint16_t* out, bool* pass, int64_t begin, int64_t end,
                      uint64_t seed, uint64_t threshold, float scale, bool relu) {
   mask_chunk_cases<uint16_t>(in, out, pass, begin, end, seed, threshold, scale, relu);
 }
-#undef COMPACTER_DROPOUT_CLONES
 
 template <typename T>
 void mask_chunk_any(const T* in, T* out, bool* pass, int64_t begin, int64_t end, uint64_t seed,

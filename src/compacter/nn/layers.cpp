@@ -8,6 +8,7 @@
 #include "compacter/core/error.h"
 #include "compacter/nn/int8_linear.h"
 #include "compacter/nn/linear_kernel.h"
+#include "compacter/nn/rms_norm.h"
 
 namespace compacter::nn {
 
@@ -53,20 +54,10 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  // HF computes the variance in float32; float64 stays float64 (finite-difference tests need it).
-  // mean(x^2) as ATen's CPU mean computes it, sum then divide by the count: the same floats, but
-  // libtorch 1.13's MeanBackward keeps its whole input (here x^2, one activation per norm) for
-  // the backward, while SumBackward keeps only the sizes (bench/step_memory: 50 MiB of a t5-small
-  // step's 470 MiB of activations, batch 16, source 128).
-  const int64_t width = x.size(-1);
-  torch::Tensor variance = x.to(torch::promote_types(x.scalar_type(), torch::kFloat32))
-                               .pow(2)
-                               .sum(-1, /*keepdim=*/true) /
-                           static_cast<double>(width);
-  torch::Tensor h = x * torch::rsqrt(variance + eps);
-  if (weight.scalar_type() == torch::kBFloat16 || weight.scalar_type() == torch::kHalf)
-    h = h.to(weight.scalar_type());
-  h = value_for_rows(weight, row_weight, h) * h;
+  // One fused kernel where it applies (nn/rms_norm.h); per-row weights scale the normalised rows.
+  torch::Tensor h = row_weight
+                        ? row_weight->for_rows(x) * rms_normalise(x, eps, weight.scalar_type())
+                        : rms_norm(x, weight, eps);
   if (row_bias)
     h = h + row_bias->for_rows(h);
   else if (bias.defined())
