@@ -142,5 +142,68 @@ TEST(BatchedMatmul, GradientsMatchFiniteDifferences) {
   }
 }
 
+// A product asked to be laid out as the query's heads' view gets that view's strides (so the
+// attention's out.transpose(1, 2).reshape(B, T, H * d) is a view) and the naive values; a
+// column-major layout (K's transpose) is met too; a layout of other sizes, or not dense, gives a
+// contiguous product.
+TEST(BatchedMatmul, ProductTakesTheLayoutAskedFor) {
+  torch::manual_seed(2);
+  torch::Tensor p = torch::randn({2, 3, 5, 4});
+  torch::Tensor v = heads(torch::randn({2, 4, 3 * 6}), 3);  // [2, 3, 4, 6]
+  torch::Tensor like =
+      heads(torch::randn({2, 5, 3 * 6}), 3);  // [2, 3, 5, 6], [2, 5, 3, 6] in memory
+  torch::Tensor out = batched_matmul(p, v, like);
+  EXPECT_EQ(out.strides(), like.strides());
+  EXPECT_LT(max_abs_diff(out, naive(p, v)), 1e-4);
+  EXPECT_TRUE(out.transpose(1, 2).is_contiguous());
+  torch::Tensor column_major = torch::randn({2, 3, 4, 5}).transpose(-1, -2);  // [2, 3, 5, 4]
+  torch::Tensor q = torch::randn({2, 3, 5, 7}), k = torch::randn({2, 3, 7, 4});
+  torch::Tensor c = batched_matmul(q, k, column_major);
+  EXPECT_EQ(c.strides(), column_major.strides());
+  EXPECT_LT(max_abs_diff(c, naive(q, k)), 1e-4);
+  EXPECT_TRUE(batched_matmul(p, v, torch::randn({2, 3, 6, 5})).is_contiguous());  // other sizes
+  torch::Tensor gappy = torch::randn({2, 3, 5, 12}).slice(3, 0, 12, 2);           // not dense
+  torch::Tensor g = batched_matmul(p, v, gappy);
+  EXPECT_TRUE(g.is_contiguous());
+  EXPECT_LT(max_abs_diff(g, naive(p, v)), 1e-4);
+}
+
+// The gradients of the heads' views come laid out as those views (the projections' [B, T, H * d]
+// memory), so the views' backward copies nothing, and equal torch::matmul's gradients; through
+// attention's two products (scores with K's transpose, then values laid out as the query).
+TEST(BatchedMatmul, GradientsAreLaidOutAsTheirInputs) {
+  torch::manual_seed(3);
+  torch::Tensor q = torch::randn({2, 5, 12}).requires_grad_(true);
+  torch::Tensor k = torch::randn({2, 6, 12}).requires_grad_(true);
+  torch::Tensor v = torch::randn({2, 6, 12}).requires_grad_(true);
+  torch::Tensor w = torch::randn({2, 5, 12});
+  std::vector<torch::Tensor> grads;
+  for (const bool ours : {true, false}) {
+    torch::Tensor hq = heads(q, 3), hk = heads(k, 3), hv = heads(v, 3);
+    std::vector<std::vector<int64_t>> seen(3);  // the gradients' strides, as autograd hands them
+    for (size_t i = 0; i < 3; ++i)
+      std::vector<torch::Tensor>{hq, hk, hv}[i].register_hook(
+          [&seen, i](const torch::Tensor& g) { seen[i] = g.strides().vec(); });
+    torch::Tensor s =
+        ours ? batched_matmul(hq, hk.transpose(-1, -2)) : torch::matmul(hq, hk.transpose(-1, -2));
+    torch::Tensor pv = ours ? batched_matmul(torch::softmax(s, -1), hv, hq)
+                            : torch::matmul(torch::softmax(s, -1), hv);
+    if (ours) {
+      EXPECT_TRUE(pv.transpose(1, 2).is_contiguous());
+    }
+    (pv.transpose(1, 2).reshape({2, 5, 12}) * w).sum().backward();
+    if (ours) {
+      EXPECT_EQ(seen[0], hq.strides().vec());
+      EXPECT_EQ(seen[1], hk.strides().vec());
+      EXPECT_EQ(seen[2], hv.strides().vec());
+    }
+    for (torch::Tensor* x : {&q, &k, &v}) {
+      grads.push_back(x->grad().clone());
+      x->mutable_grad() = torch::Tensor();
+    }
+  }
+  for (size_t i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(grads[i], grads[i + 3]), 1e-5) << i;
+}
+
 }  // namespace
 }  // namespace compacter::nn

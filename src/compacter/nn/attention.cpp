@@ -93,7 +93,8 @@ torch::Tensor T5AttentionImpl::forward(const torch::Tensor& hidden, const torch:
   const auto softmax_type = torch::promote_types(scores.scalar_type(), torch::kFloat32);
   torch::Tensor weights = torch::softmax(scores.to(softmax_type), -1).to(scores.scalar_type());
   weights = nn::dropout(weights, dropout_, is_training());
-  torch::Tensor out = batched_matmul(weights, value);  // [B, H, q, dk]
+  // [B, H, q, dk], laid out as the query ([B, q, H, dk] in memory): the reshape below is a view.
+  torch::Tensor out = batched_matmul(weights, value, query);
   return o(out.transpose(1, 2).reshape({batch, q_len, heads_ * d_kv_}));
 }
 

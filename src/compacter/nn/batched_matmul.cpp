@@ -75,34 +75,55 @@ std::vector<int64_t> matrix_offsets(const torch::Tensor& x) {
   return offsets;
 }
 
+// Whether a tensor laid out as `layout` can hold the product row by row: its matrices row-major
+// (unit column stride, row stride at least the width, within int) and no two elements sharing
+// memory with any gap (non-overlapping and dense, so empty_like keeps its strides).
+bool row_major_layout(const torch::Tensor& layout) {
+  if (!layout.defined() || layout.dim() < 3 || !layout.is_non_overlapping_and_dense()) return false;
+  const int64_t cols = layout.size(-1);
+  return (layout.stride(-1) == 1 || cols == 1) && layout.stride(-2) >= std::max<int64_t>(cols, 1) &&
+         layout.stride(-2) <= INT_MAX;
+}
+
+// C = A B into a new tensor with `layout`'s strides when row_major_layout(layout) and layout has
+// C's sizes, else a contiguous one.
 template <typename T>
-torch::Tensor blas_bmm(const torch::Tensor& a, const torch::Tensor& b) {
+torch::Tensor blas_bmm(const torch::Tensor& a, const torch::Tensor& b,
+                       const torch::Tensor& layout) {
   // Named for libtorch's profiler (bench --profile), which sees no aten operator here.
   RECORD_FUNCTION("compacter::batched_matmul", c10::ArrayRef<const c10::IValue>{});
   const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
   std::vector<int64_t> out_sizes(a.sizes().begin(), a.sizes().end() - 2);
   out_sizes.push_back(m);
   out_sizes.push_back(n);
+  const bool laid_out =
+      layout.defined() && layout.sizes() == c10::IntArrayRef(out_sizes) && row_major_layout(layout);
   torch::Tensor c =
-      torch::empty(out_sizes, a.options().memory_format(at::MemoryFormat::Contiguous));
+      laid_out ? torch::empty_like(layout, a.options())
+               : torch::empty(out_sizes, a.options().memory_format(at::MemoryFormat::Contiguous));
   if (c.numel() == 0) return c;
   if (k == 0) return c.zero_();
   const Operand oa = operand(a), ob = operand(b);
-  const std::vector<int64_t> a_off = matrix_offsets(a), b_off = matrix_offsets(b);
+  const std::vector<int64_t> a_off = matrix_offsets(a), b_off = matrix_offsets(b),
+                             c_off = matrix_offsets(c);
   const T* ap = a.data_ptr<T>();
   const T* bp = b.data_ptr<T>();
   T* cp = c.data_ptr<T>();
   const Gemm<T> gemm = blas_gemm<T>();
-  // Row-major C = A B is column-major C^T = B^T A^T: gemm(opB, opA, n, m, k, B, A, C with ld n).
+  // Row-major C = A B is column-major C^T = B^T A^T: gemm(opB, opA, n, m, k, B, A, C with ld =
+  // C's row stride).
   const int in = static_cast<int>(n), im = static_cast<int>(m), ik = static_cast<int>(k);
-  const int lda = static_cast<int>(oa.ld), ldb = static_cast<int>(ob.ld), ldc = in;
+  const int lda = static_cast<int>(oa.ld), ldb = static_cast<int>(ob.ld);
+  const int ldc = static_cast<int>(m == 1 ? std::max<int64_t>(n, 1) : c.stride(-2));
   const T one = 1, zero = 0;
   const int64_t count = static_cast<int64_t>(a_off.size());
   // One matrix per task: a BLAS called inside a parallel region runs single-threaded.
   at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      gemm(&ob.op, &oa.op, &in, &im, &ik, &one, bp + b_off[static_cast<size_t>(i)], &ldb,
-           ap + a_off[static_cast<size_t>(i)], &lda, &zero, cp + i * m * n, &ldc, 1, 1);
+    for (int64_t i = begin; i < end; ++i) {
+      const auto j = static_cast<size_t>(i);
+      gemm(&ob.op, &oa.op, &in, &im, &ik, &one, bp + b_off[j], &ldb, ap + a_off[j], &lda, &zero,
+           cp + c_off[j], &ldc, 1, 1);
+    }
   });
   return c;
 }
@@ -122,17 +143,28 @@ bool blas_path(const torch::Tensor& a, const torch::Tensor& b) {
                                             : blas_gemm<double>() != nullptr;
 }
 
-torch::Tensor raw(const torch::Tensor& a, const torch::Tensor& b) {
+// A B, laid out as `layout` where it can be (blas_bmm); a layout whose matrices are column-major
+// is met by computing (A B)^T = B^T A^T row-major into its transpose.
+torch::Tensor raw(const torch::Tensor& a, const torch::Tensor& b,
+                  const torch::Tensor& layout = {}) {
   if (!blas_path(a, b)) return torch::matmul(a, b);
-  return a.scalar_type() == torch::kFloat32 ? blas_bmm<float>(a, b) : blas_bmm<double>(a, b);
+  if (layout.defined() && !row_major_layout(layout) && layout.dim() >= 3 &&
+      row_major_layout(layout.transpose(-1, -2)))
+    return raw(b.transpose(-1, -2), a.transpose(-1, -2), layout.transpose(-1, -2))
+        .transpose(-1, -2);
+  return a.scalar_type() == torch::kFloat32 ? blas_bmm<float>(a, b, layout)
+                                            : blas_bmm<double>(a, b, layout);
 }
 
-// d(AB)/dA = G B^T, d(AB)/dB = A^T G, through the same strided products (transposes are views).
+// d(AB)/dA = G B^T, d(AB)/dB = A^T G, through the same strided products (transposes are views),
+// each gradient laid out as its input: the heads' views of a [B, T, H * d] projection get their
+// gradients in that projection's layout, so the views' backward (transpose, then view) copies
+// nothing.
 struct BatchedMatmulFunction : torch::autograd::Function<BatchedMatmulFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a,
-                               const torch::Tensor& b) {
+                               const torch::Tensor& b, const torch::Tensor& layout) {
     ctx->save_for_backward({a, b});
-    return raw(a, b);
+    return raw(a, b, layout.numel() > 0 ? layout : torch::Tensor());
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
@@ -141,9 +173,9 @@ struct BatchedMatmulFunction : torch::autograd::Function<BatchedMatmulFunction> 
     const torch::Tensor& b = saved[1];
     const torch::Tensor& g = grads[0];
     torch::Tensor ga, gb;
-    if (ctx->needs_input_grad(0)) ga = raw(g, b.transpose(-1, -2));
-    if (ctx->needs_input_grad(1)) gb = raw(a.transpose(-1, -2), g);
-    return {ga, gb};
+    if (ctx->needs_input_grad(0)) ga = raw(g, b.transpose(-1, -2), a);
+    if (ctx->needs_input_grad(1)) gb = raw(a.transpose(-1, -2), g, b);
+    return {ga, gb, torch::Tensor()};
   }
 };
 
@@ -153,11 +185,15 @@ bool batched_matmul_uses_blas(const torch::Tensor& a, const torch::Tensor& b) {
   return blas_path(a, b);
 }
 
-torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b) {
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b,
+                             const torch::Tensor& layout) {
   if (!blas_path(a, b)) return torch::matmul(a, b);
   if (!torch::GradMode::is_enabled() || (!a.requires_grad() && !b.requires_grad()))
-    return raw(a, b);
-  return BatchedMatmulFunction::apply(a, b);
+    return raw(a, b, layout);
+  // autograd functions take defined tensors: an empty one stands for "no layout".
+  const torch::Tensor stand_in =
+      layout.defined() ? layout.detach() : torch::empty({0}, a.options());
+  return BatchedMatmulFunction::apply(a, b, stand_in);
 }
 
 }  // namespace compacter::nn

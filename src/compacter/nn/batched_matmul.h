@@ -12,8 +12,13 @@
 
 namespace compacter::nn {
 
-// a [..., M, K] times b [..., K, N] with the same batch dimensions: [..., M, N].
-torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
+// a [..., M, K] times b [..., K, N] with the same batch dimensions: [..., M, N]. On the BLAS path,
+// when `layout` is given, has the product's sizes and is dense with row-major (or column-major)
+// matrices, the product has its strides (e.g. the heads' view of a [B, T, H * d] tensor, so that
+// out.transpose(1, 2).reshape(B, T, H * d) is a view, not a copy); else it is contiguous. The
+// gradients of a and b are laid out as a and b where they can be.
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b,
+                             const torch::Tensor& layout = {});
 
 // Whether batched_matmul(a, b) takes the BLAS path (for tests).
 bool batched_matmul_uses_blas(const torch::Tensor& a, const torch::Tensor& b);
