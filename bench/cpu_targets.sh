@@ -34,8 +34,14 @@ def method(doc):
     return doc["methods"][0]
 step32 = med(method(d)["seconds_per_step"] for d in fp32)
 step16 = med(method(d)["seconds_per_step"] for d in bf16)
-gemm32 = med(d["machine"]["kernels"]["fp32_gflops"] for d in fp32)
-gemm16 = med(d["machine"]["kernels"]["bf16_gflops"] for d in fp32)
+# The best fp32 and bf16 GEMM rates the bench measured: libtorch's product (OpenBLAS, or oneDNN for
+# bf16) or oneDNN's, whichever is faster (the fp32 linear layers may run on either).
+def best(d, dtype):
+    k = d["machine"]["kernels"]
+    return max(k[f"{dtype}_gflops"], k.get(f"onednn_{dtype}_gflops") or 0.0)
+gemm32 = med(best(d, "fp32") for d in fp32)
+gemm16 = med(best(d, "bf16") for d in fp32)
+blas32 = med(d["machine"]["kernels"]["fp32_gflops"] for d in fp32)
 flop = method(fp32[0])["step_gflop"]
 peak = med(method(d)["peak_memory_bytes"] for d in fp32) / 2**20
 authors_peak = 2293.0
@@ -47,7 +53,8 @@ print(json.dumps({
     "autocast_bf16_step_seconds": step16,
     "targets": [
         {"target": "fp32 step >= 75% of the best fp32 GEMM rate",
-         "measured_percent": 100 * flop / step32 / gemm32, "met": flop / step32 / gemm32 >= 0.75},
+         "measured_percent": 100 * flop / step32 / gemm32, "met": flop / step32 / gemm32 >= 0.75,
+         "best_fp32_gflops": gemm32, "percent_of_libtorch_fp32_gemm": 100 * flop / step32 / blas32},
         {"target": "bf16 GEMM >= 1.6x the fp32 GEMM", "measured_ratio": gemm16 / gemm32,
          "met": gemm16 / gemm32 >= 1.6},
         {"target": "autocast-bf16 step >= 1.5x faster than fp32",
