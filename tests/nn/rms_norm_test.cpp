@@ -3,7 +3,7 @@
 // over widths that do and do not fill the kernel's lanes, more rows than its 64 chunks and
 // unevenly split, non-contiguous inputs, each gradient asked alone; the weight's gradient is the
 // same bits whatever the thread count; the module takes the fused path in fp32 and the composite
-// one in fp64 and with per-row weights.
+// one in fp64; rms_normalise times a weight (per-row weights) gives rms_norm's bits.
 #include <torch/torch.h>
 
 #include <vector>

@@ -8,6 +8,8 @@
 
 #include <climits>
 
+#include "compacter/nn/stand_in.h"
+
 namespace compacter::nn {
 
 namespace {
@@ -190,10 +192,8 @@ torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b,
   if (!blas_path(a, b)) return torch::matmul(a, b);
   if (!torch::GradMode::is_enabled() || (!a.requires_grad() && !b.requires_grad()))
     return raw(a, b, layout);
-  // autograd functions take defined tensors: an empty one stands for "no layout".
-  const torch::Tensor stand_in =
-      layout.defined() ? layout.detach() : torch::empty({0}, a.options());
-  return BatchedMatmulFunction::apply(a, b, stand_in);
+  // "no layout": the empty stand-in (nn/stand_in.h).
+  return BatchedMatmulFunction::apply(a, b, layout.defined() ? layout.detach() : absent_input());
 }
 
 }  // namespace compacter::nn

@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/stand_in.h"
 
 namespace compacter::nn {
 
@@ -182,10 +183,7 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
       torch::GradMode::is_enabled() &&
       (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
   if (!grads) return forward_product(x, rows_of(x), weight.contiguous(), bias);
-  // autograd functions take defined tensors: an empty one stands for "no bias" / "no W^T". One
-  // made once serves every call (this path is CPU fp32 only, and nothing writes to it); it is
-  // never freed, so no thread meets it destroyed at exit.
-  static const torch::Tensor& none = *new torch::Tensor(torch::empty({0}, torch::kFloat32));
+  const torch::Tensor& none = absent_input();  // "no bias" / "no W^T" (nn/stand_in.h)
   if (frozen && weight.requires_grad() && frozen->holds()) frozen->clear();  // trained again
   const torch::Tensor wt = frozen && !weight.requires_grad() ? frozen->of(weight) : none;
   return OnednnLinearFunction::apply(x, weight, bias.defined() ? bias : none, wt);

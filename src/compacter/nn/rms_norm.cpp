@@ -116,19 +116,20 @@ class FusedRmsNorm : public torch::autograd::Function<FusedRmsNorm> {
     const int64_t chunks = std::min(kChunks, std::max<int64_t>(rows, 1));
     torch::Tensor dx = want_dx ? torch::empty_like(x) : torch::Tensor();
     torch::Tensor parts = want_dg ? torch::zeros({chunks, n}, x.options()) : torch::Tensor();
-    torch::Tensor scratch = torch::empty({chunks, n}, x.options());  // dh, one row per chunk
+    // dh = dy * g, one row per chunk, for dx only.
+    torch::Tensor scratch = want_dx ? torch::empty({chunks, n}, x.options()) : torch::Tensor();
     const float* xp = x.data_ptr<float>();
     const float* gp = g.data_ptr<float>();
     const float* rp = r.data_ptr<float>();
     const float* dyp = dy.data_ptr<float>();
     float* dxp = want_dx ? dx.data_ptr<float>() : nullptr;
     float* partp = want_dg ? parts.data_ptr<float>() : nullptr;
-    float* dhp = scratch.data_ptr<float>();
+    float* dhp = want_dx ? scratch.data_ptr<float>() : nullptr;
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c)
         backward_rows(xp, gp, rp, dyp, dxp, partp ? partp + c * n : nullptr,
                       chunk_begin(c, chunks, rows), chunk_begin(c + 1, chunks, rows), n,
-                      dhp + c * n);
+                      dhp ? dhp + c * n : nullptr);
     });
     torch::Tensor dg;
     if (want_dg) dg = parts.to(torch::kFloat64).sum(0).to(torch::kFloat32).view_as(g);
