@@ -14,8 +14,9 @@ from collections import defaultdict
 
 GROUPS = [  # first match wins
     ("matrix products", r"^aten::(mm|addmm|bmm|baddbmm|matmul|linear|_?mkldnn.*|addmv|mv|dot)$|"
-                        r"^compacter::(batched_matmul|onednn_linear)$|"
-                        r"(BatchedMatmulFunction|OnednnLinearFunction)"),  # their backward nodes
+                        r"^compacter::(batched_matmul|onednn_linear|bf16_linear)$|"
+                        # their backward nodes
+                        r"(BatchedMatmulFunction|OnednnLinearFunction|Bf16LinearFunction)"),
     ("softmax", r"softmax"),
     ("dropout", r"(?i)dropout|bernoulli"),  # aten's, compacter::(relu_)dropout, HashDropout
     ("norms", r"^aten::(pow|mean|rsqrt|norm|linalg_vector_norm)|^compacter::rms_norm|"

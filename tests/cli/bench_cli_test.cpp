@@ -118,6 +118,39 @@ TEST(BenchCli, TheLinearLayersKernelCanBeForced) {
   unsetenv("COMPACTER_FP32_LINEAR");
 }
 
+// COMPACTER_BF16_LINEAR picks the linear layers' product under bf16 autocast; the report says
+// which and why.
+TEST(BenchCli, TheBf16LinearLayersProductCanBeForced) {
+  TempDir dir;
+  const std::string args =
+      "bench --model-config '" + testing::write_tiny_t5_config(dir, 128) +
+      "' --methods compacter++ --reduction-factor 4 --batch-size 1 --source-len 4 "
+      "--target-len 2 --max-steps 1 --warmup 0 --dtype autocast-bf16 --json";
+  setenv("COMPACTER_BF16_LINEAR", "fast", 1);
+  auto r = run_compacter(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("COMPACTER_BF16_LINEAR=fast: expected onednn or libtorch"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(r.out.empty());
+  for (const std::string kernel : {"libtorch", "onednn"}) {
+    setenv("COMPACTER_BF16_LINEAR", kernel.c_str(), 1);
+    r = run_compacter(args);
+    if (kernel == "onednn" && r.err.find("is not in this process") != std::string::npos) {
+      unsetenv("COMPACTER_BF16_LINEAR");
+      GTEST_SKIP() << r.err;
+    }
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json kernels = json::parse(r.out)["machine"]["kernels"];
+    const std::string name = kernel == "onednn" ? "oneDNN" : "libtorch";
+    EXPECT_EQ(kernels["bf16_linear"], name);
+    EXPECT_EQ(kernels["bf16_linear_how"], "set by COMPACTER_BF16_LINEAR");
+    EXPECT_NE(kernels["line"].get<std::string>().find("bf16 autocast linear layers: " + name),
+              std::string::npos);
+  }
+  unsetenv("COMPACTER_BF16_LINEAR");
+}
+
 TEST(BenchCli, UnknownMethodIsAnErrorBeforeAnyRun) {
   const auto r = run_compacter("bench --methods full,nosuch --max-steps 1");
   EXPECT_EQ(r.exit_code, 2);

@@ -125,6 +125,12 @@ TEST(KernelsChoice, TheLinearLayersKernel) {
   EXPECT_EQ(fp32_linear_kernel(nullptr, std::nullopt), "OpenBLAS");
   EXPECT_EQ(fp32_linear_kernel("oneDNN", v), std::nullopt);  // the values are lower case
   EXPECT_EQ(fp32_linear_kernel("", v), std::nullopt);
+  // Under bf16 autocast: oneDNN's bf16 GEMM unless the variable says libtorch.
+  EXPECT_EQ(bf16_linear_kernel(nullptr), "oneDNN");
+  EXPECT_EQ(bf16_linear_kernel("onednn"), "oneDNN");
+  EXPECT_EQ(bf16_linear_kernel("libtorch"), "libtorch");
+  EXPECT_EQ(bf16_linear_kernel("openblas"), std::nullopt);
+  EXPECT_EQ(bf16_linear_kernel(""), std::nullopt);
 }
 
 TEST(KernelsChoice, ModeValues) {

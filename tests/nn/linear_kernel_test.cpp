@@ -125,7 +125,7 @@ TEST(OnednnLinear, BehavesLikeTorchLinearForItsCallers) {
   }
 }
 
-// A frozen weight's W^T kept between calls (TransposedWeight): the same products and input
+// A frozen weight's W^T kept between calls (FrozenWeight): the same products and input
 // gradients as the loops, made where gradients flow and W needs none, made again when W is
 // written in place or is another tensor, dropped when W is trained again, never made for
 // inference.
@@ -134,7 +134,7 @@ TEST(OnednnLinear, AFrozenWeightsKeptTransposeFollowsTheWeight) {
   torch::manual_seed(5);
   torch::Tensor w = torch::randn({11, 19});
   const torch::Tensor b = torch::randn({11}), g = torch::randn({2, 5, 11});
-  TransposedWeight frozen;
+  FrozenWeight frozen;
   auto check_step = [&](const torch::Tensor& weight, const std::string& what) {
     const torch::Tensor x = torch::randn({2, 5, 19}).requires_grad_(true);
     const torch::Tensor y = onednn_linear(x, weight, b, &frozen);
@@ -161,7 +161,7 @@ TEST(OnednnLinear, AFrozenWeightsKeptTransposeFollowsTheWeight) {
   onednn_linear(torch::randn({3, 19}).requires_grad_(true), trained, b, &frozen).sum().backward();
   EXPECT_FALSE(frozen.holds());
   // Inference (no gradients): none made.
-  TransposedWeight unused;
+  FrozenWeight unused;
   {
     torch::NoGradGuard no_grad;
     const torch::Tensor x = torch::randn({4, 19});
@@ -249,7 +249,7 @@ TEST(OnednnLinear, AT5StepMatchesTheBlasStep) {
   compare("linear layers frozen, second step");
   for (const auto& m : model->modules())
     if (auto* l = dynamic_cast<LinearImpl*>(m.get())) {
-      EXPECT_TRUE(l->transposed_weight().holds());
+      EXPECT_TRUE(l->frozen_weight().holds());
     }
 }
 

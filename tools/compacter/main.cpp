@@ -15,6 +15,7 @@
 #include "compacter/core/interrupt.h"
 #include "compacter/kernels/choice.h"
 #include "compacter/kernels/report.h"
+#include "compacter/nn/bf16_linear.h"
 #include "compacter/nn/linear_kernel.h"
 #include "deprecated_flags.h"
 
@@ -68,6 +69,12 @@ int main(int argc, char** argv) {
     }
     compacter::nn::set_fp32_linear_kernel(onednn ? compacter::nn::Fp32LinearKernel::kOnednn
                                                  : compacter::nn::Fp32LinearKernel::kBlas);
+    // The product under bf16 autocast (COMPACTER_BF16_LINEAR; oneDNN's bf16 GEMM by default).
+    const bool bf16_onednn = compacter::kernels::bf16_linear_for_this_process(
+                                 compacter::nn::onednn_bf16_gemm_available())
+                                 .first == "oneDNN";
+    compacter::nn::set_bf16_linear_kernel(bf16_onednn ? compacter::nn::Bf16LinearKernel::kOnednn
+                                                      : compacter::nn::Bf16LinearKernel::kLibtorch);
     std::vector<std::string> args = compacter::cli::replace_deprecated_flags(argc, argv, std::cerr);
     compacter::cli::arguments() = args;
     std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last to first

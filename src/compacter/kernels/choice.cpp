@@ -161,6 +161,14 @@ std::optional<std::string> fp32_linear_kernel(const char* variable,
   return verdict && verdict->fp32_linear == "oneDNN" ? "oneDNN" : "OpenBLAS";
 }
 
+std::optional<std::string> bf16_linear_kernel(const char* variable) {
+  if (!variable) return "oneDNN";
+  const std::string v = variable;
+  if (v == "onednn") return "oneDNN";
+  if (v == "libtorch") return "libtorch";
+  return std::nullopt;
+}
+
 json verdict_to_json(const Verdict& v) {
   json trials = json::array();
   for (const Trial& t : v.trials) trials.push_back(trial_json(t));

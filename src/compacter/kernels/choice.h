@@ -106,6 +106,13 @@ constexpr const char* kFp32LinearVariable = "COMPACTER_FP32_LINEAR";
 // choice ("OpenBLAS" when there is none).
 std::optional<std::string> fp32_linear_kernel(const char* variable,
                                               const std::optional<Verdict>& verdict);
+// The program's override of the product its linear layers use under bf16 autocast on the CPU:
+// "onednn" (oneDNN's bf16 GEMM, nn/bf16_linear.h; the default) or "libtorch" (torch::linear under
+// autocast). Read by compacter-core.
+constexpr const char* kBf16LinearVariable = "COMPACTER_BF16_LINEAR";
+// "oneDNN" or "libtorch" from kBf16LinearVariable ("oneDNN" when unset; nullopt for another value:
+// the caller reports it).
+std::optional<std::string> bf16_linear_kernel(const char* variable);
 // The option, read by the launcher among the options before the command; compacter-core accepts
 // it there too (tools/compacter/main.cpp) with this help.
 constexpr const char* kOption = "--kernels";

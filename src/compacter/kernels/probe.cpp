@@ -199,7 +199,7 @@ void row_major(Sgemm sgemm, char ta, char tb, int64_t m, int64_t n, int64_t k, c
   say(fd, cat("onednn_error ", std::isfinite(worst) ? cat(worst) : std::string("inf")));
   // A frozen T5 feed-forward layer's products, row-major, as each kernel's layers run them: x
   // W_i^T, h W_o^T (forward), G W_i and G W_o (the input gradients). OpenBLAS (torch::linear) reads
-  // W transposed; oneDNN reads the W^T the layer keeps (nn/linear_kernel.h, TransposedWeight): 'N',
+  // W transposed; oneDNN reads the W^T the layer keeps (nn/linear_kernel.h, FrozenWeight): 'N',
   // 'N' on the same buffer.
   const int64_t rows = s.linear_rows, d = s.linear_width, f = s.linear_inner;
   struct Product {

@@ -100,13 +100,28 @@ std::pair<std::string, std::string> fp32_linear_for_this_process() {
   return {*kernel, variable ? cat("set by ", kFp32LinearVariable) : linear_how(verdict)};
 }
 
-KernelsReport current_kernels(int threads) {
+std::pair<std::string, std::string> bf16_linear_for_this_process(bool gemm_available) {
+  const char* variable = std::getenv(kBf16LinearVariable);
+  const std::optional<std::string> kernel = bf16_linear_kernel(variable);
+  check_usage(kernel.has_value(), kBf16LinearVariable, "=", variable ? variable : "",
+              ": expected onednn or libtorch");
+  if (variable) {
+    check_usage(*kernel != "oneDNN" || gemm_available, kBf16LinearVariable,
+                "=onednn, but oneDNN's dnnl_gemm_bf16bf16f32 is not in this process");
+    return {*kernel, cat("set by ", kBf16LinearVariable)};
+  }
+  if (!gemm_available) return {"libtorch", "oneDNN's dnnl_gemm_bf16bf16f32 is not in this process"};
+  return {"oneDNN", "the default"};
+}
+
+KernelsReport current_kernels(int threads, bool bf16_gemm_available) {
   const std::optional<Verdict> verdict = startup_verdict();
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
   KernelsReport r = make_report(ask("openblas_get_corename"), ask("openblas_get_config"), verdict,
                                 coretype ? coretype : "", threads, detect_cpu().model_name);
   try {
     std::tie(r.fp32_linear, r.fp32_linear_how) = fp32_linear_for_this_process();
+    std::tie(r.bf16_linear, r.bf16_linear_how) = bf16_linear_for_this_process(bf16_gemm_available);
   } catch (const UsageError&) {
     // the program refused the variable at start-up; a report shows what the layers use
   }
@@ -130,6 +145,8 @@ nlohmann::json kernels_json(const KernelsReport& r) {
           {"fastest_bf16", r.fastest_bf16},
           {"fp32_linear", r.fp32_linear},
           {"fp32_linear_how", r.fp32_linear_how},
+          {"bf16_linear", r.bf16_linear},
+          {"bf16_linear_how", r.bf16_linear_how},
           {"line", kernels_line(r)}};
 }
 
@@ -140,6 +157,7 @@ std::string kernels_line(const KernelsReport& r) {
   if (!r.core.empty()) out << " " << r.core;
   out << " (" << r.how << "), " << r.threads << (r.threads == 1 ? " thread" : " threads");
   out << "; fp32 linear layers: " << r.fp32_linear;
+  if (!r.bf16_linear.empty()) out << "; bf16 autocast linear layers: " << r.bf16_linear;
   out << std::fixed << std::setprecision(1);
   if (r.fp32_gflops) out << "; fp32 GEMM " << *r.fp32_gflops << " GFLOP/s";
   if (r.bf16_gflops) out << "; bf16 GEMM " << *r.bf16_gflops << " GFLOP/s";

@@ -28,7 +28,8 @@ struct KernelsReport {
   std::optional<double> bf16_gflops;   // measured by the caller
   // The alternative, linear layers through oneDNN (train/bench.h, measure_onednn_linear), on the
   // representative shape, and which is fastest per dtype among the correct ones ("OpenBLAS" or
-  // "oneDNN" for fp32; "libtorch" (its own bf16 mm) or "oneDNN" for bf16); measured by the caller.
+  // "oneDNN" for fp32; "libtorch" (its own bf16 mm) or "oneDNN" (its bf16 GEMM, as the layers call
+  // it) for bf16); measured by the caller.
   std::optional<double> onednn_fp32_gflops;
   std::optional<double> onednn_bf16_gflops;
   std::string fastest_fp32, fastest_bf16;
@@ -36,6 +37,10 @@ struct KernelsReport {
   // verdict's choice in make_report; current_kernels also reads kFp32LinearVariable).
   std::string fp32_linear = "OpenBLAS";
   std::string fp32_linear_how = "not compared at start-up";
+  // The product this process's linear layers use under bf16 autocast ("oneDNN": its bf16 GEMM,
+  // nn/bf16_linear.h; "libtorch": torch::linear) and why; set by current_kernels ("" unknown).
+  std::string bf16_linear;
+  std::string bf16_linear_how;
 };
 
 // The report from what the loaded BLAS says (`live_core`, `live_config`: "" when it says
@@ -45,14 +50,22 @@ KernelsReport make_report(const std::string& live_core, const std::string& live_
                           const std::optional<Verdict>& verdict, const std::string& coretype_env,
                           int threads, const std::string& cpu_model);
 
-// The report of this process: the loaded library's answers (dlsym), the variables, cpuid.
-KernelsReport current_kernels(int threads);
+// The report of this process: the loaded library's answers (dlsym), the variables, cpuid;
+// `bf16_gemm_available`: whether the linear layers can call oneDNN's bf16 GEMM
+// (nn::onednn_bf16_gemm_available()).
+KernelsReport current_kernels(int threads, bool bf16_gemm_available);
 
 // The launcher's verdict handed to this process (kStartupVariable); nullopt without one.
 std::optional<Verdict> startup_verdict();
 // The fp32 linear layers' kernel for this process and why: kFp32LinearVariable when set (throws
 // UsageError for a value other than openblas / onednn), else the verdict's choice.
 std::pair<std::string, std::string> fp32_linear_for_this_process();
+
+// The product the linear layers use under bf16 autocast in this process ("oneDNN" or
+// "libtorch") and why: kBf16LinearVariable when set (throws UsageError for a value other than
+// onednn / libtorch), else oneDNN's bf16 GEMM; libtorch's product when `gemm_available` is false
+// (UsageError when the variable asked for oneDNN).
+std::pair<std::string, std::string> bf16_linear_for_this_process(bool gemm_available);
 
 // Every field, and "line": kernels_line().
 nlohmann::json kernels_json(const KernelsReport& r);

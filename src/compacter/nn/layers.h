@@ -38,12 +38,12 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor bias;  // undefined unless enabled
   // Per-row bias (nn/rows.h), used instead of `bias` when set.
   std::shared_ptr<RowTable> row_bias;
-  // W^T while `weight` is frozen and trained around on oneDNN (nn/linear_kernel.h).
-  const TransposedWeight& transposed_weight() const { return *frozen_; }
+  // Copies of `weight` while it is frozen and trained around (nn/linear_kernel.h).
+  const FrozenWeight& frozen_weight() const { return *frozen_; }
 
  private:
   std::shared_ptr<LinearHook> hook_;
-  std::unique_ptr<TransposedWeight> frozen_ = std::make_unique<TransposedWeight>();
+  std::unique_ptr<FrozenWeight> frozen_ = std::make_unique<FrozenWeight>();
   std::shared_ptr<const Int8Weight> int8_;
 };
 TORCH_MODULE(Linear);

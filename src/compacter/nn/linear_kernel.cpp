@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/bf16_linear.h"
 #include "compacter/nn/stand_in.h"
 
 namespace compacter::nn {
@@ -123,25 +124,41 @@ struct OnednnLinearFunction : torch::autograd::Function<OnednnLinearFunction> {
 
 }  // namespace
 
-torch::Tensor TransposedWeight::of(const torch::Tensor& w) {
-  std::lock_guard<std::mutex> lock(mutex_);
+void FrozenWeight::refresh(const torch::Tensor& w) {
   const bool same = source_ && source_->_unsafe_get_target() == w.unsafeGetTensorImpl() &&
-                    !source_->expired() && version_ == w._version() && data_ == w.data_ptr() &&
-                    wt_.defined() && wt_.size(0) == w.size(1) && wt_.size(1) == w.size(0);
-  if (!same) {
-    wt_ = torch::Tensor();  // the old copy freed before the new one is made
+                    !source_->expired() && version_ == w._version() && data_ == w.data_ptr();
+  if (same) return;
+  wt_ = torch::Tensor();  // the old copies freed before new ones are made
+  wb_ = torch::Tensor();
+  source_.emplace(w.getIntrusivePtr());
+  version_ = w._version();
+  data_ = w.data_ptr();
+}
+
+torch::Tensor FrozenWeight::transposed(const torch::Tensor& w) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  refresh(w);
+  if (!wt_.defined() || wt_.size(0) != w.size(1) || wt_.size(1) != w.size(0)) {
     at::NoGradGuard no_grad;
     wt_ = w.detach().t().contiguous();
-    source_.emplace(w.getIntrusivePtr());
-    version_ = w._version();
-    data_ = w.data_ptr();
   }
   return wt_;
 }
 
-void TransposedWeight::clear() {
+torch::Tensor FrozenWeight::bf16(const torch::Tensor& w) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  refresh(w);
+  if (!wb_.defined() || wb_.sizes() != w.sizes()) {
+    at::NoGradGuard no_grad;
+    wb_ = w.detach().to(torch::kBFloat16).contiguous();
+  }
+  return wb_;
+}
+
+void FrozenWeight::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   wt_ = torch::Tensor();
+  wb_ = torch::Tensor();
   source_.reset();
   data_ = nullptr;
 }
@@ -177,7 +194,7 @@ bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
 }
 
 torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
-                            const torch::Tensor& bias, TransposedWeight* frozen) {
+                            const torch::Tensor& bias, FrozenWeight* frozen) {
   if (!applies(x, weight, bias)) return torch::linear(x, weight, bias);
   const bool grads =
       torch::GradMode::is_enabled() &&
@@ -185,12 +202,15 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
   if (!grads) return forward_product(x, rows_of(x), weight.contiguous(), bias);
   const torch::Tensor& none = absent_input();  // "no bias" / "no W^T" (nn/stand_in.h)
   if (frozen && weight.requires_grad() && frozen->holds()) frozen->clear();  // trained again
-  const torch::Tensor wt = frozen && !weight.requires_grad() ? frozen->of(weight) : none;
+  const torch::Tensor wt = frozen && !weight.requires_grad() ? frozen->transposed(weight) : none;
   return OnednnLinearFunction::apply(x, weight, bias.defined() ? bias : none, wt);
 }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                     TransposedWeight* frozen) {
+                     FrozenWeight* frozen) {
+  if (at::autocast::is_cpu_enabled() && bf16_linear_kernel() == Bf16LinearKernel::kOnednn &&
+      bf16_linear_applies(x, weight, bias))
+    return bf16_linear(x, weight, bias, frozen);
   if (g_kernel.load(std::memory_order_relaxed) == Fp32LinearKernel::kOnednn)
     return onednn_linear(x, weight, bias, frozen);
   return torch::linear(x, weight, bias);

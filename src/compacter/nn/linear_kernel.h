@@ -28,38 +28,48 @@ std::string fp32_linear_kernel_name(Fp32LinearKernel kernel);
 // Whether dnnl_sgemm can be called in this process (looked up once).
 bool onednn_sgemm_available();
 
-// W^T [K, N] of a frozen weight, kept by its layer between training steps for oneDNN's forward
-// product: x W^T as sgemm('N', 'N') on W^T runs at 1.2-1.3x the rate of sgemm('N', 'T') on W for
-// T5's attention and output projections on the machines measured (bench/results/
-// frozen-transposed-*), and the backward's dX = G W reads W as it is. Made on first use, made
-// again when W is another tensor or was written in place (its version counter); costs one copy
-// of each frozen weight (t5-small: 168 MB). Used only where gradients flow (training): inference
-// keeps one copy of the weights.
-class TransposedWeight {
+// Copies of a frozen weight W [N, K], kept by its layer between training steps (made on first
+// use, made again when W is another tensor or was written in place: its version counter):
+//   - transposed(W): W^T [K, N] fp32, for oneDNN's fp32 forward product: x W^T as sgemm('N', 'N')
+//     on W^T runs at 1.2-1.3x the rate of sgemm('N', 'T') on W for T5's attention and output
+//     projections on the machines measured (bench/results/frozen-transposed-*), and the
+//     backward's dX = G W reads W as it is; costs one copy of each frozen weight (t5-small:
+//     168 MB);
+//   - bf16(W): W rounded to bf16 [N, K], for bf16 autocast (nn/bf16_linear.h), which would
+//     otherwise round every frozen weight again on every forward pass (libtorch's autocast keeps
+//     its casts only of weights that require gradients, and only within one autocast region);
+//     the same bits as that cast; half a copy of each frozen weight.
+// Used only where gradients flow (training): inference keeps one copy of the weights.
+class FrozenWeight {
  public:
   // W^T for `w` (2-D fp32 CPU), made or reused.
-  torch::Tensor of(const torch::Tensor& w);
-  bool holds() const { return wt_.defined(); }
+  torch::Tensor transposed(const torch::Tensor& w);
+  // `w` (2-D fp32 CPU) as bf16, made or reused.
+  torch::Tensor bf16(const torch::Tensor& w);
+  bool holds() const { return wt_.defined() || wb_.defined(); }
   void clear();
 
  private:
+  // Drops the copies unless they were made from `w` as it is now; records `w` as their source.
+  void refresh(const torch::Tensor& w);
   std::mutex mutex_;
-  // The weight W^T was made from (weakly: the layer owns W; a weak reference also keeps its
-  // address from being reused), its version and data when made.
+  // The weight the copies were made from (weakly: the layer owns W; a weak reference also keeps
+  // its address from being reused), its version and data when made.
   std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> source_;
   int64_t version_ = 0;
   const void* data_ = nullptr;
-  torch::Tensor wt_;
+  torch::Tensor wt_, wb_;
 };
 
 // y = x W^T + b (b may be undefined), x [..., K], W [N, K]: through the process-wide choice.
-// With `frozen`, the layer's cache of W^T, used where the oneDNN path applies, gradients flow and
-// W needs none.
+// With `frozen`, the layer's copies of W, used where gradients flow and W needs none. Under bf16
+// autocast on the CPU this is nn::bf16_linear where it applies (nn/bf16_linear.h), whatever the
+// fp32 choice.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                     TransposedWeight* frozen = nullptr);
+                     FrozenWeight* frozen = nullptr);
 // The same through oneDNN whatever the choice, where the path applies (else torch::linear).
 torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
-                            const torch::Tensor& bias, TransposedWeight* frozen = nullptr);
+                            const torch::Tensor& bias, FrozenWeight* frozen = nullptr);
 // Whether onednn_linear(x, weight, bias) takes the oneDNN path (for tests).
 bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
                            const torch::Tensor& bias);

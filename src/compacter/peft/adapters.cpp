@@ -5,6 +5,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/nn/layers.h"
+#include "compacter/nn/linear_kernel.h"
 
 namespace compacter::peft {
 
@@ -14,7 +15,7 @@ DenseProjectionImpl::DenseProjectionImpl(int64_t in, int64_t out, at::Generator&
 }
 
 torch::Tensor DenseProjectionImpl::forward(const torch::Tensor& x) {
-  return torch::linear(x, weight, bias);
+  return nn::linear(x, weight, bias);
 }
 
 LowRankProjectionImpl::LowRankProjectionImpl(int64_t in, int64_t out, int64_t rank, WeightInit init,
@@ -35,7 +36,7 @@ torch::Tensor LowRankProjectionImpl::weight() const {
 }
 
 torch::Tensor LowRankProjectionImpl::forward(const torch::Tensor& x) {
-  return torch::matmul(x, weight()) + b;
+  return nn::linear(x, weight().t(), b);
 }
 
 namespace {

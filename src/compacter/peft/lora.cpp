@@ -9,6 +9,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/nn/dropout.h"
+#include "compacter/nn/linear_kernel.h"
 
 namespace compacter::peft {
 
@@ -21,7 +22,7 @@ LoraHookImpl::LoraHookImpl(LoraFactor A_, LoraFactor B_, double scaling_, double
 
 torch::Tensor LoraHookImpl::forward(const torch::Tensor& x) {
   const torch::Tensor h = dropout > 0.0 ? nn::dropout(x, dropout, is_training()) : x;
-  return torch::linear(torch::linear(h, A->weight), B->weight) * scaling;
+  return nn::linear(nn::linear(h, A->weight, {}), B->weight, {}) * scaling;
 }
 
 torch::Tensor LoraHookImpl::delta_weight() const {

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/linear_kernel.h"
 
 namespace compacter::peft {
 
@@ -163,9 +164,9 @@ torch::Tensor PhmLinearImpl::forward(const torch::Tensor& x) {
       cache_ = torch::Tensor();
       cache_sources_.clear();
     }
-    return torch::matmul(x, weight()) + b;
+    return nn::linear(x, weight().t(), b);
   }
-  return torch::matmul(x, cached_weight()) + b;
+  return nn::linear(x, cached_weight().t(), b);
 }
 
 }  // namespace compacter::peft

@@ -13,6 +13,8 @@
 
 #include "compacter/core/atomic_file.h"
 #include "compacter/core/error.h"
+#include "compacter/nn/autocast.h"
+#include "compacter/nn/bf16_linear.h"
 #include "compacter/nn/linear_kernel.h"
 #include "compacter/train/loop.h"
 #include "compacter/train/step.h"
@@ -163,17 +165,14 @@ OnednnRate measure_onednn_linear(int64_t m, int64_t n, int64_t k, torch::ScalarT
         dtype);
   OnednnRate r;
   const bool fp32 = dtype == torch::kFloat32;
-  r.available = fp32 ? nn::onednn_sgemm_available() : at::hasMKLDNN();
+  r.available = fp32 ? nn::onednn_sgemm_available() : nn::onednn_bf16_gemm_available();
   if (!r.available) return r;
   torch::NoGradGuard no_grad;
   const torch::Tensor x = torch::randn({m, k}).to(dtype), w = torch::randn({n, k}).to(dtype);
-  const torch::Tensor w_dnn = fp32 ? torch::Tensor() : w.to_mkldnn();
-  // fp32: the path the linear layers take when oneDNN is chosen (nn/linear_kernel.h); bf16:
-  // oneDNN's linear operator, paying the input's layout conversion as a layer would.
-  auto linear = [&] {
-    return fp32 ? nn::onednn_linear(x, w, {})
-                : at::mkldnn_linear(x.to_mkldnn(), w_dnn, {}).to_dense();
-  };
+  // The paths the linear layers take: fp32 when oneDNN is chosen (nn/linear_kernel.h); bf16 under
+  // autocast (nn/bf16_linear.h), here on operands already in bf16, as a kept frozen weight is.
+  nn::AutocastScope autocast(torch::kCPU, !fp32);
+  auto linear = [&] { return fp32 ? nn::onednn_linear(x, w, {}) : nn::bf16_linear(x, w, {}); };
   // Correctness first: every element of y against its bound.
   {
     const torch::Tensor y = linear().to(torch::kDouble);

@@ -74,13 +74,13 @@ GemmRate measure_gemm(int64_t m, int64_t n, int64_t k, torch::Device device,
 
 // The alternative to the BLAS (issue #8): the same product as a linear layer through oneDNN
 // (libdnnl 2.6, which Debian's libtorch links): in fp32 the path the layers take when oneDNN is
-// chosen (nn::onednn_linear, dnnl_sgemm); in bf16 at::mkldnn_linear, the weight in oneDNN's
-// layout once and the input converted to it and back at every call, as a layer would pay; on
+// chosen (nn::onednn_linear, dnnl_sgemm); in bf16 the path the layers take under autocast
+// (nn::bf16_linear, dnnl_gemm_bf16bf16f32, the product rounded to bf16), on bf16 operands; on
 // the CPU. `correct`: the result is within the dtype's error bound of a double-precision product
 // of the same (dtype-rounded) inputs: |y - y_ref| <= (k 2^-23 + u) (|a| |b|) element-wise, u =
 // 2^-8 for a bf16 result, 0 for fp32.
 struct OnednnRate {
-  bool available = false;  // this process has oneDNN (fp32: dnnl_sgemm; bf16: libtorch's MKLDNN)
+  bool available = false;  // this process has oneDNN (fp32: dnnl_sgemm; bf16: its bf16 GEMM)
   double best_gflops = 0.0;
   double median_gflops = 0.0;
   bool correct = false;

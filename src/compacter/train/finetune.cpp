@@ -10,6 +10,7 @@
 #include "compacter/core/interrupt.h"
 #include "compacter/dist/process_group.h"
 #include "compacter/kernels/report.h"
+#include "compacter/nn/bf16_linear.h"
 #include "compacter/nn/int8_linear.h"
 #include "compacter/peft/adapter_card.h"
 #include "compacter/peft/adapter_file.h"
@@ -212,7 +213,8 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
       dist::join_process_group(c.distributed, c.collective_timeout_seconds, c.gradient_sync);
   const bool writer = c.distributed.rank == 0;
 
-  const kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
+  const kernels::KernelsReport kernels =
+      kernels::current_kernels(torch::get_num_threads(), nn::onednn_bf16_gemm_available());
   progress.info(kernels::kernels_line(kernels));
   check_usage(!nn::parse_precision(c.model.dtype).int8, "--dtype int8 is for inference (eval, ",
               "generate, bench --inference): train in fp32 or autocast-bf16");

@@ -20,6 +20,7 @@
 #include "compacter/io/t5_config.h"
 #include "compacter/kernels/report.h"
 #include "compacter/nn/autocast.h"
+#include "compacter/nn/bf16_linear.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/nn/int8_linear.h"
 #include "compacter/peft/adapter_file.h"
@@ -409,7 +410,8 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
   for (const std::string& d : st.dtype_list()) any_bf16 = any_bf16 || products_name(d) == "bf16";
   if (any_bf16 || !device.is_cuda())
     gemm["bf16"] = measure_gemm_rates(config, rows, device, torch::kBFloat16);
-  kernels::KernelsReport kernels = kernels::current_kernels(torch::get_num_threads());
+  kernels::KernelsReport kernels =
+      kernels::current_kernels(torch::get_num_threads(), nn::onednn_bf16_gemm_available());
   if (!device.is_cuda()) add_cpu_kernel_rates(kernels, gemm, config, rows);
 
   std::vector<json> rows_out;

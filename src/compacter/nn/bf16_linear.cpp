@@ -1,0 +1,180 @@
+// bf16-autocast linear layers through oneDNN's bf16 GEMM (see bf16_linear.h).
+#include "compacter/nn/bf16_linear.h"
+
+#include <ATen/autocast_mode.h>
+#include <ATen/record_function.h>
+#include <dlfcn.h>
+
+#include <atomic>
+
+#include "compacter/core/error.h"
+#include "compacter/nn/stand_in.h"
+
+namespace compacter::nn {
+
+namespace {
+
+// oneDNN's C API (dnnl.h, oneDNN 2.x): row-major C = alpha op(A) op(B) + beta C with bf16 A, B
+// (dnnl_bfloat16_t = uint16_t bits) and fp32 C; dnnl_dim_t = int64_t; returns dnnl_status_t
+// (dnnl_success = 0).
+using DnnlGemmBf16 = int (*)(char, char, int64_t, int64_t, int64_t, float, const uint16_t*, int64_t,
+                             const uint16_t*, int64_t, float, float*, int64_t);
+
+DnnlGemmBf16 find_bf16_gemm() {
+  // In the process already when libtorch_cpu links libdnnl (Debian); else the library by name.
+  if (void* f = dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"))
+    return reinterpret_cast<DnnlGemmBf16>(f);
+  if (void* lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL))
+    if (void* f = dlsym(lib, "dnnl_gemm_bf16bf16f32")) return reinterpret_cast<DnnlGemmBf16>(f);
+  return nullptr;
+}
+
+DnnlGemmBf16 bf16_gemm() {
+  static const DnnlGemmBf16 f = find_bf16_gemm();
+  return f;
+}
+
+std::atomic<Bf16LinearKernel> g_bf16_kernel{Bf16LinearKernel::kOnednn};
+
+bool half_or_single(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kBFloat16;
+}
+
+bool bf16_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  if (!at::autocast::is_cpu_enabled() || at::autocast::get_autocast_cpu_dtype() != torch::kBFloat16)
+    return false;
+  if (!x.defined() || !w.defined() || w.dim() != 2 || x.dim() < 1) return false;
+  if (!x.device().is_cpu() || !w.device().is_cpu()) return false;
+  if (x.layout() != torch::kStrided || w.layout() != torch::kStrided) return false;
+  if (!half_or_single(x) || !half_or_single(w)) return false;
+  if (b.defined() && (!b.device().is_cpu() || b.layout() != torch::kStrided || !half_or_single(b) ||
+                      b.dim() != 1 || b.size(0) != w.size(0)))
+    return false;
+  if (x.is_conj() || w.is_conj() || x.is_neg() || w.is_neg()) return false;
+  if (x.size(-1) != w.size(1) || x.numel() == 0 || w.numel() == 0) return false;
+  return bf16_gemm() != nullptr;
+}
+
+// x as a contiguous bf16 [M, K] matrix (x itself, viewed, when it already is one).
+torch::Tensor bf16_rows(const torch::Tensor& x) {
+  return x.reshape({-1, x.size(-1)}).to(torch::kBFloat16).contiguous();
+}
+
+std::vector<int64_t> bf16_sizes_with_last(const torch::Tensor& x, int64_t last) {
+  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
+  sizes.back() = last;
+  return sizes;
+}
+
+// y = xb Wb^T (+ b, in fp32) rounded to bf16, with x's leading sizes; xb [M, K] and Wb [N, K]
+// contiguous bf16.
+torch::Tensor bf16_forward_product(const torch::Tensor& x, const torch::Tensor& xb,
+                                   const torch::Tensor& wb, const torch::Tensor& b) {
+  RECORD_FUNCTION("compacter::bf16_linear", c10::ArrayRef<const c10::IValue>{});
+  const int64_t m = xb.size(0), k = xb.size(1), n = wb.size(0);
+  torch::Tensor y = torch::empty({m, n}, xb.options().dtype(torch::kFloat32));
+  onednn_gemm_bf16('N', 'T', m, n, k, xb.data_ptr<c10::BFloat16>(), k, wb.data_ptr<c10::BFloat16>(),
+                   k, y.data_ptr<float>(), n);
+  if (b.defined()) y.add_(b);
+  return y.to(torch::kBFloat16).view(bf16_sizes_with_last(x, n));
+}
+
+// dX = G Wb, dW = G^T xb (fp32 out of the GEMM, then the input's dtype); db = sum over rows of G.
+struct Bf16LinearFunction : torch::autograd::Function<Bf16LinearFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& w, const torch::Tensor& b,
+                               const torch::Tensor& kept) {
+    const torch::Tensor xb = bf16_rows(x);
+    const torch::Tensor wb = kept.numel() > 0 ? kept : w.to(torch::kBFloat16).contiguous();
+    // Keep only what the gradients asked for need: Wb for dX, xb for dW.
+    ctx->save_for_backward(
+        {x.requires_grad() ? wb : torch::Tensor(), w.requires_grad() ? xb : torch::Tensor()});
+    ctx->saved_data["x_sizes"] = x.sizes().vec();
+    ctx->saved_data["x_type"] = x.scalar_type();
+    ctx->saved_data["w_type"] = w.scalar_type();
+    ctx->saved_data["b_type"] = b.scalar_type();
+    return bf16_forward_product(x, xb, wb, b.numel() > 0 ? b : torch::Tensor());
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor g = bf16_rows(grads[0]);
+    const int64_t m = g.size(0), n = g.size(1);
+    torch::Tensor gx, gw, gb;
+    if (ctx->needs_input_grad(0)) {
+      const torch::Tensor& wb = saved[0];
+      const int64_t k = wb.size(1);
+      gx = torch::empty(ctx->saved_data["x_sizes"].toIntVector(),
+                        g.options().dtype(torch::kFloat32));
+      onednn_gemm_bf16('N', 'N', m, k, n, g.data_ptr<c10::BFloat16>(), n,
+                       wb.data_ptr<c10::BFloat16>(), k, gx.data_ptr<float>(), k);
+      gx = gx.to(ctx->saved_data["x_type"].toScalarType());
+    }
+    if (ctx->needs_input_grad(1)) {
+      const torch::Tensor& xb = saved[1];
+      const int64_t k = xb.size(1);
+      gw = torch::empty({n, k}, g.options().dtype(torch::kFloat32));
+      onednn_gemm_bf16('T', 'N', n, k, m, g.data_ptr<c10::BFloat16>(), n,
+                       xb.data_ptr<c10::BFloat16>(), k, gw.data_ptr<float>(), k);
+      gw = gw.to(ctx->saved_data["w_type"].toScalarType());
+    }
+    if (ctx->needs_input_grad(2))
+      gb =
+          g.sum(0, /*keepdim=*/false, torch::kFloat32).to(ctx->saved_data["b_type"].toScalarType());
+    return {gx, gw, gb, torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+void set_bf16_linear_kernel(Bf16LinearKernel kernel) {
+  g_bf16_kernel.store(kernel);
+}
+
+Bf16LinearKernel bf16_linear_kernel() {
+  return g_bf16_kernel.load();
+}
+
+std::string bf16_linear_kernel_name(Bf16LinearKernel kernel) {
+  return kernel == Bf16LinearKernel::kOnednn ? "oneDNN" : "libtorch";
+}
+
+bool onednn_bf16_gemm_available() {
+  return bf16_gemm() != nullptr;
+}
+
+void onednn_gemm_bf16(char transa, char transb, int64_t m, int64_t n, int64_t k,
+                      const c10::BFloat16* a, int64_t lda, const c10::BFloat16* b, int64_t ldb,
+                      float* c, int64_t ldc) {
+  const DnnlGemmBf16 f = bf16_gemm();
+  check(f != nullptr,
+        "oneDNN's dnnl_gemm_bf16bf16f32 is not in this process (libdnnl.so.2 not found)");
+  const int status = f(transa, transb, m, n, k, 1.0f, reinterpret_cast<const uint16_t*>(a), lda,
+                       reinterpret_cast<const uint16_t*>(b), ldb, 0.0f, c, ldc);
+  check(status == 0, cat("oneDNN's dnnl_gemm_bf16bf16f32 failed (status ", status, ") on ", m,
+                         " x ", n, " x ", k));
+}
+
+bool bf16_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
+                         const torch::Tensor& bias) {
+  return bf16_applies(x, weight, bias);
+}
+
+torch::Tensor bf16_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                          const torch::Tensor& bias, FrozenWeight* frozen) {
+  if (!bf16_applies(x, weight, bias)) return torch::linear(x, weight, bias);
+  const bool grads =
+      torch::GradMode::is_enabled() &&
+      (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  if (!grads)
+    return bf16_forward_product(x, bf16_rows(x), weight.to(torch::kBFloat16).contiguous(), bias);
+  const torch::Tensor& none = absent_input();  // "no bias" / "no kept copy" (nn/stand_in.h)
+  if (frozen && weight.requires_grad() && frozen->holds()) frozen->clear();  // trained again
+  const torch::Tensor kept =
+      frozen && !weight.requires_grad() && weight.scalar_type() == torch::kFloat32
+          ? frozen->bf16(weight)
+          : none;
+  return Bf16LinearFunction::apply(x, weight, bias.defined() ? bias : none, kept);
+}
+
+}  // namespace compacter::nn

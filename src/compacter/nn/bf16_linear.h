@@ -1,0 +1,49 @@
+// Linear layers under bf16 autocast on the CPU, y = x W^T + b with x and W rounded to bf16,
+// through oneDNN's bf16 GEMM (dnnl_gemm_bf16bf16f32: bf16 operands, fp32 accumulation and output;
+// libdnnl, which libtorch_cpu links), with its own autograd function. What libtorch's autocast
+// does for torch::linear (round x and W to bf16, multiply, return bf16), in fewer passes:
+//   - a frozen weight is rounded once and kept (nn::FrozenWeight::bf16), not on every forward;
+//   - the product is rounded to bf16 once, from the fp32 accumulator (the bias, if any, added in
+//     fp32 first; autocast rounds the bias to bf16 and adds it in the product);
+//   - backward: dX = G W and dW = G^T x come out of the GEMM in fp32 and are returned as x's and
+//     W's dtypes, without autocast's round trip (a bf16 product, then a cast back to fp32), so
+//     an fp32 x gets its gradient rounded once, not twice; db = sum over rows of G, in fp32.
+// Measured on T5's shapes (2-core Zen 5, bench/results/bf16-linear-*): the GEMM runs at
+// 1.05-1.1x libtorch's bf16 product on 2,048 rows and ~1.6x on the decoder's 48.
+// Anything else (no autocast, fp16 autocast, CUDA, fp64, conjugate operands, no libdnnl) is
+// torch::linear, whose autocast does the rest.
+#pragma once
+#include <torch/torch.h>
+
+#include "compacter/nn/linear_kernel.h"
+
+namespace compacter::nn {
+
+// Which product the linear layers use under bf16 autocast on the CPU: kOnednn (the default where
+// dnnl_gemm_bf16bf16f32 is in the process) or kLibtorch (torch::linear under autocast).
+enum class Bf16LinearKernel { kLibtorch, kOnednn };
+void set_bf16_linear_kernel(Bf16LinearKernel kernel);
+Bf16LinearKernel bf16_linear_kernel();
+std::string bf16_linear_kernel_name(Bf16LinearKernel kernel);  // "libtorch" or "oneDNN"
+
+// Whether dnnl_gemm_bf16bf16f32 can be called in this process (looked up once).
+bool onednn_bf16_gemm_available();
+
+// Row-major C[m, n] (fp32) = op(A) op(B) with bf16 A and B through dnnl_gemm_bf16bf16f32, op 'N'
+// or 'T' as in onednn_sgemm. Throws when oneDNN is absent or reports a failure.
+void onednn_gemm_bf16(char transa, char transb, int64_t m, int64_t n, int64_t k,
+                      const c10::BFloat16* a, int64_t lda, const c10::BFloat16* b, int64_t ldb,
+                      float* c, int64_t ldc);
+
+// Whether bf16_linear(x, weight, bias) takes oneDNN's path: CPU bf16 autocast on, x and W fp32 or
+// bf16, the GEMM in the process (whatever the process-wide choice).
+bool bf16_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
+                         const torch::Tensor& bias);
+
+// y = x W^T + b as bf16 (b may be undefined), x [..., K], W [N, K]; torch::linear where the path
+// does not apply. With `frozen`, the layer's copies of W: its bf16 copy is used where gradients
+// flow and W needs none.
+torch::Tensor bf16_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                          const torch::Tensor& bias, FrozenWeight* frozen = nullptr);
+
+}  // namespace compacter::nn
