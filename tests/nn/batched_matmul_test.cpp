@@ -1,13 +1,20 @@
-// nn::batched_matmul (the attention's strided BLAS products) against a naive triple loop in
-// double precision, on the layouts attention hands it (heads' views, K's transpose, cached and
-// concatenated keys, one query row), and its gradients against finite differences.
+// nn::batched_matmul (the attention's strided products) against a naive triple loop in double
+// precision, on the layouts attention hands it (heads' views, K's transpose, cached and
+// concatenated keys, one query row), on each gemm it may use (the BLAS's, oneDNN's sgemm, oneDNN's
+// bf16 GEMM), and its gradients against finite differences.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "compacter/nn/autocast.h"
 #include "compacter/nn/batched_matmul.h"
+#include "compacter/nn/bf16_linear.h"
+#include "compacter/nn/linear_kernel.h"
+#include "support/bf16_rounding.h"
 
 namespace compacter::nn {
 namespace {
+
+using testing::round_to_bf16;
 
 // C[i] = A[i] B[i] by loops over every index, in double.
 torch::Tensor naive(const torch::Tensor& a_in, const torch::Tensor& b_in) {
@@ -79,30 +86,93 @@ std::vector<Layout> layouts() {
   };
 }
 
+// fp32 on either gemm the linear layers may use (the BLAS's, oneDNN's sgemm), fp64 on the BLAS's.
 TEST(BatchedMatmul, EqualsNaiveLoopsOnAttentionLayouts) {
   torch::manual_seed(0);
-  for (int threads : {1, 2}) {
-    torch::set_num_threads(threads);
-    for (torch::ScalarType t : {torch::kFloat32, torch::kFloat64}) {
-      for (const Layout& l : layouts()) {
-        SCOPED_TRACE(::testing::Message() << l.name << ", " << t << ", threads " << threads);
-        auto [a, b] = l.make(t);
-        EXPECT_TRUE(batched_matmul_uses_blas(a, b));
-        const torch::Tensor c = batched_matmul(a, b);
-        ASSERT_EQ(c.sizes(), naive(a, b).sizes());
-        ASSERT_EQ(c.scalar_type(), t);
-        if (c.numel() == 0) continue;
-        EXPECT_LT(max_abs_diff(c, naive(a, b)), t == torch::kFloat32 ? 1e-4 : 1e-12);
+  for (const Fp32LinearKernel kernel : {Fp32LinearKernel::kBlas, Fp32LinearKernel::kOnednn}) {
+    if (kernel == Fp32LinearKernel::kOnednn && !onednn_sgemm_available()) continue;
+    set_fp32_linear_kernel(kernel);
+    for (int threads : {1, 2}) {
+      torch::set_num_threads(threads);
+      for (torch::ScalarType t : {torch::kFloat32, torch::kFloat64}) {
+        for (const Layout& l : layouts()) {
+          SCOPED_TRACE(::testing::Message() << l.name << ", " << t << ", threads " << threads
+                                            << ", " << fp32_linear_kernel_name(kernel));
+          auto [a, b] = l.make(t);
+          EXPECT_TRUE(batched_matmul_uses_blas(a, b));
+          const torch::Tensor c = batched_matmul(a, b);
+          ASSERT_EQ(c.sizes(), naive(a, b).sizes());
+          ASSERT_EQ(c.scalar_type(), t);
+          if (c.numel() == 0) continue;
+          EXPECT_LT(max_abs_diff(c, naive(a, b)), t == torch::kFloat32 ? 1e-4 : 1e-12);
+        }
       }
     }
   }
+  set_fp32_linear_kernel(Fp32LinearKernel::kBlas);
+  torch::set_num_threads(1);
+}
+
+// bf16 operands (and fp32 ones under bf16 autocast, rounded to bf16 first) through oneDNN's bf16
+// GEMM: on small integers, which bf16 holds exactly and whose sums fp32 holds exactly, the
+// product is the exact one rounded to bf16 once; on every attention layout, at 1 and 2 threads;
+// the gradients likewise (G B^T and A^T G, exact sums rounded once).
+TEST(BatchedMatmul, Bf16ProductsAreTheExactSumsRoundedOnce) {
+  if (!onednn_bf16_gemm_available()) GTEST_SKIP() << "no dnnl_gemm_bf16bf16f32 in this process";
+  torch::manual_seed(4);
+  bool rounded = false;
+  for (int threads : {1, 2}) {
+    torch::set_num_threads(threads);
+    for (const bool autocast : {false, true}) {
+      for (const Layout& l : layouts()) {
+        SCOPED_TRACE(::testing::Message()
+                     << l.name << ", autocast " << autocast << ", threads " << threads);
+        auto [a0, b0] = l.make(autocast ? torch::kFloat32 : torch::kBFloat16);
+        // Same layouts, integer values: fill the views' memory in place.
+        {
+          torch::NoGradGuard no_grad;
+          a0.copy_(torch::randint(-8, 9, a0.sizes()));
+          b0.copy_(torch::randint(-8, 9, b0.sizes()));
+        }
+        const torch::Tensor a = a0.detach().requires_grad_(true);
+        const torch::Tensor b = b0.detach().requires_grad_(true);
+        torch::Tensor c;
+        {
+          AutocastScope scope(torch::kCPU, autocast);
+          EXPECT_TRUE(batched_matmul_uses_blas(a, b));
+          c = batched_matmul(a, b);
+        }
+        ASSERT_EQ(c.scalar_type(), torch::kBFloat16);
+        const torch::Tensor want = naive(a.detach(), b.detach());
+        ASSERT_EQ(c.sizes(), want.sizes());
+        if (c.numel() == 0) continue;
+        EXPECT_TRUE(torch::equal(c.to(torch::kFloat32), round_to_bf16(want)));
+        rounded = rounded || !torch::equal(round_to_bf16(want), want.to(torch::kFloat32));
+        const torch::Tensor g = torch::randint(-8, 9, c.sizes()).to(torch::kBFloat16);
+        c.backward(g);
+        ASSERT_EQ(a.grad().scalar_type(), a.scalar_type());
+        const torch::Tensor ga = naive(g, b.detach().transpose(-1, -2));
+        const torch::Tensor gb = naive(a.detach().transpose(-1, -2), g);
+        // bf16 operands get bf16 gradients (rounded once); autocast's fp32 ones, the rounded
+        // gradient cast back to fp32 (autocast's rounding of the operands is a cast, whose
+        // gradient is a cast back).
+        EXPECT_TRUE(torch::equal(a.grad().to(torch::kFloat32), round_to_bf16(ga)));
+        EXPECT_TRUE(torch::equal(b.grad().to(torch::kFloat32), round_to_bf16(gb)));
+      }
+    }
+  }
+  EXPECT_TRUE(rounded);
   torch::set_num_threads(1);
 }
 
 TEST(BatchedMatmul, OtherInputsTakeTorchMatmul) {
   torch::Tensor a = torch::randn({2, 3, 4}), b = torch::randn({2, 4, 5});
-  EXPECT_FALSE(batched_matmul_uses_blas(a.to(torch::kBFloat16), b.to(torch::kBFloat16)));
+  EXPECT_FALSE(batched_matmul_uses_blas(a.to(torch::kHalf), b.to(torch::kHalf)));
   EXPECT_FALSE(batched_matmul_uses_blas(a, b.to(torch::kDouble)));
+  // bf16 where the bf16 linear layers use libtorch's product.
+  set_bf16_linear_kernel(Bf16LinearKernel::kLibtorch);
+  EXPECT_FALSE(batched_matmul_uses_blas(a.to(torch::kBFloat16), b.to(torch::kBFloat16)));
+  set_bf16_linear_kernel(Bf16LinearKernel::kOnednn);
   EXPECT_FALSE(batched_matmul_uses_blas(a.select(0, 0), b.select(0, 0)));  // 2-D
   EXPECT_FALSE(batched_matmul_uses_blas(torch::randn({1, 3, 4}), b));      // broadcast batch
   // Neither row nor column stride 1: no BLAS layout.

@@ -13,10 +13,13 @@
 #include "compacter/nn/autocast.h"
 #include "compacter/nn/bf16_linear.h"
 #include "compacter/nn/t5.h"
+#include "support/bf16_rounding.h"
 #include "support/tiny_t5.h"
 
 namespace compacter::nn {
 namespace {
+
+using testing::round_to_bf16;
 
 #define REQUIRE_BF16_GEMM() \
   if (!onednn_bf16_gemm_available()) GTEST_SKIP() << "no dnnl_gemm_bf16bf16f32 in this process"
@@ -42,21 +45,6 @@ torch::Tensor exact_product(const torch::Tensor& x_in, const torch::Tensor& w_in
   std::vector<int64_t> sizes(x_in.sizes().begin(), x_in.sizes().end());
   sizes.back() = out;
   return y.view(sizes);
-}
-
-// A double rounded to bf16 to nearest, ties to even, by its bits (via float, exact for the
-// integers used here).
-torch::Tensor round_to_bf16(const torch::Tensor& d) {
-  torch::Tensor f = d.to(torch::kFloat32).contiguous();
-  torch::Tensor out = torch::empty_like(f);
-  const auto* in = reinterpret_cast<const uint32_t*>(f.data_ptr<float>());
-  auto* o = reinterpret_cast<uint32_t*>(out.data_ptr<float>());
-  for (int64_t i = 0; i < f.numel(); ++i) {
-    const uint32_t u = in[i];
-    const uint32_t lsb = (u >> 16) & 1u;
-    o[i] = ((u + 0x7FFFu + lsb) >> 16) << 16;
-  }
-  return out;
 }
 
 TEST(Bf16Linear, ProductsAreTheExactSumsRoundedOnceToBf16) {
@@ -175,6 +163,27 @@ TEST(Bf16Linear, AFrozenWeightsKeptCopyFollowsTheWeight) {
   }
   bf16_linear(integers({4, 19}), w, b, &unused);  // nothing needs a gradient
   EXPECT_FALSE(unused.holds());
+}
+
+// An input several layers read is rounded once while training (q, k and v of one input): each
+// layer's product is still that of the input as it is, after an in-place change too.
+TEST(Bf16Linear, AnInputReadByManyLayersGivesEachItsProduct) {
+  REQUIRE_BF16_GEMM();
+  torch::manual_seed(6);
+  const torch::Tensor x = integers({3, 4, 16}).requires_grad_(true);
+  std::vector<torch::Tensor> ws;
+  for (int i = 0; i < 6; ++i) ws.push_back(integers({5, 16}));
+  AutocastScope scope(torch::kCPU, true);
+  for (int round = 0; round < 2; ++round) {
+    for (const torch::Tensor& w : ws) {
+      const torch::Tensor y = bf16_linear(x, w, {});
+      EXPECT_TRUE(
+          torch::equal(y.to(torch::kFloat32), round_to_bf16(exact_product(x.detach(), w, {}))))
+          << "round " << round;
+    }
+    torch::NoGradGuard no_grad;
+    x.mul_(-1).add_(1);  // in place: its version changes
+  }
 }
 
 TEST(Bf16Linear, WhatItDoesNotCoverIsTorchLinear) {

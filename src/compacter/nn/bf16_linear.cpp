@@ -5,7 +5,9 @@
 #include <ATen/record_function.h>
 #include <dlfcn.h>
 
+#include <array>
 #include <atomic>
+#include <optional>
 
 #include "compacter/core/error.h"
 #include "compacter/nn/stand_in.h"
@@ -60,6 +62,40 @@ torch::Tensor bf16_rows(const torch::Tensor& x) {
   return x.reshape({-1, x.size(-1)}).to(torch::kBFloat16).contiguous();
 }
 
+// The last few activations rounded to bf16 on this thread while training, so that a layer input
+// several layers read gets rounded once: the normed input of an attention's q, k and v, the
+// encoder's output for a cross-attention's k and v (libtorch's autocast rounds it for each).
+// An entry is used only for the same tensor (the same TensorImpl, alive) with the same version
+// counter and data, so an in-place change or a reused address is never served stale bits. It
+// keeps at most kKeptRounded tensors alive past their use (t5-small, batch 16 x 128: at most
+// 32 MiB); made once per thread and never freed, so no thread meets it destroyed at exit.
+constexpr size_t kKeptRounded = 4;
+struct Rounded {
+  std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> source;
+  int64_t version = 0;
+  const void* data = nullptr;
+  torch::Tensor rows;
+};
+
+torch::Tensor bf16_rows_kept(const torch::Tensor& x) {
+  if (x.scalar_type() == torch::kBFloat16) return bf16_rows(x);
+  thread_local auto* kept = new std::array<Rounded, kKeptRounded>();
+  thread_local size_t next = 0;
+  for (const Rounded& r : *kept)
+    if (r.source && r.source->_unsafe_get_target() == x.unsafeGetTensorImpl() &&
+        !r.source->expired() && r.version == x._version() && r.data == x.data_ptr() &&
+        r.rows.size(1) == x.size(-1) && r.rows.numel() == x.numel())
+      return r.rows;
+  Rounded& r = (*kept)[next];
+  next = (next + 1) % kKeptRounded;
+  r.rows = torch::Tensor();  // the old one freed first
+  r.rows = bf16_rows(x);
+  r.source.emplace(x.getIntrusivePtr());
+  r.version = x._version();
+  r.data = x.data_ptr();
+  return r.rows;
+}
+
 std::vector<int64_t> bf16_sizes_with_last(const torch::Tensor& x, int64_t last) {
   std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
   sizes.back() = last;
@@ -84,7 +120,7 @@ struct Bf16LinearFunction : torch::autograd::Function<Bf16LinearFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& w, const torch::Tensor& b,
                                const torch::Tensor& kept) {
-    const torch::Tensor xb = bf16_rows(x);
+    const torch::Tensor xb = bf16_rows_kept(x);
     const torch::Tensor wb = kept.numel() > 0 ? kept : w.to(torch::kBFloat16).contiguous();
     // Keep only what the gradients asked for need: Wb for dX, xb for dW.
     ctx->save_for_backward(
