@@ -6,8 +6,10 @@
 //   - kOnednn: oneDNN's dnnl_sgemm (libdnnl, which libtorch_cpu links), called directly on the
 //     row-major operands, with its own autograd function (dX = G W, dW = G^T X, db = sum G).
 // The choice is process-wide (the launcher measures both and says which, kernels/choice.h);
-// kBlas by default. Anything the oneDNN path does not cover (CUDA, other dtypes, bf16 autocast,
-// empty or conjugate operands, no libdnnl in the process) is torch::linear whatever the choice.
+// kBlas by default. Under bf16 autocast on the CPU, linear() is nn::bf16_linear (oneDNN's bf16
+// GEMM, nn/bf16_linear.h) unless COMPACTER_BF16_LINEAR says libtorch. Anything neither path covers
+// (CUDA, other dtypes, empty or conjugate operands, no libdnnl in the process) is torch::linear
+// whatever the choice.
 #pragma once
 #include <torch/torch.h>
 
