@@ -218,14 +218,8 @@ TEST(Bf16Linear, TheProcessWideChoiceRoutesTheLayers) {
 // (bf16's unit is 2^-8): within a few units.
 TEST(Bf16Linear, AT5StepUnderAutocastMatchesLibtorchs) {
   REQUIRE_BF16_GEMM();
-  testing::TinyT5 shape;
-  shape.vocab = 50;
-  shape.d_model = 32;
-  shape.d_kv = 8;
-  shape.heads = 4;
-  shape.d_ff = 64;
-  shape.v1_1 = true;
-  T5Config c = testing::tiny_t5_config(shape);
+  // vocabulary 50, d_model 32, d_kv 8, 4 heads, d_ff 64, 2 layers; v1.1 (an untied output layer).
+  T5Config c = testing::tiny_t5_config({50, 32, 8, 4, 64, 2, -1, true});
   c.dropout_rate = 0;
   torch::manual_seed(5);
   T5Model model(c);

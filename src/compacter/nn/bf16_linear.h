@@ -8,8 +8,11 @@
 //   - backward: dX = G W and dW = G^T x come out of the GEMM in fp32 and are returned as x's and
 //     W's dtypes, without autocast's round trip (a bf16 product, then a cast back to fp32), so
 //     an fp32 x gets its gradient rounded once, not twice; db = sum over rows of G, in fp32.
-// Measured on T5's shapes (2-core Zen 5, bench/results/bf16-linear-*): the GEMM runs at
-// 1.05-1.1x libtorch's bf16 product on 2,048 rows and ~1.6x on the decoder's 48.
+// Measured on the 2-core Zen 5 VM: the GEMM alone runs at 1.05-1.1x libtorch's bf16 product on
+// T5's 2,048-row shapes and ~1.6x on the decoder's 48 rows; the rounding of its fp32 product to
+// bf16 costs about what it gains on the large shapes (bench's onednn_bf16_gflops, which includes
+// it, was 0.96x libtorch's on 2048 x 512 x 2048). A t5-small Compacter++ step under autocast,
+// interleaved A/B: 0.471-0.478 -> 0.412-0.433 s (bench/results/bf16-linear-vm-20261206).
 // Anything else (no autocast, fp16 autocast, CUDA, fp64, conjugate operands, no libdnnl) is
 // torch::linear, whose autocast does the rest.
 #pragma once
