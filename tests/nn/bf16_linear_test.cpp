@@ -186,6 +186,20 @@ TEST(Bf16Linear, AnInputReadByManyLayersGivesEachItsProduct) {
   }
 }
 
+// What a caller may do with torch::linear's output works here too: change it in place under
+// autograd (the output is a tensor of its own, not a view the function made).
+TEST(Bf16Linear, ItsOutputCanBeChangedInPlace) {
+  REQUIRE_BF16_GEMM();
+  const torch::Tensor x = integers({2, 3, 8}).requires_grad_(true), w = integers({4, 8});
+  AutocastScope scope(torch::kCPU, true);
+  torch::Tensor y = bf16_linear(x, w, {});
+  y.relu_();
+  y.sum().backward();
+  const torch::Tensor passed = (exact_product(x.detach(), w, {}) > 0).to(torch::kDouble);
+  const torch::Tensor want = passed.reshape({-1, 4}).mm(w.to(torch::kDouble)).view({2, 3, 8});
+  EXPECT_TRUE(torch::equal(x.grad().to(torch::kDouble), want));
+}
+
 TEST(Bf16Linear, WhatItDoesNotCoverIsTorchLinear) {
   REQUIRE_BF16_GEMM();
   const torch::Tensor x = torch::randn({4, 8}), w = torch::randn({3, 8});
@@ -199,14 +213,19 @@ TEST(Bf16Linear, WhatItDoesNotCoverIsTorchLinear) {
   EXPECT_FALSE(bf16_linear_applies(x, w, torch::randn({4})));  // a bias of the wrong size
 }
 
+// The layers follow the process-wide choice; which path ran shows in the frozen weight's kept bf16
+// copy, which only oneDNN's path makes.
 TEST(Bf16Linear, TheProcessWideChoiceRoutesTheLayers) {
   REQUIRE_BF16_GEMM();
-  const torch::Tensor x = integers({5, 16}), w = torch::randn({7, 16});
+  const torch::Tensor x = integers({5, 16}).requires_grad_(true), w = torch::randn({7, 16});
   ASSERT_EQ(bf16_linear_kernel(), Bf16LinearKernel::kOnednn);  // the default
   AutocastScope scope(torch::kCPU, true);
-  EXPECT_TRUE(torch::equal(nn::linear(x, w, {}), bf16_linear(x, w, {})));
+  FrozenWeight ours, theirs;
+  EXPECT_TRUE(torch::equal(nn::linear(x, w, {}, &ours), bf16_linear(x, w, {})));
+  EXPECT_TRUE(ours.holds());
   set_bf16_linear_kernel(Bf16LinearKernel::kLibtorch);
-  EXPECT_TRUE(torch::equal(nn::linear(x, w, {}), torch::linear(x, w)));
+  EXPECT_TRUE(torch::equal(nn::linear(x, w, {}, &theirs), torch::linear(x, w)));
+  EXPECT_FALSE(theirs.holds());
   set_bf16_linear_kernel(Bf16LinearKernel::kOnednn);
   EXPECT_EQ(bf16_linear_kernel_name(Bf16LinearKernel::kOnednn), "oneDNN");
   EXPECT_EQ(bf16_linear_kernel_name(Bf16LinearKernel::kLibtorch), "libtorch");

@@ -8,7 +8,8 @@
 // its per-matrix select / resolve_conj and those copies). The gemm: in fp32 oneDNN's sgemm where
 // the linear layers run on oneDNN (nn/linear_kernel.h), else the BLAS's, as in fp64; in bf16 and
 // under bf16 autocast (the operands rounded to bf16 first, as autocast rounds torch::matmul's)
-// oneDNN's bf16 GEMM where the bf16 linear layers use it (nn/bf16_linear.h), the fp32 products
+// oneDNN's bf16 GEMM unless COMPACTER_BF16_LINEAR says libtorch (nn/bf16_linear.h; a bf16 model's
+// products too, without autocast), the fp32 products
 // rounded to bf16 once. Anything else (CUDA, broadcast batch dimensions, no gemm found) is
 // torch::matmul.
 #pragma once

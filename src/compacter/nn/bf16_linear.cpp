@@ -24,11 +24,18 @@ using DnnlGemmBf16 = int (*)(char, char, int64_t, int64_t, int64_t, float, const
 
 DnnlGemmBf16 find_bf16_gemm() {
   // In the process already when libtorch_cpu links libdnnl (Debian); else the library by name.
-  if (void* f = dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"))
-    return reinterpret_cast<DnnlGemmBf16>(f);
-  if (void* lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL))
-    if (void* f = dlsym(lib, "dnnl_gemm_bf16bf16f32")) return reinterpret_cast<DnnlGemmBf16>(f);
-  return nullptr;
+  void* f = dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32");
+  if (!f)
+    if (void* lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL))
+      f = dlsym(lib, "dnnl_gemm_bf16bf16f32");
+  if (!f) return nullptr;
+  // oneDNN 2.x implements it only on AVX-512 CPUs (elsewhere it returns dnnl_unimplemented): one
+  // 1 x 1 x 1 product (1.5 * 2 = 3) tells.
+  const auto gemm = reinterpret_cast<DnnlGemmBf16>(f);
+  const uint16_t a = 0x3FC0, b = 0x4000;  // 1.5 and 2 in bf16
+  float c = 0;
+  return gemm('N', 'N', 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1) == 0 && c == 3.0f ? gemm
+                                                                                    : nullptr;
 }
 
 DnnlGemmBf16 bf16_gemm() {
@@ -67,8 +74,8 @@ torch::Tensor bf16_rows(const torch::Tensor& x) {
 // encoder's output for a cross-attention's k and v (libtorch's autocast rounds it for each).
 // An entry is used only for the same tensor (the same TensorImpl, alive) with the same version
 // counter and data, so an in-place change or a reused address is never served stale bits. It
-// keeps at most kKeptRounded tensors alive past their use (t5-small, batch 16 x 128: at most
-// 32 MiB); made once per thread and never freed, so no thread meets it destroyed at exit.
+// keeps at most kKeptRounded roundings, each dropped at the next lookup once its tensor is gone;
+// made once per thread and never freed, so no thread meets it destroyed at exit.
 constexpr size_t kKeptRounded = 4;
 struct Rounded {
   std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> source;
@@ -81,11 +88,17 @@ torch::Tensor bf16_rows_kept(const torch::Tensor& x) {
   if (x.scalar_type() == torch::kBFloat16) return bf16_rows(x);
   thread_local auto* kept = new std::array<Rounded, kKeptRounded>();
   thread_local size_t next = 0;
-  for (const Rounded& r : *kept)
-    if (r.source && r.source->_unsafe_get_target() == x.unsafeGetTensorImpl() &&
-        !r.source->expired() && r.version == x._version() && r.data == x.data_ptr() &&
-        r.rows.size(1) == x.size(-1) && r.rows.numel() == x.numel())
+  for (Rounded& r : *kept) {
+    if (!r.source) continue;
+    if (r.source->expired()) {  // its tensor is gone: so is the rounding
+      r.source.reset();
+      r.rows = torch::Tensor();
+      continue;
+    }
+    if (r.source->_unsafe_get_target() == x.unsafeGetTensorImpl() && r.version == x._version() &&
+        r.data == x.data_ptr() && r.rows.size(1) == x.size(-1) && r.rows.numel() == x.numel())
       return r.rows;
+  }
   Rounded& r = (*kept)[next];
   next = (next + 1) % kKeptRounded;
   r.rows = torch::Tensor();  // the old one freed first
@@ -108,11 +121,13 @@ torch::Tensor bf16_forward_product(const torch::Tensor& x, const torch::Tensor& 
                                    const torch::Tensor& wb, const torch::Tensor& b) {
   RECORD_FUNCTION("compacter::bf16_linear", c10::ArrayRef<const c10::IValue>{});
   const int64_t m = xb.size(0), k = xb.size(1), n = wb.size(0);
-  torch::Tensor y = torch::empty({m, n}, xb.options().dtype(torch::kFloat32));
+  // With x's leading sizes (row-major [M, N] in memory): the result is a tensor of its own, not a
+  // view (autograd forbids in-place changes to a view a custom function returns).
+  torch::Tensor y = torch::empty(bf16_sizes_with_last(x, n), xb.options().dtype(torch::kFloat32));
   onednn_gemm_bf16('N', 'T', m, n, k, xb.data_ptr<c10::BFloat16>(), k, wb.data_ptr<c10::BFloat16>(),
                    k, y.data_ptr<float>(), n);
   if (b.defined()) y.add_(b);
-  return y.to(torch::kBFloat16).view(bf16_sizes_with_last(x, n));
+  return y.to(torch::kBFloat16);
 }
 
 // dX = G Wb, dW = G^T xb (fp32 out of the GEMM, then the input's dtype); db = sum over rows of G.
@@ -187,8 +202,8 @@ void onednn_gemm_bf16(char transa, char transb, int64_t m, int64_t n, int64_t k,
         "oneDNN's dnnl_gemm_bf16bf16f32 is not in this process (libdnnl.so.2 not found)");
   const int status = f(transa, transb, m, n, k, 1.0f, reinterpret_cast<const uint16_t*>(a), lda,
                        reinterpret_cast<const uint16_t*>(b), ldb, 0.0f, c, ldc);
-  check(status == 0, cat("oneDNN's dnnl_gemm_bf16bf16f32 failed (status ", status, ") on ", m,
-                         " x ", n, " x ", k));
+  check(status == 0, "oneDNN's dnnl_gemm_bf16bf16f32 failed (status ", status, ") on ", m, " x ", n,
+        " x ", k);
 }
 
 bool bf16_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,

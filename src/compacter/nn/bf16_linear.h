@@ -6,8 +6,9 @@
 //   - the product is rounded to bf16 once, from the fp32 accumulator (the bias, if any, added in
 //     fp32 first; autocast rounds the bias to bf16 and adds it in the product);
 //   - backward: dX = G W and dW = G^T x come out of the GEMM in fp32 and are returned as x's and
-//     W's dtypes, without autocast's round trip (a bf16 product, then a cast back to fp32), so
-//     an fp32 x gets its gradient rounded once, not twice; db = sum over rows of G, in fp32.
+//     W's dtypes, without autocast's round trip (a bf16 product, then a cast back to fp32): an
+//     fp32 x gets its gradient unrounded from the fp32 sums (autocast rounds it to bf16 once);
+//     db = sum over rows of G, in fp32.
 // Measured on the 2-core Zen 5 VM: the GEMM alone runs at 1.05-1.1x libtorch's bf16 product on
 // T5's 2,048-row shapes and ~1.6x on the decoder's 48 rows; the rounding of its fp32 product to
 // bf16 costs about what it gains on the large shapes (bench's onednn_bf16_gflops, which includes

@@ -155,6 +155,11 @@ torch::Tensor FrozenWeight::bf16(const torch::Tensor& w) {
   return wb_;
 }
 
+bool FrozenWeight::holds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return wt_.defined() || wb_.defined();
+}
+
 void FrozenWeight::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   wt_ = torch::Tensor();
@@ -184,8 +189,7 @@ void onednn_sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, con
   const DnnlSgemm f = sgemm();
   check(f != nullptr, "oneDNN's dnnl_sgemm is not in this process (libdnnl.so.2 not found)");
   const int status = f(transa, transb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-  check(status == 0,
-        cat("oneDNN's dnnl_sgemm failed (status ", status, ") on ", m, " x ", n, " x ", k));
+  check(status == 0, "oneDNN's dnnl_sgemm failed (status ", status, ") on ", m, " x ", n, " x ", k);
 }
 
 bool onednn_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,

@@ -48,13 +48,13 @@ class FrozenWeight {
   torch::Tensor transposed(const torch::Tensor& w);
   // `w` (2-D fp32 CPU) as bf16, made or reused.
   torch::Tensor bf16(const torch::Tensor& w);
-  bool holds() const { return wt_.defined() || wb_.defined(); }
+  bool holds() const;
   void clear();
 
  private:
   // Drops the copies unless they were made from `w` as it is now; records `w` as their source.
   void refresh(const torch::Tensor& w);
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   // The weight the copies were made from (weakly: the layer owns W; a weak reference also keeps
   // its address from being reused), its version and data when made.
   std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> source_;

@@ -36,7 +36,7 @@ torch::Tensor LowRankProjectionImpl::weight() const {
 }
 
 torch::Tensor LowRankProjectionImpl::forward(const torch::Tensor& x) {
-  return nn::linear(x, weight().t(), b);
+  return nn::linear(x, weight().t(), {}) + b;
 }
 
 namespace {

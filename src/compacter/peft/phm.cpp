@@ -164,9 +164,11 @@ torch::Tensor PhmLinearImpl::forward(const torch::Tensor& x) {
       cache_ = torch::Tensor();
       cache_sources_.clear();
     }
-    return nn::linear(x, weight().t(), b);
+    // x H through the layers' product (nn::linear on H^T, a view), then + b: the reference's
+    // torch.matmul(x, H) + b, whose fp32 bias also keeps the sum in fp32 under autocast.
+    return nn::linear(x, weight().t(), {}) + b;
   }
-  return nn::linear(x, cached_weight().t(), b);
+  return nn::linear(x, cached_weight().t(), {}) + b;
 }
 
 }  // namespace compacter::peft
