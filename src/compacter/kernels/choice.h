@@ -55,8 +55,9 @@ constexpr double kLinearMinGain = 1.15;
 // The fp32 linear layers' two kernels compared (issue 16, point 1: "fp32 and bf16 linear layers
 // through oneDNN instead of OpenBLAS; use whichever is fastest and correct"): OpenBLAS's sgemm_
 // with the chosen core and oneDNN's dnnl_sgemm, timed on a T5 feed-forward layer's products at the
-// program's thread count (probe.h, run_linear_trial). bf16 needs no choice here: libtorch's own
-// bf16 product already calls oneDNN's matmul on AVX-512 CPUs.
+// program's thread count (probe.h, run_linear_trial). bf16 is not timed here: under autocast the
+// layers call oneDNN's bf16 GEMM (nn/bf16_linear.h) wherever it runs, unless kBf16LinearVariable
+// says libtorch, whose own bf16 product also calls oneDNN (its matmul primitive) on AVX-512 CPUs.
 struct LinearTrial {
   int threads = 0;
   std::string failure;             // "" when both kernels were timed; else why not
