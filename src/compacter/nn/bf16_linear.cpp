@@ -3,14 +3,14 @@
 
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
-#include <dlfcn.h>
 
 #include <array>
 #include <atomic>
-#include <optional>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/onednn_api.h"
 #include "compacter/nn/stand_in.h"
+#include "compacter/nn/tensor_source.h"
 
 namespace compacter::nn {
 
@@ -23,11 +23,7 @@ using DnnlGemmBf16 = int (*)(char, char, int64_t, int64_t, int64_t, float, const
                              const uint16_t*, int64_t, float, float*, int64_t);
 
 DnnlGemmBf16 find_bf16_gemm() {
-  // In the process already when libtorch_cpu links libdnnl (Debian); else the library by name.
-  void* f = dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32");
-  if (!f)
-    if (void* lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL))
-      f = dlsym(lib, "dnnl_gemm_bf16bf16f32");
+  void* f = onednn_symbol("dnnl_gemm_bf16bf16f32");
   if (!f) return nullptr;
   // oneDNN 2.x implements it only on AVX-512 CPUs (elsewhere it returns dnnl_unimplemented): one
   // 1 x 1 x 1 product (1.5 * 2 = 3) tells.
@@ -52,15 +48,8 @@ bool half_or_single(const torch::Tensor& t) {
 bool bf16_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   if (!at::autocast::is_cpu_enabled() || at::autocast::get_autocast_cpu_dtype() != torch::kBFloat16)
     return false;
-  if (!x.defined() || !w.defined() || w.dim() != 2 || x.dim() < 1) return false;
-  if (!x.device().is_cpu() || !w.device().is_cpu()) return false;
-  if (x.layout() != torch::kStrided || w.layout() != torch::kStrided) return false;
-  if (!half_or_single(x) || !half_or_single(w)) return false;
-  if (b.defined() && (!b.device().is_cpu() || b.layout() != torch::kStrided || !half_or_single(b) ||
-                      b.dim() != 1 || b.size(0) != w.size(0)))
-    return false;
-  if (x.is_conj() || w.is_conj() || x.is_neg() || w.is_neg()) return false;
-  if (x.size(-1) != w.size(1) || x.numel() == 0 || w.numel() == 0) return false;
+  if (!linear_operands_fit(x, w, b)) return false;
+  if (!half_or_single(x) || !half_or_single(w) || (b.defined() && !half_or_single(b))) return false;
   return bf16_gemm() != nullptr;
 }
 
@@ -78,9 +67,7 @@ torch::Tensor bf16_rows(const torch::Tensor& x) {
 // made once per thread and never freed, so no thread meets it destroyed at exit.
 constexpr size_t kKeptRounded = 4;
 struct Rounded {
-  std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> source;
-  int64_t version = 0;
-  const void* data = nullptr;
+  TensorSource source;
   torch::Tensor rows;
 };
 
@@ -89,30 +76,20 @@ torch::Tensor bf16_rows_kept(const torch::Tensor& x) {
   thread_local auto* kept = new std::array<Rounded, kKeptRounded>();
   thread_local size_t next = 0;
   for (Rounded& r : *kept) {
-    if (!r.source) continue;
-    if (r.source->expired()) {  // its tensor is gone: so is the rounding
+    if (r.source.expired()) {  // its tensor is gone: so is the rounding
       r.source.reset();
       r.rows = torch::Tensor();
       continue;
     }
-    if (r.source->_unsafe_get_target() == x.unsafeGetTensorImpl() && r.version == x._version() &&
-        r.data == x.data_ptr() && r.rows.size(1) == x.size(-1) && r.rows.numel() == x.numel())
+    if (r.source.matches(x) && r.rows.size(1) == x.size(-1) && r.rows.numel() == x.numel())
       return r.rows;
   }
   Rounded& r = (*kept)[next];
   next = (next + 1) % kKeptRounded;
   r.rows = torch::Tensor();  // the old one freed first
   r.rows = bf16_rows(x);
-  r.source.emplace(x.getIntrusivePtr());
-  r.version = x._version();
-  r.data = x.data_ptr();
+  r.source.record(x);
   return r.rows;
-}
-
-std::vector<int64_t> bf16_sizes_with_last(const torch::Tensor& x, int64_t last) {
-  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
-  sizes.back() = last;
-  return sizes;
 }
 
 // y = xb Wb^T (+ b, in fp32) rounded to bf16, with x's leading sizes; xb [M, K] and Wb [N, K]
@@ -123,7 +100,7 @@ torch::Tensor bf16_forward_product(const torch::Tensor& x, const torch::Tensor& 
   const int64_t m = xb.size(0), k = xb.size(1), n = wb.size(0);
   // With x's leading sizes (row-major [M, N] in memory): the result is a tensor of its own, not a
   // view (autograd forbids in-place changes to a view a custom function returns).
-  torch::Tensor y = torch::empty(bf16_sizes_with_last(x, n), xb.options().dtype(torch::kFloat32));
+  torch::Tensor y = torch::empty(sizes_with_last(x, n), xb.options().dtype(torch::kFloat32));
   onednn_gemm_bf16('N', 'T', m, n, k, xb.data_ptr<c10::BFloat16>(), k, wb.data_ptr<c10::BFloat16>(),
                    k, y.data_ptr<float>(), n);
   if (b.defined()) y.add_(b);

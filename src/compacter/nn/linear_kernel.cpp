@@ -3,12 +3,12 @@
 
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
-#include <dlfcn.h>
 
 #include <atomic>
 
 #include "compacter/core/error.h"
 #include "compacter/nn/bf16_linear.h"
+#include "compacter/nn/onednn_api.h"
 #include "compacter/nn/stand_in.h"
 
 namespace compacter::nn {
@@ -20,45 +20,24 @@ namespace {
 using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t,
                           const float*, int64_t, float, float*, int64_t);
 
-DnnlSgemm find_sgemm() {
-  // In the process already when libtorch_cpu links libdnnl (Debian); else the library by name.
-  if (void* f = dlsym(RTLD_DEFAULT, "dnnl_sgemm")) return reinterpret_cast<DnnlSgemm>(f);
-  if (void* lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL))
-    if (void* f = dlsym(lib, "dnnl_sgemm")) return reinterpret_cast<DnnlSgemm>(f);
-  return nullptr;
-}
-
 DnnlSgemm sgemm() {
-  static const DnnlSgemm f = find_sgemm();
+  static const auto f = reinterpret_cast<DnnlSgemm>(onednn_symbol("dnnl_sgemm"));
   return f;
 }
 
 std::atomic<Fp32LinearKernel> g_kernel{Fp32LinearKernel::kBlas};
 
 bool applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  if (!x.defined() || !w.defined() || w.dim() != 2 || x.dim() < 1) return false;
-  if (!x.device().is_cpu() || !w.device().is_cpu()) return false;
-  if (x.layout() != torch::kStrided || w.layout() != torch::kStrided) return false;
-  if (b.defined() && b.layout() != torch::kStrided) return false;
+  if (!linear_operands_fit(x, w, b)) return false;
   if (x.scalar_type() != torch::kFloat32 || w.scalar_type() != torch::kFloat32) return false;
-  if (b.defined() && (!b.device().is_cpu() || b.scalar_type() != torch::kFloat32 || b.dim() != 1 ||
-                      b.size(0) != w.size(0)))
-    return false;
+  if (b.defined() && b.scalar_type() != torch::kFloat32) return false;
   if (at::autocast::is_cpu_enabled()) return false;  // autocast decides the products' dtype
-  if (x.is_conj() || w.is_conj() || x.is_neg() || w.is_neg()) return false;
-  if (x.size(-1) != w.size(1) || x.numel() == 0 || w.numel() == 0) return false;
   return sgemm() != nullptr;
 }
 
 // x as a contiguous [M, K] matrix (a view when it already is one).
 torch::Tensor rows_of(const torch::Tensor& x) {
   return x.reshape({-1, x.size(-1)}).contiguous();
-}
-
-std::vector<int64_t> with_last(const torch::Tensor& x, int64_t last) {
-  std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
-  sizes.back() = last;
-  return sizes;
 }
 
 // y = x W^T (+ b) on contiguous x2 [M, K], W [N, K], made with x's leading sizes (a tensor of
@@ -70,7 +49,7 @@ torch::Tensor forward_product(const torch::Tensor& x, const torch::Tensor& x2,
   // Named for libtorch's profiler (bench --profile), as the backward's products are.
   RECORD_FUNCTION("compacter::onednn_linear", c10::ArrayRef<const c10::IValue>{});
   const int64_t m = x2.size(0), k = x2.size(1), n = w.size(0);
-  torch::Tensor y = torch::empty(with_last(x, n), x2.options());
+  torch::Tensor y = torch::empty(sizes_with_last(x, n), x2.options());
   if (wt.defined())
     onednn_sgemm('N', 'N', m, n, k, x2.data_ptr<float>(), k, wt.data_ptr<float>(), n,
                  y.data_ptr<float>(), n);
@@ -125,14 +104,10 @@ struct OnednnLinearFunction : torch::autograd::Function<OnednnLinearFunction> {
 }  // namespace
 
 void FrozenWeight::refresh(const torch::Tensor& w) {
-  const bool same = source_ && source_->_unsafe_get_target() == w.unsafeGetTensorImpl() &&
-                    !source_->expired() && version_ == w._version() && data_ == w.data_ptr();
-  if (same) return;
+  if (source_.matches(w)) return;
   wt_ = torch::Tensor();  // the old copies freed before new ones are made
   wb_ = torch::Tensor();
-  source_.emplace(w.getIntrusivePtr());
-  version_ = w._version();
-  data_ = w.data_ptr();
+  source_.record(w);
 }
 
 torch::Tensor FrozenWeight::transposed(const torch::Tensor& w) {
@@ -165,7 +140,6 @@ void FrozenWeight::clear() {
   wt_ = torch::Tensor();
   wb_ = torch::Tensor();
   source_.reset();
-  data_ = nullptr;
 }
 
 void set_fp32_linear_kernel(Fp32LinearKernel kernel) {
@@ -212,8 +186,9 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& weight,
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      FrozenWeight* frozen) {
-  if (at::autocast::is_cpu_enabled() && bf16_linear_kernel() == Bf16LinearKernel::kOnednn &&
-      bf16_linear_applies(x, weight, bias))
+  // bf16_linear is torch::linear where its path does not apply, as the fp32 paths are under
+  // autocast.
+  if (at::autocast::is_cpu_enabled() && bf16_linear_kernel() == Bf16LinearKernel::kOnednn)
     return bf16_linear(x, weight, bias, frozen);
   if (g_kernel.load(std::memory_order_relaxed) == Fp32LinearKernel::kOnednn)
     return onednn_linear(x, weight, bias, frozen);

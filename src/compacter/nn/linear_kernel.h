@@ -14,8 +14,9 @@
 #include <torch/torch.h>
 
 #include <mutex>
-#include <optional>
 #include <string>
+
+#include "compacter/nn/tensor_source.h"
 
 namespace compacter::nn {
 
@@ -55,11 +56,7 @@ class FrozenWeight {
   // Drops the copies unless they were made from `w` as it is now; records `w` as their source.
   void refresh(const torch::Tensor& w);
   mutable std::mutex mutex_;
-  // The weight the copies were made from (weakly: the layer owns W; a weak reference also keeps
-  // its address from being reused), its version and data when made.
-  std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> source_;
-  int64_t version_ = 0;
-  const void* data_ = nullptr;
+  TensorSource source_;  // the weight the copies were made from, as it was then
   torch::Tensor wt_, wb_;
 };
 
