@@ -1,11 +1,13 @@
 // nn::dropout (hash-based CPU masks): eval and p = 0 leave the input alone; the kept share is
 // 1 - p; kept values are x / (1 - p) and the rest 0; masks follow the documented hash exactly
 // (recomputed here naively); the same generator seed gives the same mask and the next call a new
-// one; gradients are the mask.
+// one; gradients are the mask; add_dropout is h + x times the mask.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "compacter/nn/dropout.h"
 
@@ -188,6 +190,55 @@ TEST(Dropout, BackwardEqualsLibtorchsProductOfTheMask) {
     }
   }
   at::set_num_threads(threads);
+}
+
+// add_dropout(h, y) is h + y times the documented mask of the drawn seed, computed here with
+// libtorch's own products and sums (y * mask in y's dtype, then the add in the result's), bit
+// for bit: fp32 and fp32, bf16 and bf16, fp32 h and bf16 y (autocast's residual stream), fp64 (not
+// fused), a transposed y, magnitudes 2^-30..2^30 and exact zeros, over four threads' chunks and an
+// odd tail. h's gradient is the output's; y's is that gradient in y's dtype times the mask.
+TEST(Dropout, AddDropoutIsTheResidualPlusTheMaskedInput) {
+  const int threads = at::get_num_threads();
+  at::set_num_threads(4);
+  const std::vector<std::pair<torch::ScalarType, torch::ScalarType>> cases = {
+      {torch::kFloat32, torch::kFloat32},
+      {torch::kBFloat16, torch::kBFloat16},
+      {torch::kFloat32, torch::kBFloat16},
+      {torch::kDouble, torch::kDouble}};
+  for (const auto& [h_type, y_type] : cases) {
+    for (const bool transposed : {false, true}) {
+      const double p = 0.15;
+      const auto magnitudes = [] {
+        return torch::randn({211, 300}) *
+               torch::pow(2.0, torch::randint(-30, 30, {211, 300}, torch::kDouble));
+      };
+      torch::Tensor h = magnitudes().to(h_type);
+      torch::Tensor y = magnitudes().to(y_type);
+      y.view(-1).slice(0, 50, 90).zero_();
+      h.view(-1).slice(0, 70, 110).zero_();
+      if (transposed) y = y.t().contiguous().t();  // the same values, strided
+      h.requires_grad_(true);
+      y.requires_grad_(true);
+      torch::manual_seed(21);
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      const uint64_t seed = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+      torch::manual_seed(21);
+      const torch::Tensor out = nn::add_dropout(h, y, p, true);
+      const torch::Tensor mask = nn::dropout_mask(y.sizes(), p, seed, y_type);
+      const torch::Tensor expected = h.detach() + y.detach() * mask;
+      ASSERT_EQ(out.scalar_type(), expected.scalar_type());
+      EXPECT_TRUE(torch::equal(out, expected)) << h_type << " " << y_type << " " << transposed;
+      const torch::Tensor g = torch::randn(out.sizes()).to(out.scalar_type());
+      out.backward(g);
+      EXPECT_TRUE(torch::equal(h.grad(), g.to(h_type))) << h_type << " " << y_type;
+      EXPECT_TRUE(torch::equal(y.grad(), g.to(y_type) * mask)) << h_type << " " << y_type;
+    }
+  }
+  at::set_num_threads(threads);
+  // Not training, or p = 0: h + y.
+  const torch::Tensor h = torch::randn({4, 5}), y = torch::randn({4, 5});
+  EXPECT_TRUE(torch::equal(nn::add_dropout(h, y, 0.1, false), h + y));
+  EXPECT_TRUE(torch::equal(nn::add_dropout(h, y, 0.0, true), h + y));
 }
 
 }  // namespace

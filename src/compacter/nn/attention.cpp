@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "compacter/nn/batched_matmul.h"
-#include "compacter/nn/dropout.h"
+#include "compacter/nn/softmax_dropout.h"
 
 namespace compacter::nn {
 
@@ -57,8 +57,9 @@ torch::Tensor T5AttentionImpl::position_bias(int64_t q_len, int64_t k_len, int64
   torch::Tensor key_pos = torch::arange(k_len, opts).unsqueeze(0);
   torch::Tensor buckets =
       relative_position_bucket(key_pos - query_pos, !causal_, buckets_, max_distance_);
-  // [q, k, H] -> [1, H, q, k]
-  return torch::embedding(w, buckets).permute({2, 0, 1}).unsqueeze(0);
+  // [q, k, H] -> [1, H, q, k], laid out in that order: the sum with the padding mask, shared by
+  // every layer, then is too, and the attention's softmax reads its rows with a unit stride.
+  return torch::embedding(w, buckets).permute({2, 0, 1}).unsqueeze(0).contiguous();
 }
 
 torch::Tensor T5AttentionImpl::split_heads(const torch::Tensor& x) const {
@@ -88,11 +89,8 @@ torch::Tensor T5AttentionImpl::forward(const torch::Tensor& hidden, const torch:
     }
   }
   torch::Tensor scores = batched_matmul(query, key.transpose(-1, -2));  // no 1/sqrt(d) scaling
-  if (bias.defined()) scores = scores + bias;
-  // Softmax in at least float32, as HF's scores.float() (float64 stays float64).
-  const auto softmax_type = torch::promote_types(scores.scalar_type(), torch::kFloat32);
-  torch::Tensor weights = torch::softmax(scores.to(softmax_type), -1).to(scores.scalar_type());
-  weights = nn::dropout(weights, dropout_, is_training());
+  // dropout(softmax(scores + bias)), the softmax in at least float32 (HF's scores.float()).
+  const torch::Tensor weights = softmax_dropout(scores, bias, dropout_, is_training());
   // [B, H, q, dk], laid out as the query ([B, q, H, dk] in memory): the reshape below is a view.
   torch::Tensor out = batched_matmul(weights, value, query);
   return o(out.transpose(1, 2).reshape({batch, q_len, heads_ * d_kv_}));

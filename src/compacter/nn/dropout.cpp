@@ -1,46 +1,32 @@
 // Parallel hash-based dropout masks on the CPU (see dropout.h).
 #include "compacter/nn/dropout.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 
-#include <cmath>
 #include <cstring>
-#include <mutex>
 #include <type_traits>
 
 #include "compacter/core/error.h"
 #include "compacter/nn/cpu_clones.h"
+#include "compacter/nn/dropout_hash.h"
 
 namespace compacter::nn {
 
 namespace {
 
-// The hash's step between consecutive elements (2^64 / golden ratio, SplitMix64's increment).
-constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
+using dropout_hash::draw_seed;
+using dropout_hash::kGolden;
+using dropout_hash::splitmix64;
 
-inline uint64_t splitmix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-// The documented keep rule (dropout.h): element i is kept when the top 24 bits of
-// SplitMix64(seed + i * golden) are at least round(p * 2^24).
-uint64_t dropout_threshold(double p) {
-  return static_cast<uint64_t>(std::llround(p * 16777216.0));  // p * 2^24
-}
-
+// The documented keep rule (dropout.h, nn/dropout_hash.h) for element i.
 inline bool dropout_keeps(uint64_t seed, int64_t i, uint64_t threshold) {
-  return (splitmix64(seed + static_cast<uint64_t>(i) * kGolden) >> 40) >= threshold;
+  return dropout_hash::keeps(seed + static_cast<uint64_t>(i) * kGolden, threshold);
 }
 
-uint64_t draw_seed() {
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+uint64_t dropout_threshold(double p) {
+  return dropout_hash::threshold(p);
 }
 
 }  // namespace
@@ -196,6 +182,64 @@ void unmask_chunk_any(const T* g, const uint8_t* passed, T* out, int64_t begin, 
   }
 }
 
+// The dropout's backward (one chunk per task) into a new tensor: g * passed * (1 / (1 - p) in g's
+// dtype).
+torch::Tensor unmask(const torch::Tensor& g_in, const torch::Tensor& passed, double p) {
+  RECORD_FUNCTION("compacter::dropout_backward", c10::ArrayRef<const c10::IValue>{});
+  const torch::Tensor g = g_in.contiguous();
+  torch::Tensor out = torch::empty_like(g, torch::MemoryFormat::Contiguous);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, g.scalar_type(), "dropout_grad", [&] {
+    // 1 / (1 - p) rounded to g's dtype, as the scalar of libtorch's product was.
+    const auto scale = static_cast<scalar_t>(1.0 / (1.0 - p));
+    const scalar_t* gp = g.data_ptr<scalar_t>();
+    static_assert(sizeof(bool) == 1);  // a bool tensor's bytes are 0 or 1
+    const auto* k = reinterpret_cast<const uint8_t*>(passed.data_ptr<bool>());
+    scalar_t* o = out.data_ptr<scalar_t>();
+    at::parallel_for(0, g.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+      unmask_chunk_any<scalar_t>(gp, k, o, begin, end, scale);
+    });
+  });
+  return out;
+}
+
+// One chunk [begin, end) of add_dropout: out[i] = h[i] + d[i], d[i] = the dropout of y[i] (y[i] *
+// scale rounded to Y where element i is kept, else 0) in fp32, the sum rounded to H; pass[i] says
+// which were kept. The unfused ops' roundings: dropout's product in y's dtype, then the add in the
+// result's (float + float, or bf16's sum in fp32 rounded back).
+template <typename Y, typename H>
+inline __attribute__((always_inline)) void add_mask_chunk(const H* h, const Y* in, H* out,
+                                                          bool* pass, int64_t begin, int64_t end,
+                                                          uint64_t seed, uint64_t threshold,
+                                                          float scale) {
+  uint64_t z = seed + static_cast<uint64_t>(begin) * kGolden;
+  for (int64_t i = begin; i < end; ++i, z += kGolden) {
+    const bool keep = (splitmix64(z) >> 40) >= threshold;
+    const float d =
+        keep ? Element<Y>::load(Element<Y>::store(Element<Y>::load(in[i]) * scale)) : 0.0f;
+    out[i] = Element<H>::store(Element<H>::load(h[i]) + d);
+    pass[i] = keep;
+  }
+}
+// The three cases add_dropout fuses (y, h): fp32 and fp32, bf16 and bf16, bf16 and fp32; bf16 as
+// its bits.
+COMPACTER_CPU_CLONES
+void add_mask_chunk_f32(const float* h, const float* in, float* out, bool* pass, int64_t begin,
+                        int64_t end, uint64_t seed, uint64_t threshold, float scale) {
+  add_mask_chunk<float, float>(h, in, out, pass, begin, end, seed, threshold, scale);
+}
+COMPACTER_CPU_CLONES
+void add_mask_chunk_bf16(const uint16_t* h, const uint16_t* in, uint16_t* out, bool* pass,
+                         int64_t begin, int64_t end, uint64_t seed, uint64_t threshold,
+                         float scale) {
+  add_mask_chunk<uint16_t, uint16_t>(h, in, out, pass, begin, end, seed, threshold, scale);
+}
+COMPACTER_CPU_CLONES
+void add_mask_chunk_bf16_f32(const float* h, const uint16_t* in, float* out, bool* pass,
+                             int64_t begin, int64_t end, uint64_t seed, uint64_t threshold,
+                             float scale) {
+  add_mask_chunk<uint16_t, float>(h, in, out, pass, begin, end, seed, threshold, scale);
+}
+
 // x * dropout_mask(x.sizes(), p, seed, dtype) in one pass (with relu: relu(x) * that mask): the
 // same products (x times the mask's value 1 / (1 - p) rounded to x's dtype), elements in x's
 // logical order. With `pass_out`, also which elements pass (bool, 1 byte each): kept by the mask
@@ -241,25 +285,77 @@ class HashDropout : public torch::autograd::Function<HashDropout> {
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
-    RECORD_FUNCTION("compacter::dropout_backward", c10::ArrayRef<const c10::IValue>{});
-    const double p = ctx->saved_data["p"].toDouble();
-    const torch::Tensor g = grads[0].contiguous();
-    const torch::Tensor passed = ctx->get_saved_variables()[0];  // contiguous, x's sizes
-    torch::Tensor out = torch::empty_like(g, torch::MemoryFormat::Contiguous);
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, g.scalar_type(), "dropout_grad", [&] {
-      // 1 / (1 - p) rounded to g's dtype, as the scalar of libtorch's product was.
-      const auto scale = static_cast<scalar_t>(1.0 / (1.0 - p));
-      const scalar_t* gp = g.data_ptr<scalar_t>();
-      static_assert(sizeof(bool) == 1);  // a bool tensor's bytes are 0 or 1
-      const auto* k = reinterpret_cast<const uint8_t*>(passed.data_ptr<bool>());
-      scalar_t* o = out.data_ptr<scalar_t>();
-      at::parallel_for(0, g.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
-        unmask_chunk_any<scalar_t>(gp, k, o, begin, end, scale);
-      });
-    });
-    return {out, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {unmask(grads[0], ctx->get_saved_variables()[0], ctx->saved_data["p"].toDouble()),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
+
+// h + dropout(y) where add_dropout fuses it (see dropout.h); `passed` records the kept elements.
+torch::Tensor apply_add_mask(const torch::Tensor& h_in, const torch::Tensor& y_in, double p,
+                             uint64_t seed, torch::Tensor* passed) {
+  RECORD_FUNCTION("compacter::add_dropout", c10::ArrayRef<const c10::IValue>{});
+  const torch::Tensor h = h_in.contiguous(), y = y_in.contiguous();
+  torch::Tensor out = torch::empty_like(h, torch::MemoryFormat::Contiguous);
+  *passed = torch::empty(y.sizes(), y.options().dtype(torch::kBool));
+  bool* k = passed->data_ptr<bool>();
+  const uint64_t threshold = dropout_threshold(p);
+  // 1 / (1 - p) in y's dtype, as dropout's scalar.
+  const float scale = y.scalar_type() == torch::kBFloat16
+                          ? static_cast<float>(static_cast<c10::BFloat16>(1.0 / (1.0 - p)))
+                          : static_cast<float>(1.0 / (1.0 - p));
+  const bool y16 = y.scalar_type() == torch::kBFloat16, h16 = h.scalar_type() == torch::kBFloat16;
+  const auto* y_bits =
+      y16 ? reinterpret_cast<const uint16_t*>(y.data_ptr<c10::BFloat16>()) : nullptr;
+  at::parallel_for(0, y.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    if (!y16)
+      add_mask_chunk_f32(h.data_ptr<float>(), y.data_ptr<float>(), out.data_ptr<float>(), k, begin,
+                         end, seed, threshold, scale);
+    else if (h16)
+      add_mask_chunk_bf16(reinterpret_cast<const uint16_t*>(h.data_ptr<c10::BFloat16>()), y_bits,
+                          reinterpret_cast<uint16_t*>(out.data_ptr<c10::BFloat16>()), k, begin, end,
+                          seed, threshold, scale);
+    else
+      add_mask_chunk_bf16_f32(h.data_ptr<float>(), y_bits, out.data_ptr<float>(), k, begin, end,
+                              seed, threshold, scale);
+  });
+  return out;
+}
+
+// Forward: apply_add_mask, keeping which elements were kept; backward: h's gradient is the
+// output's, y's that gradient in y's dtype through unmask.
+class HashAddDropout : public torch::autograd::Function<HashAddDropout> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& h,
+                               const torch::Tensor& y, double p, int64_t seed) {
+    torch::Tensor passed;
+    torch::Tensor out = apply_add_mask(h, y, p, static_cast<uint64_t>(seed), &passed);
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["y_type"] = y.scalar_type();
+    ctx->saved_data["h_type"] = h.scalar_type();
+    ctx->save_for_backward({passed});
+    return out;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const torch::Tensor& g = grads[0];
+    torch::Tensor gh, gy;
+    if (ctx->needs_input_grad(0)) gh = g.to(ctx->saved_data["h_type"].toScalarType());
+    if (ctx->needs_input_grad(1))
+      gy = unmask(g.to(ctx->saved_data["y_type"].toScalarType()), ctx->get_saved_variables()[0],
+                  ctx->saved_data["p"].toDouble());
+    return {gh, gy, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// Whether add_dropout fuses h + dropout(y) (the cases of add_mask_chunk; same sizes, the result
+// h's dtype).
+bool add_dropout_fuses(const torch::Tensor& h, const torch::Tensor& y) {
+  if (!h.device().is_cpu() || !y.device().is_cpu() || h.sizes() != y.sizes()) return false;
+  if (h.layout() != torch::kStrided || y.layout() != torch::kStrided) return false;
+  const auto ht = h.scalar_type(), yt = y.scalar_type();
+  return (ht == torch::kFloat32 && (yt == torch::kFloat32 || yt == torch::kBFloat16)) ||
+         (ht == torch::kBFloat16 && yt == torch::kBFloat16);
+}
 
 }  // namespace
 
@@ -277,6 +373,12 @@ torch::Tensor relu_dropout(const torch::Tensor& x, double p, bool training) {
     return nn::dropout(torch::relu(x), p, training);
   check(p > 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
   return HashDropout::apply(x, p, static_cast<int64_t>(draw_seed()), true);
+}
+
+torch::Tensor add_dropout(const torch::Tensor& h, const torch::Tensor& y, double p, bool training) {
+  if (!training || p == 0.0 || !add_dropout_fuses(h, y)) return h + nn::dropout(y, p, training);
+  check(p > 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
+  return HashAddDropout::apply(h, y, p, static_cast<int64_t>(draw_seed()));
 }
 
 }  // namespace compacter::nn

@@ -20,6 +20,16 @@ torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
 // -> 0.81-0.88 s with the vectorised bf16 loop); fp16 keeps relu + dropout.
 torch::Tensor relu_dropout(const torch::Tensor& x, double p, bool training);
 
+// h + dropout(y, p, training): the same values and gradients (the residual connection after a T5
+// sublayer, spec §1.2: h + dropout(sublayer(norm(h)))). On the CPU, for fp32 h and y, bf16 h and
+// y, or fp32 h and bf16 y (bf16 autocast: an fp32 residual stream, a bf16 sublayer output), one
+// pass reading h and y and writing the sum, where the two ops wrote dropout's output and read it
+// back: y's kept elements scaled and rounded to y's dtype, as dropout rounds them, then added to h
+// in the result's dtype, as the add does. The gradient of h is the output's; y's is dropout's, of
+// the output's gradient in y's dtype. Anything else (other dtypes or devices, broadcasting) is
+// the two operations.
+torch::Tensor add_dropout(const torch::Tensor& h, const torch::Tensor& y, double p, bool training);
+
 // The mask dropout(x, p, true) multiplies by for a given seed: 0 or 1 / (1 - p), in `dtype`.
 // Element i is kept when the top 24 bits of SplitMix64(seed + i * 0x9E3779B97F4A7C15) are at least
 // round(p * 2^24).

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/cross_entropy.h"
 #include "compacter/nn/dropout.h"
 #include "compacter/nn/linear_kernel.h"
 
@@ -68,7 +69,7 @@ void SublayerImpl::remove_output_hook() {
 
 torch::Tensor SublayerImpl::finish(const torch::Tensor& h, torch::Tensor y) {
   if (hook_) y = hook_->forward(y);
-  return h + nn::dropout(y, dropout_, is_training());
+  return nn::add_dropout(h, y, dropout_, is_training());
 }
 
 T5LayerSelfAttentionImpl::T5LayerSelfAttentionImpl(const T5Config& c, bool causal,
@@ -310,9 +311,7 @@ Seq2SeqOutput T5ModelImpl::forward(const torch::Tensor& input_ids,
     torch::Tensor flat = out.logits.reshape({-1, out.logits.size(-1)});
     if (flat.scalar_type() == torch::kBFloat16 || flat.scalar_type() == torch::kHalf)
       flat = flat.to(torch::kFloat32);
-    out.loss = torch::nn::functional::cross_entropy(
-        flat, labels.reshape({-1}),
-        torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+    out.loss = nn::cross_entropy(flat, labels.reshape({-1}), /*ignore_index=*/-100);
   }
   return out;
 }
