@@ -6,33 +6,27 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "compacter/core/error.h"
 #include "compacter/nn/cpu_clones.h"
 #include "compacter/nn/exp_approx.h"
+#include "compacter/nn/row_max.h"
 
 namespace compacter::nn {
 
 namespace {
 
-constexpr int kLanes = 16;  // partial maxima and sums: one AVX-512 register of fp32
+constexpr int kLanes = 16;  // partial sums: one AVX-512 register of fp32
 
 // log sum_j exp(x_j) over one row of n logits: the maximum m, then m + log(sum exp(x_j - m)).
 // The partial sums make the order of the additions the same on every CPU and in both clones.
 COMPACTER_CPU_CLONES
 float row_log_sum_exp(const float* x, int64_t n) {
-  float mx[kLanes];
-  std::fill(mx, mx + kLanes, -std::numeric_limits<float>::infinity());
+  const float m = row_max(x, n);
+  float sum[kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) mx[l] = x[j + l] > mx[l] ? x[j + l] : mx[l];
-  float m = -std::numeric_limits<float>::infinity();
-  for (int l = 0; l < kLanes; ++l) m = mx[l] > m ? mx[l] : m;
-  for (int64_t t = j; t < n; ++t) m = x[t] > m ? x[t] : m;
-  float sum[kLanes] = {};
-  for (j = 0; j + kLanes <= n; j += kLanes)
     for (int l = 0; l < kLanes; ++l) sum[l] += exp_approx(x[j + l] - m);
   double s = 0.0;
   for (int l = 0; l < kLanes; ++l) s += sum[l];

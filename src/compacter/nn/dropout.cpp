@@ -25,17 +25,13 @@ inline bool dropout_keeps(uint64_t seed, int64_t i, uint64_t threshold) {
   return dropout_hash::keeps(seed + static_cast<uint64_t>(i) * kGolden, threshold);
 }
 
-uint64_t dropout_threshold(double p) {
-  return dropout_hash::threshold(p);
-}
-
 }  // namespace
 
 torch::Tensor dropout_mask(torch::IntArrayRef sizes, double p, uint64_t seed,
                            torch::ScalarType dtype) {
   check(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
   torch::Tensor mask = torch::empty(sizes, torch::TensorOptions().dtype(dtype));
-  const uint64_t threshold = dropout_threshold(p);
+  const uint64_t threshold = dropout_hash::threshold(p);
   const double keep_scale = 1.0 / (1.0 - p);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "dropout_mask", [&] {
     scalar_t* out = mask.data_ptr<scalar_t>();
@@ -256,7 +252,7 @@ torch::Tensor apply_mask(const torch::Tensor& x_in, double p, uint64_t seed, boo
     *pass_out = torch::empty(x.sizes(), x.options().dtype(torch::kBool));
     k = pass_out->data_ptr<bool>();
   }
-  const uint64_t threshold = dropout_threshold(p);
+  const uint64_t threshold = dropout_hash::threshold(p);
   const double keep_scale = 1.0 / (1.0 - p);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "dropout", [&] {
     const scalar_t* in = x.data_ptr<scalar_t>();
@@ -298,7 +294,7 @@ torch::Tensor apply_add_mask(const torch::Tensor& h_in, const torch::Tensor& y_i
   torch::Tensor out = torch::empty_like(h, torch::MemoryFormat::Contiguous);
   *passed = torch::empty(y.sizes(), y.options().dtype(torch::kBool));
   bool* k = passed->data_ptr<bool>();
-  const uint64_t threshold = dropout_threshold(p);
+  const uint64_t threshold = dropout_hash::threshold(p);
   // 1 / (1 - p) in y's dtype, as dropout's scalar.
   const float scale = y.scalar_type() == torch::kBFloat16
                           ? static_cast<float>(static_cast<c10::BFloat16>(1.0 / (1.0 - p)))
@@ -306,17 +302,21 @@ torch::Tensor apply_add_mask(const torch::Tensor& h_in, const torch::Tensor& y_i
   const bool y16 = y.scalar_type() == torch::kBFloat16, h16 = h.scalar_type() == torch::kBFloat16;
   const auto* y_bits =
       y16 ? reinterpret_cast<const uint16_t*>(y.data_ptr<c10::BFloat16>()) : nullptr;
+  // The pointers are taken once, outside the threads' chunks; each is null where the dtypes
+  // say another loop runs.
+  const float* h32 = h16 ? nullptr : h.data_ptr<float>();
+  const float* y32 = y16 ? nullptr : y.data_ptr<float>();
+  float* out32 = h16 ? nullptr : out.data_ptr<float>();
+  const auto* h_bits =
+      h16 ? reinterpret_cast<const uint16_t*>(h.data_ptr<c10::BFloat16>()) : nullptr;
+  auto* out_bits = h16 ? reinterpret_cast<uint16_t*>(out.data_ptr<c10::BFloat16>()) : nullptr;
   at::parallel_for(0, y.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
     if (!y16)
-      add_mask_chunk_f32(h.data_ptr<float>(), y.data_ptr<float>(), out.data_ptr<float>(), k, begin,
-                         end, seed, threshold, scale);
+      add_mask_chunk_f32(h32, y32, out32, k, begin, end, seed, threshold, scale);
     else if (h16)
-      add_mask_chunk_bf16(reinterpret_cast<const uint16_t*>(h.data_ptr<c10::BFloat16>()), y_bits,
-                          reinterpret_cast<uint16_t*>(out.data_ptr<c10::BFloat16>()), k, begin, end,
-                          seed, threshold, scale);
+      add_mask_chunk_bf16(h_bits, y_bits, out_bits, k, begin, end, seed, threshold, scale);
     else
-      add_mask_chunk_bf16_f32(h.data_ptr<float>(), y_bits, out.data_ptr<float>(), k, begin, end,
-                              seed, threshold, scale);
+      add_mask_chunk_bf16_f32(h32, y_bits, out32, k, begin, end, seed, threshold, scale);
   });
   return out;
 }

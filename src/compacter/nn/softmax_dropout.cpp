@@ -5,7 +5,6 @@
 #include <ATen/record_function.h>
 
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "compacter/core/error.h"
@@ -13,6 +12,7 @@
 #include "compacter/nn/dropout.h"
 #include "compacter/nn/dropout_hash.h"
 #include "compacter/nn/exp_approx.h"
+#include "compacter/nn/row_max.h"
 #include "compacter/nn/stand_in.h"
 
 namespace compacter::nn {
@@ -21,7 +21,7 @@ namespace {
 
 namespace dh = dropout_hash;
 
-constexpr int kLanes = 16;  // partial maxima and sums: one AVX-512 register of fp32
+constexpr int kLanes = 16;  // partial sums: one AVX-512 register of fp32
 
 // One row of k weights: p = softmax(s + b) into `probs`; out = p * scale where kept, else 0; pass
 // records which were kept. z is the hash argument of the row's first element. The partial sums
@@ -30,16 +30,10 @@ COMPACTER_CPU_CLONES
 void softmax_dropout_row(const float* s, const float* b, float* probs, float* out, bool* pass,
                          int64_t k, uint64_t z, uint64_t threshold, float scale) {
   for (int64_t j = 0; j < k; ++j) probs[j] = b ? s[j] + b[j] : s[j];
-  float mx[kLanes];
-  for (float& v : mx) v = -std::numeric_limits<float>::infinity();
+  const float m = row_max(probs, k);
+  float sum[kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= k; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) mx[l] = probs[j + l] > mx[l] ? probs[j + l] : mx[l];
-  float m = -std::numeric_limits<float>::infinity();
-  for (float v : mx) m = v > m ? v : m;
-  for (int64_t t = j; t < k; ++t) m = probs[t] > m ? probs[t] : m;
-  float sum[kLanes] = {};
-  for (j = 0; j + kLanes <= k; j += kLanes)
     for (int l = 0; l < kLanes; ++l) {
       const float e = exp_approx(probs[j + l] - m);
       probs[j + l] = e;
@@ -186,10 +180,19 @@ torch::Tensor softmax_dropout(const torch::Tensor& scores, const torch::Tensor& 
     return nn::dropout(torch::softmax(s.to(softmax_type), -1).to(s.scalar_type()), p, training);
   }
   check(p > 0.0 && p < 1.0, "dropout probability must be in [0, 1), got ", p);
-  // The kernel reads the bias's rows with a unit stride (a permuted bias is copied first).
+  // The kernel reads each bias row with a unit stride: a bias broadcast along the keys (last size
+  // 1, or none) is widened to them, a permuted one copied. Autograd sums the widened gradient back.
   torch::Tensor b = bias.defined() ? bias : absent_input();
-  if (bias.defined() && scores.size(-1) > 1 && bias.expand(scores.sizes()).stride(-1) != 1)
-    b = bias.contiguous();
+  const int64_t k = scores.size(-1);
+  if (bias.defined() && k > 1) {
+    if (bias.dim() == 0 || bias.size(-1) != k) {
+      std::vector<int64_t> sizes = bias.dim() == 0 ? std::vector<int64_t>{1} : bias.sizes().vec();
+      sizes.back() = k;
+      b = bias.expand(sizes).contiguous();
+    } else if (bias.stride(-1) != 1) {
+      b = bias.contiguous();
+    }
+  }
   return SoftmaxDropout::apply(scores, b, p, static_cast<int64_t>(dh::draw_seed()));
 }
 
