@@ -52,21 +52,30 @@ double error_over_bound(const torch::Tensor& y, const torch::Tensor& ref, const 
   return ((y.to(torch::kDouble) - ref).abs() / bound).max().item<double>();
 }
 
+// Row counts on both sides of the forward's transposed computation ((W x^T)^T from 16 to 128
+// rows, x W^T below and above), with 13 outputs and with 130 (the transposition's blocks of 64
+// columns, the last one partial).
 TEST(OnednnLinear, ProductsWithinFp32sBoundOfNaiveLoops) {
   REQUIRE_ONEDNN();
   torch::manual_seed(1);
-  const torch::Tensor w = torch::randn({13, 37}), b = torch::randn({13});
   const torch::Tensor x3 = torch::randn({3, 7, 37});
   const torch::Tensor strided = torch::randn({37, 9}).t();  // not contiguous
-  for (const torch::Tensor& x : {x3, torch::randn({5, 37}), strided, torch::randn({37})})
-    for (bool bias : {false, true}) {
-      const torch::Tensor bb = bias ? b : torch::Tensor();
-      ASSERT_TRUE(onednn_linear_applies(x, w, bb));
-      const torch::Tensor y = onednn_linear(x, w, bb);
-      const auto [ref, mag] = naive(x, w, bb);
-      ASSERT_EQ(y.sizes(), ref.sizes());
-      EXPECT_LE(error_over_bound(y, ref, mag, 37), 1.0) << x.sizes() << " bias " << bias;
-    }
+  for (int64_t outputs : {13, 130}) {
+    const torch::Tensor w = torch::randn({outputs, 37}), b = torch::randn({outputs});
+    for (const torch::Tensor& x :
+         {x3, torch::randn({5, 37}), strided, torch::randn({37}), torch::randn({15, 37}),
+          torch::randn({16, 37}), torch::randn({2, 64, 37}), torch::randn({129, 37})})
+      for (bool bias : {false, true}) {
+        const torch::Tensor bb = bias ? b : torch::Tensor();
+        ASSERT_TRUE(onednn_linear_applies(x, w, bb));
+        const torch::Tensor y = onednn_linear(x, w, bb);
+        const auto [ref, mag] = naive(x, w, bb);
+        ASSERT_EQ(y.sizes(), ref.sizes());
+        EXPECT_TRUE(y.is_contiguous()) << x.sizes();
+        EXPECT_LE(error_over_bound(y, ref, mag, 37), 1.0)
+            << x.sizes() << " outputs " << outputs << " bias " << bias;
+      }
+  }
 }
 
 TEST(OnednnLinear, GradientsAreTheAnalyticOnes) {

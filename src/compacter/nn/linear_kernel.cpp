@@ -1,9 +1,11 @@
 // Linear layers through oneDNN's sgemm or the BLAS (see linear_kernel.h).
 #include "compacter/nn/linear_kernel.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "compacter/core/error.h"
@@ -40,9 +42,34 @@ torch::Tensor rows_of(const torch::Tensor& x) {
   return x.reshape({-1, x.size(-1)}).contiguous();
 }
 
+// From 16 to 128 rows of x, x W^T without W^T is computed transposed, as (W x^T)^T: oneDNN's
+// sgemm('N', 'T') slows down 2-4x once x has 16 rows (decoding: one row per sequence and beam;
+// training's decoder: batch x target rows), and sgemm('N', 'T') with the operands swapped does
+// not. Medians with cold operands on the 2-core Zen 5, 2 threads
+// (bench/results/skinny-linear-vm-20261206, bench/bench_linear_rows.cpp), this path against
+// x W^T: the vocabulary projection (N 32128, K 512) at 16 rows 3.3 against 9.1 ms, at 32 4.3
+// against 10.2, at 128 15.5 against 18.3; T5's wo (N 512, K 2048) at 16 rows 0.40 against 1.45
+// ms, at 128 1.62 against 2.17; below 16 rows x W^T is the faster on every shape but the
+// vocabulary's (0.67-0.83x the time), and from 192 rows the two are even.
+constexpr int64_t kTransposedFrom = 16, kTransposedTo = 128;
+
+// y [M, N] = the transpose of yt [N, M] (both row-major), in blocks of y's columns so that each
+// task reads whole rows of yt.
+void transpose_into(const float* yt, int64_t n, int64_t m, float* y) {
+  constexpr int64_t kBlock = 64;
+  at::parallel_for(0, (n + kBlock - 1) / kBlock, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t blk = begin; blk < end; ++blk) {
+      const int64_t j0 = blk * kBlock, j1 = std::min(n, j0 + kBlock);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = j0; j < j1; ++j) y[i * n + j] = yt[j * m + i];
+    }
+  });
+}
+
 // y = x W^T (+ b) on contiguous x2 [M, K], W [N, K], made with x's leading sizes (a tensor of
 // its own, not a view: autograd forbids in-place changes to a view a custom function returns).
-// With wt defined (W^T [K, N], contiguous), the product reads it instead of W.
+// With wt defined (W^T [K, N], contiguous), the product reads it instead of W; without, from
+// kTransposedFrom to kTransposedTo rows it is computed as (W x^T)^T.
 torch::Tensor forward_product(const torch::Tensor& x, const torch::Tensor& x2,
                               const torch::Tensor& w, const torch::Tensor& b,
                               const torch::Tensor& wt = {}) {
@@ -50,12 +77,18 @@ torch::Tensor forward_product(const torch::Tensor& x, const torch::Tensor& x2,
   RECORD_FUNCTION("compacter::onednn_linear", c10::ArrayRef<const c10::IValue>{});
   const int64_t m = x2.size(0), k = x2.size(1), n = w.size(0);
   torch::Tensor y = torch::empty(sizes_with_last(x, n), x2.options());
-  if (wt.defined())
+  if (wt.defined()) {
     onednn_sgemm('N', 'N', m, n, k, x2.data_ptr<float>(), k, wt.data_ptr<float>(), n,
                  y.data_ptr<float>(), n);
-  else
+  } else if (m >= kTransposedFrom && m <= kTransposedTo) {
+    const torch::Tensor yt = torch::empty({n, m}, x2.options());
+    onednn_sgemm('N', 'T', n, m, k, w.data_ptr<float>(), k, x2.data_ptr<float>(), k,
+                 yt.data_ptr<float>(), m);
+    transpose_into(yt.data_ptr<float>(), n, m, y.data_ptr<float>());
+  } else {
     onednn_sgemm('N', 'T', m, n, k, x2.data_ptr<float>(), k, w.data_ptr<float>(), k,
                  y.data_ptr<float>(), n);
+  }
   if (b.defined()) y.add_(b);
   return y;
 }
