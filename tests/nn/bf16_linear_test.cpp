@@ -270,8 +270,11 @@ TEST(Bf16Linear, AT5StepUnderAutocastMatchesLibtorchs) {
     const double relative = ((grads - grads_ref).norm() / grads_ref.norm()).item<double>();
     EXPECT_LT(relative, 0.05) << "step " << i;
   }
-  for (const auto& m : model->modules())
-    if (auto* l = dynamic_cast<LinearImpl*>(m.get())) EXPECT_TRUE(l->frozen_weight().holds());
+  for (const auto& m : model->modules()) {
+    if (auto* l = dynamic_cast<LinearImpl*>(m.get())) {
+      EXPECT_TRUE(l->frozen_weight().holds());
+    }
+  }
 }
 
 }  // namespace
