@@ -1,8 +1,8 @@
 // The fp32 linear layer's forward product y = x W^T on oneDNN's sgemm for few rows of x (decoding:
-// one row per sequence; training's decoder: batch x target rows), with cold operands (a 64 MiB
-// buffer is written between iterations, untimed), three ways in one process:
+// one row per sequence and beam; training's decoder: batch x target rows), with cold operands (a
+// 64 MiB buffer is written between iterations, untimed), three ways in one process:
 //   - layer: nn::onednn_linear without gradients, the path the layers take (nn/linear_kernel.cpp:
-//     up to 128 rows computed as (W x^T)^T, then transposed);
+//     from 16 to 128 rows computed as (W x^T)^T, then transposed);
 //   - x_Wt: sgemm('N', 'T') on x and W, the product as written;
 //   - W_xt: sgemm('N', 'T') on W and x, the transposed product alone (no transposition).
 // Shapes: t5-small's vocabulary projection (N 32128, K 512), wi (2048, 512), wo (512, 2048) and
