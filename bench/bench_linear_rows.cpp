@@ -2,12 +2,14 @@
 // one row per sequence and beam; training's decoder: batch x target rows), with cold operands (a
 // 64 MiB buffer is written between iterations, untimed), three ways in one process:
 //   - layer: nn::onednn_linear without gradients, the path the layers take (nn/linear_kernel.cpp:
-//     from 16 to 128 rows computed as (W x^T)^T, then transposed);
+//     from 16 to 128 rows, and from 5 for a weight of 8M elements or more, computed as
+//     (W x^T)^T, then transposed);
 //   - x_Wt: sgemm('N', 'T') on x and W, the product as written;
 //   - W_xt: sgemm('N', 'T') on W and x, the transposed product alone (no transposition).
-// Shapes: t5-small's vocabulary projection (N 32128, K 512), wi (2048, 512), wo (512, 2048) and
-// the attention's projections (512, 512). Threads: every core, as the program uses; run it as the
-// program runs (GOMP_SPINCOUNT=10000, TCMalloc preloaded: bench/results/skinny-linear-vm-20261206).
+// Shapes: t5-base's and t5-small's vocabulary projections (N 32128, K 768 and 512), t5-small's wi
+// (2048, 512), wo (512, 2048) and attention projections (512, 512). Threads: every core, as the
+// program uses; run it as the program runs (GOMP_SPINCOUNT=10000, TCMalloc preloaded:
+// bench/results/skinny-linear-vm-20261206).
 //
 //   bench_linear_rows [--benchmark_format=json]
 #include <benchmark/benchmark.h>
@@ -66,9 +68,9 @@ void linear_rows(benchmark::State& state) {
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
-  for (const auto& [n, k] :
-       std::vector<std::pair<int64_t, int64_t>>{{32128, 512}, {2048, 512}, {512, 2048}, {512, 512}})
-    for (int64_t m : {1, 4, 8, 16, 32, 64, 128, 192, 2048})
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {32128, 768}, {32128, 512}, {2048, 512}, {512, 2048}, {512, 512}})
+    for (int64_t m : {1, 4, 5, 8, 12, 16, 32, 64, 128, 192, 2048})
       for (int64_t way : {0, 1, 2}) b->Args({way, m, n, k});
   b->ArgNames({"way", "rows", "N", "K"})->Unit(benchmark::kMillisecond)->MinTime(0.2);
 }

@@ -49,9 +49,19 @@ torch::Tensor rows_of(const torch::Tensor& x) {
 // (bench/results/skinny-linear-vm-20261206, bench/bench_linear_rows.cpp), this path against
 // x W^T: the vocabulary projection (N 32128, K 512) at 16 rows 3.3 against 9.1 ms, at 32 4.3
 // against 10.2, at 128 15.5 against 18.3; T5's wo (N 512, K 2048) at 16 rows 0.40 against 1.45
-// ms, at 128 1.62 against 2.17; below 16 rows x W^T is the faster on every shape but the
-// vocabulary's (0.67-0.83x the time), and from 192 rows the two are even.
+// ms, at 128 1.62 against 2.17; below 16 rows x W^T is the faster on the shapes that stay in cache
+// (0.67-0.83x the time), and from 192 rows the two are even.
 constexpr int64_t kTransposedFrom = 16, kTransposedTo = 128;
+// Below 16 rows, x W^T reads W once per 4 rows (t5-small's vocabulary: 1.8, 2.4, 4.5, 9.1 ms at
+// 1, 4, 8, 16 rows), which costs where W does not stay in cache: from 5 rows a weight of 8M
+// elements (32 MiB) or more takes the transposed product too (the vocabulary at 8 rows 3.3
+// against 5.5 ms, t5-base's 4.9 against 8.2; greedy decoding at batch 5 to 15).
+constexpr int64_t kLargeWeightFrom = 5, kLargeWeight = int64_t{8} << 20;
+
+bool transposed_product(int64_t rows, int64_t n, int64_t k) {
+  if (rows >= kTransposedFrom && rows <= kTransposedTo) return true;
+  return rows >= kLargeWeightFrom && rows < kTransposedFrom && n * k >= kLargeWeight;
+}
 
 // y [M, N] = the transpose of yt [N, M] (both row-major), in blocks of y's columns so that each
 // task reads whole rows of yt.
@@ -68,8 +78,8 @@ void transpose_into(const float* yt, int64_t n, int64_t m, float* y) {
 
 // y = x W^T (+ b) on contiguous x2 [M, K], W [N, K], made with x's leading sizes (a tensor of
 // its own, not a view: autograd forbids in-place changes to a view a custom function returns).
-// With wt defined (W^T [K, N], contiguous), the product reads it instead of W; without, from
-// kTransposedFrom to kTransposedTo rows it is computed as (W x^T)^T.
+// With wt defined (W^T [K, N], contiguous), the product reads it instead of W; without, it is
+// computed as (W x^T)^T where transposed_product says.
 torch::Tensor forward_product(const torch::Tensor& x, const torch::Tensor& x2,
                               const torch::Tensor& w, const torch::Tensor& b,
                               const torch::Tensor& wt = {}) {
@@ -80,7 +90,7 @@ torch::Tensor forward_product(const torch::Tensor& x, const torch::Tensor& x2,
   if (wt.defined()) {
     onednn_sgemm('N', 'N', m, n, k, x2.data_ptr<float>(), k, wt.data_ptr<float>(), n,
                  y.data_ptr<float>(), n);
-  } else if (m >= kTransposedFrom && m <= kTransposedTo) {
+  } else if (transposed_product(m, n, k)) {
     const torch::Tensor yt = torch::empty({n, m}, x2.options());
     onednn_sgemm('N', 'T', n, m, k, w.data_ptr<float>(), k, x2.data_ptr<float>(), k,
                  yt.data_ptr<float>(), m);
