@@ -238,6 +238,31 @@ TEST(BatchedMatmul, ProductTakesTheLayoutAskedFor) {
   EXPECT_LT(max_abs_diff(g, naive(p, v)), 1e-4);
 }
 
+// The same in bf16 (each matrix rounded into the product's memory as it is computed): a product
+// laid out as the heads' view of [B, T, H * d] memory, also with one query row, has that layout
+// and the exact sums rounded once, on small integers as above.
+TEST(BatchedMatmul, Bf16ProductTakesTheLayoutAskedFor) {
+  if (!onednn_bf16_gemm_available()) GTEST_SKIP() << "no dnnl_gemm_bf16bf16f32 in this process";
+  torch::manual_seed(5);
+  auto ints = [](std::vector<int64_t> sizes) {
+    return torch::randint(-8, 9, sizes).to(torch::kBFloat16);
+  };
+  for (int threads : {1, 2}) {
+    torch::set_num_threads(threads);
+    for (int64_t rows : {5, 1}) {
+      SCOPED_TRACE(::testing::Message() << "rows " << rows << ", threads " << threads);
+      torch::Tensor p = ints({2, 3, rows, 9});
+      torch::Tensor v = heads(ints({2, 9, 3 * 6}), 3);        // [2, 3, 9, 6]
+      torch::Tensor like = heads(ints({2, rows, 3 * 6}), 3);  // [2, 3, rows, 6]
+      torch::Tensor out = batched_matmul(p, v, like);
+      EXPECT_EQ(out.strides(), like.strides());
+      EXPECT_TRUE(out.transpose(1, 2).is_contiguous());
+      EXPECT_TRUE(torch::equal(out.to(torch::kFloat32), round_to_bf16(naive(p, v))));
+    }
+  }
+  torch::set_num_threads(1);
+}
+
 // The gradients of the heads' views come laid out as those views (the projections' [B, T, H * d]
 // memory), so the views' backward copies nothing, and equal torch::matmul's gradients; through
 // attention's two products (scores with K's transpose, then values laid out as the query).

@@ -7,7 +7,10 @@
 #include <cmath>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/autocast.h"
+#include "compacter/nn/bf16_linear.h"
 #include "compacter/peft/phm.h"
+#include "support/bf16_rounding.h"
 #include "support/finite_difference.h"
 #include "support/tensor_near.h"
 
@@ -184,6 +187,62 @@ TEST(PeftPhm, InitRanges) {
   o.init_range = 0.05;
   PhmLinear normal(768, 24, o, gen);
   EXPECT_NEAR(normal->W.std().item<double>(), 0.05, 0.005);
+}
+
+// Under bf16 autocast H is built as autocast builds products: B = W_left W_right and then
+// sum_i A_i (x) B_i, each with bf16 operands, summed in fp32 and rounded to bf16 once. On small
+// integers every such sum is exact, so H must be the explicit loop's value rounded to bf16 (of
+// the rounded B), bit for bit; the fp32 factors get gradients, equal to fp32's to bf16 precision.
+TEST(PeftPhm, UnderBf16AutocastTheWeightIsRoundedAsProducts) {
+  if (!nn::onednn_bf16_gemm_available()) GTEST_SKIP() << "no oneDNN bf16 GEMM in this process";
+  auto gen = at::detail::createCPUGenerator(9);
+  PhmOptions o;
+  o.n = 4;
+  o.factorized = true;
+  o.rank = 2;
+  PhmLinear layer(64, 16, o, gen);
+  {
+    torch::NoGradGuard no_grad;
+    for (torch::Tensor* t : {&layer->phm_rule, &layer->W_left, &layer->W_right})
+      t->copy_(torch::randint(-8, 9, t->sizes()));
+  }
+  torch::Tensor h;
+  {
+    nn::AutocastScope scope(torch::kCPU, true);
+    h = layer->weight();
+  }
+  ASSERT_EQ(h.scalar_type(), torch::kBFloat16);
+  // The explicit loop in double over A and B = round(W_left W_right) (exact: |B| <= 128).
+  const torch::Tensor A = layer->phm_rule.detach().to(torch::kDouble);
+  const torch::Tensor B = testing::round_to_bf16(torch::matmul(
+      layer->W_left.detach().to(torch::kDouble), layer->W_right.detach().to(torch::kDouble)));
+  const int64_t n = 4, P = 16, Q = 4;
+  torch::Tensor want = torch::zeros({n * P, n * Q}, torch::kDouble);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t a = 0; a < n; ++a)
+      for (int64_t c = 0; c < n; ++c)
+        for (int64_t p = 0; p < P; ++p)
+          for (int64_t q = 0; q < Q; ++q)
+            want[a * P + p][c * Q + q] += A[i][a][c].item<double>() * B[i][p][q].item<double>();
+  EXPECT_TRUE(torch::equal(h.to(torch::kFloat32), testing::round_to_bf16(want)));
+  EXPECT_FALSE(torch::equal(testing::round_to_bf16(want), want.to(torch::kFloat32)));  // rounded
+  // Gradients through the bf16 products, against fp32's.
+  const torch::Tensor x = torch::randn({5, 64});
+  std::vector<torch::Tensor> grads[2];
+  for (const bool autocast : {false, true}) {
+    nn::AutocastScope scope(torch::kCPU, autocast);
+    layer->zero_grad();
+    layer->forward(x).to(torch::kFloat32).pow(2).sum().backward();
+    for (const torch::Tensor* t : {&layer->phm_rule, &layer->W_left, &layer->W_right}) {
+      ASSERT_TRUE(t->grad().defined());
+      ASSERT_EQ(t->grad().scalar_type(), torch::kFloat32);
+      grads[autocast].push_back(t->grad().clone());
+    }
+  }
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    const double scale = grads[0][i].abs().max().item<double>();
+    EXPECT_LT((grads[1][i] - grads[0][i]).abs().max().item<double>(), 0.05 * scale) << i;
+  }
 }
 
 // Central differences in double precision for every parameter of a loss through two PHM layers

@@ -9,6 +9,8 @@
 #include <climits>
 
 #include "compacter/nn/bf16_linear.h"
+#include "compacter/nn/bf16_round.h"
+#include "compacter/nn/cpu_clones.h"
 #include "compacter/nn/linear_kernel.h"
 #include "compacter/nn/stand_in.h"
 
@@ -96,6 +98,12 @@ bool row_major_layout(const torch::Tensor& layout) {
          layout.stride(-2) <= INT_MAX;
 }
 
+// rows x cols fp32 values (row-major, contiguous) rounded to bf16 into rows of `ld` elements.
+COMPACTER_CPU_CLONES
+void round_rows_to_bf16(const float* x, int64_t rows, int64_t cols, c10::BFloat16* y, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) round_fp32_to_bf16(x + r * cols, y + r * ld, cols);
+}
+
 // C = A B into a new tensor with `layout`'s strides when row_major_layout(layout) and layout has
 // C's sizes, else a contiguous one.
 template <typename T>
@@ -114,27 +122,27 @@ torch::Tensor blas_bmm(const torch::Tensor& a, const torch::Tensor& b, const tor
                : torch::empty(out_sizes, a.options().memory_format(at::MemoryFormat::Contiguous));
   if (c.numel() == 0) return c;
   if (k == 0) return c.zero_();
-  if (kernel == Kernel::kOnednnBf16) {
-    // fp32 products, one contiguous matrix each, then rounded to bf16 into c's layout in one pass.
-    const torch::Tensor c32 = torch::empty(out_sizes, a.options().dtype(torch::kFloat32));
-    const Operand oa = operand(a), ob = operand(b);
-    const std::vector<int64_t> a_off = matrix_offsets(a), b_off = matrix_offsets(b);
-    const c10::BFloat16* ap = a.data_ptr<c10::BFloat16>();
-    const c10::BFloat16* bp = b.data_ptr<c10::BFloat16>();
-    float* cp = c32.data_ptr<float>();
-    at::parallel_for(0, static_cast<int64_t>(a_off.size()), 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const auto j = static_cast<size_t>(i);
-        onednn_gemm_bf16(oa.op, ob.op, m, n, k, ap + a_off[j], oa.ld, bp + b_off[j], ob.ld,
-                         cp + i * m * n, n);
-      }
-    });
-    c.copy_(c32);
-    return c;
-  }
   const Operand oa = operand(a), ob = operand(b);
   const std::vector<int64_t> a_off = matrix_offsets(a), b_off = matrix_offsets(b),
                              c_off = matrix_offsets(c);
+  const int64_t c_ld = m == 1 ? std::max<int64_t>(n, 1) : c.stride(-2);
+  if (kernel == Kernel::kOnednnBf16) {
+    // Each matrix's fp32 product into the task's buffer, then rounded to bf16 into c's layout
+    // while it is still in cache.
+    const c10::BFloat16* ap = a.data_ptr<c10::BFloat16>();
+    const c10::BFloat16* bp = b.data_ptr<c10::BFloat16>();
+    c10::BFloat16* cp = c.data_ptr<c10::BFloat16>();
+    at::parallel_for(0, static_cast<int64_t>(a_off.size()), 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> product(static_cast<size_t>(m * n));
+      for (int64_t i = begin; i < end; ++i) {
+        const auto j = static_cast<size_t>(i);
+        onednn_gemm_bf16(oa.op, ob.op, m, n, k, ap + a_off[j], oa.ld, bp + b_off[j], ob.ld,
+                         product.data(), n);
+        round_rows_to_bf16(product.data(), m, n, cp + c_off[j], c_ld);
+      }
+    });
+    return c;
+  }
   const T* ap = a.data_ptr<T>();
   const T* bp = b.data_ptr<T>();
   T* cp = c.data_ptr<T>();
@@ -144,7 +152,7 @@ torch::Tensor blas_bmm(const torch::Tensor& a, const torch::Tensor& b, const tor
   // C's row stride).
   const int in = static_cast<int>(n), im = static_cast<int>(m), ik = static_cast<int>(k);
   const int lda = static_cast<int>(oa.ld), ldb = static_cast<int>(ob.ld);
-  const int ldc = static_cast<int>(m == 1 ? std::max<int64_t>(n, 1) : c.stride(-2));
+  const int ldc = static_cast<int>(c_ld);
   const T one = 1, zero = 0;
   const int64_t count = static_cast<int64_t>(a_off.size());
   // One matrix per task: a BLAS called inside a parallel region runs single-threaded.

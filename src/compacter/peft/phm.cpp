@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/batched_matmul.h"
 #include "compacter/nn/linear_kernel.h"
 
 namespace compacter::peft {
@@ -56,8 +57,16 @@ torch::Tensor phm_weight(const torch::Tensor& rule, const torch::Tensor& B) {
   const int64_t n = rule.size(0), P = B.size(1), Q = B.size(2);
   check(rule.dim() == 3 && rule.size(1) == n && rule.size(2) == n && B.dim() == 3 && B.size(0) == n,
         "phm_weight: rule must be [n, n, n] and B [n, P, Q]");
-  // H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q]: one contraction, no n x in x out temporary.
-  return torch::einsum("iac,ipq->apcq", {rule, B}).reshape({n * P, n * Q});
+  // H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q]: one product over i, [a c, i] (a view of the
+  // rule) by [i, p q], its (a, c, p, q) then reordered to (a, p, c, q); no n x in x out temporary.
+  // Through nn::batched_matmul, which under bf16 autocast rounds as autocast rounds a product
+  // (libtorch 1.13's own bf16 bmm and its backward run per matrix and row on the CPU).
+  const torch::Tensor lhs = rule.permute({1, 2, 0}).reshape({1, n * n, n});
+  const torch::Tensor rhs = B.reshape({1, n, P * Q});
+  return nn::batched_matmul(lhs, rhs)
+      .view({n, n, P, Q})
+      .permute({0, 2, 1, 3})
+      .reshape({n * P, n * Q});
 }
 
 void init_slices(torch::Tensor& t, WeightInit init, double init_range, at::Generator& gen) {
@@ -132,7 +141,7 @@ PhmLinearImpl::PhmLinearImpl(int64_t in, int64_t out, const PhmOptions& o, at::G
 }
 
 torch::Tensor PhmLinearImpl::B() const {
-  return W.defined() ? W : torch::bmm(W_left, W_right);
+  return W.defined() ? W : nn::batched_matmul(W_left, W_right);
 }
 
 torch::Tensor PhmLinearImpl::weight() const {
