@@ -50,26 +50,39 @@ TEST(PeftPhm, WorkedExample) {
   EXPECT_TENSOR_NEAR(y, torch::tensor({12., 18., 8.5, 8.0}).view({2, 2}), 1e-6);
 }
 
-// max |y - (x H + b)| with H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q] written as loops over
-// the layer's current factors (double precision).
-double worst_vs_explicit_loop(PhmLinearImpl& layer, const torch::Tensor& x_in,
-                              const torch::Tensor& y) {
-  torch::NoGradGuard no_grad;
-  const int64_t n = layer.n();
-  torch::Tensor A = layer.rule().to(torch::kDouble).contiguous();
-  torch::Tensor B = layer.B().to(torch::kDouble).contiguous();
-  torch::Tensor x = x_in.to(torch::kDouble).contiguous();
-  torch::Tensor bias_t = layer.b.to(torch::kDouble).contiguous();
-  const int64_t P = B.size(1), Q = B.size(2), in = n * P, out = n * Q, rows = x.size(0);
+// B of the layer's current factors in double: W, or W_left W_right (libtorch's product).
+torch::Tensor reference_B(const PhmLinearImpl& layer) {
+  if (layer.W.defined()) return layer.W.detach().to(torch::kDouble);
+  return torch::matmul(layer.W_left.detach().to(torch::kDouble),
+                       layer.W_right.detach().to(torch::kDouble));
+}
+
+// H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q] written as loops, in double: [n P, n Q].
+torch::Tensor explicit_weight(const torch::Tensor& A_in, const torch::Tensor& B_in) {
+  const torch::Tensor A = A_in.to(torch::kDouble).contiguous();
+  const torch::Tensor B = B_in.to(torch::kDouble).contiguous();
+  const int64_t n = A.size(0), P = B.size(1), Q = B.size(2);
   auto a = A.accessor<double, 3>();
   auto bb = B.accessor<double, 3>();
-  std::vector<double> H(in * out, 0.0);
+  torch::Tensor H = torch::zeros({n * P, n * Q}, torch::kDouble);
+  auto h = H.accessor<double, 2>();
   for (int64_t i = 0; i < n; ++i)
     for (int64_t r = 0; r < n; ++r)
       for (int64_t c = 0; c < n; ++c)
         for (int64_t p = 0; p < P; ++p)
-          for (int64_t q = 0; q < Q; ++q)
-            H[(r * P + p) * out + c * Q + q] += a[i][r][c] * bb[i][p][q];
+          for (int64_t q = 0; q < Q; ++q) h[r * P + p][c * Q + q] += a[i][r][c] * bb[i][p][q];
+  return H;
+}
+
+// max |y - (x H + b)| with H the explicit loop's over the layer's current factors (double).
+double worst_vs_explicit_loop(PhmLinearImpl& layer, const torch::Tensor& x_in,
+                              const torch::Tensor& y) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor Ht = explicit_weight(layer.rule(), reference_B(layer));
+  torch::Tensor x = x_in.to(torch::kDouble).contiguous();
+  torch::Tensor bias_t = layer.b.to(torch::kDouble).contiguous();
+  const int64_t in = Ht.size(0), out = Ht.size(1), rows = x.size(0);
+  const double* H = Ht.data_ptr<double>();
   auto xa = x.accessor<double, 2>();
   auto bias = bias_t.accessor<double, 1>();
   torch::Tensor yd = y.to(torch::kDouble);
@@ -213,17 +226,8 @@ TEST(PeftPhm, UnderBf16AutocastTheWeightIsRoundedAsProducts) {
   }
   ASSERT_EQ(h.scalar_type(), torch::kBFloat16);
   // The explicit loop in double over A and B = round(W_left W_right) (exact: |B| <= 128).
-  const torch::Tensor A = layer->phm_rule.detach().to(torch::kDouble);
-  const torch::Tensor B = testing::round_to_bf16(torch::matmul(
-      layer->W_left.detach().to(torch::kDouble), layer->W_right.detach().to(torch::kDouble)));
-  const int64_t n = 4, P = 16, Q = 4;
-  torch::Tensor want = torch::zeros({n * P, n * Q}, torch::kDouble);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t a = 0; a < n; ++a)
-      for (int64_t c = 0; c < n; ++c)
-        for (int64_t p = 0; p < P; ++p)
-          for (int64_t q = 0; q < Q; ++q)
-            want[a * P + p][c * Q + q] += A[i][a][c].item<double>() * B[i][p][q].item<double>();
+  const torch::Tensor want =
+      explicit_weight(layer->phm_rule.detach(), testing::round_to_bf16(reference_B(*layer)));
   EXPECT_TRUE(torch::equal(h.to(torch::kFloat32), testing::round_to_bf16(want)));
   EXPECT_FALSE(torch::equal(testing::round_to_bf16(want), want.to(torch::kFloat32)));  // rounded
   // Gradients through the bf16 products, against fp32's.
