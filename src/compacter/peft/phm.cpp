@@ -60,7 +60,8 @@ torch::Tensor phm_weight(const torch::Tensor& rule, const torch::Tensor& B) {
   // H[a*P + p, c*Q + q] = sum_i A_i[a, c] B_i[p, q]: one product over i, [a c, i] (a view of the
   // rule) by [i, p q], its (a, c, p, q) then reordered to (a, p, c, q); no n x in x out temporary.
   // Through nn::batched_matmul, which under bf16 autocast rounds as autocast rounds a product
-  // (libtorch 1.13's own bf16 bmm and its backward run per matrix and row on the CPU).
+  // (libtorch 1.13 runs its own bf16 bmm, forward and backward, through a loop over the matrices
+  // on the CPU: README, "Issue #8's CPU targets").
   const torch::Tensor lhs = rule.permute({1, 2, 0}).reshape({1, n * n, n});
   const torch::Tensor rhs = B.reshape({1, n, P * Q});
   return nn::batched_matmul(lhs, rhs)
