@@ -1,9 +1,10 @@
 // fp32 to bf16, rounded to the nearest bf16 with ties to even, exactly as c10::BFloat16's
 // constructor (c10/util/BFloat16.h, round_to_nearest_even) rounds: add 0x7FFF plus the lowest
 // kept bit to the fp32 bits and keep the upper 16; a NaN becomes the quiet NaN 0x7FC0. Written
-// with integer operations only, so that GCC vectorises it, and always inlined, so that each CPU
-// clone of a caller (nn/cpu_clones.h) gets its own vector code. The bf16 attention products
-// (nn/batched_matmul.cpp) round each matrix with it while the matrix is still in cache.
+// with bit operations only, so that GCC vectorises the loops that call it, and always inlined, so
+// that each CPU clone of a caller (nn/cpu_clones.h) gets its own vector code. The bf16 attention
+// products (nn/batched_matmul.cpp) round each matrix with it while the matrix is still in cache;
+// the hash dropout's bf16 loop (nn/dropout.cpp) rounds its products with it.
 #pragma once
 #include <c10/util/BFloat16.h>
 
@@ -12,12 +13,17 @@
 
 namespace compacter::nn {
 
+// One value's bf16 bits.
+[[gnu::always_inline]] inline uint16_t bf16_bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return v != v ? uint16_t{0x7FC0} : static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+// n values of x rounded into y.
 [[gnu::always_inline]] inline void round_fp32_to_bf16(const float* x, c10::BFloat16* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
-    uint32_t u;
-    std::memcpy(&u, x + i, sizeof u);
-    const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
-    const auto bits = static_cast<uint16_t>(nan ? 0x7FC0u : (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    const uint16_t bits = bf16_bits(x[i]);
     std::memcpy(y + i, &bits, sizeof bits);
   }
 }

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/bf16_round.h"
 #include "compacter/nn/cpu_clones.h"
 #include "compacter/nn/dropout_hash.h"
 
@@ -50,7 +51,7 @@ namespace {
 // How mask_chunk reads an element and stores a product: as T itself (V = T; for bf16 and fp16,
 // c10's arithmetic, a product in fp32 rounded back), or, for bf16 held as its raw bits
 // (uint16_t), by bit operations the compiler vectorises: x = bits << 16 as fp32, the product
-// rounded to nearest-even as c10::BFloat16's conversion rounds it (a NaN to 0x7FC0): the same
+// rounded to nearest-even as c10::BFloat16's conversion rounds it (nn/bf16_round.h): the same
 // bits as c10::BFloat16's product.
 template <typename T>
 struct Element {
@@ -67,12 +68,7 @@ struct Element<uint16_t> {
     std::memcpy(&v, &bits, sizeof v);
     return v;
   }
-  static uint16_t store(float v) {
-    uint32_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    return v != v ? uint16_t{0x7FC0}
-                  : static_cast<uint16_t>((bits + ((bits >> 16) & 1u) + 0x7FFFu) >> 16);
-  }
+  static uint16_t store(float v) { return bf16_bits(v); }
 };
 
 // One chunk [begin, end) of apply_mask: out[i] = x[i] * scale where element i passes, else 0;
