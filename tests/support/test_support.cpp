@@ -67,17 +67,21 @@ void write_file(const std::string& path, const std::string& content) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-CommandResult run_compacter(const std::string& args, const std::string& stdin_text) {
+CommandResult run_command(const std::string& command, const std::string& stdin_text) {
   TempDir tmp;
   write_file(tmp.file("stdin"), stdin_text);
-  std::string cmd = std::string("'") + COMPACTER_BINARY + "' " + args + " <" + tmp.file("stdin") +
-                    " >" + tmp.file("stdout") + " 2>" + tmp.file("stderr");
+  const std::string cmd =
+      command + " <" + tmp.file("stdin") + " >" + tmp.file("stdout") + " 2>" + tmp.file("stderr");
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = read_file(tmp.file("stdout"));
   r.err = read_file(tmp.file("stderr"));
   return r;
+}
+
+CommandResult run_compacter(const std::string& args, const std::string& stdin_text) {
+  return run_command(std::string("'") + COMPACTER_BINARY + "' " + args, stdin_text);
 }
 
 std::string tiny_t5_config_json(int64_t vocab_size) {

@@ -41,6 +41,10 @@ struct CommandResult {
   std::string err;  // stderr
 };
 
+// Runs a simple shell command (quoted by the caller) with optional stdin text; its output is
+// redirected to files, so a pipeline or list needs parentheses.
+CommandResult run_command(const std::string& command, const std::string& stdin_text = "");
+
 // Runs the built `compacter` binary with the given argument string (shell-quoted by the caller)
 // and optional stdin text.
 CommandResult run_compacter(const std::string& args, const std::string& stdin_text = "");

@@ -176,8 +176,8 @@ void add_bench_commands(CLI::App& app) {
   cmd->add_option("--profile", o->profile_dir,
                   "write a Chrome trace of each method's timed steps (libtorch's profiler) to "
                   "DIR/profile-METHOD.json (--inference: of each configuration's timed requests, "
-                  "DIR/profile-METHOD-DTYPE-SEARCH-bBATCH.json); bench/profile_summary.py sums it "
-                  "by operator. "
+                  "DIR/profile-METHOD-DTYPE-SEARCH-bBATCH.json), each step (request) marked; "
+                  "bench/profile_summary.py gives each operator's and group's median per step. "
                   "Profiling slows the steps: time without it (DIR is created)");
   add_method_options(*cmd, o->method, false);
   cmd->get_option("--method")->group("");  // bench takes --methods; --method is an error

@@ -1,6 +1,7 @@
 // Training-step and GEMM measurements of `compacter bench`: see bench.h.
 #include "compacter/train/bench.h"
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -96,7 +97,10 @@ StepBenchResult benchmark_training_steps(const StepBenchSettings& s,
 #endif
   for (int64_t i = 0; i < s.steps; ++i) {
     const auto t0 = Clock::now();
-    step();
+    {
+      RECORD_FUNCTION(kProfileStepEvent, c10::ArrayRef<const c10::IValue>{});
+      step();
+    }
     r.step_seconds.push_back(seconds_since(t0));
     if (progress)
       progress(cat("step ", i + 1, "/", s.steps, ": ", std::fixed, std::setprecision(3),

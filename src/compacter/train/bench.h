@@ -17,6 +17,11 @@
 
 namespace compacter::train {
 
+// The events that mark one timed training step and one timed generation request in a profile's
+// trace: bench/profile_summary.py splits the trace by them and reports per-step medians.
+inline constexpr const char* kProfileStepEvent = "compacter::bench_step";
+inline constexpr const char* kProfileRequestEvent = "compacter::bench_request";
+
 struct StepBenchSettings {
   T5Config config;
   std::string method;
@@ -29,9 +34,10 @@ struct StepBenchSettings {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
   bool bf16_autocast = false;  // fp32 weights, bf16 matrix products (nn/autocast.h)
-  std::string profile_path;    // non-empty: a Chrome trace of the timed steps (libtorch's profiler)
-  uint64_t seed = 0;           // the tokens and dropout
-  uint64_t init_seed = 0;      // the method's init
+  std::string profile_path;  // non-empty: a Chrome trace of the timed steps (libtorch's profiler),
+                             // each step one kProfileStepEvent around its operators
+  uint64_t seed = 0;         // the tokens and dropout
+  uint64_t init_seed = 0;    // the method's init
   double learning_rate = 3e-4;
   double max_grad_norm = 1.0;
 };

@@ -1,6 +1,7 @@
 // The inference benchmark (`compacter bench --inference`): see inference_bench.h.
 #include "compacter/train/inference_bench.h"
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -303,6 +304,7 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
 #endif
     torch::Tensor out;
     {
+      RECORD_FUNCTION(kProfileRequestEvent, c10::ArrayRef<const c10::IValue>{});
       nn::AutocastScope scope(device, precision.autocast);
       start = Clock::now();
       if (beams == 1) {

@@ -82,7 +82,8 @@ struct InferenceJob {
   std::string dtype;   // one of settings.dtype_list()
   std::string search;  // one of settings.search_list()
   int64_t batch = 1;   // one of settings.batch_size_list()
-  // Non-empty: a Chrome trace of the timed requests (libtorch's profiler), which slows them.
+  // Non-empty: a Chrome trace of the timed requests (libtorch's profiler), which slows them; each
+  // request one kProfileRequestEvent (bench.h) around its operators.
   std::string profile_path;
 };
 nlohmann::json inference_job_to_json(const InferenceJob& job);
