@@ -9,6 +9,7 @@
 #include "compacter/core/fingerprint.h"
 #include "compacter/io/t5_config.h"
 #include "compacter/nn/fingerprint.h"
+#include "compacter/train/loop.h"
 #include "compacter/train/tokenizer_choice.h"
 
 namespace compacter::train {
@@ -46,6 +47,9 @@ nn::T5Loaded load_weights(const ModelSpec& spec, int64_t vocab_rows, ProgressSin
   lo.dtype = nn::parse_precision(spec.dtype).weights;
   lo.vocab_rows = vocab_rows;
   nn::T5Loaded loaded = nn::load_t5(spec.dir, lo);
+  // The model is built in fp32 and then filled and cast: those copies' pages go back to the
+  // system instead of staying resident in the allocator until reused.
+  if (!lo.device.is_cuda()) release_free_memory();
   if (!loaded.unexpected.empty()) {
     std::string names;
     for (const auto& n : loaded.unexpected) names += " " + n;

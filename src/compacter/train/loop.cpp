@@ -2,6 +2,8 @@
 #include "compacter/train/loop.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <dlfcn.h>
+#include <malloc.h>
 
 #include <chrono>
 #include <cstdio>
@@ -165,6 +167,16 @@ int64_t peak_rss_bytes() {
   while (std::getline(in, line))
     if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
   return 0;
+}
+
+void release_free_memory() {
+  using Release = void (*)();
+  static const auto tcmalloc =
+      reinterpret_cast<Release>(dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory"));
+  if (tcmalloc != nullptr)
+    tcmalloc();
+  else
+    malloc_trim(0);
 }
 
 int64_t run_peak_memory_bytes(const torch::Device& device) {

@@ -106,6 +106,12 @@ nlohmann::json distributed_results(const LoopResult& r, const std::string& backe
 // Peak resident set of this process (VmHWM), in bytes.
 int64_t peak_rss_bytes();
 
+// Hands the allocator's free pages back to the system: TCMalloc's, when the program links it
+// (MallocExtension_ReleaseFreeMemory, found at run time; the library does not link TCMalloc),
+// else glibc's (malloc_trim). After a model is cast (fp32 built, then bf16), the fp32 copies'
+// pages would otherwise stay resident until reused.
+void release_free_memory();
+
 // Peak memory of a run on `device`: the CUDA caching allocator's peak allocated bytes (spec §8),
 // else the process's peak resident set.
 int64_t run_peak_memory_bytes(const torch::Device& device);
