@@ -15,12 +15,10 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <cstdlib>
-#include <thread>
 #include <vector>
 
 #include "compacter/nn/linear_kernel.h"
+#include "compacter/nn/parallel.h"
 
 namespace {
 
@@ -36,10 +34,8 @@ void linear_rows(benchmark::State& state) {
     state.SkipWithError("no dnnl_sgemm in this process");
     return;
   }
-  // Every core unless OMP_NUM_THREADS says otherwise, as the program does
-  // (tools/compacter/main.cpp); libtorch's default may be fewer.
-  if (!std::getenv("OMP_NUM_THREADS"))
-    torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  // Every core unless OMP_NUM_THREADS says otherwise, as the program does.
+  compacter::nn::default_to_every_core();
   torch::manual_seed(0);
   const torch::Tensor x = torch::randn({m, k}), w = torch::randn({n, k});
   torch::Tensor y = torch::empty({m, n});

@@ -8,10 +8,7 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <cstdlib>
-#include <thread>
-
+#include "compacter/nn/parallel.h"
 #include "compacter/nn/rms_norm.h"
 
 namespace {
@@ -22,11 +19,9 @@ constexpr double kEps = 1e-6;
 void rms_norm(benchmark::State& state) {
   const bool fused = state.range(0) == 1;
   const bool trained = state.range(1) == 1;
-  // Every core unless OMP_NUM_THREADS says otherwise, as the program does
-  // (tools/compacter/main.cpp): libtorch's default here was one thread (0.52 against 0.26 ms for
-  // the fused forward and backward on the 2-core VM).
-  if (!std::getenv("OMP_NUM_THREADS"))
-    torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  // Every core unless OMP_NUM_THREADS says otherwise, as the program does: libtorch's default
+  // here was one thread (0.52 against 0.26 ms for the fused forward and backward on the 2-core VM).
+  compacter::nn::default_to_every_core();
   torch::manual_seed(0);
   torch::Tensor x = torch::randn({kBatch, kLen, kModel}).requires_grad_(true);
   torch::Tensor g = (torch::rand({kModel}) + 0.5).requires_grad_(trained);

@@ -4,10 +4,8 @@
 //   parse errors and compacter::UsageError), 130 stopped by Ctrl-C at a checkpoint.
 #include <torch/torch.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <iostream>
-#include <thread>
 
 #include "commands.h"
 #include "common.h"
@@ -17,6 +15,7 @@
 #include "compacter/kernels/report.h"
 #include "compacter/nn/bf16_linear.h"
 #include "compacter/nn/linear_kernel.h"
+#include "compacter/nn/parallel.h"
 #include "deprecated_flags.h"
 
 int main(int argc, char** argv) {
@@ -31,10 +30,8 @@ int main(int argc, char** argv) {
   app.add_option(compacter::kernels::kOption, kernels, compacter::kernels::kOptionHelp)
       ->check(CLI::IsMember({"auto", "default"}))
       ->capture_default_str();
-  // libtorch 1.13 on a 2-core VM defaults to one intra-op thread: use every core unless
-  // OMP_NUM_THREADS says otherwise.
-  if (!std::getenv("OMP_NUM_THREADS"))
-    torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  // Every core unless OMP_NUM_THREADS says otherwise (libtorch 1.13's default may be fewer).
+  compacter::nn::default_to_every_core();
   compacter::cli::add_inspect_command(app);
   compacter::cli::add_tokenize_commands(app);
   compacter::cli::add_forward_command(app);

@@ -3,8 +3,11 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <set>
+#include <thread>
 
 namespace compacter::nn {
 
@@ -20,6 +23,11 @@ int parallel_for_threads(int64_t items) {
     seen.insert(at::get_thread_num());
   });
   return static_cast<int>(seen.size());
+}
+
+void default_to_every_core() {
+  if (std::getenv("OMP_NUM_THREADS") == nullptr)
+    at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 }  // namespace compacter::nn

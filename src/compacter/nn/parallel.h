@@ -15,4 +15,9 @@ bool built_with_openmp();
 // grain 1 on: at::get_num_threads() (at most `items`) when built with OpenMP, else 1.
 int parallel_for_threads(int64_t items);
 
+// Sets libtorch's intra-op threads to every core of the machine unless OMP_NUM_THREADS is set
+// (then libtorch's own reading of it stands). libtorch 1.13's default on the 2-core VM was one
+// thread. The program (tools/compacter/main.cpp) and the benchmarks that time its kernels call it.
+void default_to_every_core();
+
 }  // namespace compacter::nn
