@@ -80,15 +80,6 @@ std::string value_or_dash(const json& v, int digits, const std::string& suffix =
   return v.is_number() ? fixed_digits(v.get<double>(), digits) + suffix : "-";
 }
 
-// VmRSS of this process in bytes (0 when unknown).
-int64_t resident_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  return 0;
-}
-
 // Resets this process's peak resident set (VmHWM) to the current one (Linux >= 4.0:
 // /proc/PID/clear_refs, "5"); false when that is not possible.
 bool reset_peak_resident() {

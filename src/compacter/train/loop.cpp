@@ -161,12 +161,25 @@ nlohmann::json distributed_results(const LoopResult& r, const std::string& backe
   return d;
 }
 
-int64_t peak_rss_bytes() {
+namespace {
+
+// A "Name:   N kB" field of /proc/self/status in bytes (0 when absent).
+int64_t status_bytes(const std::string& field) {
   std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  const std::string prefix = field + ":";
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) return std::stoll(line.substr(prefix.size())) * 1024;
   return 0;
+}
+
+}  // namespace
+
+int64_t peak_rss_bytes() {
+  return status_bytes("VmHWM");
+}
+
+int64_t resident_bytes() {
+  return status_bytes("VmRSS");
 }
 
 void release_free_memory() {

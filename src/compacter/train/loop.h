@@ -106,6 +106,9 @@ nlohmann::json distributed_results(const LoopResult& r, const std::string& backe
 // Peak resident set of this process (VmHWM), in bytes.
 int64_t peak_rss_bytes();
 
+// Resident set of this process now (VmRSS), in bytes (0 when unknown).
+int64_t resident_bytes();
+
 // Hands the allocator's free pages back to the system: TCMalloc's, when the program links it
 // (MallocExtension_ReleaseFreeMemory, found at run time; the library does not link TCMalloc),
 // else glibc's (malloc_trim). After a model is cast (fp32 built, then bf16), the fp32 copies'
