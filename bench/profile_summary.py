@@ -16,6 +16,7 @@ Usage: python3 bench/profile_summary.py out/profile-compacter++.json [--table] [
 import argparse
 import bisect
 import json
+import math
 import re
 import statistics
 import sys
@@ -134,11 +135,8 @@ def summarise(path, steps_arg, top):
             print(f"{path}: the trace marks no steps ({' or '.join(STEP_EVENTS)}: written by an "
                   "older program); say how many it holds with --steps N", file=sys.stderr)
             sys.exit(2)
-        table = defaultdict(lambda: [0.0])
-        calls = defaultdict(int)
-        for _, name, us in timed:
-            table[name][0] += us
-            calls[name] += 1
+        # One span over the whole trace: every event, summed into one column.
+        table, calls = per_step(timed, [(min(ts for ts, _, _ in timed), math.inf)])
         n = steps_arg
         stat = lambda v: sum(v) / n  # noqa: E731 (one summed column: its mean per step)
         statistic = "mean"
