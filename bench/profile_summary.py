@@ -18,6 +18,7 @@ import bisect
 import json
 import math
 import re
+import signal
 import statistics
 import sys
 from collections import defaultdict
@@ -35,10 +36,10 @@ GROUPS = [  # first match wins
     ("norms", r"^aten::(pow|mean|rsqrt|norm|linalg_vector_norm)|^compacter::rms_norm|"
               r"FusedRmsNorm"),  # the fused kernel (nn/rms_norm.h) and its backward node
     ("loss and embedding", r"nll_loss|cross_entropy|embedding|log_softmax"),
-    ("copies and layout", r"^aten::(copy_|contiguous|clone|_to_copy|to|cat|stack|transpose|t|permute|"
-                          r"view|reshape|_reshape_alias|expand|as_strided|empty.*|zeros.*|ones.*|"
-                          r"fill_|zero_|select|slice|narrow|unsqueeze|squeeze|index.*|resize_|"
-                          r"detach|alias|unbind|split.*|chunk)$"),
+    ("copies and layout", r"^aten::(copy_|contiguous|clone|_to_copy|to|cat|stack|transpose|t|"
+                          r"permute|view|reshape|_reshape_alias|expand|as_strided|empty.*|"
+                          r"zeros.*|ones.*|fill_|zero_|select|slice|narrow|unsqueeze|squeeze|"
+                          r"index.*|resize_|detach|alias|unbind|split.*|chunk)$"),
     ("element-wise", r"^aten::(add|add_|mul|mul_|div|div_|sub|rsub|gelu|relu|tanh|threshold.*|"
                      r"where|masked_fill.*|addcmul_|addcdiv_|sqrt|lerp_|exp|log|neg|abs|"
                      r"clamp.*|sum|max|min|eq|ne|lt|gt|ge|le|sign|pow_)"),
@@ -167,6 +168,9 @@ def summarise(path, steps_arg, top):
 
 
 def main():
+    # A reader that stops early (`| head`) ends this program as it ends `cat`: quietly, by SIGPIPE,
+    # not with Python's BrokenPipeError.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace")
     ap.add_argument("--steps", type=int, default=None,

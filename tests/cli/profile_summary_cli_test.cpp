@@ -139,6 +139,21 @@ TEST(ProfileSummaryCli, BadInputIsOneErrorNamingIt) {
   EXPECT_NE(bad_event.err.find("no_dur.json: a complete"), std::string::npos) << bad_event.err;
 }
 
+// A reader that stops before the end (`| head -1`; here `| true`, which reads nothing and is gone
+// before python3 has started) ends the summary quietly, as it ends `cat`: no BrokenPipeError.
+TEST(ProfileSummaryCli, AReaderThatStopsEarlyGetsNoTraceback) {
+  REQUIRE_PYTHON();
+  TempDir dir;
+  testing::write_file(dir.file("trace.json"), hand_made_trace(true).dump());
+  for (const char* table : {" --table", ""}) {
+    // The group's stderr (the file run_command reads) is python3's.
+    const auto r = run_command("{ " + summary_command("'" + dir.file("trace.json") + "'" + table) +
+                               " | true; }");
+    EXPECT_EQ(r.err.find("Traceback"), std::string::npos) << table << ": " << r.err;
+    EXPECT_EQ(r.err.find("BrokenPipe"), std::string::npos) << table << ": " << r.err;
+  }
+}
+
 // The trace `bench --profile` writes marks every timed step, and every operator lies in one.
 TEST(ProfileSummaryCli, BenchMarksEachTimedStepAroundAllItsOperators) {
   TempDir dir;
