@@ -24,6 +24,13 @@ using ::compacter::testing::run_compacter;
 using ::compacter::testing::TempDir;
 using nlohmann::json;
 
+// The median, written out.
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
 // The nearest-rank percentile, written out: the ceil(p/100 n)-th smallest.
 double nearest_rank_of(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
@@ -31,32 +38,42 @@ double nearest_rank_of(std::vector<double> v, double p) {
   return v[rank - 1];
 }
 
-// The invariants every measured row keeps.
-void expect_inference_row_invariants(const json& r, int64_t new_tokens, int64_t repeats) {
+// The invariants every measured row keeps. With rounds, each round's `repeats` requests follow
+// the previous round's in latency_seconds; a round's tokens/s is its tokens over its requests'
+// time, and the row's the median of the rounds'.
+void expect_inference_row_invariants(const json& r, int64_t new_tokens, int64_t repeats,
+                                     int64_t rounds = 1) {
   SCOPED_TRACE(r.dump());
   ASSERT_FALSE(r.contains("error"));
   const int64_t batch = r["batch"].get<int64_t>();
-  EXPECT_EQ(r["tokens_generated"].get<int64_t>(), batch * new_tokens * repeats);
-  EXPECT_EQ(r["requests"].get<int64_t>(), repeats);
+  EXPECT_EQ(r["tokens_generated"].get<int64_t>(), batch * new_tokens * repeats * rounds);
+  EXPECT_EQ(r["requests"].get<int64_t>(), repeats * rounds);
+  EXPECT_EQ(r["rounds"].get<int64_t>(), rounds);
   EXPECT_EQ(r["new_tokens"].get<int64_t>(), new_tokens);
   const auto latency = r["latency_seconds"].get<std::vector<double>>();
   const auto first = r["first_token_seconds"].get<std::vector<double>>();
-  ASSERT_EQ(latency.size(), static_cast<size_t>(repeats));
-  ASSERT_EQ(first.size(), static_cast<size_t>(repeats));
-  double total = 0.0;
+  ASSERT_EQ(latency.size(), static_cast<size_t>(repeats * rounds));
+  ASSERT_EQ(first.size(), static_cast<size_t>(repeats * rounds));
+  std::vector<double> round_total(static_cast<size_t>(rounds), 0.0);
   for (size_t i = 0; i < latency.size(); ++i) {
     EXPECT_GT(first[i], 0.0);
     EXPECT_LE(first[i], latency[i]);
-    total += latency[i];
+    round_total[i / static_cast<size_t>(repeats)] += latency[i];
   }
+  std::vector<double> round_tps;
+  for (double t : round_total)
+    round_tps.push_back(static_cast<double>(batch * new_tokens * repeats) / t);
+  const auto reported_rounds = r["round_tokens_per_second"].get<std::vector<double>>();
+  ASSERT_EQ(reported_rounds.size(), round_tps.size());
+  for (size_t k = 0; k < round_tps.size(); ++k)
+    EXPECT_NEAR(reported_rounds[k], round_tps[k], 1e-9 * round_tps[k]) << "round " << k;
   const double p50 = r["latency_p50"].get<double>(), p99 = r["latency_p99"].get<double>();
   EXPECT_GT(p50, 0.0);
   EXPECT_GE(p99, p50);
   EXPECT_DOUBLE_EQ(p50, nearest_rank_of(latency, 50));
   EXPECT_DOUBLE_EQ(p99, nearest_rank_of(latency, 99));
   EXPECT_DOUBLE_EQ(r["first_token_p50"].get<double>(), nearest_rank_of(first, 50));
-  EXPECT_NEAR(r["tokens_per_second"].get<double>(),
-              static_cast<double>(batch * new_tokens * repeats) / total,
+  EXPECT_NEAR(r["tokens_per_second"].get<double>(), median_of(round_tps),
               1e-9 * r["tokens_per_second"].get<double>());
   EXPECT_GT(r["peak_memory_bytes"].get<int64_t>(), 0);
   EXPECT_EQ(r["peak_memory_kind"], "cpu_peak_rss_requests");
@@ -123,6 +140,58 @@ TEST(BenchInferenceCli, ReportsEveryConfigurationInJson) {
   EXPECT_EQ(kernels["line"].get<std::string>().rfind("kernels: ", 0), 0u) << kernels.dump();
   // Progress goes to stderr.
   EXPECT_NE(r.err.find("request 3/3"), std::string::npos) << r.err;
+}
+
+// --rounds 3: every configuration runs three times, each row pooling its rounds' requests; a ratio
+// to fp32 or to the smallest batch is the median of the rounds' own ratios (not the ratio of the
+// medians), worked out here from each row's round_tokens_per_second.
+TEST(BenchInferenceCli, RoundsPoolRequestsAndTakeTheMedianOfEachRoundsRatios) {
+  TempDir dir;
+  const auto r = run_compacter(
+      "bench --inference --model-config '" + testing::write_tiny_t5_config(dir, 64) +
+      "' --methods none --dtypes fp32,bf16 --batch-sizes 1,2 --source-len 4 --max-new-tokens 2 "
+      "--repeats 2 --warmup 0 --rounds 3 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json doc = json::parse(r.out);
+  EXPECT_EQ(doc["failed"], 0);
+  EXPECT_EQ(doc["settings"]["rounds"], 3);
+  const json& rows = doc["configurations"];
+  ASSERT_EQ(rows.size(), 4u);
+  auto row = [&](const std::string& dtype, int64_t batch) {
+    for (const json& x : rows)
+      if (x["dtype"] == dtype && x["batch"] == batch) return x;
+    ADD_FAILURE() << "no row " << dtype << " " << batch;
+    return json();
+  };
+  auto median_ratio = [&](const json& a, const json& b) {
+    const auto x = a["round_tokens_per_second"].get<std::vector<double>>();
+    const auto y = b["round_tokens_per_second"].get<std::vector<double>>();
+    std::vector<double> each;
+    for (size_t k = 0; k < x.size(); ++k) each.push_back(x[k] / y[k]);
+    return median_of(each);
+  };
+  for (const json& x : rows) {
+    expect_inference_row_invariants(x, 2, 2, 3);
+    const json fp32 = row("fp32", x["batch"].get<int64_t>());
+    const json small = row(x["dtype"].get<std::string>(), 1);
+    EXPECT_NEAR(x["tokens_per_second_vs_fp32"].get<double>(), median_ratio(x, fp32), 1e-12);
+    EXPECT_NEAR(x["tokens_per_second_vs_smallest_batch"].get<double>(), median_ratio(x, small),
+                1e-12);
+  }
+  // Three rounds of four workers each, the second in the reverse order.
+  for (const char* line : {"round 1/3, configuration 1/4: none fp32 greedy batch 1",
+                           "round 1/3, configuration 2/4: none bf16 greedy batch 1",
+                           "round 2/3, configuration 1/4: none bf16 greedy batch 2",
+                           "round 3/3, configuration 4/4: none bf16 greedy batch 2"})
+    EXPECT_NE(r.err.find(line), std::string::npos) << line << "\n" << r.err;
+  // The table says so too.
+  const auto t = run_compacter(
+      "bench --inference --model-config '" + testing::write_tiny_t5_config(dir, 64) +
+      "' --methods none --dtypes fp32 --batch-sizes 1 --source-len 4 --max-new-tokens 1 "
+      "--repeats 1 --warmup 0 --rounds 2");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("1 timed requests (+0 warm-up) in each of 2 rounds"), std::string::npos)
+      << t.out;
 }
 
 // int8 (nn/int8_linear.h) decodes through the quantised layers where this libtorch has them, and
@@ -239,6 +308,9 @@ TEST(BenchInferenceCli, BadOptionsAreRefusedBeforeAnyRun) {
       {"--inference --batch-sizes ''", "--batch-sizes"},
       {"--inference --max-new-tokens 0", "--max-new-tokens must be at least 1"},
       {"--inference --repeats 0", "--repeats must be at least 1"},
+      {"--inference --rounds 0", "--rounds must be at least 1"},
+      {"--inference --rounds 2 --profile /tmp/p", "--profile takes one round"},
+      {"--rounds 2", "--rounds needs --inference"},
       {"--inference --source-len 0", "--source-len must be at least 1"},
       {"--inference --dtypes fp32,fp16", "--dtypes"},
       {"--inference --searches beam1", "unknown decoding \"beam1\""},

@@ -119,6 +119,7 @@ void InferenceBenchSettings::validate() const {
   check_usage(max_new_tokens >= 1, "--max-new-tokens must be at least 1, got ", max_new_tokens);
   check_usage(repeats >= 1, "--repeats must be at least 1, got ", repeats);
   check_usage(warmup >= 0, "--warmup must not be negative, got ", warmup);
+  check_usage(rounds >= 1, "--rounds must be at least 1, got ", rounds);
   batch_size_list();
   dtype_list();
   search_list();
@@ -220,6 +221,77 @@ std::vector<InferenceJob> inference_jobs(const InferenceBenchSettings& settings,
         for (int64_t batch : settings.batch_size_list())
           jobs.push_back({settings, methods[m], options[m], init_seed, dtype, search, batch, ""});
   return jobs;
+}
+
+std::vector<InferenceRun> inference_run_order(const std::vector<InferenceJob>& jobs,
+                                              int64_t rounds) {
+  check(rounds >= 1, "at least one round");
+  // The rank of a job's method, search and batch size: where each first appears in `jobs`.
+  std::vector<std::string> firsts;
+  auto rank = [&](const std::string& key) {
+    const auto at = std::find(firsts.begin(), firsts.end(), key);
+    if (at != firsts.end()) return static_cast<size_t>(at - firsts.begin());
+    firsts.push_back(key);
+    return firsts.size() - 1;
+  };
+  std::vector<std::pair<size_t, size_t>> keyed;  // (group rank, job index)
+  for (size_t i = 0; i < jobs.size(); ++i)
+    keyed.push_back({rank(cat(jobs[i].method, "\n", jobs[i].search, "\n", jobs[i].batch)), i});
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<InferenceRun> order;
+  for (int64_t round = 0; round < rounds; ++round)
+    for (size_t n = 0; n < keyed.size(); ++n) {
+      const size_t at = round % 2 == 0 ? n : keyed.size() - 1 - n;
+      order.push_back({keyed[at].second, round});
+    }
+  return order;
+}
+
+double median(std::vector<double> values) {
+  check(!values.empty(), "median of nothing");
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2.0;
+}
+
+json combine_inference_rounds(const std::vector<json>& rounds) {
+  check(!rounds.empty(), "no round to combine");
+  json out = rounds.front();
+  std::vector<double> latency, ttft, tps, gflops, decode;
+  int64_t tokens = 0, peak = -1, resident = -1;
+  bool decode_all = true;
+  for (const json& r : rounds) {
+    for (double v : r.at("latency_seconds").get<std::vector<double>>()) latency.push_back(v);
+    for (double v : r.at("first_token_seconds").get<std::vector<double>>()) ttft.push_back(v);
+    tokens += r.at("tokens_generated").get<int64_t>();
+    tps.push_back(r.at("tokens_per_second").get<double>());
+    gflops.push_back(r.at("gflops_per_second").get<double>());
+    const json& d = r.at("decode_gflops_per_second");
+    decode_all = decode_all && d.is_number();
+    if (d.is_number()) decode.push_back(d.get<double>());
+    if (r.at("peak_memory_bytes").is_number())
+      peak = std::max(peak, r["peak_memory_bytes"].get<int64_t>());
+    if (r.at("model_resident_bytes").is_number())
+      resident = std::max(resident, r["model_resident_bytes"].get<int64_t>());
+  }
+  out["rounds"] = rounds.size();
+  out["requests"] = latency.size();
+  out["latency_seconds"] = latency;
+  out["latency_p50"] = percentile(latency, 50);
+  out["latency_p99"] = percentile(latency, 99);
+  out["latency_mean"] = sum_of(latency) / static_cast<double>(latency.size());
+  out["first_token_seconds"] = ttft;
+  out["first_token_p50"] = percentile(ttft, 50);
+  out["first_token_p99"] = percentile(ttft, 99);
+  out["tokens_generated"] = tokens;
+  out["round_tokens_per_second"] = tps;
+  out["tokens_per_second"] = median(tps);
+  out["gflops_per_second"] = median(gflops);
+  out["decode_gflops_per_second"] = decode_all ? json(median(decode)) : json(nullptr);
+  out["peak_memory_bytes"] = peak >= 0 ? json(peak) : json(nullptr);
+  out["model_resident_bytes"] = resident >= 0 ? json(resident) : json(nullptr);
+  return out;
 }
 
 double percentile(std::vector<double> values, double p) {
@@ -391,6 +463,8 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
   const std::vector<int64_t> batches = st.batch_size_list();
   for (const InferenceJob& job : jobs) {
     if (job.profile_path.empty()) continue;
+    check_usage(st.rounds == 1, "--profile takes one round (--rounds 1): a profiled request is ",
+                "slower, and a trace is one run's");
     const std::filesystem::path folder = std::filesystem::path(job.profile_path).parent_path();
     std::error_code ec;
     if (!folder.empty()) std::filesystem::create_directories(folder, ec);
@@ -410,38 +484,54 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
       kernels::current_kernels(torch::get_num_threads(), nn::onednn_bf16_gemm_available());
   if (!device.is_cuda()) add_cpu_kernel_rates(kernels, gemm, config, rows);
 
-  std::vector<json> rows_out;
   std::vector<std::string> methods;
-  int64_t failed = 0;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    const InferenceJob& job = jobs[i];
+  for (const InferenceJob& job : jobs)
     if (std::find(methods.begin(), methods.end(), job.method) == methods.end())
       methods.push_back(job.method);
+  // Every job's rows, one per round run, and its error once a run failed.
+  std::vector<std::vector<json>> runs(jobs.size());
+  std::vector<std::string> errors(jobs.size());
+  const std::vector<InferenceRun> order = inference_run_order(jobs, st.rounds);
+  for (size_t n = 0; n < order.size(); ++n) {
+    const InferenceJob& job = jobs[order[n].job];
+    if (!errors[order[n].job].empty()) continue;
     const std::string name = cat(job.method, " ", job.dtype, " ", job.search, " batch ", job.batch);
-    progress.info(cat("configuration ", i + 1, "/", jobs.size(), ": ", name));
+    progress.info(cat(st.rounds > 1 ? cat("round ", order[n].round + 1, "/", st.rounds, ", ") : "",
+                      "configuration ", n % jobs.size() + 1, "/", jobs.size(), ": ", name));
     WorkerOutcome w = run_bench_worker(
         program, {"bench-inference-worker", "--job", inference_job_to_json(job).dump()}, name,
         "tokens_per_second", progress);
-    if (!w.error.empty()) {
+    if (w.error.empty())
+      runs[order[n].job].push_back(std::move(w.result));
+    else
+      errors[order[n].job] = w.error;
+  }
+
+  std::vector<json> rows_out;
+  int64_t failed = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const InferenceJob& job = jobs[i];
+    if (!errors[i].empty()) {
       rows_out.push_back({{"method", job.method},
                           {"dtype", job.dtype},
                           {"search", job.search},
                           {"batch", job.batch},
-                          {"error", w.error}});
+                          {"error", errors[i]}});
       ++failed;
       continue;
     }
-    json& r = w.result;
+    json r = combine_inference_rounds(runs[i]);
     const double best = gemm[r["products_dtype"].get<std::string>()]["best_gflops"].get<double>();
     r["percent_of_gemm"] = 100.0 * r["gflops_per_second"].get<double>() / best;
     r["decode_percent_of_gemm"] =
         r["decode_gflops_per_second"].is_number()
             ? json(100.0 * r["decode_gflops_per_second"].get<double>() / best)
             : json(nullptr);
-    rows_out.push_back(r);
+    rows_out.push_back(std::move(r));
   }
 
-  // Ratios of tokens/s: to the fp32 row and to the smallest batch of the same configuration.
+  // Ratios of tokens/s: to the fp32 row and to the smallest batch of the same configuration, the
+  // median over the rounds of each round's ratio (runs of one round are close in time).
   auto find = [&](const json& like, const std::string& dtype, int64_t batch) -> const json* {
     for (const json& r : rows_out)
       if (!r.contains("error") && r["method"] == like["method"] && r["search"] == like["search"] &&
@@ -449,16 +539,20 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
         return &r;
     return nullptr;
   };
+  auto ratio = [](const json& r, const json* to) -> json {
+    if (to == nullptr) return nullptr;
+    const auto a = r["round_tokens_per_second"].get<std::vector<double>>();
+    const auto b = (*to)["round_tokens_per_second"].get<std::vector<double>>();
+    std::vector<double> each;
+    for (size_t k = 0; k < a.size(); ++k) each.push_back(a[k] / b[k]);
+    return median(each);
+  };
   const int64_t smallest = *std::min_element(batches.begin(), batches.end());
   for (json& r : rows_out) {
     if (r.contains("error")) continue;
-    const double tps = r["tokens_per_second"].get<double>();
-    const json* fp32 = find(r, "fp32", r["batch"].get<int64_t>());
-    const json* small = find(r, r["dtype"].get<std::string>(), smallest);
-    r["tokens_per_second_vs_fp32"] =
-        fp32 ? json(tps / (*fp32)["tokens_per_second"].get<double>()) : json(nullptr);
+    r["tokens_per_second_vs_fp32"] = ratio(r, find(r, "fp32", r["batch"].get<int64_t>()));
     r["tokens_per_second_vs_smallest_batch"] =
-        small ? json(tps / (*small)["tokens_per_second"].get<double>()) : json(nullptr);
+        ratio(r, find(r, r["dtype"].get<std::string>(), smallest));
   }
 
   return {{"kind", "inference"},
@@ -476,6 +570,12 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
             {"searches", st.search_list()},
             {"repeats", st.repeats},
             {"warmup", st.warmup},
+            {"rounds", st.rounds},
+            {"round_rule",
+             "each round runs every configuration once, each in a fresh process, the dtypes of "
+             "one method, search and batch size one after another, every other round in the "
+             "reverse order; tokens/s is the median of the rounds', a ratio the median of the "
+             "rounds' ratios; latencies pool every round's requests"},
             {"device", st.device},
             {"seed", st.seed},
             {"init_seed", jobs.front().init_seed},
@@ -499,9 +599,11 @@ std::string format_inference_bench(const json& doc) {
                                 : st["model"].get<std::string>();
   out << "inference: model " << model << ", source " << st["source_len"] << ", "
       << st["max_new_tokens"] << " new tokens per row, " << st["repeats"] << " timed requests (+"
-      << st["warmup"] << " warm-up), " << st["device"].get<std::string>() << ", " << m["cores"]
-      << " threads, " << m["cpu_model"].get<std::string>() << ", libtorch "
-      << m["libtorch"].get<std::string>() << "\n";
+      << st["warmup"] << " warm-up)"
+      << (st.value("rounds", 1) > 1 ? cat(" in each of ", st["rounds"], " rounds") : "") << ", "
+      << st["device"].get<std::string>() << ", " << m["cores"] << " threads, "
+      << m["cpu_model"].get<std::string>() << ", libtorch " << m["libtorch"].get<std::string>()
+      << "\n";
   if (m.contains("kernels")) out << m["kernels"]["line"].get<std::string>() << "\n";
   out << std::left << std::setw(12) << "method" << std::setw(14) << "dtype" << std::setw(7)
       << "search" << std::right << std::setw(6) << "batch" << std::setw(10) << "tok/s"
@@ -550,7 +652,12 @@ std::string format_inference_bench(const json& doc) {
                 "(reset after the model was built)")
       << "; GFLOP/s: T5's matrix multiplies per second of requests, %GEMM of the higher GEMM "
          "rate in the products' dtype; dec%GEMM: the steps after the first token alone; xfp32: "
-         "tok/s over the fp32 row; xbatch: tok/s over the smallest batch's\n";
+         "tok/s over the fp32 row; xbatch: tok/s over the smallest batch's"
+      << (st.value("rounds", 1) > 1
+              ? "; with rounds: tok/s, GFLOP/s and the ratios are medians over the rounds (the "
+                "ratios of each round's tok/s), latencies over every round's requests"
+              : "")
+      << "\n";
   return out.str();
 }
 

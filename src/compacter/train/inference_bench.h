@@ -55,6 +55,9 @@ namespace compacter::train {
     "decoding, a comma list: greedy, beamN (beam search with N beams, e.g. beam4)")            \
   X(int64_t, repeats, 10, "timed requests per configuration")                                  \
   X(int64_t, warmup, 1, "untimed requests before them")                                        \
+  X(int64_t, rounds, 1,                                                                        \
+    "run every configuration this many times, in rounds that alternate their order; tok/s is " \
+    "the median of the rounds, xfp32 and xbatch the medians of each round's ratios")           \
   X(std::string, device, "cpu", "cpu, cuda or cuda:N")                                         \
   X(uint64_t, seed, 0, "seed of the tokens and of the weights (and the methods' init)")
 
@@ -101,10 +104,37 @@ nlohmann::json benchmark_inference(const InferenceJob& job, ProgressSink& progre
 // The nearest-rank percentile p (0 < p <= 100) of `values` (not empty).
 double percentile(std::vector<double> values, double p);
 
+// One worker run: a job in a round (0-based).
+struct InferenceRun {
+  size_t job = 0;
+  int64_t round = 0;
+};
+
+// The order in which run_inference_bench runs its workers: round after round, each running every
+// job once. Within a round the jobs that differ only in dtype run one after another (the job
+// order regrouped by method, search and batch size, stable otherwise), so that a ratio to fp32
+// compares runs seconds apart, not minutes; and every other round runs in the reverse order, so
+// that a drift of the machine's speed within a round favours neither side of a pair overall.
+std::vector<InferenceRun> inference_run_order(const std::vector<InferenceJob>& jobs,
+                                              int64_t rounds);
+
+// The median of `values` (not empty): the middle one, or the mean of the middle two.
+double median(std::vector<double> values);
+
+// One configuration's row from its rounds' rows (what benchmark_inference returned, in round
+// order, at least one): the requests of every round pooled for the latencies (percentiles, mean,
+// time to the first token) and the token count; tokens/s, GFLOP/s and the decoding steps'
+// GFLOP/s the medians of the rounds' (each round's own tokens/s kept in
+// "round_tokens_per_second"); peak memory and the model's resident set the largest of the rounds'.
+nlohmann::json combine_inference_rounds(const std::vector<nlohmann::json>& rounds);
+
 // The whole report: the machine and its GEMM rates, then every job in its own worker process of
-// `program` (which must understand `bench-inference-worker --job JSON`), then the ratios (to
-// fp32, to the smallest batch, to the GEMM rate). A configuration that fails gets a row with
-// "error"; the document's "failed" counts them.
+// `program` (which must understand `bench-inference-worker --job JSON`), settings.rounds times in
+// inference_run_order, then the ratios (to fp32, to the smallest batch: the median over the
+// rounds of each round's ratio; to the GEMM rate). A configuration that fails gets a row with
+// "error" (its later rounds are not run); the document's "failed" counts them. Profiling
+// (a job's profile_path) takes one round: a profiled request is slower, and the trace is one
+// run's.
 nlohmann::json run_inference_bench(const std::vector<InferenceJob>& jobs,
                                    const std::string& program,
                                    ProgressSink& progress = no_progress());
