@@ -37,7 +37,6 @@ Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<P
   const torch::Tensor zeros = torch::zeros({w.size(0)}, torch::kLong);
   const torch::Tensor q = at::quantize_per_channel(w, scales, zeros, 0, torch::kQInt8);
   scales_ = scales;
-  values_ = q.int_repr();
   at::globalContext().setQEngine(at::QEngine::ONEDNN);
   static const auto prepack = c10::Dispatcher::singleton()
                                   .findSchemaOrThrow("quantized::linear_prepack", "")
@@ -47,6 +46,10 @@ Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<P
 }
 
 Int8Weight::~Int8Weight() = default;
+
+torch::Tensor Int8Weight::int8_values() const {
+  return std::get<0>(packed_->params->unpack()).int_repr();
+}
 
 torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
   check(!(torch::GradMode::is_enabled() && x.requires_grad()),

@@ -27,12 +27,13 @@ class Int8Weight {
   torch::Tensor forward(const torch::Tensor& x) const;
   // The per-row scales (for tests): w ~ scale[row] * int8.
   const torch::Tensor& scales() const { return scales_; }
-  const torch::Tensor& int8_values() const { return values_; }
+  // The int8 values the engine holds, unpacked into a new tensor (for tests: no copy is kept).
+  torch::Tensor int8_values() const;
 
  private:
   struct Packed;
   std::unique_ptr<Packed> packed_;
-  torch::Tensor scales_, values_;
+  torch::Tensor scales_;
 };
 
 // Quantises the linear layers of T5's blocks for inference: attention q, k, v, o and the
