@@ -213,6 +213,72 @@ TEST(Bf16Linear, WhatItDoesNotCoverIsTorchLinear) {
   EXPECT_FALSE(bf16_linear_applies(x, w, torch::randn({4})));  // a bias of the wrong size
 }
 
+// A bf16 model's layers at inference on fewer than 16 rows (nn::bf16_model_linear): the exact
+// sums of the bf16 operands rounded once to bf16, against a double-precision reference; within a
+// bf16 unit of libtorch's bf16 product on random operands; and only where it applies.
+TEST(Bf16ModelLinear, FewRowsAreTheExactSumsRoundedOnceToBf16) {
+  REQUIRE_BF16_GEMM();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(11);
+  const torch::Tensor w = integers({13, 37}).to(torch::kBFloat16);
+  const torch::Tensor b = integers({13}).to(torch::kBFloat16);
+  const torch::Tensor strided = integers({37, 3}).t().to(torch::kBFloat16);  // not contiguous
+  bool rounded = false;
+  for (const torch::Tensor& x :
+       {integers({1, 37}).to(torch::kBFloat16), integers({3, 5, 37}).to(torch::kBFloat16), strided,
+        integers({15, 37}).to(torch::kBFloat16)})
+    for (bool bias : {false, true}) {
+      const torch::Tensor bb = bias ? b : torch::Tensor();
+      ASSERT_TRUE(bf16_model_linear_applies(x, w, bb)) << x.sizes();
+      for (const torch::Tensor& y : {bf16_model_linear(x, w, bb), nn::linear(x, w, bb)}) {
+        EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+        const torch::Tensor want = round_to_bf16(exact_product(x, w, bb));
+        ASSERT_EQ(y.sizes(), want.sizes());
+        EXPECT_TRUE(torch::equal(y.to(torch::kFloat32), want)) << x.sizes() << " bias " << bias;
+        rounded = rounded || !torch::equal(want, exact_product(x, w, bb).to(torch::kFloat32));
+      }
+    }
+  EXPECT_TRUE(rounded);
+
+  // Random operands: within one bf16 unit of libtorch's bf16 product (another summation order).
+  const torch::Tensor xr = torch::randn({2, 64}).to(torch::kBFloat16);
+  const torch::Tensor wr = torch::randn({300, 64}).to(torch::kBFloat16);
+  const torch::Tensor y = nn::linear(xr, wr, {}).to(torch::kDouble);
+  const torch::Tensor ref = torch::linear(xr, wr).to(torch::kDouble);
+  const torch::Tensor exact = exact_product(xr, wr, {});
+  EXPECT_LE(
+      ((y - ref).abs() / (std::ldexp(1.0, -7) * (2 * exact.abs() + 1e-3))).max().item<double>(),
+      1.0);
+}
+
+TEST(Bf16ModelLinear, AppliesOnlyToABf16ModelsFewRowsAtInference) {
+  REQUIRE_BF16_GEMM();
+  const torch::Tensor w = torch::randn({8, 16}).to(torch::kBFloat16);
+  const torch::Tensor x = torch::randn({15, 16}).to(torch::kBFloat16);
+  EXPECT_TRUE(bf16_model_linear_applies(x, w, {}));
+  EXPECT_FALSE(bf16_model_linear_applies(torch::randn({16, 16}).to(torch::kBFloat16), w, {}));
+  EXPECT_FALSE(bf16_model_linear_applies(torch::randn({2, 8, 16}).to(torch::kBFloat16), w, {}));
+  EXPECT_FALSE(bf16_model_linear_applies(x.to(torch::kFloat32), w, {}));  // fp32 input
+  EXPECT_FALSE(bf16_model_linear_applies(x, w.to(torch::kFloat32), {}));  // fp32 weight
+  EXPECT_FALSE(bf16_model_linear_applies(x, w, torch::randn({8})));       // fp32 bias
+  {
+    const torch::Tensor trained = w.clone().requires_grad_(true);  // gradients: libtorch's
+    EXPECT_FALSE(bf16_model_linear_applies(x, trained, {}));
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(bf16_model_linear_applies(x, trained, {}));
+  }
+  {
+    AutocastScope scope(torch::kCPU, true);  // bf16_linear's
+    EXPECT_FALSE(bf16_model_linear_applies(x, w, {}));
+  }
+  set_bf16_linear_kernel(Bf16LinearKernel::kLibtorch);
+  EXPECT_FALSE(bf16_model_linear_applies(x, w, {}));
+  EXPECT_TRUE(torch::equal(nn::linear(x, w, {}), torch::linear(x, w)));
+  set_bf16_linear_kernel(Bf16LinearKernel::kOnednn);
+  const torch::Tensor many = torch::randn({16, 16}).to(torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(nn::linear(many, w, {}), torch::linear(many, w)));
+}
+
 // The layers follow the process-wide choice; which path ran shows in the frozen weight's kept bf16
 // copy, which only oneDNN's path makes.
 TEST(Bf16Linear, TheProcessWideChoiceRoutesTheLayers) {

@@ -205,4 +205,24 @@ torch::Tensor bf16_linear(const torch::Tensor& x, const torch::Tensor& weight,
   return Bf16LinearFunction::apply(x, weight, bias.defined() ? bias : none, kept);
 }
 
+bool bf16_model_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
+                               const torch::Tensor& bias) {
+  if (at::autocast::is_cpu_enabled() || bf16_linear_kernel() != Bf16LinearKernel::kOnednn)
+    return false;
+  if (!linear_operands_fit(x, weight, bias)) return false;
+  if (x.scalar_type() != torch::kBFloat16 || weight.scalar_type() != torch::kBFloat16 ||
+      (bias.defined() && bias.scalar_type() != torch::kBFloat16))
+    return false;
+  if (torch::GradMode::is_enabled() &&
+      (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad())))
+    return false;
+  return x.numel() / x.size(-1) < kBf16ModelRowsBelow && bf16_gemm() != nullptr;
+}
+
+torch::Tensor bf16_model_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                                const torch::Tensor& bias) {
+  if (!bf16_model_linear_applies(x, weight, bias)) return torch::linear(x, weight, bias);
+  return bf16_forward_product(x, bf16_rows(x), weight.contiguous(), bias);
+}
+
 }  // namespace compacter::nn

@@ -235,6 +235,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
   // autocast.
   if (at::autocast::is_cpu_enabled() && bf16_linear_kernel() == Bf16LinearKernel::kOnednn)
     return bf16_linear(x, weight, bias, frozen);
+  if (bf16_model_linear_applies(x, weight, bias)) return bf16_model_linear(x, weight, bias);
   if (g_kernel.load(std::memory_order_relaxed) == Fp32LinearKernel::kOnednn)
     return onednn_linear(x, weight, bias, frozen);
   return torch::linear(x, weight, bias);
