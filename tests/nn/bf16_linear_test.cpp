@@ -47,23 +47,30 @@ torch::Tensor exact_product(const torch::Tensor& x_in, const torch::Tensor& w_in
   return y.view(sizes);
 }
 
+// y is x W^T + b summed exactly and rounded once to bf16; `rounded` notes whether some sum needed
+// the rounding (so that rounding is tested).
+void expect_exact_sums_rounded_once(const torch::Tensor& y, const torch::Tensor& x,
+                                    const torch::Tensor& w, const torch::Tensor& b, bool& rounded) {
+  EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+  const torch::Tensor exact = exact_product(x, w, b);
+  const torch::Tensor want = round_to_bf16(exact);
+  ASSERT_EQ(y.sizes(), want.sizes());
+  EXPECT_TRUE(torch::equal(y.to(torch::kFloat32), want)) << x.sizes() << " bias " << b.defined();
+  rounded = rounded || !torch::equal(want, exact.to(torch::kFloat32));
+}
+
 TEST(Bf16Linear, ProductsAreTheExactSumsRoundedOnceToBf16) {
   REQUIRE_BF16_GEMM();
   torch::manual_seed(1);
   const torch::Tensor w = integers({13, 37}), b = integers({13});
   const torch::Tensor strided = integers({37, 9}).t();  // not contiguous
   AutocastScope scope(torch::kCPU, true);
-  bool rounded = false;  // whether some sum needs rounding (so that rounding is tested)
+  bool rounded = false;
   for (const torch::Tensor& x : {integers({3, 7, 37}), integers({5, 37}), strided, integers({37})})
     for (bool bias : {false, true}) {
       const torch::Tensor bb = bias ? b : torch::Tensor();
       ASSERT_TRUE(bf16_linear_applies(x, w, bb));
-      const torch::Tensor y = bf16_linear(x, w, bb);
-      EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
-      const torch::Tensor want = round_to_bf16(exact_product(x, w, bb));
-      ASSERT_EQ(y.sizes(), want.sizes());
-      EXPECT_TRUE(torch::equal(y.to(torch::kFloat32), want)) << x.sizes() << " bias " << bias;
-      rounded = rounded || !torch::equal(want, exact_product(x, w, bb).to(torch::kFloat32));
+      expect_exact_sums_rounded_once(bf16_linear(x, w, bb), x, w, bb, rounded);
     }
   EXPECT_TRUE(rounded);
 }
@@ -230,13 +237,8 @@ TEST(Bf16ModelLinear, FewRowsAreTheExactSumsRoundedOnceToBf16) {
     for (bool bias : {false, true}) {
       const torch::Tensor bb = bias ? b : torch::Tensor();
       ASSERT_TRUE(bf16_model_linear_applies(x, w, bb)) << x.sizes();
-      for (const torch::Tensor& y : {bf16_model_linear(x, w, bb), nn::linear(x, w, bb)}) {
-        EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
-        const torch::Tensor want = round_to_bf16(exact_product(x, w, bb));
-        ASSERT_EQ(y.sizes(), want.sizes());
-        EXPECT_TRUE(torch::equal(y.to(torch::kFloat32), want)) << x.sizes() << " bias " << bias;
-        rounded = rounded || !torch::equal(want, exact_product(x, w, bb).to(torch::kFloat32));
-      }
+      for (const torch::Tensor& y : {bf16_model_linear(x, w, bb), nn::linear(x, w, bb)})
+        expect_exact_sums_rounded_once(y, x, w, bb, rounded);
     }
   EXPECT_TRUE(rounded);
 
