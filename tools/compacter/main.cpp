@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
     }
     compacter::nn::set_fp32_linear_kernel(onednn ? compacter::nn::Fp32LinearKernel::kOnednn
                                                  : compacter::nn::Fp32LinearKernel::kBlas);
-    // The product under bf16 autocast (COMPACTER_BF16_LINEAR; oneDNN's bf16 GEMM by default).
+    // The product under bf16 autocast and a bf16 model's on few rows (COMPACTER_BF16_LINEAR;
+    // oneDNN's bf16 GEMM by default).
     const bool bf16_onednn = compacter::kernels::bf16_linear_for_this_process(
                                  compacter::nn::onednn_bf16_gemm_available())
                                  .first == "oneDNN";

@@ -107,9 +107,9 @@ constexpr const char* kFp32LinearVariable = "COMPACTER_FP32_LINEAR";
 // choice ("OpenBLAS" when there is none).
 std::optional<std::string> fp32_linear_kernel(const char* variable,
                                               const std::optional<Verdict>& verdict);
-// The program's override of the product its linear layers use under bf16 autocast on the CPU:
-// "onednn" (oneDNN's bf16 GEMM, nn/bf16_linear.h; the default) or "libtorch" (torch::linear under
-// autocast). Read by compacter-core.
+// The program's override of the product its linear layers use under bf16 autocast on the CPU, and
+// a bf16 model's on few rows at inference: "onednn" (oneDNN's bf16 GEMM, nn/bf16_linear.h; the
+// default) or "libtorch" (torch::linear). Read by compacter-core.
 constexpr const char* kBf16LinearVariable = "COMPACTER_BF16_LINEAR";
 // "oneDNN" or "libtorch" from kBf16LinearVariable ("oneDNN" when unset; nullopt for another value:
 // the caller reports it).

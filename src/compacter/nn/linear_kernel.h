@@ -7,7 +7,8 @@
 //     row-major operands, with its own autograd function (dX = G W, dW = G^T X, db = sum G).
 // The choice is process-wide (the launcher measures both and says which, kernels/choice.h);
 // kBlas by default. Under bf16 autocast on the CPU, linear() is nn::bf16_linear (oneDNN's bf16
-// GEMM, nn/bf16_linear.h) unless COMPACTER_BF16_LINEAR says libtorch. Anything neither path covers
+// GEMM, nn/bf16_linear.h), and for a bf16 model's few rows at inference nn::bf16_model_linear (the
+// same GEMM), unless COMPACTER_BF16_LINEAR says libtorch. Anything neither path covers
 // (CUDA, other dtypes, empty or conjugate operands, no libdnnl in the process) is torch::linear
 // whatever the choice.
 #pragma once
@@ -63,7 +64,7 @@ class FrozenWeight {
 // y = x W^T + b (b may be undefined), x [..., K], W [N, K]: through the process-wide choice.
 // With `frozen`, the layer's copies of W, used where gradients flow and W needs none. Under bf16
 // autocast on the CPU this is nn::bf16_linear where it applies (nn/bf16_linear.h), whatever the
-// fp32 choice.
+// fp32 choice; for bf16 operands on few rows without gradients, nn::bf16_model_linear.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      FrozenWeight* frozen = nullptr);
 // The same through oneDNN whatever the choice, where the path applies (else torch::linear).
