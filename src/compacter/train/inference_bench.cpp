@@ -493,8 +493,9 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
   std::vector<std::string> errors(jobs.size());
   const std::vector<InferenceRun> order = inference_run_order(jobs, st.rounds);
   for (size_t n = 0; n < order.size(); ++n) {
-    const InferenceJob& job = jobs[order[n].job];
-    if (!errors[order[n].job].empty()) continue;
+    const size_t j = order[n].job;
+    const InferenceJob& job = jobs[j];
+    if (!errors[j].empty()) continue;
     const std::string name = cat(job.method, " ", job.dtype, " ", job.search, " batch ", job.batch);
     progress.info(cat(st.rounds > 1 ? cat("round ", order[n].round + 1, "/", st.rounds, ", ") : "",
                       "configuration ", n % jobs.size() + 1, "/", jobs.size(), ": ", name));
@@ -502,9 +503,9 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
         program, {"bench-inference-worker", "--job", inference_job_to_json(job).dump()}, name,
         "tokens_per_second", progress);
     if (w.error.empty())
-      runs[order[n].job].push_back(std::move(w.result));
+      runs[j].push_back(std::move(w.result));
     else
-      errors[order[n].job] = w.error;
+      errors[j] = w.error;
   }
 
   std::vector<json> rows_out;
