@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "compacter/io/safetensors.h"
+#include "compacter/nn/int8_linear.h"
 #include "support/test_support.h"
 
 namespace compacter::task_inputs_cli_test {
@@ -134,6 +135,39 @@ TEST_F(TaskInputsCli, PredictAndServeOnFieldsGiveEvalsPredictions) {
       EXPECT_EQ(s["label"], "not_entailment");
     }
   }
+  EXPECT_EQ(differ, 0) << "of " << want.size();
+}
+
+// int8: `eval` quantises the model and frees the quantised layers' fp32 weights (its model is
+// final); `predict` runs the server, which keeps them for adapters still to come. Row by row
+// (dynamic int8 quantises each product's whole input, so a row's result depends on the rows
+// batched with it), both give the same prediction for every RTE validation row.
+TEST_F(TaskInputsCli, EvalAndPredictAgreeInInt8) {
+  REQUIRE_DATA();
+  if (!nn::int8_available()) GTEST_SKIP() << "this libtorch has no int8 engine (oneDNN)";
+  const std::string predictions = dir_->path() + "/eval-int8.jsonl";
+  auto r = testing::run_compacter(
+      "eval --dtype int8 --batch-size 1 --model " + model_dir() + " --adapter " + adapter() +
+      " --task rte --data-dir " + testing::shared_path("data/glue/RTE") +
+      " --official-splits --split validation --max-new-tokens 4 --predictions-out " + predictions);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> want;
+  for (const std::string& line : lines_of(testing::read_file(predictions)))
+    want.push_back(json::parse(line)["prediction"].get<std::string>());
+  std::string fields;
+  for (const json& row : rte_dev_fields()) fields += row.dump() + "\n";
+  r = testing::run_compacter(
+      "predict --dtype int8 --batch-size 1 --json --max-new-tokens 4 "
+      "--model " +
+          model_dir() + " --adapter " + adapter(),
+      fields);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto predicted = lines_of(r.out);
+  ASSERT_EQ(predicted.size(), want.size());
+  int64_t differ = 0;
+  for (size_t i = 0; i < want.size(); ++i)
+    if (json::parse(predicted[i])["output"] != want[i] && ++differ <= 3)
+      ADD_FAILURE() << "row " << i << ": eval " << want[i] << ", predict " << predicted[i];
   EXPECT_EQ(differ, 0) << "of " << want.size();
 }
 

@@ -4,9 +4,14 @@
 // (s_x = range / 255). Each product then errs by at most
 //   sum_k |x_k| s_w / 2 + |w_k| s_x / 2 + s_x s_w / 4
 // against the exact fp64 product. Also: the weights' rows round to the nearest step, a T5's
-// logits stay close to fp32, and gradients are refused.
+// logits stay close to fp32, gradients are refused, and freeing the fp32 weights frees their
+// bytes and changes no output.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <utility>
 
 #include "compacter/core/error.h"
 #include "compacter/nn/int8_linear.h"
@@ -72,7 +77,7 @@ TEST(Int8Linear, T5LogitsStayCloseToFp32) {
   torch::Tensor labels = torch::randint(3, 64, {2, 4}, torch::kLong);
   const torch::Tensor fp32 = model->forward(ids, mask, {}, labels).logits;
   // Per block: encoder q, k, v, o, wi; decoder twice q, k, v, o, then wi (wo stays fp32).
-  EXPECT_EQ(quantize_linears_int8(*model), 2 * 5 + 2 * 9);
+  EXPECT_EQ(quantize_linears_int8(*model, Fp32Weights::kKeep), 2 * 5 + 2 * 9);
   int64_t int8_layers = 0;
   model->for_each_linear([&](const std::string& path, LinearImpl& linear) {
     EXPECT_EQ(linear.is_int8(), !keeps_fp32(path)) << path;
@@ -83,6 +88,59 @@ TEST(Int8Linear, T5LogitsStayCloseToFp32) {
   const double rel = ((int8 - fp32).abs().max() / fp32.abs().max()).item<double>();
   EXPECT_GT(rel, 0.0);  // the quantised layers are in use
   EXPECT_LT(rel, 0.1);
+}
+
+// Fp32Weights::kFree: the quantised layers' fp32 storages are gone (each of its out x in floats),
+// the layers keep their shapes, and the logits equal those of the same model quantised with its
+// fp32 weights kept. An fp32 layer's weight cannot be freed.
+TEST(Int8Linear, FreeingTheFp32WeightsFreesTheirBytesAndChangesNoOutput) {
+  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+  T5Config c;
+  c.vocab_size = 64;
+  c.d_model = 64;
+  c.d_kv = 16;
+  c.d_ff = 128;
+  c.num_layers = 2;
+  c.num_decoder_layers = 2;
+  c.num_heads = 4;
+  T5Model kept(c), freed(c);
+  kept->init_weights(5);
+  freed->init_weights(5);
+  kept->eval();
+  freed->eval();
+  auto parameter_bytes = [](T5Model& m) {
+    int64_t n = 0;
+    for (const auto& p : m->parameters()) n += p.numel() * p.element_size();
+    return n;
+  };
+  const int64_t before = parameter_bytes(freed);
+  std::map<std::string, std::pair<int64_t, int64_t>> shapes;
+  int64_t quantised_bytes = 0;
+  freed->for_each_linear([&](const std::string& path, LinearImpl& linear) {
+    shapes[path] = {linear.out_features(), linear.in_features()};
+    if (!keeps_fp32(path)) quantised_bytes += linear.weight.numel() * 4;
+    if (keeps_fp32(path)) {
+      EXPECT_THROW(linear.free_fp32_weight(), Error) << path;
+    }
+  });
+  EXPECT_EQ(quantize_linears_int8(*kept, Fp32Weights::kKeep), 2 * 5 + 2 * 9);
+  EXPECT_EQ(quantize_linears_int8(*freed, Fp32Weights::kFree), 2 * 5 + 2 * 9);
+  EXPECT_EQ(parameter_bytes(kept), before);
+  EXPECT_EQ(parameter_bytes(freed), before - quantised_bytes);
+  freed->for_each_linear([&](const std::string& path, LinearImpl& linear) {
+    EXPECT_EQ(linear.weight.numel(),
+              keeps_fp32(path) ? shapes[path].first * shapes[path].second : 0)
+        << path;
+    EXPECT_EQ(linear.out_features(), shapes[path].first) << path;
+    EXPECT_EQ(linear.in_features(), shapes[path].second) << path;
+  });
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(1);
+  torch::Tensor ids = torch::randint(3, 64, {2, 7}, torch::kLong);
+  torch::Tensor mask = torch::ones({2, 7}, torch::kLong);
+  torch::Tensor labels = torch::randint(3, 64, {2, 3}, torch::kLong);
+  EXPECT_TRUE(torch::equal(freed->forward(ids, mask, {}, labels).logits,
+                           kept->forward(ids, mask, {}, labels).logits));
 }
 
 }  // namespace

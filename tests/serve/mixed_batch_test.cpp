@@ -221,7 +221,7 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
     nn::T5Model model = nn::load_t5(model_dir()).model;
     model->resize_vocab(32100);
     peft::load_adapter(*model, adapter_dir(m));
-    EXPECT_GT(nn::quantize_linears_int8(*model), 0);
+    EXPECT_GT(nn::quantize_linears_int8(*model, nn::Fp32Weights::kFree), 0);
     model->eval();
     for (const char* text : kTexts) {
       serve::Request r;
@@ -237,6 +237,28 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
     }
   }
   EXPECT_GE(outputs.size(), methods.size()) << "the adapters should disagree";
+
+  // Memory as reported: the base's bytes and `full`'s own include their int8 weights, each
+  // quantised layer out x in values twice (the engine's quantised tensor and oneDNN's packed copy)
+  // and a scale and a zero point of 8 bytes each per row; compacter++ shares the base's.
+  spec.dtype = "fp32";
+  serve::AdapterServer fp32(train::load_base_model(spec), options);
+  int64_t int8_bytes = 0;
+  nn::T5Model shapes = nn::load_t5(model_dir()).model;
+  shapes->for_each_linear([&](const std::string& path, nn::LinearImpl& linear) {
+    if (!nn::keeps_fp32(path))
+      int8_bytes += 2 * linear.out_features() * linear.in_features() + 16 * linear.out_features();
+  });
+  EXPECT_EQ(server.base_bytes() - fp32.base_bytes(), int8_bytes);
+  auto own_bytes = [](const serve::AdapterServer& s, const std::string& name) {
+    for (const serve::AdapterInfo& a : s.list())
+      if (a.name == name) return a.own_bytes;
+    ADD_FAILURE() << "no adapter " << name;
+    return int64_t{0};
+  };
+  for (const std::string m : {"compacter++", "full"}) fp32.add(m, adapter_dir(m));
+  EXPECT_EQ(own_bytes(server, "compacter++"), own_bytes(fp32, "compacter++"));
+  EXPECT_EQ(own_bytes(server, "full") - own_bytes(fp32, "full"), int8_bytes);
 }
 
 }  // namespace

@@ -37,12 +37,16 @@ Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<P
   const torch::Tensor zeros = torch::zeros({w.size(0)}, torch::kLong);
   const torch::Tensor q = at::quantize_per_channel(w, scales, zeros, 0, torch::kQInt8);
   scales_ = scales;
+  out_ = w.size(0);
+  in_ = w.size(1);
   at::globalContext().setQEngine(at::QEngine::ONEDNN);
   static const auto prepack = c10::Dispatcher::singleton()
                                   .findSchemaOrThrow("quantized::linear_prepack", "")
                                   .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
                                       at::Tensor, c10::optional<at::Tensor>)>();
   packed_->params = prepack.call(q, c10::nullopt);
+  bytes_ = static_cast<int64_t>(q.storage().nbytes()) + q.q_per_channel_scales().nbytes() +
+           q.q_per_channel_zero_points().nbytes() + out_ * in_;
 }
 
 Int8Weight::~Int8Weight() = default;
@@ -91,12 +95,13 @@ void quantize_own(const std::string& path, LinearImpl& linear) {
 
 }  // namespace
 
-int64_t quantize_linears_int8(T5ModelImpl& model) {
+int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32) {
   refuse_recomputed_weights(model, "this model", "");
   int64_t count = 0;
   model.for_each_linear([&](const std::string& path, LinearImpl& linear) {
     if (keeps_fp32(path)) return;
     quantize_own(path, linear);
+    if (fp32 == Fp32Weights::kFree) linear.free_fp32_weight();
     ++count;
   });
   return count;

@@ -29,21 +29,36 @@ class Int8Weight {
   const torch::Tensor& scales() const { return scales_; }
   // The int8 values the engine holds, unpacked into a new tensor (for tests: no copy is kept).
   torch::Tensor int8_values() const;
+  int64_t in_features() const { return in_; }
+  int64_t out_features() const { return out_; }
+  // Bytes the engine holds: the quantised tensor it keeps (out x in int8 values, per-row scales
+  // and zero points) and oneDNN's packed copy of the values (counted as out x in).
+  int64_t bytes() const { return bytes_; }
 
  private:
   struct Packed;
   std::unique_ptr<Packed> packed_;
   torch::Tensor scales_;
+  int64_t in_ = 0, out_ = 0, bytes_ = 0;
 };
 
 // Quantises the linear layers of T5's blocks for inference: attention q, k, v, o and the
 // feed-forward's input layers (wi, or wi_0 and wi_1). The feed-forward's output layer `wo` stays
 // fp32, as transformers keeps it for T5 (`_keep_in_fp32_modules = ["wo"]`: its inputs have the
 // largest outliers), and so do the output layer over the vocabulary and every method's own
-// modules. The fp32 weights stay too. Returns how many layers were quantised. Throws when int8
-// is unavailable or the model is not an fp32 model on the CPU.
+// modules. Returns how many layers were quantised. Throws when int8 is unavailable or the model
+// is not an fp32 model on the CPU.
+//
+// The quantised layers' fp32 weights are kept or freed (`fp32`). Free them where the model is
+// final (eval, generate, bench: nothing loads onto its weights or reads them again), and the int8
+// model is then smaller than the fp32 one, as with transformers' quantised models. Keep them
+// where adapters are still to be loaded over the shared weights (serve: `full` checks its
+// tensors' shapes against them and share_int8 tells shared weights from retrained ones by them).
+// A freed layer's `weight` is an empty tensor; LinearImpl::in_features and out_features still
+// answer.
+enum class Fp32Weights { kKeep, kFree };
 bool keeps_fp32(const std::string& linear_path);  // "...DenseReluDense.wo"
-int64_t quantize_linears_int8(T5ModelImpl& model);
+int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32);
 
 // For a model made from `base` by share_weights (a served adapter, serve/adapter_server.h), after
 // its method was attached: each of its linear layers whose counterpart in `base` is int8 runs in

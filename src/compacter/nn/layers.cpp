@@ -29,6 +29,22 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   return y;
 }
 
+// A freed weight (free_fp32_weight) is empty: the int8 copy knows the shape.
+int64_t LinearImpl::in_features() const {
+  return weight.dim() == 2 || !int8_ ? weight.size(1) : int8_->in_features();
+}
+
+int64_t LinearImpl::out_features() const {
+  return weight.dim() == 2 || !int8_ ? weight.size(0) : int8_->out_features();
+}
+
+void LinearImpl::free_fp32_weight() {
+  check(int8_ != nullptr, "only an int8 layer's fp32 weight can be freed");
+  torch::NoGradGuard no_grad;
+  weight.set_();  // the tensor every holder of this parameter sees, now [0] with no storage
+  frozen_->clear();
+}
+
 void LinearImpl::set_hook(const std::string& name, std::shared_ptr<LinearHook> hook) {
   check(!hook_, "a hook is already installed on this linear layer");
   hook_ = register_module(name, std::move(hook));

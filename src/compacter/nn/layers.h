@@ -28,10 +28,13 @@ class LinearImpl : public torch::nn::Module {
   void set_hook(const std::string& name, std::shared_ptr<LinearHook> hook);
   const std::shared_ptr<LinearHook>& hook() const { return hook_; }
   void remove_hook();  // unregisters the hook, if any
-  int64_t in_features() const { return weight.size(1); }
-  int64_t out_features() const { return weight.size(0); }
+  int64_t in_features() const;
+  int64_t out_features() const;
   // Inference with W quantised to int8 (nn/int8_linear.h) instead of `weight`; nullptr: fp32.
   void set_int8(std::shared_ptr<const Int8Weight> w) { int8_ = std::move(w); }
+  // For an int8 layer whose model is final: frees `weight`'s storage (it becomes an empty tensor,
+  // the same parameter) and the copies kept of it. Throws unless the layer is int8.
+  void free_fp32_weight();
   bool is_int8() const { return int8_ != nullptr; }
   const std::shared_ptr<const Int8Weight>& int8() const { return int8_; }
   torch::Tensor weight;

@@ -8,6 +8,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/nn/int8_linear.h"
+#include "compacter/nn/layers.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/serve/mixed_batch.h"
 #include "compacter/serve/requests.h"
@@ -17,7 +18,8 @@ namespace compacter::serve {
 
 namespace {
 
-// The distinct storages of `model`'s parameters and buffers, with their sizes in bytes.
+// The distinct storages of `model`'s parameters and buffers, with their sizes in bytes, and its
+// linear layers' int8 weights (a shared one counted once, as a shared storage is).
 std::map<const void*, int64_t> storages_of(const torch::nn::Module& model) {
   std::map<const void*, int64_t> out;
   auto add = [&](const torch::Tensor& t) {
@@ -25,6 +27,10 @@ std::map<const void*, int64_t> storages_of(const torch::nn::Module& model) {
   };
   for (const auto& t : model.parameters(true)) add(t);
   for (const auto& t : model.buffers(true)) add(t);
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (const auto* linear = dynamic_cast<const nn::LinearImpl*>(m.get());
+        linear && linear->is_int8())
+      out[linear->int8().get()] = linear->int8()->bytes();
   return out;
 }
 
@@ -92,7 +98,7 @@ AdapterServer::AdapterServer(train::BaseModel base, ServerOptions options)
   check_usage(options_.max_source_length >= 1, "--max-source-length must be at least 1, got ",
               options_.max_source_length);
   // int8 (CPU): the base's linear layers are quantised once; adapters share them (load()).
-  if (base_.precision.int8) nn::quantize_linears_int8(*base_.model);
+  if (base_.precision.int8) nn::quantize_linears_int8(*base_.model, nn::Fp32Weights::kKeep);
   auto served = std::make_unique<Served>();
   served->model = base_.model;
   served->info.name = kBaseName;

@@ -140,7 +140,7 @@ struct AdapterInfo {
   std::string name;
   std::string dir;
   std::string method;
-  int64_t own_bytes = 0;         // tensor bytes not shared with the base
+  int64_t own_bytes = 0;         // tensor bytes not shared with the base (int8 copies too)
   int64_t own_parameters = 0;    // their elements
   std::string base_fingerprint;  // weights of the base it was trained on (the base: its own; "":
                                  // not recorded)
@@ -177,7 +177,7 @@ class AdapterServer {
   void remove(const std::string& name);
   std::vector<AdapterInfo> list() const;  // by name, the base first
   bool has(const std::string& name) const;
-  int64_t base_bytes() const;  // the base model's tensor bytes
+  int64_t base_bytes() const;  // the base model's tensor bytes, its int8 weights included
 
   // The decoding settings requests are answered with (unless a request sets its own).
   const decoding::GenerationConfig& generation() const { return generation_; }

@@ -323,7 +323,11 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
     model->to(device, precision.weights);
   }
   if (job.method != "none") peft::attach(job.method, job.options, *model, job.init_seed);
-  if (precision.int8) nn::quantize_linears_int8(*model);
+  // Counted before int8 frees the quantised layers' fp32 weights.
+  const peft::ParameterBreakdown counts = job.method == "none"
+                                              ? peft::parameter_breakdown(*model)
+                                              : peft::parameter_breakdown(*model, job.method);
+  if (precision.int8) nn::quantize_linears_int8(*model, nn::Fp32Weights::kFree);
   model->eval();
   const T5Config& c = model->config();
   check(c.vocab_size > 3, "the vocabulary needs more than 3 rows for random tokens");
@@ -412,9 +416,6 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
   const double seconds = sum_of(latency), first = sum_of(ttft);
   const double requests = static_cast<double>(latency.size());
   const int64_t peak = device.is_cuda() ? cuda_peak_allocated_bytes(device) : peak_rss_bytes();
-  const peft::ParameterBreakdown counts = job.method == "none"
-                                              ? peft::parameter_breakdown(*model)
-                                              : peft::parameter_breakdown(*model, job.method);
   json j = {{"method", job.method},
             {"dtype", job.dtype},
             {"products_dtype", products_name(job.dtype)},
