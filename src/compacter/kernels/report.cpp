@@ -157,7 +157,8 @@ std::string kernels_line(const KernelsReport& r) {
   if (!r.core.empty()) out << " " << r.core;
   out << " (" << r.how << "), " << r.threads << (r.threads == 1 ? " thread" : " threads");
   out << "; fp32 linear layers: " << r.fp32_linear;
-  if (!r.bf16_linear.empty()) out << "; bf16 autocast linear layers: " << r.bf16_linear;
+  if (!r.bf16_linear.empty())
+    out << "; bf16 linear layers: " << r.bf16_linear;  // autocast, a bf16 model's few rows
   out << std::fixed << std::setprecision(1);
   if (r.fp32_gflops) out << "; fp32 GEMM " << *r.fp32_gflops << " GFLOP/s";
   if (r.bf16_gflops) out << "; bf16 GEMM " << *r.bf16_gflops << " GFLOP/s";
