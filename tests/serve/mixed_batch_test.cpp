@@ -196,6 +196,35 @@ TEST_F(MixedBatch, ServerAnswersMixedRequestsAsAlone) {
   }
 }
 
+// An int8 base's mixed batches run its quantised layers: the mixed model's linear layers share the
+// base's int8 weights, and with the base as its only variant it gives the base's own logits, bit
+// for bit (before, it ran them in fp32).
+TEST_F(MixedBatch, Int8MixedBatchesRunTheBasesQuantisedLayers) {
+  if (!nn::int8_available()) GTEST_SKIP() << "this libtorch has no int8 engine (oneDNN)";
+  torch::NoGradGuard no_grad;
+  nn::T5Model base = nn::load_t5(model_dir()).model;
+  base->resize_vocab(32100);
+  base->eval();
+  ASSERT_GT(nn::quantize_linears_int8(*base, nn::Fp32Weights::kKeep), 0);
+  serve::MixedBatchModel mixed(*base);
+  mixed.set_variants({base.get()});
+  mixed.set_rows({0, 0});
+  const auto mine = base->linears(), theirs = mixed.model().linears();
+  ASSERT_EQ(mine.size(), theirs.size());
+  for (size_t i = 0; i < mine.size(); ++i) EXPECT_EQ(theirs[i]->int8(), mine[i]->int8()) << i;
+  const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
+  const std::vector<int64_t> a = tok.encode(kTexts[0], 512), b = tok.encode(kTexts[2], 512);
+  const int64_t width = static_cast<int64_t>(std::max(a.size(), b.size()));
+  torch::Tensor ids = torch::zeros({2, width}, torch::kLong), mask = torch::zeros_like(ids);
+  ids[0].narrow(0, 0, a.size()).copy_(torch::tensor(a, torch::kLong));
+  ids[1].narrow(0, 0, b.size()).copy_(torch::tensor(b, torch::kLong));
+  mask[0].narrow(0, 0, a.size()).fill_(1);
+  mask[1].narrow(0, 0, b.size()).fill_(1);
+  const torch::Tensor labels = torch::tensor({{5, 6, 1}, {7, 1, 0}}, torch::kLong);
+  EXPECT_TRUE(torch::equal(mixed.model().forward(ids, mask, {}, labels).logits,
+                           base->forward(ids, mask, {}, labels).logits));
+}
+
 // int8 serving (--dtype int8): the base's linear layers are quantised once and shared by every
 // adapter, except those a method retrained (`full`), which get their own. Each request answered
 // alone must equal a fresh model with its adapter attached and then quantised the way `eval` and

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/peft/methods.h"
 
 namespace compacter::serve {
@@ -140,6 +141,8 @@ std::string mixed_batch_refusal(nn::T5ModelImpl& base, nn::T5ModelImpl& adapted,
 
 MixedBatchModel::MixedBatchModel(nn::T5ModelImpl& base)
     : model_(nn::share_weights(base)), rows_(std::make_shared<nn::RowVariants>()) {
+  // An int8 base's quantised layers (nn/int8_linear.h): the mixed model runs them too.
+  nn::share_int8(base, *model_);
   model_->eval();
   model_->rows = rows_;
 }

@@ -30,6 +30,7 @@ std::string mixed_batch_refusal(nn::T5ModelImpl& base, nn::T5ModelImpl& adapted,
 
 class MixedBatchModel {
  public:
+  // A model sharing `base`'s tensors, and its int8 layers where `base` is quantised.
   explicit MixedBatchModel(nn::T5ModelImpl& base);
   // Sets up the variants a batch's rows use: variant v is variants[v], the base itself or a
   // model that mixed_batch_refusal accepted (all sharing the base's tensors). Cheap when the
