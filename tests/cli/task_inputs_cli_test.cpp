@@ -138,8 +138,9 @@ TEST_F(TaskInputsCli, PredictAndServeOnFieldsGiveEvalsPredictions) {
   EXPECT_EQ(differ, 0) << "of " << want.size();
 }
 
-// int8: `eval` quantises the model and frees the quantised layers' fp32 weights (its model is
-// final); `predict` runs the server, which keeps them for adapters still to come. Row by row
+// int8: `eval` quantises the model and frees the quantised layers' fp32 weights at once (its
+// model is final); `predict` runs the server, which quantises the base, loads the adapter onto a
+// model sharing the base's tensors and its int8 layers, and then frees them. Row by row
 // (dynamic int8 quantises each product's whole input, so a row's result depends on the rows
 // batched with it), both give the same prediction for every RTE validation row.
 TEST_F(TaskInputsCli, EvalAndPredictAgreeInInt8) {

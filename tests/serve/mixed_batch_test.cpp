@@ -288,6 +288,45 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   for (const std::string m : {"compacter++", "full"}) fp32.add(m, adapter_dir(m));
   EXPECT_EQ(own_bytes(server, "compacter++"), own_bytes(fp32, "compacter++"));
   EXPECT_EQ(own_bytes(server, "full") - own_bytes(fp32, "full"), int8_bytes);
+
+  // predict's case: no adapter is to come, so the quantised layers' fp32 weights go, 4 bytes per
+  // weight (the base's, and `full`'s own), and every answer stays what it was, bit for bit; a
+  // mixed batch (two adapters) too. Loading an adapter is then refused.
+  int64_t fp32_bytes = 0;
+  shapes->for_each_linear([&](const std::string& path, nn::LinearImpl& linear) {
+    if (!nn::keeps_fp32(path)) fp32_bytes += 4 * linear.out_features() * linear.in_features();
+  });
+  std::vector<serve::Request> requests;
+  for (const std::string& m : methods) {
+    serve::Request r;
+    r.adapter = m;
+    r.text = kTexts[requests.size() % 3];
+    requests.push_back(r);
+  }
+  auto answers = [&] {
+    std::vector<serve::Reply> out;
+    for (const serve::Request& r : requests) out.push_back(server.answer({r}).at(0));
+    const auto mixed = server.answer({requests[0], requests[1]});  // compacter++ and lora
+    out.insert(out.end(), mixed.begin(), mixed.end());
+    return out;
+  };
+  const std::vector<serve::Reply> before = answers();
+  const int64_t full_before = own_bytes(server, "full");
+  EXPECT_EQ(server.free_fp32_weights(), fp32_bytes);
+  EXPECT_EQ(own_bytes(server, "full"), full_before - fp32_bytes);
+  const std::vector<serve::Reply> after = answers();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    ASSERT_EQ(after[i].error, "") << i;
+    ASSERT_EQ(after[i].sequences.size(), before[i].sequences.size()) << i;
+    for (size_t s = 0; s < before[i].sequences.size(); ++s) {
+      EXPECT_EQ(after[i].sequences[s].sequence.tokens, before[i].sequences[s].sequence.tokens) << i;
+      EXPECT_EQ(after[i].sequences[s].sequence.score, before[i].sequences[s].sequence.score) << i;
+    }
+  }
+  EXPECT_THROW(server.add("lora-again", adapter_dir("lora")), Error);
+  EXPECT_EQ(server.free_fp32_weights(), 0);
+  EXPECT_EQ(fp32.free_fp32_weights(), 0);  // not int8: nothing to free
 }
 
 }  // namespace

@@ -112,6 +112,23 @@ int64_t AdapterServer::base_bytes() const {
   return bytes_not_in(storages_of(*base_.model), {});
 }
 
+int64_t AdapterServer::free_fp32_weights() {
+  if (!base_.precision.int8) return 0;
+  const int64_t before = base_bytes();
+  auto free_in = [](nn::T5ModelImpl& model) {
+    for (nn::LinearImpl* linear : model.linears())
+      if (linear->is_int8() && linear->weight.numel() > 0) linear->free_fp32_weight();
+  };
+  for (auto& [name, served] : served_) free_in(*served->model);
+  if (mixed_) free_in(mixed_->model());
+  fp32_freed_ = true;
+  const auto base_storages = storages_of(*base_.model);
+  for (auto& [name, served] : served_)
+    if (name != kBaseName)
+      served->info.own_bytes = bytes_not_in(storages_of(*served->model), base_storages);
+  return before - base_bytes();
+}
+
 void AdapterServer::check_name(const std::string& name) const {
   check_usage(!name.empty(), "an adapter needs a name (NAME=DIR)");
   check_usage(name != kBaseName, "the name \"", name, "\" is reserved for the base model");
@@ -119,6 +136,8 @@ void AdapterServer::check_name(const std::string& name) const {
 }
 
 LoadedAdapter AdapterServer::load(const std::string& name, const std::string& dir) const {
+  check(!fp32_freed_, "adapter ", name, ": this int8 server freed its fp32 weights, which loading ",
+        "an adapter needs (free_fp32_weights)");
   const auto start = std::chrono::steady_clock::now();
   LoadedAdapter out;
   AdapterInfo& info = out.info;
@@ -157,6 +176,8 @@ LoadedAdapter AdapterServer::load(const std::string& name, const std::string& di
 }
 
 const AdapterInfo& AdapterServer::add(LoadedAdapter adapter) {
+  check(!fp32_freed_, "adapter ", adapter.info.name, ": this int8 server freed its fp32 weights, ",
+        "which loading an adapter needs (free_fp32_weights)");
   check_name(adapter.info.name);
   auto served = std::make_unique<Served>();
   served->model = std::move(adapter.model);
