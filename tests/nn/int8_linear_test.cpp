@@ -58,8 +58,8 @@ TEST(Int8Linear, RefusesGradients) {
   EXPECT_EQ(q.forward(x).sizes(), (std::vector<int64_t>{2, 4}));
 }
 
-TEST(Int8Linear, T5LogitsStayCloseToFp32) {
-  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+// A T5 of 2 + 2 blocks, 64 wide, 64 tokens.
+T5Config int8_test_config() {
   T5Config c;
   c.vocab_size = 64;
   c.d_model = 64;
@@ -68,6 +68,12 @@ TEST(Int8Linear, T5LogitsStayCloseToFp32) {
   c.num_layers = 2;
   c.num_decoder_layers = 2;
   c.num_heads = 4;
+  return c;
+}
+
+TEST(Int8Linear, T5LogitsStayCloseToFp32) {
+  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+  const T5Config c = int8_test_config();
   T5Model model(c);
   model->init_weights(3);
   model->eval();
@@ -95,14 +101,7 @@ TEST(Int8Linear, T5LogitsStayCloseToFp32) {
 // fp32 weights kept. An fp32 layer's weight cannot be freed.
 TEST(Int8Linear, FreeingTheFp32WeightsFreesTheirBytesAndChangesNoOutput) {
   if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
-  T5Config c;
-  c.vocab_size = 64;
-  c.d_model = 64;
-  c.d_kv = 16;
-  c.d_ff = 128;
-  c.num_layers = 2;
-  c.num_decoder_layers = 2;
-  c.num_heads = 4;
+  const T5Config c = int8_test_config();
   T5Model kept(c), freed(c);
   kept->init_weights(5);
   freed->init_weights(5);
