@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <string>
 #include <utility>
@@ -24,7 +26,11 @@ namespace {
 TEST(Int8Linear, WithinTheQuantisationBound) {
   if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
   torch::manual_seed(0);
-  for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{8, 512, 64}, {3, 64, 200}}) {
+  // Few rows take the shifted input (int8_linear.h), more than kInt8ShiftRows PyTorch's own
+  // quantisation parameters; both quantise with a step of at most s_x.
+  for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{8, 512, 64},
+                               {3, 64, 200},
+                               {kInt8ShiftRows + 88, 64, 48}}) {
     SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
     torch::Tensor w = torch::randn({out, in}) * torch::rand({out, 1});  // rows of varied scale
     torch::Tensor x = torch::randn({rows, in}) + 0.3;
@@ -46,6 +52,34 @@ TEST(Int8Linear, WithinTheQuantisationBound) {
     // Weights: every element rounds to its row's nearest step.
     const torch::Tensor back = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
     EXPECT_LE(((back - wd).abs() - q.scales().unsqueeze(1) / 2).max().item<double>(), 1e-6);
+  }
+}
+
+// On few rows the input is mapped onto [0, 255] before the engine quantises it: the result is
+// that of the input rounded to the grid lo + j / c (c = 255.0001 / (max - min), j = 0..255),
+// computed here in double from the documented mapping and the quantised weights.
+TEST(Int8Linear, FewRowsQuantiseOnTheInputsOwnGrid) {
+  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+  torch::manual_seed(4);
+  for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{1, 512, 96}, {7, 64, 40}}) {
+    SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
+    const torch::Tensor w = torch::randn({out, in}) * 0.1;
+    const torch::Tensor x = torch::randn({rows, in}) * 3.0 + 1.5;
+    Int8Weight q(w);
+    const torch::Tensor y = q.forward(x).to(torch::kDouble);
+    const float lo = x.min().item<float>(), hi = x.max().item<float>();
+    const float c = 255.0001f / (hi - lo);
+    torch::Tensor grid = torch::empty({rows, in}, torch::kDouble);
+    const float* px = x.data_ptr<float>();
+    double* pg = grid.data_ptr<double>();
+    for (int64_t i = 0; i < rows * in; ++i) {
+      const float shifted = std::min(255.0f, std::max(0.0f, (px[i] - lo) * c));
+      pg[i] = static_cast<double>(lo) + std::nearbyint(shifted) / static_cast<double>(c);
+    }
+    const torch::Tensor wq = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
+    const torch::Tensor want = grid.matmul(wq.t());
+    // PyTorch's grid (multiples of (max - min) / 255 from 0) rounds many of these differently.
+    EXPECT_LT((y - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>());
   }
 }
 

@@ -268,15 +268,16 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   EXPECT_GE(outputs.size(), methods.size()) << "the adapters should disagree";
 
   // Memory as reported: the base's bytes and `full`'s own include their int8 weights, each
-  // quantised layer out x in values twice (the engine's quantised tensor and oneDNN's packed copy)
-  // and a scale and a zero point of 8 bytes each per row; compacter++ shares the base's.
+  // quantised layer out x in values twice (the engine's quantised tensor and oneDNN's packed copy),
+  // a scale and a zero point of 8 bytes each and a 4-byte sum per row; compacter++ shares the
+  // base's.
   spec.dtype = "fp32";
   serve::AdapterServer fp32(train::load_base_model(spec), options);
   int64_t int8_bytes = 0;
   nn::T5Model shapes = nn::load_t5(model_dir()).model;
   shapes->for_each_linear([&](const std::string& path, nn::LinearImpl& linear) {
     if (!nn::keeps_fp32(path))
-      int8_bytes += 2 * linear.out_features() * linear.in_features() + 16 * linear.out_features();
+      int8_bytes += 2 * linear.out_features() * linear.in_features() + 20 * linear.out_features();
   });
   EXPECT_EQ(server.base_bytes() - fp32.base_bytes(), int8_bytes);
   auto own_bytes = [](const serve::AdapterServer& s, const std::string& name) {

@@ -5,6 +5,7 @@
 #include <ATen/native/quantized/PackedParams.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "compacter/core/error.h"
@@ -45,8 +46,9 @@ Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<P
                                   .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
                                       at::Tensor, c10::optional<at::Tensor>)>();
   packed_->params = prepack.call(q, c10::nullopt);
+  row_sums_ = (q.int_repr().to(torch::kDouble).sum(1) * scales).to(torch::kFloat32);
   bytes_ = static_cast<int64_t>(q.storage().nbytes()) + q.q_per_channel_scales().nbytes() +
-           q.q_per_channel_zero_points().nbytes() + out_ * in_;
+           q.q_per_channel_zero_points().nbytes() + out_ * in_ + row_sums_.nbytes();
 }
 
 Int8Weight::~Int8Weight() = default;
@@ -64,7 +66,20 @@ torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
   const int64_t in = x.size(-1);
   std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
   const torch::Tensor rows = x.reshape({-1, in}).contiguous();
-  torch::Tensor y = packed_->params->apply_dynamic(rows, /*reduce_range=*/false);
+  torch::Tensor y;
+  if (rows.size(0) <= kInt8ShiftRows && rows.numel() > 0) {
+    // Onto [0, 255] and back (int8_linear.h); a constant or non-finite input takes the plain path.
+    const auto [lo_t, hi_t] = torch::aminmax(rows);
+    const float lo = lo_t.item<float>(), hi = hi_t.item<float>();
+    const float c = 255.0001f / (hi - lo);
+    if (std::isfinite(lo) && std::isfinite(hi) && hi > lo && std::isfinite(c)) {
+      const torch::Tensor shifted = (rows - lo).mul_(c).clamp_(0.0, 255.0);
+      y = packed_->params->apply_dynamic(shifted, /*reduce_range=*/false)
+              .div_(c)
+              .add_(row_sums_, lo);
+    }
+  }
+  if (!y.defined()) y = packed_->params->apply_dynamic(rows, /*reduce_range=*/false);
   sizes.back() = y.size(-1);
   return y.view(sizes);
 }

@@ -5,6 +5,14 @@
 // exactly representable), multiplied in int8 x uint8 -> int32 by oneDNN (the quantised engine
 // Debian's libtorch 1.13 has; its fbgemm is absent), and rescaled to fp32. Bias, adapters and
 // every other layer stay fp32. Inference only: a product that would need a gradient throws.
+//
+// On up to kInt8ShiftRows rows the input is first mapped onto [0, 255], x' = (x - lo) c with
+// lo = min x and c = 255.0001 / (max x - lo), and the result mapped back, y = y' / c + lo sum_k w.
+// The engine then always quantises with scale 1 and zero point 0: the same step, (max - min) /
+// 255, anchored at the input's minimum instead of at an integer zero point. oneDNN bakes the
+// input's scale and zero point into the primitive it creates and caches, so with PyTorch's own
+// parameters nearly every call (a new range) created one: 0.15-0.5 ms a call, 3-10x the product
+// itself on few rows. On more rows the two extra passes over x cost what they save.
 #pragma once
 #include <torch/torch.h>
 
@@ -17,6 +25,8 @@ class LinearImpl;
 
 // Whether this libtorch has a quantised engine for int8 linear layers (oneDNN).
 bool int8_available();
+
+constexpr int64_t kInt8ShiftRows = 512;
 
 // A weight [out, in] quantised and packed for the engine.
 class Int8Weight {
@@ -31,14 +41,16 @@ class Int8Weight {
   torch::Tensor int8_values() const;
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
-  // Bytes the engine holds: the quantised tensor it keeps (out x in int8 values, per-row scales
-  // and zero points) and oneDNN's packed copy of the values (counted as out x in).
+  // Bytes held: the engine's quantised tensor (out x in int8 values, per-row scales and zero
+  // points), oneDNN's packed copy of the values (counted as out x in), the row sums (fp32).
   int64_t bytes() const { return bytes_; }
+  // sum_k of each quantised row, scale[row] * sum_k int8[row, k] ([out], fp32).
+  const torch::Tensor& row_sums() const { return row_sums_; }
 
  private:
   struct Packed;
   std::unique_ptr<Packed> packed_;
-  torch::Tensor scales_;
+  torch::Tensor scales_, row_sums_;
   int64_t in_ = 0, out_ = 0, bytes_ = 0;
 };
 
