@@ -273,11 +273,13 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   // base's.
   spec.dtype = "fp32";
   serve::AdapterServer fp32(train::load_base_model(spec), options);
-  int64_t int8_bytes = 0;
+  // And below, the fp32 weights of the same layers: 4 bytes each.
+  int64_t int8_bytes = 0, fp32_bytes = 0;
   nn::T5Model shapes = nn::load_t5(model_dir()).model;
   shapes->for_each_linear([&](const std::string& path, nn::LinearImpl& linear) {
-    if (!nn::keeps_fp32(path))
-      int8_bytes += 2 * linear.out_features() * linear.in_features() + 20 * linear.out_features();
+    if (nn::keeps_fp32(path)) return;
+    int8_bytes += 2 * linear.out_features() * linear.in_features() + 20 * linear.out_features();
+    fp32_bytes += 4 * linear.out_features() * linear.in_features();
   });
   EXPECT_EQ(server.base_bytes() - fp32.base_bytes(), int8_bytes);
   auto own_bytes = [](const serve::AdapterServer& s, const std::string& name) {
@@ -293,10 +295,6 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   // predict's case: no adapter is to come, so the quantised layers' fp32 weights go, 4 bytes per
   // weight (the base's, and `full`'s own), and every answer stays what it was, bit for bit; a
   // mixed batch (two adapters) too. Loading an adapter is then refused.
-  int64_t fp32_bytes = 0;
-  shapes->for_each_linear([&](const std::string& path, nn::LinearImpl& linear) {
-    if (!nn::keeps_fp32(path)) fp32_bytes += 4 * linear.out_features() * linear.in_features();
-  });
   std::vector<serve::Request> requests;
   for (const std::string& m : methods) {
     serve::Request r;

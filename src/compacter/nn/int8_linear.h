@@ -44,13 +44,12 @@ class Int8Weight {
   // Bytes held: the engine's quantised tensor (out x in int8 values, per-row scales and zero
   // points), oneDNN's packed copy of the values (counted as out x in), the row sums (fp32).
   int64_t bytes() const { return bytes_; }
-  // sum_k of each quantised row, scale[row] * sum_k int8[row, k] ([out], fp32).
-  const torch::Tensor& row_sums() const { return row_sums_; }
 
  private:
   struct Packed;
   std::unique_ptr<Packed> packed_;
-  torch::Tensor scales_, row_sums_;
+  torch::Tensor scales_;
+  torch::Tensor row_sums_;  // sum_k of each quantised row: scale[row] * sum_k int8[row, k]
   int64_t in_ = 0, out_ = 0, bytes_ = 0;
 };
 

@@ -129,6 +129,11 @@ int64_t AdapterServer::free_fp32_weights() {
   return before - base_bytes();
 }
 
+void AdapterServer::check_loadable(const std::string& name) const {
+  check(!fp32_freed_, "adapter ", name, ": this int8 server freed its fp32 weights, which loading ",
+        "an adapter needs (free_fp32_weights)");
+}
+
 void AdapterServer::check_name(const std::string& name) const {
   check_usage(!name.empty(), "an adapter needs a name (NAME=DIR)");
   check_usage(name != kBaseName, "the name \"", name, "\" is reserved for the base model");
@@ -136,8 +141,7 @@ void AdapterServer::check_name(const std::string& name) const {
 }
 
 LoadedAdapter AdapterServer::load(const std::string& name, const std::string& dir) const {
-  check(!fp32_freed_, "adapter ", name, ": this int8 server freed its fp32 weights, which loading ",
-        "an adapter needs (free_fp32_weights)");
+  check_loadable(name);
   const auto start = std::chrono::steady_clock::now();
   LoadedAdapter out;
   AdapterInfo& info = out.info;
@@ -176,8 +180,7 @@ LoadedAdapter AdapterServer::load(const std::string& name, const std::string& di
 }
 
 const AdapterInfo& AdapterServer::add(LoadedAdapter adapter) {
-  check(!fp32_freed_, "adapter ", adapter.info.name, ": this int8 server freed its fp32 weights, ",
-        "which loading an adapter needs (free_fp32_weights)");
+  check_loadable(adapter.info.name);
   check_name(adapter.info.name);
   auto served = std::make_unique<Served>();
   served->model = std::move(adapter.model);

@@ -217,6 +217,8 @@ class AdapterServer {
 
  private:
   struct Served;
+  // Throws once free_fp32_weights() ran: loading `name` would need the freed weights.
+  void check_loadable(const std::string& name) const;
   // Decodes (or scores with `labels`) one group of answer()'s requests into `replies`.
   void answer_group(const std::vector<Request>& requests, const std::vector<size_t>& indices,
                     bool mixed_group, const decoding::GenerationConfig& generation,
