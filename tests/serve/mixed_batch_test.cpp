@@ -17,6 +17,7 @@
 #include "compacter/data/tokenizer.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/nn/int8_linear.h"
+#include "compacter/nn/int8_rows.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/peft/methods.h"
 #include "compacter/serve/adapter_server.h"
@@ -269,8 +270,9 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
 
   // Memory as reported: the base's bytes and `full`'s own include their int8 weights, each
   // quantised layer out x in values twice (the engine's quantised tensor and oneDNN's packed copy),
-  // a scale and a zero point of 8 bytes each and a 4-byte sum per row; compacter++ shares the
-  // base's.
+  // a scale and a zero point of 8 bytes each and a 4-byte sum per row, and where the CPU runs the
+  // library's few-rows kernel (nn/int8_rows.h) its copy, out and in rounded up to multiples of 64
+  // and 4, and a 4-byte scale per row; compacter++ shares the base's.
   spec.dtype = "fp32";
   serve::AdapterServer fp32(train::load_base_model(spec), options);
   // And below, the fp32 weights of the same layers: 4 bytes each.
@@ -278,7 +280,10 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   nn::T5Model shapes = nn::load_t5(model_dir()).model;
   shapes->for_each_linear([&](const std::string& path, nn::LinearImpl& linear) {
     if (nn::keeps_fp32(path)) return;
-    int8_bytes += 2 * linear.out_features() * linear.in_features() + 20 * linear.out_features();
+    const int64_t out = linear.out_features(), in = linear.in_features();
+    int8_bytes += 2 * out * in + 20 * out;
+    if (nn::int8_rows_available())
+      int8_bytes += (out + 63) / 64 * 64 * ((in + 3) / 4 * 4) + 4 * out;
     fp32_bytes += 4 * linear.out_features() * linear.in_features();
   });
   EXPECT_EQ(server.base_bytes() - fp32.base_bytes(), int8_bytes);

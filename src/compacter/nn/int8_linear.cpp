@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/int8_rows.h"
 #include "compacter/nn/layers.h"
 #include "compacter/nn/t5.h"
 
@@ -16,6 +18,9 @@ namespace compacter::nn {
 
 struct Int8Weight::Packed {
   c10::intrusive_ptr<LinearPackedParamsBase> params;
+  // The same values for the few-rows kernel (nn/int8_rows.h), where the CPU has one.
+  std::optional<Int8RowsWeight> rows;
+  std::vector<float> scales, row_sums;  // fp32 copies for that kernel
 };
 
 bool int8_available() {
@@ -49,6 +54,14 @@ Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<P
   row_sums_ = (q.int_repr().to(torch::kDouble).sum(1) * scales).to(torch::kFloat32);
   bytes_ = static_cast<int64_t>(q.storage().nbytes()) + q.q_per_channel_scales().nbytes() +
            q.q_per_channel_zero_points().nbytes() + out_ * in_ + row_sums_.nbytes();
+  if (int8_rows_available()) {
+    const torch::Tensor values = q.int_repr().contiguous();
+    packed_->rows = pack_int8_rows(values.data_ptr<int8_t>(), out_, in_);
+    const torch::Tensor s = scales.to(torch::kFloat32).contiguous();
+    packed_->scales.assign(s.data_ptr<float>(), s.data_ptr<float>() + out_);
+    packed_->row_sums.assign(row_sums_.data_ptr<float>(), row_sums_.data_ptr<float>() + out_);
+    bytes_ += static_cast<int64_t>(packed_->rows->packed.size()) + 4 * out_;
+  }
 }
 
 Int8Weight::~Int8Weight() = default;
@@ -67,16 +80,30 @@ torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
   std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
   const torch::Tensor rows = x.reshape({-1, in}).contiguous();
   torch::Tensor y;
-  if (rows.size(0) <= kInt8ShiftRows && rows.numel() > 0) {
+  const int64_t m = rows.size(0);
+  if (m <= kInt8ShiftRows && rows.numel() > 0) {
     // Onto [0, 255] and back (int8_linear.h); a constant or non-finite input takes the plain path.
-    const auto [lo_t, hi_t] = torch::aminmax(rows);
-    const float lo = lo_t.item<float>(), hi = hi_t.item<float>();
+    const bool own = packed_->rows.has_value();
+    float lo = 0, hi = 0;
+    if (own) {
+      int8_rows_range(rows.data_ptr<float>(), rows.numel(), lo, hi);
+    } else {
+      const auto [lo_t, hi_t] = torch::aminmax(rows);
+      lo = lo_t.item<float>();
+      hi = hi_t.item<float>();
+    }
     const float c = 255.0001f / (hi - lo);
     if (std::isfinite(lo) && std::isfinite(hi) && hi > lo && std::isfinite(c)) {
-      const torch::Tensor shifted = (rows - lo).mul_(c).clamp_(0.0, 255.0);
-      y = packed_->params->apply_dynamic(shifted, /*reduce_range=*/false)
-              .div_(c)
-              .add_(row_sums_, lo);
+      if (own) {  // the library's kernel: the same grid, one pass over the weight (int8_rows.h)
+        y = torch::empty({m, out_});
+        int8_rows_product(*packed_->rows, rows.data_ptr<float>(), m, lo, c, packed_->scales.data(),
+                          packed_->row_sums.data(), y.data_ptr<float>());
+      } else {
+        const torch::Tensor shifted = (rows - lo).mul_(c).clamp_(0.0, 255.0);
+        y = packed_->params->apply_dynamic(shifted, /*reduce_range=*/false)
+                .div_(c)
+                .add_(row_sums_, lo);
+      }
     }
   }
   if (!y.defined()) y = packed_->params->apply_dynamic(rows, /*reduce_range=*/false);

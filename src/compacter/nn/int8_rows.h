@@ -1,0 +1,42 @@
+// int8 x uint8 products of few rows (decoding: one to a few dozen rows per call) with AVX-512
+// VNNI, for the int8 linear layers (nn/int8_linear.h). oneDNN's quantised linear layer, through
+// libtorch, costs ~40 us a call however small the product (its dispatch, the input's quantisation
+// by libtorch's operators, the output's dequantisation): as long as the fp32 product of a
+// 512 x 512 weight at one row, so int8 decoding at batch 1 was no faster than fp32. This kernel
+// does the same arithmetic in one pass over the packed weight: the input rows, already mapped
+// onto [0, 255] and rounded (uint8), times the int8 weight, summed in int32 (vpdpbusd: four
+// uint8 x int8 products added into each int32 lane; exact, no saturation), then
+// y[m, n] = acc[m, n] * scale[n] / c + lo * row_sum[n] (int8_linear.h's mapping undone).
+// Torch-free; runs on libtorch's intra-op threads over tiles of 64 outputs.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace compacter::nn {
+
+// Whether this CPU (and its operating system) runs the kernel: AVX-512 F, BW and VNNI.
+bool int8_rows_available();
+
+// The weight [out, in] (row-major int8) in the kernel's layout: tiles of 64 outputs; within a
+// tile, groups of 4 inputs; within a group, the 64 outputs' 4 values in a row (256 bytes). out is
+// padded to a multiple of 64 and in to a multiple of 4 with zeros.
+struct Int8RowsWeight {
+  int64_t out = 0, in = 0, in4 = 0, tiles = 0;  // in4: in rounded up to a multiple of 4
+  std::vector<int8_t> packed;                   // tiles * (in4 / 4) * 256 bytes
+};
+Int8RowsWeight pack_int8_rows(const int8_t* w, int64_t out, int64_t in);
+
+// The smallest and largest of x[0, n) (n > 0); both NaN when any x is NaN. Needs
+// int8_rows_available().
+void int8_rows_range(const float* x, int64_t n, float& lo, float& hi);
+
+// y = x W^T for x: rows x w.in floats (row-major), y: rows x w.out floats. x is mapped onto the
+// uint8 grid as int8_linear.h says, u = nearbyint(clamp((x - lo) * c, 0, 255)) (lo, c finite,
+// c > 0), and y[m, n] = (sum_k u[m, k] q[n, k]) * scales[n] / c + lo * row_sums[n], where q is
+// the int8 weight, scales its per-row scales and row_sums[n] = scales[n] sum_k q[n, k]. Needs
+// int8_rows_available().
+void int8_rows_product(const Int8RowsWeight& w, const float* x, int64_t rows, float lo, float c,
+                       const float* scales, const float* row_sums, float* y);
+
+}  // namespace compacter::nn
