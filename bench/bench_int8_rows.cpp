@@ -1,9 +1,11 @@
 // An int8 linear layer's product y = x W^T on few rows (decoding), three ways in one process, the
 // inputs cycling through 64 of different ranges:
-//   - layer: nn::Int8Weight::forward, the path the int8 layers take (nn/int8_linear.h: up to 512
-//     rows the library's AVX-512 VNNI kernel, nn/int8_rows.h, where the CPU has it);
-//   - onednn: libtorch's quantised oneDNN linear on the input mapped onto [0, 255], the path those
-//     rows took before the kernel (and take on a CPU without VNNI);
+//   - layer: nn::Int8Weight::forward, the path the int8 layers take (nn/int8_linear.h: the
+//     library's AVX-512 VNNI kernel, nn/int8_rows.h, each row over its own range, where the CPU
+//     has it);
+//   - onednn: libtorch's quantised oneDNN linear on the input mapped onto [0, 255] over the whole
+//     input's range, the path up to 512 rows took before the kernel (and take on a CPU without
+//     VNNI);
 //   - fp32: torch::linear on the fp32 weight.
 // Shapes: t5-small's attention projections (512, 512), wi (2048, 512) and wo (512, 2048). Threads:
 // every core, as the program uses.
@@ -72,7 +74,7 @@ void int8_rows(benchmark::State& state, Way way) {
 void shapes(benchmark::internal::Benchmark* b) {
   for (const auto& [out, in] :
        std::vector<std::pair<int64_t, int64_t>>{{512, 512}, {2048, 512}, {512, 2048}})
-    for (int64_t rows : {1, 8, 32, 128, 512}) b->Args({out, in, rows});
+    for (int64_t rows : {1, 8, 32, 128, 512, 2048}) b->Args({out, in, rows});
   b->ArgNames({"out", "in", "rows"})->UseRealTime();
 }
 

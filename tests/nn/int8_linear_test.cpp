@@ -11,12 +11,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
 
 #include "compacter/core/error.h"
 #include "compacter/nn/int8_linear.h"
+#include "compacter/nn/int8_rows.h"
 #include "compacter/nn/layers.h"
 #include "compacter/nn/t5.h"
 
@@ -55,37 +57,72 @@ TEST(Int8Linear, WithinTheQuantisationBound) {
   }
 }
 
-// On few rows the input is mapped onto [0, 255] before the engine quantises it: the result is
-// that of the input rounded to the grid lo + j / c (c = 255.0001 / (max - min), j = 0..255),
-// computed here in double from the documented mapping and the quantised weights.
-TEST(Int8Linear, FewRowsQuantiseOnTheInputsOwnGrid) {
-  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+// The input is mapped onto [0, 255] before the engine quantises it: the result is that of the
+// input rounded to the grid lo + j / c (c = 255.0001 / (max - min), j = 0..255), computed here in
+// double from the documented mapping and the quantised weights. With the library's kernel (a CPU
+// with AVX-512 VNNI) every row has its own lo and c, at any number of rows; with oneDNN the whole
+// input shares them, on up to kInt8ShiftRows rows.
+TEST(Int8Linear, RowsQuantiseOnTheirDocumentedGrid) {
+  if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  const bool per_row = int8_rows_available();
   torch::manual_seed(4);
-  // Widths that are not multiples of the library kernel's tiles (int8_rows.h: 64 outputs, 4
-  // inputs), and up to kInt8ShiftRows rows, which that kernel takes where the CPU has one.
+  // Widths that are not multiples of the kernel's tiles (int8_rows.h: 64 outputs, 4 inputs).
   for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{1, 512, 96},
                                {7, 64, 40},
                                {300, 130, 70},
                                {kInt8ShiftRows, 67, 129}}) {
     SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
     const torch::Tensor w = torch::randn({out, in}) * 0.1;
-    const torch::Tensor x = torch::randn({rows, in}) * 3.0 + 1.5;
+    // Rows of different scales and offsets.
+    const torch::Tensor x =
+        torch::randn({rows, in}) * (torch::rand({rows, 1}) * 3.0 + 0.1) + torch::randn({rows, 1});
     Int8Weight q(w);
     const torch::Tensor y = q.forward(x).to(torch::kDouble);
-    const float lo = x.min().item<float>(), hi = x.max().item<float>();
-    const float c = 255.0001f / (hi - lo);
     torch::Tensor grid = torch::empty({rows, in}, torch::kDouble);
     const float* px = x.data_ptr<float>();
     double* pg = grid.data_ptr<double>();
-    for (int64_t i = 0; i < rows * in; ++i) {
-      const float shifted = std::min(255.0f, std::max(0.0f, (px[i] - lo) * c));
-      pg[i] = static_cast<double>(lo) + std::nearbyint(shifted) / static_cast<double>(c);
+    for (int64_t m = 0; m < rows; ++m) {
+      const torch::Tensor range = per_row ? x[m] : x;
+      const float lo = range.min().item<float>(), hi = range.max().item<float>();
+      const float c = 255.0001f / (hi - lo);
+      for (int64_t k = m * in; k < (m + 1) * in; ++k) {
+        const float shifted = std::min(255.0f, std::max(0.0f, (px[k] - lo) * c));
+        pg[k] = static_cast<double>(lo) + std::nearbyint(shifted) / static_cast<double>(c);
+      }
     }
     const torch::Tensor wq = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
     const torch::Tensor want = grid.matmul(wq.t());
-    // PyTorch's grid (multiples of (max - min) / 255 from 0) rounds many of these differently.
-    EXPECT_LT((y - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>());
+    // Each row against its own size: the rows' scales differ by up to 30x.
+    const torch::Tensor err = (y - want).abs().amax(1) / want.abs().amax(1);
+    EXPECT_LT(err.max().item<double>(), 1e-4);
   }
+}
+
+// With the library's kernel a row's result is its own: the same bits alone or in any batch; a
+// constant row is exact for the quantised weights; a row holding NaN or an infinity gives NaN
+// and leaves the other rows as they were.
+TEST(Int8Linear, ARowsResultDoesNotDependOnItsBatch) {
+  if (!int8_rows_available()) GTEST_SKIP() << "per-row int8 needs a CPU with AVX-512 VNNI";
+  torch::manual_seed(9);
+  const torch::Tensor w = torch::randn({70, 96});
+  Int8Weight q(w);
+  torch::Tensor x = torch::randn({9, 96}) * torch::arange(1, 10).unsqueeze(1);
+  x[3].fill_(0.75);
+  const torch::Tensor y = q.forward(x);
+  for (int64_t m = 0; m < 9; ++m)
+    EXPECT_TRUE(torch::equal(q.forward(x[m].unsqueeze(0))[0], y[m])) << "row " << m;
+  EXPECT_TRUE(torch::equal(q.forward(x.slice(0, 2, 7)), y.slice(0, 2, 7)));
+  const torch::Tensor wq = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
+  EXPECT_LT((y[3].to(torch::kDouble) - 0.75 * wq.sum(1)).abs().max().item<double>(), 1e-5);
+  torch::Tensor bad = x.clone();
+  bad[5][17] = std::numeric_limits<float>::quiet_NaN();
+  bad[6][0] = std::numeric_limits<float>::infinity();
+  const torch::Tensor yb = q.forward(bad);
+  EXPECT_TRUE(yb[5].isnan().all().item<bool>());
+  EXPECT_TRUE(yb[6].isnan().all().item<bool>());
+  EXPECT_TRUE(torch::equal(yb.slice(0, 0, 5), y.slice(0, 0, 5)));
+  EXPECT_TRUE(torch::equal(yb.slice(0, 7, 9), y.slice(0, 7, 9)));
+  EXPECT_THROW(q.forward(torch::randn({2, 95})), Error);  // the wrong width
 }
 
 TEST(Int8Linear, RefusesGradients) {

@@ -1,8 +1,9 @@
-// nn::int8_rows_product and int8_rows_range (the few-rows int8 kernel, int8_rows.h) against naive
-// loops: the input's grid u = nearbyint(clamp((x - lo) c, 0, 255)) and the int32 sums computed
-// here element by element, the result in double. Shapes that are not multiples of the kernel's
-// tiles (64 outputs, groups of 4 inputs) and row counts that are not multiples of its 4-row
-// passes. Skipped on a CPU without AVX-512 VNNI, where the kernel is never called.
+// nn::int8_rows_product and int8_rows_range (the int8 kernel, int8_rows.h) against naive loops:
+// each row's grid u = nearbyint(clamp((x - lo[m]) c[m], 0, 255)) and the int32 sums computed here
+// element by element, the result in double; the packing undone by unpack_int8_rows. Shapes that are
+// not multiples of the kernel's tiles (64 outputs, groups of 4 inputs) and row counts that are not
+// multiples of its 4-row passes. Skipped on a CPU without AVX-512 VNNI, where the kernel is never
+// called.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -43,25 +44,31 @@ TEST(Int8Rows, ProductEqualsTheNaiveSums) {
     }
     std::vector<float> x(static_cast<size_t>(rows * in));
     for (auto& v : x) v = normal(gen);
-    // A range narrower than x's: values below lo and above the grid's top clamp.
-    const float lo = -1.0f, c = 255.0001f / 4.0f;
+    // Each row its own range, narrower than x's: values below lo and above the grid's top clamp.
+    std::vector<float> lo(static_cast<size_t>(rows)), c(lo.size());
+    for (int64_t m = 0; m < rows; ++m) {
+      lo[m] = -1.0f + 0.1f * static_cast<float>(m % 5);
+      c[m] = 255.0001f / (4.0f + static_cast<float>(m % 3));
+    }
     const Int8RowsWeight packed = pack_int8_rows(q.data(), out, in);
+    EXPECT_EQ(unpack_int8_rows(packed), q);
     std::vector<float> y(static_cast<size_t>(rows * out), std::nanf(""));
-    int8_rows_product(packed, x.data(), rows, lo, c, scales.data(), row_sums.data(), y.data());
+    int8_rows_product(packed, x.data(), rows, lo.data(), c.data(), scales.data(), row_sums.data(),
+                      y.data());
     double worst = 0;
     for (int64_t m = 0; m < rows; ++m)
       for (int64_t n = 0; n < out; ++n) {
         int64_t acc = 0;
         for (int64_t k = 0; k < in; ++k) {
-          const float shifted = std::min(255.0f, std::max(0.0f, (x[m * in + k] - lo) * c));
+          const float shifted = std::min(255.0f, std::max(0.0f, (x[m * in + k] - lo[m]) * c[m]));
           acc += static_cast<int64_t>(std::nearbyint(shifted)) * q[n * in + k];
         }
-        const double term = static_cast<double>(acc) * scales[n] / c;
-        const double want = term + static_cast<double>(lo) * row_sums[n];
+        const double term = static_cast<double>(acc) * scales[n] / c[m];
+        const double want = term + static_cast<double>(lo[m]) * row_sums[n];
         const double got = y[m * out + n];
         ASSERT_TRUE(std::isfinite(got)) << m << "," << n;
         // Float rounding of the two terms only: a few ulps of each.
-        const double tol = 4e-7 * (std::abs(term) + std::abs(lo * row_sums[n])) + 1e-30;
+        const double tol = 4e-7 * (std::abs(term) + std::abs(lo[m] * row_sums[n])) + 1e-30;
         worst = std::max(worst, std::abs(got - want) / tol);
       }
     EXPECT_LE(worst, 1.0);
@@ -83,8 +90,8 @@ TEST(Int8Rows, RoundsTiesToEvenAndClamps) {
   }
   const std::vector<float> ones(3, 1.0f), zeros(3, 0.0f);
   std::vector<float> y(3);
-  int8_rows_product(pack_int8_rows(q.data(), 3, in), x.data(), 1, 0.0f, 1.0f, ones.data(),
-                    zeros.data(), y.data());
+  int8_rows_product(pack_int8_rows(q.data(), 3, in), x.data(), 1, zeros.data(), ones.data(),
+                    ones.data(), zeros.data(), y.data());
   double want0 = 0, want2 = 0;
   for (int64_t k = 0; k < in; ++k) {
     want0 += u[k];

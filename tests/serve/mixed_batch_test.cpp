@@ -226,12 +226,50 @@ TEST_F(MixedBatch, Int8MixedBatchesRunTheBasesQuantisedLayers) {
                            base->forward(ids, mask, {}, labels).logits));
 }
 
+// With the library's int8 kernel (a CPU with AVX-512 VNNI) every row is quantised over its own
+// range (nn/int8_linear.h), so an int8 server's answer to a request does not depend on the
+// requests batched with it: mixed requests answered in one batch equal each answered alone by the
+// same server (token ids identical, scores within 1e-5, as for fp32 above). With one range for the
+// whole batch (the oneDNN path, or this kernel given one) the tokens differ.
+TEST_F(MixedBatch, ServerInt8AnswersMixedRequestsAsAlone) {
+  if (!nn::int8_rows_available()) GTEST_SKIP() << "per-row int8 needs a CPU with AVX-512 VNNI";
+  train::ModelSpec spec;
+  spec.dir = model_dir();
+  spec.tokenizer = tokenizer();
+  spec.dtype = "int8";
+  serve::ServerOptions options;
+  options.generation = settings(1, 1);
+  serve::AdapterServer server(train::load_base_model(spec), options);
+  const std::vector<std::string> methods = {"compacter++", "lora", "ia3", "prompt-t", "full"};
+  for (const std::string& m : methods) server.add(m, adapter_dir(m));
+  std::vector<serve::Request> requests;
+  for (size_t pass = 0; pass < 2; ++pass)
+    for (size_t k = 0; k < methods.size(); ++k) {
+      serve::Request r;
+      r.adapter = methods[k];
+      r.text = kTexts[(k + pass) % 3];
+      requests.push_back(r);
+    }
+  const auto together = server.answer(requests);
+  ASSERT_EQ(together.size(), requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto one = server.answer({requests[i]});
+    ASSERT_EQ(one.size(), 1u);
+    ASSERT_EQ(together[i].error, "") << requests[i].adapter;
+    ASSERT_EQ(one[0].error, "") << requests[i].adapter;
+    std::vector<decoding::Sequence> got, want;
+    for (const auto& s : together[i].sequences) got.push_back(s.sequence);
+    for (const auto& s : one[0].sequences) want.push_back(s.sequence);
+    expect_same(got, want, requests[i].adapter + " / " + requests[i].text);
+  }
+}
+
 // int8 serving (--dtype int8): the base's linear layers are quantised once and shared by every
 // adapter, except those a method retrained (`full`), which get their own. Each request answered
 // alone must equal a fresh model with its adapter attached and then quantised the way `eval` and
 // `generate` do it (nn::quantize_linears_int8 after peft::load_adapter). Requests are answered
-// one at a time: dynamic int8 quantises a product's whole input over its range, so a row's
-// result depends on the rows batched with it, as in PyTorch's quantize_dynamic.
+// one at a time: on the oneDNN path dynamic int8 quantises a product's whole input over its range,
+// so a row's result depends on the rows batched with it, as in PyTorch's quantize_dynamic.
 TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   if (!nn::int8_available()) GTEST_SKIP() << "this libtorch has no int8 engine (oneDNN)";
   train::ModelSpec spec;
@@ -268,11 +306,12 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   }
   EXPECT_GE(outputs.size(), methods.size()) << "the adapters should disagree";
 
-  // Memory as reported: the base's bytes and `full`'s own include their int8 weights, each
-  // quantised layer out x in values twice (the engine's quantised tensor and oneDNN's packed copy),
-  // a scale and a zero point of 8 bytes each and a 4-byte sum per row, and where the CPU runs the
-  // library's few-rows kernel (nn/int8_rows.h) its copy, out and in rounded up to multiples of 64
-  // and 4, and a 4-byte scale per row; compacter++ shares the base's.
+  // Memory as reported: the base's bytes and `full`'s own include their int8 weights
+  // (int8_linear.h, bytes()); compacter++ shares the base's. With the library's kernel (a CPU with
+  // AVX-512 VNNI): its packed values, out and in rounded up to multiples of 64 and 4, and per row
+  // an fp64 and an fp32 scale and a 4-byte sum. With oneDNN: out x in values twice (the engine's
+  // quantised tensor and oneDNN's packed copy), a scale and a zero point of 8 bytes each and a
+  // 4-byte sum per row.
   spec.dtype = "fp32";
   serve::AdapterServer fp32(train::load_base_model(spec), options);
   // And below, the fp32 weights of the same layers: 4 bytes each.
@@ -281,9 +320,10 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   shapes->for_each_linear([&](const std::string& path, nn::LinearImpl& linear) {
     if (nn::keeps_fp32(path)) return;
     const int64_t out = linear.out_features(), in = linear.in_features();
-    int8_bytes += 2 * out * in + 20 * out;
     if (nn::int8_rows_available())
-      int8_bytes += (out + 63) / 64 * 64 * ((in + 3) / 4 * 4) + 4 * out;
+      int8_bytes += (out + 63) / 64 * 64 * ((in + 3) / 4 * 4) + 16 * out;
+    else
+      int8_bytes += 2 * out * in + 20 * out;
     fp32_bytes += 4 * linear.out_features() * linear.in_features();
   });
   EXPECT_EQ(server.base_bytes() - fp32.base_bytes(), int8_bytes);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -17,24 +18,27 @@
 namespace compacter::nn {
 
 struct Int8Weight::Packed {
-  c10::intrusive_ptr<LinearPackedParamsBase> params;
-  // The same values for the few-rows kernel (nn/int8_rows.h), where the CPU has one.
+  // One engine's copy of the int8 values: the library's kernel's where the CPU has AVX-512 VNNI
+  // (nn/int8_rows.h; with fp32 scales), else oneDNN's through libtorch.
   std::optional<Int8RowsWeight> rows;
-  std::vector<float> scales, row_sums;  // fp32 copies for that kernel
+  std::vector<float> scales;
+  c10::intrusive_ptr<LinearPackedParamsBase> params;
 };
 
 bool int8_available() {
   const auto& engines = at::globalContext().supportedQEngines();
-  return std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end();
+  return int8_rows_available() ||
+         std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end();
 }
 
 Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<Packed>()) {
   check(int8_available(),
-        "int8 needs libtorch's quantised oneDNN engine, which this libtorch "
-        "lacks (its engines: none usable for int8 linear layers)");
-  check(weight.dim() == 2 && weight.device().is_cpu() && weight.scalar_type() == torch::kFloat32,
-        "int8: a linear layer's weight must be a 2-D fp32 CPU tensor, got ", weight.sizes(), " ",
-        weight.scalar_type(), " on ", weight.device());
+        "int8 needs a CPU with AVX-512 VNNI or libtorch's quantised oneDNN engine; this machine "
+        "has neither");
+  check(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0 && weight.device().is_cpu() &&
+            weight.scalar_type() == torch::kFloat32,
+        "int8: a linear layer's weight must be a non-empty 2-D fp32 CPU tensor, got ",
+        weight.sizes(), " ", weight.scalar_type(), " on ", weight.device());
   torch::NoGradGuard no_grad;
   const torch::Tensor w = weight.detach().contiguous();
   // Per output row: scale = max |w| / 127 (a zero row gets scale 1), zero point 0.
@@ -45,30 +49,66 @@ Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<P
   scales_ = scales;
   out_ = w.size(0);
   in_ = w.size(1);
+  row_sums_ = (q.int_repr().to(torch::kDouble).sum(1) * scales).to(torch::kFloat32);
+  if (int8_rows_available()) {
+    const torch::Tensor values = q.int_repr().contiguous();
+    packed_->rows = pack_int8_rows(values.data_ptr<int8_t>(), out_, in_);
+    const torch::Tensor s = scales.to(torch::kFloat32).contiguous();
+    packed_->scales.assign(s.data_ptr<float>(), s.data_ptr<float>() + out_);
+    bytes_ = static_cast<int64_t>(packed_->rows->packed.size()) + scales_.nbytes() + 4 * out_ +
+             row_sums_.nbytes();
+    return;
+  }
   at::globalContext().setQEngine(at::QEngine::ONEDNN);
   static const auto prepack = c10::Dispatcher::singleton()
                                   .findSchemaOrThrow("quantized::linear_prepack", "")
                                   .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
                                       at::Tensor, c10::optional<at::Tensor>)>();
   packed_->params = prepack.call(q, c10::nullopt);
-  row_sums_ = (q.int_repr().to(torch::kDouble).sum(1) * scales).to(torch::kFloat32);
   bytes_ = static_cast<int64_t>(q.storage().nbytes()) + q.q_per_channel_scales().nbytes() +
            q.q_per_channel_zero_points().nbytes() + out_ * in_ + row_sums_.nbytes();
-  if (int8_rows_available()) {
-    const torch::Tensor values = q.int_repr().contiguous();
-    packed_->rows = pack_int8_rows(values.data_ptr<int8_t>(), out_, in_);
-    const torch::Tensor s = scales.to(torch::kFloat32).contiguous();
-    packed_->scales.assign(s.data_ptr<float>(), s.data_ptr<float>() + out_);
-    packed_->row_sums.assign(row_sums_.data_ptr<float>(), row_sums_.data_ptr<float>() + out_);
-    bytes_ += static_cast<int64_t>(packed_->rows->packed.size()) + 4 * out_;
-  }
 }
 
 Int8Weight::~Int8Weight() = default;
 
 torch::Tensor Int8Weight::int8_values() const {
+  if (packed_->rows) {
+    const std::vector<int8_t> values = unpack_int8_rows(*packed_->rows);
+    return torch::tensor(values, torch::kInt8).view({out_, in_});
+  }
   return std::get<0>(packed_->params->unpack()).int_repr();
 }
+
+namespace {
+
+// The library's kernel, each row over its own range (int8_linear.h). A constant row is exact
+// (u = 0, y = lo * row sums); a row holding NaN or an infinity gives NaN throughout.
+torch::Tensor rows_product(const Int8RowsWeight& w, const std::vector<float>& scales,
+                           const torch::Tensor& row_sums, const torch::Tensor& rows) {
+  const int64_t m = rows.size(0), in = rows.size(1);
+  torch::Tensor y = torch::empty({m, w.out});
+  if (m == 0) return y;
+  std::vector<float> lo(static_cast<size_t>(m)), c(lo.size());
+  std::vector<int64_t> non_finite;
+  const float* x = rows.data_ptr<float>();
+  for (int64_t i = 0; i < m; ++i) {
+    float l = 0, h = 0;
+    int8_rows_range(x + i * in, in, l, h);
+    if (!std::isfinite(l) || !std::isfinite(h)) {
+      non_finite.push_back(i);
+      l = h = 0;
+    }
+    const float step = 255.0001f / (h - l);
+    lo[i] = l;
+    c[i] = h > l && std::isfinite(step) ? step : 1.0f;
+  }
+  int8_rows_product(w, x, m, lo.data(), c.data(), scales.data(), row_sums.data_ptr<float>(),
+                    y.data_ptr<float>());
+  for (int64_t i : non_finite) y[i].fill_(std::numeric_limits<float>::quiet_NaN());
+  return y;
+}
+
+}  // namespace
 
 torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
   check(!(torch::GradMode::is_enabled() && x.requires_grad()),
@@ -76,34 +116,24 @@ torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
         "autocast-bf16)");
   check(x.device().is_cpu() && x.scalar_type() == torch::kFloat32,
         "int8 linear layers take fp32 CPU inputs, got ", x.scalar_type(), " on ", x.device());
-  const int64_t in = x.size(-1);
+  check(x.dim() >= 1 && x.size(-1) == in_, "int8 linear layer: inputs of width ", in_,
+        " expected, got ", x.sizes());
   std::vector<int64_t> sizes(x.sizes().begin(), x.sizes().end());
-  const torch::Tensor rows = x.reshape({-1, in}).contiguous();
+  const torch::Tensor rows = x.reshape({-1, in_}).contiguous();
   torch::Tensor y;
   const int64_t m = rows.size(0);
-  if (m <= kInt8ShiftRows && rows.numel() > 0) {
+  if (packed_->rows) {
+    y = rows_product(*packed_->rows, packed_->scales, row_sums_, rows);
+  } else if (m <= kInt8ShiftRows && m > 0) {
     // Onto [0, 255] and back (int8_linear.h); a constant or non-finite input takes the plain path.
-    const bool own = packed_->rows.has_value();
-    float lo = 0, hi = 0;
-    if (own) {
-      int8_rows_range(rows.data_ptr<float>(), rows.numel(), lo, hi);
-    } else {
-      const auto [lo_t, hi_t] = torch::aminmax(rows);
-      lo = lo_t.item<float>();
-      hi = hi_t.item<float>();
-    }
+    const auto [lo_t, hi_t] = torch::aminmax(rows);
+    const float lo = lo_t.item<float>(), hi = hi_t.item<float>();
     const float c = 255.0001f / (hi - lo);
     if (std::isfinite(lo) && std::isfinite(hi) && hi > lo && std::isfinite(c)) {
-      if (own) {  // the library's kernel: the same grid, one pass over the weight (int8_rows.h)
-        y = torch::empty({m, out_});
-        int8_rows_product(*packed_->rows, rows.data_ptr<float>(), m, lo, c, packed_->scales.data(),
-                          packed_->row_sums.data(), y.data_ptr<float>());
-      } else {
-        const torch::Tensor shifted = (rows - lo).mul_(c).clamp_(0.0, 255.0);
-        y = packed_->params->apply_dynamic(shifted, /*reduce_range=*/false)
-                .div_(c)
-                .add_(row_sums_, lo);
-      }
+      const torch::Tensor shifted = (rows - lo).mul_(c).clamp_(0.0, 255.0);
+      y = packed_->params->apply_dynamic(shifted, /*reduce_range=*/false)
+              .div_(c)
+              .add_(row_sums_, lo);
     }
   }
   if (!y.defined()) y = packed_->params->apply_dynamic(rows, /*reduce_range=*/false);

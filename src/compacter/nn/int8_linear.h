@@ -1,25 +1,28 @@
-// int8 inference for the frozen backbone's linear layers on the CPU: dynamic quantisation, as
-// PyTorch's torch.ao.quantization.quantize_dynamic does it. Each weight row is quantised once to
-// int8 with its own scale (per output channel, symmetric: scale = max |w_row| / 127, zero point 0);
-// at every call the input is quantised per tensor to uint8 over its [min, max] range (with 0
-// exactly representable), multiplied in int8 x uint8 -> int32 by oneDNN (the quantised engine
-// Debian's libtorch 1.13 has; its fbgemm is absent), and rescaled to fp32. Bias, adapters and
-// every other layer stay fp32. Inference only: a product that would need a gradient throws.
+// int8 inference for the frozen backbone's linear layers on the CPU: dynamic quantisation. Each
+// weight row is quantised once to int8 with its own scale (per output channel, symmetric:
+// scale = max |w_row| / 127, zero point 0), as PyTorch's torch.ao.quantization.quantize_dynamic
+// does it; at every call the input is quantised to uint8 over its range, multiplied in
+// int8 x uint8 -> int32, and rescaled to fp32. Bias, adapters and every other layer stay fp32.
+// Inference only: a product that would need a gradient throws. Two engines:
 //
-// On up to kInt8ShiftRows rows the input is first mapped onto [0, 255], x' = (x - lo) c with
-// lo = min x and c = 255.0001 / (max x - lo), and the result mapped back, y = y' / c + lo sum_k w.
-// The engine then always quantises with scale 1 and zero point 0: the same step, (max - min) /
-// 255, anchored at the input's minimum instead of at an integer zero point. oneDNN bakes the
-// input's scale and zero point into the primitive it creates and caches, so with PyTorch's own
-// parameters nearly every call (a new range) created one: 0.15-0.5 ms a call, 3-10x the product
-// itself on few rows. On more rows the two extra passes over x cost what they save.
+// - Where the CPU has AVX-512 VNNI, the library's own kernel (nn/int8_rows.h), the weight packed
+//   for it once (the only int8 copy). Each input row (a token) is quantised over its own range:
+//   x' = (x - lo) c with lo = min of the row and c = 255.0001 / (max - lo), rounded to the
+//   integers [0, 255], and the result mapped back, y = y' / c + lo sum_k w (the quantised
+//   weights' row sums). The step, (max - min) / 255 of the row, is at most that of the whole
+//   input's range, and a row's result does not depend on the rows batched beside it, bit for bit
+//   (as LLM.int8()'s and ZeroQuant's per-token activation scales). A constant row is exact; a
+//   row holding NaN or an infinity gives NaN. Through libtorch, oneDNN cost ~40 us a call however
+//   few its rows (dispatch, libtorch's quantiser, the rescaling), as long as a 512 x 512 fp32
+//   product of one row; the kernel takes 3-5 us there.
 //
-// Where the CPU has AVX-512 VNNI, those rows (x', rounded) are multiplied by the library's own
-// kernel instead (nn/int8_rows.h): the same grid and int32 sums, in one pass over a copy of the
-// weight packed for it. Through libtorch every oneDNN call costs ~40 us (dispatch, the input's
-// quantisation by libtorch's operators, the output's dequantisation), as long as a 512 x 512 fp32
-// product of one row; the kernel takes 3 us there, and 1-1.3x less than oneDNN up to 512 rows
-// (the 2-core EPYC VM, 2026-12-07). Above, oneDNN's blocking wins.
+// - Elsewhere, libtorch's quantised oneDNN engine (Debian's libtorch 1.13 has no fbgemm), the
+//   input quantised per tensor, as quantize_dynamic does. On up to kInt8ShiftRows rows the input
+//   is first mapped onto [0, 255] over the whole input's range as above, and the result mapped
+//   back: the engine then always quantises with scale 1 and zero point 0. oneDNN bakes the
+//   input's scale and zero point into the primitive it creates and caches, so with PyTorch's own
+//   parameters nearly every call (a new range) created one: 0.15-0.5 ms a call, 3-10x the
+//   product itself on few rows. On more rows the two extra passes over x cost what they save.
 #pragma once
 #include <torch/torch.h>
 
@@ -30,7 +33,7 @@ namespace compacter::nn {
 class T5ModelImpl;
 class LinearImpl;
 
-// Whether this libtorch has a quantised engine for int8 linear layers (oneDNN).
+// Whether int8 linear layers run here: a CPU with AVX-512 VNNI, or libtorch's oneDNN engine.
 bool int8_available();
 
 constexpr int64_t kInt8ShiftRows = 512;
@@ -48,10 +51,10 @@ class Int8Weight {
   torch::Tensor int8_values() const;
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
-  // Bytes held: the engine's quantised tensor (out x in int8 values, per-row scales and zero
-  // points), oneDNN's packed copy of the values (counted as out x in), the row sums (fp32), and
-  // where the CPU runs the few-rows kernel, its copy of the values (out padded to 64, in to 4)
-  // and fp32 scales.
+  // Bytes held. With the library's kernel: its packed values (out rounded up to a multiple of
+  // 64, in to 4), the scales (fp64 and fp32) and the row sums (fp32). With oneDNN: the engine's
+  // quantised tensor (out x in int8 values, per-row scales and zero points), oneDNN's packed copy
+  // of the values (counted as out x in) and the row sums.
   int64_t bytes() const { return bytes_; }
 
  private:

@@ -56,16 +56,17 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void tile_sums(
     for (int j = 0; j < 4; ++j) _mm512_storeu_si512(acc + r * kTileOut + j * 16, s[r][j]);
 }
 
-// u[m, k] = nearbyint(clamp((x[m, k] - lo) * c, 0, 255)) for k < in, 0 up to in4: the same
-// operations, each rounded, as int8_linear.cpp's tensor expression and libtorch's quantiser
-// (round to nearest even, the default rounding mode).
+// u[m, k] = nearbyint(clamp((x[m, k] - lo[m]) * c[m], 0, 255)) for k < in, 0 up to in4: the
+// same operations, each rounded, as libtorch's quantiser on (x - lo) * c (round to nearest even,
+// the default rounding mode).
 __attribute__((target("avx512f,avx512bw"))) void quantize_rows(const float* x, int64_t rows,
-                                                               int64_t in, int64_t in4, float lo,
-                                                               float c, uint8_t* u) {
-  const __m512 vlo = _mm512_set1_ps(lo), vc = _mm512_set1_ps(c);
+                                                               int64_t in, int64_t in4,
+                                                               const float* lo, const float* c,
+                                                               uint8_t* u) {
   const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps(255.0f);
   const __mmask16 all = 0xffff;
   for (int64_t m = 0; m < rows; ++m) {
+    const __m512 vlo = _mm512_set1_ps(lo[m]), vc = _mm512_set1_ps(c[m]);
     const float* xm = x + m * in;
     uint8_t* um = u + m * in4;
     for (int64_t k = 0; k < in; k += 16) {
@@ -115,6 +116,16 @@ bool int8_rows_available() {
 #endif
 }
 
+std::vector<int8_t> unpack_int8_rows(const Int8RowsWeight& w) {
+  std::vector<int8_t> values(static_cast<size_t>(w.out * w.in));
+  const int64_t groups = w.in4 / 4;
+  for (int64_t n = 0; n < w.out; ++n)
+    for (int64_t k = 0; k < w.in; ++k)
+      values[static_cast<size_t>(n * w.in + k)] = w.packed[static_cast<size_t>(
+          ((n / kTileOut) * groups + k / 4) * kGroupBytes + (n % kTileOut) * 4 + k % 4)];
+  return values;
+}
+
 Int8RowsWeight pack_int8_rows(const int8_t* w, int64_t out, int64_t in) {
   check(out > 0 && in > 0, "int8 rows: a weight needs at least one row and column, got ", out,
         " x ", in);
@@ -144,8 +155,8 @@ void int8_rows_range(const float* x, int64_t n, float& lo, float& hi) {
 #endif
 }
 
-void int8_rows_product(const Int8RowsWeight& w, const float* x, int64_t rows, float lo, float c,
-                       const float* scales, const float* row_sums, float* y) {
+void int8_rows_product(const Int8RowsWeight& w, const float* x, int64_t rows, const float* lo,
+                       const float* c, const float* scales, const float* row_sums, float* y) {
   check(int8_rows_available(), "int8 rows: this CPU lacks AVX-512 VNNI");
 #ifdef COMPACTER_INT8_ROWS_X86
   std::vector<uint8_t> quantised(static_cast<size_t>(rows * w.in4));
@@ -177,8 +188,9 @@ void int8_rows_product(const Int8RowsWeight& w, const float* x, int64_t rows, fl
         for (int64_t i = 0; i < r; ++i) {
           float* ym = y + (m0 + i) * w.out + n0;
           const int32_t* a = acc + i * kTileOut;
+          const float ci = c[m0 + i], li = lo[m0 + i];
           for (int64_t j = 0; j < width; ++j)
-            ym[j] = static_cast<float>(a[j]) * scales[n0 + j] / c + lo * row_sums[n0 + j];
+            ym[j] = static_cast<float>(a[j]) * scales[n0 + j] / ci + li * row_sums[n0 + j];
         }
       }
     }
