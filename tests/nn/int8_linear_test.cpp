@@ -1,7 +1,8 @@
 // nn::Int8Weight and quantize_linears_int8 against the dynamic-quantisation error bound computed
 // in double precision from the documented scheme (int8_linear.h): per-row weight scales
-// s_w = max |w_row| / 127, inputs quantised per tensor to uint8 over [min(x, 0), max(x, 0)]
-// (s_x = range / 255). Each product then errs by at most
+// s_w = max |w_row| / 127, inputs quantised to uint8 with a step of at most
+// s_x = (max(x, 0) - min(x, 0)) / 255 (oneDNN: one range per input; the library's kernel: one per
+// row). Each engine this machine runs is tested. Each product then errs by at most
 //   sum_k |x_k| s_w / 2 + |w_k| s_x / 2 + s_x s_w / 4
 // against the exact fp64 product. Also: the weights' rows round to the nearest step, a T5's
 // logits stay close to fp32, gradients are refused, and freeing the fp32 weights frees their
@@ -15,6 +16,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "compacter/core/error.h"
 #include "compacter/nn/int8_linear.h"
@@ -25,35 +27,52 @@
 namespace compacter::nn {
 namespace {
 
+// The engines this machine runs (int8_linear.h): the library's kernel where the CPU has AVX-512
+// VNNI, oneDNN where libtorch has it; each test below runs on each.
+std::vector<Int8Engine> engines() {
+  std::vector<Int8Engine> out;
+  if (int8_rows_available()) out.push_back(Int8Engine::kKernel);
+  if (onednn_int8_available()) out.push_back(Int8Engine::kOneDnn);
+  return out;
+}
+
+const char* name(Int8Engine e) {
+  return e == Int8Engine::kKernel ? "kernel" : "oneDNN";
+}
+
 TEST(Int8Linear, WithinTheQuantisationBound) {
-  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
-  torch::manual_seed(0);
-  // Few rows take the shifted input (int8_linear.h), more than kInt8ShiftRows PyTorch's own
-  // quantisation parameters; both quantise with a step of at most s_x.
-  for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{8, 512, 64},
-                               {3, 64, 200},
-                               {kInt8ShiftRows + 88, 64, 48}}) {
-    SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
-    torch::Tensor w = torch::randn({out, in}) * torch::rand({out, 1});  // rows of varied scale
-    torch::Tensor x = torch::randn({rows, in}) + 0.3;
-    Int8Weight q(w);
-    const torch::Tensor y = q.forward(x).to(torch::kDouble);
-    const torch::Tensor wd = w.to(torch::kDouble), xd = x.to(torch::kDouble);
-    const torch::Tensor exact = xd.matmul(wd.t());
-    const torch::Tensor s_w = std::get<0>(wd.abs().max(1)) / 127.0;  // [out]
-    const double s_x =
-        (std::max(xd.max().item<double>(), 0.0) - std::min(xd.min().item<double>(), 0.0)) / 255.0;
-    const torch::Tensor bound = xd.abs().sum(1, true).matmul(s_w.unsqueeze(0)) / 2 +
-                                wd.abs().sum(1).unsqueeze(0) * (s_x / 2) +
-                                static_cast<double>(in) * s_x * s_w.unsqueeze(0) / 4;
-    const torch::Tensor excess = (y - exact).abs() - (bound * 1.001 + 1e-5);
-    EXPECT_LE(excess.max().item<double>(), 0.0);
-    // And far from exact would be a broken kernel, not rounding: the error is well under the
-    // output's own size.
-    EXPECT_LT(((y - exact).abs().max() / exact.abs().max()).item<double>(), 0.05);
-    // Weights: every element rounds to its row's nearest step.
-    const torch::Tensor back = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
-    EXPECT_LE(((back - wd).abs() - q.scales().unsqueeze(1) / 2).max().item<double>(), 1e-6);
+  if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  for (Int8Engine engine : engines()) {
+    SCOPED_TRACE(name(engine));
+    torch::manual_seed(0);
+    // oneDNN: few rows take the shifted input (int8_linear.h), more than kInt8ShiftRows PyTorch's
+    // own quantisation parameters; the kernel: each row its own range. All quantise with a step
+    // of at most s_x.
+    for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{8, 512, 64},
+                                 {3, 64, 200},
+                                 {kInt8ShiftRows + 88, 64, 48}}) {
+      SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
+      torch::Tensor w = torch::randn({out, in}) * torch::rand({out, 1});  // rows of varied scale
+      torch::Tensor x = torch::randn({rows, in}) + 0.3;
+      Int8Weight q(w, engine);
+      const torch::Tensor y = q.forward(x).to(torch::kDouble);
+      const torch::Tensor wd = w.to(torch::kDouble), xd = x.to(torch::kDouble);
+      const torch::Tensor exact = xd.matmul(wd.t());
+      const torch::Tensor s_w = std::get<0>(wd.abs().max(1)) / 127.0;  // [out]
+      const double s_x =
+          (std::max(xd.max().item<double>(), 0.0) - std::min(xd.min().item<double>(), 0.0)) / 255.0;
+      const torch::Tensor bound = xd.abs().sum(1, true).matmul(s_w.unsqueeze(0)) / 2 +
+                                  wd.abs().sum(1).unsqueeze(0) * (s_x / 2) +
+                                  static_cast<double>(in) * s_x * s_w.unsqueeze(0) / 4;
+      const torch::Tensor excess = (y - exact).abs() - (bound * 1.001 + 1e-5);
+      EXPECT_LE(excess.max().item<double>(), 0.0);
+      // And far from exact would be a broken kernel, not rounding: the error is well under the
+      // output's own size.
+      EXPECT_LT(((y - exact).abs().max() / exact.abs().max()).item<double>(), 0.05);
+      // Weights: every element rounds to its row's nearest step.
+      const torch::Tensor back = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
+      EXPECT_LE(((back - wd).abs() - q.scales().unsqueeze(1) / 2).max().item<double>(), 1e-6);
+    }
   }
 }
 
@@ -64,37 +83,43 @@ TEST(Int8Linear, WithinTheQuantisationBound) {
 // input shares them, on up to kInt8ShiftRows rows.
 TEST(Int8Linear, RowsQuantiseOnTheirDocumentedGrid) {
   if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
-  const bool per_row = int8_rows_available();
-  torch::manual_seed(4);
-  // Widths that are not multiples of the kernel's tiles (int8_rows.h: 64 outputs, 4 inputs).
-  for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{1, 512, 96},
-                               {7, 64, 40},
-                               {300, 130, 70},
-                               {kInt8ShiftRows, 67, 129}}) {
-    SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
-    const torch::Tensor w = torch::randn({out, in}) * 0.1;
-    // Rows of different scales and offsets.
-    const torch::Tensor x =
-        torch::randn({rows, in}) * (torch::rand({rows, 1}) * 3.0 + 0.1) + torch::randn({rows, 1});
-    Int8Weight q(w);
-    const torch::Tensor y = q.forward(x).to(torch::kDouble);
-    torch::Tensor grid = torch::empty({rows, in}, torch::kDouble);
-    const float* px = x.data_ptr<float>();
-    double* pg = grid.data_ptr<double>();
-    for (int64_t m = 0; m < rows; ++m) {
-      const torch::Tensor range = per_row ? x[m] : x;
-      const float lo = range.min().item<float>(), hi = range.max().item<float>();
-      const float c = 255.0001f / (hi - lo);
-      for (int64_t k = m * in; k < (m + 1) * in; ++k) {
-        const float shifted = std::min(255.0f, std::max(0.0f, (px[k] - lo) * c));
-        pg[k] = static_cast<double>(lo) + std::nearbyint(shifted) / static_cast<double>(c);
+  for (Int8Engine engine : engines()) {
+    SCOPED_TRACE(name(engine));
+    const bool per_row = engine == Int8Engine::kKernel;
+    torch::manual_seed(4);
+    // Widths that are not multiples of the kernel's tiles (int8_rows.h: 64 outputs, 4 inputs);
+    // oneDNN's one range per input holds up to kInt8ShiftRows rows.
+    for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{1, 512, 96},
+                                 {7, 64, 40},
+                                 {300, 130, 70},
+                                 {kInt8ShiftRows, 67, 129},
+                                 {kInt8ShiftRows + 100, 64, 65}}) {
+      if (!per_row && rows > kInt8ShiftRows) continue;
+      SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
+      const torch::Tensor w = torch::randn({out, in}) * 0.1;
+      // Rows of different scales and offsets.
+      const torch::Tensor x =
+          torch::randn({rows, in}) * (torch::rand({rows, 1}) * 3.0 + 0.1) + torch::randn({rows, 1});
+      Int8Weight q(w, engine);
+      const torch::Tensor y = q.forward(x).to(torch::kDouble);
+      torch::Tensor grid = torch::empty({rows, in}, torch::kDouble);
+      const float* px = x.data_ptr<float>();
+      double* pg = grid.data_ptr<double>();
+      for (int64_t m = 0; m < rows; ++m) {
+        const torch::Tensor range = per_row ? x[m] : x;
+        const float lo = range.min().item<float>(), hi = range.max().item<float>();
+        const float c = 255.0001f / (hi - lo);
+        for (int64_t k = m * in; k < (m + 1) * in; ++k) {
+          const float shifted = std::min(255.0f, std::max(0.0f, (px[k] - lo) * c));
+          pg[k] = static_cast<double>(lo) + std::nearbyint(shifted) / static_cast<double>(c);
+        }
       }
+      const torch::Tensor wq = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
+      const torch::Tensor want = grid.matmul(wq.t());
+      // Each row against its own size: the rows' scales differ by up to 30x.
+      const torch::Tensor err = (y - want).abs().amax(1) / want.abs().amax(1);
+      EXPECT_LT(err.max().item<double>(), 1e-4);
     }
-    const torch::Tensor wq = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
-    const torch::Tensor want = grid.matmul(wq.t());
-    // Each row against its own size: the rows' scales differ by up to 30x.
-    const torch::Tensor err = (y - want).abs().amax(1) / want.abs().amax(1);
-    EXPECT_LT(err.max().item<double>(), 1e-4);
   }
 }
 

@@ -25,16 +25,26 @@ struct Int8Weight::Packed {
   c10::intrusive_ptr<LinearPackedParamsBase> params;
 };
 
-bool int8_available() {
+bool onednn_int8_available() {
   const auto& engines = at::globalContext().supportedQEngines();
-  return int8_rows_available() ||
-         std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end();
+  return std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end();
 }
 
-Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<Packed>()) {
+bool int8_available() {
+  return int8_rows_available() || onednn_int8_available();
+}
+
+Int8Weight::Int8Weight(const torch::Tensor& weight, Int8Engine engine)
+    : packed_(std::make_unique<Packed>()) {
   check(int8_available(),
         "int8 needs a CPU with AVX-512 VNNI or libtorch's quantised oneDNN engine; this machine "
         "has neither");
+  check(engine != Int8Engine::kKernel || int8_rows_available(),
+        "int8: the library's kernel needs a CPU with AVX-512 VNNI");
+  check(engine != Int8Engine::kOneDnn || onednn_int8_available(),
+        "int8: this libtorch has no quantised oneDNN engine");
+  const bool kernel =
+      engine == Int8Engine::kKernel || (engine == Int8Engine::kAuto && int8_rows_available());
   check(weight.dim() == 2 && weight.size(0) > 0 && weight.size(1) > 0 && weight.device().is_cpu() &&
             weight.scalar_type() == torch::kFloat32,
         "int8: a linear layer's weight must be a non-empty 2-D fp32 CPU tensor, got ",
@@ -50,7 +60,7 @@ Int8Weight::Int8Weight(const torch::Tensor& weight) : packed_(std::make_unique<P
   out_ = w.size(0);
   in_ = w.size(1);
   row_sums_ = (q.int_repr().to(torch::kDouble).sum(1) * scales).to(torch::kFloat32);
-  if (int8_rows_available()) {
+  if (kernel) {
     const torch::Tensor values = q.int_repr().contiguous();
     packed_->rows = pack_int8_rows(values.data_ptr<int8_t>(), out_, in_);
     const torch::Tensor s = scales.to(torch::kFloat32).contiguous();

@@ -38,10 +38,16 @@ bool int8_available();
 
 constexpr int64_t kInt8ShiftRows = 512;
 
-// A weight [out, in] quantised and packed for the engine.
+// The engines above: kAuto takes the library's kernel where the CPU runs it, else oneDNN; the
+// others insist (and throw where they cannot run), for tests and benchmarks.
+enum class Int8Engine { kAuto, kKernel, kOneDnn };
+bool onednn_int8_available();  // libtorch's quantised oneDNN engine
+
+// A weight [out, in] quantised and packed for an engine.
 class Int8Weight {
  public:
-  explicit Int8Weight(const torch::Tensor& weight);  // fp32, CPU
+  explicit Int8Weight(const torch::Tensor& weight,  // fp32, CPU
+                      Int8Engine engine = Int8Engine::kAuto);
   ~Int8Weight();
   // x [..., in] (fp32) times the quantised weight's transpose: [..., out], fp32.
   torch::Tensor forward(const torch::Tensor& x) const;
