@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -69,6 +70,33 @@ class MixedBatch : public ::testing::Test {
     c.num_beams = beams;
     c.num_return_sequences = sequences;
     return c;
+  }
+  // A server of the test's base model in `dtype`, answering greedily.
+  static std::unique_ptr<serve::AdapterServer> server_of(const std::string& dtype) {
+    train::ModelSpec spec;
+    spec.dir = model_dir();
+    spec.tokenizer = tokenizer();
+    spec.dtype = dtype;
+    serve::ServerOptions options;
+    options.generation = settings(1, 1);
+    return std::make_unique<serve::AdapterServer>(train::load_base_model(spec), options);
+  }
+  // Two requests per method, texts interleaved so that each batch mixes them.
+  static std::vector<serve::Request> mixed_requests(const std::vector<std::string>& methods) {
+    std::vector<serve::Request> requests;
+    for (size_t pass = 0; pass < 2; ++pass)
+      for (size_t k = 0; k < methods.size(); ++k) {
+        serve::Request r;
+        r.adapter = methods[k];
+        r.text = kTexts[(k + pass) % 3];
+        requests.push_back(r);
+      }
+    return requests;
+  }
+  static std::vector<decoding::Sequence> sequences(const serve::Reply& reply) {
+    std::vector<decoding::Sequence> out;
+    for (const auto& s : reply.sequences) out.push_back(s.sequence);
+    return out;
   }
   // `text` decoded alone by a fresh model with `method` attached ("base": none).
   static std::vector<decoding::Sequence> alone(const std::string& method, const std::string& text,
@@ -158,12 +186,8 @@ TEST_F(MixedBatch, OneBatchOfEveryMethodMatchesEachAlone) {
 // Through the server: mixed requests, a SAID adapter among them (refused from mixed batches,
 // answered in its own), each reply what its adapter gives alone.
 TEST_F(MixedBatch, ServerAnswersMixedRequestsAsAlone) {
-  train::ModelSpec spec;
-  spec.dir = model_dir();
-  spec.tokenizer = tokenizer();
-  serve::ServerOptions options;
-  options.generation = settings(1, 1);
-  serve::AdapterServer server(train::load_base_model(spec), options);
+  const auto owner = server_of("fp32");
+  serve::AdapterServer& server = *owner;
   const std::vector<std::string> methods = {"compacter++", "lora",     "ia3",
                                             "bitfit",      "prompt-t", "said"};
   for (const std::string& m : methods) server.add(m, adapter_dir(m));
@@ -174,14 +198,7 @@ TEST_F(MixedBatch, ServerAnswersMixedRequestsAsAlone) {
     else
       EXPECT_EQ(info.mixed_refusal, "") << info.name;
   }
-  std::vector<serve::Request> requests;
-  for (size_t pass = 0; pass < 2; ++pass)
-    for (size_t k = 0; k < methods.size(); ++k) {
-      serve::Request r;
-      r.adapter = methods[k];
-      r.text = kTexts[(k + pass) % 3];
-      requests.push_back(r);
-    }
+  std::vector<serve::Request> requests = mixed_requests(methods);
   serve::Request b;
   b.adapter = serve::kBaseName;
   b.text = kTexts[0];
@@ -190,9 +207,7 @@ TEST_F(MixedBatch, ServerAnswersMixedRequestsAsAlone) {
   ASSERT_EQ(replies.size(), requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_EQ(replies[i].error, "") << requests[i].adapter;
-    std::vector<decoding::Sequence> got;
-    for (const auto& s : replies[i].sequences) got.push_back(s.sequence);
-    expect_same(got, alone(requests[i].adapter, requests[i].text, settings(1, 1)),
+    expect_same(sequences(replies[i]), alone(requests[i].adapter, requests[i].text, settings(1, 1)),
                 requests[i].adapter);
   }
 }
@@ -233,23 +248,11 @@ TEST_F(MixedBatch, Int8MixedBatchesRunTheBasesQuantisedLayers) {
 // whole batch (the oneDNN path, or this kernel given one) the tokens differ.
 TEST_F(MixedBatch, ServerInt8AnswersMixedRequestsAsAlone) {
   if (!nn::int8_rows_available()) GTEST_SKIP() << "per-row int8 needs a CPU with AVX-512 VNNI";
-  train::ModelSpec spec;
-  spec.dir = model_dir();
-  spec.tokenizer = tokenizer();
-  spec.dtype = "int8";
-  serve::ServerOptions options;
-  options.generation = settings(1, 1);
-  serve::AdapterServer server(train::load_base_model(spec), options);
+  const auto owner = server_of("int8");
+  serve::AdapterServer& server = *owner;
   const std::vector<std::string> methods = {"compacter++", "lora", "ia3", "prompt-t", "full"};
   for (const std::string& m : methods) server.add(m, adapter_dir(m));
-  std::vector<serve::Request> requests;
-  for (size_t pass = 0; pass < 2; ++pass)
-    for (size_t k = 0; k < methods.size(); ++k) {
-      serve::Request r;
-      r.adapter = methods[k];
-      r.text = kTexts[(k + pass) % 3];
-      requests.push_back(r);
-    }
+  std::vector<serve::Request> requests = mixed_requests(methods);
   const auto together = server.answer(requests);
   ASSERT_EQ(together.size(), requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -257,10 +260,8 @@ TEST_F(MixedBatch, ServerInt8AnswersMixedRequestsAsAlone) {
     ASSERT_EQ(one.size(), 1u);
     ASSERT_EQ(together[i].error, "") << requests[i].adapter;
     ASSERT_EQ(one[0].error, "") << requests[i].adapter;
-    std::vector<decoding::Sequence> got, want;
-    for (const auto& s : together[i].sequences) got.push_back(s.sequence);
-    for (const auto& s : one[0].sequences) want.push_back(s.sequence);
-    expect_same(got, want, requests[i].adapter + " / " + requests[i].text);
+    expect_same(sequences(together[i]), sequences(one[0]),
+                requests[i].adapter + " / " + requests[i].text);
   }
 }
 
@@ -272,13 +273,8 @@ TEST_F(MixedBatch, ServerInt8AnswersMixedRequestsAsAlone) {
 // so a row's result depends on the rows batched with it, as in PyTorch's quantize_dynamic.
 TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   if (!nn::int8_available()) GTEST_SKIP() << "this libtorch has no int8 engine (oneDNN)";
-  train::ModelSpec spec;
-  spec.dir = model_dir();
-  spec.tokenizer = tokenizer();
-  spec.dtype = "int8";
-  serve::ServerOptions options;
-  options.generation = settings(1, 1);
-  serve::AdapterServer server(train::load_base_model(spec), options);
+  const auto owner = server_of("int8");
+  serve::AdapterServer& server = *owner;
   const std::vector<std::string> methods = {"compacter++", "lora", "ia3", "prompt-t", "full"};
   for (const std::string& m : methods) server.add(m, adapter_dir(m));
   EXPECT_THROW(server.add("said", adapter_dir("said")), Error);
@@ -312,8 +308,8 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   // an fp64 and an fp32 scale and a 4-byte sum. With oneDNN: out x in values twice (the engine's
   // quantised tensor and oneDNN's packed copy), a scale and a zero point of 8 bytes each and a
   // 4-byte sum per row.
-  spec.dtype = "fp32";
-  serve::AdapterServer fp32(train::load_base_model(spec), options);
+  const auto fp32_owner = server_of("fp32");
+  serve::AdapterServer& fp32 = *fp32_owner;
   // And below, the fp32 weights of the same layers: 4 bytes each.
   int64_t int8_bytes = 0, fp32_bytes = 0;
   nn::T5Model shapes = nn::load_t5(model_dir()).model;

@@ -1,4 +1,4 @@
-// Few rows times an int8 weight with AVX-512 VNNI (see int8_rows.h).
+// Rows times an int8 weight with AVX-512 VNNI (see int8_rows.h).
 #include "compacter/nn/int8_rows.h"
 
 #include <ATen/Parallel.h>
