@@ -91,6 +91,13 @@ torch::Tensor Int8Weight::int8_values() const {
 
 namespace {
 
+// c of the grid lo + j / c, j = 0..255, over [lo, hi] (int8_linear.h); 0 where there is none (a
+// constant or non-finite range).
+float grid_scale(float lo, float hi) {
+  const float c = 255.0001f / (hi - lo);
+  return std::isfinite(lo) && std::isfinite(hi) && hi > lo && std::isfinite(c) ? c : 0.0f;
+}
+
 // The library's kernel, each row over its own range (int8_linear.h). A constant row is exact
 // (u = 0, y = lo * row sums); a row holding NaN or an infinity gives NaN throughout.
 torch::Tensor rows_product(const Int8RowsWeight& w, const std::vector<float>& scales,
@@ -108,9 +115,9 @@ torch::Tensor rows_product(const Int8RowsWeight& w, const std::vector<float>& sc
       non_finite.push_back(i);
       l = h = 0;
     }
-    const float step = 255.0001f / (h - l);
+    const float scale = grid_scale(l, h);
     lo[i] = l;
-    c[i] = h > l && std::isfinite(step) ? step : 1.0f;
+    c[i] = scale > 0 ? scale : 1.0f;
   }
   int8_rows_product(w, x, m, lo.data(), c.data(), scales.data(), row_sums.data_ptr<float>(),
                     y.data_ptr<float>());
@@ -138,8 +145,8 @@ torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
     // Onto [0, 255] and back (int8_linear.h); a constant or non-finite input takes the plain path.
     const auto [lo_t, hi_t] = torch::aminmax(rows);
     const float lo = lo_t.item<float>(), hi = hi_t.item<float>();
-    const float c = 255.0001f / (hi - lo);
-    if (std::isfinite(lo) && std::isfinite(hi) && hi > lo && std::isfinite(c)) {
+    const float c = grid_scale(lo, hi);
+    if (c > 0) {
       const torch::Tensor shifted = (rows - lo).mul_(c).clamp_(0.0, 255.0);
       y = packed_->params->apply_dynamic(shifted, /*reduce_range=*/false)
               .div_(c)

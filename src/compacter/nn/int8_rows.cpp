@@ -23,6 +23,11 @@ constexpr int64_t kTileOut = 64;               // outputs per tile: four 16-lane
 constexpr int64_t kGroupBytes = kTileOut * 4;  // one group of 4 inputs for the tile's outputs
 constexpr int64_t kRowsPerPass = 4;            // rows whose sums are held in registers at once
 
+// Where weight element (n, k) sits in the packed layout (int8_rows.h); groups = in4 / 4.
+int64_t packed_index(int64_t n, int64_t k, int64_t groups) {
+  return ((n / kTileOut) * groups + k / 4) * kGroupBytes + (n % kTileOut) * 4 + k % 4;
+}
+
 #ifdef COMPACTER_INT8_ROWS_X86
 // One tile's sums for rows [0, R) of u: acc[r * 64 + j] = sum_k u[r, k] w[tile row j, k].
 template <int R>
@@ -121,8 +126,8 @@ std::vector<int8_t> unpack_int8_rows(const Int8RowsWeight& w) {
   const int64_t groups = w.in4 / 4;
   for (int64_t n = 0; n < w.out; ++n)
     for (int64_t k = 0; k < w.in; ++k)
-      values[static_cast<size_t>(n * w.in + k)] = w.packed[static_cast<size_t>(
-          ((n / kTileOut) * groups + k / 4) * kGroupBytes + (n % kTileOut) * 4 + k % 4)];
+      values[static_cast<size_t>(n * w.in + k)] =
+          w.packed[static_cast<size_t>(packed_index(n, k, groups))];
   return values;
 }
 
@@ -136,13 +141,9 @@ Int8RowsWeight pack_int8_rows(const int8_t* w, int64_t out, int64_t in) {
   p.tiles = (out + kTileOut - 1) / kTileOut;
   const int64_t groups = p.in4 / 4;
   p.packed.assign(static_cast<size_t>(p.tiles * groups * kGroupBytes), 0);
-  for (int64_t n = 0; n < out; ++n) {
-    const int64_t tile = n / kTileOut, j = n % kTileOut;
-    for (int64_t k = 0; k < in; ++k) {
-      const int64_t at = (tile * groups + k / 4) * kGroupBytes + j * 4 + k % 4;
-      p.packed[static_cast<size_t>(at)] = w[n * in + k];
-    }
-  }
+  for (int64_t n = 0; n < out; ++n)
+    for (int64_t k = 0; k < in; ++k)
+      p.packed[static_cast<size_t>(packed_index(n, k, groups))] = w[n * in + k];
   return p;
 }
 
