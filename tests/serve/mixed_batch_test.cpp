@@ -71,15 +71,24 @@ class MixedBatch : public ::testing::Test {
     c.num_return_sequences = sequences;
     return c;
   }
-  // A server of the test's base model in `dtype`, answering greedily.
-  static std::unique_ptr<serve::AdapterServer> server_of(const std::string& dtype) {
+  // The methods an int8 server is tested with (SAID is refused there).
+  static const std::vector<std::string>& int8_methods() {
+    static const std::vector<std::string> methods = {"compacter++", "lora", "ia3", "prompt-t",
+                                                     "full"};
+    return methods;
+  }
+  // A server of the test's base model in `dtype`, answering greedily, with `methods` added.
+  static std::unique_ptr<serve::AdapterServer> server_of(
+      const std::string& dtype, const std::vector<std::string>& methods = {}) {
     train::ModelSpec spec;
     spec.dir = model_dir();
     spec.tokenizer = tokenizer();
     spec.dtype = dtype;
     serve::ServerOptions options;
     options.generation = settings(1, 1);
-    return std::make_unique<serve::AdapterServer>(train::load_base_model(spec), options);
+    auto server = std::make_unique<serve::AdapterServer>(train::load_base_model(spec), options);
+    for (const std::string& m : methods) server->add(m, adapter_dir(m));
+    return server;
   }
   // Two requests per method, texts interleaved so that each batch mixes them.
   static std::vector<serve::Request> mixed_requests(const std::vector<std::string>& methods) {
@@ -216,7 +225,7 @@ TEST_F(MixedBatch, ServerAnswersMixedRequestsAsAlone) {
 // base's int8 weights, and with the base as its only variant it gives the base's own logits, bit
 // for bit (before, it ran them in fp32).
 TEST_F(MixedBatch, Int8MixedBatchesRunTheBasesQuantisedLayers) {
-  if (!nn::int8_available()) GTEST_SKIP() << "this libtorch has no int8 engine (oneDNN)";
+  if (!nn::int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
   torch::NoGradGuard no_grad;
   nn::T5Model base = nn::load_t5(model_dir()).model;
   base->resize_vocab(32100);
@@ -248,10 +257,9 @@ TEST_F(MixedBatch, Int8MixedBatchesRunTheBasesQuantisedLayers) {
 // whole batch (the oneDNN path, or this kernel given one) the tokens differ.
 TEST_F(MixedBatch, ServerInt8AnswersMixedRequestsAsAlone) {
   if (!nn::int8_rows_available()) GTEST_SKIP() << "per-row int8 needs a CPU with AVX-512 VNNI";
-  const auto owner = server_of("int8");
+  const std::vector<std::string>& methods = int8_methods();
+  const auto owner = server_of("int8", methods);
   serve::AdapterServer& server = *owner;
-  const std::vector<std::string> methods = {"compacter++", "lora", "ia3", "prompt-t", "full"};
-  for (const std::string& m : methods) server.add(m, adapter_dir(m));
   std::vector<serve::Request> requests = mixed_requests(methods);
   const auto together = server.answer(requests);
   ASSERT_EQ(together.size(), requests.size());
@@ -272,11 +280,10 @@ TEST_F(MixedBatch, ServerInt8AnswersMixedRequestsAsAlone) {
 // one at a time: on the oneDNN path dynamic int8 quantises a product's whole input over its range,
 // so a row's result depends on the rows batched with it, as in PyTorch's quantize_dynamic.
 TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
-  if (!nn::int8_available()) GTEST_SKIP() << "this libtorch has no int8 engine (oneDNN)";
-  const auto owner = server_of("int8");
+  if (!nn::int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  const std::vector<std::string>& methods = int8_methods();
+  const auto owner = server_of("int8", methods);
   serve::AdapterServer& server = *owner;
-  const std::vector<std::string> methods = {"compacter++", "lora", "ia3", "prompt-t", "full"};
-  for (const std::string& m : methods) server.add(m, adapter_dir(m));
   EXPECT_THROW(server.add("said", adapter_dir("said")), Error);
   const T5Tokenizer tok = T5Tokenizer::load(tokenizer());
   std::set<std::vector<int64_t>> outputs;
