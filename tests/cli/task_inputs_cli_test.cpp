@@ -138,6 +138,28 @@ TEST_F(TaskInputsCli, PredictAndServeOnFieldsGiveEvalsPredictions) {
   EXPECT_EQ(differ, 0) << "of " << want.size();
 }
 
+// --int8-keep-fp32 names the layers int8 leaves fp32: an unknown name is bad usage (exit 2), named
+// with the option, and nothing is written; a known list runs.
+TEST_F(TaskInputsCli, Int8KeepFp32NamesKnownLayers) {
+  REQUIRE_DATA();
+  if (!nn::int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  const std::string predictions = dir_->path() + "/keep.jsonl";
+  const std::string eval = "eval --dtype int8 --batch-size 8 --model " + model_dir() +
+                           " --adapter " + adapter() + " --task rte --data-dir " +
+                           testing::shared_path("data/glue/RTE") +
+                           " --official-splits --split validation --max-new-tokens 2 "
+                           "--predictions-out " +
+                           predictions + " --int8-keep-fp32 ";
+  auto r = testing::run_compacter(eval + "wo,lm-head");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--int8-keep-fp32"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"lm-head\""), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(predictions));
+  r = testing::run_compacter(eval + "wo,lm_head");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(lines_of(testing::read_file(predictions)).size(), rte_dev_fields().size());
+}
+
 // int8: `eval` quantises the model and frees the quantised layers' fp32 weights at once (its
 // model is final); `predict` runs the server, which quantises the base, loads the adapter onto a
 // model sharing the base's tensors and its int8 layers, and then frees them. Row by row

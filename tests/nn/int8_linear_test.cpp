@@ -5,8 +5,9 @@
 // row). Each engine this machine runs is tested. Each product then errs by at most
 //   sum_k |x_k| s_w / 2 + |w_k| s_x / 2 + s_x s_w / 4
 // against the exact fp64 product. Also: the weights' rows round to the nearest step, a T5's
-// logits stay close to fp32, gradients are refused, and freeing the fp32 weights frees their
-// bytes and changes no output.
+// logits stay close to fp32, gradients are refused, freeing the fp32 weights frees their
+// bytes and changes no output, the output layer is quantised as any layer, and
+// --int8-keep-fp32 keeps the layers it names.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -76,6 +77,33 @@ TEST(Int8Linear, WithinTheQuantisationBound) {
   }
 }
 
+// x [rows, in] times q's weights in double, x rounded to the documented grid (below): one range
+// per row (`per_row`) or one for the whole input.
+torch::Tensor on_documented_grid(const torch::Tensor& x, const Int8Weight& q, bool per_row) {
+  const int64_t rows = x.size(0), in = x.size(1);
+  torch::Tensor grid = torch::empty({rows, in}, torch::kDouble);
+  const torch::Tensor xc = x.contiguous();
+  const float* px = xc.data_ptr<float>();
+  double* pg = grid.data_ptr<double>();
+  for (int64_t m = 0; m < rows; ++m) {
+    const torch::Tensor range = per_row ? xc[m] : xc;
+    const float lo = range.min().item<float>(), hi = range.max().item<float>();
+    const float c = 255.0001f / (hi - lo);
+    for (int64_t k = m * in; k < (m + 1) * in; ++k) {
+      const float shifted = std::min(255.0f, std::max(0.0f, (px[k] - lo) * c));
+      pg[k] = static_cast<double>(lo) + std::nearbyint(shifted) / static_cast<double>(c);
+    }
+  }
+  const torch::Tensor wq = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
+  return grid.matmul(wq.t());
+}
+
+// The largest error of a row of y against `want`'s, relative to that row's own size (rows'
+// scales differ by up to 30x below).
+double row_error(const torch::Tensor& y, const torch::Tensor& want) {
+  return ((y - want).abs().amax(1) / want.abs().amax(1)).max().item<double>();
+}
+
 // The input is mapped onto [0, 255] before the engine quantises it: the result is that of the
 // input rounded to the grid lo + j / c (c = 255.0001 / (max - min), j = 0..255), computed here in
 // double from the documented mapping and the quantised weights. With the library's kernel (a CPU
@@ -102,23 +130,7 @@ TEST(Int8Linear, RowsQuantiseOnTheirDocumentedGrid) {
           torch::randn({rows, in}) * (torch::rand({rows, 1}) * 3.0 + 0.1) + torch::randn({rows, 1});
       Int8Weight q(w, engine);
       const torch::Tensor y = q.forward(x).to(torch::kDouble);
-      torch::Tensor grid = torch::empty({rows, in}, torch::kDouble);
-      const float* px = x.data_ptr<float>();
-      double* pg = grid.data_ptr<double>();
-      for (int64_t m = 0; m < rows; ++m) {
-        const torch::Tensor range = per_row ? x[m] : x;
-        const float lo = range.min().item<float>(), hi = range.max().item<float>();
-        const float c = 255.0001f / (hi - lo);
-        for (int64_t k = m * in; k < (m + 1) * in; ++k) {
-          const float shifted = std::min(255.0f, std::max(0.0f, (px[k] - lo) * c));
-          pg[k] = static_cast<double>(lo) + std::nearbyint(shifted) / static_cast<double>(c);
-        }
-      }
-      const torch::Tensor wq = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
-      const torch::Tensor want = grid.matmul(wq.t());
-      // Each row against its own size: the rows' scales differ by up to 30x.
-      const torch::Tensor err = (y - want).abs().amax(1) / want.abs().amax(1);
-      EXPECT_LT(err.max().item<double>(), 1e-4);
+      EXPECT_LT(row_error(y, on_documented_grid(x, q, per_row)), 1e-4);
     }
   }
 }
@@ -151,7 +163,7 @@ TEST(Int8Linear, ARowsResultDoesNotDependOnItsBatch) {
 }
 
 TEST(Int8Linear, RefusesGradients) {
-  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+  if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
   Int8Weight q(torch::randn({4, 8}));
   torch::Tensor x = torch::randn({2, 8}).requires_grad_(true);
   EXPECT_THROW(q.forward(x), Error);
@@ -173,7 +185,7 @@ T5Config int8_test_config() {
 }
 
 TEST(Int8Linear, T5LogitsStayCloseToFp32) {
-  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
+  if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
   const T5Config c = int8_test_config();
   T5Model model(c);
   model->init_weights(3);
@@ -183,11 +195,13 @@ TEST(Int8Linear, T5LogitsStayCloseToFp32) {
   torch::Tensor mask = torch::ones({2, 9}, torch::kLong);
   torch::Tensor labels = torch::randint(3, 64, {2, 4}, torch::kLong);
   const torch::Tensor fp32 = model->forward(ids, mask, {}, labels).logits;
-  // Per block: encoder q, k, v, o, wi; decoder twice q, k, v, o, then wi (wo stays fp32).
-  EXPECT_EQ(quantize_linears_int8(*model, Fp32Weights::kKeep), 2 * 5 + 2 * 9);
+  // Per block: encoder q, k, v, o, wi; decoder twice q, k, v, o, then wi (wo stays fp32); and
+  // the output layer.
+  EXPECT_EQ(quantize_linears_int8(*model, Fp32Weights::kKeep), 2 * 5 + 2 * 9 + 1);
+  EXPECT_NE(model->lm_head->int8(), nullptr);
   int64_t int8_layers = 0;
   model->for_each_linear([&](const std::string& path, LinearImpl& linear) {
-    EXPECT_EQ(linear.is_int8(), !keeps_fp32(path)) << path;
+    EXPECT_EQ(linear.is_int8(), !Int8Keep{}.keeps(path)) << path;
     int8_layers += linear.is_int8();
   });
   EXPECT_EQ(int8_layers, 2 * 5 + 2 * 9);
@@ -197,50 +211,138 @@ TEST(Int8Linear, T5LogitsStayCloseToFp32) {
   EXPECT_LT(rel, 0.1);
 }
 
-// Fp32Weights::kFree: the quantised layers' fp32 storages are gone (each of its out x in floats),
-// the layers keep their shapes, and the logits equal those of the same model quantised with its
-// fp32 weights kept. An fp32 layer's weight cannot be freed.
+// Fp32Weights::kFree: the quantised layers' fp32 storages are gone (each of its out x in floats;
+// an untied output layer's matrix too, a tied one's is the input embedding and stays), the layers
+// keep their shapes, and the logits equal those of the same model quantised with its fp32 weights
+// kept. An fp32 layer's weight cannot be freed.
 TEST(Int8Linear, FreeingTheFp32WeightsFreesTheirBytesAndChangesNoOutput) {
-  if (!int8_available()) GTEST_SKIP() << "no oneDNN quantised engine in this libtorch";
-  const T5Config c = int8_test_config();
-  T5Model kept(c), freed(c);
-  kept->init_weights(5);
-  freed->init_weights(5);
-  kept->eval();
-  freed->eval();
-  auto parameter_bytes = [](T5Model& m) {
-    int64_t n = 0;
-    for (const auto& p : m->parameters()) n += p.numel() * p.element_size();
-    return n;
-  };
-  const int64_t before = parameter_bytes(freed);
-  std::map<std::string, std::pair<int64_t, int64_t>> shapes;
-  int64_t quantised_bytes = 0;
-  freed->for_each_linear([&](const std::string& path, LinearImpl& linear) {
-    shapes[path] = {linear.out_features(), linear.in_features()};
-    if (!keeps_fp32(path)) quantised_bytes += linear.weight.numel() * 4;
-    if (keeps_fp32(path)) {
-      EXPECT_THROW(linear.free_fp32_weight(), Error) << path;
+  if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  for (bool tied : {true, false}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    T5Config c = int8_test_config();
+    c.tie_word_embeddings = tied;
+    T5Model kept(c), freed(c);
+    kept->init_weights(5);
+    freed->init_weights(5);
+    kept->eval();
+    freed->eval();
+    auto parameter_bytes = [](T5Model& m) {
+      int64_t n = 0;
+      for (const auto& p : m->parameters()) n += p.numel() * p.element_size();
+      return n;
+    };
+    const int64_t before = parameter_bytes(freed);
+    std::map<std::string, std::pair<int64_t, int64_t>> shapes;
+    int64_t quantised_bytes = tied ? 0 : c.vocab_size * c.d_model * 4;
+    freed->for_each_linear([&](const std::string& path, LinearImpl& linear) {
+      shapes[path] = {linear.out_features(), linear.in_features()};
+      if (!Int8Keep{}.keeps(path)) quantised_bytes += linear.weight.numel() * 4;
+      if (Int8Keep{}.keeps(path)) {
+        EXPECT_THROW(linear.free_fp32_weight(), Error) << path;
+      }
+    });
+    EXPECT_THROW(freed->lm_head->free_fp32_weight(), Error);  // not int8 yet
+    EXPECT_EQ(quantize_linears_int8(*kept, Fp32Weights::kKeep), 2 * 5 + 2 * 9 + 1);
+    EXPECT_EQ(quantize_linears_int8(*freed, Fp32Weights::kFree), 2 * 5 + 2 * 9 + 1);
+    EXPECT_EQ(parameter_bytes(kept), before);
+    EXPECT_EQ(parameter_bytes(freed), before - quantised_bytes);
+    EXPECT_EQ(freed->shared->weight.numel(), c.vocab_size * c.d_model);
+    freed->for_each_linear([&](const std::string& path, LinearImpl& linear) {
+      EXPECT_EQ(linear.weight.numel(),
+                Int8Keep{}.keeps(path) ? shapes[path].first * shapes[path].second : 0)
+          << path;
+      EXPECT_EQ(linear.out_features(), shapes[path].first) << path;
+      EXPECT_EQ(linear.in_features(), shapes[path].second) << path;
+    });
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(1);
+    torch::Tensor ids = torch::randint(3, 64, {2, 7}, torch::kLong);
+    torch::Tensor mask = torch::ones({2, 7}, torch::kLong);
+    torch::Tensor labels = torch::randint(3, 64, {2, 3}, torch::kLong);
+    EXPECT_TRUE(torch::equal(freed->forward(ids, mask, {}, labels).logits,
+                             kept->forward(ids, mask, {}, labels).logits));
+  }
+}
+
+// The output layer over the vocabulary, quantised: logits = (h d^-1/2 when tied) W^T + b computed
+// in double from the documented grid and the matrix's quantised rows (as any int8 layer, above),
+// the shared embedding's rows when tied, the layer's own matrix when not; a bias (BitFit's) added
+// in fp32.
+TEST(Int8Linear, TheOutputLayerIsQuantisedOnItsDocumentedGrid) {
+  if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  for (bool tied : {true, false}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    T5Config c = int8_test_config();
+    c.tie_word_embeddings = tied;
+    T5Model model(c);
+    model->init_weights(7);
+    model->eval();
+    model->lm_head->enable_bias();
+    torch::NoGradGuard no_grad;
+    model->lm_head->bias.copy_(torch::randn({c.vocab_size}));
+    const torch::Tensor matrix = model->lm_head->matrix().clone();
+    quantize_linears_int8(*model, Fp32Weights::kKeep);
+    ASSERT_NE(model->lm_head->int8(), nullptr);
+    const Int8Weight& q = *model->lm_head->int8();
+    // The rows quantised are the matrix's: each within half its step (int8_linear.h).
+    const torch::Tensor back = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
+    EXPECT_LE(((back - matrix.to(torch::kDouble)).abs() - q.scales().unsqueeze(1) / 2)
+                  .max()
+                  .item<double>(),
+              1e-6);
+    torch::manual_seed(2);
+    const torch::Tensor h = torch::randn({2, 3, c.d_model}) * 4.0;
+    const torch::Tensor logits = model->lm_head->forward(h).reshape({6, c.vocab_size});
+    const double scale = tied ? 1.0 / std::sqrt(static_cast<double>(c.d_model)) : 1.0;
+    const torch::Tensor x = h.reshape({6, c.d_model}) * scale;
+    // oneDNN quantises the whole input over one range; the library's kernel each row over its own.
+    const torch::Tensor want =
+        on_documented_grid(x, q, int8_rows_available()) + model->lm_head->bias.to(torch::kDouble);
+    EXPECT_LT(row_error(logits.to(torch::kDouble), want), 1e-4);
+  }
+}
+
+// --int8-keep-fp32: by default wo stays fp32 and the output layer is quantised; each choice keeps
+// exactly the layers it names; other names are refused, naming the option.
+TEST(Int8Linear, TheLayersKeptInFp32AreTheOnesNamed) {
+  EXPECT_TRUE(Int8Keep{}.wo);
+  EXPECT_FALSE(Int8Keep{}.lm_head);
+  for (const auto& [list, wo, head] : {std::tuple<std::string, bool, bool>{"wo", true, false},
+                                       {"lm_head", false, true},
+                                       {"wo,lm_head", true, true},
+                                       {"lm_head,wo", true, true},
+                                       {"none", false, false}}) {
+    SCOPED_TRACE(list);
+    const Int8Keep keep = parse_int8_keep(list);
+    EXPECT_EQ(keep.wo, wo);
+    EXPECT_EQ(keep.lm_head, head);
+    EXPECT_EQ(parse_int8_keep(int8_keep_list(keep)).wo, wo);
+    EXPECT_EQ(parse_int8_keep(int8_keep_list(keep)).lm_head, head);
+    EXPECT_EQ(keep.keeps("decoder.block.1.layer.2.DenseReluDense.wo"), wo);
+    EXPECT_FALSE(keep.keeps("decoder.block.1.layer.2.DenseReluDense.wi"));
+    if (!int8_available()) continue;
+    T5Model model(int8_test_config());
+    model->init_weights(1);
+    const int64_t n = quantize_linears_int8(*model, Fp32Weights::kKeep, keep);
+    int64_t int8_layers = 0, wo_layers = 0;
+    model->for_each_linear([&](const std::string& path, LinearImpl& linear) {
+      const bool is_wo = path.size() > 3 && path.substr(path.size() - 3) == ".wo";
+      wo_layers += is_wo;
+      EXPECT_EQ(linear.is_int8(), !(is_wo && wo)) << path;
+      int8_layers += linear.is_int8();
+    });
+    EXPECT_EQ(wo_layers, 4);
+    EXPECT_EQ(model->lm_head->int8() == nullptr, head);
+    EXPECT_EQ(n, int8_layers + (head ? 0 : 1));
+  }
+  for (const std::string bad : {"", "wo,", "lm-head", "wo,all"}) {
+    try {
+      parse_int8_keep(bad);
+      ADD_FAILURE() << "accepted \"" << bad << "\"";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("--int8-keep-fp32"), std::string::npos) << e.what();
     }
-  });
-  EXPECT_EQ(quantize_linears_int8(*kept, Fp32Weights::kKeep), 2 * 5 + 2 * 9);
-  EXPECT_EQ(quantize_linears_int8(*freed, Fp32Weights::kFree), 2 * 5 + 2 * 9);
-  EXPECT_EQ(parameter_bytes(kept), before);
-  EXPECT_EQ(parameter_bytes(freed), before - quantised_bytes);
-  freed->for_each_linear([&](const std::string& path, LinearImpl& linear) {
-    EXPECT_EQ(linear.weight.numel(),
-              keeps_fp32(path) ? shapes[path].first * shapes[path].second : 0)
-        << path;
-    EXPECT_EQ(linear.out_features(), shapes[path].first) << path;
-    EXPECT_EQ(linear.in_features(), shapes[path].second) << path;
-  });
-  torch::NoGradGuard no_grad;
-  torch::manual_seed(1);
-  torch::Tensor ids = torch::randint(3, 64, {2, 7}, torch::kLong);
-  torch::Tensor mask = torch::ones({2, 7}, torch::kLong);
-  torch::Tensor labels = torch::randint(3, 64, {2, 3}, torch::kLong);
-  EXPECT_TRUE(torch::equal(freed->forward(ids, mask, {}, labels).logits,
-                           kept->forward(ids, mask, {}, labels).logits));
+  }
 }
 
 }  // namespace

@@ -43,7 +43,8 @@ void run_generate(const GenerateCliOptions& o) {
   nn::T5Model model = base.model;
   apply_method(o.method, *model,
                train::adapter_checks(base, o.method.allow_base_mismatch, progress));
-  if (base.precision.int8) nn::quantize_linears_int8(*model, nn::Fp32Weights::kFree);
+  if (base.precision.int8)
+    nn::quantize_linears_int8(*model, nn::Fp32Weights::kFree, base.int8_keep);
   const auto dev = nn::parse_device(o.model.device);
   const auto lines = input_lines(o.texts);
   PeriodicStatus status(progress, "generating", "lines");

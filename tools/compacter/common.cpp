@@ -32,6 +32,12 @@ void add_model_options(CLI::App& cmd, train::ModelSpec& o, bool with_tokenizer, 
                        "products)")
       ->capture_default_str()
       ->check(CLI::IsMember(dtypes));
+  if (int8)
+    cmd.add_option("--int8-keep-fp32", o.int8_keep_fp32,
+                   "with --dtype int8: the layers left fp32, a comma list of wo (the "
+                   "feed-forward output layers, as transformers keeps them for T5) and lm_head "
+                   "(the output layer over the vocabulary), or none")
+        ->capture_default_str();
   cmd.add_option("--resize-vocab", o.vocab_rows,
                  "cut or extend the vocabulary to N rows after loading (default: the "
                  "tokenizer's size when the model has more rows, as the paper does)");

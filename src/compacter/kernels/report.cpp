@@ -147,6 +147,7 @@ nlohmann::json kernels_json(const KernelsReport& r) {
           {"fp32_linear_how", r.fp32_linear_how},
           {"bf16_linear", r.bf16_linear},
           {"bf16_linear_how", r.bf16_linear_how},
+          {"int8_linear", r.int8_linear},
           {"line", kernels_line(r)}};
 }
 
@@ -159,6 +160,7 @@ std::string kernels_line(const KernelsReport& r) {
   out << "; fp32 linear layers: " << r.fp32_linear;
   if (!r.bf16_linear.empty())
     out << "; bf16 linear layers: " << r.bf16_linear;  // autocast, a bf16 model's few rows
+  if (!r.int8_linear.empty()) out << "; int8 linear layers: " << r.int8_linear;
   out << std::fixed << std::setprecision(1);
   if (r.fp32_gflops) out << "; fp32 GEMM " << *r.fp32_gflops << " GFLOP/s";
   if (r.bf16_gflops) out << "; bf16 GEMM " << *r.bf16_gflops << " GFLOP/s";

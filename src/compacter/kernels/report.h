@@ -41,6 +41,9 @@ struct KernelsReport {
   // nn/bf16_linear.h; "libtorch": torch::linear) and why; set by current_kernels ("" unknown).
   std::string bf16_linear;
   std::string bf16_linear_how;
+  // The engine of int8 linear layers and the layers left fp32 (nn/int8_linear.h), set by the
+  // inference bench when it runs int8 ("" otherwise).
+  std::string int8_linear;
 };
 
 // The report from what the loaded BLAS says (`live_core`, `live_config`: "" when it says

@@ -158,9 +158,42 @@ torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
   return y.view(sizes);
 }
 
-bool keeps_fp32(const std::string& path) {
-  const std::string wo = ".wo";
-  return path.size() >= wo.size() && path.compare(path.size() - wo.size(), wo.size(), wo) == 0;
+bool Int8Keep::keeps(const std::string& path) const {
+  const std::string suffix = ".wo";
+  return wo && path.size() >= suffix.size() &&
+         path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Int8Keep parse_int8_keep(const std::string& list) {
+  Int8Keep keep;
+  keep.wo = false;
+  if (list == "none") return keep;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = list.find(',', start);
+    const std::string name = list.substr(start, comma == std::string::npos ? comma : comma - start);
+    if (name == "wo") {
+      keep.wo = true;
+    } else if (name == "lm_head") {
+      keep.lm_head = true;
+    } else {
+      throw UsageError(cat("--int8-keep-fp32: unknown layer \"", name, "\" in \"", list,
+                           "\" (expected a comma list of wo and lm_head, or none)"));
+    }
+    if (comma == std::string::npos) return keep;
+    start = comma + 1;
+  }
+}
+
+std::string int8_keep_list(const Int8Keep& keep) {
+  if (keep.wo && keep.lm_head) return "wo,lm_head";
+  if (keep.wo) return "wo";
+  return keep.lm_head ? "lm_head" : "none";
+}
+
+std::string int8_engine_description() {
+  if (int8_rows_available()) return "AVX-512 VNNI kernel, a range per row";
+  return onednn_int8_available() ? "oneDNN, a range per input" : "";
 }
 
 namespace {
@@ -174,6 +207,12 @@ void refuse_recomputed_weights(const T5ModelImpl& model, const char* who, const 
         advice);
 }
 
+// Whether an adapter's tensor is the base's own: the same tensor, or a view of the same values.
+bool same_tensor(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.is_same(b) || (a.data_ptr() == b.data_ptr() && a.sizes() == b.sizes() &&
+                          a.strides() == b.strides() && a.scalar_type() == b.scalar_type());
+}
+
 // Quantises `linear` (at `path`) into its own int8 copy; its weight must be fp32 on the CPU.
 void quantize_own(const std::string& path, LinearImpl& linear) {
   check(linear.weight.device().is_cpu() && linear.weight.scalar_type() == torch::kFloat32,
@@ -182,17 +221,31 @@ void quantize_own(const std::string& path, LinearImpl& linear) {
   linear.set_int8(std::make_shared<Int8Weight>(linear.weight));
 }
 
+// The same for the output layer's matrix (its own, or the shared embedding when tied).
+void quantize_own_head(LMHeadImpl& head) {
+  const torch::Tensor& m = head.matrix();
+  check(m.device().is_cpu() && m.scalar_type() == torch::kFloat32, "int8: lm_head is ",
+        m.scalar_type(), " on ", m.device(), " (int8 quantises an fp32 model on the CPU)");
+  head.set_int8(std::make_shared<Int8Weight>(m));
+}
+
 }  // namespace
 
-int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32) {
+int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32, const Int8Keep& keep) {
   refuse_recomputed_weights(model, "this model", "");
   int64_t count = 0;
   model.for_each_linear([&](const std::string& path, LinearImpl& linear) {
-    if (keeps_fp32(path)) return;
+    if (keep.keeps(path)) return;
     quantize_own(path, linear);
     if (fp32 == Fp32Weights::kFree) linear.free_fp32_weight();
     ++count;
   });
+  if (!keep.lm_head) {
+    quantize_own_head(*model.lm_head);
+    if (fp32 == Fp32Weights::kFree && model.lm_head->owns_matrix())
+      model.lm_head->free_fp32_weight();
+    ++count;
+  }
   return count;
 }
 
@@ -201,25 +254,27 @@ int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model) {
   base.for_each_linear([&](const std::string& path, LinearImpl& linear) {
     if (linear.is_int8()) quantised.emplace(path, &linear);
   });
-  if (quantised.empty()) return 0;
+  if (quantised.empty() && !base.lm_head->int8()) return 0;
   refuse_recomputed_weights(model, "this adapter's method", " (serve it with --dtype fp32)");
   int64_t own = 0;
   model.for_each_linear([&](const std::string& path, LinearImpl& linear) {
     const auto it = quantised.find(path);
     if (it == quantised.end()) return;
-    const torch::Tensor& from = it->second->weight;
-    const bool shared =
-        linear.weight.is_same(from) ||
-        (linear.weight.data_ptr() == from.data_ptr() && linear.weight.sizes() == from.sizes() &&
-         linear.weight.strides() == from.strides() &&
-         linear.weight.scalar_type() == from.scalar_type());
-    if (shared) {
+    if (same_tensor(linear.weight, it->second->weight)) {
       linear.set_int8(it->second->int8());
     } else {
       quantize_own(path, linear);
       ++own;
     }
   });
+  if (base.lm_head->int8()) {
+    if (same_tensor(model.lm_head->matrix(), base.lm_head->matrix())) {
+      model.lm_head->set_int8(base.lm_head->int8());
+    } else {
+      quantize_own_head(*model.lm_head);
+      ++own;
+    }
+  }
   return own;
 }
 

@@ -27,6 +27,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <string>
 
 namespace compacter::nn {
 
@@ -71,12 +72,29 @@ class Int8Weight {
   int64_t in_ = 0, out_ = 0, bytes_ = 0;
 };
 
-// Quantises the linear layers of T5's blocks for inference: attention q, k, v, o and the
-// feed-forward's input layers (wi, or wi_0 and wi_1). The feed-forward's output layer `wo` stays
-// fp32, as transformers keeps it for T5 (`_keep_in_fp32_modules = ["wo"]`: its inputs have the
-// largest outliers), and so do the output layer over the vocabulary and every method's own
-// modules. Returns how many layers were quantised. Throws when int8 is unavailable or the model
-// is not an fp32 model on the CPU.
+// The layers int8 leaves in fp32 (--int8-keep-fp32, a comma list of `wo` and `lm_head`, or
+// `none`). By default T5's feed-forward output layers `wo`, as transformers keeps them for T5
+// (`_keep_in_fp32_modules = ["wo"]`: their inputs hold the largest outliers). The output layer
+// over the vocabulary (lm_head; with tied embeddings an int8 copy of the shared embedding, which
+// the input lookup still reads in fp32) is quantised, as CTranslate2's int8 and PyTorch's
+// quantize_dynamic quantise it: at batch 1 its fp32 matrix was most of a decoding step's bytes
+// (66 MB of t5-small's). `lm_head` keeps it fp32 as bitsandbytes' llm_int8_skip_modules does.
+struct Int8Keep {
+  bool wo = true;
+  bool lm_head = false;
+  bool keeps(const std::string& linear_path) const;  // "...DenseReluDense.wo": wo
+};
+Int8Keep parse_int8_keep(const std::string& list);  // UsageError naming the option otherwise
+std::string int8_keep_list(const Int8Keep& keep);   // "wo", "wo,lm_head", "lm_head" or "none"
+
+// The engine int8 layers run on here, for reports: "AVX-512 VNNI kernel, a range per row" or
+// "oneDNN, a range per input"; "" when int8 is unavailable.
+std::string int8_engine_description();
+
+// Quantises T5's linear layers for inference: attention q, k, v, o, the feed-forward's layers
+// (wi, or wi_0 and wi_1; wo unless kept) and the output layer (unless kept). Every method's own
+// modules stay fp32. Returns how many layers were quantised. Throws when int8 is unavailable or
+// the model is not an fp32 model on the CPU.
 //
 // The quantised layers' fp32 weights are kept or freed (`fp32`). Free them where the model is
 // final (eval, generate, bench: nothing loads onto its weights or reads them again), and the int8
@@ -84,17 +102,16 @@ class Int8Weight {
 // where adapters are still to be loaded over the shared weights (serve: `full` checks its
 // tensors' shapes against them and share_int8 tells shared weights from retrained ones by them).
 // A freed layer's `weight` is an empty tensor; LinearImpl::in_features and out_features still
-// answer.
+// answer. A tied output layer has no fp32 matrix of its own to free.
 enum class Fp32Weights { kKeep, kFree };
-bool keeps_fp32(const std::string& linear_path);  // "...DenseReluDense.wo"
-int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32);
+int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32, const Int8Keep& keep = {});
 
 // For a model made from `base` by share_weights (a served adapter, serve/adapter_server.h), after
-// its method was attached: each of its linear layers whose counterpart in `base` is int8 runs in
-// int8 too, with the base's quantised weight when it still shares the base's fp32 weight, or
-// with its own weight quantised when its method retrained it (`full`, a merged LoRA). Returns
-// how many layers got their own quantised weight. Throws for a model that recomputes its
-// weights at every forward pass (SAID), as quantize_linears_int8 does.
+// its method was attached: each of its linear layers (and its output layer) whose counterpart in
+// `base` is int8 runs in int8 too, with the base's quantised weight when it still shares the base's
+// fp32 weight, or with its own weight quantised when its method retrained it (`full`, a merged
+// LoRA, a trained lm_head). Returns how many layers got their own quantised weight. Throws for a
+// model that recomputes its weights at every forward pass (SAID), as quantize_linears_int8 does.
 int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model);
 
 }  // namespace compacter::nn

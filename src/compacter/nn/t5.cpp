@@ -11,6 +11,7 @@
 #include "compacter/core/error.h"
 #include "compacter/nn/cross_entropy.h"
 #include "compacter/nn/dropout.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/nn/linear_kernel.h"
 
 namespace compacter::nn {
@@ -271,9 +272,26 @@ LMHeadImpl::LMHeadImpl(const T5Config& c, EmbeddingTable shared)
 }
 
 torch::Tensor LMHeadImpl::forward(const torch::Tensor& h) {
-  torch::Tensor y =
-      nn::linear(scale_ == 1.0 ? h : h * scale_, matrix(), row_bias ? torch::Tensor() : bias);
+  const torch::Tensor x = scale_ == 1.0 ? h : h * scale_;
+  torch::Tensor y;
+  if (int8_) {
+    y = int8_->forward(x);
+    if (bias.defined() && !row_bias) y = y + bias;
+  } else {
+    y = nn::linear(x, matrix(), row_bias ? torch::Tensor() : bias);
+  }
   return row_bias ? y + row_bias->for_rows(y) : y;
+}
+
+bool LMHeadImpl::owns_matrix() const {
+  return weight.defined() && weight.numel() > 0 && weight.data_ptr() != shared_->weight.data_ptr();
+}
+
+void LMHeadImpl::free_fp32_weight() {
+  check(int8_ != nullptr && owns_matrix(),
+        "only an int8 output layer's own (untied) fp32 matrix can be freed");
+  torch::NoGradGuard no_grad;
+  weight.set_();  // the tensor every holder of this parameter sees, now [0] with no storage
 }
 
 void LMHeadImpl::enable_bias() {

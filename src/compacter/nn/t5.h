@@ -140,6 +140,8 @@ class T5StackImpl : public torch::nn::Module {
 };
 TORCH_MODULE(T5Stack);
 
+class Int8Weight;
+
 // The output layer: logits = h' W^T (+ b), W = lm_head.weight (v1.1) or the shared embedding
 // (v1.0, where h' = h * d_model^-0.5).
 class LMHeadImpl : public torch::nn::Module {
@@ -151,10 +153,19 @@ class LMHeadImpl : public torch::nn::Module {
   torch::Tensor weight;                // undefined when tied
   torch::Tensor bias;                  // undefined unless enabled
   std::shared_ptr<RowTable> row_bias;  // per-row bias (nn/rows.h), used instead when set
+  // Inference with the matrix quantised to int8 (nn/int8_linear.h); nullptr: fp32.
+  void set_int8(std::shared_ptr<const Int8Weight> w) { int8_ = std::move(w); }
+  const std::shared_ptr<const Int8Weight>& int8() const { return int8_; }
+  // Whether the layer has a matrix of its own (untied; not freed), not the shared embedding.
+  bool owns_matrix() const;
+  // For an int8 output layer that owns its matrix, whose model is final: frees `weight`'s storage
+  // (as LinearImpl::free_fp32_weight). Throws unless the layer is int8 and owns its matrix.
+  void free_fp32_weight();
 
  private:
   EmbeddingTable shared_;
   double scale_;
+  std::shared_ptr<const Int8Weight> int8_;
 };
 TORCH_MODULE(LMHead);
 

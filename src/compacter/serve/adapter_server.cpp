@@ -19,7 +19,7 @@ namespace compacter::serve {
 namespace {
 
 // The distinct storages of `model`'s parameters and buffers, with their sizes in bytes, and its
-// linear layers' int8 weights (a shared one counted once, as a shared storage is).
+// linear and output layers' int8 weights (a shared one counted once, as a shared storage is).
 std::map<const void*, int64_t> storages_of(const torch::nn::Module& model) {
   std::map<const void*, int64_t> out;
   auto add = [&](const torch::Tensor& t) {
@@ -27,10 +27,13 @@ std::map<const void*, int64_t> storages_of(const torch::nn::Module& model) {
   };
   for (const auto& t : model.parameters(true)) add(t);
   for (const auto& t : model.buffers(true)) add(t);
-  for (const auto& m : model.modules(/*include_self=*/false))
+  for (const auto& m : model.modules(/*include_self=*/false)) {
     if (const auto* linear = dynamic_cast<const nn::LinearImpl*>(m.get());
         linear && linear->is_int8())
       out[linear->int8().get()] = linear->int8()->bytes();
+    if (const auto* head = dynamic_cast<const nn::LMHeadImpl*>(m.get()); head && head->int8())
+      out[head->int8().get()] = head->int8()->bytes();
+  }
   return out;
 }
 
@@ -98,7 +101,8 @@ AdapterServer::AdapterServer(train::BaseModel base, ServerOptions options)
   check_usage(options_.max_source_length >= 1, "--max-source-length must be at least 1, got ",
               options_.max_source_length);
   // int8 (CPU): the base's linear layers are quantised once; adapters share them (load()).
-  if (base_.precision.int8) nn::quantize_linears_int8(*base_.model, nn::Fp32Weights::kKeep);
+  if (base_.precision.int8)
+    nn::quantize_linears_int8(*base_.model, nn::Fp32Weights::kKeep, base_.int8_keep);
   auto served = std::make_unique<Served>();
   served->model = base_.model;
   served->info.name = kBaseName;
@@ -118,6 +122,7 @@ int64_t AdapterServer::free_fp32_weights() {
   auto free_in = [](nn::T5ModelImpl& model) {
     for (nn::LinearImpl* linear : model.linears())
       if (linear->is_int8() && linear->weight.numel() > 0) linear->free_fp32_weight();
+    if (model.lm_head->int8() && model.lm_head->owns_matrix()) model.lm_head->free_fp32_weight();
   };
   for (auto& [name, served] : served_) free_in(*served->model);
   if (mixed_) free_in(mixed_->model());

@@ -110,6 +110,7 @@ void check_tokenizer_fits(const T5Tokenizer& tokenizer, int64_t rows,
 
 BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress) {
   const nn::Precision precision = nn::parse_precision(spec.dtype);
+  const nn::Int8Keep int8_keep = nn::parse_int8_keep(spec.int8_keep_fp32);
   const torch::Device device = nn::parse_device(spec.device);
   // The config before the tokenizer: a model of another type is refused as such (model_type).
   check_model_folder(spec.dir);
@@ -126,8 +127,8 @@ BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress) {
     loaded.model->resize_vocab(tokenizer.vocab_size());
   peft::BaseIdentity identity{base_name(spec.dir), nn::weights_fingerprint(*loaded.model),
                               tokenizer_fingerprint(choose_tokenizer(spec.dir, spec.tokenizer))};
-  return BaseModel{loaded.model, std::move(tokenizer), precision,
-                   device,       std::move(identity),  std::move(generation)};
+  return BaseModel{loaded.model,        std::move(tokenizer), precision, int8_keep, device,
+                   std::move(identity), std::move(generation)};
 }
 
 BaseWeights load_base_weights(const ModelSpec& spec, const std::string& adapter_dir,

@@ -11,6 +11,7 @@
 #include "compacter/core/progress.h"
 #include "compacter/data/tokenizer.h"
 #include "compacter/nn/checkpoint.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/nn/t5.h"
 #include "compacter/peft/adapter_file.h"
 #include "compacter/train/decoding/generation_config.h"
@@ -21,14 +22,16 @@ struct ModelSpec {
   std::string dir;        // a Hugging Face T5 folder
   std::string tokenizer;  // spiece.model, or "byte" (ByT5); empty: the folder's (load_tokenizer)
   std::string device = "cpu";
-  std::string dtype = "fp32";  // fp32 | bf16 | autocast-bf16 (nn::parse_precision)
-  int64_t vocab_rows = -1;     // > 0: resize the vocabulary to this many rows instead
+  std::string dtype = "fp32";         // fp32 | bf16 | autocast-bf16 | int8 (nn::parse_precision)
+  int64_t vocab_rows = -1;            // > 0: resize the vocabulary to this many rows instead
+  std::string int8_keep_fp32 = "wo";  // int8: the layers left fp32 (nn::parse_int8_keep)
 };
 
 struct BaseModel {
   nn::T5Model model{nullptr};
   T5Tokenizer tokenizer;
   nn::Precision precision;
+  nn::Int8Keep int8_keep;  // precision.int8: the layers left fp32
   torch::Device device = torch::kCPU;
   peft::BaseIdentity identity;  // recorded with adapters trained on it, checked when one loads
   // transformers' GenerationConfig defaults with the model's ids, then the folder's

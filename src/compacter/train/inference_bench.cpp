@@ -484,6 +484,11 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
   kernels::KernelsReport kernels =
       kernels::current_kernels(torch::get_num_threads(), nn::onednn_bf16_gemm_available());
   if (!device.is_cuda()) add_cpu_kernel_rates(kernels, gemm, config, rows);
+  bool any_int8 = false;
+  for (const std::string& d : st.dtype_list()) any_int8 = any_int8 || nn::parse_precision(d).int8;
+  if (any_int8)
+    kernels.int8_linear =
+        cat(nn::int8_engine_description(), ", fp32 kept: ", nn::int8_keep_list(nn::Int8Keep{}));
 
   std::vector<std::string> methods;
   for (const InferenceJob& job : jobs)
