@@ -139,7 +139,8 @@ TEST_F(TaskInputsCli, PredictAndServeOnFieldsGiveEvalsPredictions) {
 }
 
 // --int8-keep-fp32 names the layers int8 leaves fp32: an unknown name is bad usage (exit 2), named
-// with the option, and nothing is written; a known list runs.
+// with the option, and nothing is written, as is a list other than the default with another
+// dtype; a known list runs.
 TEST_F(TaskInputsCli, Int8KeepFp32NamesKnownLayers) {
   REQUIRE_DATA();
   if (!nn::int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
@@ -154,6 +155,13 @@ TEST_F(TaskInputsCli, Int8KeepFp32NamesKnownLayers) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("--int8-keep-fp32"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("\"lm-head\""), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(predictions));
+  // Another dtype with a list other than the default: bad usage too.
+  std::string fp32 = eval + "none";
+  fp32.replace(fp32.find("--dtype int8"), 12, "--dtype fp32");
+  r = testing::run_compacter(fp32);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("applies to --dtype int8 only"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(predictions));
   r = testing::run_compacter(eval + "wo,lm_head");
   EXPECT_EQ(r.exit_code, 0) << r.err;
