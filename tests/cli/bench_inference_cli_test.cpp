@@ -195,7 +195,8 @@ TEST(BenchInferenceCli, RoundsPoolRequestsAndTakeTheMedianOfEachRoundsRatios) {
 }
 
 // int8 (nn/int8_linear.h) decodes through the quantised layers where this libtorch has them, and
-// is an inference dtype only: training commands refuse it as bad usage.
+// is an inference dtype only: training commands refuse it as bad usage. --int8-keep-fp32 chooses
+// the layers left fp32, as for eval.
 TEST(BenchInferenceCli, Int8IsAnInferenceDtype) {
   TempDir dir;
   const auto r = run_compacter(
@@ -212,6 +213,25 @@ TEST(BenchInferenceCli, Int8IsAnInferenceDtype) {
   EXPECT_EQ(rows[1]["backbone_parameters"], rows[0]["backbone_parameters"]);
   EXPECT_EQ(rows[1]["added_parameters"], rows[0]["added_parameters"]);
   expect_inference_row_invariants(rows[1], 3, 2);
+  // The kernels line names the int8 engine and the layers kept fp32 (--int8-keep-fp32, default wo).
+  const std::string line = doc["machine"]["kernels"]["line"];
+  EXPECT_NE(line.find("; int8 linear layers: "), std::string::npos) << line;
+  EXPECT_NE(line.find(", fp32 kept: wo;"), std::string::npos) << line;
+  const auto kept = run_compacter(
+      "bench --inference --model-config '" + testing::write_tiny_t5_config(dir, 128) +
+      "' --methods none --dtypes int8 --int8-keep-fp32 wo,lm_head --batch-sizes 1 --source-len 3 "
+      "--max-new-tokens 1 --repeats 1 --warmup 0 --json");
+  ASSERT_EQ(kept.exit_code, 0) << kept.err;
+  EXPECT_NE(json::parse(kept.out)["machine"]["kernels"]["line"].get<std::string>().find(
+                ", fp32 kept: wo,lm_head;"),
+            std::string::npos);
+  // A layer it does not know, or the option without int8: bad usage.
+  for (const std::string bad : {"--dtypes int8 --int8-keep-fp32 head", "--int8-keep-fp32 none"}) {
+    const auto refused = run_compacter("bench --inference --model-config '" +
+                                       testing::write_tiny_t5_config(dir, 128) + "' " + bad);
+    EXPECT_EQ(refused.exit_code, 2) << bad << ": " << refused.err;
+    EXPECT_NE(refused.err.find("--int8-keep-fp32"), std::string::npos) << refused.err;
+  }
 
   const auto train = run_compacter("train --model " + dir.path() +
                                    " --task rte --data-dir x --method lora --dtype int8");

@@ -7,6 +7,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/core/json_file.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/train/finetune.h"
 
 namespace compacter::cli {
@@ -33,10 +34,7 @@ void add_model_options(CLI::App& cmd, train::ModelSpec& o, bool with_tokenizer, 
       ->capture_default_str()
       ->check(CLI::IsMember(dtypes));
   if (int8)
-    cmd.add_option("--int8-keep-fp32", o.int8_keep_fp32,
-                   "with --dtype int8: the layers left fp32, a comma list of wo (the "
-                   "feed-forward output layers, as transformers keeps them for T5) and lm_head "
-                   "(the output layer over the vocabulary), or none")
+    cmd.add_option("--int8-keep-fp32", o.int8_keep_fp32, nn::kInt8KeepFp32Help)
         ->capture_default_str();
   cmd.add_option("--resize-vocab", o.vocab_rows,
                  "cut or extend the vocabulary to N rows after loading (default: the "

@@ -84,6 +84,11 @@ struct Int8Keep {
   bool lm_head = false;
   bool keeps(const std::string& linear_path) const;  // "...DenseReluDense.wo": wo
 };
+// The option's default list and help, for every command that takes it.
+inline constexpr const char kInt8KeepFp32Default[] = "wo";
+inline constexpr const char kInt8KeepFp32Help[] =
+    "int8 only: the layers left fp32, a comma list of wo (the feed-forward output layers, as "
+    "transformers keeps them for T5) and lm_head (the output layer over the vocabulary), or none";
 Int8Keep parse_int8_keep(const std::string& list);  // UsageError naming the option otherwise
 std::string int8_keep_list(const Int8Keep& keep);   // "wo", "wo,lm_head", "lm_head" or "none"
 

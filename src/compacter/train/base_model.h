@@ -22,9 +22,9 @@ struct ModelSpec {
   std::string dir;        // a Hugging Face T5 folder
   std::string tokenizer;  // spiece.model, or "byte" (ByT5); empty: the folder's (load_tokenizer)
   std::string device = "cpu";
-  std::string dtype = "fp32";         // fp32 | bf16 | autocast-bf16 | int8 (nn::parse_precision)
-  int64_t vocab_rows = -1;            // > 0: resize the vocabulary to this many rows instead
-  std::string int8_keep_fp32 = "wo";  // int8: the layers left fp32 (nn::parse_int8_keep)
+  std::string dtype = "fp32";  // fp32 | bf16 | autocast-bf16 | int8 (nn::parse_precision)
+  int64_t vocab_rows = -1;     // > 0: resize the vocabulary to this many rows instead
+  std::string int8_keep_fp32 = nn::kInt8KeepFp32Default;  // int8: layers left fp32
 };
 
 struct BaseModel {

@@ -121,8 +121,12 @@ void InferenceBenchSettings::validate() const {
   check_usage(warmup >= 0, "--warmup must not be negative, got ", warmup);
   check_usage(rounds >= 1, "--rounds must be at least 1, got ", rounds);
   batch_size_list();
-  dtype_list();
   search_list();
+  nn::parse_int8_keep(int8_keep_fp32);
+  bool int8 = false;
+  for (const std::string& d : dtype_list()) int8 = int8 || nn::parse_precision(d).int8;
+  check_usage(int8 || int8_keep_fp32 == nn::kInt8KeepFp32Default, "--int8-keep-fp32 ",
+              int8_keep_fp32, " applies to --dtypes with int8 only (got --dtypes ", dtypes, ")");
 }
 
 std::vector<int64_t> InferenceBenchSettings::batch_size_list() const {
@@ -327,7 +331,9 @@ json benchmark_inference(const InferenceJob& job, ProgressSink& progress) {
   const peft::ParameterBreakdown counts = job.method == "none"
                                               ? peft::parameter_breakdown(*model)
                                               : peft::parameter_breakdown(*model, job.method);
-  if (precision.int8) nn::quantize_linears_int8(*model, nn::Fp32Weights::kFree);
+  if (precision.int8)
+    nn::quantize_linears_int8(*model, nn::Fp32Weights::kFree,
+                              nn::parse_int8_keep(job.settings.int8_keep_fp32));
   model->eval();
   const T5Config& c = model->config();
   check(c.vocab_size > 3, "the vocabulary needs more than 3 rows for random tokens");
@@ -488,7 +494,8 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
   for (const std::string& d : st.dtype_list()) any_int8 = any_int8 || nn::parse_precision(d).int8;
   if (any_int8)
     kernels.int8_linear =
-        cat(nn::int8_engine_description(), ", fp32 kept: ", nn::int8_keep_list(nn::Int8Keep{}));
+        cat(nn::int8_engine_description(),
+            ", fp32 kept: ", nn::int8_keep_list(nn::parse_int8_keep(st.int8_keep_fp32)));
 
   std::vector<std::string> methods;
   for (const InferenceJob& job : jobs)

@@ -30,6 +30,7 @@
 
 #include "compacter/core/options.h"
 #include "compacter/core/progress.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/peft/methods.h"
 
 namespace compacter::train {
@@ -51,6 +52,7 @@ namespace compacter::train {
   X(std::string, dtypes, "fp32,bf16",                                                          \
     "a comma list of fp32, bf16 (every tensor bf16), autocast-bf16 (fp32 weights, bf16 "       \
     "matrix products) and int8 (the backbone's linear layers quantised to int8, CPU)")         \
+  X(std::string, int8_keep_fp32, nn::kInt8KeepFp32Default, nn::kInt8KeepFp32Help)              \
   X(std::string, searches, "greedy",                                                           \
     "decoding, a comma list: greedy, beamN (beam search with N beams, e.g. beam4)")            \
   X(int64_t, repeats, 10, "timed requests per configuration")                                  \
