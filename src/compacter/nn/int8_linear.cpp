@@ -185,6 +185,14 @@ Int8Keep parse_int8_keep(const std::string& list) {
   }
 }
 
+Int8Keep int8_keep_for(const std::string& list, bool int8, const std::string& dtype_option,
+                       const std::string& dtype) {
+  const Int8Keep keep = parse_int8_keep(list);
+  check_usage(int8 || list == kInt8KeepFp32Default, "--int8-keep-fp32 ", list, " applies to ",
+              dtype_option, " int8 only (got ", dtype_option, " ", dtype, ")");
+  return keep;
+}
+
 std::string int8_keep_list(const Int8Keep& keep) {
   if (keep.wo && keep.lm_head) return "wo,lm_head";
   if (keep.wo) return "wo";

@@ -90,7 +90,11 @@ inline constexpr const char kInt8KeepFp32Help[] =
     "int8 only: the layers left fp32, a comma list of wo (the feed-forward output layers, as "
     "transformers keeps them for T5) and lm_head (the output layer over the vocabulary), or none";
 Int8Keep parse_int8_keep(const std::string& list);  // UsageError naming the option otherwise
-std::string int8_keep_list(const Int8Keep& keep);   // "wo", "wo,lm_head", "lm_head" or "none"
+// The same for a command that runs int8 (`int8`) or not: without int8 a list other than the
+// default is bad usage too, naming the command's dtype option and its value.
+Int8Keep int8_keep_for(const std::string& list, bool int8, const std::string& dtype_option,
+                       const std::string& dtype);
+std::string int8_keep_list(const Int8Keep& keep);  // "wo", "wo,lm_head", "lm_head" or "none"
 
 // The engine int8 layers run on here, for reports: "AVX-512 VNNI kernel, a range per row" or
 // "oneDNN, a range per input"; "" when int8 is unavailable.

@@ -110,10 +110,8 @@ void check_tokenizer_fits(const T5Tokenizer& tokenizer, int64_t rows,
 
 BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress) {
   const nn::Precision precision = nn::parse_precision(spec.dtype);
-  const nn::Int8Keep int8_keep = nn::parse_int8_keep(spec.int8_keep_fp32);
-  check_usage(precision.int8 || spec.int8_keep_fp32 == nn::kInt8KeepFp32Default,
-              "--int8-keep-fp32 ", spec.int8_keep_fp32,
-              " applies to --dtype int8 only (got --dtype ", spec.dtype, ")");
+  const nn::Int8Keep int8_keep =
+      nn::int8_keep_for(spec.int8_keep_fp32, precision.int8, "--dtype", spec.dtype);
   const torch::Device device = nn::parse_device(spec.device);
   // The config before the tokenizer: a model of another type is refused as such (model_type).
   check_model_folder(spec.dir);

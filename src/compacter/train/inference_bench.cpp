@@ -121,12 +121,15 @@ void InferenceBenchSettings::validate() const {
   check_usage(warmup >= 0, "--warmup must not be negative, got ", warmup);
   check_usage(rounds >= 1, "--rounds must be at least 1, got ", rounds);
   batch_size_list();
+  dtype_list();
   search_list();
-  nn::parse_int8_keep(int8_keep_fp32);
-  bool int8 = false;
-  for (const std::string& d : dtype_list()) int8 = int8 || nn::parse_precision(d).int8;
-  check_usage(int8 || int8_keep_fp32 == nn::kInt8KeepFp32Default, "--int8-keep-fp32 ",
-              int8_keep_fp32, " applies to --dtypes with int8 only (got --dtypes ", dtypes, ")");
+  nn::int8_keep_for(int8_keep_fp32, runs_int8(), "--dtypes", dtypes);
+}
+
+bool InferenceBenchSettings::runs_int8() const {
+  for (const std::string& d : dtype_list())
+    if (nn::parse_precision(d).int8) return true;
+  return false;
 }
 
 std::vector<int64_t> InferenceBenchSettings::batch_size_list() const {
@@ -490,9 +493,7 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
   kernels::KernelsReport kernels =
       kernels::current_kernels(torch::get_num_threads(), nn::onednn_bf16_gemm_available());
   if (!device.is_cuda()) add_cpu_kernel_rates(kernels, gemm, config, rows);
-  bool any_int8 = false;
-  for (const std::string& d : st.dtype_list()) any_int8 = any_int8 || nn::parse_precision(d).int8;
-  if (any_int8)
+  if (st.runs_int8())
     kernels.int8_linear =
         cat(nn::int8_engine_description(),
             ", fp32 kept: ", nn::int8_keep_list(nn::parse_int8_keep(st.int8_keep_fp32)));

@@ -68,6 +68,7 @@ struct InferenceBenchSettings {
   void validate() const;                         // UsageError naming the first bad setting
   std::vector<int64_t> batch_size_list() const;  // in the order given, each once
   std::vector<std::string> dtype_list() const;   // nn::parse_precision names, each once
+  bool runs_int8() const;                        // int8 among dtype_list()
   std::vector<std::string> search_list() const;  // "greedy", "beamN" (each checked)
 };
 
