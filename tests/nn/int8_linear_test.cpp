@@ -264,6 +264,88 @@ TEST(Int8Linear, FreeingTheFp32WeightsFreesTheirBytesAndChangesNoOutput) {
   }
 }
 
+// An int8 server frees its base's fp32 weights and still loads adapters onto them
+// (serve/adapter_server.h): a model sharing the freed weights (share_weights) still knows their
+// shapes (freed_weight_shapes, in_features/out_features, LMHeadImpl::shape, enable_bias), and
+// share_int8 runs the base's quantised layers where the model still shares them, and quantises
+// and frees its own where a method replaced a weight (`full`: one layer and the output layer's
+// matrix, the shared embedding when tied). Its logits equal those of a model built with the same
+// weights and quantised on its own.
+TEST(Int8Linear, AModelSharingFreedWeightsQuantisesTheOnesReplaced) {
+  if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  for (bool tied : {true, false}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    T5Config c = int8_test_config();
+    c.tie_word_embeddings = tied;
+    T5Model base(c), reference(c);
+    base->init_weights(5);
+    reference->init_weights(5);
+    std::map<std::string, std::vector<int64_t>> want;  // the quantised layers' shapes, as built
+    base->for_each_linear([&](const std::string& path, LinearImpl& linear) {
+      if (!Int8Keep{}.keeps(path)) want[path + ".weight"] = linear.weight.sizes().vec();
+    });
+    if (!tied) want["lm_head.weight"] = {c.vocab_size, c.d_model};
+    quantize_linears_int8(*base, Fp32Weights::kFree);
+    EXPECT_EQ(freed_weight_shapes(*base), want);
+    T5Model model = share_weights(*base);
+    EXPECT_EQ(freed_weight_shapes(*model), want);
+    EXPECT_EQ(model->lm_head->shape(), (std::vector<int64_t>{c.vocab_size, c.d_model}));
+    {
+      T5Model other = share_weights(*base);  // BitFit's biases on freed layers
+      other->lm_head->enable_bias();
+      EXPECT_EQ(other->lm_head->bias.sizes(), at::IntArrayRef({c.vocab_size}));
+      LinearImpl& wi = *other->encoder->blocks[0]->feed_forward->DenseReluDense->wi;
+      wi.enable_bias();
+      EXPECT_EQ(wi.bias.sizes(), at::IntArrayRef({c.d_ff}));
+    }
+    // A method's own weights, as load_adapter_tensors sets them: new storage.
+    const std::string replaced = "decoder.block.1.layer.0.SelfAttention.v.weight";
+    const std::string matrix = tied ? "shared.weight" : "lm_head.weight";
+    torch::manual_seed(3);
+    std::map<std::string, torch::Tensor> own = {
+        {replaced, torch::randn({c.d_kv * c.num_heads, c.d_model}) * 0.1},
+        {matrix, torch::randn({c.vocab_size, c.d_model})}};
+    {
+      torch::NoGradGuard no_grad;
+      for (T5Model* m : {&model, &reference}) {
+        auto params = (*m)->named_parameters(true);
+        for (const auto& [name, value] : own) {
+          ASSERT_NE(params.find(name), nullptr) << name;
+          params.find(name)->set_data(value.clone());
+        }
+      }
+    }
+    EXPECT_EQ(share_int8(*base, *model, Fp32Weights::kFree), 2);
+    std::map<std::string, LinearImpl*> base_layers;
+    base->for_each_linear(
+        [&](const std::string& path, LinearImpl& linear) { base_layers[path] = &linear; });
+    model->for_each_linear([&](const std::string& path, LinearImpl& linear) {
+      const LinearImpl& theirs = *base_layers.at(path);
+      if (!theirs.is_int8()) {
+        EXPECT_FALSE(linear.is_int8()) << path;
+      } else if (path + ".weight" == replaced) {
+        EXPECT_NE(linear.int8(), theirs.int8()) << path;
+        EXPECT_EQ(linear.weight.numel(), 0) << path;  // freed after quantising
+      } else {
+        EXPECT_EQ(linear.int8(), theirs.int8()) << path;
+      }
+    });
+    EXPECT_NE(model->lm_head->int8(), base->lm_head->int8());
+    EXPECT_EQ(model->lm_head->owns_matrix(), false);  // tied: the embedding; untied: freed
+    EXPECT_EQ(model->lm_head->matrix().numel(), tied ? c.vocab_size * c.d_model : 0);
+    quantize_linears_int8(*reference, Fp32Weights::kKeep);
+    model->eval();
+    reference->eval();
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(1);
+    torch::Tensor ids = torch::randint(3, 64, {2, 7}, torch::kLong);
+    torch::Tensor mask = torch::ones({2, 7}, torch::kLong);
+    torch::Tensor labels = torch::randint(3, 64, {2, 3}, torch::kLong);
+    EXPECT_TRUE(torch::equal(model->forward(ids, mask, {}, labels).logits,
+                             reference->forward(ids, mask, {}, labels).logits));
+  }
+}
+
 // The output layer over the vocabulary, quantised: logits = (h d^-1/2 when tied) W^T + b computed
 // in double from the documented grid and the matrix's quantised rows (as any int8 layer, above),
 // the shared embedding's rows when tied, the layer's own matrix when not; a bias (BitFit's) added

@@ -64,7 +64,6 @@ void run_predict(const PredictCli& o) {
   if (!o.adapter.empty())
     for (const std::string& warning : server.add(name, o.adapter).warnings)
       progress.warning(warning);
-  server.free_fp32_weights();  // int8: no adapter is loaded after this one
   std::vector<serve::Request> requests;
   int64_t line = 0;
   for (const std::string& text : input_lines(o.texts)) {

@@ -257,7 +257,7 @@ int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32, const Int8Ke
   return count;
 }
 
-int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model) {
+int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model, Fp32Weights fp32) {
   std::map<std::string, LinearImpl*> quantised;
   base.for_each_linear([&](const std::string& path, LinearImpl& linear) {
     if (linear.is_int8()) quantised.emplace(path, &linear);
@@ -272,6 +272,7 @@ int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model) {
       linear.set_int8(it->second->int8());
     } else {
       quantize_own(path, linear);
+      if (fp32 == Fp32Weights::kFree) linear.free_fp32_weight();
       ++own;
     }
   });
@@ -280,10 +281,24 @@ int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model) {
       model.lm_head->set_int8(base.lm_head->int8());
     } else {
       quantize_own_head(*model.lm_head);
+      if (fp32 == Fp32Weights::kFree && model.lm_head->owns_matrix())
+        model.lm_head->free_fp32_weight();
       ++own;
     }
   }
   return own;
+}
+
+std::map<std::string, std::vector<int64_t>> freed_weight_shapes(T5ModelImpl& model) {
+  std::map<std::string, std::vector<int64_t>> out;
+  model.for_each_linear([&](const std::string& path, LinearImpl& linear) {
+    if (linear.weight.dim() != 2)
+      out.emplace(path + ".weight",
+                  std::vector<int64_t>{linear.out_features(), linear.in_features()});
+  });
+  if (model.lm_head->weight.defined() && model.lm_head->weight.dim() != 2)
+    out.emplace("lm_head.weight", model.lm_head->shape());
+  return out;
 }
 
 }  // namespace compacter::nn

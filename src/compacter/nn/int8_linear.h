@@ -26,8 +26,10 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace compacter::nn {
 
@@ -105,13 +107,13 @@ std::string int8_engine_description();
 // modules stay fp32. Returns how many layers were quantised. Throws when int8 is unavailable or
 // the model is not an fp32 model on the CPU.
 //
-// The quantised layers' fp32 weights are kept or freed (`fp32`). Free them where the model is
-// final (eval, generate, bench: nothing loads onto its weights or reads them again), and the int8
-// model is then smaller than the fp32 one, as with transformers' quantised models. Keep them
-// where adapters are still to be loaded over the shared weights (serve: `full` checks its
-// tensors' shapes against them and share_int8 tells shared weights from retrained ones by them).
-// A freed layer's `weight` is an empty tensor; LinearImpl::in_features and out_features still
-// answer. A tied output layer has no fp32 matrix of its own to free.
+// The quantised layers' fp32 weights are kept or freed (`fp32`). Freed, the int8 model is smaller
+// than the fp32 one, as with transformers' quantised models; eval, generate, bench and serve free
+// them. Adapters still load onto a freed model's weights: a freed layer's `weight` is an empty
+// tensor, LinearImpl::in_features and out_features and LMHeadImpl::shape still answer,
+// freed_weight_shapes gives the shapes an adapter's tensors are checked against, and share_int8
+// tells a freed shared weight from a retrained one. A tied output layer has no fp32 matrix of its
+// own to free. kKeep is for tests that compare the two.
 enum class Fp32Weights { kKeep, kFree };
 int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32, const Int8Keep& keep = {});
 
@@ -121,6 +123,11 @@ int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32, const Int8Ke
 // fp32 weight, or with its own weight quantised when its method retrained it (`full`, a merged
 // LoRA, a trained lm_head). Returns how many layers got their own quantised weight. Throws for a
 // model that recomputes its weights at every forward pass (SAID), as quantize_linears_int8 does.
-int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model);
+// Under kFree the fp32 weights of the layers quantised on their own are freed.
+int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model, Fp32Weights fp32 = Fp32Weights::kKeep);
+
+// The weights of `model` whose fp32 storage was freed, by parameter name ("<layer>.weight",
+// "lm_head.weight"), with the shape they had: the shape a tensor loaded over them must have.
+std::map<std::string, std::vector<int64_t>> freed_weight_shapes(T5ModelImpl& model);
 
 }  // namespace compacter::nn

@@ -12,7 +12,8 @@
 
 namespace compacter::nn {
 
-LinearImpl::LinearImpl(int64_t in_features, int64_t out_features) {
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features)
+    : in_(in_features), out_(out_features) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
 }
 
@@ -31,11 +32,13 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
 
 // A freed weight (free_fp32_weight) is empty: the int8 copy knows the shape.
 int64_t LinearImpl::in_features() const {
-  return weight.dim() == 2 || !int8_ ? weight.size(1) : int8_->in_features();
+  if (weight.dim() == 2) return weight.size(1);
+  return int8_ ? int8_->in_features() : in_;  // freed (free_fp32_weight), here or in its source
 }
 
 int64_t LinearImpl::out_features() const {
-  return weight.dim() == 2 || !int8_ ? weight.size(0) : int8_->out_features();
+  if (weight.dim() == 2) return weight.size(0);
+  return int8_ ? int8_->out_features() : out_;
 }
 
 void LinearImpl::free_fp32_weight() {
@@ -62,7 +65,7 @@ void LinearImpl::remove_hook() {
 
 void LinearImpl::enable_bias() {
   if (bias.defined()) return;
-  bias = register_parameter("bias", torch::zeros({weight.size(0)}, weight.options()));
+  bias = register_parameter("bias", torch::zeros({out_features()}, weight.options()));
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {

@@ -48,6 +48,7 @@ class LinearImpl : public torch::nn::Module {
   std::shared_ptr<LinearHook> hook_;
   std::unique_ptr<FrozenWeight> frozen_ = std::make_unique<FrozenWeight>();
   std::shared_ptr<const Int8Weight> int8_;
+  int64_t in_, out_;  // as constructed: the shape of a weight freed before this layer shared it
 };
 TORCH_MODULE(Linear);
 

@@ -294,9 +294,15 @@ void LMHeadImpl::free_fp32_weight() {
   weight.set_();  // the tensor every holder of this parameter sees, now [0] with no storage
 }
 
+std::vector<int64_t> LMHeadImpl::shape() const {
+  if (matrix().dim() == 2) return matrix().sizes().vec();
+  if (int8_) return {int8_->out_features(), int8_->in_features()};
+  return shared_->weight.sizes().vec();  // freed in the model it shares: the embedding's shape
+}
+
 void LMHeadImpl::enable_bias() {
   if (bias.defined()) return;
-  bias = register_parameter("bias", torch::zeros({matrix().size(0)}, matrix().options()));
+  bias = register_parameter("bias", torch::zeros({shape()[0]}, matrix().options()));
 }
 
 T5ModelImpl::T5ModelImpl(const T5Config& c, bool initialise) : config_(c) {

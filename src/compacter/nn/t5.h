@@ -150,6 +150,8 @@ class LMHeadImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& h);
   void enable_bias();
   const torch::Tensor& matrix() const { return weight.defined() ? weight : shared_->weight; }
+  // The matrix's shape [vocabulary rows, d_model], also once its fp32 copy is freed.
+  std::vector<int64_t> shape() const;
   torch::Tensor weight;                // undefined when tied
   torch::Tensor bias;                  // undefined unless enabled
   std::shared_ptr<RowTable> row_bias;  // per-row bias (nn/rows.h), used instead when set

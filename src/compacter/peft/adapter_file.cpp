@@ -15,6 +15,7 @@
 #include "compacter/core/options.h"
 #include "compacter/io/safetensors.h"
 #include "compacter/nn/fingerprint.h"
+#include "compacter/nn/int8_linear.h"
 #include "compacter/peft/adapter_card.h"
 #include "compacter/peft/adapter_config.h"
 
@@ -160,13 +161,17 @@ void load_adapter_tensors(nn::T5ModelImpl& model, const std::string& dir) {
           kAdapterConfigFile, ")");
   const safetensors::File file = safetensors::File::open(weights);
   std::set<std::string> expected;
+  // An int8 server's weights freed of their fp32 copy (`full` loads over them): their own shape.
+  const auto freed = nn::freed_weight_shapes(model);
   torch::NoGradGuard no_grad;
   for (auto& [name, t] : trainable_named_parameters(model)) {
     expected.insert(name);
     check(file.contains(name), weights, ": missing tensor \"", name, "\" of method ", spec.method);
     torch::Tensor value = file.load(name);
-    check(value.sizes() == t.sizes(), weights, ": tensor \"", name, "\" has shape ", value.sizes(),
-          ", expected ", t.sizes());
+    const auto it = freed.find(name);
+    const std::vector<int64_t> shape = it != freed.end() ? it->second : t.sizes().vec();
+    check(value.sizes() == at::IntArrayRef(shape), weights, ": tensor \"", name, "\" has shape ",
+          value.sizes(), ", expected ", at::IntArrayRef(shape));
     t.set_data(value.to(t.device(), t.scalar_type()));  // new storage: see the header
   }
   for (const auto& info : file.header().tensors)

@@ -13,6 +13,7 @@
 #include "compacter/serve/mixed_batch.h"
 #include "compacter/serve/requests.h"
 #include "compacter/train/evaluate.h"
+#include "compacter/train/loop.h"
 
 namespace compacter::serve {
 
@@ -100,9 +101,12 @@ AdapterServer::AdapterServer(train::BaseModel base, ServerOptions options)
               generation_.new_token_limit());
   check_usage(options_.max_source_length >= 1, "--max-source-length must be at least 1, got ",
               options_.max_source_length);
-  // int8 (CPU): the base's linear layers are quantised once; adapters share them (load()).
-  if (base_.precision.int8)
-    nn::quantize_linears_int8(*base_.model, nn::Fp32Weights::kKeep, base_.int8_keep);
+  // int8 (CPU): the base's linear layers are quantised once, their fp32 weights freed and their
+  // pages handed back to the system; adapters share them (load()).
+  if (base_.precision.int8) {
+    nn::quantize_linears_int8(*base_.model, nn::Fp32Weights::kFree, base_.int8_keep);
+    train::release_free_memory();
+  }
   auto served = std::make_unique<Served>();
   served->model = base_.model;
   served->info.name = kBaseName;
@@ -116,29 +120,6 @@ int64_t AdapterServer::base_bytes() const {
   return bytes_not_in(storages_of(*base_.model), {});
 }
 
-int64_t AdapterServer::free_fp32_weights() {
-  if (!base_.precision.int8) return 0;
-  const int64_t before = base_bytes();
-  auto free_in = [](nn::T5ModelImpl& model) {
-    for (nn::LinearImpl* linear : model.linears())
-      if (linear->is_int8() && linear->weight.numel() > 0) linear->free_fp32_weight();
-    if (model.lm_head->int8() && model.lm_head->owns_matrix()) model.lm_head->free_fp32_weight();
-  };
-  for (auto& [name, served] : served_) free_in(*served->model);
-  if (mixed_) free_in(mixed_->model());
-  fp32_freed_ = true;
-  const auto base_storages = storages_of(*base_.model);
-  for (auto& [name, served] : served_)
-    if (name != kBaseName)
-      served->info.own_bytes = bytes_not_in(storages_of(*served->model), base_storages);
-  return before - base_bytes();
-}
-
-void AdapterServer::check_loadable(const std::string& name) const {
-  check(!fp32_freed_, "adapter ", name, ": this int8 server freed its fp32 weights, which loading ",
-        "an adapter needs (free_fp32_weights)");
-}
-
 void AdapterServer::check_name(const std::string& name) const {
   check_usage(!name.empty(), "an adapter needs a name (NAME=DIR)");
   check_usage(name != kBaseName, "the name \"", name, "\" is reserved for the base model");
@@ -146,7 +127,6 @@ void AdapterServer::check_name(const std::string& name) const {
 }
 
 LoadedAdapter AdapterServer::load(const std::string& name, const std::string& dir) const {
-  check_loadable(name);
   const auto start = std::chrono::steady_clock::now();
   LoadedAdapter out;
   AdapterInfo& info = out.info;
@@ -158,8 +138,10 @@ LoadedAdapter AdapterServer::load(const std::string& name, const std::string& di
           .method;
   info.warnings = warnings.lines;
   // int8: the adapter's model runs the base's quantised layers; the layers its method retrained
-  // get their own (nn/int8_linear.h).
-  if (base_.precision.int8) nn::share_int8(*base_.model.ptr(), *out.model);
+  // get their own, their fp32 weights freed (nn/int8_linear.h).
+  if (base_.precision.int8 &&
+      nn::share_int8(*base_.model.ptr(), *out.model, nn::Fp32Weights::kFree) > 0)
+    train::release_free_memory();
   const nlohmann::json config = peft::read_adapter_config(dir);
   if (config.contains("base") && config["base"].is_object() &&
       config["base"].contains("weights_fingerprint") &&
@@ -185,7 +167,6 @@ LoadedAdapter AdapterServer::load(const std::string& name, const std::string& di
 }
 
 const AdapterInfo& AdapterServer::add(LoadedAdapter adapter) {
-  check_loadable(adapter.info.name);
   check_name(adapter.info.name);
   auto served = std::make_unique<Served>();
   served->model = std::move(adapter.model);

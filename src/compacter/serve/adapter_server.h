@@ -178,10 +178,6 @@ class AdapterServer {
   std::vector<AdapterInfo> list() const;  // by name, the base first
   bool has(const std::string& name) const;
   int64_t base_bytes() const;  // the base model's tensor bytes, its int8 weights included
-  // int8: frees the fp32 weights of every quantised layer (the base's, every served adapter's
-  // and the mixed model's), which only loading an adapter needs, once no adapter will be loaded
-  // (`predict`). load() and add() then throw. Returns the bytes freed; 0 unless int8.
-  int64_t free_fp32_weights();
 
   // The decoding settings requests are answered with (unless a request sets its own).
   const decoding::GenerationConfig& generation() const { return generation_; }
@@ -217,8 +213,6 @@ class AdapterServer {
 
  private:
   struct Served;
-  // Throws once free_fp32_weights() ran: loading `name` would need the freed weights.
-  void check_loadable(const std::string& name) const;
   // Decodes (or scores with `labels`) one group of answer()'s requests into `replies`.
   void answer_group(const std::vector<Request>& requests, const std::vector<size_t>& indices,
                     bool mixed_group, const decoding::GenerationConfig& generation,
@@ -231,7 +225,6 @@ class AdapterServer {
   decoding::GenerationConfig generation_;
   std::map<std::string, std::unique_ptr<Served>> served_;
   std::unique_ptr<MixedBatchModel> mixed_;  // made on first use
-  bool fp32_freed_ = false;                 // free_fp32_weights()
 };
 
 // NAME=DIR, or DIR named by its last component (RUN/best_adapter by RUN's name).
