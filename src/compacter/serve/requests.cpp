@@ -77,6 +77,10 @@ Request parse_generate_object(const nlohmann::json& j, const std::string& where,
       if (!item.value().is_null() && item.value() != false)
         throw RequestError(ErrorKind::bad_request,
                            cat(at, "\"stream\": true is POST /generate_stream's"));
+    } else if (key == "adapter" || key == "adapter_id") {  // the JSON Lines form's place
+      throw RequestError(ErrorKind::bad_request,
+                         cat(at, "\"", key, "\" goes under \"parameters\" over HTTP ",
+                             "({\"inputs\": \"...\", \"parameters\": {\"adapter\": NAME}})"));
     } else if (key != "parameters") {
       fields[key] = item.value();
     }
