@@ -28,7 +28,7 @@ OUTSIDE = "outside operators"  # a step's own self time: its time in no operator
 
 GROUPS = [  # first match wins
     ("matrix products", r"^aten::(mm|addmm|bmm|baddbmm|matmul|linear|_?mkldnn.*|addmv|mv|dot)$|"
-                        r"^compacter::(batched_matmul|onednn_linear|bf16_linear)$|"
+                        r"^compacter::(batched_matmul|onednn_linear|bf16_linear|int8_linear)$|"
                         # their backward nodes
                         r"(BatchedMatmulFunction|OnednnLinearFunction|Bf16LinearFunction)"),
     ("softmax", r"softmax"),

@@ -92,6 +92,25 @@ TEST(ProfileSummaryCli, MedianOverTheMarkedStepsLeavesOneStallOut) {
   EXPECT_NE(table.out.find("median of 3 steps"), std::string::npos) << table.out;
 }
 
+// The library's own products, which call no aten product (int8's kernel, oneDNN's GEMMs), are
+// matrix products, not time outside operators: one step of 10,000 us holding 1,000, 2,000 and
+// 3,000 us of them.
+TEST(ProfileSummaryCli, TheLibrarysOwnProductsAreMatrixProducts) {
+  REQUIRE_PYTHON();
+  TempDir dir;
+  json events = json::array();
+  events.push_back(event("compacter::bench_request", 0, 10000));
+  events.push_back(event("compacter::int8_linear", 100, 1000));
+  events.push_back(event("compacter::onednn_linear", 2000, 2000));
+  events.push_back(event("compacter::bf16_linear", 5000, 3000));
+  testing::write_file(dir.file("trace.json"), events.dump());
+  const auto r = run_command(summary_command("'" + dir.file("trace.json") + "'"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json s = json::parse(r.out);
+  EXPECT_NEAR(s["groups"]["matrix products"]["ms_per_step"].get<double>(), 6.0, 1e-12);
+  EXPECT_NEAR(s["groups"]["outside operators"]["ms_per_step"].get<double>(), 4.0, 1e-12);
+}
+
 TEST(ProfileSummaryCli, ATraceWithoutMarksIsSummedOverTheStepsGiven) {
   REQUIRE_PYTHON();
   TempDir dir;
