@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "compacter/core/error.h"
 #include "compacter/data/tokenizer.h"
+#include "compacter/io/safetensors.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/nn/int8_linear.h"
 #include "compacter/nn/int8_rows.h"
@@ -355,6 +357,43 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
       if (l.is_int8()) EXPECT_EQ(l.weight.numel(), 0) << a.name << " " << path;
     });
   }
+}
+
+// A `full` adapter loaded onto an int8 server's freed base is still checked against the layers'
+// shapes: a tensor cut to the wrong shape is refused, naming the shape the file's own tensor had
+// (not the freed weight's [0]), and nothing is added.
+TEST_F(MixedBatch, ServerInt8RefusesAFullAdapterOfTheWrongShape) {
+  if (!nn::int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  const auto owner = server_of("int8");
+  testing::TempDir dir;
+  const std::string from = adapter_dir("full");
+  nlohmann::json config = peft::read_adapter_config(from);
+  config.erase("weights_fnv1a64");  // the weights are rewritten below
+  testing::write_file(dir.file(peft::kAdapterConfigFile), config.dump());
+  const safetensors::File file = safetensors::File::open(from + "/" + peft::kAdapterWeightsFile);
+  const std::string cut = "decoder.block.0.layer.1.EncDecAttention.q.weight";
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  std::vector<int64_t> shape;
+  for (const auto& info : file.header().tensors) {
+    const std::string& name = info.name;
+    torch::Tensor t = file.load(name);
+    if (name == cut) {
+      shape = t.sizes().vec();
+      t = t.narrow(1, 0, t.size(1) - 1).contiguous();
+    }
+    tensors.emplace_back(name, t);
+  }
+  ASSERT_EQ(shape.size(), 2u) << "the full adapter has no " << cut;
+  safetensors::save(dir.file(peft::kAdapterWeightsFile), tensors);
+  try {
+    owner->add("bad", dir.path());
+    ADD_FAILURE() << "a wrong shape was accepted";
+  } catch (const Error& e) {
+    const std::string want = cat("tensor \"", cut, "\" has shape [", shape[0], ", ", shape[1] - 1,
+                                 "], expected [", shape[0], ", ", shape[1], "]");
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(owner->list().size(), 1u);  // the base alone
 }
 
 }  // namespace
