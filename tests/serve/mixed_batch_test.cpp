@@ -18,6 +18,7 @@
 #include "compacter/core/error.h"
 #include "compacter/data/tokenizer.h"
 #include "compacter/io/safetensors.h"
+#include "compacter/io/t5_config.h"
 #include "compacter/nn/checkpoint.h"
 #include "compacter/nn/int8_linear.h"
 #include "compacter/nn/int8_rows.h"
@@ -348,6 +349,17 @@ TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   };
   for (const std::string m : {"compacter++", "full"}) fp32.add(m, adapter_dir(m));
   EXPECT_EQ(own_bytes(server, "compacter++"), own_bytes(fp32, "compacter++"));
+  // The parameters an adapter trained are its own in either dtype (`full`: every one).
+  auto info = [](const serve::AdapterServer& s, const std::string& name) {
+    for (const serve::AdapterInfo& a : s.list())
+      if (a.name == name) return a;
+    ADD_FAILURE() << "no adapter " << name;
+    return serve::AdapterInfo{};
+  };
+  for (const std::string m : {"compacter++", "full"}) {
+    EXPECT_EQ(info(server, m).own_parameters, info(fp32, m).own_parameters) << m;
+    EXPECT_EQ(info(server, m).mixed_refusal, info(fp32, m).mixed_refusal) << m;
+  }
 
   // The fp32 weights the quantised layers had are not held: not the base's, not `full`'s own.
   EXPECT_EQ(server.base_bytes() - fp32.base_bytes(), int8_bytes - fp32_bytes);
@@ -394,6 +406,45 @@ TEST_F(MixedBatch, ServerInt8RefusesAFullAdapterOfTheWrongShape) {
     EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
   }
   EXPECT_EQ(owner->list().size(), 1u);  // the base alone
+}
+
+// An int8 server frees an untied base's output layer (T5 v1.1) and the int8 copy's own of an
+// adapter that trained it (--train-lm-head); it still refuses that adapter mixed batches, as an
+// fp32 server does, for the head it trained: the mixed model runs the base's.
+TEST_F(MixedBatch, ServerInt8RefusesMixedBatchesToAnUntiedHeadItTrained) {
+  if (!nn::int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  testing::TempDir dir;
+  nlohmann::json config = nlohmann::json::parse(testing::tiny_t5_config_json(32128));
+  config["tie_word_embeddings"] = false;
+  {
+    nn::T5Model model(t5_config_from_json(config, "the untied tiny T5"));
+    model->init_weights(3);
+    nn::save_t5(*model, dir.file("model"));
+  }
+  nn::T5Model model = nn::load_t5(dir.file("model")).model;
+  model->resize_vocab(32100);
+  peft::PeftOptions o = peft::method_defaults("compacter++");
+  o.reduction_factor = 4;
+  o.n = 2;
+  o.train_lm_head = true;
+  peft::attach("compacter++", o, *model, 1);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : peft::trainable_parameters(*model)) p.add_(torch::randn_like(p) * 0.1);
+  }
+  peft::save_adapter(*model, {"compacter++", o, 1}, dir.file("adapter"));
+  for (const std::string dtype : {"fp32", "int8"}) {
+    train::ModelSpec spec;
+    spec.dir = dir.file("model");
+    spec.tokenizer = tokenizer();
+    spec.dtype = dtype;
+    serve::ServerOptions options;
+    options.generation = settings(1, 1);
+    serve::AdapterServer server(train::load_base_model(spec), options);
+    const serve::AdapterInfo& a = server.add("head", dir.file("adapter"));
+    EXPECT_NE(a.mixed_refusal.find("it retrains the base tensor lm_head.weight"), std::string::npos)
+        << dtype << ": " << a.mixed_refusal;
+  }
 }
 
 }  // namespace

@@ -137,6 +137,11 @@ LoadedAdapter AdapterServer::load(const std::string& name, const std::string& di
                          train::adapter_checks(base_, options_.allow_base_mismatch, warnings))
           .method;
   info.warnings = warnings.lines;
+  // What the adapter trained, told by storage before int8 frees the retrained weights (a freed
+  // weight has no storage, as the base's freed ones): its parameters, and whether it may mix.
+  const auto base_storages = storages_of(*base_.model);
+  info.own_parameters = elements_not_in(*out.model, base_storages);
+  info.mixed_refusal = mixed_batch_refusal(*base_.model.ptr(), *out.model, info.method);
   // int8: the adapter's model runs the base's quantised layers; the layers its method retrained
   // get their own, their fp32 weights freed (nn/int8_linear.h).
   if (base_.precision.int8 &&
@@ -157,10 +162,7 @@ LoadedAdapter AdapterServer::load(const std::string& name, const std::string& di
   out.model->eval();
   info.name = name;
   info.dir = dir;
-  const auto base_storages = storages_of(*base_.model);
   info.own_bytes = bytes_not_in(storages_of(*out.model), base_storages);
-  info.own_parameters = elements_not_in(*out.model, base_storages);
-  info.mixed_refusal = mixed_batch_refusal(*base_.model.ptr(), *out.model, info.method);
   info.load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
