@@ -9,10 +9,8 @@
 #include "common.h"
 #include "compacter/core/error.h"
 #include "compacter/data/tokenizer.h"
-#include "compacter/nn/int8_linear.h"
 #include "compacter/train/decoding/decode.h"
 #include "compacter/train/finetune.h"
-#include "compacter/train/loop.h"
 #include "decoding_options.h"
 #include "method_options.h"
 #include "stderr_progress.h"
@@ -44,10 +42,7 @@ void run_generate(const GenerateCliOptions& o) {
   nn::T5Model model = base.model;
   apply_method(o.method, *model,
                train::adapter_checks(base, o.method.allow_base_mismatch, progress));
-  if (base.precision.int8) {
-    nn::quantize_linears_int8(*model, nn::Fp32Weights::kFree, base.int8_keep);
-    train::release_free_memory();  // the freed fp32 weights' pages
-  }
+  train::quantize_if_int8(base, *model);
   const auto dev = nn::parse_device(o.model.device);
   const auto lines = input_lines(o.texts);
   PeriodicStatus status(progress, "generating", "lines");

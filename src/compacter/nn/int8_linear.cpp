@@ -224,20 +224,24 @@ bool same_tensor(const torch::Tensor& a, const torch::Tensor& b) {
                           a.strides() == b.strides() && a.scalar_type() == b.scalar_type());
 }
 
-// Quantises `linear` (at `path`) into its own int8 copy; its weight must be fp32 on the CPU.
-void quantize_own(const std::string& path, LinearImpl& linear) {
+// Quantises `linear` (at `path`) into its own int8 copy, then frees its fp32 weight under kFree;
+// its weight must be fp32 on the CPU.
+void quantize_own(const std::string& path, LinearImpl& linear, Fp32Weights fp32) {
   check(linear.weight.device().is_cpu() && linear.weight.scalar_type() == torch::kFloat32,
         "int8: ", path, " is ", linear.weight.scalar_type(), " on ", linear.weight.device(),
         " (int8 quantises an fp32 model on the CPU)");
   linear.set_int8(std::make_shared<Int8Weight>(linear.weight));
+  if (fp32 == Fp32Weights::kFree) linear.free_fp32_weight();
 }
 
-// The same for the output layer's matrix (its own, or the shared embedding when tied).
-void quantize_own_head(LMHeadImpl& head) {
+// The same for the output layer's matrix (its own, or the shared embedding when tied, which stays:
+// the input lookup reads it).
+void quantize_own_head(LMHeadImpl& head, Fp32Weights fp32) {
   const torch::Tensor& m = head.matrix();
   check(m.device().is_cpu() && m.scalar_type() == torch::kFloat32, "int8: lm_head is ",
         m.scalar_type(), " on ", m.device(), " (int8 quantises an fp32 model on the CPU)");
   head.set_int8(std::make_shared<Int8Weight>(m));
+  if (fp32 == Fp32Weights::kFree && head.owns_matrix()) head.free_fp32_weight();
 }
 
 }  // namespace
@@ -247,14 +251,11 @@ int64_t quantize_linears_int8(T5ModelImpl& model, Fp32Weights fp32, const Int8Ke
   int64_t count = 0;
   model.for_each_linear([&](const std::string& path, LinearImpl& linear) {
     if (keep.keeps(path)) return;
-    quantize_own(path, linear);
-    if (fp32 == Fp32Weights::kFree) linear.free_fp32_weight();
+    quantize_own(path, linear, fp32);
     ++count;
   });
   if (!keep.lm_head) {
-    quantize_own_head(*model.lm_head);
-    if (fp32 == Fp32Weights::kFree && model.lm_head->owns_matrix())
-      model.lm_head->free_fp32_weight();
+    quantize_own_head(*model.lm_head, fp32);
     ++count;
   }
   return count;
@@ -274,8 +275,7 @@ int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model, Fp32Weights fp32) {
     if (same_tensor(linear.weight, it->second->weight)) {
       linear.set_int8(it->second->int8());
     } else {
-      quantize_own(path, linear);
-      if (fp32 == Fp32Weights::kFree) linear.free_fp32_weight();
+      quantize_own(path, linear, fp32);
       ++own;
     }
   });
@@ -283,9 +283,7 @@ int64_t share_int8(T5ModelImpl& base, T5ModelImpl& model, Fp32Weights fp32) {
     if (same_tensor(model.lm_head->matrix(), base.lm_head->matrix())) {
       model.lm_head->set_int8(base.lm_head->int8());
     } else {
-      quantize_own_head(*model.lm_head);
-      if (fp32 == Fp32Weights::kFree && model.lm_head->owns_matrix())
-        model.lm_head->free_fp32_weight();
+      quantize_own_head(*model.lm_head, fp32);
       ++own;
     }
   }

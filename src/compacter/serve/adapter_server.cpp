@@ -103,10 +103,7 @@ AdapterServer::AdapterServer(train::BaseModel base, ServerOptions options)
               options_.max_source_length);
   // int8 (CPU): the base's linear layers are quantised once, their fp32 weights freed and their
   // pages handed back to the system; adapters share them (load()).
-  if (base_.precision.int8) {
-    nn::quantize_linears_int8(*base_.model, nn::Fp32Weights::kFree, base_.int8_keep);
-    train::release_free_memory();
-  }
+  train::quantize_if_int8(base_, *base_.model);
   auto served = std::make_unique<Served>();
   served->model = base_.model;
   served->info.name = kBaseName;

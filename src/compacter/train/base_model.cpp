@@ -132,6 +132,12 @@ BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress) {
                    std::move(identity), std::move(generation)};
 }
 
+void quantize_if_int8(const BaseModel& base, nn::T5ModelImpl& model) {
+  if (!base.precision.int8) return;
+  nn::quantize_linears_int8(model, nn::Fp32Weights::kFree, base.int8_keep);
+  release_free_memory();
+}
+
 BaseWeights load_base_weights(const ModelSpec& spec, const std::string& adapter_dir,
                               ProgressSink& progress) {
   check_model_folder(spec.dir);

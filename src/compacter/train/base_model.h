@@ -73,6 +73,12 @@ void check_tokenizer_fits(const T5Tokenizer& tokenizer, int64_t rows,
 // Checkpoint tensors that are not part of T5 are reported to `progress` as a warning.
 BaseModel load_base_model(const ModelSpec& spec, ProgressSink& progress = no_progress());
 
+// base.precision.int8: quantises `model` (the base, or a model made from it with its adapter
+// attached, final) for inference with base.int8_keep, frees the quantised layers' fp32 weights
+// and hands their pages back to the system (nn::quantize_linears_int8, release_free_memory).
+// Does nothing otherwise.
+void quantize_if_int8(const BaseModel& base, nn::T5ModelImpl& model);
+
 // A model without its tokenizer, for the commands that look at a checkpoint itself (forward):
 // the vocabulary as stored, or the rows recorded by the adapter in `adapter_dir` when one is given
 // (an adapter trained on a 32,128-row T5 cut to the tokenizer's 32,100 rows), or

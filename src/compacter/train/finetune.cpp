@@ -348,10 +348,7 @@ EvaluateResult evaluate_adapter(const EvaluateConfig& c, ProgressSink& progress)
                          adapter_config["task"].get<std::string>(), ", not on ", c.data.task,
                          ": its scores here say little"));
   peft::load_adapter(*base.model, c.adapter, adapter_checks(base, c.allow_base_mismatch, progress));
-  if (base.precision.int8) {
-    nn::quantize_linears_int8(*base.model, nn::Fp32Weights::kFree, base.int8_keep);
-    release_free_memory();  // the freed fp32 weights' pages
-  }
+  quantize_if_int8(base, *base.model);
   std::vector<std::string> labels;
   if (c.constrain_labels) {
     labels = tasks::task_labels(info, data.fix_quirks);
