@@ -184,6 +184,18 @@ T5Config int8_test_config() {
   return c;
 }
 
+// Two models of int8_test_config's vocabulary give the same logits, bit for bit, on random ids
+// and labels.
+void expect_same_logits(T5ModelImpl& a, T5ModelImpl& b) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(1);
+  const torch::Tensor ids = torch::randint(3, 64, {2, 7}, torch::kLong);
+  const torch::Tensor mask = torch::ones({2, 7}, torch::kLong);
+  const torch::Tensor labels = torch::randint(3, 64, {2, 3}, torch::kLong);
+  EXPECT_TRUE(torch::equal(a.forward(ids, mask, {}, labels).logits,
+                           b.forward(ids, mask, {}, labels).logits));
+}
+
 TEST(Int8Linear, T5LogitsStayCloseToFp32) {
   if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
   const T5Config c = int8_test_config();
@@ -254,13 +266,7 @@ TEST(Int8Linear, FreeingTheFp32WeightsFreesTheirBytesAndChangesNoOutput) {
       EXPECT_EQ(linear.out_features(), shapes[path].first) << path;
       EXPECT_EQ(linear.in_features(), shapes[path].second) << path;
     });
-    torch::NoGradGuard no_grad;
-    torch::manual_seed(1);
-    torch::Tensor ids = torch::randint(3, 64, {2, 7}, torch::kLong);
-    torch::Tensor mask = torch::ones({2, 7}, torch::kLong);
-    torch::Tensor labels = torch::randint(3, 64, {2, 3}, torch::kLong);
-    EXPECT_TRUE(torch::equal(freed->forward(ids, mask, {}, labels).logits,
-                             kept->forward(ids, mask, {}, labels).logits));
+    expect_same_logits(*freed, *kept);
   }
 }
 
@@ -336,13 +342,7 @@ TEST(Int8Linear, AModelSharingFreedWeightsQuantisesTheOnesReplaced) {
     quantize_linears_int8(*reference, Fp32Weights::kKeep);
     model->eval();
     reference->eval();
-    torch::NoGradGuard no_grad;
-    torch::manual_seed(1);
-    torch::Tensor ids = torch::randint(3, 64, {2, 7}, torch::kLong);
-    torch::Tensor mask = torch::ones({2, 7}, torch::kLong);
-    torch::Tensor labels = torch::randint(3, 64, {2, 3}, torch::kLong);
-    EXPECT_TRUE(torch::equal(model->forward(ids, mask, {}, labels).logits,
-                             reference->forward(ids, mask, {}, labels).logits));
+    expect_same_logits(*model, *reference);
   }
 }
 
