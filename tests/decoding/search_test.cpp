@@ -5,8 +5,10 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 
+#include "compacter/nn/attention_cache.h"
 #include "compacter/train/decoding/decode.h"
 #include "compacter/train/generate.h"
 #include "support/test_support.h"
@@ -20,17 +22,23 @@ using decoding::Sequence;
 
 // log p(tokens[i] | tokens[<i]) for one input (row of ids/mask), from one full teacher-forced
 // forward pass without a cache.
+// With `no_eos_before` > 0, </s> is impossible for the first that many tokens (min_new_tokens).
 std::vector<double> teacher_forced(nn::T5ModelImpl& model, const torch::Tensor& ids,
-                                   const torch::Tensor& mask, const std::vector<int64_t>& tokens) {
+                                   const torch::Tensor& mask, const std::vector<int64_t>& tokens,
+                                   int64_t no_eos_before = 0) {
   torch::NoGradGuard g;
   model.eval();
   std::vector<int64_t> dec{model.config().decoder_start_token_id};
   dec.insert(dec.end(), tokens.begin(), tokens.end());
   dec.pop_back();
   torch::Tensor d = torch::tensor(dec, torch::kLong).unsqueeze(0);
-  torch::Tensor lp =
-      torch::log_softmax(model.forward(ids.unsqueeze(0), mask.unsqueeze(0), d, {}).logits[0], -1)
-          .to(torch::kDouble);
+  torch::Tensor logits = model.forward(ids.unsqueeze(0), mask.unsqueeze(0), d, {}).logits[0];
+  const int64_t banned = std::min<int64_t>(no_eos_before, logits.size(0));
+  if (banned > 0)
+    logits.narrow(0, 0, banned)
+        .select(1, model.config().eos_token_id)
+        .fill_(-std::numeric_limits<float>::infinity());
+  torch::Tensor lp = torch::log_softmax(logits, -1).to(torch::kDouble);
   std::vector<double> out;
   for (size_t i = 0; i < tokens.size(); ++i) out.push_back(lp[i][tokens[i]].item<double>());
   return out;
@@ -282,6 +290,33 @@ TEST(Decoding, CachedBeamSearchEqualsNaiveRecomputingBeamSearch) {
         for (size_t i = 1; i < out[r].size(); ++i) EXPECT_GE(out[r][i - 1].score, out[r][i].score);
       }
     }
+  }
+}
+
+// Long enough that the self-attention caches outgrow their first rooms (nn/attention_cache.h),
+// with rows ending after that (greedy drops them, beam search reorders at every step): every
+// token's log-probability is still the teacher-forced one.
+TEST(Decoding, LongGenerationsThroughGrowingCachesEqualTeacherForcing) {
+  Fixture f = make_fixture(30, 11);
+  for (int64_t beams : {1, 3}) {
+    SCOPED_TRACE(cat(beams, " beams"));
+    GenerationConfig c = config_for(*f.model, 45);
+    c.min_new_tokens = 34;
+    c.num_beams = beams;
+    c.num_return_sequences = beams;
+    const auto out = decoding::generate(*f.model, f.ids, f.mask, c);
+    size_t longest = 0;
+    for (int64_t r = 0; r < 3; ++r)
+      for (const Sequence& s : out[r]) {
+        longest = std::max(longest, s.tokens.size());
+        // Greedy's log-probabilities are those of the processed scores (</s> banned, then
+        // normalised); beam search's are normalised first (transformers' order).
+        const auto tf = teacher_forced(*f.model, f.ids[r], f.mask[r], s.tokens,
+                                       beams == 1 ? c.min_new_tokens : 0);
+        for (size_t t = 0; t < tf.size(); ++t)
+          ASSERT_NEAR(s.token_logprobs[t], tf[t], 1e-5) << "input " << r << " token " << t;
+      }
+    EXPECT_GT(longest, 2u * nn::AttentionCache::kMinRoom);
   }
 }
 

@@ -79,11 +79,11 @@ torch::Tensor T5AttentionImpl::forward(const torch::Tensor& hidden, const torch:
     const torch::Tensor& source = cross ? key_value : hidden;
     key = split_heads(apply_scale(k(source), key_scale, row_key_scale));
     value = split_heads(apply_scale(v(source), value_scale, row_value_scale));
-    if (cache && !cross && cache->key.defined()) {
-      key = torch::cat({cache->key, key}, 2);
-      value = torch::cat({cache->value, value}, 2);
-    }
-    if (cache) {
+    if (cache && !cross) {  // this step's positions after the cached ones (nn/attention_cache.h)
+      cache->append(key, value);
+      key = cache->key;
+      value = cache->value;
+    } else if (cache) {
       cache->key = key;
       cache->value = value;
     }

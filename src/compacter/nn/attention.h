@@ -7,15 +7,10 @@
 #include <torch/nn/pimpl.h>
 
 #include "compacter/io/t5_config.h"
+#include "compacter/nn/attention_cache.h"
 #include "compacter/nn/layers.h"
 
 namespace compacter::nn {
-
-// Keys and values kept between decoding steps: [B, H, T, d_kv].
-struct AttentionCache {
-  torch::Tensor key;
-  torch::Tensor value;
-};
 
 // HF's _relative_position_bucket, elementwise over relative positions (key - query), computed in
 // float32 exactly as HF does so buckets agree at the edges.

@@ -128,11 +128,11 @@ void keep_rows(Ragged& r, const std::vector<int64_t>& keep) {
   const torch::Tensor i = torch::tensor(keep, torch::kLong).to(r.encoder_states.device());
   r.encoder_states = r.encoder_states.index_select(0, i);
   r.encoder_mask = r.encoder_mask.index_select(0, i);
-  for (auto* caches : {&r.cache.self_attention, &r.cache.cross_attention})
-    for (auto& c : *caches) {
-      c.key = c.key.index_select(0, i);
-      c.value = c.value.index_select(0, i);
-    }
+  for (auto& c : r.cache.self_attention) c.select_rows(i);
+  for (auto& c : r.cache.cross_attention) {
+    c.key = c.key.index_select(0, i);
+    c.value = c.value.index_select(0, i);
+  }
   if (!r.cache.key_mask.defined()) return;
   r.cache.key_mask = r.cache.key_mask.index_select(0, i);
   const torch::Tensor used = r.cache.key_mask.sum(0).to(torch::kCPU);

@@ -28,11 +28,7 @@ torch::Tensor DecoderState::step(const torch::Tensor& tokens) {
 
 void DecoderState::reorder_self_attention(const torch::Tensor& index) {
   const torch::Tensor i = index.to(encoder_states_.device(), torch::kLong);
-  for (auto& c : cache_.self_attention) {
-    if (!c.key.defined()) continue;
-    c.key = c.key.index_select(0, i);
-    c.value = c.value.index_select(0, i);
-  }
+  for (auto& c : cache_.self_attention) c.select_rows(i);
 }
 
 void DecoderState::keep_rows(const torch::Tensor& index) {
