@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <utility>
 #include <vector>
 
 #include "compacter/nn/attention_cache.h"
@@ -167,6 +168,55 @@ TEST(AttentionCache, GradientsAsConcatenation) {
     EXPECT_TRUE(torch::equal(values[i].grad(), weight_v.narrow(2, at, n))) << "append " << i;
     at += n;
   }
+}
+
+TEST(AttentionCache, AShortenedViewNeverWritesOverPositionsOthersRead) {
+  torch::manual_seed(7);
+  torch::NoGradGuard no_grad;
+  Pair p = started(3);
+  const torch::Tensor kept = p.cache.key;  // another holder of positions 0 .. 2
+  const torch::Tensor kept_values = kept.clone();
+  const AttentionCache snapshot = p.cache;
+  // The last position dropped (a rollback): the next one must not land where position 2 was.
+  p.cache.key = p.cache.key.narrow(2, 0, 2);
+  p.cache.value = p.cache.value.narrow(2, 0, 2);
+  p.key = p.key.narrow(2, 0, 2);
+  p.value = p.value.narrow(2, 0, 2);
+  p.append(1);
+  p.expect_same();
+  EXPECT_TRUE(torch::equal(kept, kept_values));
+  EXPECT_TRUE(torch::equal(snapshot.key, kept_values));
+}
+
+TEST(AttentionCache, OtherRowsThrowAsConcatenationDoes) {
+  torch::NoGradGuard no_grad;
+  for (const auto& [cached, fresh] : std::vector<std::pair<int64_t, int64_t>>{{4, 1}, {1, 4}}) {
+    AttentionCache c;
+    c.append(positions(2, cached), positions(2, cached));
+    EXPECT_ANY_THROW(c.append(positions(1, fresh), positions(1, fresh)))
+        << cached << " cached rows, " << fresh << " new";
+  }
+}
+
+// Autograd may save views of the cache (here the keys of a product with a query that needs a
+// gradient, while the keys themselves need none): later steps must not change them.
+TEST(AttentionCache, UnderGradModeLaterStepsLeaveSavedViewsIntact) {
+  torch::manual_seed(8);
+  AttentionCache cache;
+  const torch::Tensor query = torch::randn({kRows, kHeads, 1, kDim}).requires_grad_(true);
+  std::vector<torch::Tensor> keys;
+  torch::Tensor loss = torch::zeros({});
+  const int steps = 4;
+  for (int i = 0; i < steps; ++i) {
+    keys.push_back(positions(1));
+    cache.append(keys.back(), positions(1));
+    loss = loss + torch::matmul(query, cache.key.transpose(-1, -2)).sum();
+  }
+  loss.backward();
+  // d/dq of sum over steps i of sum_{t <= i} q . k_t = sum_t (steps - t) k_t.
+  torch::Tensor expected = torch::zeros_like(query);
+  for (int t = 0; t < steps; ++t) expected += (steps - t) * keys[static_cast<size_t>(t)];
+  EXPECT_TRUE(torch::allclose(query.grad(), expected, 1e-5, 1e-5));
 }
 
 }  // namespace

@@ -6,35 +6,41 @@
 namespace compacter::nn {
 namespace {
 
-// Whether autograd records an operation on these tensors (either may be undefined).
-bool recording(const torch::Tensor& a, const torch::Tensor& b) {
-  return torch::GradMode::is_enabled() &&
-         ((a.defined() && a.requires_grad()) || (b.defined() && b.requires_grad()));
-}
+using Room = AttentionCache::Room;
 
-// The first position of `view` in `room` when `view` is positions start .. start + T - 1 of
-// `room` along dim 2 (the same storage, other sizes and strides, and `fresh`'s dtype) and the
-// n positions of `fresh` fit after it; else -1.
-int64_t room_after(const torch::Tensor& view, const torch::Tensor& room,
-                   const torch::Tensor& fresh) {
-  if (!view.defined() || !room.defined() || view.dim() != 4 || room.dim() != 4) return -1;
-  if (!view.storage().is_alias_of(room.storage()) || view.scalar_type() != room.scalar_type() ||
-      fresh.scalar_type() != room.scalar_type())
+// The first position of `view` in `room` when `view` is positions start .. room.end - 1 of it
+// along dim 2 (the same storage, dtype, other sizes and strides), `fresh` has its rows, heads,
+// width and dtype, and its n positions fit after them; else -1.
+int64_t room_after(const torch::Tensor& view, const Room& room, const torch::Tensor& fresh) {
+  const torch::Tensor& r = room.data;
+  if (!view.defined() || !r.defined() || view.dim() != 4 || r.dim() != 4 || fresh.dim() != 4)
+    return -1;
+  if (!view.storage().is_alias_of(r.storage()) || view.scalar_type() != r.scalar_type() ||
+      fresh.scalar_type() != r.scalar_type())
     return -1;
   for (int64_t d : {0, 1, 3})
-    if (view.size(d) != room.size(d)) return -1;
-  if (view.strides() != room.strides() || room.stride(2) <= 0) return -1;
-  const int64_t offset = view.storage_offset() - room.storage_offset();
-  if (offset < 0 || offset % room.stride(2) != 0) return -1;
-  const int64_t start = offset / room.stride(2);
-  return start + view.size(2) + fresh.size(2) <= room.size(2) ? start : -1;
+    if (view.size(d) != r.size(d) || fresh.size(d) != r.size(d)) return -1;
+  if (view.strides() != r.strides() || r.stride(2) <= 0) return -1;
+  const int64_t offset = view.storage_offset() - r.storage_offset();
+  if (offset < 0 || offset % r.stride(2) != 0) return -1;
+  const int64_t start = offset / r.stride(2);
+  const bool at_end = start + view.size(2) == room.end;
+  return at_end && room.end + fresh.size(2) <= r.size(2) ? start : -1;
+}
+
+// Whether `a` and `b` have the same rows, heads and width (cat's other dimensions).
+bool same_other_sizes(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.dim() != 4 || b.dim() != 4) return false;
+  for (int64_t d : {0, 1, 3})
+    if (a.size(d) != b.size(d)) return false;
+  return true;
 }
 
 // `view` followed by `fresh` along dim 2, in `room` (see AttentionCache::append).
-void grow(torch::Tensor& view, torch::Tensor& room, const torch::Tensor& fresh) {
-  if (recording(view, fresh)) {  // autograd's own operations, no room
-    view = view.defined() ? torch::cat({view, fresh}, 2) : fresh;
-    room = torch::Tensor();
+void grow(torch::Tensor& view, Room& room, const torch::Tensor& fresh) {
+  if (torch::GradMode::is_enabled() || (view.defined() && !same_other_sizes(view, fresh))) {
+    view = view.defined() ? torch::cat({view, fresh}, 2) : fresh;  // cat's result, cat's errors
+    room = Room();
     return;
   }
   const int64_t n = fresh.size(2), length = view.defined() ? view.size(2) : 0;
@@ -45,31 +51,32 @@ void grow(torch::Tensor& view, torch::Tensor& room, const torch::Tensor& fresh) 
                            ? torch::promote_types(view.scalar_type(), fresh.scalar_type())
                            : fresh.scalar_type();
     const int64_t capacity = std::max(AttentionCache::kMinRoom, needed + needed / 2);
-    torch::Tensor fresh_room = torch::empty({fresh.size(0), fresh.size(1), capacity, fresh.size(3)},
-                                            fresh.options().dtype(dtype));
-    if (length > 0) fresh_room.narrow(2, 0, length).copy_(view);
-    room = fresh_room;
+    torch::Tensor data = torch::empty({fresh.size(0), fresh.size(1), capacity, fresh.size(3)},
+                                      fresh.options().dtype(dtype));
+    if (length > 0) data.narrow(2, 0, length).copy_(view);
+    room = Room{data, length};
     start = 0;
   }
-  room.narrow(2, start + length, n).copy_(fresh);
-  view = room.narrow(2, start, length + n);
+  room.data.narrow(2, room.end, n).copy_(fresh);
+  room.end += n;
+  view = room.data.narrow(2, start, length + n);
 }
 
 // Rows `index` of `view`, written into a new room of `room`'s capacity (at least the length).
-void pick(torch::Tensor& view, torch::Tensor& room, const torch::Tensor& index) {
-  if (recording(view, torch::Tensor())) {
+void pick(torch::Tensor& view, Room& room, const torch::Tensor& index) {
+  if (torch::GradMode::is_enabled() || view.dim() != 4 || index.dim() != 1) {
     view = view.index_select(0, index);
-    room = torch::Tensor();
+    room = Room();
     return;
   }
   const int64_t length = view.size(2);
-  const int64_t capacity =
-      std::max({AttentionCache::kMinRoom, length, room.defined() ? room.size(2) : int64_t{0}});
-  torch::Tensor fresh_room =
+  const int64_t capacity = std::max(
+      {AttentionCache::kMinRoom, length, room.data.defined() ? room.data.size(2) : int64_t{0}});
+  torch::Tensor data =
       torch::empty({index.size(0), view.size(1), capacity, view.size(3)}, view.options());
-  torch::Tensor picked = fresh_room.narrow(2, 0, length);
+  torch::Tensor picked = data.narrow(2, 0, length);
   torch::index_select_out(picked, view, 0, index);
-  room = fresh_room;
+  room = Room{data, length};
   view = picked;
 }
 
@@ -78,8 +85,8 @@ void pick(torch::Tensor& view, torch::Tensor& room, const torch::Tensor& index) 
 AttentionCache& AttentionCache::operator=(const AttentionCache& other) {
   key = other.key;
   value = other.value;
-  key_room_ = torch::Tensor();
-  value_room_ = torch::Tensor();
+  key_room_ = Room();
+  value_room_ = Room();
   return *this;
 }
 

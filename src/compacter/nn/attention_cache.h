@@ -10,11 +10,12 @@
 namespace compacter::nn {
 
 // One attention layer's cache: [B, H, T, d_kv] each. Self-attention's `key` and `value` are views
-// of positions start .. start + T - 1 of the cache's rooms ([B, H, capacity, d_kv]). Other code
-// may replace `key` and `value` by any tensors meaning the same (rows reordered or dropped, caches
-// merged, leading positions trimmed by narrowing); the next step then copies them once into a
-// new room. A copy of a cache gets the views but not the rooms, so two caches never write into
-// one room.
+// of positions start .. start + T - 1 of the cache's rooms ([B, H, capacity, d_kv]), the last
+// positions written there. Other code may replace `key` and `value` by any tensors meaning the
+// same (rows reordered or dropped, caches merged, positions trimmed); the next step then copies
+// them once into a new room unless they still end at the last position written (leading positions
+// trimmed by narrowing). So a step never writes over a position that any other view may still
+// read, and a copy of a cache, which gets the views but not the rooms, never shares a room.
 struct AttentionCache {
   torch::Tensor key;
   torch::Tensor value;
@@ -26,21 +27,28 @@ struct AttentionCache {
   AttentionCache& operator=(AttentionCache&&) = default;
 
   // Appends this step's keys and values ([B, H, n, d_kv]) after the cached ones, as
-  // key = torch::cat({key, fresh_key}, 2) (the same for values) computes. In place where `key`
-  // is a view of this cache's room with space for n more positions and no gradient is recorded
-  // (GradMode off or nothing requiring one); else into a new room with half as many positions
-  // again as needed (at least kMinRoom), so T steps copy O(T) values.
+  // key = torch::cat({key, fresh_key}, 2) (the same for values) computes, and throws where it
+  // throws (other rows, heads or widths). With GradMode off, in place where `key` ends at the last
+  // position written into this cache's room and n more fit; else into a new room with half as many
+  // positions again as needed (at least kMinRoom), so T steps copy O(T) values. With GradMode on
+  // (autograd may have saved views of the room), torch::cat itself.
   void append(const torch::Tensor& fresh_key, const torch::Tensor& fresh_value);
 
   // Keeps rows `index` (a 1-D long tensor on the cache's device; beam search's reorder, rows that
-  // ended), as key = key.index_select(0, index) does, written into new rooms of the same
-  // capacity, so the next step appends in place.
+  // ended), as key = key.index_select(0, index) does; with GradMode off written into new rooms of
+  // the same capacity, so the next step appends in place.
   void select_rows(const torch::Tensor& index);
 
   static constexpr int64_t kMinRoom = 16;
 
+  // A tensor with room for more positions along dim 2, and one past the last position written.
+  struct Room {
+    torch::Tensor data;
+    int64_t end = 0;
+  };
+
  private:
-  torch::Tensor key_room_, value_room_;
+  Room key_room_, value_room_;
 };
 
 }  // namespace compacter::nn

@@ -1,8 +1,9 @@
 // The incremental decoder that greedy search, sampling and beam search share: one encoder pass,
 // its states repeated for the rows that decode each input (beams, samples), and one decoder
 // position per step with cached self- and cross-attention keys/values (nn/t5.h DecoderCache).
-// Rows can be reordered (beams: the self-attention cache follows each beam's parent, by
-// index_select, nothing recomputed) or dropped (finished inputs stop costing compute).
+// Rows can be reordered (beams: the self-attention cache follows each beam's parent, copied
+// into a new room, nn/attention_cache.h; nothing recomputed) or dropped (finished inputs stop
+// costing compute).
 #pragma once
 #include <torch/types.h>
 
