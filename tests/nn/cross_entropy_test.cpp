@@ -1,7 +1,8 @@
 // nn::cross_entropy against a double-precision reference (log-sum-exp and softmax in double, the
 // mean over the kept rows) and libtorch's cross_entropy: the loss, its gradient, ignored rows,
 // all rows ignored (NaN, zero gradient), large and masked logits, NaN, rows over four threads,
-// and a label outside the vocabulary refused by name. nn::exp_approx within 2 ulp of exp.
+// and a label outside the vocabulary refused by name. nn::log_softmax_at (decoding's chosen-token
+// log-probability) against log_softmax in double. nn::exp_approx within 2 ulp of exp.
 #include <torch/torch.h>
 
 #include <cmath>
@@ -105,6 +106,47 @@ TEST(CrossEntropy, OtherDtypesAreLibtorchs) {
       nn::cross_entropy(logits, labels),
       torch::nn::functional::cross_entropy(
           logits, labels, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100))));
+}
+
+// Decoding's chosen-token log-probability against log_softmax in double, gathered: rows of
+// t5's vocabulary and of odd widths (the partial sums' tail), masked (-inf, logits processors'
+// bans) and large logits, a NaN row, and chosen tokens outside the vocabulary refused by row.
+TEST(LogSoftmaxAt, EqualsTheGatheredLogSoftmaxInDouble) {
+  torch::manual_seed(9);
+  for (int64_t n : {32128, 17, 1}) {
+    SCOPED_TRACE(n);
+    torch::Tensor scores = torch::randn({6, n}) * 4;
+    scores[1] *= 20;  // logits up to ~+-300
+    if (n > 2) scores[2].narrow(0, 0, n / 2).fill_(-std::numeric_limits<float>::infinity());
+    const torch::Tensor chosen = torch::randint(n / 2, n, {6}, torch::kLong);
+    const torch::Tensor got = nn::log_softmax_at(scores, chosen);
+    const torch::Tensor want =
+        torch::log_softmax(scores.to(torch::kDouble), -1).gather(1, chosen.unsqueeze(1)).squeeze(1);
+    ASSERT_EQ(got.scalar_type(), torch::kFloat32);
+    for (int64_t r = 0; r < 6; ++r)
+      EXPECT_NEAR(got[r].item<double>(), want[r].item<double>(),
+                  2e-6 * std::max(1.0, std::abs(want[r].item<double>())))
+          << "row " << r;
+  }
+  torch::Tensor nan_row = torch::randn({2, 40});
+  nan_row[1][7] = std::numeric_limits<float>::quiet_NaN();
+  const torch::Tensor lp = nn::log_softmax_at(nan_row, torch::tensor({3, 3}, torch::kLong));
+  EXPECT_FALSE(std::isnan(lp[0].item<float>()));
+  EXPECT_TRUE(std::isnan(lp[1].item<float>()));
+  try {
+    nn::log_softmax_at(torch::randn({3, 10}), torch::tensor({1, 2, 10}, torch::kLong));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("row 2, 10"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(nn::log_softmax_at(torch::randn({3, 10}), torch::tensor({1, 2}, torch::kLong)),
+               Error);
+  // Other dtypes: libtorch's expression, in float32.
+  const torch::Tensor d = torch::randn({3, 9}, torch::kDouble);
+  const torch::Tensor c = torch::tensor({0, 4, 8}, torch::kLong);
+  EXPECT_TRUE(torch::equal(
+      nn::log_softmax_at(d, c),
+      torch::log_softmax(d, -1).gather(1, c.unsqueeze(1)).squeeze(1).to(torch::kFloat32)));
 }
 
 TEST(ExpApprox, WithinTwoUlpOfExp) {

@@ -123,4 +123,31 @@ torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& la
   return CrossEntropy::apply(logits, labels, ignore_index);
 }
 
+torch::Tensor log_softmax_at(const torch::Tensor& scores, const torch::Tensor& chosen) {
+  check(scores.dim() == 2 && chosen.dim() == 1 && chosen.size(0) == scores.size(0),
+        "log_softmax_at needs scores [rows, vocabulary] and chosen tokens [rows], got scores ",
+        scores.sizes(), " and chosen ", chosen.sizes());
+  const torch::Tensor c = chosen.to(torch::kCPU, torch::kLong).contiguous();
+  const int64_t rows = scores.size(0), n = scores.size(1);
+  const int64_t* cp = c.data_ptr<int64_t>();
+  for (int64_t r = 0; r < rows; ++r)
+    check(cp[r] >= 0 && cp[r] < n, "log_softmax_at: the token chosen in row ", r, ", ", cp[r],
+          ", is outside the vocabulary [0, ", n, ")");
+  if (!scores.device().is_cpu() || scores.scalar_type() != torch::kFloat32)
+    return torch::log_softmax(scores, -1)
+        .gather(1, c.to(scores.device()).unsqueeze(1))
+        .squeeze(1)
+        .to(torch::kFloat32);
+  RECORD_FUNCTION("compacter::log_softmax_at", c10::ArrayRef<const c10::IValue>{});
+  const torch::Tensor x = scores.contiguous();
+  torch::Tensor out = torch::empty({rows}, x.options());
+  const float* xp = x.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      op[r] = xp[r * n + cp[r]] - row_log_sum_exp(xp + r * n, n);
+  });
+  return out;
+}
+
 }  // namespace compacter::nn

@@ -19,4 +19,13 @@ namespace compacter::nn {
 torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& labels,
                             int64_t ignore_index = -100);
 
+// Decoding's log-probability of each row's chosen token: scores [R, V], chosen [R] (long, any
+// device) -> [R] float32 on the scores' device, x[r, chosen[r]] - log sum_j exp(x[r, j]), what
+// torch::log_softmax(scores, -1).gather(1, chosen.unsqueeze(1)).squeeze(1) computes (within
+// float32 rounding: the sums differ in order and in exp's last bits). On the CPU with fp32
+// scores one pass per row as the loss above, without the [R, V] log_softmax (0.9 ms of a 23 ms
+// decoding step at batch 32 over t5's 32,128 tokens); elsewhere that expression. Throws Error
+// naming the row when a chosen token is outside [0, V).
+torch::Tensor log_softmax_at(const torch::Tensor& scores, const torch::Tensor& chosen);
+
 }  // namespace compacter::nn

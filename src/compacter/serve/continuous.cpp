@@ -10,6 +10,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/nn/autocast.h"
+#include "compacter/nn/cross_entropy.h"
 #include "compacter/serve/mixed_batch.h"
 #include "compacter/train/decoding/logits_processors.h"
 
@@ -221,10 +222,9 @@ struct ContinuousBatch::State {
       } else {
         chosen = scores.argmax(-1);
       }
-      torch::Tensor logprobs =
-          torch::log_softmax(scores, -1).gather(1, chosen.to(scores.device()).unsqueeze(1));
+      // The chosen tokens' log-probabilities, without the [rows, vocabulary] log_softmax.
+      torch::Tensor logprobs = nn::log_softmax_at(scores, chosen).to(torch::kCPU, torch::kDouble);
       chosen = chosen.to(torch::kCPU).contiguous();
-      logprobs = logprobs.squeeze(1).to(torch::kCPU, torch::kDouble).contiguous();
       for (size_t k = 0; k < idx.size(); ++k) {
         Row& row = rs[static_cast<size_t>(idx[k])];
         const int64_t t = chosen.data_ptr<int64_t>()[k];

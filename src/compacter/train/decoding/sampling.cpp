@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/cross_entropy.h"
 #include "compacter/train/decoding/decode.h"
 #include "compacter/train/decoding/decoder_state.h"
 #include "compacter/train/decoding/logits_processors.h"
@@ -47,10 +48,9 @@ std::vector<std::vector<Sequence>> sample_or_greedy(nn::T5ModelImpl& model,
       } else {
         chosen = scores.argmax(-1);
       }
-      torch::Tensor logprobs =
-          torch::log_softmax(scores, -1).gather(1, chosen.to(scores.device()).unsqueeze(1));
+      // The chosen tokens' log-probabilities, without the [rows, vocabulary] log_softmax.
+      torch::Tensor logprobs = nn::log_softmax_at(scores, chosen).to(torch::kCPU, torch::kDouble);
       chosen = chosen.to(torch::kCPU).contiguous();
-      logprobs = logprobs.squeeze(1).to(torch::kCPU, torch::kDouble).contiguous();
       const int64_t* tok = chosen.data_ptr<int64_t>();
       const double* lp = logprobs.data_ptr<double>();
       std::vector<int64_t> keep;  // positions still running after this step
