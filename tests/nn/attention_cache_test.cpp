@@ -34,6 +34,13 @@ struct Pair {
     key = torch::cat({key, k}, 2);
     value = torch::cat({value, v}, 2);
   }
+  // The cache's views and the reference narrowed alike (other code trimming the cache).
+  void narrow(int64_t dim, int64_t start, int64_t length) {
+    cache.key = cache.key.narrow(dim, start, length);
+    cache.value = cache.value.narrow(dim, start, length);
+    key = key.narrow(dim, start, length);
+    value = value.narrow(dim, start, length);
+  }
   void expect_same() const {
     ASSERT_EQ(cache.key.sizes(), key.sizes());
     EXPECT_TRUE(torch::equal(cache.key, key));
@@ -109,10 +116,7 @@ TEST(AttentionCache, ViewsNarrowedOrReplacedByOtherCode) {
   torch::NoGradGuard no_grad;
   Pair p = started(6);
   // Leading positions dropped by narrowing (the server's ragged rows): still in the room.
-  p.cache.key = p.cache.key.narrow(2, 2, 4);
-  p.cache.value = p.cache.value.narrow(2, 2, 4);
-  p.key = p.key.narrow(2, 2, 4);
-  p.value = p.value.narrow(2, 2, 4);
+  p.narrow(2, 2, 4);
   const void* start = p.cache.key.data_ptr();
   p.append(2);
   p.expect_same();
@@ -123,10 +127,7 @@ TEST(AttentionCache, ViewsNarrowedOrReplacedByOtherCode) {
   p.append(1);
   p.expect_same();
   // Replaced by a view of the room that is not a run of positions (its first two rows).
-  p.cache.key = p.cache.key.narrow(0, 0, 2);
-  p.cache.value = p.cache.value.narrow(0, 0, 2);
-  p.key = p.key.narrow(0, 0, 2);
-  p.value = p.value.narrow(0, 0, 2);
+  p.narrow(0, 0, 2);
   p.append(3);
   p.expect_same();
 }
@@ -178,10 +179,7 @@ TEST(AttentionCache, AShortenedViewNeverWritesOverPositionsOthersRead) {
   const torch::Tensor kept_values = kept.clone();
   const AttentionCache snapshot = p.cache;
   // The last position dropped (a rollback): the next one must not land where position 2 was.
-  p.cache.key = p.cache.key.narrow(2, 0, 2);
-  p.cache.value = p.cache.value.narrow(2, 0, 2);
-  p.key = p.key.narrow(2, 0, 2);
-  p.value = p.value.narrow(2, 0, 2);
+  p.narrow(2, 0, 2);
   p.append(1);
   p.expect_same();
   EXPECT_TRUE(torch::equal(kept, kept_values));
