@@ -8,32 +8,30 @@ namespace {
 
 using Room = AttentionCache::Room;
 
-// The first position of `view` in `room` when `view` is positions start .. room.end - 1 of it
-// along dim 2 (the same storage, dtype, other sizes and strides), `fresh` has its rows, heads,
-// width and dtype, and its n positions fit after them; else -1.
-int64_t room_after(const torch::Tensor& view, const Room& room, const torch::Tensor& fresh) {
-  const torch::Tensor& r = room.data;
-  if (!view.defined() || !r.defined() || view.dim() != 4 || r.dim() != 4 || fresh.dim() != 4)
-    return -1;
-  if (!view.storage().is_alias_of(r.storage()) || view.scalar_type() != r.scalar_type() ||
-      fresh.scalar_type() != r.scalar_type())
-    return -1;
-  for (int64_t d : {0, 1, 3})
-    if (view.size(d) != r.size(d) || fresh.size(d) != r.size(d)) return -1;
-  if (view.strides() != r.strides() || r.stride(2) <= 0) return -1;
-  const int64_t offset = view.storage_offset() - r.storage_offset();
-  if (offset < 0 || offset % r.stride(2) != 0) return -1;
-  const int64_t start = offset / r.stride(2);
-  const bool at_end = start + view.size(2) == room.end;
-  return at_end && room.end + fresh.size(2) <= r.size(2) ? start : -1;
-}
-
 // Whether `a` and `b` have the same rows, heads and width (cat's other dimensions).
 bool same_other_sizes(const torch::Tensor& a, const torch::Tensor& b) {
   if (a.dim() != 4 || b.dim() != 4) return false;
   for (int64_t d : {0, 1, 3})
     if (a.size(d) != b.size(d)) return false;
   return true;
+}
+
+// The first position of `view` in `room` when `view` is positions start .. room.end - 1 of it
+// along dim 2 (the same storage, dtype, other sizes and strides), `fresh` has its rows, heads,
+// width and dtype, and its n positions fit after them; else -1.
+int64_t room_after(const torch::Tensor& view, const Room& room, const torch::Tensor& fresh) {
+  const torch::Tensor& r = room.data;
+  if (!view.defined() || !r.defined() || !same_other_sizes(view, r) || !same_other_sizes(fresh, r))
+    return -1;
+  if (!view.storage().is_alias_of(r.storage()) || view.scalar_type() != r.scalar_type() ||
+      fresh.scalar_type() != r.scalar_type())
+    return -1;
+  if (view.strides() != r.strides() || r.stride(2) <= 0) return -1;
+  const int64_t offset = view.storage_offset() - r.storage_offset();
+  if (offset < 0 || offset % r.stride(2) != 0) return -1;
+  const int64_t start = offset / r.stride(2);
+  const bool at_end = start + view.size(2) == room.end;
+  return at_end && room.end + fresh.size(2) <= r.size(2) ? start : -1;
 }
 
 // `view` followed by `fresh` along dim 2, in `room` (see AttentionCache::append).
