@@ -222,9 +222,9 @@ struct ContinuousBatch::State {
       } else {
         chosen = scores.argmax(-1);
       }
+      chosen = chosen.to(torch::kCPU).contiguous();
       // The chosen tokens' log-probabilities, without the [rows, vocabulary] log_softmax.
       torch::Tensor logprobs = nn::log_softmax_at(scores, chosen).to(torch::kCPU, torch::kDouble);
-      chosen = chosen.to(torch::kCPU).contiguous();
       for (size_t k = 0; k < idx.size(); ++k) {
         Row& row = rs[static_cast<size_t>(idx[k])];
         const int64_t t = chosen.data_ptr<int64_t>()[k];

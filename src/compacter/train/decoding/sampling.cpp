@@ -48,9 +48,9 @@ std::vector<std::vector<Sequence>> sample_or_greedy(nn::T5ModelImpl& model,
       } else {
         chosen = scores.argmax(-1);
       }
+      chosen = chosen.to(torch::kCPU).contiguous();
       // The chosen tokens' log-probabilities, without the [rows, vocabulary] log_softmax.
       torch::Tensor logprobs = nn::log_softmax_at(scores, chosen).to(torch::kCPU, torch::kDouble);
-      chosen = chosen.to(torch::kCPU).contiguous();
       const int64_t* tok = chosen.data_ptr<int64_t>();
       const double* lp = logprobs.data_ptr<double>();
       std::vector<int64_t> keep;  // positions still running after this step
