@@ -187,9 +187,10 @@ TEST(PeftFormat, ImportedRsLoraScalesByAlphaOverSqrtR) {
             (6.0 / std::sqrt(2.0)) * torch::mm(t[p + ".lora_B.weight"], t[p + ".lora_A.weight"]);
       }
   }
-  // fp32: the hook's x A^T B^T against x (W + s B A)^T, the merged weight rounded once more
-  // (up to 2.0e-5 on logits of about 1 was seen).
-  EXPECT_TENSOR_NEAR(logits_of(*adapted), logits_of(*plain), 3e-5);
+  // fp32: the hook's x A^T B^T against x (W + s B A)^T, the merged weight rounded once more (up
+  // to 2.0e-5 on logits of about 1 was seen; 3.5e-5 with OpenBLAS's generic Prescott kernels, its
+  // default on a Xeon of family 6, model 207, where the tests run without the launcher's choice).
+  EXPECT_TENSOR_NEAR(logits_of(*adapted), logits_of(*plain), 6e-5);
 }
 
 TEST(PeftFormat, ExportWritesPeftsNamesAndConfig) {

@@ -114,7 +114,8 @@ std::pair<std::string, std::string> bf16_linear_for_this_process(bool gemm_avail
   return {"oneDNN", "the default"};
 }
 
-KernelsReport current_kernels(int threads, bool bf16_gemm_available) {
+KernelsReport current_kernels(int threads, bool bf16_gemm_available,
+                              const std::string& bf16_products) {
   const std::optional<Verdict> verdict = startup_verdict();
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
   KernelsReport r = make_report(ask("openblas_get_corename"), ask("openblas_get_config"), verdict,
@@ -122,6 +123,8 @@ KernelsReport current_kernels(int threads, bool bf16_gemm_available) {
   try {
     std::tie(r.fp32_linear, r.fp32_linear_how) = fp32_linear_for_this_process();
     std::tie(r.bf16_linear, r.bf16_linear_how) = bf16_linear_for_this_process(bf16_gemm_available);
+    if (r.bf16_linear == "oneDNN" && !bf16_products.empty())
+      r.bf16_linear_how += "; " + bf16_products;
   } catch (const UsageError&) {
     // the program refused the variable at start-up; a report shows what the layers use
   }

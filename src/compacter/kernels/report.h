@@ -55,8 +55,10 @@ KernelsReport make_report(const std::string& live_core, const std::string& live_
 
 // The report of this process: the loaded library's answers (dlsym), the variables, cpuid;
 // `bf16_gemm_available`: whether the linear layers can call oneDNN's bf16 GEMM
-// (nn::onednn_bf16_gemm_available()).
-KernelsReport current_kernels(int threads, bool bf16_gemm_available);
+// (nn::onednn_bf16_gemm_available()); `bf16_products`: which of oneDNN's bf16 products those layers
+// take (nn::bf16_onednn_products()), added to bf16_linear_how when they use oneDNN.
+KernelsReport current_kernels(int threads, bool bf16_gemm_available,
+                              const std::string& bf16_products = "");
 
 // The launcher's verdict handed to this process (kStartupVariable); nullopt without one.
 std::optional<Verdict> startup_verdict();

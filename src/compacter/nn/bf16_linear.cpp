@@ -1,6 +1,7 @@
 // bf16-autocast linear layers through oneDNN's bf16 GEMM (see bf16_linear.h).
 #include "compacter/nn/bf16_linear.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/record_function.h>
 
@@ -9,6 +10,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/nn/onednn_api.h"
+#include "compacter/nn/onednn_matmul.h"
 #include "compacter/nn/stand_in.h"
 #include "compacter/nn/tensor_source.h"
 
@@ -40,6 +42,15 @@ DnnlGemmBf16 bf16_gemm() {
 }
 
 std::atomic<Bf16LinearKernel> g_bf16_kernel{Bf16LinearKernel::kOnednn};
+
+std::atomic<bool> g_matmul_primitive{true};
+
+// Whether a product of m rows takes oneDNN's matmul primitive (see kBf16MatmulRowsFrom); never
+// inside a parallel region (the attention's products, one matrix per thread, keep the GEMM API).
+bool use_matmul(int64_t m) {
+  return g_matmul_primitive.load() && m >= kBf16MatmulRowsFrom && !at::in_parallel_region() &&
+         onednn_matmul_bf16_available();
+}
 
 bool half_or_single(const torch::Tensor& t) {
   return t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kBFloat16;
@@ -100,6 +111,14 @@ torch::Tensor bf16_forward_product(const torch::Tensor& x, const torch::Tensor& 
   const int64_t m = xb.size(0), k = xb.size(1), n = wb.size(0);
   // With x's leading sizes (row-major [M, N] in memory): the result is a tensor of its own, not a
   // view (autograd forbids in-place changes to a view a custom function returns).
+  if (use_matmul(m)) {  // the primitive adds the bias in fp32 and rounds to bf16 itself
+    torch::Tensor y = torch::empty(sizes_with_last(x, n), xb.options());
+    const torch::Tensor bf = b.defined() ? b.to(torch::kFloat32).contiguous() : torch::Tensor();
+    onednn_matmul_bf16('N', 'T', m, n, k, xb.data_ptr<c10::BFloat16>(), k,
+                       wb.data_ptr<c10::BFloat16>(), k, y.data_ptr<c10::BFloat16>(), n,
+                       bf.defined() ? bf.data_ptr<float>() : nullptr);
+    return y;
+  }
   torch::Tensor y = torch::empty(sizes_with_last(x, n), xb.options().dtype(torch::kFloat32));
   onednn_gemm_bf16('N', 'T', m, n, k, xb.data_ptr<c10::BFloat16>(), k, wb.data_ptr<c10::BFloat16>(),
                    k, y.data_ptr<float>(), n);
@@ -107,7 +126,26 @@ torch::Tensor bf16_forward_product(const torch::Tensor& x, const torch::Tensor& 
   return y.to(torch::kBFloat16);
 }
 
-// dX = G Wb, dW = G^T xb (fp32 out of the GEMM, then the input's dtype); db = sum over rows of G.
+// out (contiguous [m, n], fp32 or bf16) = op(A) op(B): through the matmul primitive, which writes
+// out's type itself, when `matmul` and use_matmul(m); else the GEMM API into fp32, then rounded.
+void product_into(torch::Tensor& out, bool matmul, char ta, char tb, int64_t m, int64_t n,
+                  int64_t k, const c10::BFloat16* a, int64_t lda, const c10::BFloat16* b,
+                  int64_t ldb) {
+  if (matmul && use_matmul(m)) {
+    if (out.scalar_type() == torch::kBFloat16)
+      onednn_matmul_bf16(ta, tb, m, n, k, a, lda, b, ldb, out.data_ptr<c10::BFloat16>(), n);
+    else
+      onednn_matmul_bf16(ta, tb, m, n, k, a, lda, b, ldb, out.data_ptr<float>(), n);
+    return;
+  }
+  const torch::Tensor f = out.scalar_type() == torch::kFloat32
+                              ? out
+                              : torch::empty(out.sizes(), out.options().dtype(torch::kFloat32));
+  onednn_gemm_bf16(ta, tb, m, n, k, a, lda, b, ldb, f.data_ptr<float>(), n);
+  if (!f.is_same(out)) out.copy_(f);
+}
+
+// dX = G Wb, dW = G^T xb, summed in fp32 and written in the input's dtype; db = sum over rows of G.
 struct Bf16LinearFunction : torch::autograd::Function<Bf16LinearFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& w, const torch::Tensor& b,
@@ -133,18 +171,16 @@ struct Bf16LinearFunction : torch::autograd::Function<Bf16LinearFunction> {
       const torch::Tensor& wb = saved[0];
       const int64_t k = wb.size(1);
       gx = torch::empty(ctx->saved_data["x_sizes"].toIntVector(),
-                        g.options().dtype(torch::kFloat32));
-      onednn_gemm_bf16('N', 'N', m, k, n, g.data_ptr<c10::BFloat16>(), n,
-                       wb.data_ptr<c10::BFloat16>(), k, gx.data_ptr<float>(), k);
-      gx = gx.to(ctx->saved_data["x_type"].toScalarType());
+                        g.options().dtype(ctx->saved_data["x_type"].toScalarType()));
+      product_into(gx, /*matmul=*/true, 'N', 'N', m, k, n, g.data_ptr<c10::BFloat16>(), n,
+                   wb.data_ptr<c10::BFloat16>(), k);
     }
     if (ctx->needs_input_grad(1)) {
       const torch::Tensor& xb = saved[1];
       const int64_t k = xb.size(1);
-      gw = torch::empty({n, k}, g.options().dtype(torch::kFloat32));
-      onednn_gemm_bf16('T', 'N', n, k, m, g.data_ptr<c10::BFloat16>(), n,
-                       xb.data_ptr<c10::BFloat16>(), k, gw.data_ptr<float>(), k);
-      gw = gw.to(ctx->saved_data["w_type"].toScalarType());
+      gw = torch::empty({n, k}, g.options().dtype(ctx->saved_data["w_type"].toScalarType()));
+      product_into(gw, /*matmul=*/false, 'T', 'N', n, k, m, g.data_ptr<c10::BFloat16>(), n,
+                   xb.data_ptr<c10::BFloat16>(), k);
     }
     if (ctx->needs_input_grad(2))
       gb =
@@ -161,6 +197,20 @@ void set_bf16_linear_kernel(Bf16LinearKernel kernel) {
 
 Bf16LinearKernel bf16_linear_kernel() {
   return g_bf16_kernel.load();
+}
+
+void set_bf16_matmul_primitive(bool on) {
+  g_matmul_primitive.store(on);
+}
+
+bool bf16_matmul_primitive_used() {
+  return g_matmul_primitive.load() && onednn_matmul_bf16_available();
+}
+
+std::string bf16_onednn_products() {
+  if (!bf16_matmul_primitive_used()) return "GEMM API";
+  return "matmul primitive from " + std::to_string(kBf16MatmulRowsFrom) +
+         " rows (forward, x's gradient), GEMM API otherwise";
 }
 
 std::string bf16_linear_kernel_name(Bf16LinearKernel kernel) {

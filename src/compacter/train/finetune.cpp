@@ -213,8 +213,8 @@ nlohmann::json run_finetune(const FinetuneConfig& c, ProgressSink& progress) {
       dist::join_process_group(c.distributed, c.collective_timeout_seconds, c.gradient_sync);
   const bool writer = c.distributed.rank == 0;
 
-  const kernels::KernelsReport kernels =
-      kernels::current_kernels(torch::get_num_threads(), nn::onednn_bf16_gemm_available());
+  const kernels::KernelsReport kernels = kernels::current_kernels(
+      torch::get_num_threads(), nn::onednn_bf16_gemm_available(), nn::bf16_onednn_products());
   progress.info(kernels::kernels_line(kernels));
   check_usage(!nn::parse_precision(c.model.dtype).int8, "--dtype int8 is for inference (eval, ",
               "generate, bench --inference): train in fp32 or autocast-bf16");

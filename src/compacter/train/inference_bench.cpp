@@ -490,8 +490,8 @@ json run_inference_bench(const std::vector<InferenceJob>& jobs, const std::strin
   for (const std::string& d : st.dtype_list()) any_bf16 = any_bf16 || products_name(d) == "bf16";
   if (any_bf16 || !device.is_cuda())
     gemm["bf16"] = measure_gemm_rates(config, rows, device, torch::kBFloat16);
-  kernels::KernelsReport kernels =
-      kernels::current_kernels(torch::get_num_threads(), nn::onednn_bf16_gemm_available());
+  kernels::KernelsReport kernels = kernels::current_kernels(
+      torch::get_num_threads(), nn::onednn_bf16_gemm_available(), nn::bf16_onednn_products());
   if (!device.is_cuda()) add_cpu_kernel_rates(kernels, gemm, config, rows);
   if (st.runs_int8())
     kernels.int8_linear =

@@ -273,8 +273,8 @@ json run_table3(const std::vector<MethodJob>& jobs, const std::string& program,
   if (dtype != torch::kFloat32) gemm[st.dtype] = measure_gemm_rates(config, rows, device, dtype);
   const double gemm_best = gemm[st.dtype]["best_gflops"].get<double>();
   // The kernels' report (README "Kernels at start-up") gives the CPU's fp32 and bf16 rates.
-  kernels::KernelsReport kernels =
-      kernels::current_kernels(torch::get_num_threads(), nn::onednn_bf16_gemm_available());
+  kernels::KernelsReport kernels = kernels::current_kernels(
+      torch::get_num_threads(), nn::onednn_bf16_gemm_available(), nn::bf16_onednn_products());
   if (!device.is_cuda()) add_cpu_kernel_rates(kernels, gemm, config, rows);
 
   std::vector<json> results;
