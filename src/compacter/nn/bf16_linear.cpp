@@ -45,11 +45,11 @@ std::atomic<Bf16LinearKernel> g_bf16_kernel{Bf16LinearKernel::kOnednn};
 
 std::atomic<bool> g_matmul_primitive{true};
 
-// Whether a product of m rows takes oneDNN's matmul primitive (see kBf16MatmulRowsFrom); never
-// inside a parallel region (the attention's products, one matrix per thread, keep the GEMM API).
+// Whether a product of m rows takes oneDNN's matmul primitive (see kBf16MatmulRowsFrom): with AMX
+// only, never inside a parallel region (the attention's products, one matrix per thread, keep the
+// GEMM API).
 bool use_matmul(int64_t m) {
-  return g_matmul_primitive.load() && m >= kBf16MatmulRowsFrom && !at::in_parallel_region() &&
-         onednn_matmul_bf16_available();
+  return m >= kBf16MatmulRowsFrom && bf16_matmul_primitive_used() && !at::in_parallel_region();
 }
 
 bool half_or_single(const torch::Tensor& t) {
@@ -204,12 +204,13 @@ void set_bf16_matmul_primitive(bool on) {
 }
 
 bool bf16_matmul_primitive_used() {
-  return g_matmul_primitive.load() && onednn_matmul_bf16_available();
+  return g_matmul_primitive.load() && onednn_uses_amx() && onednn_matmul_bf16_available();
 }
 
 std::string bf16_onednn_products() {
-  if (!bf16_matmul_primitive_used()) return "GEMM API";
-  return "matmul primitive from " + std::to_string(kBf16MatmulRowsFrom) +
+  if (!bf16_matmul_primitive_used())
+    return onednn_uses_amx() || !g_matmul_primitive.load() ? "GEMM API" : "GEMM API (no AMX)";
+  return "matmul primitive (AMX) from " + std::to_string(kBf16MatmulRowsFrom) +
          " rows (forward, x's gradient), GEMM API otherwise";
 }
 

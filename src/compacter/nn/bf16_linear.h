@@ -33,24 +33,26 @@ Bf16LinearKernel bf16_linear_kernel();
 std::string bf16_linear_kernel_name(Bf16LinearKernel kernel);  // "libtorch" or "oneDNN"
 
 // From how many rows the oneDNN path's forward product and x's gradient go through oneDNN's matmul
-// primitive (nn/onednn_matmul.h: brgemm kernels, AMX tiles where the CPU has them) instead of the
-// GEMM API, the primitive writing the bf16 result itself (the bias added in fp32 first) where the
-// GEMM API's fp32 result was rounded in a second pass; W's gradient, few rows and the attention's
-// products (one matrix per thread) keep the GEMM API. Measured on a 2-core Xeon with AMX (family
-// 6, model 207; 2026-12-07): a t5-small autocast-bf16 step with a frozen backbone (batch 16,
-// source 128, target 3), steps of the two paths alternating in one process, 0.99 -> 0.76 s and
-// 1.27 -> 0.98 s in medians (16 and 20 pairs, the primitive faster in 16 of 16 and 19 of 20);
-// libtorch's own product (COMPACTER_BF16_LINEAR=libtorch) 0.89 and 1.05 s. With oneDNN's AMX
-// kernels switched off (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) the two paths were even (8 and 10
-// of 16 pairs). Hot operands: at 1 row the GEMM API is 3x faster (1 x 512 x 2048: 127 against
-// 40 GFLOP/s), at 8 rows the primitive 1.2-1.4x (t5-small's vocabulary), at 16 rows 1.25x.
+// primitive (nn/onednn_matmul.h: brgemm kernels on AMX tiles) instead of the GEMM API, on CPUs
+// where oneDNN uses AMX; the primitive writes the bf16 result itself (the bias added in fp32
+// first) where the GEMM API's fp32 result was rounded in a second pass. W's gradient, few rows,
+// the attention's products (one matrix per thread) and CPUs without AMX keep the GEMM API.
+// Measured on a 2-core Xeon with AMX (family 6, model 207; 2026-12-07), bench/bench_bf16_products
+// (autocast-bf16 steps of a frozen t5-small backbone, batch 16, source 128, target 3, the paths
+// alternating step by step in one process): 0.631 -> 0.490 s and 0.494 -> 0.403 s in medians
+// (12 and 16 pairs, the primitive faster in 11 and 16), libtorch's own product 0.525 and 0.441 s.
+// With oneDNN's AMX kernels switched off (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) the primitive was
+// no faster (1.98 against 1.92 s, 2 of 6 pairs), hence AMX only. A bf16 model's few rows, cold
+// weights: 8 to 15 rows 1.03-1.27x faster through the primitive; at 1 row the GEMM API is 3x
+// faster (1 x 512 x 2048, hot: 127 against 40 GFLOP/s).
 constexpr int64_t kBf16MatmulRowsFrom = 8;
 // The primitive on (the default) or off (the GEMM API only; for comparisons and tests).
 void set_bf16_matmul_primitive(bool on);
-// Whether products of kBf16MatmulRowsFrom rows and more take the primitive in this process.
+// Whether products of kBf16MatmulRowsFrom rows and more take the primitive in this process (on,
+// oneDNN on AMX, the primitive in the process).
 bool bf16_matmul_primitive_used();
-// Which oneDNN products the path takes, for the kernels' report: "matmul primitive from 8 rows
-// (forward, x's gradient), GEMM API otherwise" or "GEMM API".
+// Which oneDNN products the path takes, for the kernels' report: "matmul primitive (AMX) from 8
+// rows (forward, x's gradient), GEMM API otherwise", "GEMM API (no AMX)" or "GEMM API".
 std::string bf16_onednn_products();
 
 // Whether dnnl_gemm_bf16bf16f32 can be called in this process (looked up once).

@@ -184,6 +184,16 @@ bool computes(const Api& a) {
 
 }  // namespace
 
+bool onednn_uses_amx() {
+  static const bool amx = [] {
+    // dnnl_cpu_isa_t: avx512_core_amx is 0x3e7 in oneDNN 2.x, its bits part of every later ISA's.
+    constexpr unsigned kAmx = 0x3e7;
+    const auto isa = reinterpret_cast<int (*)()>(onednn_symbol("dnnl_get_effective_cpu_isa"));
+    return isa != nullptr && (static_cast<unsigned>(isa()) & kAmx) == kAmx;
+  }();
+  return amx;
+}
+
 bool onednn_matmul_bf16_available() {
   static const bool ok = api() != nullptr && computes(*api());
   return ok;

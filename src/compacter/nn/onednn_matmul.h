@@ -21,6 +21,11 @@ namespace compacter::nn {
 // 2 product checked, once).
 bool onednn_matmul_bf16_available();
 
+// Whether oneDNN dispatches to AMX in this process: dnnl_get_effective_cpu_isa() includes
+// avx512_core_amx (the CPU has the tiles, the operating system lets the process use them, and
+// ONEDNN_MAX_CPU_ISA does not cap it). False where oneDNN is absent.
+bool onednn_uses_amx();
+
 // Row-major C[m, n] = op(A) op(B) (+ bias, a length-n fp32 row added to every row when not null)
 // with bf16 A and B through the matmul primitive, op 'N' or 'T' as in onednn_gemm_bf16
 // (nn/bf16_linear.h). The products are summed in fp32, the bias added in fp32, and the sum written
