@@ -4,6 +4,7 @@
 #include <array>
 #include <map>
 #include <tuple>
+#include <utility>
 
 #include "compacter/core/error.h"
 #include "compacter/nn/onednn_api.h"
@@ -81,11 +82,16 @@ const Api* api() {
   return a;
 }
 
-// One product's primitive with its three memory objects (their data pointers set per call).
+// One product's primitive with its memory objects (their data pointers set per call).
 struct Kept {
   void* primitive = nullptr;
   std::array<void*, 4> memory{};  // src, weights, dst, bias (null without)
 };
+void release(const Api& a, Kept& e) {
+  for (void*& m : e.memory)
+    if (m) a.memory_destroy(std::exchange(m, nullptr));
+  if (e.primitive) a.primitive_destroy(std::exchange(e.primitive, nullptr));
+}
 // ops, m, n, k, leading dimensions, the result's type, whether a bias is added.
 using Key = std::tuple<char, char, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, bool>;
 
@@ -94,12 +100,7 @@ struct ThreadTable {
   void* stream = nullptr;
   std::map<Key, Kept> kept;
   void clear() {
-    const Api* a = api();
-    for (auto& [key, e] : kept) {
-      for (void* m : e.memory)
-        if (m) a->memory_destroy(m);
-      if (e.primitive) a->primitive_destroy(e.primitive);
-    }
+    for (auto& [key, e] : kept) release(*api(), e);
     kept.clear();
   }
   ~ThreadTable() {
@@ -137,8 +138,10 @@ Kept make(const Api& a, const Key& key) {
   check(made == 0, "oneDNN could not make a ", m, " x ", n, " x ", k, " bf16 matmul primitive");
   const MemoryDesc* mds[4] = {&src, &wei, &dst, &bias};
   for (int i = 0; i < (with_bias ? 4 : 3); ++i)
-    check(a.memory_create(&e.memory[i], mds[i], a.engine, nullptr) == 0,
-          "oneDNN could not make a memory object");
+    if (a.memory_create(&e.memory[i], mds[i], a.engine, nullptr) != 0) {
+      release(a, e);  // nothing half-made is kept
+      throw Error("oneDNN could not make a memory object for a bf16 matmul primitive");
+    }
   return e;
 }
 
