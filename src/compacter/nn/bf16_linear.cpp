@@ -103,6 +103,28 @@ torch::Tensor bf16_rows_kept(const torch::Tensor& x) {
   return r.rows;
 }
 
+// out (contiguous [m, n], fp32 or bf16) = op(A) op(B) (+ bias, an fp32 vector [n], when defined),
+// summed in fp32: through the matmul primitive, which adds the bias and writes out's type itself,
+// when `matmul` and use_matmul(m); else the GEMM API into fp32, the bias added, then rounded.
+void product_into(torch::Tensor& out, bool matmul, char ta, char tb, int64_t m, int64_t n,
+                  int64_t k, const c10::BFloat16* a, int64_t lda, const c10::BFloat16* b,
+                  int64_t ldb, const torch::Tensor& bias = torch::Tensor()) {
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  if (matmul && use_matmul(m)) {
+    if (out.scalar_type() == torch::kBFloat16)
+      onednn_matmul_bf16(ta, tb, m, n, k, a, lda, b, ldb, out.data_ptr<c10::BFloat16>(), n, bp);
+    else
+      onednn_matmul_bf16(ta, tb, m, n, k, a, lda, b, ldb, out.data_ptr<float>(), n, bp);
+    return;
+  }
+  const torch::Tensor f = out.scalar_type() == torch::kFloat32
+                              ? out
+                              : torch::empty(out.sizes(), out.options().dtype(torch::kFloat32));
+  onednn_gemm_bf16(ta, tb, m, n, k, a, lda, b, ldb, f.data_ptr<float>(), n);
+  if (bias.defined()) f.add_(bias);
+  if (!f.is_same(out)) out.copy_(f);
+}
+
 // y = xb Wb^T (+ b, in fp32) rounded to bf16, with x's leading sizes; xb [M, K] and Wb [N, K]
 // contiguous bf16.
 torch::Tensor bf16_forward_product(const torch::Tensor& x, const torch::Tensor& xb,
@@ -111,38 +133,11 @@ torch::Tensor bf16_forward_product(const torch::Tensor& x, const torch::Tensor& 
   const int64_t m = xb.size(0), k = xb.size(1), n = wb.size(0);
   // With x's leading sizes (row-major [M, N] in memory): the result is a tensor of its own, not a
   // view (autograd forbids in-place changes to a view a custom function returns).
-  if (use_matmul(m)) {  // the primitive adds the bias in fp32 and rounds to bf16 itself
-    torch::Tensor y = torch::empty(sizes_with_last(x, n), xb.options());
-    const torch::Tensor bf = b.defined() ? b.to(torch::kFloat32).contiguous() : torch::Tensor();
-    onednn_matmul_bf16('N', 'T', m, n, k, xb.data_ptr<c10::BFloat16>(), k,
-                       wb.data_ptr<c10::BFloat16>(), k, y.data_ptr<c10::BFloat16>(), n,
-                       bf.defined() ? bf.data_ptr<float>() : nullptr);
-    return y;
-  }
-  torch::Tensor y = torch::empty(sizes_with_last(x, n), xb.options().dtype(torch::kFloat32));
-  onednn_gemm_bf16('N', 'T', m, n, k, xb.data_ptr<c10::BFloat16>(), k, wb.data_ptr<c10::BFloat16>(),
-                   k, y.data_ptr<float>(), n);
-  if (b.defined()) y.add_(b);
-  return y.to(torch::kBFloat16);
-}
-
-// out (contiguous [m, n], fp32 or bf16) = op(A) op(B): through the matmul primitive, which writes
-// out's type itself, when `matmul` and use_matmul(m); else the GEMM API into fp32, then rounded.
-void product_into(torch::Tensor& out, bool matmul, char ta, char tb, int64_t m, int64_t n,
-                  int64_t k, const c10::BFloat16* a, int64_t lda, const c10::BFloat16* b,
-                  int64_t ldb) {
-  if (matmul && use_matmul(m)) {
-    if (out.scalar_type() == torch::kBFloat16)
-      onednn_matmul_bf16(ta, tb, m, n, k, a, lda, b, ldb, out.data_ptr<c10::BFloat16>(), n);
-    else
-      onednn_matmul_bf16(ta, tb, m, n, k, a, lda, b, ldb, out.data_ptr<float>(), n);
-    return;
-  }
-  const torch::Tensor f = out.scalar_type() == torch::kFloat32
-                              ? out
-                              : torch::empty(out.sizes(), out.options().dtype(torch::kFloat32));
-  onednn_gemm_bf16(ta, tb, m, n, k, a, lda, b, ldb, f.data_ptr<float>(), n);
-  if (!f.is_same(out)) out.copy_(f);
+  torch::Tensor y = torch::empty(sizes_with_last(x, n), xb.options());
+  const torch::Tensor bias = b.defined() ? b.to(torch::kFloat32).contiguous() : torch::Tensor();
+  product_into(y, /*matmul=*/true, 'N', 'T', m, n, k, xb.data_ptr<c10::BFloat16>(), k,
+               wb.data_ptr<c10::BFloat16>(), k, bias);
+  return y;
 }
 
 // dX = G Wb, dW = G^T xb, summed in fp32 and written in the input's dtype; db = sum over rows of G.
