@@ -3,7 +3,8 @@
 // sums rounded once (to bf16 for the product, to the input's dtype for a gradient), against
 // double-precision references; on random operands it stays within a bf16 unit of libtorch's
 // autocast; which copy of a frozen weight it keeps; where it falls back to torch::linear; and a
-// whole T5 step under autocast against the same step on libtorch's product.
+// whole T5 step under autocast against the same step on libtorch's product. The GEMM itself and
+// the layer again with the GEMM widened to fp32 (the path of CPUs without bf16 instructions).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -21,8 +22,16 @@ namespace {
 
 using testing::round_to_bf16;
 
-#define REQUIRE_BF16_GEMM() \
-  if (!onednn_bf16_gemm_available()) GTEST_SKIP() << "no dnnl_gemm_bf16bf16f32 in this process"
+#define REQUIRE_BF16_GEMM()          \
+  if (!onednn_bf16_gemm_available()) \
+  GTEST_SKIP() << "no oneDNN GEMM (bf16, or fp32 to widen to) in this process"
+
+// Forces the bf16 GEMM to widen its operands to fp32 (nn::set_bf16_gemm_widening) in a scope,
+// so that the widened path is tested where the CPU has a bf16 GEMM too.
+struct ForcedWidening {
+  ForcedWidening() { set_bf16_gemm_widening(true); }
+  ~ForcedWidening() { set_bf16_gemm_widening(false); }
+};
 
 // Small integers: exact in bf16, and every product and sum below stays exact in fp32 (and double).
 torch::Tensor integers(std::vector<int64_t> sizes) {
@@ -73,6 +82,78 @@ TEST(Bf16Linear, ProductsAreTheExactSumsRoundedOnceToBf16) {
       expect_exact_sums_rounded_once(bf16_linear(x, w, bb), x, w, bb, rounded);
     }
   EXPECT_TRUE(rounded);
+}
+
+// onednn_gemm_bf16 on its own, native (where the CPU has a bf16 GEMM) and widened to fp32: for
+// every transposition and leading dimensions wider than the matrices, C is the exact sum (small
+// integers: exact in bf16 and fp32), and C's columns past n stay as they were.
+TEST(Bf16Gemm, EveryTranspositionAndLeadingDimensionGivesTheExactSumsNativeAndWidened) {
+  REQUIRE_BF16_GEMM();
+  torch::manual_seed(17);
+  const int64_t m = 23, n = 19, k = 41;
+  for (bool widen : {false, true}) {
+    ForcedWidening forced;
+    set_bf16_gemm_widening(widen);
+    if (widen) {
+      EXPECT_TRUE(bf16_gemm_widens());
+    }
+    for (char ta : {'N', 'T'})
+      for (char tb : {'N', 'T'})
+        for (int64_t pad : {0, 5}) {
+          const torch::Tensor a = integers({m, k}), b = integers({k, n});
+          // Stored as the GEMM reads them: op 'T' keeps the transpose, each row padded.
+          auto stored = [&](const torch::Tensor& x, char op) {
+            const torch::Tensor s = op == 'N' ? x : x.t().contiguous();
+            torch::Tensor wide = integers({s.size(0), s.size(1) + pad}).to(torch::kBFloat16);
+            wide.narrow(1, 0, s.size(1)).copy_(s.to(torch::kBFloat16));
+            return wide;
+          };
+          const torch::Tensor as = stored(a, ta), bs = stored(b, tb);
+          torch::Tensor c = torch::full({m, n + pad}, -3.0f);
+          onednn_gemm_bf16(ta, tb, m, n, k, as.data_ptr<c10::BFloat16>(), as.size(1),
+                           bs.data_ptr<c10::BFloat16>(), bs.size(1), c.data_ptr<float>(), n + pad);
+          const torch::Tensor want = a.to(torch::kDouble).mm(b.to(torch::kDouble));
+          EXPECT_TRUE(torch::equal(c.narrow(1, 0, n), want.to(torch::kFloat32)))
+              << "widen " << widen << " " << ta << tb << " pad " << pad;
+          if (pad > 0) {
+            EXPECT_TRUE(torch::equal(c.narrow(1, n, pad), torch::full({m, pad}, -3.0f)));
+          }
+        }
+  }
+}
+
+// The layer with its GEMM widened to fp32: the product the exact sums rounded once to bf16 (with
+// and without a bias), the gradients the exact sums in the inputs' dtypes; the kernels' report
+// says so.
+TEST(Bf16Linear, WidenedToFp32ItGivesTheExactSumsRoundedOnce) {
+  REQUIRE_BF16_GEMM();
+  ForcedWidening forced;
+  EXPECT_NE(bf16_onednn_products().find("widened from bf16"), std::string::npos)
+      << bf16_onednn_products();
+  torch::manual_seed(19);
+  const torch::Tensor w = integers({13, 37}), b = integers({13});
+  bool rounded = false;
+  {
+    AutocastScope scope(torch::kCPU, true);
+    for (const torch::Tensor& x : {integers({3, 7, 37}), integers({37, 9}).t(), integers({37})})
+      for (bool bias : {false, true}) {
+        const torch::Tensor bb = bias ? b : torch::Tensor();
+        expect_exact_sums_rounded_once(bf16_linear(x, w, bb), x, w, bb, rounded);
+      }
+  }
+  EXPECT_TRUE(rounded);
+  const torch::Tensor x = integers({4, 37}).requires_grad_(true);
+  const torch::Tensor wt = w.clone().requires_grad_(true), bt = b.clone().requires_grad_(true);
+  const torch::Tensor g = integers({4, 13}).to(torch::kBFloat16);
+  {
+    AutocastScope scope(torch::kCPU, true);
+    bf16_linear(x, wt, bt).backward(g);
+  }
+  const torch::Tensor gd = g.to(torch::kDouble);
+  EXPECT_TRUE(torch::equal(x.grad(), gd.mm(w.to(torch::kDouble)).to(torch::kFloat32)));
+  EXPECT_TRUE(
+      torch::equal(wt.grad(), gd.t().mm(x.detach().to(torch::kDouble)).to(torch::kFloat32)));
+  EXPECT_TRUE(torch::equal(bt.grad(), gd.sum(0).to(torch::kFloat32)));
 }
 
 // On random operands: within one bf16 unit (2^-7 relative) of libtorch's autocast, which rounds x
@@ -258,8 +339,11 @@ TEST(Bf16ModelLinear, AppliesOnlyToABf16ModelsFewRowsAtInference) {
   const torch::Tensor w = torch::randn({8, 16}).to(torch::kBFloat16);
   const torch::Tensor x = torch::randn({15, 16}).to(torch::kBFloat16);
   EXPECT_TRUE(bf16_model_linear_applies(x, w, {}));
-  EXPECT_FALSE(bf16_model_linear_applies(torch::randn({16, 16}).to(torch::kBFloat16), w, {}));
-  EXPECT_FALSE(bf16_model_linear_applies(torch::randn({2, 8, 16}).to(torch::kBFloat16), w, {}));
+  // 16 rows and more: only where the GEMM widens to fp32 (libtorch's bf16 product is slow there).
+  const bool widens = bf16_gemm_widens();
+  EXPECT_EQ(bf16_model_linear_applies(torch::randn({16, 16}).to(torch::kBFloat16), w, {}), widens);
+  EXPECT_EQ(bf16_model_linear_applies(torch::randn({2, 8, 16}).to(torch::kBFloat16), w, {}),
+            widens);
   EXPECT_FALSE(bf16_model_linear_applies(x.to(torch::kFloat32), w, {}));  // fp32 input
   EXPECT_FALSE(bf16_model_linear_applies(x, w.to(torch::kFloat32), {}));  // fp32 weight
   EXPECT_FALSE(bf16_model_linear_applies(x, w, torch::randn({8})));       // fp32 bias
@@ -278,7 +362,13 @@ TEST(Bf16ModelLinear, AppliesOnlyToABf16ModelsFewRowsAtInference) {
   EXPECT_TRUE(torch::equal(nn::linear(x, w, {}), torch::linear(x, w)));
   set_bf16_linear_kernel(Bf16LinearKernel::kOnednn);
   const torch::Tensor many = torch::randn({16, 16}).to(torch::kBFloat16);
-  EXPECT_TRUE(torch::equal(nn::linear(many, w, {}), torch::linear(many, w)));
+  if (!widens) {
+    EXPECT_TRUE(torch::equal(nn::linear(many, w, {}), torch::linear(many, w)));
+  }
+  {
+    ForcedWidening forced;
+    EXPECT_TRUE(bf16_model_linear_applies(many, w, {}));
+  }
 }
 
 // The layers follow the process-wide choice; which path ran shows in the frozen weight's kept bf16

@@ -41,6 +41,21 @@ DnnlGemmBf16 bf16_gemm() {
   return f;
 }
 
+std::atomic<bool> g_widening_forced{false};
+
+// A stored rows x cols bf16 matrix (leading dimension ld) widened to contiguous fp32: each value
+// exactly (bf16's bits are the upper half of the fp32's).
+torch::Tensor widened(const c10::BFloat16* x, int64_t rows, int64_t cols, int64_t ld) {
+  torch::Tensor out = torch::empty({rows, cols}, torch::kFloat32);
+  uint32_t* y = reinterpret_cast<uint32_t*>(out.data_ptr<float>());
+  for (int64_t r = 0; r < rows; ++r) {
+    const c10::BFloat16* from = x + r * ld;
+    uint32_t* to = y + r * cols;
+    for (int64_t c = 0; c < cols; ++c) to[c] = static_cast<uint32_t>(from[c].x) << 16;
+  }
+  return out;
+}
+
 std::atomic<Bf16LinearKernel> g_bf16_kernel{Bf16LinearKernel::kOnednn};
 
 std::atomic<bool> g_matmul_primitive{true};
@@ -49,7 +64,8 @@ std::atomic<bool> g_matmul_primitive{true};
 // only, never inside a parallel region (the attention's products, one matrix per thread, keep the
 // GEMM API).
 bool use_matmul(int64_t m) {
-  return m >= kBf16MatmulRowsFrom && bf16_matmul_primitive_used() && !at::in_parallel_region();
+  return m >= kBf16MatmulRowsFrom && bf16_matmul_primitive_used() && !bf16_gemm_widens() &&
+         !at::in_parallel_region();
 }
 
 bool half_or_single(const torch::Tensor& t) {
@@ -61,7 +77,7 @@ bool bf16_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::T
     return false;
   if (!linear_operands_fit(x, w, b)) return false;
   if (!half_or_single(x) || !half_or_single(w) || (b.defined() && !half_or_single(b))) return false;
-  return bf16_gemm() != nullptr;
+  return onednn_bf16_gemm_available();
 }
 
 // x as a contiguous bf16 [M, K] matrix (x itself, viewed, when it already is one).
@@ -203,6 +219,9 @@ bool bf16_matmul_primitive_used() {
 }
 
 std::string bf16_onednn_products() {
+  if (bf16_gemm_widens())
+    return bf16_gemm() ? "fp32 GEMM on operands widened from bf16 (forced)"
+                       : "fp32 GEMM on operands widened from bf16 (no bf16 GEMM on this CPU)";
   if (!bf16_matmul_primitive_used())
     return onednn_uses_amx() || !g_matmul_primitive.load() ? "GEMM API" : "GEMM API (no AMX)";
   return "matmul primitive (AMX) from " + std::to_string(kBf16MatmulRowsFrom) +
@@ -214,12 +233,29 @@ std::string bf16_linear_kernel_name(Bf16LinearKernel kernel) {
 }
 
 bool onednn_bf16_gemm_available() {
-  return bf16_gemm() != nullptr;
+  return bf16_gemm() != nullptr || onednn_sgemm_available();
+}
+
+void set_bf16_gemm_widening(bool forced) {
+  g_widening_forced.store(forced);
+}
+
+bool bf16_gemm_widens() {
+  return (bf16_gemm() == nullptr || g_widening_forced.load()) && onednn_sgemm_available();
 }
 
 void onednn_gemm_bf16(char transa, char transb, int64_t m, int64_t n, int64_t k,
                       const c10::BFloat16* a, int64_t lda, const c10::BFloat16* b, int64_t ldb,
                       float* c, int64_t ldc) {
+  if (bf16_gemm_widens()) {
+    // The operands as stored (op applied by the fp32 GEMM alike): A is m x k, or k x m for 'T'.
+    const bool ta = transa == 'T' || transa == 't', tb = transb == 'T' || transb == 't';
+    const torch::Tensor a32 = widened(a, ta ? k : m, ta ? m : k, lda);
+    const torch::Tensor b32 = widened(b, tb ? n : k, tb ? k : n, ldb);
+    onednn_sgemm(transa, transb, m, n, k, a32.data_ptr<float>(), a32.size(1), b32.data_ptr<float>(),
+                 b32.size(1), c, ldc);
+    return;
+  }
   const DnnlGemmBf16 f = bf16_gemm();
   check(f != nullptr,
         "oneDNN's dnnl_gemm_bf16bf16f32 is not in this process (libdnnl.so.2 not found)");
@@ -262,7 +298,9 @@ bool bf16_model_linear_applies(const torch::Tensor& x, const torch::Tensor& weig
   if (torch::GradMode::is_enabled() &&
       (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad())))
     return false;
-  return x.numel() / x.size(-1) < kBf16ModelRowsBelow && bf16_gemm() != nullptr;
+  // Without bf16 instructions libtorch's bf16 product has no fast kernel either: all rows here.
+  return (x.numel() / x.size(-1) < kBf16ModelRowsBelow || bf16_gemm_widens()) &&
+         onednn_bf16_gemm_available();
 }
 
 torch::Tensor bf16_model_linear(const torch::Tensor& x, const torch::Tensor& weight,

@@ -55,11 +55,26 @@ bool bf16_matmul_primitive_used();
 // rows (forward, x's gradient), GEMM API otherwise", "GEMM API (no AMX)" or "GEMM API".
 std::string bf16_onednn_products();
 
-// Whether dnnl_gemm_bf16bf16f32 can be called in this process (looked up once).
+// Whether onednn_gemm_bf16 can be called in this process: dnnl_gemm_bf16bf16f32 runs (looked up
+// once), or else dnnl_sgemm does, which it then widens to.
 bool onednn_bf16_gemm_available();
 
-// Row-major C[m, n] (fp32) = op(A) op(B) with bf16 A and B through dnnl_gemm_bf16bf16f32, op 'N'
-// or 'T' as in onednn_sgemm. Throws when oneDNN is absent or reports a failure.
+// On a CPU without bf16 instructions (AVX2 only, e.g. AMD Zen 2-4, Intel before Cooper Lake)
+// oneDNN 2.x has no bf16 GEMM (dnnl_gemm_bf16bf16f32 returns dnnl_unimplemented), and libtorch's
+// bf16 product falls back to a scalar loop on one thread: on a 2-core AMD EPYC (Zen 3, family 25
+// model 1) torch::mm in bf16 ran at 4.2-4.6 GFLOP/s against 120-129 for fp32, and a t5-small
+// Compacter++ autocast-bf16 step took 100.6 s against 2.2 s in fp32 (2026-12-07). There
+// onednn_gemm_bf16 widens A and B to fp32 and calls dnnl_sgemm: the same values (bf16 is fp32's
+// upper half), each product of two bf16 values exact in fp32 and summed in fp32, as the bf16 GEMM
+// sums; only the order of the sums may differ. Forced (tests, benchmarks) with
+// set_bf16_gemm_widening(true) where the bf16 GEMM runs.
+void set_bf16_gemm_widening(bool forced);
+// Whether onednn_gemm_bf16 widens to fp32 in this process (no bf16 GEMM, or forced).
+bool bf16_gemm_widens();
+
+// Row-major C[m, n] (fp32) = op(A) op(B) with bf16 A and B through dnnl_gemm_bf16bf16f32, or
+// dnnl_sgemm on the widened operands (bf16_gemm_widens), op 'N' or 'T' as in onednn_sgemm. Throws
+// when oneDNN is absent or reports a failure.
 void onednn_gemm_bf16(char transa, char transb, int64_t m, int64_t n, int64_t k,
                       const c10::BFloat16* a, int64_t lda, const c10::BFloat16* b, int64_t ldb,
                       float* c, int64_t ldc);
@@ -83,7 +98,9 @@ torch::Tensor bf16_linear(const torch::Tensor& x, const torch::Tensor& weight,
 // 512) at 1 row 2.02 against 0.80 ms, at 8 rows 2.55 against 2.19; 2048 x 512 at 1 row 137
 // against 58 us; at 32 rows the two are even overall (512 x 2048: 201 against 314 us), so from 16
 // rows libtorch's product stays. Elsewhere (gradients, autocast, fp32, COMPACTER_BF16_LINEAR=
-// libtorch, no GEMM) the product is torch::linear.
+// libtorch, no GEMM) the product is torch::linear. Where the GEMM widens to fp32 (no bf16
+// instructions, see bf16_gemm_widens) every row count takes it: libtorch's bf16 product has no
+// fast kernel there either.
 constexpr int64_t kBf16ModelRowsBelow = 16;
 bool bf16_model_linear_applies(const torch::Tensor& x, const torch::Tensor& weight,
                                const torch::Tensor& bias);

@@ -31,6 +31,42 @@ bool onednn_int8_available() {
   return std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end();
 }
 
+namespace {
+
+c10::intrusive_ptr<LinearPackedParamsBase> onednn_prepack(const torch::Tensor& q) {
+  at::globalContext().setQEngine(at::QEngine::ONEDNN);
+  static const auto prepack = c10::Dispatcher::singleton()
+                                  .findSchemaOrThrow("quantized::linear_prepack", "")
+                                  .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
+                                      at::Tensor, c10::optional<at::Tensor>)>();
+  return prepack.call(q, c10::nullopt);
+}
+
+// One product whose u8 x s8 pair sums (2 x 255 x 127 = 64,770) exceed int16: 64 inputs of 255
+// (the engine's range [0, 255]: scale 1) times a weight row of 1 (int8 127, scale 1 / 127) is
+// 255 x 64 = 16,320 exactly; saturated pair sums give 32 x 32,767 / 127 = 8,256.
+bool probe_saturation() {
+  torch::NoGradGuard no_grad;
+  const int64_t k = 64;
+  const torch::Tensor q =
+      at::quantize_per_channel(torch::ones({1, k}), torch::full({1}, 1.0 / 127, torch::kDouble),
+                               torch::zeros({1}, torch::kLong), 0, torch::kQInt8);
+  const float y =
+      onednn_prepack(q)->apply_dynamic(torch::full({1, k}, 255.0f), false).item<float>();
+  return std::abs(y - 255.0f * static_cast<float>(k)) > 0.5f;
+}
+
+}  // namespace
+
+bool onednn_int8_saturates() {
+  static const bool saturates = onednn_int8_available() && probe_saturation();
+  return saturates;
+}
+
+int onednn_int8_levels() {
+  return onednn_int8_saturates() ? 127 : 255;
+}
+
 bool int8_available() {
   return int8_rows_available() || onednn_int8_available();
 }
@@ -70,12 +106,7 @@ Int8Weight::Int8Weight(const torch::Tensor& weight, Int8Engine engine)
              row_sums_.nbytes();
     return;
   }
-  at::globalContext().setQEngine(at::QEngine::ONEDNN);
-  static const auto prepack = c10::Dispatcher::singleton()
-                                  .findSchemaOrThrow("quantized::linear_prepack", "")
-                                  .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
-                                      at::Tensor, c10::optional<at::Tensor>)>();
-  packed_->params = prepack.call(q, c10::nullopt);
+  packed_->params = onednn_prepack(q);
   bytes_ = static_cast<int64_t>(q.storage().nbytes()) + q.q_per_channel_scales().nbytes() +
            q.q_per_channel_zero_points().nbytes() + out_ * in_ + row_sums_.nbytes();
 }
@@ -92,10 +123,10 @@ torch::Tensor Int8Weight::int8_values() const {
 
 namespace {
 
-// c of the grid lo + j / c, j = 0..255, over [lo, hi] (int8_linear.h); 0 where there is none (a
-// constant or non-finite range).
-float grid_scale(float lo, float hi) {
-  const float c = 255.0001f / (hi - lo);
+// c of the grid lo + j / c, j = 0..levels, over [lo, hi] (int8_linear.h); 0 where there is none
+// (a constant or non-finite range).
+float grid_scale(float lo, float hi, int levels = 255) {
+  const float c = (static_cast<float>(levels) + 0.0001f) / (hi - lo);
   return std::isfinite(lo) && std::isfinite(hi) && hi > lo && std::isfinite(c) ? c : 0.0f;
 }
 
@@ -145,18 +176,21 @@ torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
   if (packed_->rows) {
     y = rows_product(*packed_->rows, packed_->scales, row_sums_, rows);
   } else if (m <= kInt8ShiftRows && m > 0) {
-    // Onto [0, 255] and back (int8_linear.h); a constant or non-finite input takes the plain path.
+    // Onto [0, levels] and back (int8_linear.h); a constant or non-finite input takes the plain
+    // path. 7 bits (libtorch's reduce_range) where the engine's pair sums saturate.
+    const int levels = onednn_int8_levels();
     const auto [lo_t, hi_t] = torch::aminmax(rows);
     const float lo = lo_t.item<float>(), hi = hi_t.item<float>();
-    const float c = grid_scale(lo, hi);
+    const float c = grid_scale(lo, hi, levels);
     if (c > 0) {
-      const torch::Tensor shifted = (rows - lo).mul_(c).clamp_(0.0, 255.0);
-      y = packed_->params->apply_dynamic(shifted, /*reduce_range=*/false)
+      const torch::Tensor shifted = (rows - lo).mul_(c).clamp_(0.0, levels);
+      y = packed_->params->apply_dynamic(shifted, /*reduce_range=*/levels < 255)
               .div_(c)
               .add_(row_sums_, lo);
     }
   }
-  if (!y.defined()) y = packed_->params->apply_dynamic(rows, /*reduce_range=*/false);
+  if (!y.defined())
+    y = packed_->params->apply_dynamic(rows, /*reduce_range=*/onednn_int8_saturates());
   sizes.back() = y.size(-1);
   return y.view(sizes);
 }
@@ -204,7 +238,10 @@ std::string int8_keep_list(const Int8Keep& keep) {
 
 std::string int8_engine_description() {
   if (int8_rows_available()) return "AVX-512 VNNI kernel, a range per row";
-  return onednn_int8_available() ? "oneDNN, a range per input" : "";
+  if (!onednn_int8_available()) return "";
+  return onednn_int8_saturates()
+             ? "oneDNN, a range per input, 7-bit inputs (no VNNI: int16 pair sums saturate)"
+             : "oneDNN, a range per input";
 }
 
 namespace {

@@ -23,6 +23,12 @@
 //   input's scale and zero point into the primitive it creates and caches, so with PyTorch's own
 //   parameters nearly every call (a new range) created one: 0.15-0.5 ms a call, 3-10x the
 //   product itself on few rows. On more rows the two extra passes over x cost what they save.
+//   On a CPU without VNNI (AVX2 only, or AVX-512 before Cascade Lake) oneDNN multiplies u8 by
+//   s8 with vpmaddubsw, whose pairs of products are summed into int16 with saturation: inputs on
+//   [0, 255] against weights up to 127 overflow it (2 x 255 x 127 > 32,767), and on a 2-core AMD
+//   EPYC (Zen 3) products came out 25-35% wrong. There the inputs get 7 bits, [0, 127], as
+//   PyTorch's reduce_range does on x86 for this reason (2 x 127 x 127 fits), at twice the step.
+//   Which applies is probed once (onednn_int8_saturates).
 #pragma once
 #include <torch/torch.h>
 
@@ -45,6 +51,11 @@ constexpr int64_t kInt8ShiftRows = 512;
 // others insist (and throw where they cannot run), for tests and benchmarks.
 enum class Int8Engine { kAuto, kKernel, kOneDnn };
 bool onednn_int8_available();  // libtorch's quantised oneDNN engine
+// Whether that engine sums u8 x s8 pairs into saturating int16 here: one product whose pair sums
+// exceed int16 computed once, against its exact value.
+bool onednn_int8_saturates();
+// The top of the grid oneDNN's inputs are quantised onto: 255, or 127 where it saturates.
+int onednn_int8_levels();
 
 // A weight [out, in] quantised and packed for an engine.
 class Int8Weight {
@@ -99,7 +110,8 @@ Int8Keep int8_keep_for(const std::string& list, bool int8, const std::string& dt
 std::string int8_keep_list(const Int8Keep& keep);  // "wo", "wo,lm_head", "lm_head" or "none"
 
 // The engine int8 layers run on here, for reports: "AVX-512 VNNI kernel, a range per row" or
-// "oneDNN, a range per input"; "" when int8 is unavailable.
+// "oneDNN, a range per input" (with ", 7-bit inputs ..." where it saturates); "" when int8 is
+// unavailable.
 std::string int8_engine_description();
 
 // Quantises T5's linear layers for inference: attention q, k, v, o, the feed-forward's layers

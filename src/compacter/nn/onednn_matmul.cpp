@@ -172,6 +172,22 @@ void run(const Api& a, char transa, char transb, int64_t m, int64_t n, int64_t k
         status, ") on ", m, " x ", n, " x ", k);
 }
 
+// Whether oneDNN has a bf16 matmul kernel for this CPU: a 2 x 2 x 2 product's primitive
+// descriptor can be made (oneDNN 2.x makes none without AVX-512: dnnl_unimplemented).
+bool has_kernel(const Api& a) {
+  try {
+    const MemoryDesc src = matrix(a, 'N', 2, 2, 2, kBf16), dst = matrix(a, 'N', 2, 2, 2, kF32);
+    MatmulDesc desc{};
+    if (a.matmul_desc_init(&desc, &src, &src, nullptr, &dst) != 0) return false;
+    void* pd = nullptr;
+    if (a.pd_create(&pd, &desc, nullptr, a.engine, nullptr) != 0) return false;
+    a.pd_destroy(pd);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 // A 2 x 2 x 2 product with exact bf16 values: [[1, 2], [3, 4]] [[0.5, 1], [1.5, 2]].
 bool computes(const Api& a) {
   const uint16_t x[4] = {0x3F80, 0x4000, 0x4040, 0x4080};
@@ -197,9 +213,17 @@ bool onednn_uses_amx() {
   return amx;
 }
 
+MatmulSupport onednn_matmul_bf16_support() {
+  static const MatmulSupport support = [] {
+    if (api() == nullptr) return MatmulSupport::kAbsent;
+    if (!has_kernel(*api())) return MatmulSupport::kNoKernel;
+    return computes(*api()) ? MatmulSupport::kComputes : MatmulSupport::kWrong;
+  }();
+  return support;
+}
+
 bool onednn_matmul_bf16_available() {
-  static const bool ok = api() != nullptr && computes(*api());
-  return ok;
+  return onednn_matmul_bf16_support() == MatmulSupport::kComputes;
 }
 
 namespace {

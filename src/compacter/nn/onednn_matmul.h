@@ -17,8 +17,13 @@
 
 namespace compacter::nn {
 
-// Whether the matmul primitive's C API is in the process and computes a bf16 product (one 2 x 2 x
-// 2 product checked, once).
+// What the matmul primitive can do for bf16 products in this process, found once: its C API is
+// absent (no oneDNN 2.x), oneDNN has no bf16 kernel for this CPU (oneDNN 2.x needs AVX-512: on
+// an AVX2-only AMD EPYC it makes no primitive descriptor), or one 2 x 2 x 2 product checked gave
+// the wrong or the right sums.
+enum class MatmulSupport { kAbsent, kNoKernel, kWrong, kComputes };
+MatmulSupport onednn_matmul_bf16_support();
+// Whether the primitive computes bf16 products here (kComputes).
 bool onednn_matmul_bf16_available();
 
 // Whether oneDNN dispatches to AMX in this process: dnnl_get_effective_cpu_isa() includes

@@ -70,12 +70,18 @@ nlohmann::json measure_gemm_rates(const T5Config& config, int64_t rows, torch::D
                                   torch::ScalarType dtype);
 
 // On the CPU: the kernels' report gets the fp32 and bf16 GEMM rates of `gemm` (bf16 measured
-// when missing), and the alternative, linear layers through oneDNN in fp32 and bf16 on the
+// when missing), and the linear layers' own oneDNN products in fp32 and bf16 on the
 // representative shape (rows x d_ff x d_model; gemm["onednn_fp32"], gemm["onednn_bf16"]), with
-// the fastest correct path per dtype (issue #8). The program's layers keep the BLAS for fp32 and
-// libtorch's own bf16 products; the report says when oneDNN would be faster.
+// the fastest correct path per dtype (issue #8).
 void add_cpu_kernel_rates(kernels::KernelsReport& kernels, nlohmann::json& gemm,
                           const T5Config& config, int64_t rows);
+// The rate %GEMM is of ("the measured best GEMM rate", issue #8): the higher of torch::mm's in
+// gemm[key] and, where add_cpu_kernel_rates measured it and found it correct, the linear layers'
+// oneDNN product in `products` ("fp32" or "bf16"). Written into gemm[key] as "reference_gflops"
+// and "reference_product" ("torch::mm" or "oneDNN linear"). Without bf16 instructions libtorch's
+// bf16 torch::mm runs a scalar loop (4.6 GFLOP/s on a Zen 3), where the layers' product widens to
+// fp32 (nn/bf16_linear.h): %GEMM of the former read 1,700%.
+double gemm_reference(nlohmann::json& gemm, const std::string& key, const std::string& products);
 int gemm_repeats();
 
 // A report's "machine" section: threads, the environment variables that steer the kernels, the

@@ -19,11 +19,14 @@ namespace {
 
 using testing::round_to_bf16;
 
-// Skips where oneDNN 2.x's matmul API is not in the process; where it is, the primitive must pass
-// its own start-up check (else the layers would quietly keep the GEMM API).
+// Skips where oneDNN 2.x's matmul API is not in the process, or has no bf16 kernel for this CPU
+// (no AVX-512); where it has one, the primitive must pass its own start-up check (else the layers
+// would quietly keep the GEMM API).
 #define REQUIRE_MATMUL()                                                                \
   if (!onednn_symbol("dnnl_matmul_desc_init"))                                          \
     GTEST_SKIP() << "no oneDNN 2.x matmul primitive in this process";                   \
+  if (onednn_matmul_bf16_support() == MatmulSupport::kNoKernel)                         \
+    GTEST_SKIP() << "oneDNN has no bf16 matmul kernel for this CPU (it needs AVX-512)"; \
   ASSERT_TRUE(onednn_matmul_bf16_available()) << "oneDNN's matmul primitive is in the " \
                                                  "process but failed its 2 x 2 x 2 check"
 
@@ -61,8 +64,9 @@ TEST(OnednnMatmulBf16, EveryTranspositionAndLeadingDimensionGivesTheExactSums) {
                            b.storage.data_ptr<c10::BFloat16>(), b.ld, c.data_ptr<float>(), ldc);
         const torch::Tensor want = torch::mm(a.value, b.value).to(torch::kFloat32);
         EXPECT_TRUE(torch::equal(c.narrow(1, 0, n), want)) << ta << tb << " pad " << pad;
-        if (pad > 0)  // the columns past n are not C's and stay as they were
+        if (pad > 0) {  // the columns past n are not C's and stay as they were
           EXPECT_TRUE(torch::equal(c.narrow(1, n, pad), torch::full({m, pad}, -7.0f)));
+        }
       }
 }
 
