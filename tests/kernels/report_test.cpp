@@ -46,6 +46,19 @@ TEST(KernelsReport, MeasuredRatesAreShown) {
   EXPECT_EQ(kernels_json(r)["bf16_gflops"], 150.0);
 }
 
+// Where the bf16 GEMM widens to fp32 (no bf16 instructions), the line says fp32 is faster.
+TEST(KernelsReport, AWidenedBf16GemmIsNamed) {
+  KernelsReport r = make_report("Zen", kConfig, std::nullopt, "", 2, "AMD EPYC");
+  r.bf16_linear = "oneDNN";
+  r.bf16_linear_how = std::string("the default; ") + kBf16Widened;
+  EXPECT_NE(kernels_line(r).find("; bf16 linear layers: oneDNN (widened to fp32: this CPU has no "
+                                 "bf16 GEMM, fp32 runs faster)"),
+            std::string::npos)
+      << kernels_line(r);
+  r.bf16_linear_how = "the default; GEMM API";
+  EXPECT_EQ(kernels_line(r).find("widened"), std::string::npos) << kernels_line(r);
+}
+
 TEST(KernelsReport, TheOtherWaysACoreComesAbout) {
   Verdict kept = chosen();
   kept.core = "";

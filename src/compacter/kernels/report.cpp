@@ -161,8 +161,11 @@ std::string kernels_line(const KernelsReport& r) {
   if (!r.core.empty()) out << " " << r.core;
   out << " (" << r.how << "), " << r.threads << (r.threads == 1 ? " thread" : " threads");
   out << "; fp32 linear layers: " << r.fp32_linear;
-  if (!r.bf16_linear.empty())
+  if (!r.bf16_linear.empty()) {
     out << "; bf16 linear layers: " << r.bf16_linear;  // autocast, a bf16 model's few rows
+    if (r.bf16_linear_how.find(kBf16Widened) != std::string::npos)
+      out << " (widened to fp32: this CPU has no bf16 GEMM, fp32 runs faster)";
+  }
   if (!r.int8_linear.empty()) out << "; int8 linear layers: " << r.int8_linear;
   out << std::fixed << std::setprecision(1);
   if (r.fp32_gflops) out << "; fp32 GEMM " << *r.fp32_gflops << " GFLOP/s";

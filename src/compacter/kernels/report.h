@@ -15,6 +15,12 @@
 
 namespace compacter::kernels {
 
+// What nn::bf16_onednn_products() says where the bf16 GEMM widens its operands to fp32 for want of
+// bf16 instructions (nn/bf16_linear.h: AVX2-only CPUs); the kernels line then says that fp32 is
+// the faster choice there.
+inline constexpr const char kBf16Widened[] =
+    "fp32 GEMM on operands widened from bf16 (no bf16 GEMM on this CPU)";
+
 struct KernelsReport {
   std::string blas;          // openblas_get_config() ("" when the BLAS is not OpenBLAS)
   std::string core;          // the core type running ("" when unknown)
@@ -40,7 +46,7 @@ struct KernelsReport {
   // The product this process's linear layers use under bf16 autocast ("oneDNN": its bf16 GEMM,
   // nn/bf16_linear.h; "libtorch": torch::linear) and why; set by current_kernels ("" unknown).
   std::string bf16_linear;
-  std::string bf16_linear_how;
+  std::string bf16_linear_how;  // ends in kBf16Widened where the bf16 GEMM widens to fp32
   // The engine of int8 linear layers and the layers left fp32 (nn/int8_linear.h), set by the
   // inference bench when it runs int8 ("" otherwise).
   std::string int8_linear;

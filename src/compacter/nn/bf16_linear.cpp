@@ -9,6 +9,7 @@
 #include <atomic>
 
 #include "compacter/core/error.h"
+#include "compacter/kernels/report.h"
 #include "compacter/nn/onednn_api.h"
 #include "compacter/nn/onednn_matmul.h"
 #include "compacter/nn/stand_in.h"
@@ -220,8 +221,7 @@ bool bf16_matmul_primitive_used() {
 
 std::string bf16_onednn_products() {
   if (bf16_gemm_widens())
-    return bf16_gemm() ? "fp32 GEMM on operands widened from bf16 (forced)"
-                       : "fp32 GEMM on operands widened from bf16 (no bf16 GEMM on this CPU)";
+    return bf16_gemm() ? "fp32 GEMM on operands widened from bf16 (forced)" : kernels::kBf16Widened;
   if (!bf16_matmul_primitive_used())
     return onednn_uses_amx() || !g_matmul_primitive.load() ? "GEMM API" : "GEMM API (no AMX)";
   return "matmul primitive (AMX) from " + std::to_string(kBf16MatmulRowsFrom) +
