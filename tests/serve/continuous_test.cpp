@@ -25,22 +25,9 @@
 namespace compacter {
 namespace {
 
-class Continuous : public ::testing::Test {
+class Continuous : public testing::AdapterModelsTest {
  protected:
-  static void SetUpTestSuite() {
-    if (!testing::shared_exists("data/t5-tokenizer/spiece.model")) return;
-    models_ = new testing::AdapterModels();
-    auto r = models_->write(9, {"compacter++", "lora", "prompt-r", "ia3"}, 0.2);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  static void TearDownTestSuite() {
-    delete models_;
-    models_ = nullptr;
-  }
-  void SetUp() override { REQUIRE_SHARED("data/t5-tokenizer/spiece.model"); }
-  static std::string model_dir() { return models_->model_dir(); }
-  static std::string adapter_dir(const std::string& m) { return models_->adapter_dir(m); }
-  static std::string tokenizer() { return testing::AdapterModels::tokenizer(); }
+  static void SetUpTestSuite() { write_models(9, {"compacter++", "lora", "prompt-r", "ia3"}, 0.2); }
 
   static std::unique_ptr<serve::AdapterServer> make_server() {
     train::ModelSpec spec;
@@ -144,10 +131,7 @@ class Continuous : public ::testing::Test {
     }
     EXPECT_EQ(distinct.size(), all.size());
   }
-
-  static testing::AdapterModels* models_;
 };
-testing::AdapterModels* Continuous::models_ = nullptr;
 
 TEST_F(Continuous, RequestsJoiningARunningBatchGetWhatTheyGetAlone) {
   run(64);

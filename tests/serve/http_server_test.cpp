@@ -153,13 +153,10 @@ nlohmann::json body_of(const httplib::Result& r) {
   return r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
 }
 
-class HttpServe : public ::testing::Test {
+class HttpServe : public testing::AdapterModelsTest {
  protected:
   static void SetUpTestSuite() {
-    if (!testing::shared_exists("data/t5-tokenizer/spiece.model")) return;
-    models_ = new testing::AdapterModels();
-    auto r = models_->write(11, {"lora", "compacter++"}, 0.5);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    if (!write_models(11, {"lora", "compacter++"}, 0.5)) return;
     // The folder runtime loads may read from: an adapter, a link out of it, a folder whose
     // config links out.
     std::filesystem::create_directories(root());
@@ -198,18 +195,16 @@ class HttpServe : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     delete server_;
-    delete models_;
     server_ = nullptr;
-    models_ = nullptr;
+    AdapterModelsTest::TearDownTestSuite();
   }
   void SetUp() override {
-    REQUIRE_SHARED("data/t5-tokenizer/spiece.model");
+    AdapterModelsTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_NE(server_, nullptr);
     ASSERT_GT(server_->port(), 0) << server_->err();
   }
-  static std::string model_dir() { return models_->model_dir(); }
-  static std::string adapter_dir(const std::string& m) { return models_->adapter_dir(m); }
-  static std::string root() { return models_->dir().file("root"); }
-  static std::string tokenizer() { return testing::AdapterModels::tokenizer(); }
+  static std::string root() { return models_dir().file("root"); }
   static httplib::Client client(int port) {
     httplib::Client c("127.0.0.1", port);
     c.set_connection_timeout(10);
@@ -242,10 +237,8 @@ class HttpServe : public ::testing::Test {
   }
   static decoding::GenerationConfig settings() { return testing::t5_generation(7); }
 
-  static testing::AdapterModels* models_;
   static ServerProcess* server_;
 };
-testing::AdapterModels* HttpServe::models_ = nullptr;
 ServerProcess* HttpServe::server_ = nullptr;
 
 TEST_F(HttpServe, HealthInfoAdaptersAndMetrics) {
@@ -750,7 +743,7 @@ TEST_F(HttpServe, AnApiKeyGuardsEveryEndpoint) {
   EXPECT_EQ(keyed.stop(SIGINT, 30), 0) << keyed.err();
 
   // The key from a file (its first line), which wins over nothing else: both at once are refused.
-  const std::string key_file = models_->dir().file("key.txt");
+  const std::string key_file = models_dir().file("key.txt");
   testing::write_file(key_file, "fr0m-file\n");
   ServerProcess from_file({"serve", "--model", model_dir(), "--tokenizer", tokenizer(), "--http",
                            "127.0.0.1:0", "--api-key-file", key_file});

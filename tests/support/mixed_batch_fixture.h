@@ -37,25 +37,14 @@ inline std::vector<std::string> batchable_methods() {
   return out;
 }
 
-class MixedBatch : public ::testing::Test {
+class MixedBatch : public testing::AdapterModelsTest {
  protected:
   static void SetUpTestSuite() {
-    if (!testing::shared_exists("data/t5-tokenizer/spiece.model")) return;
-    models_ = new testing::AdapterModels();
     std::vector<std::string> methods = batchable_methods();
     methods.push_back("said");
-    auto r = models_->write(5, methods, kNoise);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    testing::write_moved_adapter(model_dir(), "full", adapter_dir("full"), 0.05);
+    if (write_models(5, methods, kNoise))
+      testing::write_moved_adapter(model_dir(), "full", adapter_dir("full"), 0.05);
   }
-  static void TearDownTestSuite() {
-    delete models_;
-    models_ = nullptr;
-  }
-  void SetUp() override { REQUIRE_SHARED("data/t5-tokenizer/spiece.model"); }
-  static std::string model_dir() { return models_->model_dir(); }
-  static std::string adapter_dir(const std::string& m) { return models_->adapter_dir(m); }
-  static std::string tokenizer() { return testing::AdapterModels::tokenizer(); }
   static decoding::GenerationConfig settings(int64_t beams, int64_t sequences) {
     decoding::GenerationConfig c = testing::t5_generation(6);
     c.num_beams = beams;
@@ -120,7 +109,6 @@ class MixedBatch : public ::testing::Test {
             << what << " sequence " << s << " token " << t;
     }
   }
-  inline static testing::AdapterModels* models_ = nullptr;
 };
 
 }  // namespace compacter

@@ -10,6 +10,7 @@
 
 #include "compacter/core/error.h"
 #include "compacter/kernels/report.h"
+#include "compacter/nn/bf16_round.h"
 #include "compacter/nn/onednn_api.h"
 #include "compacter/nn/onednn_matmul.h"
 #include "compacter/nn/stand_in.h"
@@ -44,16 +45,12 @@ DnnlGemmBf16 bf16_gemm() {
 
 std::atomic<bool> g_widening_forced{false};
 
-// A stored rows x cols bf16 matrix (leading dimension ld) widened to contiguous fp32: each value
-// exactly (bf16's bits are the upper half of the fp32's).
+// A stored rows x cols bf16 matrix (leading dimension ld) widened to contiguous fp32, each value
+// exactly (nn/bf16_round.h).
 torch::Tensor widened(const c10::BFloat16* x, int64_t rows, int64_t cols, int64_t ld) {
   torch::Tensor out = torch::empty({rows, cols}, torch::kFloat32);
-  uint32_t* y = reinterpret_cast<uint32_t*>(out.data_ptr<float>());
-  for (int64_t r = 0; r < rows; ++r) {
-    const c10::BFloat16* from = x + r * ld;
-    uint32_t* to = y + r * cols;
-    for (int64_t c = 0; c < cols; ++c) to[c] = static_cast<uint32_t>(from[c].x) << 16;
-  }
+  float* y = out.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) widen_bf16_to_fp32(x + r * ld, y + r * cols, cols);
   return out;
 }
 

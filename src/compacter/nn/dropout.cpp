@@ -50,9 +50,9 @@ namespace {
 
 // How mask_chunk reads an element and stores a product: as T itself (V = T; for bf16 and fp16,
 // c10's arithmetic, a product in fp32 rounded back), or, for bf16 held as its raw bits
-// (uint16_t), by bit operations the compiler vectorises: x = bits << 16 as fp32, the product
-// rounded to nearest-even as c10::BFloat16's conversion rounds it (nn/bf16_round.h): the same
-// bits as c10::BFloat16's product.
+// (uint16_t), by bit operations the compiler vectorises: x widened exactly (bf16_value), the
+// product rounded to nearest-even as c10::BFloat16's conversion rounds it (nn/bf16_round.h): the
+// same bits as c10::BFloat16's product.
 template <typename T>
 struct Element {
   using V = T;
@@ -62,12 +62,7 @@ struct Element {
 template <>
 struct Element<uint16_t> {
   using V = float;
-  static float load(uint16_t x) {
-    const uint32_t bits = static_cast<uint32_t>(x) << 16;
-    float v;
-    std::memcpy(&v, &bits, sizeof v);
-    return v;
-  }
+  static float load(uint16_t x) { return bf16_value(x); }
   static uint16_t store(float v) { return bf16_bits(v); }
 };
 

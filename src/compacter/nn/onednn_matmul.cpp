@@ -92,6 +92,12 @@ void release(const Api& a, Kept& e) {
     if (m) a.memory_destroy(std::exchange(m, nullptr));
   if (e.primitive) a.primitive_destroy(std::exchange(e.primitive, nullptr));
 }
+// make()'s failure when oneDNN has no primitive descriptor for a product: no kernel for this CPU
+// (oneDNN 2.x has no bf16 matmul kernel without AVX-512: dnnl_unimplemented).
+struct NoPrimitive : Error {
+  using Error::Error;
+};
+
 // ops, m, n, k, leading dimensions, the result's type, whether a bias is added.
 using Key = std::tuple<char, char, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, bool>;
 
@@ -130,8 +136,9 @@ Kept make(const Api& a, const Key& key) {
   check(a.matmul_desc_init(&desc, &src, &wei, with_bias ? &bias : nullptr, &dst) == 0,
         "oneDNN could not describe a ", m, " x ", n, " x ", k, " bf16 product");
   void* pd = nullptr;
-  check(a.pd_create(&pd, &desc, nullptr, a.engine, nullptr) == 0,
-        "oneDNN has no matmul primitive for a ", m, " x ", n, " x ", k, " bf16 product");
+  if (a.pd_create(&pd, &desc, nullptr, a.engine, nullptr) != 0)
+    throw NoPrimitive(cat("oneDNN has no matmul primitive for a ", m, " x ", n, " x ", k,
+                          " bf16 product on this CPU"));
   Kept e;
   const int made = a.primitive_create(&e.primitive, pd);
   a.pd_destroy(pd);
@@ -172,33 +179,22 @@ void run(const Api& a, char transa, char transb, int64_t m, int64_t n, int64_t k
         status, ") on ", m, " x ", n, " x ", k);
 }
 
-// Whether oneDNN has a bf16 matmul kernel for this CPU: a 2 x 2 x 2 product's primitive
-// descriptor can be made (oneDNN 2.x makes none without AVX-512: dnnl_unimplemented).
-bool has_kernel(const Api& a) {
-  try {
-    const MemoryDesc src = matrix(a, 'N', 2, 2, 2, kBf16), dst = matrix(a, 'N', 2, 2, 2, kF32);
-    MatmulDesc desc{};
-    if (a.matmul_desc_init(&desc, &src, &src, nullptr, &dst) != 0) return false;
-    void* pd = nullptr;
-    if (a.pd_create(&pd, &desc, nullptr, a.engine, nullptr) != 0) return false;
-    a.pd_destroy(pd);
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
-// A 2 x 2 x 2 product with exact bf16 values: [[1, 2], [3, 4]] [[0.5, 1], [1.5, 2]].
-bool computes(const Api& a) {
+// A 2 x 2 x 2 product with exact bf16 values, [[1, 2], [3, 4]] [[0.5, 1], [1.5, 2]], checked:
+// kNoKernel when no primitive can be made for it, kWrong when making or running it fails
+// otherwise or its sums are wrong.
+MatmulSupport check_product(const Api& a) {
   const uint16_t x[4] = {0x3F80, 0x4000, 0x4040, 0x4080};
   const uint16_t y[4] = {0x3F00, 0x3F80, 0x3FC0, 0x4000};
   float c[4] = {0, 0, 0, 0};
   try {
     run(a, 'N', 'N', 2, 2, 2, x, 2, y, 2, c, 2, kF32, nullptr);
+  } catch (const NoPrimitive&) {
+    return MatmulSupport::kNoKernel;
   } catch (const std::exception&) {
-    return false;
+    return MatmulSupport::kWrong;
   }
-  return c[0] == 3.5f && c[1] == 5.0f && c[2] == 7.5f && c[3] == 11.0f;
+  const bool right = c[0] == 3.5f && c[1] == 5.0f && c[2] == 7.5f && c[3] == 11.0f;
+  return right ? MatmulSupport::kComputes : MatmulSupport::kWrong;
 }
 
 }  // namespace
@@ -215,9 +211,7 @@ bool onednn_uses_amx() {
 
 MatmulSupport onednn_matmul_bf16_support() {
   static const MatmulSupport support = [] {
-    if (api() == nullptr) return MatmulSupport::kAbsent;
-    if (!has_kernel(*api())) return MatmulSupport::kNoKernel;
-    return computes(*api()) ? MatmulSupport::kComputes : MatmulSupport::kWrong;
+    return api() == nullptr ? MatmulSupport::kAbsent : check_product(*api());
   }();
   return support;
 }
