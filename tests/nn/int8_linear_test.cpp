@@ -2,8 +2,9 @@
 // in double precision from the documented scheme (int8_linear.h): per-row weight scales
 // s_w = max |w_row| / 127, inputs quantised to uint8 with a step of at most
 // s_x = (max(x, 0) - min(x, 0)) / L, L = 255, or 127 for oneDNN where its int16 pair sums saturate
-// (no VNNI: 7-bit inputs) (oneDNN: one range per input; the library's kernel: one per
-// row). Each engine this machine runs is tested. Each product then errs by at most
+// (no VNNI: 7-bit inputs); both engines quantise each row over its own range, with a step of at
+// most s_x. Each engine this machine runs is tested, and oneDNN with 7-bit inputs forced. Each
+// product then errs by at most
 //   sum_k |x_k| s_w / 2 + |w_k| s_x / 2 + s_x s_w / 4
 // against the exact fp64 product. Also: the weights' rows round to the nearest step, a T5's
 // logits stay close to fp32, gradients are refused, freeing the fp32 weights frees their
@@ -30,35 +31,47 @@ namespace compacter::nn {
 namespace {
 
 // The engines this machine runs (int8_linear.h): the library's kernel where the CPU has AVX-512
-// VNNI, oneDNN where libtorch has it; each test below runs on each.
-std::vector<Int8Engine> engines() {
-  std::vector<Int8Engine> out;
-  if (int8_rows_available()) out.push_back(Int8Engine::kKernel);
-  if (onednn_int8_available()) out.push_back(Int8Engine::kOneDnn);
+// VNNI, oneDNN where libtorch has it, and oneDNN with 7-bit inputs (the path of CPUs without VNNI,
+// forced where this one has it); each test below runs on each.
+struct Variant {
+  Int8Engine engine;
+  bool seven_bits;  // set_onednn_int8_seven_bits
+};
+std::vector<Variant> variants() {
+  std::vector<Variant> out;
+  if (int8_rows_available()) out.push_back({Int8Engine::kKernel, false});
+  if (onednn_int8_available()) out.push_back({Int8Engine::kOneDnn, false});
+  if (onednn_int8_available() && !onednn_int8_saturates())
+    out.push_back({Int8Engine::kOneDnn, true});
   return out;
 }
 
-const char* name(Int8Engine e) {
-  return e == Int8Engine::kKernel ? "kernel" : "oneDNN";
+std::string name(const Variant& v) {
+  return v.engine == Int8Engine::kKernel ? "kernel" : v.seven_bits ? "oneDNN, 7 bits" : "oneDNN";
 }
 
+// 7-bit inputs forced for a scope.
+struct SevenBits {
+  explicit SevenBits(bool on) { set_onednn_int8_seven_bits(on); }
+  ~SevenBits() { set_onednn_int8_seven_bits(false); }
+};
+
 // The top of the engine's input grid (int8_linear.h): 255, or 127 where oneDNN's pair sums
-// saturate.
+// saturate or 7 bits are forced.
 int levels(Int8Engine e) {
   return e == Int8Engine::kOneDnn ? onednn_int8_levels() : 255;
 }
 
 TEST(Int8Linear, WithinTheQuantisationBound) {
   if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
-  for (Int8Engine engine : engines()) {
-    SCOPED_TRACE(name(engine));
+  for (const Variant& v : variants()) {
+    SCOPED_TRACE(name(v));
+    const SevenBits seven_bits(v.seven_bits);
+    const Int8Engine engine = v.engine;
     torch::manual_seed(0);
-    // oneDNN: few rows take the shifted input (int8_linear.h), more than kInt8ShiftRows PyTorch's
-    // own quantisation parameters; the kernel: each row its own range. All quantise with a step
-    // of at most s_x.
-    for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{8, 512, 64},
-                                 {3, 64, 200},
-                                 {kInt8ShiftRows + 88, 64, 48}}) {
+    // Each row over its own range: a step of at most s_x.
+    for (auto [rows, in, out] :
+         {std::tuple<int64_t, int64_t, int64_t>{8, 512, 64}, {3, 64, 200}, {600, 64, 48}}) {
       SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
       torch::Tensor w = torch::randn({out, in}) * torch::rand({out, 1});  // rows of varied scale
       torch::Tensor x = torch::randn({rows, in}) + 0.3;
@@ -85,17 +98,15 @@ TEST(Int8Linear, WithinTheQuantisationBound) {
   }
 }
 
-// x [rows, in] times q's weights in double, x rounded to the documented grid (below): one range
-// per row (`per_row`) or one for the whole input.
-torch::Tensor on_documented_grid(const torch::Tensor& x, const Int8Weight& q, bool per_row,
-                                 int levels) {
+// x [rows, in] times q's weights in double, each row rounded to its documented grid (below).
+torch::Tensor on_documented_grid(const torch::Tensor& x, const Int8Weight& q, int levels) {
   const int64_t rows = x.size(0), in = x.size(1);
   torch::Tensor grid = torch::empty({rows, in}, torch::kDouble);
   const torch::Tensor xc = x.contiguous();
   const float* px = xc.data_ptr<float>();
   double* pg = grid.data_ptr<double>();
   for (int64_t m = 0; m < rows; ++m) {
-    const torch::Tensor range = per_row ? xc[m] : xc;
+    const torch::Tensor range = xc[m];
     const float lo = range.min().item<float>(), hi = range.max().item<float>();
     const float top = static_cast<float>(levels);
     const float c = (top + 0.0001f) / (hi - lo);
@@ -117,23 +128,21 @@ double row_error(const torch::Tensor& y, const torch::Tensor& want) {
 // The input is mapped onto [0, L] before the engine quantises it: the result is that of the
 // input rounded to the grid lo + j / c (c = (L + 0.0001) / (max - min), j = 0..L; L = 255, or 127
 // for oneDNN where its int16 pair sums saturate), computed here in
-// double from the documented mapping and the quantised weights. With the library's kernel (a CPU
-// with AVX-512 VNNI) every row has its own lo and c, at any number of rows; with oneDNN the whole
-// input shares them, on up to kInt8ShiftRows rows.
+// double from the documented mapping and the quantised weights. Every row has its own lo and c, at
+// any number of rows, with either engine.
 TEST(Int8Linear, RowsQuantiseOnTheirDocumentedGrid) {
   if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
-  for (Int8Engine engine : engines()) {
-    SCOPED_TRACE(name(engine));
-    const bool per_row = engine == Int8Engine::kKernel;
+  for (const Variant& v : variants()) {
+    SCOPED_TRACE(name(v));
+    const SevenBits seven_bits(v.seven_bits);
+    const Int8Engine engine = v.engine;
     torch::manual_seed(4);
-    // Widths that are not multiples of the kernel's tiles (int8_rows.h: 64 outputs, 4 inputs);
-    // oneDNN's one range per input holds up to kInt8ShiftRows rows.
+    // Widths that are not multiples of the kernel's tiles (int8_rows.h: 64 outputs, 4 inputs).
     for (auto [rows, in, out] : {std::tuple<int64_t, int64_t, int64_t>{1, 512, 96},
                                  {7, 64, 40},
                                  {300, 130, 70},
-                                 {kInt8ShiftRows, 67, 129},
-                                 {kInt8ShiftRows + 100, 64, 65}}) {
-      if (!per_row && rows > kInt8ShiftRows) continue;
+                                 {512, 67, 129},
+                                 {612, 64, 65}}) {
       SCOPED_TRACE(::testing::Message() << rows << "x" << in << "x" << out);
       const torch::Tensor w = torch::randn({out, in}) * 0.1;
       // Rows of different scales and offsets.
@@ -141,8 +150,45 @@ TEST(Int8Linear, RowsQuantiseOnTheirDocumentedGrid) {
           torch::randn({rows, in}) * (torch::rand({rows, 1}) * 3.0 + 0.1) + torch::randn({rows, 1});
       Int8Weight q(w, engine);
       const torch::Tensor y = q.forward(x).to(torch::kDouble);
-      EXPECT_LT(row_error(y, on_documented_grid(x, q, per_row, levels(engine))), 1e-4);
+      EXPECT_LT(row_error(y, on_documented_grid(x, q, levels(engine))), 1e-4);
     }
+  }
+}
+
+// With either engine a row's result is its own: the same bits alone or in any batch; a constant
+// row is exact for the quantised weights; a row holding NaN or an infinity gives NaN and leaves
+// the other rows as they were.
+TEST(Int8Linear, ARowsResultDoesNotDependOnItsBatch) {
+  if (!int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
+  for (const Variant& v : variants()) {
+    SCOPED_TRACE(name(v));
+    const SevenBits seven_bits(v.seven_bits);
+    const Int8Engine engine = v.engine;
+    torch::manual_seed(9);
+    const torch::Tensor w = torch::randn({70, 96});
+    Int8Weight q(w, engine);
+    torch::Tensor x = torch::randn({9, 96}) * torch::arange(1, 10).unsqueeze(1);
+    x[3].fill_(0.75);
+    const torch::Tensor y = q.forward(x);
+    for (int64_t m = 0; m < 9; ++m)
+      EXPECT_TRUE(torch::equal(q.forward(x[m].unsqueeze(0))[0], y[m])) << "row " << m;
+    EXPECT_TRUE(torch::equal(q.forward(x.slice(0, 2, 7)), y.slice(0, 2, 7)));
+    const torch::Tensor wq = q.int8_values().to(torch::kDouble) * q.scales().unsqueeze(1);
+    EXPECT_LT((y[3].to(torch::kDouble) - 0.75 * wq.sum(1)).abs().max().item<double>(), 1e-5);
+    torch::Tensor bad = x.clone();
+    bad[5][17] = std::numeric_limits<float>::quiet_NaN();
+    bad[6][0] = std::numeric_limits<float>::infinity();
+    const torch::Tensor yb = q.forward(bad);
+    EXPECT_TRUE(yb[5].isnan().all().item<bool>());
+    EXPECT_TRUE(yb[6].isnan().all().item<bool>());
+    EXPECT_TRUE(torch::equal(yb.slice(0, 0, 5), y.slice(0, 0, 5)));
+    EXPECT_TRUE(torch::equal(yb.slice(0, 7, 9), y.slice(0, 7, 9)));
+    // Every row constant: exact, as any constant row.
+    const torch::Tensor flat = torch::full({2, 96}, -1.5f);
+    EXPECT_LT((q.forward(flat)[1].to(torch::kDouble) + 1.5 * wq.sum(1)).abs().max().item<double>(),
+              1e-5);
+    EXPECT_EQ(q.forward(torch::empty({0, 96})).sizes(), (std::vector<int64_t>{0, 70}));
+    EXPECT_THROW(q.forward(torch::randn({2, 95})), Error);  // the wrong width
   }
 }
 
@@ -361,11 +407,10 @@ TEST(Int8Linear, TheOutputLayerIsQuantisedOnItsDocumentedGrid) {
     const torch::Tensor logits = model->lm_head->forward(h).reshape({6, c.vocab_size});
     const double scale = tied ? 1.0 / std::sqrt(static_cast<double>(c.d_model)) : 1.0;
     const torch::Tensor x = h.reshape({6, c.d_model}) * scale;
-    // oneDNN quantises the whole input over one range; the library's kernel each row over its own.
+    // The engine this machine takes (kAuto).
     const bool kernel = int8_rows_available();
     const torch::Tensor want =
-        on_documented_grid(x, q, kernel,
-                           levels(kernel ? Int8Engine::kKernel : Int8Engine::kOneDnn)) +
+        on_documented_grid(x, q, levels(kernel ? Int8Engine::kKernel : Int8Engine::kOneDnn)) +
         model->lm_head->bias.to(torch::kDouble);
     EXPECT_LT(row_error(logits.to(torch::kDouble), want), 1e-4);
   }

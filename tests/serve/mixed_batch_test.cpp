@@ -158,8 +158,7 @@ TEST_F(MixedBatch, Int8MixedBatchesRunTheBasesQuantisedLayers) {
 // free their fp32 copy too. Each request answered
 // alone must equal a fresh model with its adapter attached and then quantised the way `eval` and
 // `generate` do it (nn::quantize_linears_int8 after peft::load_adapter). Requests are answered
-// one at a time: on the oneDNN path dynamic int8 quantises a product's whole input over its range,
-// so a row's result depends on the rows batched with it, as in PyTorch's quantize_dynamic.
+// one at a time here; in mixed batches in tests/cpu_isa/int8_server_rows_test.cpp.
 TEST_F(MixedBatch, ServerInt8AnswersAsEachAdapterQuantisedAlone) {
   if (!nn::int8_available()) GTEST_SKIP() << "no int8 engine on this machine";
   const std::vector<std::string>& methods = int8_methods();

@@ -1,5 +1,5 @@
 // The fixture of the mixed-adapter batch tests (tests/serve/mixed_batch_test.cpp, and the int8
-// one in tests/cpu_isa that needs AVX-512 VNNI): a tiny T5 base with an adapter of every
+// one in tests/cpu_isa that needs VNNI): a tiny T5 base with an adapter of every
 // batchable method (and SAID and a moved `full`) written once per test program, servers of it,
 // mixed requests, and each request decoded alone with its adapter attached the ordinary way.
 #pragma once

@@ -6,12 +6,15 @@
 #include <ATen/record_function.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "compacter/core/error.h"
+#include "compacter/nn/int8_row_map.h"
 #include "compacter/nn/int8_rows.h"
 #include "compacter/nn/layers.h"
 #include "compacter/nn/t5.h"
@@ -63,8 +66,22 @@ bool onednn_int8_saturates() {
   return saturates;
 }
 
+namespace {
+std::atomic<bool> g_seven_bits_forced{false};
+std::atomic<Int8Engine> g_auto_engine{Int8Engine::kAuto};
+}  // namespace
+
+void set_int8_auto_engine(Int8Engine engine) {
+  check(engine != Int8Engine::kKernel, "set_int8_auto_engine: kAuto or kOneDnn");
+  g_auto_engine.store(engine);
+}
+
+void set_onednn_int8_seven_bits(bool forced) {
+  g_seven_bits_forced.store(forced);
+}
+
 int onednn_int8_levels() {
-  return onednn_int8_saturates() ? 127 : 255;
+  return onednn_int8_saturates() || g_seven_bits_forced.load() ? 127 : 255;
 }
 
 bool int8_available() {
@@ -76,6 +93,7 @@ Int8Weight::Int8Weight(const torch::Tensor& weight, Int8Engine engine)
   check(int8_available(),
         "int8 needs a CPU with AVX-512 VNNI or libtorch's quantised oneDNN engine; this machine "
         "has neither");
+  if (engine == Int8Engine::kAuto) engine = g_auto_engine.load();
   check(engine != Int8Engine::kKernel || int8_rows_available(),
         "int8: the library's kernel needs a CPU with AVX-512 VNNI");
   check(engine != Int8Engine::kOneDnn || onednn_int8_available(),
@@ -157,6 +175,26 @@ torch::Tensor rows_product(const Int8RowsWeight& w, const std::vector<float>& sc
   return y;
 }
 
+// oneDNN through libtorch, each row over its own range as the kernel (int8_linear.h): the rows
+// mapped onto [0, L] (L = onednn_int8_levels(); nn/int8_row_map.h), so that the engine quantises
+// with scale 1 and zero point 0 (every row's maximum maps to L, its minimum to 0; libtorch's
+// reduce_range for L = 127), and the result mapped back per row. A constant row is exact; a row
+// holding NaN or an infinity gives NaN throughout.
+torch::Tensor onednn_rows_product(LinearPackedParamsBase& params, const torch::Tensor& row_sums,
+                                  const torch::Tensor& rows) {
+  const int levels = onednn_int8_levels();
+  const int64_t m = rows.size(0), in = rows.size(1);
+  torch::Tensor shifted = torch::empty_like(rows);
+  std::vector<float> lo(static_cast<size_t>(m)), c(lo.size());
+  std::vector<uint8_t> finite(lo.size());
+  int8_map_rows(rows.data_ptr<float>(), m, in, levels, shifted.data_ptr<float>(), lo.data(),
+                c.data(), finite.data());
+  torch::Tensor y = params.apply_dynamic(shifted, /*reduce_range=*/levels < 255).contiguous();
+  int8_unmap_rows(y.data_ptr<float>(), m, y.size(1), lo.data(), c.data(), finite.data(),
+                  row_sums.data_ptr<float>());
+  return y;
+}
+
 }  // namespace
 
 torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
@@ -175,22 +213,11 @@ torch::Tensor Int8Weight::forward(const torch::Tensor& x) const {
   const int64_t m = rows.size(0);
   if (packed_->rows) {
     y = rows_product(*packed_->rows, packed_->scales, row_sums_, rows);
-  } else if (m <= kInt8ShiftRows && m > 0) {
-    // Onto [0, levels] and back (int8_linear.h); a constant or non-finite input takes the plain
-    // path. 7 bits (libtorch's reduce_range) where the engine's pair sums saturate.
-    const int levels = onednn_int8_levels();
-    const auto [lo_t, hi_t] = torch::aminmax(rows);
-    const float lo = lo_t.item<float>(), hi = hi_t.item<float>();
-    const float c = grid_scale(lo, hi, levels);
-    if (c > 0) {
-      const torch::Tensor shifted = (rows - lo).mul_(c).clamp_(0.0, levels);
-      y = packed_->params->apply_dynamic(shifted, /*reduce_range=*/levels < 255)
-              .div_(c)
-              .add_(row_sums_, lo);
-    }
+  } else if (m > 0) {
+    y = onednn_rows_product(*packed_->params, row_sums_, rows);
+  } else {
+    y = torch::empty({0, out_});
   }
-  if (!y.defined())
-    y = packed_->params->apply_dynamic(rows, /*reduce_range=*/onednn_int8_saturates());
   sizes.back() = y.size(-1);
   return y.view(sizes);
 }
@@ -240,8 +267,8 @@ std::string int8_engine_description() {
   if (int8_rows_available()) return "AVX-512 VNNI kernel, a range per row";
   if (!onednn_int8_available()) return "";
   return onednn_int8_saturates()
-             ? "oneDNN, a range per input, 7-bit inputs (no VNNI: int16 pair sums saturate)"
-             : "oneDNN, a range per input";
+             ? "oneDNN, a range per row, 7-bit inputs (no VNNI: int16 pair sums saturate)"
+             : "oneDNN, a range per row";
 }
 
 namespace {

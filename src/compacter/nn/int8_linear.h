@@ -1,7 +1,7 @@
 // int8 inference for the frozen backbone's linear layers on the CPU: dynamic quantisation. Each
 // weight row is quantised once to int8 with its own scale (per output channel, symmetric:
 // scale = max |w_row| / 127, zero point 0), as PyTorch's torch.ao.quantization.quantize_dynamic
-// does it; at every call the input is quantised to uint8 over its range, multiplied in
+// does it; at every call each input row is quantised to uint8 over its own range, multiplied in
 // int8 x uint8 -> int32, and rescaled to fp32. Bias, adapters and every other layer stay fp32.
 // Inference only: a product that would need a gradient throws. Two engines:
 //
@@ -16,13 +16,13 @@
 //   few its rows (dispatch, libtorch's quantiser, the rescaling), as long as a 512 x 512 fp32
 //   product of one row; the kernel takes 3-5 us there.
 //
-// - Elsewhere, libtorch's quantised oneDNN engine (Debian's libtorch 1.13 has no fbgemm), the
-//   input quantised per tensor, as quantize_dynamic does. On up to kInt8ShiftRows rows the input
-//   is first mapped onto [0, 255] over the whole input's range as above, and the result mapped
-//   back: the engine then always quantises with scale 1 and zero point 0. oneDNN bakes the
-//   input's scale and zero point into the primitive it creates and caches, so with PyTorch's own
-//   parameters nearly every call (a new range) created one: 0.15-0.5 ms a call, 3-10x the
-//   product itself on few rows. On more rows the two extra passes over x cost what they save.
+// - Elsewhere, libtorch's quantised oneDNN engine (Debian's libtorch 1.13 has no fbgemm), with
+//   each row over its own range as above: the rows are mapped onto [0, 255] before the engine
+//   quantises them, so that it always quantises with scale 1 and zero point 0, and the result is
+//   mapped back per row. A row's result does not depend on its batch here either. (PyTorch's
+//   quantize_dynamic takes one range for the whole input; with its own parameters oneDNN also
+//   made a primitive for nearly every call, a new range baked into each: 0.15-0.5 ms a call, 3-10x
+//   the product itself on few rows.)
 //   On a CPU without VNNI (AVX2 only, or AVX-512 before Cascade Lake) oneDNN multiplies u8 by
 //   s8 with vpmaddubsw, whose pairs of products are summed into int16 with saturation: inputs on
 //   [0, 255] against weights up to 127 overflow it (2 x 255 x 127 > 32,767), and on a 2-core AMD
@@ -45,17 +45,23 @@ class LinearImpl;
 // Whether int8 linear layers run here: a CPU with AVX-512 VNNI, or libtorch's oneDNN engine.
 bool int8_available();
 
-constexpr int64_t kInt8ShiftRows = 512;
-
 // The engines above: kAuto takes the library's kernel where the CPU runs it, else oneDNN; the
 // others insist (and throw where they cannot run), for tests and benchmarks.
 enum class Int8Engine { kAuto, kKernel, kOneDnn };
+// What kAuto takes in this process: kAuto (the default) as above, or kOneDnn, for tests, so that
+// the path of CPUs without VNNI runs on every CPU (quantize_linears_int8 and share_int8 make their
+// layers with kAuto).
+void set_int8_auto_engine(Int8Engine engine);
 bool onednn_int8_available();  // libtorch's quantised oneDNN engine
 // Whether that engine sums u8 x s8 pairs into saturating int16 here: one product whose pair sums
 // exceed int16 computed once, against its exact value.
 bool onednn_int8_saturates();
-// The top of the grid oneDNN's inputs are quantised onto: 255, or 127 where it saturates.
+// The top of the grid oneDNN's inputs are quantised onto: 255, or 127 where it saturates or 7 bits
+// are forced.
 int onednn_int8_levels();
+// Forces oneDNN's inputs onto 7 bits where its sums would not saturate: for tests, so that the
+// path of CPUs without VNNI runs on every CPU.
+void set_onednn_int8_seven_bits(bool forced);
 
 // A weight [out, in] quantised and packed for an engine.
 class Int8Weight {
@@ -110,7 +116,7 @@ Int8Keep int8_keep_for(const std::string& list, bool int8, const std::string& dt
 std::string int8_keep_list(const Int8Keep& keep);  // "wo", "wo,lm_head", "lm_head" or "none"
 
 // The engine int8 layers run on here, for reports: "AVX-512 VNNI kernel, a range per row" or
-// "oneDNN, a range per input" (with ", 7-bit inputs ..." where it saturates); "" when int8 is
+// "oneDNN, a range per row" (with ", 7-bit inputs ..." where it saturates); "" when int8 is
 // unavailable.
 std::string int8_engine_description();
 
