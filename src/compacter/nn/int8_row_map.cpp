@@ -56,9 +56,11 @@ void map_rows_chunk(const float* x, int64_t begin, int64_t end, int64_t in, floa
       std::fill(out, out + in, 0.0f);
       continue;
     }
-    // int8_linear.cpp's grid_scale: none for a constant row (x - lo = 0 there anyway).
+    // int8_linear.cpp's grid_scale: none (c = 1) for a constant row (x - lo = 0 there anyway) or a
+    // range too wide or too narrow for a finite, non-zero c.
     const float scale = (top + 0.0001f) / (h - l);
-    const float ci = h > l && scale <= std::numeric_limits<float>::max() ? scale : 1.0f;
+    const float ci =
+        h > l && scale > 0.0f && scale <= std::numeric_limits<float>::max() ? scale : 1.0f;
     lo[i] = l, c[i] = ci, finite[i] = 1;
     for (int64_t q = 0; q < in; ++q) {
       const float s = (row[q] - l) * ci;
