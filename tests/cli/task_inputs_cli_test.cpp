@@ -170,9 +170,9 @@ TEST_F(TaskInputsCli, Int8KeepFp32NamesKnownLayers) {
 
 // int8: `eval` quantises the model and frees the quantised layers' fp32 weights at once (its
 // model is final); `predict` runs the server, which quantises the base, loads the adapter onto a
-// model sharing the base's tensors and its int8 layers, and then frees them. Row by row
-// (dynamic int8 quantises each product's whole input, so a row's result depends on the rows
-// batched with it), both give the same prediction for every RTE validation row.
+// model sharing the base's tensors and its int8 layers, and then frees them. Row by row (the
+// fp32 parts of a step are not bit for bit the same in a batch and alone), both give the same
+// prediction for every RTE validation row.
 TEST_F(TaskInputsCli, EvalAndPredictAgreeInInt8) {
   REQUIRE_DATA();
   if (!nn::int8_available()) GTEST_SKIP() << "this libtorch has no int8 engine (oneDNN)";

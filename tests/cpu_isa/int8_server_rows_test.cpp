@@ -35,9 +35,13 @@ TEST_F(MixedBatch, ServerInt8AnswersMixedRequestsAsAlone) {
     engines.push_back(nn::Int8Engine::kOneDnn);
   if (engines.empty()) GTEST_SKIP() << "this CPU's int8 inputs get 7 bits (no VNNI)";
   const std::vector<std::string>& methods = int8_methods();
+  struct AutoEngine {  // restored however the loop ends
+    explicit AutoEngine(nn::Int8Engine e) { nn::set_int8_auto_engine(e); }
+    ~AutoEngine() { nn::set_int8_auto_engine(nn::Int8Engine::kAuto); }
+  };
   for (nn::Int8Engine engine : engines) {
     SCOPED_TRACE(engine == nn::Int8Engine::kAuto ? "kernel" : "oneDNN");
-    nn::set_int8_auto_engine(engine);
+    const AutoEngine auto_engine(engine);
     const auto owner = server_of("int8", methods);
     serve::AdapterServer& server = *owner;
     std::vector<serve::Request> requests = mixed_requests(methods);
@@ -52,7 +56,6 @@ TEST_F(MixedBatch, ServerInt8AnswersMixedRequestsAsAlone) {
                   requests[i].adapter + " / " + requests[i].text);
     }
   }
-  nn::set_int8_auto_engine(nn::Int8Engine::kAuto);
 }
 
 }  // namespace

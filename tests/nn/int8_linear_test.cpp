@@ -2,9 +2,9 @@
 // in double precision from the documented scheme (int8_linear.h): per-row weight scales
 // s_w = max |w_row| / 127, inputs quantised to uint8 with a step of at most
 // s_x = (max(x, 0) - min(x, 0)) / L, L = 255, or 127 for oneDNN where its int16 pair sums saturate
-// (no VNNI: 7-bit inputs); both engines quantise each row over its own range, with a step of at
-// most s_x. Each engine this machine runs is tested, and oneDNN with 7-bit inputs forced. Each
-// product then errs by at most
+// (no VNNI: 7-bit inputs) or 7 bits are forced; both engines quantise each row over its own range,
+// with a step of at most s_x. Each engine this machine runs is tested, and oneDNN with 7-bit inputs
+// forced. Each product then errs by at most
 //   sum_k |x_k| s_w / 2 + |w_k| s_x / 2 + s_x s_w / 4
 // against the exact fp64 product. Also: the weights' rows round to the nearest step, a T5's
 // logits stay close to fp32, gradients are refused, freeing the fp32 weights frees their
@@ -127,7 +127,7 @@ double row_error(const torch::Tensor& y, const torch::Tensor& want) {
 
 // The input is mapped onto [0, L] before the engine quantises it: the result is that of the
 // input rounded to the grid lo + j / c (c = (L + 0.0001) / (max - min), j = 0..L; L = 255, or 127
-// for oneDNN where its int16 pair sums saturate), computed here in
+// for oneDNN where its int16 pair sums saturate or 7 bits are forced), computed here in
 // double from the documented mapping and the quantised weights. Every row has its own lo and c, at
 // any number of rows, with either engine.
 TEST(Int8Linear, RowsQuantiseOnTheirDocumentedGrid) {
@@ -188,6 +188,13 @@ TEST(Int8Linear, ARowsResultDoesNotDependOnItsBatch) {
     EXPECT_LT((q.forward(flat)[1].to(torch::kDouble) + 1.5 * wq.sum(1)).abs().max().item<double>(),
               1e-5);
     EXPECT_EQ(q.forward(torch::empty({0, 96})).sizes(), (std::vector<int64_t>{0, 70}));
+    // A NaN in a row's last, partial block (width 99: whole 16-value blocks end at 96).
+    Int8Weight q99(torch::randn({8, 99}), engine);
+    torch::Tensor t = torch::randn({3, 99});
+    t[1][98] = std::numeric_limits<float>::quiet_NaN();
+    const torch::Tensor yt = q99.forward(t);
+    EXPECT_TRUE(yt[1].isnan().all().item<bool>());
+    EXPECT_FALSE(yt[0].isnan().any().item<bool>() || yt[2].isnan().any().item<bool>());
     EXPECT_THROW(q.forward(torch::randn({2, 95})), Error);  // the wrong width
   }
 }

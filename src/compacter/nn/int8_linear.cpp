@@ -177,8 +177,9 @@ torch::Tensor rows_product(const Int8RowsWeight& w, const std::vector<float>& sc
 
 // oneDNN through libtorch, each row over its own range as the kernel (int8_linear.h): the rows
 // mapped onto [0, L] (L = onednn_int8_levels(); nn/int8_row_map.h), so that the engine quantises
-// with scale 1 and zero point 0 (every row's maximum maps to L, its minimum to 0; libtorch's
-// reduce_range for L = 127), and the result mapped back per row. A constant row is exact; a row
+// with scale 1 and zero point 0 (every non-constant row's maximum maps to L, its minimum to 0;
+// libtorch's reduce_range for L = 127; with no such row every input is 0, which any scale keeps),
+// and the result mapped back per row. A constant row is exact; a row
 // holding NaN or an infinity gives NaN throughout.
 torch::Tensor onednn_rows_product(LinearPackedParamsBase& params, const torch::Tensor& row_sums,
                                   const torch::Tensor& rows) {

@@ -17,9 +17,10 @@
 //   product of one row; the kernel takes 3-5 us there.
 //
 // - Elsewhere, libtorch's quantised oneDNN engine (Debian's libtorch 1.13 has no fbgemm), with
-//   each row over its own range as above: the rows are mapped onto [0, 255] before the engine
-//   quantises them, so that it always quantises with scale 1 and zero point 0, and the result is
-//   mapped back per row. A row's result does not depend on its batch here either. (PyTorch's
+//   each row over its own range as above: the rows are mapped onto [0, L] (L = 255, or 127 below)
+//   before the engine quantises them, so that it quantises with scale 1 and zero point 0 (where
+//   no row reaches L, every input is 0 and any scale gives 0), and the result is mapped back per
+//   row. A row's result does not depend on its batch here either. (PyTorch's
 //   quantize_dynamic takes one range for the whole input; with its own parameters oneDNN also
 //   made a primitive for nearly every call, a new range baked into each: 0.15-0.5 ms a call, 3-10x
 //   the product itself on few rows.)
